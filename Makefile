@@ -1,0 +1,94 @@
+# cliplab: build, install deps (Debian packages), run the demo, test, bench.
+#   make deps    install missing Debian packages (root), else print the apt-get line
+#   make         build ./train
+#   make demo    deps + build + the RNN no-clip vs clip demo and its comparison plot
+#   make test    deps + build + every test (Criterion, PyTorch parity included)
+#   make bench   deps + build + timings against PyTorch on this machine, ratios printed
+#   make test-asan   the tests under AddressSanitizer + UBSan
+
+CC      ?= cc
+PYTHON  ?= /usr/bin/python3
+BUILD   ?= build
+PKGS    := openblas inih
+WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=c11 -D_DEFAULT_SOURCE $(WARN) -pthread $(EXTRA_CFLAGS)
+CPPFLAGS += $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -pthread
+TEST_LDLIBS := $(shell pkg-config --libs criterion 2>/dev/null)
+
+DEB_PACKAGES := pkg-config libopenblas-dev libstb-dev libinih-dev libcriterion-dev \
+                fonts-dejavu-core python3-torch python3-numpy fortunes-min
+
+LIB_SRC   := $(wildcard src/*.c) $(wildcard models/*.c)
+LIB_SRC   := $(filter-out src/main.c,$(LIB_SRC))
+LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+TEST_SRC  := $(wildcard tests/test_*.c)
+TEST_OBJ  := $(TEST_SRC:%.c=$(BUILD)/obj/%.o)
+REF_PY    := $(wildcard tests/ref/ref_*.py)
+REF_BIN   := $(REF_PY:tests/ref/%.py=$(BUILD)/ref/%.bin)
+BENCH_SRC := $(wildcard tests/bench/bench_*.c)
+BENCH_BIN := $(BENCH_SRC:tests/bench/%.c=$(BUILD)/bench/%)
+
+.PHONY: all deps demo test test-asan bench clean check-deps
+.DELETE_ON_ERROR:
+
+all: train
+
+train: $(BUILD)/obj/src/main.o $(LIB_OBJ)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/obj/%.o: %.c $(wildcard src/*.h) $(wildcard models/*.h) $(wildcard tests/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+
+# ---- dependencies ----
+deps:
+	@missing=""; for p in $(DEB_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then \
+	  echo "make deps: installing$$missing"; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
+	else \
+	  echo "make deps: missing Debian packages; run:"; \
+	  echo "  sudo apt-get update && sudo apt-get install -y$$missing"; exit 1; \
+	fi
+
+# ---- demo ----
+demo: deps
+	$(MAKE) train
+	./train configs/rnn_noclip.ini configs/rnn_clip.ini
+
+# ---- tests ----
+$(BUILD)/ref/%.bin: tests/ref/%.py tests/ref/tfile.py
+	@mkdir -p $(dir $@)
+	$(PYTHON) $< $(BUILD)/ref
+
+$(BUILD)/test_all: $(TEST_OBJ) $(LIB_OBJ)
+	$(CC) $(CFLAGS) -o $@ $^ $(TEST_LDLIBS) $(LDLIBS)
+
+# one test file alone, for development: make build/tests/test_clip && build/tests/test_clip
+$(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(TEST_LDLIBS) $(LDLIBS)
+
+test: deps
+	$(MAKE) train $(BUILD)/test_all $(REF_BIN)
+	OPENBLAS_NUM_THREADS=1 CLIPLAB_REF_DIR=$(BUILD)/ref ./$(BUILD)/test_all
+
+test-asan:
+	$(MAKE) BUILD=build-asan EXTRA_CFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -O1" test
+
+# ---- benchmarks ----
+$(BUILD)/bench/%: tests/bench/%.c $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+bench: deps
+	$(MAKE) train $(BENCH_BIN)
+	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 $(PYTHON) tests/bench/bench.py $(BUILD)/bench
+
+clean:
+	rm -rf $(BUILD) build-asan train

@@ -1,0 +1,29 @@
+/* common.h: always-on assertions for bugs, and the die() path for user errors.
+ * A bug (shape mismatch, index out of range) is an ASSERT: file, line, message, abort.
+ * A user or environment problem is reported by the caller and exits non-zero;
+ * nothing here ever exits 0 on an error. */
+#ifndef CLIPLAB_COMMON_H
+#define CLIPLAB_COMMON_H
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#define ASSERT(cond, ...)                                                        \
+    do {                                                                         \
+        if (!(cond)) {                                                           \
+            fprintf(stderr, "%s:%d: assertion failed: %s: ", __FILE__, __LINE__, \
+                    #cond);                                                      \
+            fprintf(stderr, __VA_ARGS__);                                        \
+            fputc('\n', stderr);                                                 \
+            abort();                                                             \
+        }                                                                        \
+    } while (0)
+
+/* Print "cliplab: error: <msg>" to stderr and exit with status 1. */
+_Noreturn void die(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* malloc/calloc that die with the byte count on failure. */
+void *xmalloc(size_t bytes);
+void *xcalloc(size_t count, size_t size);
+
+#endif

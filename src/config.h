@@ -1,0 +1,95 @@
+/* config.h: INI files (inih) -> typed, validated structs, one table per section.
+ *
+ * Each module that owns settings declares a CfgSection: a table of CfgKey
+ * (name, type, offset into its struct, default as text, range or choices,
+ * help). The table IS the documentation: cfg_print_help() prints it, and the
+ * defaults are applied by the same setter that parses the file, so there is one
+ * way a value gets in.
+ *
+ * Strict (DESIGN.md, Config): an unknown section or key, a key outside any
+ * section, a duplicate key, a value that does not parse completely (strtod /
+ * strtol end pointer), a value out of range, or a line that is not
+ * `key = value` is an error naming the file, the line, the key and what is
+ * accepted. Loaders return a CfgStatus and fill an error message; they never
+ * print or exit, so tests check each failure and main decides.
+ *
+ * `section.key=value` command-line overrides go through the same setter. */
+#ifndef CLIPLAB_CONFIG_H
+#define CLIPLAB_CONFIG_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#define CFG_STR_MAX 256
+
+typedef enum {
+    CFG_INT,      /* int, range [min, max] */
+    CFG_LONG,     /* long, range [min, max] */
+    CFG_DOUBLE,   /* double, finite, range [min, max] */
+    CFG_NORM,     /* double: a p-norm order, p in [min, max] or "inf" (INFINITY) */
+    CFG_BOOL,     /* int 0/1 from true/false/yes/no/on/off/1/0 */
+    CFG_STRING,   /* char[CFG_STR_MAX]; empty allowed */
+    CFG_ENUM      /* int index into choices (NULL-terminated) */
+} CfgType;
+
+typedef struct CfgKey {
+    const char *name;
+    CfgType type;
+    size_t offset;               /* offsetof(struct, field) */
+    const char *def;             /* default value as text */
+    double min, max;             /* inclusive, for INT/LONG/DOUBLE/NORM */
+    const char *const *choices;  /* for ENUM: NULL-terminated */
+    const char *help;            /* one line */
+} CfgKey;
+
+typedef struct CfgSection {
+    const char *name;            /* "train" for [train] */
+    const CfgKey *keys;
+    int nkeys;
+    const char *help;            /* one line: what the section controls */
+} CfgSection;
+
+typedef enum {
+    CFG_OK = 0,
+    CFG_ERR_IO,          /* file missing or unreadable */
+    CFG_ERR_SYNTAX,      /* a line that is not [section] or key = value */
+    CFG_ERR_SECTION,     /* unknown section, or key before any section */
+    CFG_ERR_KEY,         /* unknown key in a known section */
+    CFG_ERR_DUPLICATE,   /* key given twice in the file */
+    CFG_ERR_VALUE,       /* value does not parse as the key's type */
+    CFG_ERR_RANGE,       /* parses, but outside the accepted range / choices */
+    CFG_ERR_OVERRIDE     /* command-line override not of the form section.key=value */
+} CfgStatus;
+
+#define CFG_MAX_SECTIONS 24
+
+typedef struct Config {
+    const CfgSection *sections[CFG_MAX_SECTIONS];
+    void *structs[CFG_MAX_SECTIONS];    /* where each section's values go */
+    int nsections;
+    int present[CFG_MAX_SECTIONS];      /* line where [section] appeared in the file, 0 if never */
+    unsigned char *seen;                /* per (section, key): set by the file (duplicates) */
+    char path[512];                     /* the file loaded, for messages */
+} Config;
+
+/* Register sections and apply every default. structs[i] receives sections[i]. */
+void cfg_init(Config *cfg, const CfgSection *const *sections, void *const *structs, int n);
+void cfg_free(Config *cfg);
+/* Parse a file into the registered structs. On error, err holds
+ * "<path>:<line>: <what is wrong> (accepted: <what is accepted>)". */
+CfgStatus cfg_load_file(Config *cfg, const char *path, char *err, size_t errlen);
+/* "section.key=value"; err says "override '<arg>': ..." on failure. */
+CfgStatus cfg_override(Config *cfg, const char *arg, char *err, size_t errlen);
+/* Set one value through the table's setter. where = "path:line" or a label for messages. */
+CfgStatus cfg_set(Config *cfg, const char *section, const char *key, const char *value,
+                  const char *where, char *err, size_t errlen);
+/* The line at which [name] appeared in the loaded file (0 if it did not). */
+int cfg_section_line(const Config *cfg, const char *name);
+/* Write the effective configuration as a valid INI file (comments carry help). */
+void cfg_write(const Config *cfg, FILE *f);
+/* Print every section and key: type, default, range/choices, help. */
+void cfg_print_help(const CfgSection *const *sections, int n, FILE *f);
+/* The text form of one key's current value (for printing and saving). */
+void cfg_format_value(const CfgKey *k, const void *structp, char *buf, size_t len);
+
+#endif

@@ -1,0 +1,118 @@
+/* ops.h: the differentiable ops every model is built from.
+ *
+ * Dimension legend: B batch, T time, C channels/features, V vocab, H hidden,
+ * N rows (any leading dims flattened), K inner dim, OUT/IN linear sizes,
+ * KH/KW kernel size, NH heads.
+ *
+ * Every op takes the step Ctx, allocates its output in the arena (ad_out),
+ * computes the forward with a plain kernel over raw pointers, and records a
+ * tape node whose backward ADDS into the inputs' gradients (never overwrites).
+ * Inputs without a gradient (data, targets) are simply not differentiated.
+ * Shape errors are bugs: ASSERT with a message.
+ *
+ * Implemented in ops_core.c (linear algebra, elementwise, reductions, shapes,
+ * MSE, gather) and ops_nn.c (softmax family, cross-entropy, embedding, norms,
+ * convolutions, pooling, attention). Naive reference kernels at the bottom are
+ * what the tests hold the fast ones against. */
+#ifndef CLIPLAB_OPS_H
+#define CLIPLAB_OPS_H
+
+#include "tensor.h"
+
+/* ---- linear algebra (cblas_sgemm) ---- */
+/* a[M,K] @ b[K,N] -> [M,N] */
+Tensor *ad_matmul(Ctx *c, Tensor *a, Tensor *b);
+/* x[..., IN] @ w[OUT,IN]^T + bias[OUT] -> [..., OUT]; bias may be NULL.
+ * PyTorch nn.Linear layout (so AGC units = rows of w). */
+Tensor *ad_linear(Ctx *c, Tensor *x, Tensor *w, Tensor *bias);
+
+/* ---- elementwise, with bias broadcast ----
+ * b has the same shape as a, or b matches a's trailing dims (b->n divides a->n,
+ * e.g. a[B,T,C] + b[C]), or b is a single element. Output has a's shape. */
+Tensor *ad_add(Ctx *c, Tensor *a, Tensor *b);
+Tensor *ad_sub(Ctx *c, Tensor *a, Tensor *b);
+Tensor *ad_mul(Ctx *c, Tensor *a, Tensor *b);
+/* elementwise minimum of two same-shape tensors (PPO's min(surr1, surr2));
+ * ties send the gradient to a. */
+Tensor *ad_minimum(Ctx *c, Tensor *a, Tensor *b);
+Tensor *ad_scale(Ctx *c, Tensor *x, float s);           /* s * x */
+Tensor *ad_add_scalar(Ctx *c, Tensor *x, float s);      /* x + s */
+Tensor *ad_exp(Ctx *c, Tensor *x);
+Tensor *ad_log(Ctx *c, Tensor *x);                      /* natural log, x > 0 */
+
+/* ---- activations (activation clipping lives here: relu6, clamp) ---- */
+Tensor *ad_tanh(Ctx *c, Tensor *x);
+Tensor *ad_sigmoid(Ctx *c, Tensor *x);
+Tensor *ad_relu(Ctx *c, Tensor *x);
+/* min(max(0, x), 6) (Krizhevsky 2010); gradient 1 on (0, 6), 0 elsewhere,
+ * matching torch.nn.ReLU6 (hardtanh backward: zero at the kinks). */
+Tensor *ad_relu6(Ctx *c, Tensor *x);
+/* min(max(x, lo), hi); gradient 1 where lo <= x <= hi (torch.clamp). */
+Tensor *ad_clamp(Ctx *c, Tensor *x, float lo, float hi);
+/* GELU, tanh approximation (Hendrycks & Gimpel 2016; torch approximate='tanh'). */
+Tensor *ad_gelu(Ctx *c, Tensor *x);
+
+/* ---- reductions ---- */
+Tensor *ad_sum(Ctx *c, Tensor *x);                      /* -> [1] */
+Tensor *ad_mean(Ctx *c, Tensor *x);                     /* -> [1] */
+Tensor *ad_sum_last(Ctx *c, Tensor *x);                 /* [..., C] -> [...] ([C] -> [1]) */
+
+/* ---- softmax family and losses (over the last dim) ---- */
+Tensor *ad_softmax(Ctx *c, Tensor *x);
+Tensor *ad_log_softmax(Ctx *c, Tensor *x);
+/* Mean cross-entropy from logits[N,V] (leading dims flattened into N) against
+ * targets[N] in [0, V); a target of -1 is ignored (torch ignore_index=-1).
+ * Fused log-softmax for stability. -> [1] */
+Tensor *ad_cross_entropy(Ctx *c, Tensor *logits, const int *targets);
+/* mean((pred - target)^2) over all elements; same shapes. -> [1] */
+Tensor *ad_mse(Ctx *c, Tensor *pred, Tensor *target);
+/* x[N,K] -> out[i] = x[i, idx[i]] -> [N] */
+Tensor *ad_gather(Ctx *c, Tensor *x, const int *idx);
+
+/* ---- embedding and normalisation ---- */
+/* w[V,C], idx[n] in [0, V) -> [n, C] (reshape the result as needed) */
+Tensor *ad_embedding(Ctx *c, Tensor *w, const int *idx, int n);
+/* LayerNorm over the last dim C with affine w[C], b[C] (biased variance, as torch). */
+Tensor *ad_layernorm(Ctx *c, Tensor *x, Tensor *w, Tensor *b, float eps);
+/* BatchNorm over x[N,C,H,W] (or x[N,C]) per channel with affine w[C], b[C].
+ * c->train: normalise with batch statistics (biased var) and update the running
+ * buffers: running = (1-momentum)*running + momentum*batch, with the UNBIASED
+ * batch variance (torch semantics). !c->train: normalise with the running buffers. */
+Tensor *ad_batchnorm(Ctx *c, Tensor *x, Tensor *w, Tensor *b, float *running_mean,
+                     float *running_var, float momentum, float eps);
+
+/* ---- convolution and pooling (NCHW) ---- */
+/* x[N,CIN,H,W] * w[COUT,CIN,KH,KW] + bias[COUT] -> [N,COUT,HO,WO] via im2col + sgemm;
+ * HO = (H + 2*pad - KH)/stride + 1. bias may be NULL. */
+Tensor *ad_conv2d(Ctx *c, Tensor *x, Tensor *w, Tensor *bias, int stride, int pad);
+/* depthwise: x[N,C,H,W] * w[C,1,KH,KW] + bias[C] (groups = C). */
+Tensor *ad_dwconv2d(Ctx *c, Tensor *x, Tensor *w, Tensor *bias, int stride, int pad);
+Tensor *ad_global_avgpool(Ctx *c, Tensor *x);           /* [N,C,H,W] -> [N,C] */
+
+/* ---- attention ---- */
+/* Multi-head causal self-attention on packed qkv[B,T,3C] (q, k, v each C =
+ * NH * hd, heads contiguous within each) -> [B,T,C]; scores scaled by
+ * 1/sqrt(hd), position t attends to 0..t. No output projection (use ad_linear). */
+Tensor *ad_attention(Ctx *c, Tensor *qkv, int n_head);
+
+/* ---- shapes ---- */
+/* Same data and gradient, new shape (no copy, no tape node). */
+Tensor *ad_reshape(Ctx *c, Tensor *x, int ndim, const int *shape);
+/* Rows [start, start+count) along dim 0: a view sharing data and gradient. */
+Tensor *ad_slice_rows(Ctx *c, Tensor *x, int start, int count);
+/* Columns [start, start+len) of the last dim: a copy [..., len]. */
+Tensor *ad_slice_cols(Ctx *c, Tensor *x, int start, int len);
+/* Concatenate k tensors along the last dim (all other dims equal). */
+Tensor *ad_concat_cols(Ctx *c, Tensor *const *xs, int k);
+/* Concatenate k tensors along dim 0 (all other dims equal). */
+Tensor *ad_concat_rows(Ctx *c, Tensor *const *xs, int k);
+
+/* ---- naive references (tests hold the fast kernels against these) ---- */
+/* out[M,N] = a[M,K] @ b[K,N], triple loop, double accumulation */
+void ops_ref_matmul(float *out, const float *a, const float *b, int M, int K, int N);
+/* direct convolution, double accumulation; groups = 1 or CIN (depthwise, w[C,1,KH,KW]) */
+void ops_ref_conv2d(float *out, const float *x, const float *w, const float *bias, int N,
+                    int CIN, int H, int W, int COUT, int KH, int KW, int stride, int pad,
+                    int groups);
+
+#endif
