@@ -1,0 +1,796 @@
+/* ops_core.c: the core differentiable ops of ops.h: matmul and linear through
+ * cblas_sgemm, elementwise arithmetic with bias broadcast, activations (with
+ * the activation clips relu6 and clamp), reductions, MSE, gather and the shape
+ * ops (views, column slices, concatenation); plus the naive reference matmul.
+ *
+ * Each op is a forward kernel and a backward kernel over raw pointers (llm.c
+ * style: outputs first, inputs const, sizes last, a shape comment on every
+ * pointer), and a tape callback `<op>_bw` that unpacks the node and runs the
+ * backward kernel for each input that has a gradient. Backward kernels ADD.
+ * Kernel pointers are `restrict`: an op's output (and its gradient) is always
+ * a fresh arena buffer, and data and gradient buffers never overlap.
+ *
+ * Softmax, cross-entropy, embedding, norms, convolutions, pooling and attention
+ * live in ops_nn.c.
+ *
+ * Legend: R rows (leading dims flattened), C last dim, NB broadcast block
+ * (the size of b in a op b), M/K/N matmul sizes, IN/OUT linear sizes, n all
+ * elements. */
+#include "ops.h"
+
+#include <cblas.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "common.h"
+
+/* ---------------------------------------------------------------- helpers */
+
+static void shape_str(char *buf, size_t cap, const Tensor *t) {
+    size_t len = (size_t)snprintf(buf, cap, "[");
+    for (int i = 0; i < t->ndim && len < cap; i++)
+        len += (size_t)snprintf(buf + len, cap - len, i ? ",%d" : "%d", t->shape[i]);
+    if (len < cap) snprintf(buf + len, cap - len, "]");
+}
+
+/* Shape errors are bugs: abort naming the op and both shapes. */
+static void check_shapes(int ok, const char *op, const Tensor *a, const Tensor *b) {
+    if (ok) return;
+    char sa[64], sb[64];
+    shape_str(sa, sizeof sa, a);
+    shape_str(sb, sizeof sb, b);
+    ASSERT(ok, "%s: incompatible shapes %s and %s", op, sa, sb);
+}
+
+static int as_int(size_t v, const char *op) {
+    ASSERT(v <= INT_MAX, "%s: size %zu exceeds the BLAS int range", op, v);
+    return (int)v;
+}
+
+/* dx[n] += dy[n] */
+static void accum(float *restrict dx, const float *restrict dy, size_t n) {
+    for (size_t i = 0; i < n; i++) dx[i] += dy[i];
+}
+
+/* db[NB] += sign * (column sums of d[R,NB]) */
+static void colsum_add(float *restrict db, const float *restrict d, float sign, size_t rows,
+                       size_t nb) {
+    for (size_t r = 0; r < rows; r++)
+        for (size_t j = 0; j < nb; j++) db[j] += sign * d[r * nb + j];
+}
+
+/* ------------------------------------------------------- linear algebra */
+
+/* out[M,N] = a[M,K] @ b[K,N] */
+static void matmul_forward(float *out, const float *a, const float *b, int M, int K, int N) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, a, K, b, N, 0.0f,
+                out, N);
+}
+
+/* da[M,K] += dout[M,N] @ b[K,N]^T;  db[K,N] += a[M,K]^T @ dout[M,N]; da/db may be NULL */
+static void matmul_backward(float *da, float *db, const float *dout, const float *a,
+                            const float *b, int M, int K, int N) {
+    if (da)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, K, N, 1.0f, dout, N, b, N,
+                    1.0f, da, K);
+    if (db)
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, N, M, 1.0f, a, K, dout, N,
+                    1.0f, db, N);
+}
+
+static void matmul_bw(TapeNode *nd) {
+    Tensor *a = nd->in[0], *b = nd->in[1];
+    matmul_backward(a->grad, b->grad, nd->out->grad, a->data, b->data, nd->iargs[0],
+                    nd->iargs[1], nd->iargs[2]);
+}
+
+Tensor *ad_matmul(Ctx *c, Tensor *a, Tensor *b) {
+    check_shapes(a->ndim == 2 && b->ndim == 2 && a->shape[1] == b->shape[0], "matmul", a, b);
+    int M = a->shape[0], K = a->shape[1], N = b->shape[1];
+    Tensor *in[2] = {a, b};
+    int shape[2] = {M, N};
+    Tensor *out = ad_out(c, 2, shape, in, 2);
+    matmul_forward(out->data, a->data, b->data, M, K, N);
+    TapeNode *nd = tape_record(c, "matmul", matmul_bw, out, in, 2);
+    if (nd) {
+        nd->iargs[0] = M;
+        nd->iargs[1] = K;
+        nd->iargs[2] = N;
+    }
+    return out;
+}
+
+/* out[R,OUT] = x[R,IN] @ w[OUT,IN]^T + bias[OUT]; bias may be NULL */
+static void linear_forward(float *out, const float *x, const float *w, const float *bias,
+                           int R, int IN, int OUT) {
+    if (bias)
+        for (int r = 0; r < R; r++) memcpy(out + (size_t)r * OUT, bias, (size_t)OUT * sizeof *out);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, R, OUT, IN, 1.0f, x, IN, w, IN,
+                bias ? 1.0f : 0.0f, out, OUT);
+}
+
+/* dx[R,IN] += dout[R,OUT] @ w[OUT,IN];  dw[OUT,IN] += dout^T @ x[R,IN];
+ * dbias[OUT] += column sums of dout. Any of dx/dw/dbias may be NULL. */
+static void linear_backward(float *dx, float *dw, float *dbias, const float *dout,
+                            const float *x, const float *w, int R, int IN, int OUT) {
+    if (dx)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, R, IN, OUT, 1.0f, dout, OUT, w,
+                    IN, 1.0f, dx, IN);
+    if (dw)
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OUT, IN, R, 1.0f, dout, OUT, x, IN,
+                    1.0f, dw, IN);
+    if (dbias) colsum_add(dbias, dout, 1.0f, (size_t)R, (size_t)OUT);
+}
+
+static void linear_bw(TapeNode *nd) {
+    Tensor *x = nd->in[0], *w = nd->in[1], *bias = nd->nin > 2 ? nd->in[2] : NULL;
+    linear_backward(x->grad, w->grad, bias ? bias->grad : NULL, nd->out->grad, x->data,
+                    w->data, nd->iargs[0], nd->iargs[1], nd->iargs[2]);
+}
+
+Tensor *ad_linear(Ctx *c, Tensor *x, Tensor *w, Tensor *bias) {
+    check_shapes(w->ndim == 2 && tensor_cols(x) == w->shape[1], "linear (x, w)", x, w);
+    if (bias)
+        check_shapes(bias->ndim == 1 && bias->shape[0] == w->shape[0], "linear (w, bias)", w,
+                     bias);
+    int R = as_int(tensor_rows(x), "linear"), IN = w->shape[1], OUT = w->shape[0];
+    Tensor *in[3] = {x, w, bias};
+    int nin = bias ? 3 : 2;
+    int shape[TENSOR_MAX_DIMS];
+    memcpy(shape, x->shape, sizeof shape);
+    shape[x->ndim - 1] = OUT;
+    Tensor *out = ad_out(c, x->ndim, shape, in, nin);
+    linear_forward(out->data, x->data, w->data, bias ? bias->data : NULL, R, IN, OUT);
+    TapeNode *nd = tape_record(c, "linear", linear_bw, out, in, nin);
+    if (nd) {
+        nd->iargs[0] = R;
+        nd->iargs[1] = IN;
+        nd->iargs[2] = OUT;
+    }
+    return out;
+}
+
+/* out[M,N] = a[M,K] @ b[K,N], triple loop, double accumulation */
+void ops_ref_matmul(float *out, const float *a, const float *b, int M, int K, int N) {
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) {
+            double s = 0.0;
+            for (int k = 0; k < K; k++) s += (double)a[(size_t)i * K + k] * b[(size_t)k * N + j];
+            out[(size_t)i * N + j] = (float)s;
+        }
+}
+
+/* ------------------------------------------- binary elementwise, broadcast */
+
+/* a op b where b is a block of NB elements repeated over R = a->n / NB rows:
+ * NB = a->n (same shape), the trailing dims (bias), or 1 (single element). */
+typedef enum { BIN_ADD, BIN_SUB, BIN_MUL } BinOp;
+
+static const char *const bin_names[] = {"add", "sub", "mul"};
+
+/* b's shape without its leading 1s must equal a's trailing dims; returns NB. */
+static size_t bcast_block(const Tensor *a, const Tensor *b, const char *op) {
+    int lead = 0;
+    while (lead < b->ndim && b->shape[lead] == 1) lead++;
+    int m = b->ndim - lead, ok = m <= a->ndim;
+    for (int k = 0; ok && k < m; k++) ok = b->shape[lead + k] == a->shape[a->ndim - m + k];
+    check_shapes(ok, op, a, b);
+    return b->n;
+}
+
+/* out[R,NB] = a[R,NB] + b[NB] */
+static void add_forward(float *restrict out, const float *restrict a, const float *restrict b,
+                        size_t rows, size_t nb) {
+    for (size_t r = 0; r < rows; r++)
+        for (size_t j = 0; j < nb; j++) out[r * nb + j] = a[r * nb + j] + b[j];
+}
+
+/* out[R,NB] = a[R,NB] - b[NB] */
+static void sub_forward(float *restrict out, const float *restrict a, const float *restrict b,
+                        size_t rows, size_t nb) {
+    for (size_t r = 0; r < rows; r++)
+        for (size_t j = 0; j < nb; j++) out[r * nb + j] = a[r * nb + j] - b[j];
+}
+
+/* out[R,NB] = a[R,NB] * b[NB] */
+static void mul_forward(float *restrict out, const float *restrict a, const float *restrict b,
+                        size_t rows, size_t nb) {
+    for (size_t r = 0; r < rows; r++)
+        for (size_t j = 0; j < nb; j++) out[r * nb + j] = a[r * nb + j] * b[j];
+}
+
+/* da[R,NB] += dout[R,NB] * b[NB] */
+static void mul_backward_a(float *restrict da, const float *restrict dout,
+                           const float *restrict b, size_t rows, size_t nb) {
+    for (size_t r = 0; r < rows; r++)
+        for (size_t j = 0; j < nb; j++) da[r * nb + j] += dout[r * nb + j] * b[j];
+}
+
+/* db[NB] += sum over rows of dout[R,NB] * a[R,NB] */
+static void mul_backward_b(float *restrict db, const float *restrict dout,
+                           const float *restrict a, size_t rows, size_t nb) {
+    for (size_t r = 0; r < rows; r++)
+        for (size_t j = 0; j < nb; j++) db[j] += dout[r * nb + j] * a[r * nb + j];
+}
+
+static void binary_bw(TapeNode *nd) {
+    Tensor *a = nd->in[0], *b = nd->in[1];
+    const float *dout = nd->out->grad;
+    size_t nb = b->n, rows = a->n / nb;
+    BinOp op = (BinOp)nd->iargs[0];
+    if (op == BIN_MUL) {
+        if (a->grad) mul_backward_a(a->grad, dout, b->data, rows, nb);
+        if (b->grad) mul_backward_b(b->grad, dout, a->data, rows, nb);
+        return;
+    }
+    if (a->grad) accum(a->grad, dout, a->n);
+    if (b->grad) colsum_add(b->grad, dout, op == BIN_SUB ? -1.0f : 1.0f, rows, nb);
+}
+
+static Tensor *binary(Ctx *c, Tensor *a, Tensor *b, BinOp op) {
+    size_t nb = bcast_block(a, b, bin_names[op]), rows = a->n / nb;
+    Tensor *in[2] = {a, b};
+    Tensor *out = ad_out(c, a->ndim, a->shape, in, 2);
+    switch (op) {
+    case BIN_ADD: add_forward(out->data, a->data, b->data, rows, nb); break;
+    case BIN_SUB: sub_forward(out->data, a->data, b->data, rows, nb); break;
+    case BIN_MUL: mul_forward(out->data, a->data, b->data, rows, nb); break;
+    }
+    TapeNode *nd = tape_record(c, bin_names[op], binary_bw, out, in, 2);
+    if (nd) nd->iargs[0] = (int)op;
+    return out;
+}
+
+Tensor *ad_add(Ctx *c, Tensor *a, Tensor *b) { return binary(c, a, b, BIN_ADD); }
+Tensor *ad_sub(Ctx *c, Tensor *a, Tensor *b) { return binary(c, a, b, BIN_SUB); }
+Tensor *ad_mul(Ctx *c, Tensor *a, Tensor *b) { return binary(c, a, b, BIN_MUL); }
+
+/* out[n] = min(a, b), ties and a NaN in a pick a (so NaN propagates from either side) */
+static void minimum_forward(float *restrict out, const float *restrict a,
+                            const float *restrict b, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        float av = a[i], bv = b[i];
+        out[i] = (av <= bv || av != av) ? av : bv;
+    }
+}
+
+/* da[n] += dout where a <= b; db[n] += dout elsewhere (either may be NULL) */
+static void minimum_backward(float *restrict da, float *restrict db, const float *restrict dout,
+                             const float *restrict a, const float *restrict b, size_t n) {
+    if (da)
+        for (size_t i = 0; i < n; i++) {
+            float g = dout[i];
+            da[i] += a[i] <= b[i] ? g : 0.0f;
+        }
+    if (db)
+        for (size_t i = 0; i < n; i++) {
+            float g = dout[i];
+            db[i] += a[i] <= b[i] ? 0.0f : g;
+        }
+}
+
+static void minimum_bw(TapeNode *nd) {
+    Tensor *a = nd->in[0], *b = nd->in[1];
+    minimum_backward(a->grad, b->grad, nd->out->grad, a->data, b->data, a->n);
+}
+
+Tensor *ad_minimum(Ctx *c, Tensor *a, Tensor *b) {
+    check_shapes(tensor_same_shape(a, b), "minimum", a, b);
+    Tensor *in[2] = {a, b};
+    Tensor *out = ad_out(c, a->ndim, a->shape, in, 2);
+    minimum_forward(out->data, a->data, b->data, a->n);
+    tape_record(c, "minimum", minimum_bw, out, in, 2);
+    return out;
+}
+
+/* ------------------------------------------------ unary elementwise kernels */
+
+/* out[n] = s * x[n] */
+static void scale_forward(float *restrict out, const float *restrict x, float s, size_t n) {
+    for (size_t i = 0; i < n; i++) out[i] = s * x[i];
+}
+
+/* dx[n] += s * dout[n] */
+static void scale_backward(float *restrict dx, const float *restrict dout, float s, size_t n) {
+    for (size_t i = 0; i < n; i++) dx[i] += s * dout[i];
+}
+
+/* out[n] = x[n] + s */
+static void add_scalar_forward(float *restrict out, const float *restrict x, float s, size_t n) {
+    for (size_t i = 0; i < n; i++) out[i] = x[i] + s;
+}
+
+/* out[n] = exp(x[n]) */
+static void exp_forward(float *restrict out, const float *restrict x, size_t n) {
+    for (size_t i = 0; i < n; i++) out[i] = expf(x[i]);
+}
+
+/* dx[n] += dout[n] * y[n], y = exp(x) */
+static void exp_backward(float *restrict dx, const float *restrict y, const float *restrict dout,
+                         size_t n) {
+    for (size_t i = 0; i < n; i++) dx[i] += dout[i] * y[i];
+}
+
+/* out[n] = log(x[n]) */
+static void log_forward(float *restrict out, const float *restrict x, size_t n) {
+    for (size_t i = 0; i < n; i++) out[i] = logf(x[i]);
+}
+
+/* dx[n] += dout[n] / x[n] */
+static void log_backward(float *restrict dx, const float *restrict x, const float *restrict dout,
+                         size_t n) {
+    for (size_t i = 0; i < n; i++) dx[i] += dout[i] / x[i];
+}
+
+/* out[n] = tanh(x[n]) */
+static void tanh_forward(float *restrict out, const float *restrict x, size_t n) {
+    for (size_t i = 0; i < n; i++) out[i] = tanhf(x[i]);
+}
+
+/* dx[n] += dout[n] * (1 - y^2), y = tanh(x) */
+static void tanh_backward(float *restrict dx, const float *restrict y, const float *restrict dout,
+                          size_t n) {
+    for (size_t i = 0; i < n; i++) dx[i] += dout[i] * (1.0f - y[i] * y[i]);
+}
+
+/* out[n] = 1 / (1 + exp(-x[n])) */
+static void sigmoid_forward(float *restrict out, const float *restrict x, size_t n) {
+    for (size_t i = 0; i < n; i++) out[i] = 1.0f / (1.0f + expf(-x[i]));
+}
+
+/* dx[n] += dout[n] * y (1 - y), y = sigmoid(x) */
+static void sigmoid_backward(float *restrict dx, const float *restrict y,
+                             const float *restrict dout, size_t n) {
+    for (size_t i = 0; i < n; i++) dx[i] += dout[i] * y[i] * (1.0f - y[i]);
+}
+
+/* out[n] = min(max(x, lo), hi); written with comparisons so NaN passes through
+ * (torch.clamp does too, and the trainer must see divergence). relu is
+ * clamp(0, inf), relu6 is clamp(0, 6) (Krizhevsky 2010). */
+static void clamp_forward(float *restrict out, const float *restrict x, float lo, float hi,
+                          size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        float v = x[i];
+        out[i] = v < lo ? lo : (v > hi ? hi : v);
+    }
+}
+
+/* dx[n] += dout where lo <= x <= hi (torch.clamp backward) */
+static void clamp_backward(float *restrict dx, const float *restrict x,
+                           const float *restrict dout, float lo, float hi, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        float v = x[i], g = dout[i];
+        dx[i] += (v >= lo && v <= hi) ? g : 0.0f;
+    }
+}
+
+/* dx[n] += dout except where x <= lo or x >= hi: torch's hardtanh backward
+ * (relu6), zero at the kinks; written as torch does, so NaN lets dout through. */
+static void hardtanh_backward(float *restrict dx, const float *restrict x,
+                              const float *restrict dout, float lo, float hi, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        float v = x[i], g = dout[i];
+        dx[i] += (v <= lo || v >= hi) ? 0.0f : g;
+    }
+}
+
+/* dx[n] += dout except where x <= 0 (torch threshold_backward, zero at the kink) */
+static void relu_backward(float *restrict dx, const float *restrict x,
+                          const float *restrict dout, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        float v = x[i], g = dout[i];
+        dx[i] += v <= 0.0f ? 0.0f : g;
+    }
+}
+
+/* GELU, tanh approximation (Hendrycks & Gimpel 2016, sec. 2), in torch's
+ * operation order (aten GeluKernelImpl, approximate='tanh'):
+ * y = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) */
+#define GELU_BETA 0.7978845608028654f /* sqrt(2/pi) */
+#define GELU_KAPPA 0.044715f
+
+/* out[n] = gelu_tanh(x[n]) */
+static void gelu_forward(float *restrict out, const float *restrict x, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        float v = x[i], inner = GELU_BETA * (v + GELU_KAPPA * (v * v * v));
+        out[i] = 0.5f * v * (1.0f + tanhf(inner));
+    }
+}
+
+/* dx[n] += dout[n] * gelu_tanh'(x[n]) (torch GeluBackwardKernelImpl, tanh branch) */
+static void gelu_backward(float *restrict dx, const float *restrict x, const float *restrict dout,
+                          size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        float v = x[i], v2 = v * v;
+        float t = tanhf(GELU_BETA * (v + GELU_KAPPA * (v2 * v)));
+        float left = 0.5f * v, right = 1.0f + t;
+        float dinner = GELU_BETA * (1.0f + 3.0f * GELU_KAPPA * v2);
+        dx[i] += dout[i] * (0.5f * right + left * (1.0f - t * t) * dinner);
+    }
+}
+
+/* ------------------------------------------------------- unary elementwise */
+
+/* The output of a unary op (x's shape) and its tape node; scalar args go to fargs. */
+static Tensor *unary(Ctx *c, Tensor *x, const char *op, BackwardFn bw, float f0, float f1) {
+    Tensor *out = ad_out(c, x->ndim, x->shape, &x, 1);
+    TapeNode *nd = tape_record(c, op, bw, out, &x, 1);
+    if (nd) {
+        nd->fargs[0] = f0;
+        nd->fargs[1] = f1;
+    }
+    return out;
+}
+
+/* Unary callbacks: the node is recorded only when out has a gradient, which
+ * it has only when x has one, so in[0]->grad is never NULL here. */
+#define X_GRAD(nd) ((nd)->in[0]->grad)
+
+static void scale_bw(TapeNode *nd) {
+    scale_backward(X_GRAD(nd), nd->out->grad, nd->fargs[0], nd->out->n);
+}
+static void add_scalar_bw(TapeNode *nd) { accum(X_GRAD(nd), nd->out->grad, nd->out->n); }
+static void exp_bw(TapeNode *nd) {
+    exp_backward(X_GRAD(nd), nd->out->data, nd->out->grad, nd->out->n);
+}
+static void log_bw(TapeNode *nd) {
+    log_backward(X_GRAD(nd), nd->in[0]->data, nd->out->grad, nd->out->n);
+}
+static void tanh_bw(TapeNode *nd) {
+    tanh_backward(X_GRAD(nd), nd->out->data, nd->out->grad, nd->out->n);
+}
+static void sigmoid_bw(TapeNode *nd) {
+    sigmoid_backward(X_GRAD(nd), nd->out->data, nd->out->grad, nd->out->n);
+}
+static void clamp_bw(TapeNode *nd) {
+    clamp_backward(X_GRAD(nd), nd->in[0]->data, nd->out->grad, nd->fargs[0], nd->fargs[1],
+                   nd->out->n);
+}
+static void hardtanh_bw(TapeNode *nd) {
+    hardtanh_backward(X_GRAD(nd), nd->in[0]->data, nd->out->grad, nd->fargs[0], nd->fargs[1],
+                      nd->out->n);
+}
+static void relu_bw(TapeNode *nd) {
+    relu_backward(X_GRAD(nd), nd->in[0]->data, nd->out->grad, nd->out->n);
+}
+static void gelu_bw(TapeNode *nd) {
+    gelu_backward(X_GRAD(nd), nd->in[0]->data, nd->out->grad, nd->out->n);
+}
+
+Tensor *ad_scale(Ctx *c, Tensor *x, float s) {
+    Tensor *out = unary(c, x, "scale", scale_bw, s, 0.0f);
+    scale_forward(out->data, x->data, s, x->n);
+    return out;
+}
+
+Tensor *ad_add_scalar(Ctx *c, Tensor *x, float s) {
+    Tensor *out = unary(c, x, "add_scalar", add_scalar_bw, s, 0.0f);
+    add_scalar_forward(out->data, x->data, s, x->n);
+    return out;
+}
+
+Tensor *ad_exp(Ctx *c, Tensor *x) {
+    Tensor *out = unary(c, x, "exp", exp_bw, 0.0f, 0.0f);
+    exp_forward(out->data, x->data, x->n);
+    return out;
+}
+
+Tensor *ad_log(Ctx *c, Tensor *x) {
+    Tensor *out = unary(c, x, "log", log_bw, 0.0f, 0.0f);
+    log_forward(out->data, x->data, x->n);
+    return out;
+}
+
+Tensor *ad_tanh(Ctx *c, Tensor *x) {
+    Tensor *out = unary(c, x, "tanh", tanh_bw, 0.0f, 0.0f);
+    tanh_forward(out->data, x->data, x->n);
+    return out;
+}
+
+Tensor *ad_sigmoid(Ctx *c, Tensor *x) {
+    Tensor *out = unary(c, x, "sigmoid", sigmoid_bw, 0.0f, 0.0f);
+    sigmoid_forward(out->data, x->data, x->n);
+    return out;
+}
+
+Tensor *ad_relu(Ctx *c, Tensor *x) {
+    Tensor *out = unary(c, x, "relu", relu_bw, 0.0f, 0.0f);
+    clamp_forward(out->data, x->data, 0.0f, INFINITY, x->n);
+    return out;
+}
+
+/* ReLU6: min(max(0, x), 6), gradient 1 on the open (0, 6) */
+Tensor *ad_relu6(Ctx *c, Tensor *x) {
+    Tensor *out = unary(c, x, "relu6", hardtanh_bw, 0.0f, 6.0f);
+    clamp_forward(out->data, x->data, 0.0f, 6.0f, x->n);
+    return out;
+}
+
+Tensor *ad_clamp(Ctx *c, Tensor *x, float lo, float hi) {
+    ASSERT(lo <= hi, "clamp: lo %g > hi %g", (double)lo, (double)hi);
+    Tensor *out = unary(c, x, "clamp", clamp_bw, lo, hi);
+    clamp_forward(out->data, x->data, lo, hi, x->n);
+    return out;
+}
+
+Tensor *ad_gelu(Ctx *c, Tensor *x) {
+    Tensor *out = unary(c, x, "gelu", gelu_bw, 0.0f, 0.0f);
+    gelu_forward(out->data, x->data, x->n);
+    return out;
+}
+
+/* ------------------------------------------------------------- reductions */
+
+/* sum of x[n], double accumulation */
+static double sum_kernel(const float *x, size_t n) {
+    double s = 0.0;
+    for (size_t i = 0; i < n; i++) s += x[i];
+    return s;
+}
+
+/* dx[n] += v */
+static void fill_add(float *dx, float v, size_t n) {
+    for (size_t i = 0; i < n; i++) dx[i] += v;
+}
+
+/* sum: fargs[0] = 1; mean: fargs[0] = 1/n */
+static void sum_bw(TapeNode *nd) {
+    fill_add(X_GRAD(nd), nd->out->grad[0] * nd->fargs[0], nd->in[0]->n);
+}
+
+/* out[1] = sum(x) / div */
+static Tensor *reduce_all(Ctx *c, Tensor *x, const char *op, double div) {
+    int one = 1;
+    Tensor *out = ad_out(c, 1, &one, &x, 1);
+    out->data[0] = (float)(sum_kernel(x->data, x->n) / div);
+    TapeNode *nd = tape_record(c, op, sum_bw, out, &x, 1);
+    if (nd) nd->fargs[0] = (float)(1.0 / div);
+    return out;
+}
+
+Tensor *ad_sum(Ctx *c, Tensor *x) { return reduce_all(c, x, "sum", 1.0); }
+Tensor *ad_mean(Ctx *c, Tensor *x) { return reduce_all(c, x, "mean", (double)x->n); }
+
+/* out[R] = sum over C of x[R,C] */
+static void sum_last_forward(float *out, const float *x, size_t rows, size_t cols) {
+    for (size_t r = 0; r < rows; r++) out[r] = (float)sum_kernel(x + r * cols, cols);
+}
+
+/* dx[R,C] += dout[R] */
+static void sum_last_backward(float *restrict dx, const float *restrict dout, size_t rows,
+                              size_t cols) {
+    for (size_t r = 0; r < rows; r++) fill_add(dx + r * cols, dout[r], cols);
+}
+
+static void sum_last_bw(TapeNode *nd) {
+    Tensor *x = nd->in[0];
+    sum_last_backward(x->grad, nd->out->grad, tensor_rows(x), (size_t)tensor_cols(x));
+}
+
+Tensor *ad_sum_last(Ctx *c, Tensor *x) {
+    int one = 1;
+    Tensor *out = x->ndim == 1 ? ad_out(c, 1, &one, &x, 1)
+                               : ad_out(c, x->ndim - 1, x->shape, &x, 1);
+    sum_last_forward(out->data, x->data, tensor_rows(x), (size_t)tensor_cols(x));
+    tape_record(c, "sum_last", sum_last_bw, out, &x, 1);
+    return out;
+}
+
+/* mean over n of (p - t)^2, double accumulation */
+static double mse_forward(const float *p, const float *t, size_t n) {
+    double s = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        double d = (double)p[i] - t[i];
+        s += d * d;
+    }
+    return s / (double)n;
+}
+
+/* dp[n] += k (p - t); called with k = 2 dout / n for pred, -k for target */
+static void mse_backward(float *restrict dp, const float *restrict p, const float *restrict t,
+                         float k, size_t n) {
+    for (size_t i = 0; i < n; i++) dp[i] += k * (p[i] - t[i]);
+}
+
+static void mse_bw(TapeNode *nd) {
+    Tensor *p = nd->in[0], *t = nd->in[1];
+    float k = 2.0f * nd->out->grad[0] / (float)p->n;
+    if (p->grad) mse_backward(p->grad, p->data, t->data, k, p->n);
+    if (t->grad) mse_backward(t->grad, p->data, t->data, -k, p->n);
+}
+
+Tensor *ad_mse(Ctx *c, Tensor *pred, Tensor *target) {
+    check_shapes(tensor_same_shape(pred, target), "mse", pred, target);
+    Tensor *in[2] = {pred, target};
+    int one = 1;
+    Tensor *out = ad_out(c, 1, &one, in, 2);
+    out->data[0] = (float)mse_forward(pred->data, target->data, pred->n);
+    tape_record(c, "mse", mse_bw, out, in, 2);
+    return out;
+}
+
+/* out[R] = x[R,K][r, idx[r]] */
+static void gather_forward(float *out, const float *x, const int *idx, size_t rows, size_t K) {
+    for (size_t r = 0; r < rows; r++) out[r] = x[r * K + (size_t)idx[r]];
+}
+
+/* dx[R,K][r, idx[r]] += dout[R] */
+static void gather_backward(float *dx, const float *dout, const int *idx, size_t rows, size_t K) {
+    for (size_t r = 0; r < rows; r++) dx[r * K + (size_t)idx[r]] += dout[r];
+}
+
+static void gather_bw(TapeNode *nd) {
+    Tensor *x = nd->in[0];
+    gather_backward(x->grad, nd->out->grad, nd->ctx, tensor_rows(x), (size_t)tensor_cols(x));
+}
+
+Tensor *ad_gather(Ctx *c, Tensor *x, const int *idx) {
+    int K = tensor_cols(x), R = as_int(tensor_rows(x), "gather");
+    for (int r = 0; r < R; r++)
+        ASSERT(idx[r] >= 0 && idx[r] < K, "gather: idx[%d] = %d outside [0, %d)", r, idx[r], K);
+    Tensor *out = ad_out(c, 1, &R, &x, 1);
+    gather_forward(out->data, x->data, idx, (size_t)R, (size_t)K);
+    TapeNode *nd = tape_record(c, "gather", gather_bw, out, &x, 1);
+    if (nd) {
+        int *saved = arena_alloc(&c->arena, (size_t)R * sizeof *saved);
+        memcpy(saved, idx, (size_t)R * sizeof *saved);
+        nd->ctx = saved;
+    }
+    return out;
+}
+
+/* ----------------------------------------------------------------- shapes */
+
+Tensor *ad_reshape(Ctx *c, Tensor *x, int ndim, const int *shape) {
+    Tensor *out = arena_alloc(&c->arena, sizeof *out);
+    *out = tensor_view(x->data, x->grad, ndim, shape);
+    check_shapes(out->n == x->n, "reshape (from, to)", x, out);
+    return out;
+}
+
+Tensor *ad_slice_rows(Ctx *c, Tensor *x, int start, int count) {
+    ASSERT(start >= 0 && count > 0 && start + count <= x->shape[0],
+           "slice_rows: rows [%d, %d) of %d", start, start + count, x->shape[0]);
+    size_t inner = x->n / (size_t)x->shape[0], off = (size_t)start * inner;
+    int shape[TENSOR_MAX_DIMS];
+    memcpy(shape, x->shape, sizeof shape);
+    shape[0] = count;
+    Tensor *out = arena_alloc(&c->arena, sizeof *out);
+    *out = tensor_view(x->data + off, x->grad ? x->grad + off : NULL, x->ndim, shape);
+    return out;
+}
+
+/* out[R,W] = x[R,C][:, start:start+W] */
+static void slice_cols_forward(float *restrict out, const float *restrict x, size_t rows,
+                               size_t C, size_t start, size_t W) {
+    for (size_t r = 0; r < rows; r++) memcpy(out + r * W, x + r * C + start, W * sizeof *out);
+}
+
+/* dx[R,C][:, start:start+W] += dout[R,W] */
+static void slice_cols_backward(float *restrict dx, const float *restrict dout, size_t rows,
+                                size_t C, size_t start, size_t W) {
+    for (size_t r = 0; r < rows; r++) accum(dx + r * C + start, dout + r * W, W);
+}
+
+static void slice_cols_bw(TapeNode *nd) {
+    Tensor *x = nd->in[0];
+    slice_cols_backward(x->grad, nd->out->grad, tensor_rows(x), (size_t)tensor_cols(x),
+                        (size_t)nd->iargs[0], (size_t)nd->iargs[1]);
+}
+
+Tensor *ad_slice_cols(Ctx *c, Tensor *x, int start, int len) {
+    int C = tensor_cols(x);
+    ASSERT(start >= 0 && len > 0 && start + len <= C, "slice_cols: columns [%d, %d) of %d",
+           start, start + len, C);
+    int shape[TENSOR_MAX_DIMS];
+    memcpy(shape, x->shape, sizeof shape);
+    shape[x->ndim - 1] = len;
+    Tensor *out = ad_out(c, x->ndim, shape, &x, 1);
+    slice_cols_forward(out->data, x->data, tensor_rows(x), (size_t)C, (size_t)start, (size_t)len);
+    TapeNode *nd = tape_record(c, "slice_cols", slice_cols_bw, out, &x, 1);
+    if (nd) {
+        nd->iargs[0] = start;
+        nd->iargs[1] = len;
+    }
+    return out;
+}
+
+/* Concatenation takes any number of inputs (BPTT stacks hundreds of hidden
+ * states), more than TapeNode.in holds: the full list is saved in node->ctx
+ * and node->in keeps only the first TAPE_MAX_INPUTS, for display. */
+typedef struct {
+    Tensor **xs;
+    int k;
+} ConcatCtx;
+
+static void concat_save(Ctx *c, TapeNode *nd, Tensor *const *xs, int k) {
+    ConcatCtx *cc = arena_alloc(&c->arena, sizeof *cc);
+    cc->xs = arena_alloc(&c->arena, (size_t)k * sizeof *cc->xs);
+    memcpy(cc->xs, xs, (size_t)k * sizeof *cc->xs);
+    cc->k = k;
+    nd->ctx = cc;
+}
+
+static int concat_nin(int k) { return k < TAPE_MAX_INPUTS ? k : TAPE_MAX_INPUTS; }
+
+/* out[R,CT][:, off:off+C] = x[R,C] */
+static void concat_cols_forward(float *restrict out, const float *restrict x, size_t rows,
+                                size_t CT, size_t off, size_t C) {
+    for (size_t r = 0; r < rows; r++) memcpy(out + r * CT + off, x + r * C, C * sizeof *out);
+}
+
+/* dx[R,C] += dout[R,CT][:, off:off+C] */
+static void concat_cols_backward(float *restrict dx, const float *restrict dout, size_t rows,
+                                 size_t CT, size_t off, size_t C) {
+    for (size_t r = 0; r < rows; r++) accum(dx + r * C, dout + r * CT + off, C);
+}
+
+static void concat_cols_bw(TapeNode *nd) {
+    const ConcatCtx *cc = nd->ctx;
+    size_t CT = (size_t)tensor_cols(nd->out), rows = tensor_rows(nd->out), off = 0;
+    for (int i = 0; i < cc->k; i++) {
+        Tensor *x = cc->xs[i];
+        size_t C = (size_t)tensor_cols(x);
+        if (x->grad) concat_cols_backward(x->grad, nd->out->grad, rows, CT, off, C);
+        off += C;
+    }
+}
+
+Tensor *ad_concat_cols(Ctx *c, Tensor *const *xs, int k) {
+    ASSERT(k >= 1, "concat_cols: %d inputs", k);
+    int shape[TENSOR_MAX_DIMS];
+    memcpy(shape, xs[0]->shape, sizeof shape);
+    int nd0 = xs[0]->ndim, CT = 0;
+    for (int i = 0; i < k; i++) {
+        int ok = xs[i]->ndim == nd0;
+        for (int d = 0; ok && d < nd0 - 1; d++) ok = xs[i]->shape[d] == shape[d];
+        check_shapes(ok, "concat_cols", xs[0], xs[i]);
+        CT += tensor_cols(xs[i]);
+    }
+    shape[nd0 - 1] = CT;
+    Tensor *out = ad_out(c, nd0, shape, xs, k);
+    size_t rows = tensor_rows(out), off = 0;
+    for (int i = 0; i < k; i++) {
+        size_t C = (size_t)tensor_cols(xs[i]);
+        concat_cols_forward(out->data, xs[i]->data, rows, (size_t)CT, off, C);
+        off += C;
+    }
+    TapeNode *nd = tape_record(c, "concat_cols", concat_cols_bw, out, xs, concat_nin(k));
+    if (nd) concat_save(c, nd, xs, k);
+    return out;
+}
+
+static void concat_rows_bw(TapeNode *nd) {
+    const ConcatCtx *cc = nd->ctx;
+    size_t off = 0;
+    for (int i = 0; i < cc->k; i++) {
+        Tensor *x = cc->xs[i];
+        if (x->grad) accum(x->grad, nd->out->grad + off, x->n);
+        off += x->n;
+    }
+}
+
+Tensor *ad_concat_rows(Ctx *c, Tensor *const *xs, int k) {
+    ASSERT(k >= 1, "concat_rows: %d inputs", k);
+    int shape[TENSOR_MAX_DIMS];
+    memcpy(shape, xs[0]->shape, sizeof shape);
+    int nd0 = xs[0]->ndim, rows = 0;
+    for (int i = 0; i < k; i++) {
+        int ok = xs[i]->ndim == nd0;
+        for (int d = 1; ok && d < nd0; d++) ok = xs[i]->shape[d] == shape[d];
+        check_shapes(ok, "concat_rows", xs[0], xs[i]);
+        rows += xs[i]->shape[0];
+    }
+    shape[0] = rows;
+    Tensor *out = ad_out(c, nd0, shape, xs, k);
+    size_t off = 0;
+    for (int i = 0; i < k; i++) {
+        memcpy(out->data + off, xs[i]->data, xs[i]->n * sizeof *out->data);
+        off += xs[i]->n;
+    }
+    TapeNode *nd = tape_record(c, "concat_rows", concat_rows_bw, out, xs, concat_nin(k));
+    if (nd) concat_save(c, nd, xs, k);
+    return out;
+}
