@@ -1,0 +1,928 @@
+/* ops_nn.c: the neural-network half of ops.h: softmax and log-softmax, fused
+ * cross-entropy, embedding, LayerNorm, BatchNorm, conv2d (im2col + sgemm),
+ * depthwise conv2d, global average pooling, causal multi-head attention, and
+ * the naive reference convolution the tests hold the fast kernels against.
+ *
+ * Each op is a forward kernel, a backward kernel (llm.c style: plain functions
+ * over raw pointers, outputs first, inputs const, sizes last) and a tape
+ * wrapper. Backward kernels ADD into gradients. Saved context lives in the
+ * step arena; nothing here calls malloc. Linear algebra, elementwise ops,
+ * reductions and shape ops are in ops_core.c.
+ *
+ * Dimension legend: N rows (leading dims flattened) or batch for images,
+ * V classes, C channels/features, H/W image height/width, HO/WO output size,
+ * KH/KW kernel size, CKK = CIN*KH*KW, B batch, T time, NH heads, hd head dim. */
+#include "ops.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stddef.h>
+#include <string.h>
+
+#include "common.h"
+
+/* ------------------------------------------------------------------------ */
+/* row reductions                                                           */
+/* A row sum is a chain of dependent adds: its cost is the add latency, and  */
+/* without -ffast-math the compiler may not reorder it. These helpers keep   */
+/* LANES independent float accumulators (a fixed-width block, which GCC's    */
+/* -O2 SLP vectorizer turns into vector ops) and combine them at the end.    */
+/* ------------------------------------------------------------------------ */
+
+#define LANES 8
+
+static float lanes_total(const float *acc, float tail) {
+    float s = 0.0f;
+    for (int j = 0; j < LANES; j++) s += acc[j];
+    return s + tail;
+}
+
+/* sum x[i] */
+static float row_sum(const float *x, size_t n) {
+    float acc[LANES] = {0}, tail = 0.0f;
+    size_t i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int j = 0; j < LANES; j++) acc[j] += x[i + j];
+    for (; i < n; i++) tail += x[i];
+    return lanes_total(acc, tail);
+}
+
+/* sum a[i] * b[i] */
+static float row_dot(const float *a, const float *b, size_t n) {
+    float acc[LANES] = {0}, tail = 0.0f;
+    size_t i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int j = 0; j < LANES; j++) acc[j] += a[i + j] * b[i + j];
+    for (; i < n; i++) tail += a[i] * b[i];
+    return lanes_total(acc, tail);
+}
+
+/* sum a[i] * (x[i] - m) */
+static float row_dot_dev(const float *a, const float *x, float m, size_t n) {
+    float acc[LANES] = {0}, tail = 0.0f;
+    size_t i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int j = 0; j < LANES; j++) acc[j] += a[i + j] * (x[i + j] - m);
+    for (; i < n; i++) tail += a[i] * (x[i] - m);
+    return lanes_total(acc, tail);
+}
+
+/* sum a[i] * b[i] * (x[i] - m) */
+static float row_dot3_dev(const float *a, const float *b, const float *x, float m, size_t n) {
+    float acc[LANES] = {0}, tail = 0.0f;
+    size_t i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int j = 0; j < LANES; j++) acc[j] += a[i + j] * b[i + j] * (x[i + j] - m);
+    for (; i < n; i++) tail += a[i] * b[i] * (x[i] - m);
+    return lanes_total(acc, tail);
+}
+
+/* sum (x[i] - m)^2 */
+static float row_sqdev(const float *x, float m, size_t n) {
+    float acc[LANES] = {0}, tail = 0.0f;
+    size_t i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int j = 0; j < LANES; j++) acc[j] += (x[i + j] - m) * (x[i + j] - m);
+    for (; i < n; i++) tail += (x[i] - m) * (x[i] - m);
+    return lanes_total(acc, tail);
+}
+
+/* max x[i], n >= 1 */
+static float row_max(const float *x, size_t n) {
+    float m = x[0];
+    size_t i = 0;
+    if (n >= LANES) {
+        float acc[LANES];
+        for (int j = 0; j < LANES; j++) acc[j] = x[j];
+        for (i = LANES; i + LANES <= n; i += LANES)
+            for (int j = 0; j < LANES; j++) acc[j] = x[i + j] > acc[j] ? x[i + j] : acc[j];
+        for (int j = 0; j < LANES; j++) m = acc[j] > m ? acc[j] : m;
+    }
+    for (; i < n; i++) m = x[i] > m ? x[i] : m;
+    return m;
+}
+
+/* ------------------------------------------------------------------------ */
+/* softmax family (rows of the last dim)                                    */
+/* ------------------------------------------------------------------------ */
+
+/* y = exp(x - max) / sum; returns log(sum exp(x - max)) + max, the row's
+ * log-sum-exp. y may be x (in place). */
+static float softmax_row(float *y, const float *x, int n) {
+    float m = row_max(x, (size_t)n);
+    for (int i = 0; i < n; i++) y[i] = expf(x[i] - m);
+    float s = row_sum(y, (size_t)n), inv = 1.0f / s;
+    for (int i = 0; i < n; i++) y[i] *= inv;
+    return m + logf(s);
+}
+
+static void softmax_forward(float *out, const float *inp, size_t N, int C) {
+    /* out[N,C], inp[N,C] */
+    for (size_t r = 0; r < N; r++) softmax_row(out + r * C, inp + r * C, C);
+}
+
+/* dinp += y * (dout - sum(dout * y)) */
+static void softmax_backward(float *dinp, const float *out, const float *dout, size_t N, int C) {
+    /* dinp[N,C], out[N,C] (the softmax), dout[N,C] */
+    for (size_t r = 0; r < N; r++) {
+        const float *y = out + r * C, *dy = dout + r * C;
+        float *dx = dinp + r * C;
+        float d = row_dot(dy, y, (size_t)C);
+        for (int i = 0; i < C; i++) dx[i] += y[i] * (dy[i] - d);
+    }
+}
+
+static void log_softmax_forward(float *out, const float *inp, size_t N, int C) {
+    /* out[N,C], inp[N,C] */
+    for (size_t r = 0; r < N; r++) {
+        float lse = softmax_row(out + r * C, inp + r * C, C);
+        for (int i = 0; i < C; i++) out[r * C + i] = inp[r * C + i] - lse;
+    }
+}
+
+/* dinp += dout - exp(y) * sum(dout) */
+static void log_softmax_backward(float *dinp, const float *out, const float *dout, size_t N,
+                                 int C) {
+    /* dinp[N,C], out[N,C] (log-probabilities), dout[N,C] */
+    for (size_t r = 0; r < N; r++) {
+        const float *y = out + r * C, *dy = dout + r * C;
+        float *dx = dinp + r * C;
+        float sf = row_sum(dy, (size_t)C);
+        for (int i = 0; i < C; i++) dx[i] += dy[i] - expf(y[i]) * sf;
+    }
+}
+
+static void softmax_bwd(TapeNode *nd) {
+    Tensor *x = nd->in[0], *y = nd->out;
+    if (x->grad) softmax_backward(x->grad, y->data, y->grad, tensor_rows(y), tensor_cols(y));
+}
+
+static void log_softmax_bwd(TapeNode *nd) {
+    Tensor *x = nd->in[0], *y = nd->out;
+    if (x->grad)
+        log_softmax_backward(x->grad, y->data, y->grad, tensor_rows(y), tensor_cols(y));
+}
+
+Tensor *ad_softmax(Ctx *c, Tensor *x) {
+    Tensor *out = ad_out(c, x->ndim, x->shape, &x, 1);
+    softmax_forward(out->data, x->data, tensor_rows(x), tensor_cols(x));
+    tape_record(c, "softmax", softmax_bwd, out, &x, 1);
+    return out;
+}
+
+Tensor *ad_log_softmax(Ctx *c, Tensor *x) {
+    Tensor *out = ad_out(c, x->ndim, x->shape, &x, 1);
+    log_softmax_forward(out->data, x->data, tensor_rows(x), tensor_cols(x));
+    tape_record(c, "log_softmax", log_softmax_bwd, out, &x, 1);
+    return out;
+}
+
+/* ------------------------------------------------------------------------ */
+/* cross-entropy, fused with log-softmax                                    */
+/* ------------------------------------------------------------------------ */
+
+typedef struct {
+    float *probs;   /* [N,V] softmax of the logits */
+    int *targets;   /* [N] copy of the targets */
+    int count;      /* non-ignored rows */
+} CrossEntropyCtx;
+
+/* Returns sum over non-ignored rows of -log softmax(logits)[target] and
+ * their count; fills probs[N,V] (softmax) when probs is not NULL.
+ * scratch[V] is used when probs is NULL. */
+static double crossentropy_forward(float *probs, float *scratch, int *count,
+                                   const float *logits, const int *targets, size_t N, int V) {
+    /* probs[N,V] or NULL, scratch[V], logits[N,V], targets[N] */
+    double total = 0.0;
+    int cnt = 0;
+    for (size_t r = 0; r < N; r++) {
+        int t = targets[r];
+        ASSERT(t >= -1 && t < V, "cross_entropy: target %d of row %zu outside [-1, %d)", t, r, V);
+        float *p = probs ? probs + r * V : scratch;
+        float lse = softmax_row(p, logits + r * V, V);
+        if (t < 0) continue;
+        total += (double)lse - (double)logits[r * V + t];
+        cnt++;
+    }
+    *count = cnt;
+    return total;
+}
+
+/* dlogits += dloss / count * (probs - onehot(target)) on non-ignored rows */
+static void crossentropy_backward(float *dlogits, const float *probs, const int *targets,
+                                  float dscale, size_t N, int V) {
+    /* dlogits[N,V], probs[N,V], targets[N]; dscale = dloss / count */
+    for (size_t r = 0; r < N; r++) {
+        int t = targets[r];
+        if (t < 0) continue;
+        float *dx = dlogits + r * V;
+        const float *p = probs + r * V;
+        for (int i = 0; i < V; i++) dx[i] += dscale * p[i];
+        dx[t] -= dscale;
+    }
+}
+
+static void cross_entropy_bwd(TapeNode *nd) {
+    CrossEntropyCtx *k = nd->ctx;
+    Tensor *x = nd->in[0];
+    if (!x->grad || k->count == 0) return;
+    float dscale = nd->out->grad[0] / (float)k->count;
+    crossentropy_backward(x->grad, k->probs, k->targets, dscale, tensor_rows(x),
+                          tensor_cols(x));
+}
+
+/* Mean over non-ignored targets; when every target is ignored the loss is
+ * 0/0 = NaN, as torch's F.cross_entropy(..., ignore_index=-1) gives. */
+Tensor *ad_cross_entropy(Ctx *c, Tensor *logits, const int *targets) {
+    size_t N = tensor_rows(logits);
+    int V = tensor_cols(logits);
+    int one = 1, count;
+    Tensor *out = ad_out(c, 1, &one, &logits, 1);
+    int rec = out->grad != NULL;
+    float *probs = rec ? arena_alloc(&c->arena, N * V * sizeof(float)) : NULL;
+    float *scratch = rec ? NULL : arena_alloc(&c->arena, (size_t)V * sizeof(float));
+    double total = crossentropy_forward(probs, scratch, &count, logits->data, targets, N, V);
+    out->data[0] = count ? (float)(total / count) : NAN;
+    TapeNode *nd = tape_record(c, "cross_entropy", cross_entropy_bwd, out, &logits, 1);
+    if (nd) {
+        CrossEntropyCtx *k = arena_alloc(&c->arena, sizeof *k);
+        k->probs = probs;
+        k->targets = arena_alloc(&c->arena, N * sizeof(int));
+        memcpy(k->targets, targets, N * sizeof(int));
+        k->count = count;
+        nd->ctx = k;
+    }
+    return out;
+}
+
+/* ------------------------------------------------------------------------ */
+/* embedding                                                                */
+/* ------------------------------------------------------------------------ */
+
+static void embedding_forward(float *out, const float *w, const int *idx, int n, int V, int C) {
+    /* out[n,C], w[V,C], idx[n] */
+    for (int i = 0; i < n; i++) {
+        ASSERT(idx[i] >= 0 && idx[i] < V, "embedding: index %d at %d outside [0, %d)", idx[i],
+               i, V);
+        memcpy(out + (size_t)i * C, w + (size_t)idx[i] * C, (size_t)C * sizeof(float));
+    }
+}
+
+/* dw[idx[i]] += dout[i]; repeated indices accumulate */
+static void embedding_backward(float *dw, const float *dout, const int *idx, int n, int C) {
+    /* dw[V,C], dout[n,C], idx[n] */
+    for (int i = 0; i < n; i++) {
+        float *d = dw + (size_t)idx[i] * C;
+        const float *g = dout + (size_t)i * C;
+        for (int j = 0; j < C; j++) d[j] += g[j];
+    }
+}
+
+static void embedding_bwd(TapeNode *nd) {
+    Tensor *w = nd->in[0];
+    if (w->grad) embedding_backward(w->grad, nd->out->grad, nd->ctx, nd->iargs[0], w->shape[1]);
+}
+
+Tensor *ad_embedding(Ctx *c, Tensor *w, const int *idx, int n) {
+    ASSERT(w->ndim == 2, "embedding: w must be [V,C], got %d dims", w->ndim);
+    int shape[2] = {n, w->shape[1]};
+    Tensor *out = ad_out(c, 2, shape, &w, 1);
+    embedding_forward(out->data, w->data, idx, n, w->shape[0], w->shape[1]);
+    TapeNode *nd = tape_record(c, "embedding", embedding_bwd, out, &w, 1);
+    if (nd) {
+        int *copy = arena_alloc(&c->arena, (size_t)n * sizeof(int));
+        memcpy(copy, idx, (size_t)n * sizeof(int));
+        nd->ctx = copy;
+        nd->iargs[0] = n;
+    }
+    return out;
+}
+
+/* ------------------------------------------------------------------------ */
+/* LayerNorm (Ba et al. 2016): y = (x - mean) * rstd * w + b over the last  */
+/* dim, rstd = 1/sqrt(var + eps), biased variance as torch.                 */
+/* ------------------------------------------------------------------------ */
+
+static void layernorm_forward(float *restrict out, float *restrict mean, float *restrict rstd,
+                              const float *restrict inp, const float *restrict w,
+                              const float *restrict b, float eps, size_t N, int C) {
+    /* out[N,C], mean[N], rstd[N], inp[N,C], w[C], b[C] */
+    int C8 = C & ~(LANES - 1); /* a trip count GCC -O2 knows it can vectorize, then a tail */
+    for (size_t r = 0; r < N; r++) {
+        const float *x = inp + r * C;
+        float m = row_sum(x, (size_t)C) / (float)C;
+        float rs = 1.0f / sqrtf(row_sqdev(x, m, (size_t)C) / (float)C + eps);
+        float *y = out + r * C;
+        for (int i = 0; i < C8; i++) y[i] = (x[i] - m) * rs * w[i] + b[i];
+        for (int i = C8; i < C; i++) y[i] = (x[i] - m) * rs * w[i] + b[i];
+        mean[r] = m;
+        rstd[r] = rs;
+    }
+}
+
+/* llm.c layernorm_backward: dx = rstd * (g - mean(g) - xhat * mean(g * xhat)),
+ * g = w * dout. Any of dinp, dw, db may be NULL. */
+static void layernorm_backward(float *restrict dinp, float *restrict dw, float *restrict db,
+                               const float *restrict dout, const float *restrict inp,
+                               const float *restrict w, const float *restrict mean,
+                               const float *restrict rstd, size_t N, int C) {
+    /* dinp[N,C], dw[C], db[C], dout[N,C], inp[N,C], w[C], mean[N], rstd[N] */
+    int C8 = C & ~(LANES - 1); /* a trip count GCC -O2 knows it can vectorize, then a tail */
+    for (size_t r = 0; r < N; r++) {
+        const float *x = inp + r * C, *dy = dout + r * C;
+        float m = mean[r], rs = rstd[r];
+        if (dw) {
+            for (int i = 0; i < C8; i++) dw[i] += (x[i] - m) * rs * dy[i];
+            for (int i = C8; i < C; i++) dw[i] += (x[i] - m) * rs * dy[i];
+        }
+        if (db) {
+            for (int i = 0; i < C8; i++) db[i] += dy[i];
+            for (int i = C8; i < C; i++) db[i] += dy[i];
+        }
+        if (!dinp) continue;
+        float a = row_dot(w, dy, (size_t)C) / (float)C;
+        float bb = rs * row_dot3_dev(w, dy, x, m, (size_t)C) / (float)C;
+        float *dx = dinp + r * C;
+        for (int i = 0; i < C8; i++) dx[i] += rs * (w[i] * dy[i] - a - (x[i] - m) * rs * bb);
+        for (int i = C8; i < C; i++) dx[i] += rs * (w[i] * dy[i] - a - (x[i] - m) * rs * bb);
+    }
+}
+
+typedef struct {
+    float *mean, *rstd; /* [N] */
+} NormCtx;
+
+static void layernorm_bwd(TapeNode *nd) {
+    Tensor *x = nd->in[0], *w = nd->in[1], *b = nd->in[2];
+    NormCtx *k = nd->ctx;
+    layernorm_backward(x->grad, w->grad, b->grad, nd->out->grad, x->data, w->data, k->mean,
+                       k->rstd, tensor_rows(x), tensor_cols(x));
+}
+
+Tensor *ad_layernorm(Ctx *c, Tensor *x, Tensor *w, Tensor *b, float eps) {
+    int C = tensor_cols(x);
+    size_t N = tensor_rows(x);
+    ASSERT(w && b && w->n == (size_t)C && b->n == (size_t)C,
+           "layernorm: w and b must have %d elements", C);
+    Tensor *in[3] = {x, w, b};
+    Tensor *out = ad_out(c, x->ndim, x->shape, in, 3);
+    NormCtx *k = arena_alloc(&c->arena, sizeof *k);
+    k->mean = arena_alloc(&c->arena, N * sizeof(float));
+    k->rstd = arena_alloc(&c->arena, N * sizeof(float));
+    layernorm_forward(out->data, k->mean, k->rstd, x->data, w->data, b->data, eps, N, C);
+    TapeNode *nd = tape_record(c, "layernorm", layernorm_bwd, out, in, 3);
+    if (nd) nd->ctx = k;
+    return out;
+}
+
+/* ------------------------------------------------------------------------ */
+/* BatchNorm (Ioffe & Szegedy 2015, Alg. 1) per channel over N and H*W.      */
+/* ------------------------------------------------------------------------ */
+
+/* Per-channel batch mean and biased variance of x[N,C,S] (S = H*W, 1 for [N,C]). */
+static void batchnorm_stats(float *mean, float *var, const float *x, int N, int C, size_t S) {
+    /* mean[C], var[C], x[N,C,S] */
+    double M = (double)N * (double)S;
+    for (int ch = 0; ch < C; ch++) {
+        double s = 0.0, v = 0.0;
+        for (int n = 0; n < N; n++) s += row_sum(x + ((size_t)n * C + ch) * S, S);
+        float m = (float)(s / M);
+        for (int n = 0; n < N; n++) v += row_sqdev(x + ((size_t)n * C + ch) * S, m, S);
+        mean[ch] = m;
+        var[ch] = (float)(v / M);
+    }
+}
+
+/* out = (x - mean[ch]) * rstd[ch] * w[ch] + b[ch] */
+static void batchnorm_apply(float *out, const float *x, const float *mean, const float *rstd,
+                            const float *w, const float *b, int N, int C, size_t S) {
+    /* out[N,C,S], x[N,C,S], mean[C], rstd[C], w[C], b[C] */
+    for (int n = 0; n < N; n++)
+        for (int ch = 0; ch < C; ch++) {
+            size_t o = ((size_t)n * C + ch) * S;
+            float sc = rstd[ch] * w[ch], sh = b[ch] - mean[ch] * sc;
+            for (size_t i = 0; i < S; i++) out[o + i] = x[o + i] * sc + sh;
+        }
+}
+
+/* Per-channel sums of dout and dout * xhat over N and S. */
+static void batchnorm_reduce(double *sdy, double *sdyx, const float *dout, const float *x,
+                             const float *mean, const float *rstd, int N, int C, size_t S) {
+    /* sdy[C], sdyx[C], dout[N,C,S], x[N,C,S], mean[C], rstd[C] */
+    for (int ch = 0; ch < C; ch++) sdy[ch] = sdyx[ch] = 0.0;
+    for (int n = 0; n < N; n++)
+        for (int ch = 0; ch < C; ch++) {
+            size_t o = ((size_t)n * C + ch) * S;
+            sdy[ch] += row_sum(dout + o, S);
+            sdyx[ch] += (double)rstd[ch] * row_dot_dev(dout + o, x + o, mean[ch], S);
+        }
+}
+
+/* Train mode: dx = w * rstd * (dy - mean(dy) - xhat * mean(dy * xhat)) (the
+ * batch statistics depend on x). Eval mode: dx = w * rstd * dy.
+ * dw += sum(dy * xhat), db += sum(dy). Any of dinp, dw, db may be NULL. */
+static void batchnorm_backward(float *dinp, float *dw, float *db, const float *dout,
+                               const float *x, const float *w, const float *mean,
+                               const float *rstd, double *sdy, double *sdyx, int train, int N,
+                               int C, size_t S) {
+    /* dinp[N,C,S], dw[C], db[C], dout[N,C,S], x[N,C,S], w[C], mean[C], rstd[C],
+     * sdy[C] and sdyx[C] scratch */
+    batchnorm_reduce(sdy, sdyx, dout, x, mean, rstd, N, C, S);
+    for (int ch = 0; ch < C; ch++) {
+        if (dw) dw[ch] += (float)sdyx[ch];
+        if (db) db[ch] += (float)sdy[ch];
+    }
+    if (!dinp) return;
+    double M = (double)N * (double)S;
+    for (int n = 0; n < N; n++)
+        for (int ch = 0; ch < C; ch++) {
+            size_t o = ((size_t)n * C + ch) * S;
+            float g = w[ch] * rstd[ch], m = mean[ch], rs = rstd[ch];
+            float a = train ? (float)(sdy[ch] / M) : 0.0f;
+            float bb = train ? (float)(sdyx[ch] / M) : 0.0f;
+            for (size_t i = 0; i < S; i++)
+                dinp[o + i] += g * (dout[o + i] - a - (x[o + i] - m) * rs * bb);
+        }
+}
+
+typedef struct {
+    float *mean, *rstd;  /* [C] statistics used for normalisation */
+    double *sdy, *sdyx;  /* [C] backward scratch */
+    int train;
+} BatchNormCtx;
+
+static void batchnorm_bwd(TapeNode *nd) {
+    Tensor *x = nd->in[0], *w = nd->in[1], *b = nd->in[2];
+    BatchNormCtx *k = nd->ctx;
+    int N = x->shape[0], C = x->shape[1];
+    size_t S = x->n / ((size_t)N * C);
+    batchnorm_backward(x->grad, w->grad, b->grad, nd->out->grad, x->data, w->data, k->mean,
+                       k->rstd, k->sdy, k->sdyx, k->train, N, C, S);
+}
+
+/* running = (1 - momentum) * running + momentum * batch, unbiased variance */
+static void batchnorm_update_running(float *rmean, float *rvar, const float *mean,
+                                     const float *var, float momentum, double M, int C) {
+    /* rmean[C], rvar[C], mean[C], var[C] (biased) */
+    for (int ch = 0; ch < C; ch++) {
+        rmean[ch] = (1.0f - momentum) * rmean[ch] + momentum * mean[ch];
+        rvar[ch] = (1.0f - momentum) * rvar[ch] + momentum * (float)(var[ch] * M / (M - 1.0));
+    }
+}
+
+Tensor *ad_batchnorm(Ctx *c, Tensor *x, Tensor *w, Tensor *b, float *running_mean,
+                     float *running_var, float momentum, float eps) {
+    ASSERT(x->ndim >= 2, "batchnorm: x must be [N,C,...], got %d dims", x->ndim);
+    int N = x->shape[0], C = x->shape[1];
+    size_t S = x->n / ((size_t)N * C);
+    double M = (double)N * (double)S;
+    ASSERT(w && b && w->n == (size_t)C && b->n == (size_t)C,
+           "batchnorm: w and b must have %d elements", C);
+    ASSERT(!c->train || M > 1, "batchnorm: training needs more than 1 value per channel");
+    Tensor *in[3] = {x, w, b};
+    Tensor *out = ad_out(c, x->ndim, x->shape, in, 3);
+    BatchNormCtx *k = arena_alloc(&c->arena, sizeof *k);
+    k->mean = arena_alloc(&c->arena, (size_t)C * sizeof(float));
+    k->rstd = arena_alloc(&c->arena, (size_t)C * sizeof(float));
+    k->train = c->train;
+    if (c->train) {
+        batchnorm_stats(k->mean, k->rstd, x->data, N, C, S);
+        batchnorm_update_running(running_mean, running_var, k->mean, k->rstd, momentum, M, C);
+    } else {
+        memcpy(k->mean, running_mean, (size_t)C * sizeof(float));
+        memcpy(k->rstd, running_var, (size_t)C * sizeof(float));
+    }
+    for (int ch = 0; ch < C; ch++) k->rstd[ch] = 1.0f / sqrtf(k->rstd[ch] + eps);
+    batchnorm_apply(out->data, x->data, k->mean, k->rstd, w->data, b->data, N, C, S);
+    TapeNode *nd = tape_record(c, "batchnorm", batchnorm_bwd, out, in, 3);
+    if (nd) {
+        k->sdy = arena_alloc(&c->arena, (size_t)C * sizeof(double));
+        k->sdyx = arena_alloc(&c->arena, (size_t)C * sizeof(double));
+        nd->ctx = k;
+    }
+    return out;
+}
+
+/* ------------------------------------------------------------------------ */
+/* convolution (NCHW)                                                       */
+/* ------------------------------------------------------------------------ */
+
+/* Output positions o in [lo, hi) whose input o*stride - pad + k lies in [0, n). */
+static void conv_range(int *lo, int *hi, int k, int n, int stride, int pad, int nout) {
+    int a = pad - k; /* need o*stride >= a */
+    int l = a > 0 ? (a + stride - 1) / stride : 0;
+    int b = n - 1 + pad - k; /* need o*stride <= b */
+    int h = b >= 0 ? b / stride + 1 : 0;
+    *lo = l;
+    *hi = h < nout ? h : nout;
+    if (*hi < *lo) *hi = *lo;
+}
+
+typedef struct {
+    int CIN, H, W, COUT, KH, KW, HO, WO, stride, pad;
+} ConvShape;
+
+/* Index into x[CIN,H,W] of (ci, ih = oh*stride - pad + kh, iw = -pad + kw): add
+ * ow*stride for output column ow. May be negative; only in-range sums are used. */
+static ptrdiff_t conv_offset(const ConvShape *s, int ci, int oh, int kh, int kw) {
+    return ((ptrdiff_t)ci * s->H + (oh * s->stride - s->pad + kh)) * s->W + (kw - s->pad);
+}
+
+/* col[CIN*KH*KW, HO*WO]: col[(ci,kh,kw), (oh,ow)] = x[ci, oh*s-pad+kh, ow*s-pad+kw] or 0 */
+static void im2col(float *col, const float *x, const ConvShape *s) {
+    /* col[CKK, HO*WO], x[CIN,H,W] */
+    size_t HOWO = (size_t)s->HO * s->WO;
+    for (int ci = 0; ci < s->CIN; ci++)
+        for (int kh = 0; kh < s->KH; kh++)
+            for (int kw = 0; kw < s->KW; kw++) {
+                float *row = col + ((size_t)(ci * s->KH + kh) * s->KW + kw) * HOWO;
+                int oh0, oh1, ow0, ow1;
+                conv_range(&oh0, &oh1, kh, s->H, s->stride, s->pad, s->HO);
+                conv_range(&ow0, &ow1, kw, s->W, s->stride, s->pad, s->WO);
+                memset(row, 0, HOWO * sizeof(float));
+                for (int oh = oh0; oh < oh1; oh++) {
+                    ptrdiff_t xo = conv_offset(s, ci, oh, kh, kw);
+                    float *cr = row + (size_t)oh * s->WO;
+                    for (int ow = ow0; ow < ow1; ow++) cr[ow] = x[xo + ow * s->stride];
+                }
+            }
+}
+
+/* The adjoint of im2col: dx[ci, ih, iw] += col[(ci,kh,kw), (oh,ow)] */
+static void col2im_add(float *dx, const float *col, const ConvShape *s) {
+    /* dx[CIN,H,W], col[CKK, HO*WO] */
+    size_t HOWO = (size_t)s->HO * s->WO;
+    for (int ci = 0; ci < s->CIN; ci++)
+        for (int kh = 0; kh < s->KH; kh++)
+            for (int kw = 0; kw < s->KW; kw++) {
+                const float *row = col + ((size_t)(ci * s->KH + kh) * s->KW + kw) * HOWO;
+                int oh0, oh1, ow0, ow1;
+                conv_range(&oh0, &oh1, kh, s->H, s->stride, s->pad, s->HO);
+                conv_range(&ow0, &ow1, kw, s->W, s->stride, s->pad, s->WO);
+                for (int oh = oh0; oh < oh1; oh++) {
+                    ptrdiff_t xo = conv_offset(s, ci, oh, kh, kw);
+                    const float *cr = row + (size_t)oh * s->WO;
+                    for (int ow = ow0; ow < ow1; ow++) dx[xo + ow * s->stride] += cr[ow];
+                }
+            }
+}
+
+/* A 1x1 convolution with stride 1 and no padding needs no im2col: col = x. */
+static int conv_is_pointwise(const ConvShape *s) {
+    return s->KH == 1 && s->KW == 1 && s->stride == 1 && s->pad == 0;
+}
+
+/* out[n] = w[COUT,CKK] @ col(x[n]) + bias; col[CKK,HO*WO] is scratch */
+static void conv2d_forward(float *out, float *col, const float *x, const float *w,
+                           const float *bias, int N, const ConvShape *s) {
+    /* out[N,COUT,HO,WO], col[CKK,HO*WO], x[N,CIN,H,W], w[COUT,CKK], bias[COUT] or NULL */
+    int CKK = s->CIN * s->KH * s->KW, HOWO = s->HO * s->WO;
+    for (int n = 0; n < N; n++) {
+        const float *xn = x + (size_t)n * s->CIN * s->H * s->W;
+        float *on = out + (size_t)n * s->COUT * HOWO;
+        const float *cn = xn;
+        if (!conv_is_pointwise(s)) {
+            im2col(col, xn, s);
+            cn = col;
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, s->COUT, HOWO, CKK, 1.0f, w, CKK,
+                    cn, HOWO, 0.0f, on, HOWO);
+        if (bias)
+            for (int co = 0; co < s->COUT; co++)
+                for (int i = 0; i < HOWO; i++) on[(size_t)co * HOWO + i] += bias[co];
+    }
+}
+
+/* dw += dout[n] @ col^T; dcol = w^T @ dout[n], then col2im into dx; dbias += sum dout.
+ * col is recomputed per image (one image of scratch instead of N). */
+static void conv2d_backward(float *dx, float *dw, float *dbias, float *col, const float *dout,
+                            const float *x, const float *w, int N, const ConvShape *s) {
+    /* dx[N,CIN,H,W], dw[COUT,CKK], dbias[COUT], col[CKK,HO*WO] scratch, dout[N,COUT,HO,WO],
+     * x[N,CIN,H,W], w[COUT,CKK]; dx, dw, dbias may be NULL */
+    int CKK = s->CIN * s->KH * s->KW, HOWO = s->HO * s->WO, pw = conv_is_pointwise(s);
+    for (int n = 0; n < N; n++) {
+        const float *xn = x + (size_t)n * s->CIN * s->H * s->W;
+        const float *dn = dout + (size_t)n * s->COUT * HOWO;
+        if (dbias)
+            for (int co = 0; co < s->COUT; co++) dbias[co] += row_sum(dn + (size_t)co * HOWO, HOWO);
+        if (dw) {
+            if (!pw) im2col(col, xn, s);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, s->COUT, CKK, HOWO, 1.0f, dn,
+                        HOWO, pw ? xn : col, HOWO, 1.0f, dw, CKK);
+        }
+        if (!dx) continue;
+        float *dxn = dx + (size_t)n * s->CIN * s->H * s->W;
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, CKK, HOWO, s->COUT, 1.0f, w, CKK, dn,
+                    HOWO, pw ? 1.0f : 0.0f, pw ? dxn : col, HOWO);
+        if (!pw) col2im_add(dxn, col, s);
+    }
+}
+
+typedef struct {
+    ConvShape s;
+    float *col; /* [CKK, HO*WO] scratch */
+} ConvCtx;
+
+static void conv2d_bwd(TapeNode *nd) {
+    Tensor *x = nd->in[0], *w = nd->in[1], *bias = nd->in[2];
+    ConvCtx *k = nd->ctx;
+    conv2d_backward(x->grad, w->grad, bias ? bias->grad : NULL, k->col, nd->out->grad, x->data,
+                    w->data, x->shape[0], &k->s);
+}
+
+static ConvShape conv_shape(const Tensor *x, const Tensor *w, const Tensor *bias, int stride,
+                            int pad, const char *op) {
+    ASSERT(x->ndim == 4 && w->ndim == 4, "%s: x and w must be 4-d (NCHW, OIHW)", op);
+    ASSERT(stride >= 1 && pad >= 0, "%s: stride %d, pad %d", op, stride, pad);
+    ConvShape s = {x->shape[1], x->shape[2], x->shape[3], w->shape[0], w->shape[2], w->shape[3],
+                   0, 0, stride, pad};
+    s.HO = (s.H + 2 * pad - s.KH) / stride + 1;
+    s.WO = (s.W + 2 * pad - s.KW) / stride + 1;
+    ASSERT(s.H + 2 * pad >= s.KH && s.W + 2 * pad >= s.KW, "%s: kernel %dx%d larger than input",
+           op, s.KH, s.KW);
+    ASSERT(!bias || bias->n == (size_t)s.COUT, "%s: bias must have %d elements", op, s.COUT);
+    return s;
+}
+
+Tensor *ad_conv2d(Ctx *c, Tensor *x, Tensor *w, Tensor *bias, int stride, int pad) {
+    ConvShape s = conv_shape(x, w, bias, stride, pad, "conv2d");
+    ASSERT(w->shape[1] == s.CIN, "conv2d: w has %d input channels, x has %d", w->shape[1], s.CIN);
+    int shape[4] = {x->shape[0], s.COUT, s.HO, s.WO};
+    Tensor *in[3] = {x, w, bias};
+    Tensor *out = ad_out(c, 4, shape, in, 3);
+    ConvCtx *k = arena_alloc(&c->arena, sizeof *k);
+    k->s = s;
+    k->col = conv_is_pointwise(&s)
+                 ? NULL
+                 : arena_alloc(&c->arena, (size_t)s.CIN * s.KH * s.KW * s.HO * s.WO * sizeof(float));
+    conv2d_forward(out->data, k->col, x->data, w->data, bias ? bias->data : NULL, x->shape[0], &s);
+    TapeNode *nd = tape_record(c, "conv2d", conv2d_bwd, out, in, 3);
+    if (nd) nd->ctx = k;
+    return out;
+}
+
+/* ------------------------------------------------------------------------ */
+/* depthwise convolution (groups = C), direct loops                         */
+/* ------------------------------------------------------------------------ */
+
+/* One channel: out[HO,WO] += w[KH,KW] (*) x[H,W] (cross-correlation). Inner
+ * loop runs over the valid output range, so it is an axpy the compiler vectorizes. */
+static void dwconv_plane(float *out, const float *x, const float *w, const ConvShape *s) {
+    /* out[HO,WO], x[H,W], w[KH,KW] */
+    for (int kh = 0; kh < s->KH; kh++)
+        for (int kw = 0; kw < s->KW; kw++) {
+            int oh0, oh1, ow0, ow1;
+            conv_range(&oh0, &oh1, kh, s->H, s->stride, s->pad, s->HO);
+            conv_range(&ow0, &ow1, kw, s->W, s->stride, s->pad, s->WO);
+            float wv = w[kh * s->KW + kw];
+            for (int oh = oh0; oh < oh1; oh++) {
+                ptrdiff_t xo = conv_offset(s, 0, oh, kh, kw);
+                float *orow = out + (size_t)oh * s->WO;
+                for (int ow = ow0; ow < ow1; ow++) orow[ow] += wv * x[xo + ow * s->stride];
+            }
+        }
+}
+
+/* One channel's backward: dx += w-scattered dout, dw += sum dout * x. */
+static void dwconv_plane_backward(float *dx, float *dw, const float *dout, const float *x,
+                                  const float *w, const ConvShape *s) {
+    /* dx[H,W] or NULL, dw[KH,KW] or NULL, dout[HO,WO], x[H,W], w[KH,KW] */
+    for (int kh = 0; kh < s->KH; kh++)
+        for (int kw = 0; kw < s->KW; kw++) {
+            int oh0, oh1, ow0, ow1;
+            conv_range(&oh0, &oh1, kh, s->H, s->stride, s->pad, s->HO);
+            conv_range(&ow0, &ow1, kw, s->W, s->stride, s->pad, s->WO);
+            float wv = w[kh * s->KW + kw];
+            double acc = 0.0;
+            for (int oh = oh0; oh < oh1; oh++) {
+                ptrdiff_t xo = conv_offset(s, 0, oh, kh, kw);
+                const float *dor = dout + (size_t)oh * s->WO;
+                if (dx)
+                    for (int ow = ow0; ow < ow1; ow++) dx[xo + ow * s->stride] += wv * dor[ow];
+                if (dw)
+                    for (int ow = ow0; ow < ow1; ow++) acc += dor[ow] * x[xo + ow * s->stride];
+            }
+            if (dw) dw[kh * s->KW + kw] += (float)acc;
+        }
+}
+
+static void dwconv2d_forward(float *out, const float *x, const float *w, const float *bias,
+                             int N, const ConvShape *s) {
+    /* out[N,C,HO,WO], x[N,C,H,W], w[C,KH,KW], bias[C] or NULL */
+    size_t HOWO = (size_t)s->HO * s->WO, HW = (size_t)s->H * s->W, KK = (size_t)s->KH * s->KW;
+    for (int n = 0; n < N; n++)
+        for (int ch = 0; ch < s->CIN; ch++) {
+            size_t p = (size_t)n * s->CIN + ch;
+            float *o = out + p * HOWO;
+            float b0 = bias ? bias[ch] : 0.0f;
+            for (size_t i = 0; i < HOWO; i++) o[i] = b0;
+            dwconv_plane(o, x + p * HW, w + ch * KK, s);
+        }
+}
+
+static void dwconv2d_backward(float *dx, float *dw, float *dbias, const float *dout,
+                              const float *x, const float *w, int N, const ConvShape *s) {
+    /* dx[N,C,H,W], dw[C,KH,KW], dbias[C] (each may be NULL), dout[N,C,HO,WO],
+     * x[N,C,H,W], w[C,KH,KW] */
+    size_t HOWO = (size_t)s->HO * s->WO, HW = (size_t)s->H * s->W, KK = (size_t)s->KH * s->KW;
+    for (int n = 0; n < N; n++)
+        for (int ch = 0; ch < s->CIN; ch++) {
+            size_t p = (size_t)n * s->CIN + ch;
+            const float *d = dout + p * HOWO;
+            if (dbias) dbias[ch] += row_sum(d, HOWO);
+            dwconv_plane_backward(dx ? dx + p * HW : NULL, dw ? dw + ch * KK : NULL, d,
+                                  x + p * HW, w + ch * KK, s);
+        }
+}
+
+static void dwconv2d_bwd(TapeNode *nd) {
+    Tensor *x = nd->in[0], *w = nd->in[1], *bias = nd->in[2];
+    ConvCtx *k = nd->ctx;
+    dwconv2d_backward(x->grad, w->grad, bias ? bias->grad : NULL, nd->out->grad, x->data,
+                      w->data, x->shape[0], &k->s);
+}
+
+Tensor *ad_dwconv2d(Ctx *c, Tensor *x, Tensor *w, Tensor *bias, int stride, int pad) {
+    ConvShape s = conv_shape(x, w, bias, stride, pad, "dwconv2d");
+    ASSERT(s.COUT == s.CIN && w->shape[1] == 1, "dwconv2d: w must be [%d,1,KH,KW]", s.CIN);
+    int shape[4] = {x->shape[0], s.CIN, s.HO, s.WO};
+    Tensor *in[3] = {x, w, bias};
+    Tensor *out = ad_out(c, 4, shape, in, 3);
+    dwconv2d_forward(out->data, x->data, w->data, bias ? bias->data : NULL, x->shape[0], &s);
+    TapeNode *nd = tape_record(c, "dwconv2d", dwconv2d_bwd, out, in, 3);
+    if (nd) {
+        ConvCtx *k = arena_alloc(&c->arena, sizeof *k);
+        k->s = s;
+        k->col = NULL;
+        nd->ctx = k;
+    }
+    return out;
+}
+
+/* ------------------------------------------------------------------------ */
+/* global average pooling                                                   */
+/* ------------------------------------------------------------------------ */
+
+static void avgpool_forward(float *out, const float *x, size_t NC, size_t S) {
+    /* out[N*C], x[N*C, S] (S = H*W) */
+    for (size_t p = 0; p < NC; p++) out[p] = row_sum(x + p * S, S) / (float)S;
+}
+
+static void avgpool_backward(float *dx, const float *dout, size_t NC, size_t S) {
+    /* dx[N*C, S], dout[N*C] */
+    for (size_t p = 0; p < NC; p++) {
+        float g = dout[p] / (float)S;
+        for (size_t i = 0; i < S; i++) dx[p * S + i] += g;
+    }
+}
+
+static void avgpool_bwd(TapeNode *nd) {
+    Tensor *x = nd->in[0];
+    if (x->grad) avgpool_backward(x->grad, nd->out->grad, nd->out->n, x->n / nd->out->n);
+}
+
+Tensor *ad_global_avgpool(Ctx *c, Tensor *x) {
+    ASSERT(x->ndim == 4, "global_avgpool: x must be [N,C,H,W], got %d dims", x->ndim);
+    int shape[2] = {x->shape[0], x->shape[1]};
+    Tensor *out = ad_out(c, 2, shape, &x, 1);
+    avgpool_forward(out->data, x->data, out->n, x->n / out->n);
+    tape_record(c, "global_avgpool", avgpool_bwd, out, &x, 1);
+    return out;
+}
+
+/* ------------------------------------------------------------------------ */
+/* causal multi-head self-attention (Vaswani et al. 2017, eq. 1), the        */
+/* packed-qkv layout of llm.c train_gpt2.c. Per (b, h): S = Q K^T / sqrt(hd) */
+/* (sgemm), P = causal softmax(S) (saved), O = P V (sgemm).                 */
+/* ------------------------------------------------------------------------ */
+
+typedef struct {
+    int B, T, C, NH, hd;
+} AttShape;
+
+/* Row t of att: softmax over 0..t, zero after (the causal mask). */
+static void causal_softmax_rows(float *att, int T) {
+    /* att[T,T], scores in, probabilities out */
+    for (int t = 0; t < T; t++) {
+        float *row = att + (size_t)t * T;
+        softmax_row(row, row, t + 1);
+        for (int u = t + 1; u < T; u++) row[u] = 0.0f;
+    }
+}
+
+static void attention_forward(float *out, float *att, const float *qkv, const AttShape *a) {
+    /* out[B,T,C], att[B,NH,T,T], qkv[B,T,3C] */
+    int T = a->T, C = a->C, C3 = 3 * a->C, hd = a->hd;
+    float scale = 1.0f / sqrtf((float)hd);
+    for (int b = 0; b < a->B; b++)
+        for (int h = 0; h < a->NH; h++) {
+            const float *q = qkv + (size_t)b * T * C3 + h * hd;
+            float *p = att + ((size_t)b * a->NH + h) * T * T;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, scale, q, C3, q + C,
+                        C3, 0.0f, p, T);
+            causal_softmax_rows(p, T);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, 1.0f, p, T,
+                        q + 2 * C, C3, 0.0f, out + (size_t)b * T * C + h * hd, C);
+        }
+}
+
+/* dS = P * (dP - rowsum(P * dP)), in place over dP; zero above the diagonal. */
+static void causal_softmax_backward(float *dp, const float *p, int T) {
+    /* dp[T,T] (dP in, dS out), p[T,T] */
+    for (int t = 0; t < T; t++) {
+        float *d = dp + (size_t)t * T;
+        const float *pr = p + (size_t)t * T;
+        float df = row_dot(pr, d, (size_t)t + 1);
+        for (int u = 0; u <= t; u++) d[u] = pr[u] * (d[u] - df);
+        for (int u = t + 1; u < T; u++) d[u] = 0.0f;
+    }
+}
+
+static void attention_backward(float *dqkv, float *dp, const float *dout, const float *qkv,
+                               const float *att, const AttShape *a) {
+    /* dqkv[B,T,3C], dp[T,T] scratch, dout[B,T,C], qkv[B,T,3C], att[B,NH,T,T] */
+    int T = a->T, C = a->C, C3 = 3 * a->C, hd = a->hd;
+    float scale = 1.0f / sqrtf((float)hd);
+    for (int b = 0; b < a->B; b++)
+        for (int h = 0; h < a->NH; h++) {
+            size_t off = (size_t)b * T * C3 + h * hd;
+            const float *q = qkv + off, *k = q + C, *v = q + 2 * C;
+            float *dq = dqkv + off, *dk = dq + C, *dv = dq + 2 * C;
+            const float *p = att + ((size_t)b * a->NH + h) * T * T;
+            const float *dO = dout + (size_t)b * T * C + h * hd;
+            /* dP = dO V^T; dV += P^T dO */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, 1.0f, dO, C, v, C3,
+                        0.0f, dp, T);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, 1.0f, p, T, dO, C,
+                        1.0f, dv, C3);
+            causal_softmax_backward(dp, p, T);
+            /* dQ += scale dS K; dK += scale dS^T Q */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, scale, dp, T, k, C3,
+                        1.0f, dq, C3);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, scale, dp, T, q, C3,
+                        1.0f, dk, C3);
+        }
+}
+
+typedef struct {
+    AttShape s;
+    float *att; /* [B,NH,T,T] probabilities */
+    float *dp;  /* [T,T] backward scratch */
+} AttCtx;
+
+static void attention_bwd(TapeNode *nd) {
+    Tensor *qkv = nd->in[0];
+    AttCtx *k = nd->ctx;
+    if (qkv->grad) attention_backward(qkv->grad, k->dp, nd->out->grad, qkv->data, k->att, &k->s);
+}
+
+Tensor *ad_attention(Ctx *c, Tensor *qkv, int n_head) {
+    ASSERT(qkv->ndim == 3 && qkv->shape[2] % 3 == 0, "attention: qkv must be [B,T,3C]");
+    AttShape s = {qkv->shape[0], qkv->shape[1], qkv->shape[2] / 3, n_head, 0};
+    ASSERT(n_head >= 1 && s.C % n_head == 0, "attention: C=%d not divisible by %d heads", s.C,
+           n_head);
+    s.hd = s.C / n_head;
+    int shape[3] = {s.B, s.T, s.C};
+    Tensor *out = ad_out(c, 3, shape, &qkv, 1);
+    AttCtx *k = arena_alloc(&c->arena, sizeof *k);
+    k->s = s;
+    k->att = arena_alloc(&c->arena, (size_t)s.B * s.NH * s.T * s.T * sizeof(float));
+    attention_forward(out->data, k->att, qkv->data, &s);
+    TapeNode *nd = tape_record(c, "attention", attention_bwd, out, &qkv, 1);
+    if (nd) {
+        k->dp = arena_alloc(&c->arena, (size_t)s.T * s.T * sizeof(float));
+        nd->ctx = k;
+    }
+    return out;
+}
+
+/* ------------------------------------------------------------------------ */
+/* naive reference convolution                                              */
+/* ------------------------------------------------------------------------ */
+
+/* Direct loops, double accumulation. groups = 1: w[COUT,CIN,KH,KW];
+ * groups = CIN (depthwise): w[C,1,KH,KW] with COUT = CIN. */
+void ops_ref_conv2d(float *out, const float *x, const float *w, const float *bias, int N,
+                    int CIN, int H, int W, int COUT, int KH, int KW, int stride, int pad,
+                    int groups) {
+    /* out[N,COUT,HO,WO], x[N,CIN,H,W], w as above, bias[COUT] or NULL */
+    ASSERT(groups == 1 || (groups == CIN && COUT == CIN), "ref_conv2d: groups %d", groups);
+    int HO = (H + 2 * pad - KH) / stride + 1, WO = (W + 2 * pad - KW) / stride + 1;
+    int cpg = CIN / groups; /* input channels per group */
+    for (int n = 0; n < N; n++)
+        for (int co = 0; co < COUT; co++)
+            for (int oh = 0; oh < HO; oh++)
+                for (int ow = 0; ow < WO; ow++) {
+                    double acc = bias ? bias[co] : 0.0;
+                    int ci0 = groups == 1 ? 0 : co;
+                    for (int j = 0; j < cpg; j++)
+                        for (int kh = 0; kh < KH; kh++)
+                            for (int kw = 0; kw < KW; kw++) {
+                                int ih = oh * stride - pad + kh, iw = ow * stride - pad + kw;
+                                if (ih < 0 || ih >= H || iw < 0 || iw >= W) continue;
+                                acc += (double)x[(((size_t)n * CIN + ci0 + j) * H + ih) * W + iw] *
+                                       w[(((size_t)co * cpg + j) * KH + kh) * KW + kw];
+                            }
+                    out[(((size_t)n * COUT + co) * HO + oh) * WO + ow] = (float)acc;
+                }
+}
