@@ -1,0 +1,671 @@
+/* config.c: INI files (inih) -> typed, validated structs; see config.h.
+ *
+ * inih does all the lexing. This build of it (Debian libinih r55, defaults)
+ * does not pass line numbers to the handler, does not report section headers,
+ * keeps parsing after an error and returns the line of the FIRST error, cuts
+ * lines at its buffer size (ini_max_line, 200) and treats an indented line
+ * after a key as a continuation of that key's value. So:
+ *
+ *   - The file is read into memory and fed to ini_parse_stream() by a reader
+ *     that hands over one physical line per call and counts them; while the
+ *     handler runs, that count is the handler's line. A line longer than
+ *     inih's buffer is cut by the reader (never split) so counts stay
+ *     physical; a cut comment is harmless, a cut key line is an error.
+ *   - The first error the handler (or reader) finds is kept with its line; the
+ *     line ini_parse_stream() returns is its first error of any kind. If that
+ *     line is earlier, the first error was a syntax error only inih saw.
+ *   - The reader asks inih itself whether a line is a [section] header, by
+ *     parsing that one line after a sentinel header (header_probe), so unknown
+ *     or empty sections are reported at their own line and cfg_section_line()
+ *     knows where each section began.
+ *   - Multi-line values are an error (a config value is one line), detected by
+ *     mirroring inih's rule: an indented line after a key.
+ *
+ * Values are parsed completely (strtol/strtod end pointer) and range-checked.
+ * For INT/LONG/DOUBLE/NORM keys, min == max == 0 means "no range beyond the
+ * type's own" (NORM stays > 0, DOUBLE stays finite). The setter also keeps
+ * strings writable (one INI line that inih reads back unchanged), so cfg_write
+ * always round-trips. Nothing here prints or exits on a user error. */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <ini.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "common.h"
+
+#define LIST_MAX 1024 /* room for "accepted: a, b, c" lists */
+
+/* ------------------------------------------------------------ messages */
+
+static CfgStatus fail(char *err, size_t errlen, CfgStatus st, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static CfgStatus fail(char *err, size_t errlen, CfgStatus st, const char *fmt, ...) {
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return st;
+}
+
+/* Append s to the string in buf (truncating). */
+static void append(char *buf, size_t len, const char *s) {
+    size_t used = strlen(buf);
+    if (used + 1 < len) snprintf(buf + used, len - used, "%s", s);
+}
+
+static void list_keys(const CfgSection *s, char *buf, size_t len) {
+    buf[0] = '\0';
+    for (int j = 0; j < s->nkeys; j++) {
+        if (j) append(buf, len, ", ");
+        append(buf, len, s->keys[j].name);
+    }
+}
+
+static void list_sections(const Config *cfg, char *buf, size_t len) {
+    buf[0] = '\0';
+    for (int i = 0; i < cfg->nsections; i++) {
+        append(buf, len, i ? ", [" : "[");
+        append(buf, len, cfg->sections[i]->name);
+        append(buf, len, "]");
+    }
+}
+
+/* ------------------------------------------------------------ tables */
+
+static int find_section(const Config *cfg, const char *name) {
+    for (int i = 0; i < cfg->nsections; i++)
+        if (strcmp(cfg->sections[i]->name, name) == 0) return i;
+    return -1;
+}
+
+static int find_key(const CfgSection *s, const char *name) {
+    for (int j = 0; j < s->nkeys; j++)
+        if (strcmp(s->keys[j].name, name) == 0) return j;
+    return -1;
+}
+
+/* Index of (section si, key 0) in cfg->seen. */
+static int key_base(const Config *cfg, int si) {
+    int base = 0;
+    for (int i = 0; i < si; i++) base += cfg->sections[i]->nkeys;
+    return base;
+}
+
+static int bounded(const CfgKey *k) { return !(k->min == 0 && k->max == 0); }
+
+/* Longest string value whose "key = value" line inih reads back whole (its
+ * buffer must hold the line plus "\r\n\0", ini.h). */
+static size_t string_max(const CfgKey *k) {
+    long fit = (long)INI_MAX_LINE - 3 - (long)strlen(k->name) - 3;
+    long cap = CFG_STR_MAX - 1;
+    return (size_t)(fit < 0 ? 0 : fit < cap ? fit : cap);
+}
+
+/* ------------------------------------------------------------ numbers as text */
+
+/* Shortest "%.{p}g" that strtod reads back to exactly v; plain digits rather
+ * than an exponent for integral values below 1e15 (100, not 1e+02). */
+static void fmt_double(double v, char *buf, size_t len) {
+    if (isnan(v)) { snprintf(buf, len, "nan"); return; }
+    if (isinf(v)) { snprintf(buf, len, v > 0 ? "inf" : "-inf"); return; }
+    char tmp[48], e[48];
+    int p = 1;
+    for (; p < 17; p++) {
+        snprintf(tmp, sizeof tmp, "%.*g", p, v);
+        if (strtod(tmp, NULL) == v) break;
+    }
+    snprintf(e, sizeof e, "%.*e", p - 1, v);
+    int x = atoi(strchr(e, 'e') + 1);
+    snprintf(buf, len, "%.*g", (x >= p && x < 15) ? x + 1 : p, v);
+}
+
+/* What a key accepts, for messages, help and comments. */
+static void describe(const CfgKey *k, char *buf, size_t len) {
+    char lo[48], hi[48];
+    fmt_double(k->min, lo, sizeof lo);
+    fmt_double(k->max, hi, sizeof hi);
+    switch (k->type) {
+    case CFG_INT:
+    case CFG_LONG:
+        if (bounded(k)) snprintf(buf, len, "integer from %.0f to %.0f", k->min, k->max);
+        else if (k->type == CFG_INT) snprintf(buf, len, "integer from %d to %d", INT_MIN, INT_MAX);
+        else snprintf(buf, len, "integer from %ld to %ld", LONG_MIN, LONG_MAX);
+        break;
+    case CFG_DOUBLE:
+        if (bounded(k)) snprintf(buf, len, "finite number from %s to %s", lo, hi);
+        else snprintf(buf, len, "finite number");
+        break;
+    case CFG_NORM:
+        if (bounded(k)) snprintf(buf, len, "number from %s to %s, or inf", lo, hi);
+        else snprintf(buf, len, "positive number, or inf");
+        break;
+    case CFG_BOOL: snprintf(buf, len, "true/false, yes/no, on/off, 1/0"); break;
+    case CFG_STRING:
+        snprintf(buf, len, "text on one line, at most %zu characters", string_max(k));
+        break;
+    case CFG_ENUM:
+        snprintf(buf, len, "one of: ");
+        for (int i = 0; k->choices[i]; i++) {
+            if (i) append(buf, len, ", ");
+            append(buf, len, k->choices[i]);
+        }
+        break;
+    }
+}
+
+/* ------------------------------------------------------------ parsers
+ * Each returns CFG_OK and the value, or a status and the problem's text. */
+
+static CfgStatus parse_long(const CfgKey *k, const char *v, long lo, long hi, long *out,
+                            const char **problem) {
+    char *end;
+    errno = 0;
+    long x = strtol(v, &end, 10);
+    *problem = "not an integer";
+    if (end == v || *end || isspace((unsigned char)v[0])) return CFG_ERR_VALUE;
+    *problem = "out of range";
+    if (errno == ERANGE || x < lo || x > hi) return CFG_ERR_RANGE;
+    if (bounded(k) && ((double)x < k->min || (double)x > k->max)) return CFG_ERR_RANGE;
+    *out = x;
+    return CFG_OK;
+}
+
+/* A finite double, all of v consumed. */
+static CfgStatus parse_finite(const char *v, double *out, const char **problem) {
+    char *end;
+    double x = strtod(v, &end);
+    *problem = "not a number";
+    if (end == v || *end || isspace((unsigned char)v[0])) return CFG_ERR_VALUE;
+    *problem = "not a finite number";
+    if (!isfinite(x)) return CFG_ERR_VALUE;
+    *out = x;
+    return CFG_OK;
+}
+
+static CfgStatus parse_double(const CfgKey *k, const char *v, double *out, const char **problem) {
+    double x;
+    CfgStatus st = parse_finite(v, &x, problem);
+    if (st != CFG_OK) return st;
+    *problem = "out of range";
+    if (bounded(k) && (x < k->min || x > k->max)) return CFG_ERR_RANGE;
+    *out = x;
+    return CFG_OK;
+}
+
+/* A p-norm order: p > 0 within [min, max], or "inf" (any case) for the max-norm. */
+static CfgStatus parse_norm(const CfgKey *k, const char *v, double *out, const char **problem) {
+    if (strcasecmp(v, "inf") == 0) {
+        *out = INFINITY;
+        return CFG_OK;
+    }
+    double x;
+    CfgStatus st = parse_finite(v, &x, problem);
+    if (st != CFG_OK) {
+        *problem = "not a number or inf";
+        return st;
+    }
+    *problem = "out of range";
+    if (!(x > 0) || (bounded(k) && (x < k->min || x > k->max))) return CFG_ERR_RANGE;
+    *out = x;
+    return CFG_OK;
+}
+
+static CfgStatus parse_bool(const char *v, int *out, const char **problem) {
+    static const char *const yes[] = {"true", "yes", "on", "1"}, *const no[] = {"false", "no", "off", "0"};
+    for (int i = 0; i < 4; i++) {
+        if (strcasecmp(v, yes[i]) == 0) { *out = 1; return CFG_OK; }
+        if (strcasecmp(v, no[i]) == 0) { *out = 0; return CFG_OK; }
+    }
+    *problem = "not a boolean";
+    return CFG_ERR_VALUE;
+}
+
+static CfgStatus parse_enum(const CfgKey *k, const char *v, int *out, const char **problem) {
+    for (int i = 0; k->choices[i]; i++)
+        if (strcmp(v, k->choices[i]) == 0) { *out = i; return CFG_OK; }
+    *problem = "not one of the choices";
+    return CFG_ERR_RANGE;
+}
+
+/* Strings must survive cfg_write + inih: inih strips surrounding whitespace,
+ * ends the value at a ';' that follows whitespace, and has no escapes. */
+static CfgStatus check_string(const CfgKey *k, const char *v, const char **problem) {
+    size_t n = strlen(v);
+    *problem = "too long";
+    if (n > string_max(k)) return CFG_ERR_RANGE;
+    *problem = "cannot be written back as one INI value (control character, "
+               "leading/trailing space, or ';' at the start or after a space)";
+    if (n && (isspace((unsigned char)v[0]) || isspace((unsigned char)v[n - 1]) || v[0] == ';'))
+        return CFG_ERR_VALUE;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)v[i];
+        if (c < 0x20 || c == 0x7f || (c == ';' && i > 0 && isspace((unsigned char)v[i - 1])))
+            return CFG_ERR_VALUE;
+    }
+    return CFG_OK;
+}
+
+/* Parse value for key k and store it at field; the field is untouched on error. */
+static CfgStatus parse_into(const CfgKey *k, const char *v, char *field, const char **problem) {
+    long l = 0;
+    double d = 0;
+    int i = 0;
+    CfgStatus st = CFG_OK;
+    switch (k->type) {
+    case CFG_INT:
+        st = parse_long(k, v, INT_MIN, INT_MAX, &l, problem);
+        if (st == CFG_OK) *(int *)field = (int)l;
+        break;
+    case CFG_LONG:
+        st = parse_long(k, v, LONG_MIN, LONG_MAX, &l, problem);
+        if (st == CFG_OK) *(long *)field = l;
+        break;
+    case CFG_DOUBLE:
+    case CFG_NORM:
+        st = k->type == CFG_DOUBLE ? parse_double(k, v, &d, problem) : parse_norm(k, v, &d, problem);
+        if (st == CFG_OK) *(double *)field = d;
+        break;
+    case CFG_BOOL:
+    case CFG_ENUM:
+        st = k->type == CFG_BOOL ? parse_bool(v, &i, problem) : parse_enum(k, v, &i, problem);
+        if (st == CFG_OK) *(int *)field = i;
+        break;
+    case CFG_STRING:
+        st = check_string(k, v, problem);
+        if (st == CFG_OK) strncpy(field, v, CFG_STR_MAX); /* zero-fills the rest */
+        break;
+    }
+    return st;
+}
+
+/* The one setter: defaults, file lines and overrides all come through here. */
+static CfgStatus set_key(Config *cfg, int si, int ki, const char *value, const char *where,
+                         char *err, size_t errlen) {
+    const CfgSection *s = cfg->sections[si];
+    const CfgKey *k = &s->keys[ki];
+    const char *problem = "";
+    CfgStatus st = parse_into(k, value, (char *)cfg->structs[si] + k->offset, &problem);
+    if (st == CFG_OK) return CFG_OK;
+    char accepted[LIST_MAX];
+    describe(k, accepted, sizeof accepted);
+    return fail(err, errlen, st, "%s: [%s] %s = '%s': %s (accepted: %s)", where, s->name, k->name,
+                value, problem, accepted);
+}
+
+CfgStatus cfg_set(Config *cfg, const char *section, const char *key, const char *value,
+                  const char *where, char *err, size_t errlen) {
+    char list[LIST_MAX];
+    if (!where) where = "";
+    int si = find_section(cfg, section);
+    if (si < 0) {
+        list_sections(cfg, list, sizeof list);
+        return fail(err, errlen, CFG_ERR_SECTION, "%s: [%s] %s = '%s': unknown section (accepted: %s)",
+                    where, section, key, value, list);
+    }
+    int ki = find_key(cfg->sections[si], key);
+    if (ki < 0) {
+        list_keys(cfg->sections[si], list, sizeof list);
+        return fail(err, errlen, CFG_ERR_KEY, "%s: [%s] %s = '%s': unknown key (accepted: %s)", where,
+                    section, key, value, list);
+    }
+    return set_key(cfg, si, ki, value, where, err, errlen);
+}
+
+/* ------------------------------------------------------------ init / free */
+
+static void check_table(const CfgSection *s) {
+    ASSERT(s && s->name && s->name[0] && !strpbrk(s->name, ".[]=: \t\n"), "bad section name");
+    ASSERT(!s->help || !strchr(s->help, '\n'), "[%s]: help must be one line", s->name);
+    for (int j = 0; j < s->nkeys; j++) {
+        const CfgKey *k = &s->keys[j];
+        ASSERT(k->name && k->name[0] && !strpbrk(k->name, "=:;#[] \t\n"), "[%s]: bad key name", s->name);
+        ASSERT(find_key(s, k->name) == j, "[%s] %s: key listed twice", s->name, k->name);
+        ASSERT(k->def, "[%s] %s: no default", s->name, k->name);
+        ASSERT(k->type != CFG_ENUM || (k->choices && k->choices[0]), "[%s] %s: no choices",
+               s->name, k->name);
+        ASSERT(k->min <= k->max, "[%s] %s: min > max", s->name, k->name);
+        ASSERT(!k->help || !strchr(k->help, '\n'), "[%s] %s: help must be one line", s->name, k->name);
+    }
+}
+
+void cfg_init(Config *cfg, const CfgSection *const *sections, void *const *structs, int n) {
+    ASSERT(n >= 0 && n <= CFG_MAX_SECTIONS, "%d sections (at most %d)", n, CFG_MAX_SECTIONS);
+    memset(cfg, 0, sizeof *cfg);
+    int total = 0;
+    for (int i = 0; i < n; i++) {
+        check_table(sections[i]);
+        ASSERT(structs[i], "[%s]: no struct to fill", sections[i]->name);
+        ASSERT(find_section(cfg, sections[i]->name) < 0, "[%s] registered twice", sections[i]->name);
+        cfg->sections[i] = sections[i];
+        cfg->structs[i] = structs[i];
+        cfg->nsections = i + 1;
+        total += sections[i]->nkeys;
+    }
+    cfg->seen = xcalloc((size_t)total, 1);
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < sections[i]->nkeys; j++) {
+            char err[LIST_MAX + 256];
+            CfgStatus st = set_key(cfg, i, j, sections[i]->keys[j].def, "default", err, sizeof err);
+            ASSERT(st == CFG_OK, "bad default in the table: %s", err);
+        }
+}
+
+void cfg_free(Config *cfg) {
+    free(cfg->seen);
+    cfg->seen = NULL;
+    cfg->nsections = 0;
+}
+
+int cfg_section_line(const Config *cfg, const char *name) {
+    int si = find_section(cfg, name);
+    return si < 0 ? 0 : cfg->present[si];
+}
+
+/* ------------------------------------------------------------ loading a file */
+
+typedef struct Loader {
+    Config *cfg;
+    const char *buf;      /* the whole file */
+    size_t len, pos;
+    int line;             /* physical line last handed to inih */
+    const char *cur;      /* that line, without its '\n' */
+    size_t curlen;
+    int cut;              /* it was longer than inih's buffer */
+    int indented;         /* it starts with whitespace */
+    int key_since_header; /* inih's prev_name is set: an indented line continues it */
+    int *key_line;        /* per (section, key): the line that set it */
+    CfgStatus status;     /* first error found by reader or handler, and its line */
+    int err_line;
+    char *err;
+    size_t errlen;
+} Loader;
+
+static void load_fail(Loader *ld, CfgStatus st, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void load_fail(Loader *ld, CfgStatus st, const char *fmt, ...) {
+    if (ld->status != CFG_OK) return;
+    ld->status = st;
+    ld->err_line = ld->line;
+    if (ld->err && ld->errlen) {
+        int k = snprintf(ld->err, ld->errlen, "%s:%d: ", ld->cfg->path, ld->line);
+        va_list ap;
+        va_start(ap, fmt);
+        if (k >= 0 && (size_t)k < ld->errlen) vsnprintf(ld->err + k, ld->errlen - (size_t)k, fmt, ap);
+        va_end(ap);
+    }
+}
+
+#define PROBE_SECTION "cliplab probe"
+
+static int probe_handler(void *user, const char *section, const char *name, const char *value) {
+    (void)name, (void)value;
+    snprintf((char *)user, 64, "%s", section); /* the last call is the probe key */
+    return 1;
+}
+
+/* Is this line a [section] header? Ask inih: parse it after a sentinel header,
+ * then a key; the key's section is the line's header name, or the sentinel. */
+static int header_probe(const char *line, size_t n, char name[64]) {
+    char text[INI_MAX_LINE + 64];
+    if (n > INI_MAX_LINE) n = INI_MAX_LINE;
+    snprintf(text, sizeof text, "[" PROBE_SECTION "]\n%.*s\nprobe=1\n", (int)n, line);
+    snprintf(name, 64, PROBE_SECTION);
+    ini_parse_string(text, probe_handler, name);
+    return strcmp(name, PROBE_SECTION) != 0;
+}
+
+/* Called by the reader on each line before inih sees it. */
+static void note_header(Loader *ld, const char *line, size_t n) {
+    char name[64];
+    if (ld->line == 1 && n >= 3 && memcmp(line, "\xEF\xBB\xBF", 3) == 0) line += 3, n -= 3;
+    if (!header_probe(line, n, name)) return;
+    if (ld->indented && ld->key_since_header) return; /* a continuation: the handler reports it */
+    ld->key_since_header = 0;
+    int si = find_section(ld->cfg, name);
+    if (si >= 0) {
+        if (!ld->cfg->present[si]) ld->cfg->present[si] = ld->line;
+        return;
+    }
+    char list[LIST_MAX];
+    list_sections(ld->cfg, list, sizeof list);
+    load_fail(ld, CFG_ERR_SECTION, "[%s]: unknown section (accepted: %s)", name, list);
+}
+
+/* fgets-style reader for ini_parse_stream: one physical line per call, cut
+ * (not split) at inih's buffer size so inih's line count stays physical. */
+static char *load_reader(char *str, int num, void *stream) {
+    Loader *ld = stream;
+    if (ld->pos >= ld->len || num < 3) return NULL;
+    const char *p = ld->buf + ld->pos;
+    const char *nl = memchr(p, '\n', ld->len - ld->pos);
+    size_t n = nl ? (size_t)(nl - p) : ld->len - ld->pos;
+    ld->pos += n + (nl != NULL);
+    ld->line++;
+    ld->cur = p, ld->curlen = n;
+    ld->cut = n > (size_t)num - 3; /* room for "\n\0", and "\r" before the cut */
+    ld->indented = n > 0 && isspace((unsigned char)p[0]);
+    size_t k = ld->cut ? (size_t)num - 3 : n;
+    memcpy(str, p, k);
+    memcpy(str + k, "\n", 2);
+    if (memchr(p, '\0', n))
+        load_fail(ld, CFG_ERR_SYNTAX, "line contains a NUL byte (accepted: a text file)");
+    else
+        note_header(ld, str, k);
+    return str;
+}
+
+static int load_handler(void *user, const char *section, const char *name, const char *value) {
+    Loader *ld = user;
+    Config *cfg = ld->cfg;
+    int continuation = ld->indented && ld->key_since_header;
+    if (!continuation) ld->key_since_header = name[0] != '\0';
+    if (ld->status != CFG_OK) return 1; /* only the first error is reported */
+    if (ld->cut) {
+        load_fail(ld, CFG_ERR_SYNTAX, "[%s] %s: line longer than %d characters (accepted: "
+                  "lines of at most %d characters)", section, name, INI_MAX_LINE - 3, INI_MAX_LINE - 3);
+        return 0;
+    }
+    if (continuation) {
+        load_fail(ld, CFG_ERR_SYNTAX, "'%.*s': indented line continues the value of [%s] %s, and "
+                  "multi-line values are not supported (accepted: key = value, not indented)",
+                  (int)ld->curlen, ld->cur, section, name);
+        return 0;
+    }
+    char list[LIST_MAX];
+    if (!section[0]) {
+        list_sections(cfg, list, sizeof list);
+        load_fail(ld, CFG_ERR_SECTION, "%s = '%s': key before any [section] header (accepted: "
+                  "a section header first: %s)", name, value, list);
+        return 0;
+    }
+    int si = find_section(cfg, section);
+    int ki = si >= 0 ? find_key(cfg->sections[si], name) : -1;
+    int idx = ki >= 0 ? key_base(cfg, si) + ki : -1;
+    if (idx >= 0 && ld->key_line[idx]) {
+        load_fail(ld, CFG_ERR_DUPLICATE, "[%s] %s = '%s': duplicate key, first set on line %d "
+                  "(accepted: each key once per file)", section, name, value, ld->key_line[idx]);
+        return 0;
+    }
+    char where[sizeof cfg->path + 16];
+    snprintf(where, sizeof where, "%s:%d", cfg->path, ld->line);
+    CfgStatus st = cfg_set(cfg, section, name, value, where, ld->err, ld->errlen);
+    if (st != CFG_OK) {
+        ld->status = st, ld->err_line = ld->line;
+        return 0;
+    }
+    cfg->seen[idx] = 1;
+    ld->key_line[idx] = ld->line;
+    return 1;
+}
+
+/* The text of line `line` (1-based) of the file, without its newline. */
+static const char *line_text(const Loader *ld, int line, size_t *n) {
+    const char *p = ld->buf, *end = ld->buf + ld->len;
+    for (int i = 1; i < line && p < end; i++) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        p = nl ? nl + 1 : end;
+    }
+    const char *nl = memchr(p, '\n', (size_t)(end - p));
+    *n = (size_t)((nl ? nl : end) - p);
+    if (*n && p[*n - 1] == '\r') (*n)--;
+    return p;
+}
+
+/* inih's own first error (a line that is neither [section] nor key = value). */
+static void syntax_error(Loader *ld, int line) {
+    size_t n;
+    const char *t = line_text(ld, line, &n);
+    const char *s = t;
+    while (s < t + n && isspace((unsigned char)*s)) s++;
+    ld->status = CFG_OK, ld->line = line;
+    if (n > (size_t)INI_MAX_LINE - 3)
+        load_fail(ld, CFG_ERR_SYNTAX, "line longer than %d characters (accepted: lines of at most "
+                  "%d characters)", INI_MAX_LINE - 3, INI_MAX_LINE - 3);
+    else if (s < t + n && *s == '[')
+        load_fail(ld, CFG_ERR_SYNTAX, "'%.*s': section header without a closing ']' (accepted: "
+                  "[section])", (int)n, t);
+    else
+        load_fail(ld, CFG_ERR_SYNTAX, "'%.*s': not a [section] header or a key = value line "
+                  "(accepted: [section], key = value, ; comment)", (int)n, t);
+}
+
+static CfgStatus read_file(const char *path, char **buf, size_t *len, char *err, size_t errlen) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return fail(err, errlen, CFG_ERR_IO, "cannot open %s: %s", path, strerror(errno));
+    size_t cap = 4096, n = 0, got;
+    char *b = xmalloc(cap);
+    while ((got = fread(b + n, 1, cap - n, f)) > 0) {
+        n += got;
+        if (n == cap) b = realloc(b, cap *= 2);
+        ASSERT(b, "out of memory reading %s", path);
+    }
+    int bad = ferror(f), e = errno;
+    fclose(f);
+    if (bad) {
+        free(b);
+        return fail(err, errlen, CFG_ERR_IO, "cannot read %s: %s", path, strerror(e));
+    }
+    *buf = b, *len = n;
+    return CFG_OK;
+}
+
+static int total_keys(const Config *cfg) { return key_base(cfg, cfg->nsections); }
+
+CfgStatus cfg_load_file(Config *cfg, const char *path, char *err, size_t errlen) {
+    if (err && errlen) err[0] = '\0';
+    snprintf(cfg->path, sizeof cfg->path, "%s", path);
+    memset(cfg->present, 0, sizeof cfg->present);
+    memset(cfg->seen, 0, (size_t)total_keys(cfg));
+    Loader ld = {.cfg = cfg, .err = err, .errlen = errlen};
+    char *buf = NULL;
+    CfgStatus st = read_file(path, &buf, &ld.len, err, errlen);
+    if (st != CFG_OK) return st;
+    ld.buf = buf;
+    ld.key_line = xcalloc((size_t)total_keys(cfg), sizeof *ld.key_line);
+    int first = ini_parse_stream(load_reader, &ld, load_handler, &ld);
+    if (first < 0)
+        fail(err, errlen, ld.status = CFG_ERR_IO, "%s: inih failed (%d)", path, first);
+    else if (first > 0 && (ld.status == CFG_OK || first < ld.err_line))
+        syntax_error(&ld, first);
+    free(ld.key_line);
+    free(buf);
+    return ld.status;
+}
+
+/* ------------------------------------------------------------ overrides */
+
+CfgStatus cfg_override(Config *cfg, const char *arg, char *err, size_t errlen) {
+    const char *eq = strchr(arg, '='), *dot = strchr(arg, '.');
+    if (!eq)
+        return fail(err, errlen, CFG_ERR_OVERRIDE, "override '%s': no '=' (accepted: "
+                    "section.key=value)", arg);
+    if (!dot || dot > eq || dot == arg || dot + 1 == eq)
+        return fail(err, errlen, CFG_ERR_OVERRIDE, "override '%s': no section.key before '=' "
+                    "(accepted: section.key=value)", arg);
+    size_t n = strlen(arg);
+    char *copy = xmalloc(n + 1), where[64 + CFG_STR_MAX];
+    memcpy(copy, arg, n + 1);
+    copy[dot - arg] = '\0';
+    copy[eq - arg] = '\0';
+    snprintf(where, sizeof where, "override '%s'", arg);
+    CfgStatus st = cfg_set(cfg, copy, copy + (dot - arg) + 1, copy + (eq - arg) + 1, where, err, errlen);
+    free(copy);
+    return st;
+}
+
+/* ------------------------------------------------------------ output */
+
+void cfg_format_value(const CfgKey *k, const void *structp, char *buf, size_t len) {
+    const char *field = (const char *)structp + k->offset;
+    switch (k->type) {
+    case CFG_INT: snprintf(buf, len, "%d", *(const int *)field); break;
+    case CFG_LONG: snprintf(buf, len, "%ld", *(const long *)field); break;
+    case CFG_DOUBLE:
+    case CFG_NORM: fmt_double(*(const double *)field, buf, len); break;
+    case CFG_BOOL: snprintf(buf, len, "%s", *(const int *)field ? "true" : "false"); break;
+    case CFG_STRING: snprintf(buf, len, "%s", field); break;
+    case CFG_ENUM: {
+        int i = *(const int *)field, n = 0;
+        while (k->choices[n]) n++;
+        ASSERT(i >= 0 && i < n, "%s: enum index %d outside its %d choices", k->name, i, n);
+        snprintf(buf, len, "%s", k->choices[i]);
+        break;
+    }
+    }
+}
+
+void cfg_write(const Config *cfg, FILE *f) {
+    fprintf(f, "; cliplab effective configuration: every key with the value in effect\n");
+    for (int i = 0; i < cfg->nsections; i++) {
+        const CfgSection *s = cfg->sections[i];
+        fprintf(f, "\n");
+        if (s->help) fprintf(f, "; %s\n", s->help);
+        fprintf(f, "[%s]\n", s->name);
+        for (int j = 0; j < s->nkeys; j++) {
+            char value[CFG_STR_MAX + 64], accepted[LIST_MAX];
+            cfg_format_value(&s->keys[j], cfg->structs[i], value, sizeof value);
+            describe(&s->keys[j], accepted, sizeof accepted);
+            fprintf(f, "; %s (%s)\n%s = %s\n", s->keys[j].help ? s->keys[j].help : "", accepted,
+                    s->keys[j].name, value);
+        }
+    }
+}
+
+static const char *type_name(CfgType t) {
+    static const char *const names[] = {"int", "long", "double", "norm", "bool", "string", "enum"};
+    return names[t];
+}
+
+void cfg_print_help(const CfgSection *const *sections, int n, FILE *f) {
+    int wname = 4, wdef = 7;
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < sections[i]->nkeys; j++) {
+            const CfgKey *k = &sections[i]->keys[j];
+            int a = (int)strlen(k->name), b = k->def && k->def[0] ? (int)strlen(k->def) : 2;
+            wname = a > wname ? a : wname;
+            wdef = b > wdef ? b : wdef;
+        }
+    for (int i = 0; i < n; i++) {
+        const CfgSection *s = sections[i];
+        fprintf(f, "%s[%s]%s%s\n", i ? "\n" : "", s->name, s->help ? "  " : "", s->help ? s->help : "");
+        fprintf(f, "  %-*s  %-6s  %-*s  %s\n", wname, "key", "type", wdef, "default", "accepted");
+        for (int j = 0; j < s->nkeys; j++) {
+            const CfgKey *k = &s->keys[j];
+            char accepted[LIST_MAX];
+            const char *def = !k->def ? "-" : k->def[0] ? k->def : "''";
+            describe(k, accepted, sizeof accepted);
+            fprintf(f, "  %-*s  %-6s  %-*s  %s\n", wname, k->name, type_name(k->type), wdef, def,
+                    accepted);
+            if (k->help) fprintf(f, "  %-*s  %s\n", wname, "", k->help);
+        }
+    }
+}
