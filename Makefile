@@ -11,14 +11,14 @@ PYTHON  ?= /usr/bin/python3
 BUILD   ?= build
 PKGS    := openblas inih
 WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes
-CFLAGS  ?= -O2 -g
-CFLAGS  += -std=c11 -D_DEFAULT_SOURCE $(WARN) -pthread $(EXTRA_CFLAGS)
+CFLAGS  ?= -O3 -g
+CFLAGS  += -std=c11 -D_DEFAULT_SOURCE -fno-math-errno $(WARN) -pthread $(EXTRA_CFLAGS)
 CPPFLAGS += $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -pthread
 TEST_LDLIBS := $(shell pkg-config --libs criterion 2>/dev/null)
 
 DEB_PACKAGES := pkg-config libopenblas-dev libstb-dev libinih-dev libcriterion-dev \
-                fonts-dejavu-core python3-torch python3-numpy fortunes-min
+                fonts-dejavu-core python3-torch python3-numpy fortunes-min fortunes
 
 LIB_SRC   := $(wildcard src/*.c) $(wildcard models/*.c)
 LIB_SRC   := $(filter-out src/main.c,$(LIB_SRC))

@@ -1,4 +1,4 @@
-/* tfile.h: read the named arrays that tests/ref/*.py write (format in tfile.py).
+/* tfile.h: read the named arrays that the reference scripts in tests/ref/ write (format in tfile.py).
  * Header-only, for tests. tfile_get() fails the current Criterion test when a
  * name is missing, so a stale or absent fixture is a failure, never a skip. */
 #ifndef CLIPLAB_TESTS_TFILE_H

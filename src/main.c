@@ -1,0 +1,224 @@
+/* main.c: ./train CONFIG [CONFIG ...] [section.key=value ...]
+ *
+ * Loads and validates every config (and every override) before anything is
+ * written, then trains each run in turn; with several configs it also writes a
+ * comparison plot overlaying their loss and gradient-norm curves.
+ * `./train --help` prints every section and key from the parser's own tables. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "clipper.h"
+#include "common.h"
+#include "config.h"
+#include "model.h"
+#include "optim.h"
+#include "train.h"
+
+#define MAX_RUNS 32
+
+static const char *model_choices[64];
+
+#define SEL_KEY {"type", CFG_ENUM, 0, NULL, 0, 0, model_choices, "which network and task to train"}
+static CfgKey model_keys[] = {SEL_KEY};
+static const CfgSection model_section = {"model", model_keys, 1, "the network to train"};
+
+typedef struct RunSpec {
+    char path[512];
+    RunConfig run;
+    TrainConfig train;
+    OptimConfig optim;
+    ClipConfig clip;
+    ModelSel sel;
+    void *model_cfg[64];
+    Config cfg;
+} RunSpec;
+
+static int build_sections(const CfgSection **secs, void **structs, RunSpec *rs) {
+    int n = 0;
+    secs[n] = &run_config_section, structs[n++] = &rs->run;
+    secs[n] = &model_section, structs[n++] = &rs->sel;
+    secs[n] = &train_config_section, structs[n++] = &rs->train;
+    secs[n] = &optim_config_section, structs[n++] = &rs->optim;
+    secs[n] = &clip_config_section, structs[n++] = &rs->clip;
+    for (int i = 0; i < model_registry_count; i++) {
+        if (!model_registry[i]->section) continue;
+        if (rs) rs->model_cfg[i] = xcalloc(1, model_registry[i]->cfg_size);
+        secs[n] = model_registry[i]->section;
+        structs[n++] = rs ? rs->model_cfg[i] : NULL;
+    }
+    return n;
+}
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: ./train CONFIG.ini [CONFIG.ini ...] [section.key=value ...] [--compare OUT.png]\n"
+            "       ./train --help\n\n"
+            "Trains the network a config describes and writes runs/<config name>/:\n"
+            "config.ini (effective settings), metrics.csv, loss.png, grad_norm.png.\n"
+            "Several configs: each is trained in turn and their curves are overlaid in\n"
+            "runs/compare_<name>_vs_<name>.png (or --compare OUT.png).\n"
+            "Overrides apply to every config: ./train configs/rnn_clip.ini clip.max_norm=0.5\n");
+}
+
+static void print_help(void) {
+    usage(stdout);
+    printf("\nModels ([model] type):\n");
+    for (int i = 0; i < model_registry_count; i++)
+        printf("  %-12s %s\n", model_registry[i]->name, model_registry[i]->summary);
+    printf("\nSettings (section, key, type, default, accepted values):\n\n");
+    const CfgSection *secs[CFG_MAX_SECTIONS];
+    void *structs[CFG_MAX_SECTIONS];
+    RunSpec *tmp = xcalloc(1, sizeof *tmp);
+    int n = build_sections(secs, structs, tmp);
+    cfg_print_help(secs, n, stdout);
+    for (int i = 0; i < model_registry_count; i++) free(tmp->model_cfg[i]);
+    free(tmp);
+}
+
+static void base_name(const char *path, char *out, size_t len) {
+    const char *b = strrchr(path, '/');
+    b = b ? b + 1 : path;
+    snprintf(out, len, "%s", b);
+    char *dot = strrchr(out, '.');
+    if (dot && strcmp(dot, ".ini") == 0) *dot = '\0';
+}
+
+/* Load one config and the overrides; 0 on success, message printed otherwise. */
+static int load_spec(RunSpec *rs, const char *path, char **overrides, int nover) {
+    const CfgSection *secs[CFG_MAX_SECTIONS];
+    void *structs[CFG_MAX_SECTIONS];
+    int n = build_sections(secs, structs, rs);
+    snprintf(rs->path, sizeof rs->path, "%s", path);
+    cfg_init(&rs->cfg, secs, structs, n);
+    char err[1024];
+    if (cfg_load_file(&rs->cfg, path, err, sizeof err) != CFG_OK) {
+        fprintf(stderr, "cliplab: error: %s\n", err);
+        return -1;
+    }
+    for (int i = 0; i < nover; i++)
+        if (cfg_override(&rs->cfg, overrides[i], err, sizeof err) != CFG_OK) {
+            fprintf(stderr, "cliplab: error: %s\n", err);
+            return -1;
+        }
+    if (cfg_section_line(&rs->cfg, "model") == 0) {
+        fprintf(stderr, "cliplab: error: %s: no [model] section (accepted: [model] type = one of",
+                path);
+        for (int i = 0; model_choices[i]; i++) fprintf(stderr, " %s", model_choices[i]);
+        fprintf(stderr, ")\n");
+        return -1;
+    }
+    const ModelDef *def = model_registry[rs->sel.type];
+    for (int i = 0; i < model_registry_count; i++) {
+        const ModelDef *o = model_registry[i];
+        int line = o->section ? cfg_section_line(&rs->cfg, o->section->name) : 0;
+        if (o != def && line) {
+            fprintf(stderr, "cliplab: error: %s:%d: section [%s] does not apply to [model] type = %s"
+                            " (accepted: [%s])\n",
+                    path, line, o->section->name, def->name,
+                    def->section ? def->section->name : "no model section");
+            return -1;
+        }
+    }
+    /* derived defaults go through the same setter, so they are validated too */
+    char value[CFG_STR_MAX + 8];
+    CfgStatus st = CFG_OK;
+    if (!rs->run.name[0]) {
+        base_name(path, value, sizeof value);
+        st = cfg_set(&rs->cfg, "run", "name", value, path, err, sizeof err);
+    }
+    if (st == CFG_OK && !rs->run.out_dir[0]) {
+        snprintf(value, sizeof value, "runs/%s", rs->run.name);
+        st = cfg_set(&rs->cfg, "run", "out_dir", value, path, err, sizeof err);
+    }
+    if (st != CFG_OK) {
+        fprintf(stderr, "cliplab: error: %s (set [run] name or out_dir)\n", err);
+        return -1;
+    }
+    return 0;
+}
+
+static void free_spec(RunSpec *rs) {
+    cfg_free(&rs->cfg);
+    for (int i = 0; i < model_registry_count; i++) free(rs->model_cfg[i]);
+}
+
+int main(int argc, char **argv) {
+    ASSERT(model_registry_count < 63, "registry too large");
+    for (int i = 0; i < model_registry_count; i++) model_choices[i] = model_registry[i]->name;
+    model_keys[0].def = model_registry[0]->name;
+    model_keys[0].offset = offsetof(ModelSel, type);
+
+    const char *paths[MAX_RUNS];
+    char *overrides[256];
+    int npaths = 0, nover = 0;
+    const char *compare = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h") || !strcmp(argv[i], "--help-config")) {
+            print_help();
+            return 0;
+        } else if (!strcmp(argv[i], "--compare")) {
+            if (i + 1 >= argc) die("--compare needs an output path, e.g. --compare runs/cmp.png");
+            compare = argv[++i];
+        } else if (argv[i][0] == '-') {
+            usage(stderr);
+            die("unknown option %s", argv[i]);
+        } else if (strchr(argv[i], '=')) {
+            if (nover == 256) die("too many overrides");
+            overrides[nover++] = argv[i];
+        } else {
+            if (npaths == MAX_RUNS) die("at most %d configs at once", MAX_RUNS);
+            paths[npaths++] = argv[i];
+        }
+    }
+    if (npaths == 0) {
+        usage(stderr);
+        die("no config file given (try: ./train configs/rnn_clip.ini)");
+    }
+    RunSpec *specs = xcalloc((size_t)npaths, sizeof *specs);
+    int rc = 0;
+    for (int i = 0; i < npaths && rc == 0; i++)
+        if (load_spec(&specs[i], paths[i], overrides, nover) != 0) rc = 2;
+    for (int i = 0; i < npaths && rc == 0; i++)
+        for (int j = 0; j < i; j++)
+            if (!strcmp(specs[i].run.out_dir, specs[j].run.out_dir)) {
+                fprintf(stderr, "cliplab: error: %s and %s would both write %s (set [run] out_dir)\n",
+                        paths[j], paths[i], specs[i].run.out_dir);
+                rc = 2;
+            }
+    RunResult *res = xcalloc((size_t)npaths, sizeof *res);
+    for (int i = 0; i < npaths && rc == 0; i++) {
+        RunSpec *s = &specs[i];
+        if (!s->train.quiet) {
+            printf("== %s: effective configuration\n", s->path);
+            cfg_write(&s->cfg, stdout);
+            printf("\n");
+        }
+        rc = trainer_run(model_registry[s->sel.type], s->model_cfg[s->sel.type], &s->run,
+                         &s->train, &s->optim, &s->clip, &s->cfg, &res[i]);
+    }
+    if (rc == 0 && npaths > 1) {
+        char path[2048];
+        if (compare) {
+            snprintf(path, sizeof path, "%s", compare);
+        } else {
+            int k = snprintf(path, sizeof path, "runs/compare");
+            for (int i = 0; i < npaths && k < (int)sizeof path - 64; i++)
+                k += snprintf(path + k, sizeof path - (size_t)k, "%s%s", i ? "_vs_" : "_",
+                              specs[i].run.name);
+            snprintf(path + k, sizeof path - (size_t)k, ".png");
+            mkdir("runs", 0777);
+        }
+        rc = trainer_compare_plot(res, npaths, path) == 0 ? 0 : 1;
+        if (rc == 0) printf("comparison plot: %s\n", path);
+    }
+    for (int i = 0; i < npaths; i++) {
+        run_result_free(&res[i]);
+        free_spec(&specs[i]);
+    }
+    free(res);
+    free(specs);
+    return rc;
+}

@@ -1,0 +1,464 @@
+/* train.c: the update pipeline, the supervised training loop, metrics.csv,
+ * progress lines and the run's plots (see train.h for the pipeline's order).
+ * What a model computes is in models/; how clipping is done is in clipper.c
+ * and clip.c; the optimizer in optim.c. */
+#include "train.h"
+
+#include <cblas.h>
+#include <errno.h>
+#include <math.h>
+#include <stddef.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common.h"
+#include "plot.h"
+
+/* ---------------------------------------------------------------- config */
+
+static const char *const nonfinite_choices[] = {"stop", "skip", "error", NULL};
+
+#define RUN_KEY(n, t, f, d, lo, hi, h) {n, t, offsetof(RunConfig, f), d, lo, hi, NULL, h}
+static const CfgKey run_keys[] = {
+    RUN_KEY("name", CFG_STRING, name, "", 0, 0,
+            "run name (default: the config file's base name)"),
+    RUN_KEY("out_dir", CFG_STRING, out_dir, "", 0, 0,
+            "output folder (default: runs/<name>)"),
+    RUN_KEY("seed", CFG_LONG, seed, "1", 0, 2147483647.0,
+            "seed of every random draw (data, initialisation): same seed, same numbers"),
+    RUN_KEY("plots", CFG_BOOL, plots, "true", 0, 1, "write loss.png and grad_norm.png"),
+};
+const CfgSection run_config_section = {"run", run_keys, (int)(sizeof run_keys / sizeof *run_keys),
+                                       "naming, output folder and seed of a run"};
+
+#define TR_KEY(n, t, f, d, lo, hi, ch, h) {n, t, offsetof(TrainConfig, f), d, lo, hi, ch, h}
+static const CfgKey train_keys[] = {
+    TR_KEY("steps", CFG_LONG, steps, "1000", 1, 1e8, NULL, "optimizer steps to run"),
+    TR_KEY("batch_size", CFG_INT, batch_size, "32", 1, 65536, NULL, "examples per batch"),
+    TR_KEY("log_every", CFG_INT, log_every, "1", 1, 1000000, NULL,
+           "write a metrics.csv row every this many steps"),
+    TR_KEY("eval_every", CFG_INT, eval_every, "0", 0, 1000000, NULL,
+           "held-out evaluation every this many steps (0 = never)"),
+    TR_KEY("on_nonfinite", CFG_ENUM, on_nonfinite, "stop", 0, 0, nonfinite_choices,
+           "non-finite loss or gradient: stop (record it, plot, exit 0), skip the step, "
+           "or error (exit 3)"),
+    TR_KEY("grad_accum", CFG_INT, grad_accum, "1", 1, 1024, NULL,
+           "micro-batches whose gradients accumulate before one update (clip sees the sum)"),
+    TR_KEY("loss_scale", CFG_DOUBLE, loss_scale, "1", 1e-8, 1e12, NULL,
+           "static loss scale: backward runs on loss*scale, gradients are unscaled "
+           "before the clip (mixed-precision order)"),
+    TR_KEY("threads", CFG_INT, threads, "1", 1, 256, NULL, "OpenBLAS threads"),
+    TR_KEY("arena_mb", CFG_INT, arena_mb, "256", 1, 65536, NULL,
+           "per-step memory arena (activations and their gradients), MiB"),
+    TR_KEY("max_nodes", CFG_INT, max_nodes, "65536", 16, 100000000, NULL,
+           "tape capacity: ops recorded per step"),
+    TR_KEY("quiet", CFG_BOOL, quiet, "false", 0, 1, NULL, "no progress lines"),
+};
+const CfgSection train_config_section = {"train", train_keys,
+                                         (int)(sizeof train_keys / sizeof *train_keys),
+                                         "the training loop and the update pipeline"};
+
+/* ---------------------------------------------------------------- utils */
+
+double now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* mkdir -p; returns 0 or -1 with errno set. */
+static int make_dirs(const char *path) {
+    char buf[CFG_STR_MAX + 64];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = '\0';
+        if (mkdir(buf, 0777) != 0 && errno != EEXIST) return -1;
+        *p = '/';
+    }
+    if (mkdir(buf, 0777) != 0 && errno != EEXIST) return -1;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- metrics */
+
+static void log_add_col(MetricsLog *l, const char *name) {
+    ASSERT(l->ncols < 32, "too many metrics columns");
+    snprintf(l->names[l->ncols++], sizeof l->names[0], "%s", name);
+}
+
+static int metrics_col(const MetricsLog *l, const char *name) {
+    for (int i = 0; i < l->ncols; i++)
+        if (strcmp(l->names[i], name) == 0) return i;
+    return -1;
+}
+
+static void log_row(MetricsLog *l, const double *vals) {
+    if (l->nrows == l->cap) {
+        l->cap = l->cap ? 2 * l->cap : 1024;
+        double *rows = realloc(l->rows, l->cap * (size_t)l->ncols * sizeof *rows);
+        if (!rows) die("out of memory growing the metrics log");
+        l->rows = rows;
+    }
+    memcpy(l->rows + l->nrows * (size_t)l->ncols, vals, (size_t)l->ncols * sizeof *vals);
+    l->nrows++;
+    if (l->csv) {
+        for (int i = 0; i < l->ncols; i++)
+            fprintf(l->csv, i ? ",%.9g" : "%.9g", vals[i]);
+        fputc('\n', l->csv);
+    }
+}
+
+/* ---------------------------------------------------------------- groups */
+
+UpdateGroup *trainer_add_group(Trainer *tr, ParamSet *ps) {
+    ASSERT(tr->ngroups < TRAINER_MAX_GROUPS, "too many update groups");
+    ASSERT(ps->allocated, "ParamSet %s must be allocated before registering", ps->name);
+    UpdateGroup *g = &tr->groups[tr->ngroups++];
+    memset(g, 0, sizeof *g);
+    g->ps = ps;
+    optim_init(&g->optim, &tr->optim, ps->n);
+    clipper_init(&g->clip, &tr->clip, ps);
+    return g;
+}
+
+int trainer_add_metric(Trainer *tr, const char *name) {
+    ASSERT(tr->nextra < TRAINER_MAX_METRICS, "too many model metrics");
+    snprintf(tr->extra_names[tr->nextra], sizeof tr->extra_names[0], "%s", name);
+    tr->extra[tr->nextra] = NAN;
+    return tr->nextra++;
+}
+
+void trainer_set_metric(Trainer *tr, int idx, double value) {
+    ASSERT(idx >= 0 && idx < tr->nextra, "metric index %d", idx);
+    tr->extra[idx] = value;
+}
+
+/* Step 3's policy. Returns 0: skip this update. */
+static int nonfinite(Trainer *tr, UpdateGroup *g, const char *what, double value) {
+    param_zero_grad(g->ps);
+    if (tr->train.on_nonfinite == NONFINITE_SKIP) {
+        g->skipped++;
+        return 0;
+    }
+    if (!tr->diverged) {
+        tr->diverged = tr->train.on_nonfinite == NONFINITE_ERROR ? 2 : 1;
+        tr->diverged_step = tr->step;
+        fprintf(stderr, "%s: non-finite %s (%g) at step %ld of group %s%s\n", tr->run.name, what,
+                value, tr->step, g->ps->name,
+                tr->diverged == 1 ? ": the run diverged; stopping (on_nonfinite = stop)"
+                                  : " (on_nonfinite = error)");
+    }
+    return 0;
+}
+
+int trainer_update(Trainer *tr, UpdateGroup *g) {
+    ParamSet *ps = g->ps;
+    /* 2. unscale */
+    if (tr->train.loss_scale != 1.0) {
+        float inv = (float)(1.0 / tr->train.loss_scale);
+        for (size_t i = 0; i < ps->n; i++) ps->grad[i] *= inv;
+    }
+    /* 3. non-finite check (the global L2 norm is non-finite iff an element is) */
+    double pre = clipper_global_norm(&g->clip);
+    g->last.pre_norm = pre;
+    if (!isfinite(pre)) {
+        g->last.post_norm = g->last.coef = NAN;
+        g->last.clipped = 0;
+        return nonfinite(tr, g, "gradient norm", pre);
+    }
+    /* 4. all-reduce: single process, nothing to reduce. 5. gradient clip */
+    clipper_apply(&g->clip, pre, &g->last);
+    g->clipped += g->last.clipped;
+    /* 6. optimizer step */
+    g->lr = optim_lr_at(&tr->optim, tr->step, tr->train.steps);
+    optim_step(&g->optim, ps, g->lr);
+    /* 7. weight clip */
+    clipper_clamp_weights(&g->clip);
+    g->updates++;
+    param_zero_grad(ps);
+    return 1;
+}
+
+/* ---------------------------------------------------------------- loop */
+
+static void log_columns(Trainer *tr) {
+    MetricsLog *l = &tr->log;
+    const char *base[] = {"step", "loss", "grad_norm", "grad_norm_clipped", "clip_coef",
+                          "clipped", "clip_frac", "lr", "time_ms"};
+    for (size_t i = 0; i < sizeof base / sizeof *base; i++) log_add_col(l, base[i]);
+    for (int g = 1; g < tr->ngroups; g++) {
+        const char *suffix[] = {"grad_norm", "grad_norm_clipped", "clip_coef"};
+        for (int s = 0; s < 3; s++) {
+            char name[64];
+            snprintf(name, sizeof name, "%s_%s", tr->groups[g].ps->name, suffix[s]);
+            log_add_col(l, name);
+        }
+    }
+    for (int i = 0; i < tr->nextra; i++) log_add_col(l, tr->extra_names[i]);
+}
+
+static void log_step(Trainer *tr, double loss) {
+    double v[32];
+    int k = 0;
+    const UpdateGroup *g0 = &tr->groups[0];
+    v[k++] = (double)tr->step;
+    v[k++] = loss;
+    v[k++] = g0->last.pre_norm;
+    v[k++] = g0->last.post_norm;
+    v[k++] = g0->last.coef;
+    v[k++] = g0->last.clipped;
+    v[k++] = g0->updates ? (double)g0->clipped / (double)g0->updates : 0.0;
+    v[k++] = g0->lr;
+    v[k++] = 1000.0 * (now_seconds() - tr->t_start);
+    for (int g = 1; g < tr->ngroups; g++) {
+        v[k++] = tr->groups[g].last.pre_norm;
+        v[k++] = tr->groups[g].last.post_norm;
+        v[k++] = tr->groups[g].last.coef;
+    }
+    for (int i = 0; i < tr->nextra; i++) v[k++] = tr->extra[i];
+    ASSERT(k == tr->log.ncols, "row has %d values for %d columns", k, tr->log.ncols);
+    log_row(&tr->log, v);
+}
+
+static void print_progress(Trainer *tr, double loss, double t_now, int final) {
+    double elapsed = t_now - tr->t_start;
+    long done = tr->step + 1;
+    double rate = elapsed > 0 ? (double)done / elapsed : 0.0;
+    double eta = rate > 0 ? (double)(tr->train.steps - done) / rate : 0.0;
+    const UpdateGroup *g0 = &tr->groups[0];
+    printf("%-14s step %6ld/%-6ld | loss %10.4g | grad_norm %9.3g | clip_coef %6.3f | "
+           "%7.1f steps/s | %s %.0fs\n",
+           tr->run.name, done, tr->train.steps, loss, g0->last.pre_norm, g0->last.coef, rate,
+           final ? "took" : "ETA", final ? elapsed : eta);
+    fflush(stdout);
+}
+
+/* One supervised step: micro-batches with accumulated gradients, then the pipeline. */
+static double supervised_step(Trainer *tr) {
+    int k = tr->train.grad_accum;
+    double loss_sum = 0.0;
+    for (int i = 0; i < k; i++) {
+        ctx_reset(&tr->ctx);
+        Tensor *loss = tr->def->loss(tr->model, &tr->ctx, tr);
+        loss_sum += loss->data[0];
+        if (!isfinite(loss->data[0])) break; /* no use running backward on NaN */
+        ad_backward(&tr->ctx, loss, (float)(tr->train.loss_scale / k));
+    }
+    ctx_reset(&tr->ctx);
+    double loss = loss_sum / k;
+    if (!isfinite(loss)) {
+        UpdateGroup *g = &tr->groups[0]; /* no backward ran: the gradient is unknown */
+        g->last.pre_norm = g->last.post_norm = g->last.coef = NAN;
+        g->last.clipped = 0;
+        nonfinite(tr, g, "loss", loss);
+        return loss;
+    }
+    trainer_update(tr, &tr->groups[0]);
+    return loss;
+}
+
+static void train_loop(Trainer *tr) {
+    double last_print = now_seconds();
+    int val_col = -1;
+    for (int i = 0; i < tr->nextra; i++)
+        if (strcmp(tr->extra_names[i], "val_loss") == 0) val_col = i;
+    for (tr->step = 0; tr->step < tr->train.steps; tr->step++) {
+        double loss = tr->def->loss ? supervised_step(tr) : tr->def->step(tr->model, tr);
+        int last = tr->step + 1 == tr->train.steps || tr->diverged;
+        if (val_col >= 0) tr->extra[val_col] = NAN;
+        if (tr->def->evaluate && tr->train.eval_every > 0 && !tr->diverged &&
+            ((tr->step + 1) % tr->train.eval_every == 0 || last)) {
+            ctx_reset(&tr->ctx);
+            double vl = tr->def->evaluate(tr->model, tr);
+            ctx_reset(&tr->ctx);
+            if (val_col >= 0) tr->extra[val_col] = vl;
+        }
+        if (tr->step % tr->train.log_every == 0 || last) log_step(tr, loss);
+        double t = now_seconds();
+        if (!tr->train.quiet && (t - last_print >= 1.0 || tr->step == 0 || last)) {
+            print_progress(tr, loss, t, last);
+            last_print = t;
+        }
+        if (tr->diverged) break;
+    }
+}
+
+/* ---------------------------------------------------------------- outputs */
+
+static void column(const MetricsLog *l, int col, double *out) {
+    for (size_t r = 0; r < l->nrows; r++) out[r] = l->rows[r * (size_t)l->ncols + col];
+}
+
+static int write_run_plots(const Trainer *tr, double baseline) {
+    const MetricsLog *l = &tr->log;
+    size_t n = l->nrows;
+    double *x = xmalloc(n * sizeof *x), *loss = xmalloc(n * sizeof *x);
+    double *gn = xmalloc(n * sizeof *x), *gc = xmalloc(n * sizeof *x);
+    double *val = xmalloc(n * sizeof *x);
+    column(l, 0, x);
+    column(l, metrics_col(l, "loss"), loss);
+    column(l, metrics_col(l, "grad_norm"), gn);
+    column(l, metrics_col(l, "grad_norm_clipped"), gc);
+    int vc = metrics_col(l, "val_loss");
+    size_t nv = 0;
+    double *vx = xmalloc(n * sizeof *x);
+    if (vc >= 0)
+        for (size_t r = 0; r < n; r++) {
+            double v = l->rows[r * (size_t)l->ncols + vc];
+            if (!isnan(v)) {
+                vx[nv] = x[r];
+                val[nv++] = v;
+            }
+        }
+    char path[CFG_STR_MAX + 32], err[256], title[CFG_STR_MAX + 128], desc[96];
+    clipper_describe(&tr->clip, desc, sizeof desc);
+    snprintf(title, sizeof title, "%s  (clip: %s)", tr->run.name, desc);
+    PlotSeries ls[2] = {{"training loss", x, loss, n, 0}, {"validation loss", vx, val, nv, 1}};
+    PlotPanel lp = {"Loss", "step", "loss", PLOT_LOGY_AUTO, ls, nv ? 2 : 1, NULL, 0, NULL,
+                    baseline, "trivial predictor"};
+    snprintf(path, sizeof path, "%s/loss.png", tr->run.out_dir);
+    int rc = plot_figure(path, title, &lp, 1, 1000, 480, err, sizeof err);
+    if (rc == 0) {
+        PlotSeries gs[2] = {{"pre-clip norm", x, gn, n, 0}, {"post-clip norm", x, gc, n, 0}};
+        PlotPanel gp = {"Global gradient L2 norm", "step", "norm", PLOT_LOGY_AUTO, gs,
+                        tr->clip.grad == CLIP_NONE ? 1 : 2, NULL, 0, NULL,
+                        tr->groups[0].last.threshold, "clip threshold"};
+        snprintf(path, sizeof path, "%s/grad_norm.png", tr->run.out_dir);
+        rc = plot_figure(path, title, &gp, 1, 1000, 480, err, sizeof err);
+    }
+    if (rc != 0) fprintf(stderr, "cliplab: error: writing plots: %s\n", err);
+    free(x), free(loss), free(gn), free(gc), free(val), free(vx);
+    return rc;
+}
+
+static int open_outputs(Trainer *tr, const Config *cfg) {
+    if (make_dirs(tr->run.out_dir) != 0) {
+        fprintf(stderr, "cliplab: error: cannot create output folder %s: %s (set [run] out_dir)\n",
+                tr->run.out_dir, strerror(errno));
+        return -1;
+    }
+    char path[CFG_STR_MAX + 32], tmp[CFG_STR_MAX + 40];
+    snprintf(path, sizeof path, "%s/config.ini", tr->run.out_dir);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f) {
+        fprintf(stderr, "cliplab: error: cannot write %s: %s\n", tmp, strerror(errno));
+        return -1;
+    }
+    cfg_write(cfg, f);
+    if (fclose(f) != 0 || rename(tmp, path) != 0) {
+        fprintf(stderr, "cliplab: error: cannot write %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    MetricsLog *l = &tr->log;
+    snprintf(l->csv_path, sizeof l->csv_path, "%s/metrics.csv", tr->run.out_dir);
+    snprintf(l->csv_tmp, sizeof l->csv_tmp, "%s.tmp", l->csv_path);
+    l->csv = fopen(l->csv_tmp, "w");
+    if (!l->csv) {
+        fprintf(stderr, "cliplab: error: cannot write %s: %s\n", l->csv_tmp, strerror(errno));
+        return -1;
+    }
+    for (int i = 0; i < l->ncols; i++) fprintf(l->csv, i ? ",%s" : "%s", l->names[i]);
+    fputc('\n', l->csv);
+    return 0;
+}
+
+static int close_metrics(MetricsLog *l) {
+    if (!l->csv) return 0;
+    int bad = ferror(l->csv) | (fclose(l->csv) != 0);
+    l->csv = NULL;
+    if (bad || rename(l->csv_tmp, l->csv_path) != 0) {
+        fprintf(stderr, "cliplab: error: cannot write %s: %s\n", l->csv_path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+void run_result_free(RunResult *r) {
+    free(r->log.rows);
+    memset(r, 0, sizeof *r);
+}
+
+int trainer_run(const ModelDef *def, const void *model_cfg, const RunConfig *run,
+                const TrainConfig *train, const OptimConfig *optim, const ClipConfig *clip,
+                const Config *cfg, RunResult *res) {
+    Trainer *tr = xcalloc(1, sizeof *tr);
+    tr->def = def;
+    tr->run = *run;
+    tr->train = *train;
+    tr->optim = *optim;
+    tr->clip = *clip;
+    openblas_set_num_threads(train->threads);
+    ctx_init(&tr->ctx, (size_t)train->arena_mb << 20, (size_t)train->max_nodes);
+    rng_seed(&tr->rng, (uint64_t)run->seed, 54);
+    tr->model = def->create(tr, model_cfg);
+    ASSERT(tr->ngroups > 0, "model %s registered no parameter group", def->name);
+    log_columns(tr);
+    int rc = open_outputs(tr, cfg);
+    if (rc == 0) {
+        tr->t_start = now_seconds();
+        train_loop(tr);
+        rc = close_metrics(&tr->log);
+    }
+    double baseline = def->baseline_loss ? def->baseline_loss(tr->model) : NAN;
+    if (rc == 0 && run->plots && tr->log.nrows) rc = write_run_plots(tr, baseline);
+    if (rc == 0 && def->finish && !tr->diverged) def->finish(tr->model, tr);
+    if (rc == 0 && !train->quiet) {
+        printf("%s: wrote %s/ (config.ini, metrics.csv%s)%s\n", run->name, run->out_dir,
+               run->plots ? ", loss.png, grad_norm.png" : "",
+               tr->diverged ? "; the run went non-finite and was stopped" : "");
+    }
+    if (rc == 0 && tr->diverged == 2) rc = 3;
+    if (res) {
+        snprintf(res->name, sizeof res->name, "%s", run->name);
+        char desc[96];
+        clipper_describe(clip, desc, sizeof desc);
+        snprintf(res->label, sizeof res->label, "%s (clip: %s)", run->name, desc);
+        res->log = tr->log;
+        tr->log.rows = NULL;
+        res->baseline = baseline;
+        res->diverged = tr->diverged;
+        res->diverged_step = tr->diverged_step;
+    }
+    if (def->destroy) def->destroy(tr->model);
+    for (int g = 0; g < tr->ngroups; g++) {
+        optim_free(&tr->groups[g].optim);
+        clipper_free(&tr->groups[g].clip);
+    }
+    free(tr->log.rows);
+    ctx_free(&tr->ctx);
+    free(tr);
+    return rc;
+}
+
+int trainer_compare_plot(const RunResult *runs, int n, const char *path) {
+    PlotSeries *ls = xcalloc((size_t)n, sizeof *ls), *gs = xcalloc((size_t)n, sizeof *gs);
+    double **bufs = xcalloc((size_t)n * 3, sizeof *bufs);
+    double baseline = NAN;
+    for (int i = 0; i < n; i++) {
+        const MetricsLog *l = &runs[i].log;
+        for (int k = 0; k < 3; k++) bufs[3 * i + k] = xmalloc((l->nrows + 1) * sizeof(double));
+        column(l, 0, bufs[3 * i]);
+        column(l, metrics_col(l, "loss"), bufs[3 * i + 1]);
+        column(l, metrics_col(l, "grad_norm"), bufs[3 * i + 2]);
+        ls[i] = (PlotSeries){runs[i].label, bufs[3 * i], bufs[3 * i + 1], l->nrows, 0};
+        gs[i] = (PlotSeries){runs[i].label, bufs[3 * i], bufs[3 * i + 2], l->nrows, 0};
+        if (isnan(baseline)) baseline = runs[i].baseline;
+    }
+    PlotPanel panels[2] = {
+        {"Training loss", "step", "loss", PLOT_LOGY_AUTO, ls, n, NULL, 0, NULL, baseline,
+         "trivial predictor"},
+        {"Pre-clip global gradient L2 norm", "step", "norm", PLOT_LOGY_AUTO, gs, n, NULL, 0, NULL,
+         NAN, NULL},
+    };
+    char err[256];
+    int rc = plot_figure(path, "Same run, with and without clipping", panels, 2, 1100, 900, err,
+                         sizeof err);
+    if (rc != 0) fprintf(stderr, "cliplab: error: writing %s: %s\n", path, err);
+    for (int i = 0; i < 3 * n; i++) free(bufs[i]);
+    free(bufs), free(ls), free(gs);
+    return rc;
+}

@@ -1,0 +1,174 @@
+/* test_cli.c: ./train as a user runs it: config errors (file, line, key, what is
+ * accepted; non-zero exit; nothing written), --help, determinism from the seed,
+ * the non-finite policies, and the comparison plot. Runs the built ./train
+ * (CLIPLAB_TRAIN overrides the path) in a fresh temporary folder per test. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static char tmpdir[256];
+static char train_bin[512];
+
+static void setup(void) {
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/cliplab_cli_XXXXXX");
+    cr_assert(mkdtemp(tmpdir));
+    const char *b = getenv("CLIPLAB_TRAIN");
+    char cwd[256];
+    cr_assert(getcwd(cwd, sizeof cwd));
+    snprintf(train_bin, sizeof train_bin, "%s/%s", cwd, b && *b ? b : "train");
+    cr_assert(access(train_bin, X_OK) == 0, "%s not built", train_bin);
+}
+
+static void teardown(void) {
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
+    cr_assert(system(cmd) == 0);
+}
+
+static void write_file(const char *name, const char *text) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", tmpdir, name);
+    FILE *f = fopen(path, "w");
+    cr_assert(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* Run ./train ARGS inside tmpdir; returns the exit status, stderr in err. */
+static int run_train(const char *args, char *err, size_t errlen) {
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "cd %s && %s %s >stdout.txt 2>stderr.txt", tmpdir, train_bin, args);
+    int st = system(cmd);
+    char path[512];
+    snprintf(path, sizeof path, "%s/stderr.txt", tmpdir);
+    FILE *f = fopen(path, "r");
+    cr_assert(f);
+    size_t n = fread(err, 1, errlen - 1, f);
+    err[n] = '\0';
+    fclose(f);
+    cr_assert(WIFEXITED(st), "./train %s did not exit normally", args);
+    return WEXITSTATUS(st);
+}
+
+static int exists(const char *rel) {
+    char path[512];
+    struct stat sb;
+    snprintf(path, sizeof path, "%s/%s", tmpdir, rel);
+    return stat(path, &sb) == 0;
+}
+
+#define SMALL_RNN                                                                          \
+    "[model]\ntype = rnn\n[rnn]\nseq_len = 10\nhidden = 8\neval_size = 16\n"               \
+    "[train]\nsteps = 20\nbatch_size = 4\nquiet = true\n[optim]\nkind = sgd\nlr = 0.01\n"
+
+static void expect_error(const char *ini, const char *needle1, const char *needle2) {
+    char err[4096];
+    write_file("bad.ini", ini);
+    int rc = run_train("bad.ini", err, sizeof err);
+    cr_assert_neq(rc, 0, "a bad config must exit non-zero");
+    cr_assert(strstr(err, needle1), "stderr lacks '%s':\n%s", needle1, err);
+    if (needle2) cr_assert(strstr(err, needle2), "stderr lacks '%s':\n%s", needle2, err);
+    cr_assert(!exists("runs"), "a rejected config must write nothing");
+}
+
+TestSuite(cli, .init = setup, .fini = teardown);
+
+Test(cli, unknown_key) { expect_error(SMALL_RNN "[clip]\nmax_nrom = 1\n", "bad.ini:15", "max_nrom"); }
+Test(cli, bad_number) { expect_error(SMALL_RNN "[clip]\nmax_norm = 1.0x\n", "bad.ini:15", "max_norm"); }
+Test(cli, missing_equals) { expect_error("[model]\ntype = rnn\n[train]\nsteps 20\n", "bad.ini:4", NULL); }
+Test(cli, out_of_range) { expect_error("[model]\ntype = rnn\n[rnn]\nhidden = 0\n", "bad.ini:4", "hidden"); }
+Test(cli, unknown_section) { expect_error("[model]\ntype = rnn\n[clipping]\ngrad = none\n", "bad.ini:3", "clipping"); }
+Test(cli, bad_enum_lists_choices) {
+    expect_error("[model]\ntype = rnn\n[clip]\ngrad = sometimes\n", "bad.ini:4", "global_norm");
+}
+Test(cli, missing_file) {
+    char err[4096];
+    int rc = run_train("nope.ini", err, sizeof err);
+    cr_assert_neq(rc, 0);
+    cr_assert(strstr(err, "nope.ini"), "%s", err);
+}
+Test(cli, bad_override) {
+    char err[4096];
+    write_file("ok.ini", SMALL_RNN);
+    cr_assert_neq(run_train("ok.ini train.stepz=3", err, sizeof err), 0);
+    cr_assert(strstr(err, "stepz"), "%s", err);
+    cr_assert(!exists("runs"));
+}
+
+Test(cli, help_lists_every_section) {
+    char err[256];
+    cr_assert_eq(run_train("--help", err, sizeof err), 0);
+    char path[512], out[65536];
+    snprintf(path, sizeof path, "%s/stdout.txt", tmpdir);
+    FILE *f = fopen(path, "r");
+    size_t n = fread(out, 1, sizeof out - 1, f);
+    out[n] = '\0';
+    fclose(f);
+    const char *want[] = {"[run]", "[train]", "[optim]", "[clip]", "[model]", "[rnn]",
+                          "on_nonfinite", "max_norm", "spectral_radius"};
+    for (size_t i = 0; i < sizeof want / sizeof *want; i++)
+        cr_assert(strstr(out, want[i]), "--help lacks %s", want[i]);
+}
+
+static char *read_loss_column(const char *rel) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", tmpdir, rel);
+    FILE *f = fopen(path, "r");
+    cr_assert(f, "missing %s", path);
+    char *out = malloc(1 << 16), line[1024];
+    size_t k = 0;
+    cr_assert(fgets(line, sizeof line, f));
+    cr_assert(!strncmp(line, "step,loss,grad_norm,grad_norm_clipped,clip_coef,", 48), "%s", line);
+    while (fgets(line, sizeof line, f)) {
+        char *c1 = strchr(line, ','), *c2 = c1 ? strchr(c1 + 1, ',') : NULL;
+        cr_assert(c2);
+        k += (size_t)snprintf(out + k, (1 << 16) - k, "%.*s\n", (int)(c2 - c1 - 1), c1 + 1);
+    }
+    fclose(f);
+    return out;
+}
+
+Test(cli, same_seed_same_metrics) {
+    char err[4096];
+    write_file("a.ini", SMALL_RNN);
+    cr_assert_eq(run_train("a.ini run.out_dir=r1", err, sizeof err), 0, "%s", err);
+    cr_assert_eq(run_train("a.ini run.out_dir=r2", err, sizeof err), 0, "%s", err);
+    cr_assert_eq(run_train("a.ini run.out_dir=r3 run.seed=2", err, sizeof err), 0, "%s", err);
+    char *l1 = read_loss_column("r1/metrics.csv"), *l2 = read_loss_column("r2/metrics.csv");
+    cr_assert(strlen(l1) > 20);
+    cr_assert_str_eq(l1, l2, "same seed, different loss column");
+    char *l3 = read_loss_column("r3/metrics.csv");
+    cr_assert_str_neq(l1, l3, "a different seed must give different numbers");
+    free(l1), free(l2), free(l3);
+    cr_assert(exists("r1/config.ini") && exists("r1/loss.png") && exists("r1/grad_norm.png"));
+}
+
+/* A learning rate of 1000 drives the RNN to a non-finite loss: stop exits 0
+ * with plots written; error exits 3. */
+Test(cli, nonfinite_policies) {
+    char err[4096];
+    write_file("boom.ini", "[model]\ntype = rnn\n[rnn]\nseq_len = 10\nhidden = 8\neval_size = 4\n"
+                           "init = orthogonal\nspectral_radius = 3\n"
+                           "[train]\nsteps = 200\nbatch_size = 4\nquiet = true\n"
+                           "[optim]\nkind = sgd\nlr = 1000\n");
+    cr_assert_eq(run_train("boom.ini run.out_dir=stop", err, sizeof err), 0, "%s", err);
+    cr_assert(strstr(err, "non-finite"), "%s", err);
+    cr_assert(exists("stop/loss.png") && exists("stop/metrics.csv"));
+    cr_assert_eq(run_train("boom.ini run.out_dir=err train.on_nonfinite=error", err, sizeof err), 3,
+                 "%s", err);
+    cr_assert_eq(run_train("boom.ini run.out_dir=skip train.on_nonfinite=skip", err, sizeof err), 0,
+                 "%s", err);
+}
+
+Test(cli, comparison_plot) {
+    char err[4096];
+    write_file("a.ini", SMALL_RNN);
+    write_file("b.ini", SMALL_RNN "[clip]\ngrad = global_norm\nmax_norm = 0.5\n");
+    cr_assert_eq(run_train("a.ini b.ini", err, sizeof err), 0, "%s", err);
+    cr_assert(exists("runs/a/metrics.csv") && exists("runs/b/metrics.csv"));
+    cr_assert(exists("runs/compare_a_vs_b.png"));
+}
