@@ -15,6 +15,7 @@
 #include "config.h"
 #include "model.h"
 #include "optim.h"
+#include "recovery.h"
 #include "train.h"
 
 #define MAX_RUNS 32
@@ -27,10 +28,7 @@ static const CfgSection model_section = {"model", model_keys, 1, "the network to
 
 typedef struct RunSpec {
     char path[512];
-    RunConfig run;
-    TrainConfig train;
-    OptimConfig optim;
-    ClipConfig clip;
+    TrainerSettings set;
     ModelSel sel;
     void *model_cfg[64];
     Config cfg;
@@ -38,11 +36,12 @@ typedef struct RunSpec {
 
 static int build_sections(const CfgSection **secs, void **structs, RunSpec *rs) {
     int n = 0;
-    secs[n] = &run_config_section, structs[n++] = &rs->run;
+    secs[n] = &run_config_section, structs[n++] = &rs->set.run;
     secs[n] = &model_section, structs[n++] = &rs->sel;
-    secs[n] = &train_config_section, structs[n++] = &rs->train;
-    secs[n] = &optim_config_section, structs[n++] = &rs->optim;
-    secs[n] = &clip_config_section, structs[n++] = &rs->clip;
+    secs[n] = &train_config_section, structs[n++] = &rs->set.train;
+    secs[n] = &optim_config_section, structs[n++] = &rs->set.optim;
+    secs[n] = &clip_config_section, structs[n++] = &rs->set.clip;
+    secs[n] = &recovery_config_section, structs[n++] = &rs->set.recovery;
     for (int i = 0; i < model_registry_count; i++) {
         if (!model_registry[i]->section) continue;
         if (rs) rs->model_cfg[i] = xcalloc(1, model_registry[i]->cfg_size);
@@ -125,12 +124,12 @@ static int load_spec(RunSpec *rs, const char *path, char **overrides, int nover)
     /* derived defaults go through the same setter, so they are validated too */
     char value[CFG_STR_MAX + 8];
     CfgStatus st = CFG_OK;
-    if (!rs->run.name[0]) {
+    if (!rs->set.run.name[0]) {
         base_name(path, value, sizeof value);
         st = cfg_set(&rs->cfg, "run", "name", value, path, err, sizeof err);
     }
-    if (st == CFG_OK && !rs->run.out_dir[0]) {
-        snprintf(value, sizeof value, "runs/%s", rs->run.name);
+    if (st == CFG_OK && !rs->set.run.out_dir[0]) {
+        snprintf(value, sizeof value, "runs/%s", rs->set.run.name);
         st = cfg_set(&rs->cfg, "run", "out_dir", value, path, err, sizeof err);
     }
     if (st != CFG_OK) {
@@ -183,21 +182,21 @@ int main(int argc, char **argv) {
         if (load_spec(&specs[i], paths[i], overrides, nover) != 0) rc = 2;
     for (int i = 0; i < npaths && rc == 0; i++)
         for (int j = 0; j < i; j++)
-            if (!strcmp(specs[i].run.out_dir, specs[j].run.out_dir)) {
+            if (!strcmp(specs[i].set.run.out_dir, specs[j].set.run.out_dir)) {
                 fprintf(stderr, "cliplab: error: %s and %s would both write %s (set [run] out_dir)\n",
-                        paths[j], paths[i], specs[i].run.out_dir);
+                        paths[j], paths[i], specs[i].set.run.out_dir);
                 rc = 2;
             }
     RunResult *res = xcalloc((size_t)npaths, sizeof *res);
     for (int i = 0; i < npaths && rc == 0; i++) {
         RunSpec *s = &specs[i];
-        if (!s->train.quiet) {
+        if (!s->set.train.quiet) {
             printf("== %s: effective configuration\n", s->path);
             cfg_write(&s->cfg, stdout);
             printf("\n");
         }
-        rc = trainer_run(model_registry[s->sel.type], s->model_cfg[s->sel.type], &s->run,
-                         &s->train, &s->optim, &s->clip, &s->cfg, &res[i]);
+        rc = trainer_run(model_registry[s->sel.type], s->model_cfg[s->sel.type], &s->set, &s->cfg,
+                         &res[i]);
     }
     if (rc == 0 && npaths > 1) {
         char path[2048];
@@ -207,7 +206,7 @@ int main(int argc, char **argv) {
             int k = snprintf(path, sizeof path, "runs/compare");
             for (int i = 0; i < npaths && k < (int)sizeof path - 64; i++)
                 k += snprintf(path + k, sizeof path - (size_t)k, "%s%s", i ? "_vs_" : "_",
-                              specs[i].run.name);
+                              specs[i].set.run.name);
             snprintf(path + k, sizeof path - (size_t)k, ".png");
             mkdir("runs", 0777);
         }

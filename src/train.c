@@ -111,6 +111,24 @@ static void log_row(MetricsLog *l, const double *vals) {
     }
 }
 
+static void write_header(MetricsLog *l) {
+    for (int i = 0; i < l->ncols; i++) fprintf(l->csv, i ? ",%s" : "%s", l->names[i]);
+    fputc('\n', l->csv);
+}
+
+void trainer_truncate_log(Trainer *tr, long step) {
+    MetricsLog *l = &tr->log;
+    while (l->nrows > 0 && l->rows[(l->nrows - 1) * (size_t)l->ncols] >= (double)step) l->nrows--;
+    if (!l->csv) return;
+    if (!freopen(l->csv_tmp, "w", l->csv)) die("cannot rewrite %s", l->csv_tmp);
+    write_header(l);
+    for (size_t r = 0; r < l->nrows; r++) {
+        const double *v = l->rows + r * (size_t)l->ncols;
+        for (int i = 0; i < l->ncols; i++) fprintf(l->csv, i ? ",%.9g" : "%.9g", v[i]);
+        fputc('\n', l->csv);
+    }
+}
+
 /* ---------------------------------------------------------------- groups */
 
 UpdateGroup *trainer_add_group(Trainer *tr, ParamSet *ps) {
@@ -139,6 +157,8 @@ void trainer_set_metric(Trainer *tr, int idx, double value) {
 /* Step 3's policy. Returns 0: skip this update. */
 static int nonfinite(Trainer *tr, UpdateGroup *g, const char *what, double value) {
     param_zero_grad(g->ps);
+    tr->saw_nonfinite = 1;
+    if (recovery_will_rollback(&tr->rec)) return 0; /* recovery_after_step rolls back */
     if (tr->train.on_nonfinite == NONFINITE_SKIP) {
         g->skipped++;
         return 0;
@@ -266,7 +286,13 @@ static void train_loop(Trainer *tr) {
     for (int i = 0; i < tr->nextra; i++)
         if (strcmp(tr->extra_names[i], "val_loss") == 0) val_col = i;
     for (tr->step = 0; tr->step < tr->train.steps; tr->step++) {
+        if (recovery_before_step(tr) != 0) {
+            tr->diverged = 2;
+            break;
+        }
+        tr->saw_nonfinite = 0;
         double loss = tr->def->loss ? supervised_step(tr) : tr->def->step(tr->model, tr);
+        if (recovery_after_step(tr, loss, tr->saw_nonfinite)) continue;
         int last = tr->step + 1 == tr->train.steps || tr->diverged;
         if (val_col >= 0) tr->extra[val_col] = NAN;
         if (tr->def->evaluate && tr->train.eval_every > 0 && !tr->diverged &&
@@ -316,9 +342,19 @@ static int write_run_plots(const Trainer *tr, double baseline) {
     char path[CFG_STR_MAX + 32], err[256], title[CFG_STR_MAX + 128], desc[96];
     clipper_describe(&tr->clip, desc, sizeof desc);
     snprintf(title, sizeof title, "%s  (clip: %s)", tr->run.name, desc);
-    PlotSeries ls[2] = {{"training loss", x, loss, n, 0}, {"validation loss", vx, val, nv, 1}};
-    PlotPanel lp = {"Loss", "step", "loss", PLOT_LOGY_AUTO, ls, nv ? 2 : 1, NULL, 0, NULL,
-                    baseline, "trivial predictor"};
+    /* rollbacks: the spikes as points, and a line at each spike's step */
+    int ne = tr->rec.nevents;
+    double *ex = xmalloc(((size_t)ne + 1) * sizeof *ex), *ey = xmalloc(((size_t)ne + 1) * sizeof *ey);
+    for (int i = 0; i < ne; i++) {
+        ex[i] = (double)tr->rec.events[i].spike_step;
+        ey[i] = tr->rec.events[i].loss;
+    }
+    PlotSeries ls[3] = {{"training loss", x, loss, n, 0}};
+    int nls = 1;
+    if (nv) ls[nls++] = (PlotSeries){"validation loss", vx, val, nv, 1};
+    if (ne) ls[nls++] = (PlotSeries){"loss spike (rolled back)", ex, ey, (size_t)ne, 1};
+    PlotPanel lp = {"Loss", "step", "loss", PLOT_LOGY_AUTO, ls, nls, ex, ne,
+                    "rollback", baseline, "trivial predictor"};
     snprintf(path, sizeof path, "%s/loss.png", tr->run.out_dir);
     int rc = plot_figure(path, title, &lp, 1, 1000, 480, err, sizeof err);
     if (rc == 0) {
@@ -330,7 +366,7 @@ static int write_run_plots(const Trainer *tr, double baseline) {
         rc = plot_figure(path, title, &gp, 1, 1000, 480, err, sizeof err);
     }
     if (rc != 0) fprintf(stderr, "cliplab: error: writing plots: %s\n", err);
-    free(x), free(loss), free(gn), free(gc), free(val), free(vx);
+    free(x), free(loss), free(gn), free(gc), free(val), free(vx), free(ex), free(ey);
     return rc;
 }
 
@@ -361,8 +397,7 @@ static int open_outputs(Trainer *tr, const Config *cfg) {
         fprintf(stderr, "cliplab: error: cannot write %s: %s\n", l->csv_tmp, strerror(errno));
         return -1;
     }
-    for (int i = 0; i < l->ncols; i++) fprintf(l->csv, i ? ",%s" : "%s", l->names[i]);
-    fputc('\n', l->csv);
+    write_header(l);
     return 0;
 }
 
@@ -382,15 +417,17 @@ void run_result_free(RunResult *r) {
     memset(r, 0, sizeof *r);
 }
 
-int trainer_run(const ModelDef *def, const void *model_cfg, const RunConfig *run,
-                const TrainConfig *train, const OptimConfig *optim, const ClipConfig *clip,
+int trainer_run(const ModelDef *def, const void *model_cfg, const TrainerSettings *s,
                 const Config *cfg, RunResult *res) {
     Trainer *tr = xcalloc(1, sizeof *tr);
+    const RunConfig *run = &s->run;
+    const TrainConfig *train = &s->train;
     tr->def = def;
     tr->run = *run;
     tr->train = *train;
-    tr->optim = *optim;
-    tr->clip = *clip;
+    tr->optim = s->optim;
+    tr->clip = s->clip;
+    recovery_init(&tr->rec, &s->recovery);
     openblas_set_num_threads(train->threads);
     ctx_init(&tr->ctx, (size_t)train->arena_mb << 20, (size_t)train->max_nodes);
     rng_seed(&tr->rng, (uint64_t)run->seed, 54);
@@ -402,6 +439,7 @@ int trainer_run(const ModelDef *def, const void *model_cfg, const RunConfig *run
         tr->t_start = now_seconds();
         train_loop(tr);
         rc = close_metrics(&tr->log);
+        if (rc == 0) rc = recovery_write_log(tr);
     }
     double baseline = def->baseline_loss ? def->baseline_loss(tr->model) : NAN;
     if (rc == 0 && run->plots && tr->log.nrows) rc = write_run_plots(tr, baseline);
@@ -415,7 +453,7 @@ int trainer_run(const ModelDef *def, const void *model_cfg, const RunConfig *run
     if (res) {
         snprintf(res->name, sizeof res->name, "%s", run->name);
         char desc[96];
-        clipper_describe(clip, desc, sizeof desc);
+        clipper_describe(&s->clip, desc, sizeof desc);
         snprintf(res->label, sizeof res->label, "%s (clip: %s)", run->name, desc);
         res->log = tr->log;
         tr->log.rows = NULL;
@@ -429,6 +467,7 @@ int trainer_run(const ModelDef *def, const void *model_cfg, const RunConfig *run
         clipper_free(&tr->groups[g].clip);
     }
     free(tr->log.rows);
+    recovery_free(&tr->rec);
     ctx_free(&tr->ctx);
     free(tr);
     return rc;

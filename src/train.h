@@ -24,6 +24,7 @@
 #include "model.h"
 #include "optim.h"
 #include "params.h"
+#include "recovery.h"
 #include "rng.h"
 #include "tensor.h"
 
@@ -53,6 +54,15 @@ typedef struct TrainConfig {
 typedef struct ModelSel {
     int type;                     /* index into model_registry */
 } ModelSel;
+
+/* Every section the trainer itself reads, as one value. */
+typedef struct TrainerSettings {
+    RunConfig run;
+    TrainConfig train;
+    OptimConfig optim;
+    ClipConfig clip;
+    RecoveryConfig recovery;
+} TrainerSettings;
 
 extern const CfgSection run_config_section;    /* [run] */
 extern const CfgSection train_config_section;  /* [train] */
@@ -94,6 +104,8 @@ struct Trainer {
     int nextra;
     char extra_names[TRAINER_MAX_METRICS][32];
     double extra[TRAINER_MAX_METRICS];
+    Recovery rec;                 /* loss-spike rollback state */
+    int saw_nonfinite;            /* the current step met a non-finite loss or gradient */
     int diverged;                 /* a non-finite loss or gradient was seen and the run stopped */
     long diverged_step;
     double t_start;
@@ -121,9 +133,10 @@ typedef struct RunResult {
 
 /* Train; write outputs. Returns 0 on success (a stopped divergence is success),
  * non-zero on error (message printed). */
-int trainer_run(const ModelDef *def, const void *model_cfg, const RunConfig *run,
-                const TrainConfig *train, const OptimConfig *optim, const ClipConfig *clip,
+int trainer_run(const ModelDef *def, const void *model_cfg, const TrainerSettings *s,
                 const Config *cfg, RunResult *res);
+/* Drop logged rows of steps >= step (a rollback replays them) and rewrite the CSV. */
+void trainer_truncate_log(Trainer *tr, long step);
 void run_result_free(RunResult *r);
 /* Overlay several runs' loss and grad-norm curves (two panels) in one PNG. */
 int trainer_compare_plot(const RunResult *runs, int n, const char *path);

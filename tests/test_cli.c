@@ -172,3 +172,51 @@ Test(cli, comparison_plot) {
     cr_assert(exists("runs/a/metrics.csv") && exists("runs/b/metrics.csv"));
     cr_assert(exists("runs/compare_a_vs_b.png"));
 }
+
+/* A rollback restores exactly the state it saved. ema_beta = 0 and factor 1
+ * make any loss above the previous one a "spike". With no batches skipped the
+ * replay reaches the same spike with the same loss (so every rollback row is
+ * identical), and once rollbacks run out the run ends with the same metrics as
+ * a run without recovery. The checkpoint file is written and complete. */
+Test(cli, rollback_replays_exactly) {
+    char err[4096];
+    write_file("r.ini", SMALL_RNN "[recovery]\nenabled = true\nspike_factor = 1\nema_beta = 0\nwarmup = 3\n"
+                                  "checkpoint_every = 4\nrollback_steps = 4\nskip_batches = 0\n"
+                                  "max_rollbacks = 3\n");
+    cr_assert_eq(run_train("r.ini run.out_dir=rec", err, sizeof err), 0, "%s", err);
+    cr_assert_eq(run_train("r.ini run.out_dir=plain recovery.enabled=false", err, sizeof err), 0,
+                 "%s", err);
+    char path[512], line[256], rows[4][256];
+    snprintf(path, sizeof path, "%s/rec/rollbacks.csv", tmpdir);
+    FILE *f = fopen(path, "r");
+    cr_assert(f, "no rollbacks.csv");
+    cr_assert(fgets(line, sizeof line, f));
+    cr_assert_str_eq(line, "spike_step,loss,running_avg,restored_step,batches_skipped\n");
+    int n = 0;
+    while (n < 4 && fgets(rows[n], sizeof rows[n], f)) n++;
+    fclose(f);
+    cr_assert_eq(n, 3, "expected 3 rollbacks, got %d", n);
+    long spike, restored;
+    cr_assert_eq(sscanf(rows[0], "%ld,%*g,%*g,%ld", &spike, &restored), 2);
+    cr_assert(restored <= spike - 4 && restored % 4 == 0, "restored %ld for spike %ld", restored, spike);
+    cr_assert_str_eq(rows[0], rows[1], "replay differs from the original");
+    cr_assert_str_eq(rows[1], rows[2], "replay differs from the original");
+    char *a = read_loss_column("rec/metrics.csv"), *b = read_loss_column("plain/metrics.csv");
+    cr_assert_str_eq(a, b, "rollbacks without skipping must not change the trajectory");
+    free(a), free(b);
+    cr_assert(exists("rec/checkpoint.bin") && !exists("rec/checkpoint.bin.tmp"));
+}
+
+/* After a rollback that skips batches, the run trains on different data. */
+Test(cli, rollback_skips_batches) {
+    char err[4096];
+    write_file("r.ini", SMALL_RNN "[recovery]\nenabled = true\nspike_factor = 1\nema_beta = 0\nwarmup = 3\n"
+                                  "checkpoint_every = 4\nrollback_steps = 4\nskip_batches = 5\n"
+                                  "max_rollbacks = 1\n");
+    cr_assert_eq(run_train("r.ini run.out_dir=rec", err, sizeof err), 0, "%s", err);
+    cr_assert_eq(run_train("r.ini run.out_dir=plain recovery.enabled=false", err, sizeof err), 0,
+                 "%s", err);
+    char *a = read_loss_column("rec/metrics.csv"), *b = read_loss_column("plain/metrics.csv");
+    cr_assert_str_neq(a, b, "skipped batches must change what is trained on");
+    free(a), free(b);
+}
