@@ -79,7 +79,7 @@ test: deps
 	OPENBLAS_NUM_THREADS=1 CLIPLAB_REF_DIR=$(BUILD)/ref ./$(BUILD)/test_all
 
 test-asan:
-	$(MAKE) BUILD=build-asan EXTRA_CFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -O1" test
+	$(MAKE) BUILD=build-asan EXTRA_CFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -O1 -DCLIPLAB_POISON_OUTPUTS" test
 
 # ---- benchmarks ----
 $(BUILD)/bench/%: tests/bench/%.c $(LIB_OBJ)

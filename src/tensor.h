@@ -92,7 +92,9 @@ size_t tensor_rows(const Tensor *t);
 TapeNode *tape_record(Ctx *c, const char *op, BackwardFn fn, Tensor *out,
                       Tensor *const *in, int nin);
 /* Make an op output of the given shape: it needs a gradient iff recording is
- * on and some input has one. */
+ * on and some input has one. Its data is NOT initialised: the op must write
+ * every element (CLIPLAB_POISON_OUTPUTS fills it with NaN to catch misses);
+ * its gradient is zeroed. */
 Tensor *ad_out(Ctx *c, int ndim, const int *shape, Tensor *const *in, int nin);
 
 /* Reverse walk: seeds d(loss)/d(loss) = 1 (loss must be a scalar with grad;
