@@ -52,4 +52,21 @@ int plot_heatmap(const char *path, const char *title, const char *xlabel,
 /* The font file used (DejaVu Sans from fonts-dejavu-core). */
 #define PLOT_FONT_PATH "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
 
+/* Helpers (also used by tests). */
+
+/* 1 when the panel's y axis is drawn on a log scale: PLOT_LOGY_ON, or PLOT_LOGY_AUTO
+ * and the finite positive values span more than two decades and none is negative. */
+int plot_choose_logy(const PlotPanel *panel);
+
+/* 1-2-5 tick values (k * {1,2,5} * 10^e) inside [lo, hi], first and last within one
+ * step of the ends; at most maxticks of them unless that would leave fewer than two.
+ * Writes up to cap values to out and returns how many (0 when lo >= hi). */
+int plot_ticks(double lo, double hi, int maxticks, double *out, int cap);
+
+/* RGB colour of series i (Okabe-Ito palette, cycled). */
+void plot_series_color(int i, unsigned char rgb[3]);
+
+/* Canvas size plot_heatmap uses for a matrix with the given number of rows. */
+void plot_heatmap_size(int rows, int *width, int *height);
+
 #endif
