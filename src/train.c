@@ -85,7 +85,7 @@ static int make_dirs(const char *path) {
 /* ---------------------------------------------------------------- metrics */
 
 static void log_add_col(MetricsLog *l, const char *name) {
-    ASSERT(l->ncols < 32, "too many metrics columns");
+    ASSERT(l->ncols < 128, "too many metrics columns");
     snprintf(l->names[l->ncols++], sizeof l->names[0], "%s", name);
 }
 
@@ -218,10 +218,16 @@ static void log_columns(Trainer *tr) {
         }
     }
     for (int i = 0; i < tr->nextra; i++) log_add_col(l, tr->extra_names[i]);
+    const Clipper *cl = &tr->groups[0].clip;
+    if (cl->param_norms) {
+        log_add_col(&tr->pnorm_log, "step");
+        for (int i = 0; i < clipper_nparams(cl) && i + 1 < 128; i++)
+            log_add_col(&tr->pnorm_log, clipper_param_name(cl, i));
+    }
 }
 
 static void log_step(Trainer *tr, double loss) {
-    double v[32];
+    double v[128];
     int k = 0;
     const UpdateGroup *g0 = &tr->groups[0];
     v[k++] = (double)tr->step;
@@ -241,6 +247,12 @@ static void log_step(Trainer *tr, double loss) {
     for (int i = 0; i < tr->nextra; i++) v[k++] = tr->extra[i];
     ASSERT(k == tr->log.ncols, "row has %d values for %d columns", k, tr->log.ncols);
     log_row(&tr->log, v);
+    const Clipper *cl = &g0->clip;
+    if (cl->param_norms) {
+        v[0] = (double)tr->step;
+        for (int i = 0; i < clipper_nparams(cl) && i + 1 < 128; i++) v[i + 1] = cl->param_norms[i];
+        log_row(&tr->pnorm_log, v);
+    }
 }
 
 static void print_progress(Trainer *tr, double loss, double t_now, int final) {
@@ -370,6 +382,51 @@ static int write_run_plots(const Trainer *tr, double baseline) {
     return rc;
 }
 
+/* <dir>/<name>.tmp now, renamed to <dir>/<name> by close_metrics at the end. */
+/* grad_norm_heatmap.png: tensors x steps of pre-clip norms, binned to at most
+ * HEAT_COLS columns by the bin's maximum, so a one-step spike stays visible. */
+#define HEAT_COLS 300
+static int write_heatmap(const Trainer *tr) {
+    const MetricsLog *l = &tr->pnorm_log;
+    int rows = l->ncols - 1;
+    size_t bins = l->nrows < HEAT_COLS ? l->nrows : HEAT_COLS;
+    double *x = xmalloc(bins * sizeof *x), *v = xmalloc(bins * (size_t)rows * sizeof *v);
+    const char **names = xmalloc((size_t)rows * sizeof *names);
+    for (int r = 0; r < rows; r++) names[r] = l->names[r + 1];
+    for (size_t b = 0; b < bins; b++) {
+        size_t lo = b * l->nrows / bins, hi = (b + 1) * l->nrows / bins;
+        x[b] = l->rows[lo * (size_t)l->ncols];
+        for (int r = 0; r < rows; r++) {
+            double m = -INFINITY;
+            for (size_t i = lo; i < hi; i++) {
+                double val = l->rows[i * (size_t)l->ncols + 1 + r];
+                m = isnan(val) || val > m ? val : m;
+                if (isnan(m)) break;
+            }
+            v[(size_t)r * bins + b] = m;
+        }
+    }
+    char path[CFG_STR_MAX + 32], err[256], title[CFG_STR_MAX + 64];
+    snprintf(path, sizeof path, "%s/grad_norm_heatmap.png", tr->run.out_dir);
+    snprintf(title, sizeof title, "%s: pre-clip gradient norm per tensor", tr->run.name);
+    int rc = plot_heatmap(path, title, "step", names, rows, x, (int)bins, v, 1, err, sizeof err);
+    if (rc != 0) fprintf(stderr, "cliplab: error: writing %s: %s\n", path, err);
+    free(x), free(v), free(names);
+    return rc;
+}
+
+static int open_csv(MetricsLog *l, const char *dir, const char *name) {
+    snprintf(l->csv_path, sizeof l->csv_path, "%s/%s", dir, name);
+    snprintf(l->csv_tmp, sizeof l->csv_tmp, "%s.tmp", l->csv_path);
+    l->csv = fopen(l->csv_tmp, "w");
+    if (!l->csv) {
+        fprintf(stderr, "cliplab: error: cannot write %s: %s\n", l->csv_tmp, strerror(errno));
+        return -1;
+    }
+    write_header(l);
+    return 0;
+}
+
 static int open_outputs(Trainer *tr, const Config *cfg) {
     if (make_dirs(tr->run.out_dir) != 0) {
         fprintf(stderr, "cliplab: error: cannot create output folder %s: %s (set [run] out_dir)\n",
@@ -389,15 +446,9 @@ static int open_outputs(Trainer *tr, const Config *cfg) {
         fprintf(stderr, "cliplab: error: cannot write %s: %s\n", path, strerror(errno));
         return -1;
     }
-    MetricsLog *l = &tr->log;
-    snprintf(l->csv_path, sizeof l->csv_path, "%s/metrics.csv", tr->run.out_dir);
-    snprintf(l->csv_tmp, sizeof l->csv_tmp, "%s.tmp", l->csv_path);
-    l->csv = fopen(l->csv_tmp, "w");
-    if (!l->csv) {
-        fprintf(stderr, "cliplab: error: cannot write %s: %s\n", l->csv_tmp, strerror(errno));
+    if (open_csv(&tr->log, tr->run.out_dir, "metrics.csv") != 0) return -1;
+    if (tr->pnorm_log.ncols && open_csv(&tr->pnorm_log, tr->run.out_dir, "grad_norms.csv") != 0)
         return -1;
-    }
-    write_header(l);
     return 0;
 }
 
@@ -439,10 +490,12 @@ int trainer_run(const ModelDef *def, const void *model_cfg, const TrainerSetting
         tr->t_start = now_seconds();
         train_loop(tr);
         rc = close_metrics(&tr->log);
+        if (rc == 0) rc = close_metrics(&tr->pnorm_log);
         if (rc == 0) rc = recovery_write_log(tr);
     }
     double baseline = def->baseline_loss ? def->baseline_loss(tr->model) : NAN;
     if (rc == 0 && run->plots && tr->log.nrows) rc = write_run_plots(tr, baseline);
+    if (rc == 0 && run->plots && tr->pnorm_log.nrows) rc = write_heatmap(tr);
     if (rc == 0 && def->finish && !tr->diverged) def->finish(tr->model, tr);
     if (rc == 0 && !train->quiet) {
         printf("%s: wrote %s/ (config.ini, metrics.csv%s)%s\n", run->name, run->out_dir,
@@ -467,6 +520,7 @@ int trainer_run(const ModelDef *def, const void *model_cfg, const TrainerSetting
         clipper_free(&tr->groups[g].clip);
     }
     free(tr->log.rows);
+    free(tr->pnorm_log.rows);
     recovery_free(&tr->rec);
     ctx_free(&tr->ctx);
     free(tr);

@@ -82,7 +82,7 @@ typedef struct UpdateGroup {
 
 typedef struct MetricsLog {
     int ncols;
-    char names[32][64];
+    char names[128][64];
     double *rows;                 /* nrows x ncols, kept for plotting */
     size_t nrows, cap;
     FILE *csv;
@@ -110,6 +110,7 @@ struct Trainer {
     long diverged_step;
     double t_start;
     MetricsLog log;
+    MetricsLog pnorm_log;         /* grad_norms.csv: per-tensor pre-clip norms ([clip] log_param_norms) */
 };
 
 /* For models: register a ParamSet (optimizer and clip from the run's config). */

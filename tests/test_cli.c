@@ -3,6 +3,7 @@
  * the non-finite policies, and the comparison plot. Runs the built ./train
  * (CLIPLAB_TRAIN overrides the path) in a fresh temporary folder per test. */
 #include <criterion/criterion.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -219,4 +220,38 @@ Test(cli, rollback_skips_batches) {
     char *a = read_loss_column("rec/metrics.csv"), *b = read_loss_column("plain/metrics.csv");
     cr_assert_str_neq(a, b, "skipped batches must change what is trained on");
     free(a), free(b);
+}
+
+/* [clip] log_param_norms: grad_norms.csv has one column per tensor, one row per
+ * metrics row, and the per-tensor norms combine to the logged global norm
+ * (||g||_2 = sqrt(sum_i ||g_i||^2)); the heatmap is written. */
+Test(cli, per_tensor_norms) {
+    char err[4096];
+    write_file("a.ini", SMALL_RNN "[clip]\nlog_param_norms = true\n");
+    cr_assert_eq(run_train("a.ini", err, sizeof err), 0, "%s", err);
+    cr_assert(exists("runs/a/grad_norm_heatmap.png"));
+    char path[512], line[1024], mline[1024];
+    snprintf(path, sizeof path, "%s/runs/a/grad_norms.csv", tmpdir);
+    FILE *f = fopen(path, "r");
+    snprintf(path, sizeof path, "%s/runs/a/metrics.csv", tmpdir);
+    FILE *m = fopen(path, "r");
+    cr_assert(f && m);
+    cr_assert(fgets(line, sizeof line, f) && fgets(mline, sizeof mline, m));
+    cr_assert_str_eq(line, "step,w_ih,b_ih,w_hh,b_hh,w_out,b_out\n");
+    int rows = 0;
+    while (fgets(line, sizeof line, f)) {
+        cr_assert(fgets(mline, sizeof mline, m), "grad_norms.csv has more rows than metrics.csv");
+        double step, v[6], mstep, loss, gn;
+        cr_assert_eq(sscanf(line, "%lf,%lf,%lf,%lf,%lf,%lf,%lf", &step, v, v + 1, v + 2, v + 3,
+                            v + 4, v + 5), 7);
+        cr_assert_eq(sscanf(mline, "%lf,%lf,%lf", &mstep, &loss, &gn), 3);
+        cr_assert_eq(step, mstep);
+        double ss = 0;
+        for (int i = 0; i < 6; i++) ss += v[i] * v[i];
+        cr_assert(fabs(sqrt(ss) - gn) <= 1e-6 * gn + 1e-9, "step %g: %g vs %g", step, sqrt(ss), gn);
+        rows++;
+    }
+    cr_assert(!fgets(mline, sizeof mline, m), "metrics.csv has more rows than grad_norms.csv");
+    cr_assert_eq(rows, 20);
+    fclose(f), fclose(m);
 }
