@@ -85,6 +85,22 @@ static void base_name(const char *path, char *out, size_t len) {
     if (dot && strcmp(dot, ".ini") == 0) *dot = '\0';
 }
 
+/* Settings that are valid alone but not together (torch.optim raises on the
+ * same combinations). 0 if consistent, message printed otherwise. */
+static int check_combinations(const RunSpec *rs, const char *path) {
+    const OptimConfig *o = &rs->set.optim;
+    const char *problem = NULL;
+    if (o->nesterov && (o->kind != OPTIM_SGD || o->momentum <= 0.0))
+        problem = "[optim] nesterov = true needs kind = sgd and momentum > 0";
+    else if (o->schedule != SCHED_CONSTANT && o->min_lr > o->lr)
+        problem = "[optim] min_lr is above lr: a decay schedule would raise the learning rate";
+    else if (o->warmup_steps >= rs->set.train.steps && o->warmup_steps > 0)
+        problem = "[optim] warmup_steps must be below [train] steps";
+    if (!problem) return 0;
+    fprintf(stderr, "cliplab: error: %s: %s\n", path, problem);
+    return -1;
+}
+
 /* Load one config and the overrides; 0 on success, message printed otherwise. */
 static int load_spec(RunSpec *rs, const char *path, char **overrides, int nover) {
     const CfgSection *secs[CFG_MAX_SECTIONS];
@@ -121,6 +137,7 @@ static int load_spec(RunSpec *rs, const char *path, char **overrides, int nover)
             return -1;
         }
     }
+    if (check_combinations(rs, path) != 0) return -1;
     /* derived defaults go through the same setter, so they are validated too */
     char value[CFG_STR_MAX + 8];
     CfgStatus st = CFG_OK;

@@ -86,6 +86,9 @@ Test(cli, unknown_section) { expect_error("[model]\ntype = rnn\n[clipping]\ngrad
 Test(cli, bad_enum_lists_choices) {
     expect_error("[model]\ntype = rnn\n[clip]\ngrad = sometimes\n", "bad.ini:4", "global_norm");
 }
+Test(cli, inconsistent_settings) {
+    expect_error(SMALL_RNN "nesterov = true\n", "bad.ini", "nesterov");
+}
 Test(cli, missing_file) {
     char err[4096];
     int rc = run_train("nope.ini", err, sizeof err);
