@@ -44,9 +44,12 @@ typedef struct Rgb {
     unsigned char r, g, b;
 } Rgb;
 
-/* Okabe & Ito (2008), yellow left out (too faint on white). */
-static const Rgb PALETTE[] = {{0, 114, 178},  {230, 159, 0}, {0, 158, 115}, {204, 121, 167},
-                              {86, 180, 233}, {213, 94, 0},  {0, 0, 0}};
+/* Okabe & Ito (2008), yellow left out (too faint on white), then four more
+ * distinct hues (purple, brown, grey, olive) so an 8-10 run ablation does not
+ * reuse a colour. */
+static const Rgb PALETTE[] = {{0, 114, 178},   {230, 159, 0},  {0, 158, 115},   {204, 121, 167},
+                              {86, 180, 233},  {213, 94, 0},   {0, 0, 0},       {117, 112, 179},
+                              {140, 86, 75},   {127, 127, 127}, {188, 189, 34}};
 #define NPALETTE ((int)(sizeof PALETTE / sizeof PALETTE[0]))
 
 static const Rgb RED = {220, 0, 0}; /* non-finite marks only; no palette colour is near it */

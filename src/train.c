@@ -157,6 +157,8 @@ void trainer_set_metric(Trainer *tr, int idx, double value) {
 /* Step 3's policy. Returns 0: skip this update. */
 static int nonfinite(Trainer *tr, UpdateGroup *g, const char *what, double value) {
     param_zero_grad(g->ps);
+    if (g->clip.param_norms) /* the clip step did not run: no per-tensor norms this step */
+        for (int i = 0; i < clipper_nparams(&g->clip); i++) g->clip.param_norms[i] = NAN;
     tr->saw_nonfinite = 1;
     if (recovery_will_rollback(&tr->rec)) return 0; /* recovery_after_step rolls back */
     if (tr->train.on_nonfinite == NONFINITE_SKIP) {
@@ -206,8 +208,9 @@ int trainer_update(Trainer *tr, UpdateGroup *g) {
 
 static void log_columns(Trainer *tr) {
     MetricsLog *l = &tr->log;
-    const char *base[] = {"step", "loss", "grad_norm", "grad_norm_clipped", "clip_coef",
-                          "clipped", "clip_frac", "lr", "time_ms"};
+    const char *base[] = {"step",      "loss",    "grad_norm", "grad_norm_clipped",
+                          "clip_coef", "clip_threshold", "clipped", "clip_frac",
+                          "lr",        "time_ms"};
     for (size_t i = 0; i < sizeof base / sizeof *base; i++) log_add_col(l, base[i]);
     for (int g = 1; g < tr->ngroups; g++) {
         const char *suffix[] = {"grad_norm", "grad_norm_clipped", "clip_coef"};
@@ -235,6 +238,7 @@ static void log_step(Trainer *tr, double loss) {
     v[k++] = g0->last.pre_norm;
     v[k++] = g0->last.post_norm;
     v[k++] = g0->last.coef;
+    v[k++] = g0->last.threshold;
     v[k++] = g0->last.clipped;
     v[k++] = g0->updates ? (double)g0->clipped / (double)g0->updates : 0.0;
     v[k++] = g0->lr;
@@ -352,7 +356,7 @@ static int write_run_plots(const Trainer *tr, double baseline) {
             }
         }
     char path[CFG_STR_MAX + 32], err[256], title[CFG_STR_MAX + 128], desc[96];
-    clipper_describe(&tr->clip, desc, sizeof desc);
+    clipper_describe_run(&tr->groups[0].clip, desc, sizeof desc);
     snprintf(title, sizeof title, "%s  (clip: %s)", tr->run.name, desc);
     /* rollbacks: the spikes as points, and a line at each spike's step */
     int ne = tr->rec.nevents;
@@ -370,12 +374,19 @@ static int write_run_plots(const Trainer *tr, double baseline) {
     snprintf(path, sizeof path, "%s/loss.png", tr->run.out_dir);
     int rc = plot_figure(path, title, &lp, 1, 1000, 480, err, sizeof err);
     if (rc == 0) {
-        PlotSeries gs[2] = {{"pre-clip norm", x, gn, n, 0}, {"post-clip norm", x, gc, n, 0}};
+        /* the threshold is a series: ZClip, AdaGC and auto move it step by step */
+        double *th = xmalloc(n * sizeof *th);
+        column(l, metrics_col(l, "clip_threshold"), th);
+        int has_th = 0;
+        for (size_t r = 0; r < n; r++) has_th |= isfinite(th[r]);
+        PlotSeries gs[3] = {{"pre-clip norm", x, gn, n, 0}, {"post-clip norm", x, gc, n, 0},
+                            {"clip threshold", x, th, n, 0}};
+        if (!has_th) gs[2] = gs[1]; /* value/norm/agc have no global threshold */
         PlotPanel gp = {"Global gradient L2 norm", "step", "norm", PLOT_LOGY_AUTO, gs,
-                        tr->clip.grad == CLIP_NONE ? 1 : 2, NULL, 0, NULL,
-                        tr->groups[0].last.threshold, "clip threshold"};
+                        tr->clip.grad == CLIP_NONE ? 1 : 2 + has_th, NULL, 0, NULL, NAN, NULL};
         snprintf(path, sizeof path, "%s/grad_norm.png", tr->run.out_dir);
         rc = plot_figure(path, title, &gp, 1, 1000, 480, err, sizeof err);
+        free(th);
     }
     if (rc != 0) fprintf(stderr, "cliplab: error: writing plots: %s\n", err);
     free(x), free(loss), free(gn), free(gc), free(val), free(vx), free(ex), free(ey);
@@ -506,7 +517,7 @@ int trainer_run(const ModelDef *def, const void *model_cfg, const TrainerSetting
     if (res) {
         snprintf(res->name, sizeof res->name, "%s", run->name);
         char desc[96];
-        clipper_describe(&s->clip, desc, sizeof desc);
+        clipper_describe_run(&tr->groups[0].clip, desc, sizeof desc);
         snprintf(res->label, sizeof res->label, "%s (clip: %s)", run->name, desc);
         res->log = tr->log;
         tr->log.rows = NULL;
@@ -527,31 +538,69 @@ int trainer_run(const ModelDef *def, const void *model_cfg, const TrainerSetting
     return rc;
 }
 
+/* Trailing window of w points: the mean (loss) or the max (gradient norm, so a
+ * one-step spike keeps its height). Non-finite values propagate from where they
+ * occur, so a divergence is still marked where it happened. */
+static void smooth(const double *y, size_t n, size_t w, int use_max, double *out) {
+    double sum = 0.0;
+    int bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!isfinite(y[i])) bad = 1;
+        if (bad) {
+            out[i] = y[i];
+            continue;
+        }
+        sum += y[i];
+        if (i >= w) sum -= y[i - w];
+        size_t lo = i + 1 >= w ? i + 1 - w : 0;
+        if (use_max) {
+            double m = y[lo];
+            for (size_t k = lo + 1; k <= i; k++) m = y[k] > m ? y[k] : m;
+            out[i] = m;
+        } else {
+            out[i] = sum / (double)(i + 1 - lo);
+        }
+    }
+}
+
 int trainer_compare_plot(const RunResult *runs, int n, const char *path) {
     PlotSeries *ls = xcalloc((size_t)n, sizeof *ls), *gs = xcalloc((size_t)n, sizeof *gs);
-    double **bufs = xcalloc((size_t)n * 3, sizeof *bufs);
+    double **bufs = xcalloc((size_t)n * 5, sizeof *bufs);
     double baseline = NAN;
+    size_t longest = 0;
+    for (int i = 0; i < n; i++) longest = runs[i].log.nrows > longest ? runs[i].log.nrows : longest;
+    /* one window for all runs: ~200 windows across the longest run */
+    size_t w = longest > 600 ? longest / 200 : 1;
     for (int i = 0; i < n; i++) {
         const MetricsLog *l = &runs[i].log;
-        for (int k = 0; k < 3; k++) bufs[3 * i + k] = xmalloc((l->nrows + 1) * sizeof(double));
-        column(l, 0, bufs[3 * i]);
-        column(l, metrics_col(l, "loss"), bufs[3 * i + 1]);
-        column(l, metrics_col(l, "grad_norm"), bufs[3 * i + 2]);
-        ls[i] = (PlotSeries){runs[i].label, bufs[3 * i], bufs[3 * i + 1], l->nrows, 0};
-        gs[i] = (PlotSeries){runs[i].label, bufs[3 * i], bufs[3 * i + 2], l->nrows, 0};
+        double **b = bufs + 5 * i;
+        for (int k = 0; k < 5; k++) b[k] = xmalloc((l->nrows + 1) * sizeof(double));
+        column(l, 0, b[0]);
+        column(l, metrics_col(l, "loss"), b[1]);
+        column(l, metrics_col(l, "grad_norm"), b[2]);
+        smooth(b[1], l->nrows, w, 0, b[3]);
+        smooth(b[2], l->nrows, w, 1, b[4]);
+        ls[i] = (PlotSeries){runs[i].label, b[0], b[3], l->nrows, 0};
+        gs[i] = (PlotSeries){runs[i].label, b[0], b[4], l->nrows, 0};
         if (isnan(baseline)) baseline = runs[i].baseline;
     }
+    char lt[96], gt[96];
+    if (w > 1) {
+        snprintf(lt, sizeof lt, "Training loss (mean of the last %zu logged steps)", w);
+        snprintf(gt, sizeof gt, "Pre-clip global gradient L2 norm (max of the last %zu logged steps)", w);
+    } else {
+        snprintf(lt, sizeof lt, "Training loss");
+        snprintf(gt, sizeof gt, "Pre-clip global gradient L2 norm");
+    }
     PlotPanel panels[2] = {
-        {"Training loss", "step", "loss", PLOT_LOGY_AUTO, ls, n, NULL, 0, NULL, baseline,
-         "trivial predictor"},
-        {"Pre-clip global gradient L2 norm", "step", "norm", PLOT_LOGY_AUTO, gs, n, NULL, 0, NULL,
-         NAN, NULL},
+        {lt, "step", "loss", PLOT_LOGY_AUTO, ls, n, NULL, 0, NULL, baseline, "trivial predictor"},
+        {gt, "step", "norm", PLOT_LOGY_AUTO, gs, n, NULL, 0, NULL, NAN, NULL},
     };
     char err[256];
     int rc = plot_figure(path, "Same run, with and without clipping", panels, 2, 1100, 900, err,
                          sizeof err);
     if (rc != 0) fprintf(stderr, "cliplab: error: writing %s: %s\n", path, err);
-    for (int i = 0; i < 3 * n; i++) free(bufs[i]);
+    for (int i = 0; i < 5 * n; i++) free(bufs[i]);
     free(bufs), free(ls), free(gs);
     return rc;
 }
