@@ -314,7 +314,9 @@ static void train_loop(Trainer *tr) {
         if (tr->def->evaluate && tr->train.eval_every > 0 && !tr->diverged &&
             ((tr->step + 1) % tr->train.eval_every == 0 || last)) {
             ctx_reset(&tr->ctx);
+            tr->ctx.train = 0; /* batchnorm on running statistics while evaluating */
             double vl = tr->def->evaluate(tr->model, tr);
+            tr->ctx.train = 1;
             ctx_reset(&tr->ctx);
             if (val_col >= 0) tr->extra[val_col] = vl;
         }
