@@ -1,0 +1,77 @@
+/* bench_transformer.c: median wall time of one transformer training step
+ * (zero grad, forward, backward, clip_grad_norm 1.0, AdamW step) at the
+ * default size (d_model 128, 4 layers, 4 heads, context 64) with batch 16 and
+ * a vocabulary of 96, on random tokens; also the forward alone and the
+ * backward alone, to show where the time goes.
+ * tests/bench/bench_transformer.py runs this beside the same step in PyTorch. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../models/transformer.h"
+#include "../../src/clip.h"
+#include "../../src/ops.h"
+#include "../../src/optim.h"
+#include "../../src/train.h"
+
+enum { B = 16, T = 64, C = 128, L = 4, NH = 4, V = 96 };
+
+static int cmp(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(double *v, int n) {
+    qsort(v, (size_t)n, sizeof *v, cmp);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+int main(int argc, char **argv) {
+    int reps = argc > 1 ? atoi(argv[1]) : 50, warm = 5;
+    TransformerConfig cfg = {.d_model = C, .n_layer = L, .n_head = NH, .context = T};
+    Transformer m;
+    memset(&m, 0, sizeof m);
+    Rng r;
+    rng_seed(&r, 1, 1);
+    transformer_build(&m, &cfg, V, &r);
+    int *x = malloc(sizeof(int) * B * T), *y = malloc(sizeof(int) * B * T);
+    for (int i = 0; i < B * T; i++) x[i] = (int)rng_below(&r, V), y[i] = (int)rng_below(&r, V);
+    Ctx c;
+    ctx_init(&c, (size_t)256 << 20, 1 << 12);
+    OptimConfig oc = {.kind = OPTIM_ADAMW, .lr = 1e-3, .beta1 = 0.9, .beta2 = 0.95, .eps = 1e-8,
+                      .weight_decay = 0.1, .schedule = SCHED_CONSTANT};
+    Optim opt;
+    optim_init(&opt, &oc, m.ps.n);
+    ClipTensor *ct = calloc((size_t)m.ps.count, sizeof *ct);
+    for (int i = 0; i < m.ps.count; i++)
+        ct[i] = (ClipTensor){m.ps.params[i].t.grad, m.ps.params[i].t.data, m.ps.params[i].t.n, 0};
+    double *step_ms = malloc(sizeof(double) * (size_t)reps);
+    double *fwd_ms = malloc(sizeof(double) * (size_t)reps);
+    double *bwd_ms = malloc(sizeof(double) * (size_t)reps);
+    for (int i = 0; i < warm + reps; i++) {
+        double t0 = now_seconds();
+        param_zero_grad(&m.ps);
+        ctx_reset(&c);
+        Tensor *loss = transformer_loss_on(&m, &c, x, y, B, T);
+        double t1 = now_seconds();
+        ad_backward(&c, loss, 1.0f);
+        double t2 = now_seconds();
+        clip_grad_norm(ct, m.ps.count, 1.0, 2.0);
+        optim_step(&opt, &m.ps, oc.lr);
+        double t3 = now_seconds();
+        if (i >= warm) {
+            step_ms[i - warm] = 1e3 * (t3 - t0);
+            fwd_ms[i - warm] = 1e3 * (t1 - t0);
+            bwd_ms[i - warm] = 1e3 * (t2 - t1);
+        }
+    }
+    printf("c_step_ms %.6f\n", median(step_ms, reps));
+    printf("c_fwd_ms %.6f\n", median(fwd_ms, reps));
+    printf("c_bwd_ms %.6f\n", median(bwd_ms, reps));
+    printf("params %zu\n", m.ps.n);
+    free(step_ms), free(fwd_ms), free(bwd_ms), free(x), free(y), free(ct);
+    optim_free(&opt);
+    ctx_free(&c);
+    transformer_free_params(&m);
+    return 0;
+}
