@@ -33,9 +33,12 @@ BENCH_BIN := $(BENCH_SRC:tests/bench/%.c=$(BUILD)/bench/%)
 .PHONY: all deps demo test test-asan bench clean check-deps
 .DELETE_ON_ERROR:
 
-all: train
+# ./train for the default build; other builds (test-asan) keep theirs in $(BUILD)
+TRAIN := $(if $(filter build,$(BUILD)),train,$(BUILD)/train)
 
-train: $(BUILD)/obj/src/main.o $(LIB_OBJ)
+all: $(TRAIN)
+
+$(TRAIN): $(BUILD)/obj/src/main.o $(LIB_OBJ)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/obj/%.o: %.c $(wildcard src/*.h) $(wildcard models/*.h) $(wildcard tests/*.h)
@@ -82,8 +85,8 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(LIB_OBJ)
 	$(CC) $(CFLAGS) -o $@ $^ $(TEST_LDLIBS) $(LDLIBS)
 
 test: deps
-	$(MAKE) train $(BUILD)/test_all $(REF_BIN)
-	OPENBLAS_NUM_THREADS=1 CLIPLAB_REF_DIR=$(BUILD)/ref ./$(BUILD)/test_all
+	$(MAKE) $(TRAIN) $(BUILD)/test_all $(REF_BIN)
+	OPENBLAS_NUM_THREADS=1 CLIPLAB_REF_DIR=$(BUILD)/ref CLIPLAB_TRAIN=$(TRAIN) ./$(BUILD)/test_all
 
 test-asan:
 	$(MAKE) BUILD=build-asan EXTRA_CFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -O1 -DCLIPLAB_POISON_OUTPUTS" test
