@@ -2,6 +2,7 @@
 #   make deps    install missing Debian packages (root), else print the apt-get line
 #   make         build ./train
 #   make demo    deps + build + the RNN no-clip vs clip demo and its comparison plot
+#   make ablation / transformer / transformer-sgd   the other demo comparisons
 #   make test    deps + build + every test (Criterion, PyTorch parity included)
 #   make bench   deps + build + timings against PyTorch on this machine, ratios printed
 #   make test-asan   the tests under AddressSanitizer + UBSan
@@ -70,6 +71,18 @@ demo: deps
 ablation: deps
 	$(MAKE) train
 	./train configs/rnn_noclip.ini configs/rnn_clip.ini configs/rnn_value.ini configs/rnn_norm.ini configs/rnn_agc.ini configs/rnn_zclip.ini configs/rnn_adagc.ini configs/rnn_auto.ini --compare runs/rnn_methods.png
+
+# the small GPT: no clip / global 1.0 / ZClip / AdaGC with the LLM recipe
+# (AdamW), then the SGD pair where the unclipped run diverges; ~4 and ~1 min
+.PHONY: transformer transformer-sgd
+transformer: deps
+	$(MAKE) train
+	./train configs/transformer_noclip.ini configs/transformer_clip.ini configs/transformer_zclip.ini \
+	  configs/transformer_adagc.ini --compare runs/transformer_methods.png
+transformer-sgd: deps
+	$(MAKE) train
+	./train configs/transformer_sgd_noclip.ini configs/transformer_sgd_clip.ini \
+	  --compare runs/transformer_sgd.png
 
 # ---- tests ----
 $(BUILD)/ref/%.bin: tests/ref/%.py tests/ref/tfile.py
