@@ -11,55 +11,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static char tmpdir[256];
-static char train_bin[512];
+#include "cli.h"
 
-static void setup(void) {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/cliplab_cli_XXXXXX");
-    cr_assert(mkdtemp(tmpdir));
-    const char *b = getenv("CLIPLAB_TRAIN");
-    char cwd[256];
-    cr_assert(getcwd(cwd, sizeof cwd));
-    snprintf(train_bin, sizeof train_bin, "%s/%s", cwd, b && *b ? b : "train");
-    cr_assert(access(train_bin, X_OK) == 0, "%s not built", train_bin);
-}
-
-static void teardown(void) {
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
-    cr_assert(system(cmd) == 0);
-}
-
-static void write_file(const char *name, const char *text) {
-    char path[512];
-    snprintf(path, sizeof path, "%s/%s", tmpdir, name);
-    FILE *f = fopen(path, "w");
-    cr_assert(f);
-    fputs(text, f);
-    fclose(f);
-}
-
-/* Run ./train ARGS inside tmpdir; returns the exit status, stderr in err. */
 static int run_train(const char *args, char *err, size_t errlen) {
-    char cmd[2048];
-    snprintf(cmd, sizeof cmd, "cd %s && %s %s >stdout.txt 2>stderr.txt", tmpdir, train_bin, args);
-    int st = system(cmd);
-    char path[512];
-    snprintf(path, sizeof path, "%s/stderr.txt", tmpdir);
-    FILE *f = fopen(path, "r");
-    cr_assert(f);
-    size_t n = fread(err, 1, errlen - 1, f);
-    err[n] = '\0';
-    fclose(f);
-    cr_assert(WIFEXITED(st), "./train %s did not exit normally", args);
-    return WEXITSTATUS(st);
-}
-
-static int exists(const char *rel) {
-    char path[512];
-    struct stat sb;
-    snprintf(path, sizeof path, "%s/%s", tmpdir, rel);
-    return stat(path, &sb) == 0;
+    return cli_run(args, err, errlen, 0);
 }
 
 #define SMALL_RNN                                                                          \
@@ -68,15 +23,15 @@ static int exists(const char *rel) {
 
 static void expect_error(const char *ini, const char *needle1, const char *needle2) {
     char err[4096];
-    write_file("bad.ini", ini);
+    cli_write("bad.ini", ini);
     int rc = run_train("bad.ini", err, sizeof err);
     cr_assert_neq(rc, 0, "a bad config must exit non-zero");
     cr_assert(strstr(err, needle1), "stderr lacks '%s':\n%s", needle1, err);
     if (needle2) cr_assert(strstr(err, needle2), "stderr lacks '%s':\n%s", needle2, err);
-    cr_assert(!exists("runs"), "a rejected config must write nothing");
+    cr_assert(!cli_exists("runs"), "a rejected config must write nothing");
 }
 
-TestSuite(cli, .init = setup, .fini = teardown);
+TestSuite(cli, .init = cli_mkdir, .fini = cli_rmdir);
 
 Test(cli, unknown_key) { expect_error(SMALL_RNN "[clip]\nmax_nrom = 1\n", "bad.ini:15", "max_nrom"); }
 Test(cli, bad_number) { expect_error(SMALL_RNN "[clip]\nmax_norm = 1.0x\n", "bad.ini:15", "max_norm"); }
@@ -97,17 +52,17 @@ Test(cli, missing_file) {
 }
 Test(cli, bad_override) {
     char err[4096];
-    write_file("ok.ini", SMALL_RNN);
+    cli_write("ok.ini", SMALL_RNN);
     cr_assert_neq(run_train("ok.ini train.stepz=3", err, sizeof err), 0);
     cr_assert(strstr(err, "stepz"), "%s", err);
-    cr_assert(!exists("runs"));
+    cr_assert(!cli_exists("runs"));
 }
 
 Test(cli, help_lists_every_section) {
     char err[256];
     cr_assert_eq(run_train("--help", err, sizeof err), 0);
     char path[512], out[65536];
-    snprintf(path, sizeof path, "%s/stdout.txt", tmpdir);
+    snprintf(path, sizeof path, "%s/stdout.txt", cli_dir);
     FILE *f = fopen(path, "r");
     size_t n = fread(out, 1, sizeof out - 1, f);
     out[n] = '\0';
@@ -120,7 +75,7 @@ Test(cli, help_lists_every_section) {
 
 static char *read_loss_column(const char *rel) {
     char path[512];
-    snprintf(path, sizeof path, "%s/%s", tmpdir, rel);
+    snprintf(path, sizeof path, "%s/%s", cli_dir, rel);
     FILE *f = fopen(path, "r");
     cr_assert(f, "missing %s", path);
     char *out = malloc(1 << 16), line[1024];
@@ -138,7 +93,7 @@ static char *read_loss_column(const char *rel) {
 
 Test(cli, same_seed_same_metrics) {
     char err[4096];
-    write_file("a.ini", SMALL_RNN);
+    cli_write("a.ini", SMALL_RNN);
     cr_assert_eq(run_train("a.ini run.out_dir=r1", err, sizeof err), 0, "%s", err);
     cr_assert_eq(run_train("a.ini run.out_dir=r2", err, sizeof err), 0, "%s", err);
     cr_assert_eq(run_train("a.ini run.out_dir=r3 run.seed=2", err, sizeof err), 0, "%s", err);
@@ -148,20 +103,20 @@ Test(cli, same_seed_same_metrics) {
     char *l3 = read_loss_column("r3/metrics.csv");
     cr_assert_str_neq(l1, l3, "a different seed must give different numbers");
     free(l1), free(l2), free(l3);
-    cr_assert(exists("r1/config.ini") && exists("r1/loss.png") && exists("r1/grad_norm.png"));
+    cr_assert(cli_exists("r1/config.ini") && cli_exists("r1/loss.png") && cli_exists("r1/grad_norm.png"));
 }
 
 /* A learning rate of 1000 drives the RNN to a non-finite loss: stop exits 0
  * with plots written; error exits 3. */
 Test(cli, nonfinite_policies) {
     char err[4096];
-    write_file("boom.ini", "[model]\ntype = rnn\n[rnn]\nseq_len = 10\nhidden = 8\neval_size = 4\n"
+    cli_write("boom.ini", "[model]\ntype = rnn\n[rnn]\nseq_len = 10\nhidden = 8\neval_size = 4\n"
                            "init = orthogonal\nspectral_radius = 3\n"
                            "[train]\nsteps = 200\nbatch_size = 4\nquiet = true\n"
                            "[optim]\nkind = sgd\nlr = 1000\n");
     cr_assert_eq(run_train("boom.ini run.out_dir=stop", err, sizeof err), 0, "%s", err);
     cr_assert(strstr(err, "non-finite"), "%s", err);
-    cr_assert(exists("stop/loss.png") && exists("stop/metrics.csv"));
+    cr_assert(cli_exists("stop/loss.png") && cli_exists("stop/metrics.csv"));
     cr_assert_eq(run_train("boom.ini run.out_dir=err train.on_nonfinite=error", err, sizeof err), 3,
                  "%s", err);
     cr_assert_eq(run_train("boom.ini run.out_dir=skip train.on_nonfinite=skip", err, sizeof err), 0,
@@ -170,11 +125,11 @@ Test(cli, nonfinite_policies) {
 
 Test(cli, comparison_plot) {
     char err[4096];
-    write_file("a.ini", SMALL_RNN);
-    write_file("b.ini", SMALL_RNN "[clip]\ngrad = global_norm\nmax_norm = 0.5\n");
+    cli_write("a.ini", SMALL_RNN);
+    cli_write("b.ini", SMALL_RNN "[clip]\ngrad = global_norm\nmax_norm = 0.5\n");
     cr_assert_eq(run_train("a.ini b.ini", err, sizeof err), 0, "%s", err);
-    cr_assert(exists("runs/a/metrics.csv") && exists("runs/b/metrics.csv"));
-    cr_assert(exists("runs/compare_a_vs_b.png"));
+    cr_assert(cli_exists("runs/a/metrics.csv") && cli_exists("runs/b/metrics.csv"));
+    cr_assert(cli_exists("runs/compare_a_vs_b.png"));
 }
 
 /* A rollback restores exactly the state it saved. ema_beta = 0 and factor 1
@@ -184,14 +139,14 @@ Test(cli, comparison_plot) {
  * a run without recovery. The checkpoint file is written and complete. */
 Test(cli, rollback_replays_exactly) {
     char err[4096];
-    write_file("r.ini", SMALL_RNN "[recovery]\nenabled = true\nspike_factor = 1\nema_beta = 0\nwarmup = 3\n"
+    cli_write("r.ini", SMALL_RNN "[recovery]\nenabled = true\nspike_factor = 1\nema_beta = 0\nwarmup = 3\n"
                                   "checkpoint_every = 4\nrollback_steps = 4\nskip_batches = 0\n"
                                   "max_rollbacks = 3\n");
     cr_assert_eq(run_train("r.ini run.out_dir=rec", err, sizeof err), 0, "%s", err);
     cr_assert_eq(run_train("r.ini run.out_dir=plain recovery.enabled=false", err, sizeof err), 0,
                  "%s", err);
     char path[512], line[256], rows[4][256];
-    snprintf(path, sizeof path, "%s/rec/rollbacks.csv", tmpdir);
+    snprintf(path, sizeof path, "%s/rec/rollbacks.csv", cli_dir);
     FILE *f = fopen(path, "r");
     cr_assert(f, "no rollbacks.csv");
     cr_assert(fgets(line, sizeof line, f));
@@ -208,13 +163,13 @@ Test(cli, rollback_replays_exactly) {
     char *a = read_loss_column("rec/metrics.csv"), *b = read_loss_column("plain/metrics.csv");
     cr_assert_str_eq(a, b, "rollbacks without skipping must not change the trajectory");
     free(a), free(b);
-    cr_assert(exists("rec/checkpoint.bin") && !exists("rec/checkpoint.bin.tmp"));
+    cr_assert(cli_exists("rec/checkpoint.bin") && !cli_exists("rec/checkpoint.bin.tmp"));
 }
 
 /* After a rollback that skips batches, the run trains on different data. */
 Test(cli, rollback_skips_batches) {
     char err[4096];
-    write_file("r.ini", SMALL_RNN "[recovery]\nenabled = true\nspike_factor = 1\nema_beta = 0\nwarmup = 3\n"
+    cli_write("r.ini", SMALL_RNN "[recovery]\nenabled = true\nspike_factor = 1\nema_beta = 0\nwarmup = 3\n"
                                   "checkpoint_every = 4\nrollback_steps = 4\nskip_batches = 5\n"
                                   "max_rollbacks = 1\n");
     cr_assert_eq(run_train("r.ini run.out_dir=rec", err, sizeof err), 0, "%s", err);
@@ -230,13 +185,13 @@ Test(cli, rollback_skips_batches) {
  * (||g||_2 = sqrt(sum_i ||g_i||^2)); the heatmap is written. */
 Test(cli, per_tensor_norms) {
     char err[4096];
-    write_file("a.ini", SMALL_RNN "[clip]\nlog_param_norms = true\n");
+    cli_write("a.ini", SMALL_RNN "[clip]\nlog_param_norms = true\n");
     cr_assert_eq(run_train("a.ini", err, sizeof err), 0, "%s", err);
-    cr_assert(exists("runs/a/grad_norm_heatmap.png"));
+    cr_assert(cli_exists("runs/a/grad_norm_heatmap.png"));
     char path[512], line[1024], mline[1024];
-    snprintf(path, sizeof path, "%s/runs/a/grad_norms.csv", tmpdir);
+    snprintf(path, sizeof path, "%s/runs/a/grad_norms.csv", cli_dir);
     FILE *f = fopen(path, "r");
-    snprintf(path, sizeof path, "%s/runs/a/metrics.csv", tmpdir);
+    snprintf(path, sizeof path, "%s/runs/a/metrics.csv", cli_dir);
     FILE *m = fopen(path, "r");
     cr_assert(f && m);
     cr_assert(fgets(line, sizeof line, f) && fgets(mline, sizeof mline, m));

@@ -16,6 +16,7 @@
 #include "../models/transformer.h"
 #include "../src/ops.h"
 #include "../src/optim.h"
+#include "cli.h"
 #include "tfile.h"
 
 static TransformerConfig small_config(int C, int L, int NH, int T) {
@@ -250,58 +251,36 @@ Test(transformer, windows_are_shifted_and_inside_their_split) {
     transformer_data_free(&d);
 }
 
-static char tmpdir[256];
-
-static void mk_tmp(void) {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/cliplab_tf_XXXXXX");
-    cr_assert(mkdtemp(tmpdir));
-}
-
-static void rm_tmp(void) {
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
-    cr_assert(system(cmd) == 0);
-}
-
-static void write_file(const char *name, const char *text) {
-    char path[512];
-    snprintf(path, sizeof path, "%s/%s", tmpdir, name);
-    FILE *f = fopen(path, "w");
-    cr_assert(f);
-    fputs(text, f);
-    fclose(f);
-}
-
-Test(transformer, loader_reads_files_directories_and_reports_errors, .init = mk_tmp,
-     .fini = rm_tmp) {
+Test(transformer, loader_reads_files_directories_and_reports_errors, .init = cli_mkdir,
+     .fini = cli_rmdir) {
     TransformerData d;
     char err[1024], path[512];
-    write_file("a", "first file text, long enough. ");
-    write_file("b", "second file with more text!");
-    write_file("empty.txt", "");
-    snprintf(path, sizeof path, "%s/a", tmpdir);
+    cli_write("a", "first file text, long enough. ");
+    cli_write("b", "second file with more text!");
+    cli_write("empty.txt", "");
+    snprintf(path, sizeof path, "%s/a", cli_dir);
     cr_assert_eq(transformer_data_load(&d, path, "ignored", 0.3, 4, err, sizeof err), 0, "%s", err);
     cr_assert_eq(d.n, strlen("first file text, long enough. "));
     transformer_data_free(&d);
     /* a directory: the listed files, concatenated in the given order */
-    cr_assert_eq(transformer_data_load(&d, tmpdir, "b, a", 0.3, 4, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(transformer_data_load(&d, cli_dir, "b, a", 0.3, 4, err, sizeof err), 0, "%s", err);
     cr_assert_eq(d.n, strlen("second file with more text!first file text, long enough. "));
     cr_assert_eq(d.itos[d.tokens[0]], 's');
     transformer_data_free(&d);
     /* missing file: names the path and the Debian packages of the default */
-    snprintf(path, sizeof path, "%s/missing.txt", tmpdir);
+    snprintf(path, sizeof path, "%s/missing.txt", cli_dir);
     cr_assert_eq(transformer_data_load(&d, path, "", 0.3, 4, err, sizeof err), -1);
     cr_assert(strstr(err, path) && strstr(err, "No such file") && strstr(err, "fortunes"), "%s",
               err);
-    cr_assert_eq(transformer_data_load(&d, tmpdir, "a,nope", 0.3, 4, err, sizeof err), -1);
+    cr_assert_eq(transformer_data_load(&d, cli_dir, "a,nope", 0.3, 4, err, sizeof err), -1);
     cr_assert(strstr(err, "nope"), "%s", err);
-    cr_assert_eq(transformer_data_load(&d, tmpdir, "", 0.3, 4, err, sizeof err), -1);
+    cr_assert_eq(transformer_data_load(&d, cli_dir, "", 0.3, 4, err, sizeof err), -1);
     cr_assert(strstr(err, "directory"), "%s", err);
-    snprintf(path, sizeof path, "%s/empty.txt", tmpdir);
+    snprintf(path, sizeof path, "%s/empty.txt", cli_dir);
     cr_assert_eq(transformer_data_load(&d, path, "", 0.3, 4, err, sizeof err), -1);
     cr_assert(strstr(err, "empty"), "%s", err);
     /* too short for the context: both splits need context + 1 bytes */
-    snprintf(path, sizeof path, "%s/a", tmpdir);
+    snprintf(path, sizeof path, "%s/a", cli_dir);
     cr_assert_eq(transformer_data_load(&d, path, "", 0.1, 64, err, sizeof err), -1);
     cr_assert(strstr(err, "too short"), "%s", err);
 }
@@ -331,20 +310,7 @@ Test(transformer, checkpoint_state_round_trip_and_mismatch) {
 /* ------------------------------------------------------------ ./train */
 
 static int run_train(const char *args, char *out, size_t outlen) {
-    char cmd[2048], cwd[256], path[512];
-    cr_assert(getcwd(cwd, sizeof cwd));
-    const char *b = getenv("CLIPLAB_TRAIN");
-    snprintf(cmd, sizeof cmd, "cd %s && %s/%s %s >out.txt 2>&1", tmpdir, cwd,
-             b && *b ? b : "train", args);
-    int st = system(cmd);
-    snprintf(path, sizeof path, "%s/out.txt", tmpdir);
-    FILE *f = fopen(path, "r");
-    cr_assert(f);
-    size_t n = fread(out, 1, outlen - 1, f);
-    out[n] = '\0';
-    fclose(f);
-    cr_assert(WIFEXITED(st));
-    return WEXITSTATUS(st);
+    return cli_run(args, out, outlen, 1);
 }
 
 static const char *tiny_ini =
@@ -354,14 +320,14 @@ static const char *tiny_ini =
     "[train]\nsteps = 6\nbatch_size = 4\neval_every = 3\nquiet = false\n"
     "[optim]\nkind = adamw\nlr = 1e-2\n[run]\nplots = false\n";
 
-Test(transformer, train_end_to_end_logs_val_loss_and_samples, .init = mk_tmp, .fini = rm_tmp) {
+Test(transformer, train_end_to_end_logs_val_loss_and_samples, .init = cli_mkdir, .fini = cli_rmdir) {
     static char out[1 << 16];
-    write_file("corpus.txt", corpus_text());
-    write_file("tiny.ini", tiny_ini);
+    cli_write("corpus.txt", corpus_text());
+    cli_write("tiny.ini", tiny_ini);
     cr_assert_eq(run_train("tiny.ini", out, sizeof out), 0, "%s", out);
     cr_assert(strstr(out, "sample (temperature 0.5"), "no sample printed:\n%s", out);
     char path[512], line[4096];
-    snprintf(path, sizeof path, "%s/runs/tiny/metrics.csv", tmpdir);
+    snprintf(path, sizeof path, "%s/runs/tiny/metrics.csv", cli_dir);
     FILE *f = fopen(path, "r");
     cr_assert(f, "no metrics.csv");
     cr_assert(fgets(line, sizeof line, f));
@@ -385,14 +351,14 @@ Test(transformer, train_end_to_end_logs_val_loss_and_samples, .init = mk_tmp, .f
     cr_assert_eq(with_val, 2, "val_loss at steps 3 and 6, got %d rows with it", with_val);
 }
 
-Test(transformer, train_missing_corpus_is_a_clear_error, .init = mk_tmp, .fini = rm_tmp) {
+Test(transformer, train_missing_corpus_is_a_clear_error, .init = cli_mkdir, .fini = cli_rmdir) {
     static char out[1 << 16];
-    write_file("tiny.ini", tiny_ini);
+    cli_write("tiny.ini", tiny_ini);
     int rc = run_train("tiny.ini transformer.path=no_such_corpus.txt", out, sizeof out);
     cr_assert_neq(rc, 0, "exit status 0 on a missing corpus");
     cr_assert(strstr(out, "no_such_corpus.txt") && strstr(out, "fortunes"), "%s", out);
     struct stat sb;
     char path[512];
-    snprintf(path, sizeof path, "%s/runs/tiny/metrics.csv", tmpdir);
+    snprintf(path, sizeof path, "%s/runs/tiny/metrics.csv", cli_dir);
     cr_assert(stat(path, &sb) != 0, "metrics.csv written on an error");
 }

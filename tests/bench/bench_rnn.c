@@ -7,20 +7,11 @@
 #include <string.h>
 
 #include "../../models/rnn.h"
+#include "bench_util.h"
 #include "../../src/clip.h"
 #include "../../src/ops.h"
 #include "../../src/optim.h"
 #include "../../src/train.h"
-
-static int cmp(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 int main(int argc, char **argv) {
     int reps = argc > 1 ? atoi(argv[1]) : 100, warm = 10;
@@ -60,8 +51,8 @@ int main(int argc, char **argv) {
             clip_ms[i - warm] = 1e3 * (t2 - t1);
         }
     }
-    printf("c_step_ms %.6f\n", median(step_ms, reps));
-    printf("c_clip_ms %.6f\n", median(clip_ms, reps));
+    printf("c_step_ms %.6f\n", bench_median(step_ms, reps));
+    printf("c_clip_ms %.6f\n", bench_median(clip_ms, reps));
     printf("params %zu\n", m.ps.n);
     free(step_ms), free(clip_ms), free(x), free(y);
     optim_free(&opt);

@@ -9,22 +9,13 @@
 #include <string.h>
 
 #include "../../models/transformer.h"
+#include "bench_util.h"
 #include "../../src/clip.h"
 #include "../../src/ops.h"
 #include "../../src/optim.h"
 #include "../../src/train.h"
 
 enum { B = 16, T = 64, C = 128, L = 4, NH = 4, V = 96 };
-
-static int cmp(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 int main(int argc, char **argv) {
     int reps = argc > 1 ? atoi(argv[1]) : 50, warm = 5;
@@ -65,9 +56,9 @@ int main(int argc, char **argv) {
             bwd_ms[i - warm] = 1e3 * (t2 - t1);
         }
     }
-    printf("c_step_ms %.6f\n", median(step_ms, reps));
-    printf("c_fwd_ms %.6f\n", median(fwd_ms, reps));
-    printf("c_bwd_ms %.6f\n", median(bwd_ms, reps));
+    printf("c_step_ms %.6f\n", bench_median(step_ms, reps));
+    printf("c_fwd_ms %.6f\n", bench_median(fwd_ms, reps));
+    printf("c_bwd_ms %.6f\n", bench_median(bwd_ms, reps));
     printf("params %zu\n", m.ps.n);
     free(step_ms), free(fwd_ms), free(bwd_ms), free(x), free(y), free(ct);
     optim_free(&opt);

@@ -1,0 +1,17 @@
+/* bench_util.h: the median the C benchmark programs report (sorts in place). */
+#ifndef CLIPLAB_BENCH_UTIL_H
+#define CLIPLAB_BENCH_UTIL_H
+
+#include <stdlib.h>
+
+static int bench_cmp(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static inline double bench_median(double *v, int n) {
+    qsort(v, (size_t)n, sizeof *v, bench_cmp);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+#endif
