@@ -623,10 +623,16 @@ void cfg_format_value(const CfgKey *k, const void *structp, char *buf, size_t le
     }
 }
 
+void cfg_hide_section(Config *cfg, const char *name) {
+    for (int i = 0; i < cfg->nsections; i++)
+        if (strcmp(cfg->sections[i]->name, name) == 0) cfg->hidden[i] = 1;
+}
+
 void cfg_write(const Config *cfg, FILE *f) {
     fprintf(f, "; cliplab effective configuration: every key with the value in effect\n");
     for (int i = 0; i < cfg->nsections; i++) {
         const CfgSection *s = cfg->sections[i];
+        if (cfg->hidden[i]) continue;
         fprintf(f, "\n");
         if (s->help) fprintf(f, "; %s\n", s->help);
         fprintf(f, "[%s]\n", s->name);

@@ -69,6 +69,7 @@ typedef struct Config {
     int nsections;
     int present[CFG_MAX_SECTIONS];      /* line where [section] appeared in the file, 0 if never */
     unsigned char *seen;                /* per (section, key): set by the file (duplicates) */
+    int hidden[CFG_MAX_SECTIONS];       /* left out of cfg_write (sections that do not apply) */
     char path[512];                     /* the file loaded, for messages */
 } Config;
 
@@ -85,6 +86,8 @@ CfgStatus cfg_set(Config *cfg, const char *section, const char *key, const char 
                   const char *where, char *err, size_t errlen);
 /* The line at which [name] appeared in the loaded file (0 if it did not). */
 int cfg_section_line(const Config *cfg, const char *name);
+/* Leave section `name` out of cfg_write (e.g. another model's section). */
+void cfg_hide_section(Config *cfg, const char *name);
 /* Write the effective configuration as a valid INI file (comments carry help). */
 void cfg_write(const Config *cfg, FILE *f);
 /* Print every section and key: type, default, range/choices, help. */

@@ -129,6 +129,7 @@ static int load_spec(RunSpec *rs, const char *path, char **overrides, int nover)
     for (int i = 0; i < model_registry_count; i++) {
         const ModelDef *o = model_registry[i];
         int line = o->section ? cfg_section_line(&rs->cfg, o->section->name) : 0;
+        if (o != def && o->section) cfg_hide_section(&rs->cfg, o->section->name);
         if (o != def && line) {
             fprintf(stderr, "cliplab: error: %s:%d: section [%s] does not apply to [model] type = %s"
                             " (accepted: [%s])\n",
