@@ -84,6 +84,12 @@ transformer-sgd: deps
 	./train configs/transformer_sgd_noclip.ini configs/transformer_sgd_clip.ini \
 	  --compare runs/transformer_sgd.png
 
+# PaLM-style rollback: the same unclipped RNN with and without spike recovery (~10 s)
+.PHONY: recovery
+recovery: deps
+	$(MAKE) train
+	./train configs/rnn_recovery_off.ini configs/rnn_recovery.ini --compare runs/rnn_recovery.png
+
 # ---- tests ----
 $(BUILD)/ref/%.bin: tests/ref/%.py tests/ref/tfile.py
 	@mkdir -p $(dir $@)

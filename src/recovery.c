@@ -37,7 +37,9 @@ void recovery_init(Recovery *r, const RecoveryConfig *cfg) {
     memset(r, 0, sizeof *r);
     r->cfg = *cfg;
     if (!cfg->enabled) return;
-    r->nring = (int)(cfg->rollback_steps / cfg->checkpoint_every) + 2;
+    /* twice the rollback distance: after restoring to s, a re-spike soon after s
+     * still finds a checkpoint rollback_steps before it (s - rollback_steps) */
+    r->nring = 2 * (int)(cfg->rollback_steps / cfg->checkpoint_every) + 2;
     r->ring = xcalloc((size_t)r->nring, sizeof *r->ring);
     for (int i = 0; i < r->nring; i++) r->ring[i].step = -1;
 }
@@ -135,9 +137,12 @@ static void rollback(Trainer *tr, double loss) {
     add_event(r, ev);
     if (!tr->train.quiet)
         printf("%s: loss spike at step %ld (loss %.4g, running average %.4g): rolled back to "
-               "step %ld, skipping %ld batches [rollback %d of at most %d]\n",
+               "step %ld, skipping %ld batches [rollback %d of at most %d]%s\n",
                tr->run.name, ev.spike_step, loss, ev.running_avg, ev.restored_step, ev.skipped,
-               r->nevents, r->cfg.max_rollbacks);
+               r->nevents, r->cfg.max_rollbacks,
+               ev.spike_step - ev.restored_step < r->cfg.rollback_steps
+                   ? " (no checkpoint kept from rollback_steps earlier: the oldest one kept)"
+                   : "");
     tr->step = ev.restored_step - 1; /* the loop's increment resumes at the restored step */
 }
 

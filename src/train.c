@@ -478,6 +478,7 @@ static int close_metrics(MetricsLog *l) {
 
 void run_result_free(RunResult *r) {
     free(r->log.rows);
+    free(r->events);
     memset(r, 0, sizeof *r);
 }
 
@@ -518,9 +519,13 @@ int trainer_run(const ModelDef *def, const void *model_cfg, const TrainerSetting
     if (rc == 0 && tr->diverged == 2) rc = 3;
     if (res) {
         snprintf(res->name, sizeof res->name, "%s", run->name);
-        char desc[96];
-        clipper_describe_run(&tr->groups[0].clip, desc, sizeof desc);
-        snprintf(res->label, sizeof res->label, "%s (clip: %s)", run->name, desc);
+        clipper_describe_run(&tr->groups[0].clip, res->clip_desc, sizeof res->clip_desc);
+        res->recovery = tr->rec.cfg.enabled;
+        snprintf(res->label, sizeof res->label, "%s (clip: %s%s)", run->name, res->clip_desc,
+                 res->recovery ? "; spike recovery on" : "");
+        res->events = tr->rec.events;
+        res->nevents = tr->rec.nevents;
+        tr->rec.events = NULL;
         res->log = tr->log;
         tr->log.rows = NULL;
         res->baseline = baseline;
@@ -566,8 +571,9 @@ static void smooth(const double *y, size_t n, size_t w, int use_max, double *out
 }
 
 int trainer_compare_plot(const RunResult *runs, int n, const char *path) {
-    PlotSeries *ls = xcalloc((size_t)n, sizeof *ls), *gs = xcalloc((size_t)n, sizeof *gs);
-    double **bufs = xcalloc((size_t)n * 5, sizeof *bufs);
+    PlotSeries *ls = xcalloc(2 * (size_t)n, sizeof *ls), *gs = xcalloc((size_t)n, sizeof *gs);
+    double **bufs = xcalloc((size_t)n * 7, sizeof *bufs);
+    int nls = n;
     double baseline = NAN;
     size_t longest = 0;
     for (int i = 0; i < n; i++) longest = runs[i].log.nrows > longest ? runs[i].log.nrows : longest;
@@ -575,7 +581,7 @@ int trainer_compare_plot(const RunResult *runs, int n, const char *path) {
     size_t w = longest > 600 ? longest / 200 : 1;
     for (int i = 0; i < n; i++) {
         const MetricsLog *l = &runs[i].log;
-        double **b = bufs + 5 * i;
+        double **b = bufs + 7 * i;
         for (int k = 0; k < 5; k++) b[k] = xmalloc((l->nrows + 1) * sizeof(double));
         column(l, 0, b[0]);
         column(l, metrics_col(l, "loss"), b[1]);
@@ -586,6 +592,28 @@ int trainer_compare_plot(const RunResult *runs, int n, const char *path) {
         gs[i] = (PlotSeries){runs[i].label, b[0], b[4], l->nrows, 0};
         if (isnan(baseline)) baseline = runs[i].baseline;
     }
+    for (int i = 0; i < n; i++) { /* each run's rollbacks: its spikes as points */
+        const RunResult *r = &runs[i];
+        if (!r->nevents) continue;
+        double **b = bufs + 7 * i;
+        b[5] = xmalloc((size_t)r->nevents * sizeof(double));
+        b[6] = xmalloc((size_t)r->nevents * sizeof(double));
+        for (int e = 0; e < r->nevents; e++) {
+            b[5][e] = (double)r->events[e].spike_step;
+            b[6][e] = r->events[e].loss;
+        }
+        char *label = xmalloc(CFG_STR_MAX + 32);
+        snprintf(label, CFG_STR_MAX + 32, "%s: spike, rolled back", r->name);
+        ls[nls++] = (PlotSeries){label, b[5], b[6], (size_t)r->nevents, 1};
+    }
+    int clip_differs = 0, recovery_differs = 0;
+    for (int i = 1; i < n; i++) {
+        clip_differs |= strcmp(runs[i].clip_desc, runs[0].clip_desc) != 0;
+        recovery_differs |= runs[i].recovery != runs[0].recovery;
+    }
+    const char *title = clip_differs && !recovery_differs   ? "Gradient clipping compared"
+                        : recovery_differs && !clip_differs ? "Loss-spike recovery compared"
+                                                            : "Runs compared";
     char lt[96], gt[96];
     if (w > 1) {
         snprintf(lt, sizeof lt, "Training loss (mean of the last %zu logged steps)", w);
@@ -595,14 +623,14 @@ int trainer_compare_plot(const RunResult *runs, int n, const char *path) {
         snprintf(gt, sizeof gt, "Pre-clip global gradient L2 norm");
     }
     PlotPanel panels[2] = {
-        {lt, "step", "loss", PLOT_LOGY_AUTO, ls, n, NULL, 0, NULL, baseline, "trivial predictor"},
+        {lt, "step", "loss", PLOT_LOGY_AUTO, ls, nls, NULL, 0, NULL, baseline, "trivial predictor"},
         {gt, "step", "norm", PLOT_LOGY_AUTO, gs, n, NULL, 0, NULL, NAN, NULL},
     };
     char err[256];
-    int rc = plot_figure(path, "Same run, with and without clipping", panels, 2, 1100, 900, err,
-                         sizeof err);
+    int rc = plot_figure(path, title, panels, 2, 1100, 900, err, sizeof err);
     if (rc != 0) fprintf(stderr, "cliplab: error: writing %s: %s\n", path, err);
-    for (int i = 0; i < 5 * n; i++) free(bufs[i]);
+    for (int i = 0; i < 7 * n; i++) free(bufs[i]);
+    for (int i = n; i < nls; i++) free((char *)ls[i].label);
     free(bufs), free(ls), free(gs);
     return rc;
 }

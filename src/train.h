@@ -128,6 +128,10 @@ typedef struct RunResult {
     char label[CFG_STR_MAX + 128];
     MetricsLog log;               /* owned copy of the rows for comparison plots */
     double baseline;              /* trivial-predictor loss or NaN */
+    char clip_desc[96];           /* what the clip step did ("global L2 norm 1") */
+    int recovery;                 /* [recovery] enabled */
+    RecoveryEvent *events;        /* its rollbacks (owned) */
+    int nevents;
     int diverged;
     long diverged_step;
 } RunResult;
