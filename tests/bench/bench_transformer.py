@@ -12,13 +12,12 @@ measured in the same run, the two sides interleaved in rounds.
 """
 import math
 import os
-import statistics
-import subprocess
 import sys
-import time
 
 import torch
 import torch.nn.functional as F
+
+from benchlib import interleaved
 
 REPS, WARM, ROUNDS = 15, 5, 4
 B, T, C, L, NH, V = 16, 64, 128, 4, 4, 96
@@ -75,37 +74,17 @@ y = torch.randint(0, V, (B, T))
 binary = os.path.join(sys.argv[1] if len(sys.argv) > 1 else "build/bench", "bench_transformer")
 
 
-def torch_steps(n):
-    out = []
-    for _ in range(n):
-        t0 = time.perf_counter()
-        opt.zero_grad(set_to_none=False)
-        loss = model(x, y)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        out.append(1e3 * (time.perf_counter() - t0))
-    return out
+def torch_step():
+    opt.zero_grad(set_to_none=False)
+    loss = model(x, y)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, 1.0)
+    opt.step()
 
 
-def c_steps(n):
-    out = subprocess.run([binary, str(n)], check=True, capture_output=True, text=True).stdout
-    return dict(line.split() for line in out.strip().splitlines())
-
-
-# The machine is shared: interleave the two sides in rounds so both see the
-# same load; report the median of the per-round medians.
-torch_steps(WARM)
-rounds = []
-for _ in range(ROUNDS):
-    t_ms = statistics.median(torch_steps(REPS))
-    rounds.append((t_ms, c_steps(REPS)))
-torch_ms = statistics.median(r[0] for r in rounds)
-c_ms = statistics.median(float(r[1]["c_step_ms"]) for r in rounds)
-fwd = statistics.median(float(r[1]["c_fwd_ms"]) for r in rounds)
-bwd = statistics.median(float(r[1]["c_bwd_ms"]) for r in rounds)
-ratios = sorted(r[0] / float(r[1]["c_step_ms"]) for r in rounds)
+torch_ms, c, ratios = interleaved(torch_step, binary, ROUNDS, REPS, WARM)
+c_ms = c["c_step_ms"]
 print(f"transformer step (B={B}, T={T}, C={C}, L={L}, NH={NH}, V={V}, "
-      f"{int(rounds[0][1]['params'])} params, 1 thread): cliplab {c_ms:.3f} ms "
-      f"(forward {fwd:.1f}, backward {bwd:.1f}), pytorch {torch_ms:.3f} ms, "
+      f"{int(c['params'])} params, 1 thread): cliplab {c_ms:.3f} ms "
+      f"(forward {c['c_fwd_ms']:.1f}, backward {c['c_bwd_ms']:.1f}), pytorch {torch_ms:.3f} ms, "
       f"speed-up x{torch_ms / c_ms:.2f} (target >= 1; per-round x{ratios[0]:.2f}..x{ratios[-1]:.2f})")
