@@ -157,6 +157,25 @@ static int load_spec(RunSpec *rs, const char *path, char **overrides, int nover)
     return 0;
 }
 
+/* The effective configuration, one line per section (config.ini in the run's
+ * folder has the same values with every key's help). */
+static void print_config(const Config *cfg, const char *path) {
+    printf("== %s (effective settings; commented copy in the run's config.ini)\n", path);
+    for (int i = 0; i < cfg->nsections; i++) {
+        if (cfg->hidden[i]) continue;
+        const CfgSection *sec = cfg->sections[i];
+        int col = printf("  [%s]", sec->name);
+        for (int k = 0; k < sec->nkeys; k++) {
+            char v[CFG_STR_MAX + 64];
+            cfg_format_value(&sec->keys[k], cfg->structs[i], v, sizeof v);
+            if (col > 70) col = printf("\n   ") - 1;
+            col += printf(" %s=%s", sec->keys[k].name, v);
+        }
+        printf("\n");
+    }
+    fflush(stdout);
+}
+
 static void free_spec(RunSpec *rs) {
     cfg_free(&rs->cfg);
     for (int i = 0; i < model_registry_count; i++) free(rs->model_cfg[i]);
@@ -208,11 +227,7 @@ int main(int argc, char **argv) {
     RunResult *res = xcalloc((size_t)npaths, sizeof *res);
     for (int i = 0; i < npaths && rc == 0; i++) {
         RunSpec *s = &specs[i];
-        if (!s->set.train.quiet) {
-            printf("== %s: effective configuration\n", s->path);
-            cfg_write(&s->cfg, stdout);
-            printf("\n");
-        }
+        if (!s->set.train.quiet) print_config(&s->cfg, s->path);
         rc = trainer_run(model_registry[s->sel.type], s->model_cfg[s->sel.type], &s->set, &s->cfg,
                          &res[i]);
     }
