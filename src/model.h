@@ -50,6 +50,4 @@ typedef struct ModelDef {
 extern const ModelDef *const model_registry[];
 extern const int model_registry_count;
 
-const ModelDef *model_find(const char *name);
-
 #endif

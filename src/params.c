@@ -76,11 +76,6 @@ Param *param_find(ParamSet *ps, const char *name) {
     return NULL;
 }
 
-const Param *param_of(const ParamSet *ps, const Tensor *t) {
-    for (int i = 0; i < ps->count; i++)
-        if (&ps->params[i].t == t) return &ps->params[i];
-    return NULL;
-}
 
 void param_init_const(Tensor *t, float v) {
     for (size_t i = 0; i < t->n; i++) t->data[i] = v;

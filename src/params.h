@@ -46,7 +46,6 @@ Tensor *param_add_buffer(ParamSet *ps, const char *name, int ndim, const int *sh
 void param_alloc(ParamSet *ps);                    /* lay out; data and grads zeroed */
 void param_zero_grad(ParamSet *ps);
 Param *param_find(ParamSet *ps, const char *name); /* NULL if absent */
-const Param *param_of(const ParamSet *ps, const Tensor *t); /* the Param owning t, or NULL */
 
 /* Initialisers (PyTorch's conventions, cited where they come from). */
 void param_init_const(Tensor *t, float v);
