@@ -137,7 +137,6 @@ static void *rnn_create(Trainer *tr, const void *cfgp) {
     m->eval_y = xmalloc(E * sizeof(float));
     m->eval_c = xmalloc(E * sizeof(int));
     rnn_make_batch(&eval_rng, (RnnTask)cfg->task, (int)T, (int)E, m->eval_x, m->eval_y, m->eval_c);
-    m->val_metric = trainer_add_metric(tr, "val_loss");
     trainer_add_group(tr, &m->ps);
     return m;
 }
@@ -152,11 +151,7 @@ static Tensor *rnn_loss(void *mp, Ctx *c, Trainer *tr) {
 
 static double rnn_evaluate(void *mp, Trainer *tr) {
     Rnn *m = mp;
-    int prev = ctx_set_grad(&tr->ctx, 0);
-    Tensor *loss = rnn_loss_on(m, &tr->ctx, m->eval_x, m->eval_y, m->eval_c, m->cfg.eval_size);
-    double v = loss->data[0];
-    ctx_set_grad(&tr->ctx, prev);
-    return v;
+    return rnn_loss_on(m, &tr->ctx, m->eval_x, m->eval_y, m->eval_c, m->cfg.eval_size)->data[0];
 }
 
 /* Predicting the mean (1.0) of the sum of two U[0,1] gives MSE = 2/12; a

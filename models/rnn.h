@@ -40,7 +40,6 @@ typedef struct Rnn {
     int *cbuf;              /* targets[B] (temporal order) */
     float *eval_x, *eval_y;
     int *eval_c;
-    int val_metric;
 } Rnn;
 
 int rnn_input_dim(RnnTask task);

@@ -312,7 +312,6 @@ static void *tf_create(Trainer *tr, const void *cfgp) {
     size_t BT = (size_t)m->batch * (size_t)cfg->context;
     m->xbuf = xmalloc(BT * sizeof *m->xbuf);
     m->ybuf = xmalloc(BT * sizeof *m->ybuf);
-    m->val_metric = trainer_add_metric(tr, "val_loss");
     trainer_add_group(tr, &m->ps);
     if (!tr->train.quiet)
         printf("transformer: %zu parameters; corpus %s: %zu bytes (%zu train, %zu validation), "
@@ -334,7 +333,6 @@ static Tensor *tf_loss(void *mp, Ctx *c, Trainer *tr) {
 static double tf_evaluate(void *mp, Trainer *tr) {
     Transformer *m = mp;
     int T = m->cfg.context, B = m->batch, nb = m->cfg.eval_batches;
-    int prev = ctx_set_grad(&tr->ctx, 0);
     double sum = 0.0;
     for (int e = 0; e < nb; e++) {
         for (int b = 0; b < B; b++)
@@ -343,8 +341,6 @@ static double tf_evaluate(void *mp, Trainer *tr) {
         ctx_reset(&tr->ctx);
         sum += transformer_loss_on(m, &tr->ctx, m->xbuf, m->ybuf, B, T)->data[0];
     }
-    ctx_reset(&tr->ctx);
-    ctx_set_grad(&tr->ctx, prev);
     return sum / nb;
 }
 

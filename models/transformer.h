@@ -81,7 +81,6 @@ typedef struct Transformer {
     TransformerData data;
     Rng *data_rng;                     /* the trainer's stream: windows are drawn from it */
     int *xbuf, *ybuf;                  /* one batch of inputs / targets [B*T] */
-    int val_metric;
 } Transformer;
 
 /* Declare, allocate and initialise the parameters for a vocabulary of V

@@ -34,7 +34,8 @@ typedef struct ModelDef {
     Tensor *(*loss)(void *m, Ctx *c, Trainer *tr);
     /* Custom-step: one iteration, calling trainer_update(); returns the loss to log. */
     double (*step)(void *m, Trainer *tr);
-    /* Optional: held-out loss (no-grad), logged as val_loss every [train] eval_every steps. */
+    /* Optional: held-out loss, logged in the trainer's val_loss column every
+     * [train] eval_every steps; called with gradients off and Ctx.train = 0. */
     double (*evaluate)(void *m, Trainer *tr);
     /* Optional: loss of the trivial predictor, drawn as a reference line. */
     double (*baseline_loss)(const void *m);

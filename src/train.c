@@ -95,6 +95,11 @@ static int metrics_col(const MetricsLog *l, const char *name) {
     return -1;
 }
 
+static void write_row(FILE *f, const double *vals, int ncols) {
+    for (int i = 0; i < ncols; i++) fprintf(f, i ? ",%.9g" : "%.9g", vals[i]);
+    fputc('\n', f);
+}
+
 static void log_row(MetricsLog *l, const double *vals) {
     if (l->nrows == l->cap) {
         l->cap = l->cap ? 2 * l->cap : 1024;
@@ -104,11 +109,7 @@ static void log_row(MetricsLog *l, const double *vals) {
     }
     memcpy(l->rows + l->nrows * (size_t)l->ncols, vals, (size_t)l->ncols * sizeof *vals);
     l->nrows++;
-    if (l->csv) {
-        for (int i = 0; i < l->ncols; i++)
-            fprintf(l->csv, i ? ",%.9g" : "%.9g", vals[i]);
-        fputc('\n', l->csv);
-    }
+    if (l->csv) write_row(l->csv, vals, l->ncols);
 }
 
 static void write_header(MetricsLog *l) {
@@ -116,17 +117,18 @@ static void write_header(MetricsLog *l) {
     fputc('\n', l->csv);
 }
 
-void trainer_truncate_log(Trainer *tr, long step) {
-    MetricsLog *l = &tr->log;
+/* Drop rows of steps >= step (column 0) and rewrite the CSV from memory. */
+static void log_truncate(MetricsLog *l, long step) {
     while (l->nrows > 0 && l->rows[(l->nrows - 1) * (size_t)l->ncols] >= (double)step) l->nrows--;
     if (!l->csv) return;
     if (!freopen(l->csv_tmp, "w", l->csv)) die("cannot rewrite %s", l->csv_tmp);
     write_header(l);
-    for (size_t r = 0; r < l->nrows; r++) {
-        const double *v = l->rows + r * (size_t)l->ncols;
-        for (int i = 0; i < l->ncols; i++) fprintf(l->csv, i ? ",%.9g" : "%.9g", v[i]);
-        fputc('\n', l->csv);
-    }
+    for (size_t r = 0; r < l->nrows; r++) write_row(l->csv, l->rows + r * (size_t)l->ncols, l->ncols);
+}
+
+void trainer_truncate_log(Trainer *tr, long step) {
+    log_truncate(&tr->log, step);
+    log_truncate(&tr->pnorm_log, step);
 }
 
 /* ---------------------------------------------------------------- groups */
@@ -154,9 +156,12 @@ void trainer_set_metric(Trainer *tr, int idx, double value) {
     tr->extra[idx] = value;
 }
 
-/* Step 3's policy. Returns 0: skip this update. */
+/* Step 3's policy. Nothing was clipped or stepped: the stats say so. Returns 0:
+ * skip this update. */
 static int nonfinite(Trainer *tr, UpdateGroup *g, const char *what, double value) {
     param_zero_grad(g->ps);
+    g->last.post_norm = g->last.coef = NAN;
+    g->last.clipped = 0;
     if (g->clip.param_norms) /* the clip step did not run: no per-tensor norms this step */
         for (int i = 0; i < clipper_nparams(&g->clip); i++) g->clip.param_norms[i] = NAN;
     tr->saw_nonfinite = 1;
@@ -167,7 +172,6 @@ static int nonfinite(Trainer *tr, UpdateGroup *g, const char *what, double value
     }
     if (!tr->diverged) {
         tr->diverged = tr->train.on_nonfinite == NONFINITE_ERROR ? 2 : 1;
-        tr->diverged_step = tr->step;
         fprintf(stderr, "%s: non-finite %s (%g) at step %ld of group %s%s\n", tr->run.name, what,
                 value, tr->step, g->ps->name,
                 tr->diverged == 1 ? ": the run diverged; stopping (on_nonfinite = stop)"
@@ -186,11 +190,7 @@ int trainer_update(Trainer *tr, UpdateGroup *g) {
     /* 3. non-finite check (the global L2 norm is non-finite iff an element is) */
     double pre = clipper_global_norm(&g->clip);
     g->last.pre_norm = pre;
-    if (!isfinite(pre)) {
-        g->last.post_norm = g->last.coef = NAN;
-        g->last.clipped = 0;
-        return nonfinite(tr, g, "gradient norm", pre);
-    }
+    if (!isfinite(pre)) return nonfinite(tr, g, "gradient norm", pre);
     /* 4. all-reduce: single process, nothing to reduce. 5. gradient clip */
     clipper_apply(&g->clip, pre, &g->last);
     g->clipped += g->last.clipped;
@@ -286,21 +286,28 @@ static double supervised_step(Trainer *tr) {
     ctx_reset(&tr->ctx);
     double loss = loss_sum / k;
     if (!isfinite(loss)) {
-        UpdateGroup *g = &tr->groups[0]; /* no backward ran: the gradient is unknown */
-        g->last.pre_norm = g->last.post_norm = g->last.coef = NAN;
-        g->last.clipped = 0;
-        nonfinite(tr, g, "loss", loss);
+        tr->groups[0].last.pre_norm = NAN; /* no backward ran: the gradient is unknown */
+        nonfinite(tr, &tr->groups[0], "loss", loss);
         return loss;
     }
     trainer_update(tr, &tr->groups[0]);
     return loss;
 }
 
+/* Held-out loss: no gradients, batchnorm on its running statistics. */
+static double evaluate(Trainer *tr) {
+    ctx_reset(&tr->ctx);
+    int prev = ctx_set_grad(&tr->ctx, 0);
+    tr->ctx.train = 0;
+    double v = tr->def->evaluate(tr->model, tr);
+    tr->ctx.train = 1;
+    ctx_set_grad(&tr->ctx, prev);
+    ctx_reset(&tr->ctx);
+    return v;
+}
+
 static void train_loop(Trainer *tr) {
     double last_print = now_seconds();
-    int val_col = -1;
-    for (int i = 0; i < tr->nextra; i++)
-        if (strcmp(tr->extra_names[i], "val_loss") == 0) val_col = i;
     for (tr->step = 0; tr->step < tr->train.steps; tr->step++) {
         if (recovery_before_step(tr) != 0) {
             tr->diverged = 2;
@@ -310,15 +317,10 @@ static void train_loop(Trainer *tr) {
         double loss = tr->def->loss ? supervised_step(tr) : tr->def->step(tr->model, tr);
         if (recovery_after_step(tr, loss, tr->saw_nonfinite)) continue;
         int last = tr->step + 1 == tr->train.steps || tr->diverged;
-        if (val_col >= 0) tr->extra[val_col] = NAN;
-        if (tr->def->evaluate && tr->train.eval_every > 0 && !tr->diverged &&
-            ((tr->step + 1) % tr->train.eval_every == 0 || last)) {
-            ctx_reset(&tr->ctx);
-            tr->ctx.train = 0; /* batchnorm on running statistics while evaluating */
-            double vl = tr->def->evaluate(tr->model, tr);
-            tr->ctx.train = 1;
-            ctx_reset(&tr->ctx);
-            if (val_col >= 0) tr->extra[val_col] = vl;
+        if (tr->val_metric >= 0) {
+            int due = tr->train.eval_every > 0 && !tr->diverged &&
+                      ((tr->step + 1) % tr->train.eval_every == 0 || last);
+            tr->extra[tr->val_metric] = due ? evaluate(tr) : NAN;
         }
         if (tr->step % tr->train.log_every == 0 || last) log_step(tr, loss);
         double t = now_seconds();
@@ -334,6 +336,16 @@ static void train_loop(Trainer *tr) {
 
 static void column(const MetricsLog *l, int col, double *out) {
     for (size_t r = 0; r < l->nrows; r++) out[r] = l->rows[r * (size_t)l->ncols + col];
+}
+
+/* A run's rollbacks as points (spike step, spike loss); malloc'd, n may be 0. */
+static void rollback_points(const RecoveryEvent *ev, int n, double **x, double **y) {
+    *x = xmalloc(((size_t)n + 1) * sizeof **x);
+    *y = xmalloc(((size_t)n + 1) * sizeof **y);
+    for (int i = 0; i < n; i++) {
+        (*x)[i] = (double)ev[i].spike_step;
+        (*y)[i] = ev[i].loss;
+    }
 }
 
 static int write_run_plots(const Trainer *tr, double baseline) {
@@ -362,11 +374,8 @@ static int write_run_plots(const Trainer *tr, double baseline) {
     snprintf(title, sizeof title, "%s  (clip: %s)", tr->run.name, desc);
     /* rollbacks: the spikes as points, and a line at each spike's step */
     int ne = tr->rec.nevents;
-    double *ex = xmalloc(((size_t)ne + 1) * sizeof *ex), *ey = xmalloc(((size_t)ne + 1) * sizeof *ey);
-    for (int i = 0; i < ne; i++) {
-        ex[i] = (double)tr->rec.events[i].spike_step;
-        ey[i] = tr->rec.events[i].loss;
-    }
+    double *ex, *ey;
+    rollback_points(tr->rec.events, ne, &ex, &ey);
     PlotSeries ls[3] = {{"training loss", x, loss, n, 0}};
     int nls = 1;
     if (nv) ls[nls++] = (PlotSeries){"validation loss", vx, val, nv, 1};
@@ -395,7 +404,6 @@ static int write_run_plots(const Trainer *tr, double baseline) {
     return rc;
 }
 
-/* <dir>/<name>.tmp now, renamed to <dir>/<name> by close_metrics at the end. */
 /* grad_norm_heatmap.png: tensors x steps of pre-clip norms, binned to at most
  * HEAT_COLS columns by the bin's maximum, so a one-step spike stays visible. */
 #define HEAT_COLS 300
@@ -428,6 +436,7 @@ static int write_heatmap(const Trainer *tr) {
     return rc;
 }
 
+/* <dir>/<name>.tmp now, renamed to <dir>/<name> by close_metrics at the end. */
 static int open_csv(MetricsLog *l, const char *dir, const char *name) {
     snprintf(l->csv_path, sizeof l->csv_path, "%s/%s", dir, name);
     snprintf(l->csv_tmp, sizeof l->csv_tmp, "%s.tmp", l->csv_path);
@@ -498,6 +507,7 @@ int trainer_run(const ModelDef *def, const void *model_cfg, const TrainerSetting
     rng_seed(&tr->rng, (uint64_t)run->seed, 54);
     tr->model = def->create(tr, model_cfg);
     ASSERT(tr->ngroups > 0, "model %s registered no parameter group", def->name);
+    tr->val_metric = def->evaluate ? trainer_add_metric(tr, "val_loss") : -1;
     log_columns(tr);
     int rc = open_outputs(tr, cfg);
     if (rc == 0) {
@@ -529,8 +539,6 @@ int trainer_run(const ModelDef *def, const void *model_cfg, const TrainerSetting
         res->log = tr->log;
         tr->log.rows = NULL;
         res->baseline = baseline;
-        res->diverged = tr->diverged;
-        res->diverged_step = tr->diverged_step;
     }
     if (def->destroy) def->destroy(tr->model);
     for (int g = 0; g < tr->ngroups; g++) {
@@ -596,12 +604,7 @@ int trainer_compare_plot(const RunResult *runs, int n, const char *path) {
         const RunResult *r = &runs[i];
         if (!r->nevents) continue;
         double **b = bufs + 7 * i;
-        b[5] = xmalloc((size_t)r->nevents * sizeof(double));
-        b[6] = xmalloc((size_t)r->nevents * sizeof(double));
-        for (int e = 0; e < r->nevents; e++) {
-            b[5][e] = (double)r->events[e].spike_step;
-            b[6][e] = r->events[e].loss;
-        }
+        rollback_points(r->events, r->nevents, &b[5], &b[6]);
         char *label = xmalloc(CFG_STR_MAX + 32);
         snprintf(label, CFG_STR_MAX + 32, "%s: spike, rolled back", r->name);
         ls[nls++] = (PlotSeries){label, b[5], b[6], (size_t)r->nevents, 1};

@@ -104,10 +104,10 @@ struct Trainer {
     int nextra;
     char extra_names[TRAINER_MAX_METRICS][32];
     double extra[TRAINER_MAX_METRICS];
+    int val_metric;               /* extra column "val_loss" (models with evaluate), or -1 */
     Recovery rec;                 /* loss-spike rollback state */
     int saw_nonfinite;            /* the current step met a non-finite loss or gradient */
     int diverged;                 /* a non-finite loss or gradient was seen and the run stopped */
-    long diverged_step;
     double t_start;
     MetricsLog log;
     MetricsLog pnorm_log;         /* grad_norms.csv: per-tensor pre-clip norms ([clip] log_param_norms) */
@@ -132,8 +132,6 @@ typedef struct RunResult {
     int recovery;                 /* [recovery] enabled */
     RecoveryEvent *events;        /* its rollbacks (owned) */
     int nevents;
-    int diverged;
-    long diverged_step;
 } RunResult;
 
 /* Train; write outputs. Returns 0 on success (a stopped divergence is success),

@@ -73,6 +73,21 @@ Test(cli, help_lists_every_section) {
         cr_assert(strstr(out, want[i]), "--help lacks %s", want[i]);
 }
 
+/* Column 0 (step) of a CSV, one value per line. */
+static char *read_step_column(const char *rel) {
+    char path[512], line[2048];
+    snprintf(path, sizeof path, "%s/%s", cli_dir, rel);
+    FILE *f = fopen(path, "r");
+    cr_assert(f, "missing %s", path);
+    char *out = malloc(1 << 16);
+    size_t k = 0;
+    cr_assert(fgets(line, sizeof line, f));
+    while (fgets(line, sizeof line, f))
+        k += (size_t)snprintf(out + k, (1 << 16) - k, "%.*s\n", (int)strcspn(line, ","), line);
+    fclose(f);
+    return out;
+}
+
 static char *read_loss_column(const char *rel) {
     char path[512];
     snprintf(path, sizeof path, "%s/%s", cli_dir, rel);
@@ -141,7 +156,7 @@ Test(cli, rollback_replays_exactly) {
     char err[4096];
     cli_write("r.ini", SMALL_RNN "[recovery]\nenabled = true\nspike_factor = 1\nema_beta = 0\nwarmup = 3\n"
                                   "checkpoint_every = 4\nrollback_steps = 4\nskip_batches = 0\n"
-                                  "max_rollbacks = 3\n");
+                                  "max_rollbacks = 3\n[clip]\nlog_param_norms = true\n");
     cr_assert_eq(run_train("r.ini run.out_dir=rec", err, sizeof err), 0, "%s", err);
     cr_assert_eq(run_train("r.ini run.out_dir=plain recovery.enabled=false", err, sizeof err), 0,
                  "%s", err);
@@ -164,6 +179,10 @@ Test(cli, rollback_replays_exactly) {
     cr_assert_str_eq(a, b, "rollbacks without skipping must not change the trajectory");
     free(a), free(b);
     cr_assert(cli_exists("rec/checkpoint.bin") && !cli_exists("rec/checkpoint.bin.tmp"));
+    /* a rollback rewinds grad_norms.csv with metrics.csv: the same steps, once each */
+    char *ms = read_step_column("rec/metrics.csv"), *gs = read_step_column("rec/grad_norms.csv");
+    cr_assert_str_eq(ms, gs, "grad_norms.csv steps differ from metrics.csv after rollbacks");
+    free(ms), free(gs);
 }
 
 /* After a rollback that skips batches, the run trains on different data. */
