@@ -150,7 +150,7 @@ static void scale_all(ClipTensor *t, int count, float c) {
 /* torch.clamp(max_norm / (total + 1e-6), max=1.0) in float32, step by step as
  * PyTorch evaluates it: total is a float32 tensor, `+ 1e-6` adds 1e-6f, and
  * `max_norm / tensor` is reciprocal(tensor) * float(max_norm). clamp keeps NaN. */
-static float torch_coef(double max_norm, double total) {
+float clip_norm_coef(double max_norm, double total) {
     float d = (float)total + (float)CLIP_DIV_EPS;
     float c = (1.0f / d) * (float)max_norm;
     return c > 1.0f ? 1.0f : c;
@@ -179,28 +179,35 @@ double clip_total_norm(const ClipTensor *t, int count, double norm_type) {
 
 void clip_grads_with_norm(ClipTensor *t, int count, double max_norm, double total_norm) {
     check_tensors(t, count);
-    float c = torch_coef(max_norm, total_norm);
+    float c = clip_norm_coef(max_norm, total_norm);
     if (c == 1.0f) return; /* x * 1.0f == x bit for bit: skipping is PyTorch's result */
     scale_all(t, count, c);
 }
 
 double clip_grad_norm(ClipTensor *t, int count, double max_norm, double norm_type) {
     double total = clip_total_norm(t, count, norm_type);
-    if (count > 0) clip_grads_with_norm(t, count, max_norm, total);
+    clip_grads_with_norm(t, count, max_norm, total);
     return total;
 }
 
 /* torch.clamp(g, min=-v, max=v) = min(max(g, -v), v) with NaN kept. */
-void clip_grad_value(ClipTensor *t, int count, double clip_value) {
+size_t clip_grad_value_count(ClipTensor *t, int count, double clip_value) {
     check_tensors(t, count);
     float hi = (float)clip_value, lo = -hi;
+    size_t changed = 0;
     for (int i = 0; i < count; i++) {
         float *g = t[i].grad;
         for (size_t j = 0; j < t[i].n; j++) {
+            changed += g[j] < lo || g[j] > hi;
             float v = g[j] < lo ? lo : g[j];
             g[j] = v > hi ? hi : v;
         }
     }
+    return changed;
+}
+
+void clip_grad_value(ClipTensor *t, int count, double clip_value) {
+    (void)clip_grad_value_count(t, count, clip_value);
 }
 
 double clip_grad_norm_per_tensor(ClipTensor *t, int count, double max_norm, double norm_type) {
@@ -210,7 +217,7 @@ double clip_grad_norm_per_tensor(ClipTensor *t, int count, double max_norm, doub
     for (int i = 0; i < count; i++) {
         double n = array_norm(t[i].grad, t[i].n, norm_type);
         if (!isnan(largest) && (isnan(n) || n > largest)) largest = n;
-        float c = torch_coef(max_norm, n);
+        float c = clip_norm_coef(max_norm, n);
         if (c != 1.0f) scale_f32(t[i].grad, t[i].n, c);
     }
     return largest;
@@ -218,24 +225,33 @@ double clip_grad_norm_per_tensor(ClipTensor *t, int count, double max_norm, doub
 
 /* One unit of AGC: optax unitwise_clip with max_norm = clipping * max(||W||, eps).
  * The comparisons are written so NaN behaves as jnp.maximum (propagates). */
-static void agc_unit(float *g, const float *w, size_t m, double clipping, double eps) {
+/* Returns 1 if the unit's gradient changed (a factor of exactly 1 at equality
+ * is optax's clip too, but leaves the bits as they were). */
+static int agc_unit(float *g, const float *w, size_t m, double clipping, double eps) {
     double gn = sqrt(sum_sq(g, m)), pn = sqrt(sum_sq(w, m));
     double max_norm = clipping * (pn < eps ? eps : pn);
-    if (gn < max_norm) return;
-    double c = max_norm / (gn < CLIP_DIV_EPS ? CLIP_DIV_EPS : gn);
-    scale_f32(g, m, (float)c);
+    if (gn < max_norm) return 0;
+    float c = (float)(max_norm / (gn < CLIP_DIV_EPS ? CLIP_DIV_EPS : gn));
+    scale_f32(g, m, c);
+    return c != 1.0f;
 }
 
-void clip_agc(ClipTensor *t, int count, double clipping, double eps) {
+size_t clip_agc_count(ClipTensor *t, int count, double clipping, double eps) {
     check_tensors(t, count);
+    size_t changed = 0;
     for (int i = 0; i < count; i++) {
         size_t units = t[i].rows > 1 ? t[i].rows : 1;
         CLIP_REQUIRE(t[i].n % units == 0, "AGC: rows does not divide n");
         CLIP_REQUIRE(t[i].n == 0 || t[i].param != NULL, "AGC needs param");
         size_t m = t[i].n / units;
         for (size_t u = 0; u < units && m > 0; u++)
-            agc_unit(t[i].grad + u * m, t[i].param + u * m, m, clipping, eps);
+            changed += (size_t)agc_unit(t[i].grad + u * m, t[i].param + u * m, m, clipping, eps);
     }
+    return changed;
+}
+
+void clip_agc(ClipTensor *t, int count, double clipping, double eps) {
+    (void)clip_agc_count(t, count, clipping, eps);
 }
 
 /* ---- ZClip ---- */
@@ -285,7 +301,7 @@ static double zclip_warmup(ClipZClip *z, ClipTensor *t, int count, double g) {
     z->buffer[z->nbuf++] = g;
     if (z->nbuf >= z->p.warmup_steps) zclip_start_ema(z);
     double max = z->p.max_grad_norm;
-    float c = isinf(max) ? 1.0f : torch_coef(max, g);
+    float c = isinf(max) ? 1.0f : clip_norm_coef(max, g);
     if (c != 1.0f) scale_all(t, count, c);
     step_info(&z->last, g, max, c, c != 1.0f, 1);
     return g;
@@ -304,6 +320,14 @@ static double zclip_clip_val(ClipZClip *z, double g) {
     if (p->clip_option == CLIP_ZCLIP_MEAN) return z->mean;
     double eta = z->z / p->z_thresh; /* a larger outlier gets a tighter threshold */
     return (z->mean + (p->z_thresh * std) / eta) * p->clip_factor;
+}
+
+double clip_zclip_level(const ClipZClip *z) {
+    double cap = z->p.max_grad_norm;
+    if (!z->initialized) return isinf(cap) ? NAN : cap;
+    double sd = sqrt(z->var) + (z->p.mode == CLIP_ZCLIP_ZSCORE ? z->p.eps : 0.0);
+    double level = z->mean + z->p.z_thresh * sd;
+    return level < cap ? level : cap;
 }
 
 static void zclip_update_ema(ClipZClip *z, double x) {
@@ -405,6 +429,16 @@ static void adagc_relative(ClipAdaGC *a, ClipTensor *t, int count, double g) {
     a->last.post_norm = sqrt(post);
 }
 
+double clip_adagc_level(const ClipAdaGC *a) {
+    if (a->steps < a->p.warmup_steps) return a->p.lambda_abs;
+    double s = 0;
+    for (int i = 0; i < a->count; i++) {
+        double b = a->p.lambda_rel * a->gamma[i];
+        s += b * b;
+    }
+    return sqrt(s);
+}
+
 double clip_adagc_step(ClipAdaGC *a, ClipTensor *t, int count) {
     check_tensors(t, count);
     CLIP_REQUIRE(count == a->count, "AdaGC: tensor count differs from init");
@@ -472,7 +506,7 @@ double clip_auto_step(ClipAuto *a, ClipTensor *t, int count) {
         step_info(&a->last, g, INFINITY, 1.0, 0, 1);
         return g;
     }
-    float c = count > 0 ? torch_coef(a->threshold, g) : 1.0f;
+    float c = count > 0 ? clip_norm_coef(a->threshold, g) : 1.0f;
     if (c != 1.0f) scale_all(t, count, c);
     step_info(&a->last, g, a->threshold, c, c != 1.0f, 0);
     return g;

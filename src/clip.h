@@ -58,6 +58,8 @@ double clip_grad_norm(ClipTensor *t, int count, double max_norm, double norm_typ
 /* Clamp every gradient to [-clip_value, clip_value] as torch.clamp: NaN stays
  * NaN; a negative clip_value (min > max) sets every entry to clip_value. */
 void clip_grad_value(ClipTensor *t, int count, double clip_value);
+/* clip_grad_value, returning how many elements it changed. */
+size_t clip_grad_value_count(ClipTensor *t, int count, double clip_value);
 
 /* Each tensor clipped against its own p-norm with clip_grads_with_norm's rule.
  * Returns the largest pre-clip tensor norm (NaN if any is NaN; 0 if count == 0). */
@@ -79,6 +81,11 @@ double clip_grad_norm_per_tensor(ClipTensor *t, int count, double max_norm, doub
  * 4096 and about 0.16 at batch 128-256, with AGC off on the final classifier. */
 #define CLIP_AGC_EPS 1e-3
 void clip_agc(ClipTensor *t, int count, double clipping, double eps);
+/* clip_agc, returning how many units it rescaled. */
+size_t clip_agc_count(ClipTensor *t, int count, double clipping, double eps);
+/* The float32 coefficient clip_grads_with_norm multiplies by: PyTorch's
+ * clamp(max_norm * (1 / (float(total_norm) + 1e-6f)), max=1); 1.0f = untouched. */
+float clip_norm_coef(double max_norm, double total_norm);
 
 /* ---- what a stateful step decided (for logging) ---- */
 
@@ -140,6 +147,10 @@ ClipZClipParams clip_zclip_defaults(void);
 int clip_zclip_init(ClipZClip *z, const ClipZClipParams *p);  /* p NULL = defaults */
 double clip_zclip_step(ClipZClip *z, ClipTensor *t, int count);
 void clip_zclip_free(ClipZClip *z);
+/* The norm above which the next step clips: max_grad_norm during the warm-up
+ * (NaN if none), then min(mean + z_thresh*(s + eps), max_grad_norm) (eps only
+ * in zscore mode); spikes are then clipped lower still (clip_val). */
+double clip_zclip_level(const ClipZClip *z);
 
 /* ---- AdaGC (Wang et al. 2025), per-tensor adaptive clipping ----
  * Follows the authors' Megatron-LM implementation (lishuai-97/AdaGC):
@@ -175,6 +186,9 @@ ClipAdaGCParams clip_adagc_defaults(void);
 int clip_adagc_init(ClipAdaGC *a, const ClipAdaGCParams *p, int count);  /* p NULL = defaults */
 double clip_adagc_step(ClipAdaGC *a, ClipTensor *t, int count);  /* count must match init */
 void clip_adagc_free(ClipAdaGC *a);
+/* The global-norm bound of the next step: lambda_abs during the warm-up, then
+ * sqrt(sum_i (lambda_rel * gamma_i)^2), what the per-tensor bounds allow together. */
+double clip_adagc_level(const ClipAdaGC *a);
 
 /* ---- auto threshold: a percentile of the warm-up norms ----
  * The seeds' recipe: log the pre-clip global norms unclipped until

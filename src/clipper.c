@@ -239,69 +239,36 @@ const char *clipper_param_name(const Clipper *cl, int i) {
 
 double clipper_global_norm(const Clipper *cl) { return clip_total_norm(cl->all, cl->count, 2.0); }
 
-/* Whether clip_grads_with_norm scales: its float32 coefficient, as clip.c
- * computes it (PyTorch's max_norm * (1 / (float(total) + 1e-6f))), is not 1. */
-static int norm_clips(double max_norm, double total) {
-    float c = (1.0f / ((float)total + 1e-6f)) * (float)max_norm;
-    return !(c >= 1.0f);
-}
-
 static void apply_global(Clipper *cl, ClipStats *st) {
-    double total = clip_total_norm(cl->sel, cl->nsel, cl->cfg.norm_type);
-    if (cl->nsel > 0) clip_grads_with_norm(cl->sel, cl->nsel, cl->cfg.max_norm, total);
+    double total = clip_grad_norm(cl->sel, cl->nsel, cl->cfg.max_norm, cl->cfg.norm_type);
     st->threshold = cl->cfg.max_norm;
-    st->clipped = cl->nsel > 0 && norm_clips(cl->cfg.max_norm, total);
+    st->clipped = cl->nsel > 0 && clip_norm_coef(cl->cfg.max_norm, total) != 1.0f;
 }
 
 static void apply_value(Clipper *cl, ClipStats *st) {
-    double largest = clip_total_norm(cl->sel, cl->nsel, INFINITY); /* max |g| */
-    clip_grad_value(cl->sel, cl->nsel, cl->cfg.value);
-    st->clipped = largest > (double)(float)cl->cfg.value; /* the float bound clip.c uses */
+    st->clipped = clip_grad_value_count(cl->sel, cl->nsel, cl->cfg.value) > 0;
 }
 
 /* The coefficient falls with the norm, so the largest tensor decides. */
 static void apply_per_tensor(Clipper *cl, ClipStats *st) {
     double largest = clip_grad_norm_per_tensor(cl->sel, cl->nsel, cl->cfg.max_norm,
                                                cl->cfg.norm_type);
-    st->clipped = cl->nsel > 0 && norm_clips(cl->cfg.max_norm, largest);
+    st->clipped = cl->nsel > 0 && clip_norm_coef(cl->cfg.max_norm, largest) != 1.0f;
 }
 
-/* Units are scaled by factors <= 1, so any change shows in the L2 norm. */
 static void apply_agc(Clipper *cl, ClipStats *st) {
-    double before = clip_total_norm(cl->sel, cl->nsel, 2.0);
-    clip_agc(cl->sel, cl->nsel, cl->cfg.agc_clipping, cl->cfg.agc_eps);
-    st->clipped = clip_total_norm(cl->sel, cl->nsel, 2.0) != before;
-}
-
-/* The level above which ZClip will clip this step (see ClipStats.threshold). */
-static double zclip_level(const ClipZClip *z) {
-    double cap = z->p.max_grad_norm;
-    if (!z->initialized) return isinf(cap) ? NAN : cap;
-    double sd = sqrt(z->var) + (z->p.mode == CLIP_ZCLIP_ZSCORE ? z->p.eps : 0.0);
-    double level = z->mean + z->p.z_thresh * sd;
-    return level < cap ? level : cap;
+    st->clipped = clip_agc_count(cl->sel, cl->nsel, cl->cfg.agc_clipping, cl->cfg.agc_eps) > 0;
 }
 
 static void apply_zclip(Clipper *cl, ClipStats *st) {
-    double level = zclip_level(&cl->zclip);
+    double level = clip_zclip_level(&cl->zclip);
     clip_zclip_step(&cl->zclip, cl->sel, cl->nsel);
     st->clipped = cl->zclip.last.clipped;
     st->threshold = isnan(cl->zclip.clip_val) ? level : cl->zclip.last.threshold;
 }
 
-/* lambda_abs in the warm-up; then the global norm the per-tensor bounds allow. */
-static double adagc_level(const ClipAdaGC *a) {
-    if (a->steps < a->p.warmup_steps) return a->p.lambda_abs;
-    double s = 0;
-    for (int i = 0; i < a->count; i++) {
-        double b = a->p.lambda_rel * a->gamma[i];
-        s += b * b;
-    }
-    return sqrt(s);
-}
-
 static void apply_adagc(Clipper *cl, ClipStats *st) {
-    st->threshold = adagc_level(&cl->adagc);
+    st->threshold = clip_adagc_level(&cl->adagc);
     clip_adagc_step(&cl->adagc, cl->sel, cl->nsel);
     st->clipped = cl->adagc.last.clipped > 0;
 }

@@ -545,3 +545,30 @@ Test(clip, agc_rows_not_dividing_aborts, .signal = SIGABRT) {
     ClipTensor t = {g, w, 6, 4};
     clip_agc(&t, 1, 0.01, CLIP_AGC_EPS);
 }
+
+/* ---------------------------------------------------------------- counts */
+
+/* clip_agc_count / clip_grad_value_count report exactly the units / elements
+ * whose bits changed, including a tiny unit clipped beside a huge one (whose
+ * change is invisible in the global norm: the case a norm comparison misses). */
+Test(clip, counts_report_exactly_what_changed) {
+    float g[8] = {1e-3f, 1e-3f, 1e-3f, 1e-3f, 3e6f, 4e6f, 1e-3f, -1e-3f};
+    float w[8] = {1e-6f, 1e-6f, 1e-6f, 1e-6f, 1e9f, 1e9f, 1.0f, 1.0f};
+    float before[8];
+    memcpy(before, g, sizeof g);
+    /* tensor 0 is 3 units of 2: units g[0..1] and g[2..3] have ||G|| 1.4e-3 >
+     * 0.01 * max(||W||, 1e-3) = 1e-5: clipped; g[4..5]: ||G|| 5e6 < 0.01 * 1.4e9:
+     * kept; tensor 1 (the vector g[6..7]): 1.4e-3 < 0.01 * 1.4: kept */
+    ClipTensor t[2] = {{g, w, 6, 3}, {g + 6, w + 6, 2, 1}};
+    double pre = clip_total_norm(t, 2, 2.0);
+    cr_assert_eq(clip_agc_count(t, 2, 0.01, 1e-3), 2);
+    cr_assert(g[0] != before[0] && g[2] != before[2], "the tiny units were not clipped");
+    cr_assert(memcmp(g + 4, before + 4, 4 * sizeof *g) == 0, "other units touched");
+    cr_assert(clip_total_norm(t, 2, 2.0) == pre, "this clip is invisible in the global norm");
+
+    float v[6] = {0.2f, -3.0f, 0.9f, NAN, 1.0f, 7.0f};
+    ClipTensor tv = {v, NULL, 6, 0};
+    cr_assert_eq(clip_grad_value_count(&tv, 1, 1.0), 2, "-3 and 7 change; 1.0 and NaN do not");
+    cr_assert(v[1] == -1.0f && v[5] == 1.0f && v[4] == 1.0f && isnan(v[3]));
+    cr_assert(clip_norm_coef(1.0, 0.5) == 1.0f && clip_norm_coef(1.0, 4.0) < 1.0f);
+}

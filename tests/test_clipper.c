@@ -731,3 +731,29 @@ Test(clipper, describe_auto_run) {
     clipper_free(&cl);
     param_set_free(&ps);
 }
+
+/* AGC's `clipped` comes from the library's count, not from comparing global
+ * norms: a tiny unit clipped beside a huge one changes no double norm, and
+ * used to be reported as "not clipped". */
+Test(clipper, agc_clipped_even_when_the_global_norm_cannot_show_it) {
+    ParamSet ps;
+    make_set(&ps, "model");
+    ClipConfig c = clip_defaults();
+    c.grad = CLIP_AGC;
+    c.agc_clipping = 0.01;
+    Clipper cl;
+    clipper_init(&cl, &c, &ps);
+    /* every unit: ||G_u|| = 1e6 sqrt(k) far below 0.01 ||W_u|| = 1e7 sqrt(k) ... */
+    for (size_t i = 0; i < ps.n; i++) ps.grad[i] = 1e6f, ps.data[i] = 1e9f;
+    /* ... but w1's first row: ||G|| 2.2e-3 above 0.01 * max(||W||, 1e-3) = 1e-5 */
+    Param *w1 = param_find(&ps, "w1");
+    for (int j = 0; j < 5; j++) w1->t.data[j] = 1e-9f, w1->t.grad[j] = 1e-3f;
+    double pre = clipper_global_norm(&cl);
+    ClipStats st;
+    clipper_apply(&cl, pre, &st);
+    cr_assert(w1->t.grad[0] < 1e-3f, "the tiny unit was not clipped");
+    cr_assert(clipper_global_norm(&cl) == pre, "the clip should be invisible in the global norm");
+    cr_assert_eq(st.clipped, 1, "clipped not reported");
+    clipper_free(&cl);
+    param_set_free(&ps);
+}
