@@ -12,22 +12,14 @@
 #define CKPT_MAGIC "CLCK"
 #define CKPT_VERSION 1u
 
-static int put(FILE *f, const void *p, size_t size, size_t n) {
-    return n == 0 || fwrite(p, size, n, f) == n ? 0 : -1;
-}
-
-static int get(FILE *f, void *p, size_t size, size_t n) {
-    return n == 0 || fread(p, size, n, f) == n ? 0 : -1;
-}
-
 static int write_group(const UpdateGroup *g, FILE *f) {
     const ParamSet *ps = g->ps;
     uint64_t sizes[2] = {ps->n, ps->nbuf};
     int64_t counters[4] = {g->optim.t, g->updates, g->clipped, g->skipped};
-    if (put(f, sizes, sizeof *sizes, 2) || put(f, ps->data, sizeof(float), ps->n) ||
-        put(f, ps->buf, sizeof(float), ps->nbuf) || put(f, g->optim.m, sizeof(float), ps->n) ||
-        put(f, g->optim.v, sizeof(float), ps->n) || put(f, counters, sizeof *counters, 4) ||
-        put(f, &g->lr, sizeof g->lr, 1))
+    if (io_put(f, sizes, sizeof *sizes, 2) || io_put(f, ps->data, sizeof(float), ps->n) ||
+        io_put(f, ps->buf, sizeof(float), ps->nbuf) || io_put(f, g->optim.m, sizeof(float), ps->n) ||
+        io_put(f, g->optim.v, sizeof(float), ps->n) || io_put(f, counters, sizeof *counters, 4) ||
+        io_put(f, &g->lr, sizeof g->lr, 1))
         return -1;
     return clipper_save(&g->clip, f);
 }
@@ -35,10 +27,10 @@ static int write_group(const UpdateGroup *g, FILE *f) {
 int ckpt_write(const Trainer *tr, FILE *f) {
     uint32_t version = CKPT_VERSION, ngroups = (uint32_t)tr->ngroups;
     int64_t step = tr->step;
-    if (put(f, CKPT_MAGIC, 1, 4) || put(f, &version, sizeof version, 1) ||
-        put(f, &step, sizeof step, 1) || put(f, &tr->rng, sizeof tr->rng, 1) ||
-        put(f, &tr->rec.avg, sizeof tr->rec.avg, 1) || put(f, &tr->rec.seen, sizeof tr->rec.seen, 1) ||
-        put(f, &ngroups, sizeof ngroups, 1))
+    if (io_put(f, CKPT_MAGIC, 1, 4) || io_put(f, &version, sizeof version, 1) ||
+        io_put(f, &step, sizeof step, 1) || io_put(f, &tr->rng, sizeof tr->rng, 1) ||
+        io_put(f, &tr->rec.avg, sizeof tr->rec.avg, 1) || io_put(f, &tr->rec.seen, sizeof tr->rec.seen, 1) ||
+        io_put(f, &ngroups, sizeof ngroups, 1))
         return -1;
     for (int i = 0; i < tr->ngroups; i++)
         if (write_group(&tr->groups[i], f)) return -1;
@@ -50,16 +42,16 @@ static int read_group(UpdateGroup *g, FILE *f, char *err, size_t errlen) {
     ParamSet *ps = g->ps;
     uint64_t sizes[2];
     int64_t counters[4];
-    if (get(f, sizes, sizeof *sizes, 2)) goto truncated;
+    if (io_get(f, sizes, sizeof *sizes, 2)) goto truncated;
     if (sizes[0] != ps->n || sizes[1] != ps->nbuf) {
         snprintf(err, errlen, "checkpoint holds %llu parameters and %llu buffer values for group "
                  "%s, the model has %zu and %zu (different model settings?)",
                  (unsigned long long)sizes[0], (unsigned long long)sizes[1], ps->name, ps->n, ps->nbuf);
         return -1;
     }
-    if (get(f, ps->data, sizeof(float), ps->n) || get(f, ps->buf, sizeof(float), ps->nbuf) ||
-        get(f, g->optim.m, sizeof(float), ps->n) || get(f, g->optim.v, sizeof(float), ps->n) ||
-        get(f, counters, sizeof *counters, 4) || get(f, &g->lr, sizeof g->lr, 1) ||
+    if (io_get(f, ps->data, sizeof(float), ps->n) || io_get(f, ps->buf, sizeof(float), ps->nbuf) ||
+        io_get(f, g->optim.m, sizeof(float), ps->n) || io_get(f, g->optim.v, sizeof(float), ps->n) ||
+        io_get(f, counters, sizeof *counters, 4) || io_get(f, &g->lr, sizeof g->lr, 1) ||
         clipper_load(&g->clip, f))
         goto truncated;
     g->optim.t = counters[0], g->updates = counters[1], g->clipped = counters[2];
@@ -75,17 +67,17 @@ int ckpt_read(Trainer *tr, FILE *f, char *err, size_t errlen) {
     char magic[4];
     uint32_t version, ngroups;
     int64_t step;
-    if (get(f, magic, 1, 4) || memcmp(magic, CKPT_MAGIC, 4) != 0) {
+    if (io_get(f, magic, 1, 4) || memcmp(magic, CKPT_MAGIC, 4) != 0) {
         snprintf(err, errlen, "not a cliplab checkpoint (bad magic)");
         return -1;
     }
-    if (get(f, &version, sizeof version, 1) || version != CKPT_VERSION) {
+    if (io_get(f, &version, sizeof version, 1) || version != CKPT_VERSION) {
         snprintf(err, errlen, "checkpoint version %u, this build reads %u", version, CKPT_VERSION);
         return -1;
     }
-    if (get(f, &step, sizeof step, 1) || get(f, &tr->rng, sizeof tr->rng, 1) ||
-        get(f, &tr->rec.avg, sizeof tr->rec.avg, 1) || get(f, &tr->rec.seen, sizeof tr->rec.seen, 1) ||
-        get(f, &ngroups, sizeof ngroups, 1)) {
+    if (io_get(f, &step, sizeof step, 1) || io_get(f, &tr->rng, sizeof tr->rng, 1) ||
+        io_get(f, &tr->rec.avg, sizeof tr->rec.avg, 1) || io_get(f, &tr->rec.seen, sizeof tr->rec.seen, 1) ||
+        io_get(f, &ngroups, sizeof ngroups, 1)) {
         snprintf(err, errlen, "checkpoint is truncated");
         return -1;
     }

@@ -309,24 +309,16 @@ void clipper_clamp_weights(Clipper *cl) {
  * method's state field by field (no struct padding in the stream). */
 #define CLIPPER_MAGIC "CLPR"
 
-static int put(FILE *f, const void *p, size_t size, size_t n) {
-    return n == 0 || fwrite(p, size, n, f) == n ? 0 : -1;
-}
-
-static int get(FILE *f, void *p, size_t size, size_t n) {
-    return n == 0 || fread(p, size, n, f) == n ? 0 : -1;
-}
-
 static int info_put(FILE *f, const ClipStepInfo *s) {
     double d[4] = {s->norm, s->post_norm, s->threshold, s->coef};
     int32_t i[2] = {s->clipped, s->warmup};
-    return put(f, d, sizeof *d, 4) || put(f, i, sizeof *i, 2) ? -1 : 0;
+    return io_put(f, d, sizeof *d, 4) || io_put(f, i, sizeof *i, 2) ? -1 : 0;
 }
 
 static int info_get(FILE *f, ClipStepInfo *s) {
     double d[4];
     int32_t i[2];
-    if (get(f, d, sizeof *d, 4) || get(f, i, sizeof *i, 2)) return -1;
+    if (io_get(f, d, sizeof *d, 4) || io_get(f, i, sizeof *i, 2)) return -1;
     *s = (ClipStepInfo){d[0], d[1], d[2], d[3], i[0], i[1]};
     return 0;
 }
@@ -334,7 +326,7 @@ static int info_get(FILE *f, ClipStepInfo *s) {
 /* n doubles into a fresh buffer (NULL on a short read); caller frees. */
 static double *doubles_get(FILE *f, int n) {
     double *x = xmalloc((size_t)(n > 0 ? n : 1) * sizeof *x);
-    if (get(f, x, sizeof *x, (size_t)n) == 0) return x;
+    if (io_get(f, x, sizeof *x, (size_t)n) == 0) return x;
     free(x);
     return NULL;
 }
@@ -345,9 +337,9 @@ static int zclip_save(const ClipZClip *z, FILE *f) {
     int32_t h[3] = {zclip_cap(z), z->nbuf, z->initialized};
     int64_t steps = z->steps;
     double d[4] = {z->mean, z->var, z->z, z->clip_val};
-    return put(f, h, sizeof *h, 3) || put(f, &steps, sizeof steps, 1) ||
-                   put(f, d, sizeof *d, 4) || info_put(f, &z->last) ||
-                   put(f, z->buffer, sizeof(double), (size_t)z->nbuf)
+    return io_put(f, h, sizeof *h, 3) || io_put(f, &steps, sizeof steps, 1) ||
+                   io_put(f, d, sizeof *d, 4) || info_put(f, &z->last) ||
+                   io_put(f, z->buffer, sizeof(double), (size_t)z->nbuf)
                ? -1
                : 0;
 }
@@ -357,7 +349,7 @@ static int zclip_load(ClipZClip *z, FILE *f) {
     int64_t steps;
     double d[4], *buf;
     ClipStepInfo last;
-    if (get(f, h, sizeof *h, 3) || get(f, &steps, sizeof steps, 1) || get(f, d, sizeof *d, 4) ||
+    if (io_get(f, h, sizeof *h, 3) || io_get(f, &steps, sizeof steps, 1) || io_get(f, d, sizeof *d, 4) ||
         info_get(f, &last) || h[0] != zclip_cap(z) || h[1] < 0 || h[1] > h[0] ||
         !(buf = doubles_get(f, h[1])))
         return -1;
@@ -372,8 +364,8 @@ static int zclip_load(ClipZClip *z, FILE *f) {
 static int adagc_save(const ClipAdaGC *a, FILE *f) {
     int64_t steps = a->steps;
     size_t n = (size_t)a->count;
-    return put(f, &steps, sizeof steps, 1) || put(f, a->gamma, sizeof(double), n) ||
-                   put(f, a->norms, sizeof(double), n) || info_put(f, &a->last)
+    return io_put(f, &steps, sizeof steps, 1) || io_put(f, a->gamma, sizeof(double), n) ||
+                   io_put(f, a->norms, sizeof(double), n) || info_put(f, &a->last)
                ? -1
                : 0;
 }
@@ -382,7 +374,7 @@ static int adagc_load(ClipAdaGC *a, FILE *f) {
     int64_t steps;
     ClipStepInfo last;
     double *gamma = NULL, *norms = NULL;
-    int rc = get(f, &steps, sizeof steps, 1) || !(gamma = doubles_get(f, a->count)) ||
+    int rc = io_get(f, &steps, sizeof steps, 1) || !(gamma = doubles_get(f, a->count)) ||
              !(norms = doubles_get(f, a->count)) || info_get(f, &last);
     if (rc == 0) {
         memcpy(a->gamma, gamma, (size_t)a->count * sizeof *gamma);
@@ -396,9 +388,9 @@ static int adagc_load(ClipAdaGC *a, FILE *f) {
 static int auto_save(const ClipAuto *a, FILE *f) {
     int32_t h[2] = {a->p.warmup_steps, a->nseen};
     int64_t steps = a->steps;
-    return put(f, h, sizeof *h, 2) || put(f, &steps, sizeof steps, 1) ||
-                   put(f, &a->threshold, sizeof a->threshold, 1) || info_put(f, &a->last) ||
-                   put(f, a->seen, sizeof(double), (size_t)a->nseen)
+    return io_put(f, h, sizeof *h, 2) || io_put(f, &steps, sizeof steps, 1) ||
+                   io_put(f, &a->threshold, sizeof a->threshold, 1) || info_put(f, &a->last) ||
+                   io_put(f, a->seen, sizeof(double), (size_t)a->nseen)
                ? -1
                : 0;
 }
@@ -408,7 +400,7 @@ static int auto_load(ClipAuto *a, FILE *f) {
     int64_t steps;
     double thr, *seen;
     ClipStepInfo last;
-    if (get(f, h, sizeof *h, 2) || get(f, &steps, sizeof steps, 1) || get(f, &thr, sizeof thr, 1) ||
+    if (io_get(f, h, sizeof *h, 2) || io_get(f, &steps, sizeof steps, 1) || io_get(f, &thr, sizeof thr, 1) ||
         info_get(f, &last) || h[0] != a->p.warmup_steps || h[1] < 0 || h[1] > h[0] ||
         !(seen = doubles_get(f, h[1])))
         return -1;
@@ -420,7 +412,7 @@ static int auto_load(ClipAuto *a, FILE *f) {
 
 int clipper_save(const Clipper *cl, FILE *f) {
     int32_t h[2] = {cl->cfg.grad, cl->nsel};
-    if (put(f, CLIPPER_MAGIC, 1, 4) || put(f, h, sizeof *h, 2)) return -1;
+    if (io_put(f, CLIPPER_MAGIC, 1, 4) || io_put(f, h, sizeof *h, 2)) return -1;
     switch (cl->cfg.grad) {
     case CLIP_ZCLIP: return zclip_save(&cl->zclip, f);
     case CLIP_ADAGC: return adagc_save(&cl->adagc, f);
@@ -432,7 +424,7 @@ int clipper_save(const Clipper *cl, FILE *f) {
 int clipper_load(Clipper *cl, FILE *f) {
     char magic[4];
     int32_t h[2];
-    if (get(f, magic, 1, 4) || memcmp(magic, CLIPPER_MAGIC, 4) != 0 || get(f, h, sizeof *h, 2) ||
+    if (io_get(f, magic, 1, 4) || memcmp(magic, CLIPPER_MAGIC, 4) != 0 || io_get(f, h, sizeof *h, 2) ||
         h[0] != cl->cfg.grad || h[1] != cl->nsel)
         return -1;
     switch (cl->cfg.grad) {

@@ -13,6 +13,14 @@ void die(const char *fmt, ...) {
     exit(1);
 }
 
+int io_put(FILE *f, const void *p, size_t size, size_t n) {
+    return n == 0 || fwrite(p, size, n, f) == n ? 0 : -1;
+}
+
+int io_get(FILE *f, void *p, size_t size, size_t n) {
+    return n == 0 || fread(p, size, n, f) == n ? 0 : -1;
+}
+
 void *xmalloc(size_t bytes) {
     void *p = malloc(bytes ? bytes : 1);
     if (!p) die("out of memory allocating %zu bytes", bytes);

@@ -22,6 +22,11 @@
 /* Print "cliplab: error: <msg>" to stderr and exit with status 1. */
 _Noreturn void die(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* fwrite/fread of n items of size bytes; 0 when all n moved (n == 0 is fine), else -1.
+ * The binary formats (checkpoints, clip state) are built from these. */
+int io_put(FILE *f, const void *p, size_t size, size_t n);
+int io_get(FILE *f, void *p, size_t size, size_t n);
+
 /* malloc/calloc that die with the byte count on failure. */
 void *xmalloc(size_t bytes);
 void *xcalloc(size_t count, size_t size);

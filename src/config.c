@@ -93,7 +93,7 @@ static int find_key(const CfgSection *s, const char *name) {
     return -1;
 }
 
-/* Index of (section si, key 0) in cfg->seen. */
+/* Index of (section si, key 0) in the per-key arrays (Loader.key_line). */
 static int key_base(const Config *cfg, int si) {
     int base = 0;
     for (int i = 0; i < si; i++) base += cfg->sections[i]->nkeys;
@@ -340,7 +340,6 @@ static void check_table(const CfgSection *s) {
 void cfg_init(Config *cfg, const CfgSection *const *sections, void *const *structs, int n) {
     ASSERT(n >= 0 && n <= CFG_MAX_SECTIONS, "%d sections (at most %d)", n, CFG_MAX_SECTIONS);
     memset(cfg, 0, sizeof *cfg);
-    int total = 0;
     for (int i = 0; i < n; i++) {
         check_table(sections[i]);
         ASSERT(structs[i], "[%s]: no struct to fill", sections[i]->name);
@@ -348,9 +347,7 @@ void cfg_init(Config *cfg, const CfgSection *const *sections, void *const *struc
         cfg->sections[i] = sections[i];
         cfg->structs[i] = structs[i];
         cfg->nsections = i + 1;
-        total += sections[i]->nkeys;
     }
-    cfg->seen = xcalloc((size_t)total, 1);
     for (int i = 0; i < n; i++)
         for (int j = 0; j < sections[i]->nkeys; j++) {
             char err[LIST_MAX + 256];
@@ -360,8 +357,6 @@ void cfg_init(Config *cfg, const CfgSection *const *sections, void *const *struc
 }
 
 void cfg_free(Config *cfg) {
-    free(cfg->seen);
-    cfg->seen = NULL;
     cfg->nsections = 0;
 }
 
@@ -502,7 +497,6 @@ static int load_handler(void *user, const char *section, const char *name, const
         ld->status = st, ld->err_line = ld->line;
         return 0;
     }
-    cfg->seen[idx] = 1;
     ld->key_line[idx] = ld->line;
     return 1;
 }
@@ -564,7 +558,6 @@ CfgStatus cfg_load_file(Config *cfg, const char *path, char *err, size_t errlen)
     if (err && errlen) err[0] = '\0';
     snprintf(cfg->path, sizeof cfg->path, "%s", path);
     memset(cfg->present, 0, sizeof cfg->present);
-    memset(cfg->seen, 0, (size_t)total_keys(cfg));
     Loader ld = {.cfg = cfg, .err = err, .errlen = errlen};
     char *buf = NULL;
     CfgStatus st = read_file(path, &buf, &ld.len, err, errlen);

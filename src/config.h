@@ -68,7 +68,6 @@ typedef struct Config {
     void *structs[CFG_MAX_SECTIONS];    /* where each section's values go */
     int nsections;
     int present[CFG_MAX_SECTIONS];      /* line where [section] appeared in the file, 0 if never */
-    unsigned char *seen;                /* per (section, key): set by the file (duplicates) */
     int hidden[CFG_MAX_SECTIONS];       /* left out of cfg_write (sections that do not apply) */
     char path[512];                     /* the file loaded, for messages */
 } Config;

@@ -248,27 +248,28 @@ Tensor *ad_add(Ctx *c, Tensor *a, Tensor *b) { return binary(c, a, b, BIN_ADD); 
 Tensor *ad_sub(Ctx *c, Tensor *a, Tensor *b) { return binary(c, a, b, BIN_SUB); }
 Tensor *ad_mul(Ctx *c, Tensor *a, Tensor *b) { return binary(c, a, b, BIN_MUL); }
 
-/* out[n] = min(a, b), ties and a NaN in a pick a (so NaN propagates from either side) */
+/* Whether min(a, b) takes a: ties and a NaN in a pick a, so NaN propagates
+ * from either side and the gradient follows the value that was taken. */
+static inline int min_picks_a(float a, float b) { return a <= b || a != a; }
+
+/* out[n] = min(a, b) */
 static void minimum_forward(float *restrict out, const float *restrict a,
                             const float *restrict b, size_t n) {
-    for (size_t i = 0; i < n; i++) {
-        float av = a[i], bv = b[i];
-        out[i] = (av <= bv || av != av) ? av : bv;
-    }
+    for (size_t i = 0; i < n; i++) out[i] = min_picks_a(a[i], b[i]) ? a[i] : b[i];
 }
 
-/* da[n] += dout where a <= b; db[n] += dout elsewhere (either may be NULL) */
+/* da[n] += dout where min took a; db[n] += dout elsewhere (either may be NULL) */
 static void minimum_backward(float *restrict da, float *restrict db, const float *restrict dout,
                              const float *restrict a, const float *restrict b, size_t n) {
     if (da)
         for (size_t i = 0; i < n; i++) {
             float g = dout[i];
-            da[i] += a[i] <= b[i] ? g : 0.0f;
+            da[i] += min_picks_a(a[i], b[i]) ? g : 0.0f;
         }
     if (db)
         for (size_t i = 0; i < n; i++) {
             float g = dout[i];
-            db[i] += a[i] <= b[i] ? 0.0f : g;
+            db[i] += min_picks_a(a[i], b[i]) ? 0.0f : g;
         }
 }
 

@@ -44,7 +44,7 @@ static const CfgKey optim_keys[] = {
         "L2 (SGD/Adam/RMSProp) or decoupled (AdamW) decay of decay-marked weights"),
     KEY(schedule, CFG_ENUM, "constant", 0, 0, optim_schedules, "learning rate after warm-up"),
     KEY(warmup_steps, CFG_LONG, "0", 0, 1e9, NULL, "linear warm-up from 0 over these steps (0 = none)"),
-    KEY(min_lr, CFG_DOUBLE, "0", 0, 1e3, NULL, "learning rate reached at the last step by cosine/linear"),
+    KEY(min_lr, CFG_DOUBLE, "0", 0, 1e3, NULL, "learning rate the cosine/linear decay reaches at [train] steps"),
 };
 
 #undef KEY

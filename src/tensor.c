@@ -12,7 +12,7 @@ void arena_init(Arena *a, size_t bytes, const char *setting) {
     a->base = aligned_alloc(ARENA_ALIGN, (bytes + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN);
     if (!a->base) die("cannot allocate a %zu-byte arena (%s)", bytes, setting);
     a->cap = bytes;
-    a->used = a->peak = 0;
+    a->used = 0;
     a->setting = setting;
 }
 
@@ -28,7 +28,6 @@ void *arena_alloc(Arena *a, size_t bytes) {
             start + bytes, a->cap - (a->used < a->cap ? a->used : a->cap), a->cap,
             a->setting);
     a->used = start + bytes;
-    if (a->used > a->peak) a->peak = a->used;
     return a->base + start;
 }
 

@@ -32,7 +32,7 @@ typedef struct Tensor {
  * (die) naming the bytes needed and the setting that raises it. */
 typedef struct Arena {
     unsigned char *base;
-    size_t cap, used, peak;
+    size_t cap, used;
     const char *setting;          /* e.g. "[train] arena_mb": named in the error */
 } Arena;
 

@@ -631,3 +631,21 @@ Test(ops_core, gather_rejects_index_out_of_range, .signal = SIGABRT) {
     int idx[2] = {0, 3}; /* K = 3 */
     ad_gather(&c, tensor_new2(&c, 2, 3, 0), idx);
 }
+
+/* minimum: where a is NaN the forward takes a, so its gradient goes to a too */
+Test(ops_core, minimum_gradient_follows_the_value_taken) {
+    Ctx c;
+    ctx_init(&c, 1 << 20, 64);
+    float av[3] = {NAN, 1.0f, 3.0f}, bv[3] = {2.0f, 1.0f, 2.0f};
+    Tensor *a = tensor_from(&c, 1, (int[]){3}, av), *b = tensor_from(&c, 1, (int[]){3}, bv);
+    a->grad = arena_calloc(&c.arena, 3 * sizeof(float));
+    b->grad = arena_calloc(&c.arena, 3 * sizeof(float));
+    Tensor *m = ad_minimum(&c, a, b);
+    cr_assert(isnan(m->data[0]) && m->data[1] == 1.0f && m->data[2] == 2.0f);
+    ad_backward(&c, ad_sum(&c, m), 1.0f);
+    float want_a[3] = {1, 1, 0}, want_b[3] = {0, 0, 1};
+    for (int i = 0; i < 3; i++)
+        cr_assert(a->grad[i] == want_a[i] && b->grad[i] == want_b[i],
+                  "element %d: da %g db %g", i, (double)a->grad[i], (double)b->grad[i]);
+    ctx_free(&c);
+}
