@@ -26,7 +26,7 @@
 /* A row sum is a chain of dependent adds: its cost is the add latency, and  */
 /* without -ffast-math the compiler may not reorder it. These helpers keep   */
 /* LANES independent float accumulators (a fixed-width block, which GCC's    */
-/* -O2 SLP vectorizer turns into vector ops) and combine them at the end.    */
+/* SLP vectorizer turns into vector ops) and combine them at the end.        */
 /* ------------------------------------------------------------------------ */
 
 #define LANES 8
@@ -307,14 +307,12 @@ static void layernorm_forward(float *restrict out, float *restrict mean, float *
                               const float *restrict inp, const float *restrict w,
                               const float *restrict b, float eps, size_t N, int C) {
     /* out[N,C], mean[N], rstd[N], inp[N,C], w[C], b[C] */
-    int C8 = C & ~(LANES - 1); /* a trip count GCC -O2 knows it can vectorize, then a tail */
     for (size_t r = 0; r < N; r++) {
         const float *x = inp + r * C;
         float m = row_sum(x, (size_t)C) / (float)C;
         float rs = 1.0f / sqrtf(row_sqdev(x, m, (size_t)C) / (float)C + eps);
         float *y = out + r * C;
-        for (int i = 0; i < C8; i++) y[i] = (x[i] - m) * rs * w[i] + b[i];
-        for (int i = C8; i < C; i++) y[i] = (x[i] - m) * rs * w[i] + b[i];
+        for (int i = 0; i < C; i++) y[i] = (x[i] - m) * rs * w[i] + b[i];
         mean[r] = m;
         rstd[r] = rs;
     }
@@ -327,24 +325,20 @@ static void layernorm_backward(float *restrict dinp, float *restrict dw, float *
                                const float *restrict w, const float *restrict mean,
                                const float *restrict rstd, size_t N, int C) {
     /* dinp[N,C], dw[C], db[C], dout[N,C], inp[N,C], w[C], mean[N], rstd[N] */
-    int C8 = C & ~(LANES - 1); /* a trip count GCC -O2 knows it can vectorize, then a tail */
     for (size_t r = 0; r < N; r++) {
         const float *x = inp + r * C, *dy = dout + r * C;
         float m = mean[r], rs = rstd[r];
         if (dw) {
-            for (int i = 0; i < C8; i++) dw[i] += (x[i] - m) * rs * dy[i];
-            for (int i = C8; i < C; i++) dw[i] += (x[i] - m) * rs * dy[i];
+            for (int i = 0; i < C; i++) dw[i] += (x[i] - m) * rs * dy[i];
         }
         if (db) {
-            for (int i = 0; i < C8; i++) db[i] += dy[i];
-            for (int i = C8; i < C; i++) db[i] += dy[i];
+            for (int i = 0; i < C; i++) db[i] += dy[i];
         }
         if (!dinp) continue;
         float a = row_dot(w, dy, (size_t)C) / (float)C;
         float bb = rs * row_dot3_dev(w, dy, x, m, (size_t)C) / (float)C;
         float *dx = dinp + r * C;
-        for (int i = 0; i < C8; i++) dx[i] += rs * (w[i] * dy[i] - a - (x[i] - m) * rs * bb);
-        for (int i = C8; i < C; i++) dx[i] += rs * (w[i] * dy[i] - a - (x[i] - m) * rs * bb);
+        for (int i = 0; i < C; i++) dx[i] += rs * (w[i] * dy[i] - a - (x[i] - m) * rs * bb);
     }
 }
 
