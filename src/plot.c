@@ -16,6 +16,7 @@
 #include "plot.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -638,12 +639,13 @@ static void limits_log(double lo, double hi, double *a, double *b) {
 
 static double series_x(const PlotSeries *s, size_t i) { return s->x ? s->x[i] : (double)i; }
 
+/* The colour of series i (the palette repeats; any i, negative too). */
+static Rgb series_rgb(int i) { return PALETTE[((i % NPALETTE) + NPALETTE) % NPALETTE]; }
+
 void plot_series_color(int i, unsigned char rgb[3]) {
-    Rgb c = PALETTE[((i % NPALETTE) + NPALETTE) % NPALETTE];
+    Rgb c = series_rgb(i);
     rgb[0] = c.r, rgb[1] = c.g, rgb[2] = c.b;
 }
-
-static Rgb series_rgb(int i) { return PALETTE[i % NPALETTE]; }
 
 int plot_choose_logy(const PlotPanel *p) {
     if (p->logy != PLOT_LOGY_AUTO) return p->logy == PLOT_LOGY_ON;
@@ -817,15 +819,26 @@ static int panel_left_need(const Panel *P, const Font *f) {
     return 12 + (P->p->ylabel ? 24 : 0) + (int)ceilf(axis_label_width(&P->y, f, FONT_TICK)) + 12;
 }
 
+/* The most linear ticks (from one per 90 px down to 2, at most `most`) whose
+ * labels fit side by side in width w. */
+static void axis_fit_ticks(Axis *ax, const Font *f, double w, int most) {
+    for (int m = imax(2, imin((int)(w / 90), most)); m >= 2; m--) {
+        axis_linear_ticks(ax, m);
+        if (ax->nt * (axis_label_width(ax, f, FONT_TICK) + 24) <= w) break;
+    }
+}
+
+/* One x tick below the plot rect r at pixel column x: its mark and its label. */
+static void draw_x_tick(Canvas *cv, Rect r, int x, const char *label) {
+    fill_rect(cv, (Rect){x, r.y1 + 1, x + 1, r.y1 + 7}, AXIS, 1);
+    text_draw(cv, label, FONT_TICK, x + 0.5, r.y1 + 9 + text_ascent(cv->font, FONT_TICK), 0.5, INK);
+}
+
 /* Horizontal layout: the plot's left and right and the x ticks (as many as fit). */
 static void panel_layout_h(Panel *P, const Font *f, int left, int right) {
     P->plot.x0 = P->area.x0 + left;
     P->plot.x1 = P->area.x1 - right;
-    double w = P->plot.x1 - P->plot.x0;
-    for (int m = imax(2, (int)(w / 90)); m >= 2; m--) {
-        axis_linear_ticks(&P->x, m);
-        if (P->x.nt * (axis_label_width(&P->x, f, FONT_TICK) + 24) <= w) break;
-    }
+    axis_fit_ticks(&P->x, f, P->plot.x1 - P->plot.x0, INT_MAX);
 }
 
 /* Canvas coordinates of data values (kept within 1e5 px of the plot, for values beyond
@@ -975,12 +988,8 @@ static void draw_axes(const Panel *P, Canvas *cv) {
         text_draw(cv, t->label, FONT_TICK, r.x0 - 10, baseline_centred(yi + 0.5, FONT_TICK), 1,
                   INK);
     }
-    for (int i = 0; i < P->x.nt; i++) {
-        int x = (int)floor(px_x(P, P->x.t[i].v));
-        fill_rect(cv, (Rect){x, r.y1 + 1, x + 1, r.y1 + 7}, AXIS, 1);
-        text_draw(cv, P->x.t[i].label, FONT_TICK, x + 0.5,
-                  r.y1 + 9 + text_ascent(cv->font, FONT_TICK), 0.5, INK);
-    }
+    for (int i = 0; i < P->x.nt; i++)
+        draw_x_tick(cv, r, (int)floor(px_x(P, P->x.t[i].v)), P->x.t[i].label);
 }
 
 static void draw_titles(const Panel *P, Canvas *cv) {
@@ -1302,22 +1311,14 @@ static double heat_col_px(const double *xs, int cols, Rect p, double v) {
 static void heat_x_ticks(Canvas *cv, Rect p, const double *xs, int cols, const char *xlabel) {
     Axis ax = {0};
     ax.lo = xs[0], ax.hi = xs[cols - 1];
-    double w = p.x1 - p.x0;
-    for (int m = imax(2, imin((int)(w / 90), cols)); m >= 2 && cols > 1; m--) {
-        axis_linear_ticks(&ax, m);
-        if (ax.nt * (axis_label_width(&ax, cv->font, FONT_TICK) + 24) <= w) break;
-    }
+    if (cols > 1) axis_fit_ticks(&ax, cv->font, p.x1 - p.x0, cols);
     if (cols == 1) {
         char lab[32];
         snprintf(lab, sizeof lab, "%g", xs[0]);
         axis_add(&ax, xs[0], 1, lab);
     }
-    double base = p.y1 + 9 + text_ascent(cv->font, FONT_TICK);
-    for (int i = 0; i < ax.nt; i++) {
-        int x = (int)floor(heat_col_px(xs, cols, p, ax.t[i].v));
-        fill_rect(cv, (Rect){x, p.y1 + 1, x + 1, p.y1 + 7}, AXIS, 1);
-        text_draw(cv, ax.t[i].label, FONT_TICK, x + 0.5, base, 0.5, INK);
-    }
+    for (int i = 0; i < ax.nt; i++)
+        draw_x_tick(cv, p, (int)floor(heat_col_px(xs, cols, p, ax.t[i].v)), ax.t[i].label);
     text_draw(cv, xlabel, FONT_LABEL, (p.x0 + p.x1) / 2.0, p.y1 + 48, 0.5, INK);
 }
 
