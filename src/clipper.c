@@ -157,8 +157,7 @@ static void note_unmatched(const char *key, const char *list, const ParamSet *ps
 
 /* ---------------------------------------------------------------- init */
 
-static void init_views(Clipper *cl) {
-    ParamSet *ps = cl->ps;
+static void init_views(Clipper *cl, ParamSet *ps) {
     size_t cap = (size_t)(ps->count > 0 ? ps->count : 1);
     cl->all = xcalloc(cap, sizeof *cl->all);
     cl->sel = xcalloc(cap, sizeof *cl->sel);
@@ -206,8 +205,7 @@ void clipper_init(Clipper *cl, const ClipConfig *cfg, ParamSet *ps) {
     memset(cl, 0, sizeof *cl);
     ASSERT(cfg->grad >= CLIP_NONE && cfg->grad <= CLIP_AUTO, "clip method %d", cfg->grad);
     cl->cfg = *cfg;
-    cl->ps = ps;
-    init_views(cl);
+    init_views(cl, ps);
     note_unmatched("only", cfg->only, ps);
     note_unmatched("exclude", cfg->exclude, ps);
     if (cfg->weight > 0) {

@@ -79,8 +79,7 @@ typedef struct ClipStats {
 
 typedef struct Clipper {
     ClipConfig cfg;
-    ParamSet *ps;
-    ClipTensor *all;       /* one view per trainable tensor of ps, in ParamSet order */
+    ClipTensor *all;       /* one view per trainable tensor of the ParamSet, in its order */
     int count;             /* trainable tensors (= clipper_nparams) */
     const char **param_names; /* count names, parallel to `all` */
     double *param_norms;   /* count pre-clip L2 norms from the latest clipper_apply;
