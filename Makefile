@@ -21,8 +21,11 @@ TEST_LDLIBS := $(shell pkg-config --libs criterion 2>/dev/null)
 DEB_PACKAGES := pkg-config libopenblas-dev libstb-dev libinih-dev libcriterion-dev \
                 fonts-dejavu-core python3-torch python3-numpy fortunes-min fortunes
 
-LIB_SRC   := $(wildcard src/*.c) $(wildcard models/*.c)
-LIB_SRC   := $(filter-out src/main.c,$(LIB_SRC))
+SRC_DIRS  := src/engine src/clip src/train src/plot src/cli models tests
+CPPFLAGS  += $(addprefix -I,$(SRC_DIRS))
+LIB_SRC   := $(foreach d,$(filter-out tests,$(SRC_DIRS)),$(wildcard $(d)/*.c))
+LIB_SRC   := $(filter-out src/cli/main.c,$(LIB_SRC))
+HEADERS   := $(foreach d,$(SRC_DIRS),$(wildcard $(d)/*.h))
 LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_SRC  := $(wildcard tests/test_*.c)
 TEST_OBJ  := $(TEST_SRC:%.c=$(BUILD)/obj/%.o)
@@ -39,10 +42,10 @@ TRAIN := $(if $(filter build,$(BUILD)),train,$(BUILD)/train)
 
 all: $(TRAIN)
 
-$(TRAIN): $(BUILD)/obj/src/main.o $(LIB_OBJ)
+$(TRAIN): $(BUILD)/obj/src/cli/main.o $(LIB_OBJ)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/obj/%.o: %.c $(wildcard src/*.h) $(wildcard models/*.h) $(wildcard tests/*.h)
+$(BUILD)/obj/%.o: %.c $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
 

@@ -1,6 +1,6 @@
 /* registry.c: the models ./train can build, by [model] type name. The first
  * entry is the default. Adding a model = one file in models/ and one line here. */
-#include "../src/model.h"
+#include "model.h"
 #include "rnn.h"
 #include "transformer.h"
 

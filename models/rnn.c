@@ -10,9 +10,9 @@
 #include <stddef.h>
 #include <string.h>
 
-#include "../src/common.h"
-#include "../src/ops.h"
-#include "../src/train.h"
+#include "common.h"
+#include "ops.h"
+#include "train.h"
 
 static const char *const task_choices[] = {"adding", "temporal_order", NULL};
 static const char *const init_choices[] = {"orthogonal", "uniform", NULL};

@@ -12,9 +12,9 @@
 #ifndef CLIPLAB_MODELS_RNN_H
 #define CLIPLAB_MODELS_RNN_H
 
-#include "../src/model.h"
-#include "../src/params.h"
-#include "../src/rng.h"
+#include "model.h"
+#include "params.h"
+#include "rng.h"
 
 typedef enum { RNN_TASK_ADDING, RNN_TASK_TEMPORAL_ORDER } RnnTask;
 typedef enum { RNN_INIT_ORTHOGONAL, RNN_INIT_UNIFORM } RnnInit;

@@ -20,9 +20,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "../src/common.h"
-#include "../src/ops.h"
-#include "../src/train.h"
+#include "common.h"
+#include "ops.h"
+#include "train.h"
 
 #define LN_EPS 1e-5f          /* torch.nn.LayerNorm default */
 #define INIT_STD 0.02f        /* GPT-2 */

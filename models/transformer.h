@@ -23,10 +23,10 @@
 
 #include <stddef.h>
 
-#include "../src/config.h"
-#include "../src/model.h"
-#include "../src/params.h"
-#include "../src/rng.h"
+#include "config.h"
+#include "model.h"
+#include "params.h"
+#include "rng.h"
 
 typedef struct TransformerConfig {
     int d_model;                       /* C */

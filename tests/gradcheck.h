@@ -13,8 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../src/rng.h"
-#include "../src/tensor.h"
+#include "rng.h"
+#include "tensor.h"
 
 /* Builds the op's output from the inputs (called many times; must be pure). */
 typedef Tensor *(*GcBuild)(Ctx *c, Tensor **in, void *user);

@@ -19,7 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../src/clip.h"
+#include "clip.h"
 #include "tfile.h"
 
 #define MAXT 16

@@ -21,12 +21,12 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../src/clip.h"
-#include "../src/clipper.h"
-#include "../src/config.h"
-#include "../src/optim.h"
-#include "../src/params.h"
-#include "../src/rng.h"
+#include "clip.h"
+#include "clipper.h"
+#include "config.h"
+#include "optim.h"
+#include "params.h"
+#include "rng.h"
 
 #define NT 4    /* trainable tensors: w1 [4,5], b1 [4], w_out [2,4], b_out [2] */
 #define STEPS 40

@@ -11,7 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../src/config.h"
+#include "config.h"
 
 #define DATA "tests/data/config/"
 

@@ -9,7 +9,7 @@
 #include <criterion/criterion.h>
 #include <signal.h>
 
-#include "../src/ops.h"
+#include "ops.h"
 #include "gradcheck.h"
 #include "tfile.h"
 

@@ -11,9 +11,9 @@
 #include <math.h>
 #include <string.h>
 
-#include "../src/ops.h"
-#include "../src/rng.h"
-#include "../src/tensor.h"
+#include "ops.h"
+#include "rng.h"
+#include "tensor.h"
 #include "gradcheck.h"
 #include "tfile.h"
 

@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../src/optim.h"
-#include "../src/params.h"
+#include "optim.h"
+#include "params.h"
 #include "tfile.h"
 
 #define STEPS 5 /* ref_optim.py STEPS */

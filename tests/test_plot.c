@@ -14,7 +14,7 @@
 #define STB_IMAGE_IMPLEMENTATION
 #include <stb/stb_image.h>
 
-#include "../src/plot.h"
+#include "plot.h"
 
 /* ---- helpers ---- */
 

@@ -4,8 +4,8 @@
 #include <math.h>
 #include <string.h>
 
-#include "../models/rnn.h"
-#include "../src/ops.h"
+#include "rnn.h"
+#include "ops.h"
 #include "tfile.h"
 
 static void parity(const char *task, RnnTask kind) {

@@ -13,9 +13,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "../models/transformer.h"
-#include "../src/ops.h"
-#include "../src/optim.h"
+#include "transformer.h"
+#include "ops.h"
+#include "optim.h"
 #include "cli.h"
 #include "tfile.h"
 

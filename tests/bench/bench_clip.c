@@ -15,7 +15,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "../../src/clip.h"
+#include "clip.h"
 
 #define NT 64
 #define ROWS 256

@@ -6,12 +6,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../models/rnn.h"
+#include "rnn.h"
 #include "bench_util.h"
-#include "../../src/clip.h"
-#include "../../src/ops.h"
-#include "../../src/optim.h"
-#include "../../src/train.h"
+#include "clip.h"
+#include "ops.h"
+#include "optim.h"
+#include "train.h"
 
 int main(int argc, char **argv) {
     int reps = argc > 1 ? atoi(argv[1]) : 100, warm = 10;

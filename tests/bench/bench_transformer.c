@@ -8,12 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../models/transformer.h"
+#include "transformer.h"
 #include "bench_util.h"
-#include "../../src/clip.h"
-#include "../../src/ops.h"
-#include "../../src/optim.h"
-#include "../../src/train.h"
+#include "clip.h"
+#include "ops.h"
+#include "optim.h"
+#include "train.h"
 
 enum { B = 16, T = 64, C = 128, L = 4, NH = 4, V = 96 };
 
