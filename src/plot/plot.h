@@ -93,8 +93,8 @@ typedef struct PlotPanel {
     const double *vlines;        /* x positions of event lines, may be NULL */
     int nvlines;
     const char *vline_label;     /* legend entry for the event lines */
-    double hline;                /* a horizontal reference line (e.g. clip threshold); NaN = none */
-    const char *hline_label;
+    double hline;                /* a horizontal reference line (e.g. clip threshold), drawn */
+    const char *hline_label;     /* when hline is finite and hline_label is not NULL */
     /* x axis (zero: linear) */
     int logx;                    /* 1: log10 x axis (x <= 0 not drawn) */
     const char *const *xcats;    /* ncats names: a categorical x axis; series x = 0..ncats-1 */
@@ -109,9 +109,9 @@ typedef struct PlotPanel {
     const PlotField *field;
 } PlotPanel;
 
-/* Panels in a column. Size 0: width 1000, 420 per panel. NOTE: initialise a PlotPanel
- * with every field after hline_label zero (designated or positional initialisers
- * that stop at hline_label do that). */
+/* Panels in a column. Size 0: width 1000, 420 per panel. Build PlotPanel and
+ * PlotSeries with designated initialisers ({.title = ..., .series = s}): every
+ * field left out is zero, which is the default for each. */
 int plot_figure(const char *path, const char *title, const PlotPanel *panels, int npanels,
                 int width, int height, char *err, size_t errlen);
 
