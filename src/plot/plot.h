@@ -52,15 +52,16 @@ typedef enum {
 
 typedef struct PlotSeries {
     const char *label;
-    const double *x;      /* n values (NULL: 0, 1, 2, ...); on a categorical axis, the index */
-    const double *y;      /* n values; NaN/inf mark divergence */
+    const double *x; /* n values (NULL: 0, 1, 2, ...); on a categorical axis, the index */
+    const double *y; /* n values; NaN/inf mark divergence */
     size_t n;
-    int style;            /* PlotStyle: 0 solid line, 1 points (sparse series, scatter sets),
-                             2 line with a marker at each point */
-    const double *lo;     /* optional band: shaded between lo[i] and hi[i] (e.g. min and max */
-    const double *hi;     /* over seeds around a median y), drawn under every line; NULL = none */
-    int marker;           /* PlotMarker of the points (styles 1 and 2) */
-    int color;            /* 0: the palette colour of the series' position; k > 0: palette k-1 */
+    int style;        /* PlotStyle: 0 solid line, 1 points (sparse series, scatter sets),
+                         2 line with a marker at each point */
+    const double *lo; /* optional band: shaded between lo[i] and hi[i] (e.g. min and max */
+    const double *hi; /* over seeds around a median y), drawn under every line; NULL = none */
+    int marker;       /* PlotMarker of the points (styles 1 and 2) */
+    int color;        /* 0: palette colour of the series' position in the panel (after its
+                         histograms); k > 0: palette colour k-1 */
 } PlotSeries;
 
 /* Samples of one histogram (a set of values binned on the panel's shared bins). */
@@ -74,11 +75,11 @@ typedef struct PlotHist {
  * colour bar right of the panel. Cell (i, j) covers x in x0 + [i, i+1] * (x1-x0)/nx,
  * y in y0 + [j, j+1] * (y1-y0)/ny. Non-finite cells are red. */
 typedef struct PlotField {
-    const double *v;        /* [ny][nx], row 0 at y0 (the bottom) */
+    const double *v; /* [ny][nx], row 0 at y0 (the bottom) */
     int nx, ny;
-    double x0, x1, y0, y1;  /* the grid's edges in data units; the panel's axes take them */
-    int logscale;           /* log colour scale (cells <= 0 drawn grey) */
-    const char *label;      /* colour bar label, may be NULL */
+    double x0, x1, y0, y1; /* the grid's edges in data units; the panel's axes take them */
+    int logscale;          /* log colour scale (cells <= 0 drawn grey) */
+    const char *label;     /* colour bar label, may be NULL */
 } PlotField;
 
 typedef enum { PLOT_LOGY_AUTO = -1, PLOT_LOGY_OFF = 0, PLOT_LOGY_ON = 1 } PlotLogY;
@@ -87,24 +88,24 @@ typedef struct PlotPanel {
     const char *title;
     const char *xlabel;
     const char *ylabel;
-    int logy;                    /* PlotLogY (histograms: of the counts) */
+    int logy; /* PlotLogY (histograms: of the counts) */
     const PlotSeries *series;
     int nseries;
-    const double *vlines;        /* x positions of event lines, may be NULL */
+    const double *vlines; /* x positions of event lines, may be NULL */
     int nvlines;
-    const char *vline_label;     /* legend entry for the event lines */
-    double hline;                /* a horizontal reference line (e.g. clip threshold), drawn */
-    const char *hline_label;     /* when hline is finite and hline_label is not NULL */
+    const char *vline_label; /* legend entry for the event lines */
+    double hline;            /* a horizontal reference line (e.g. clip threshold), drawn */
+    const char *hline_label; /* when hline is finite and hline_label is not NULL */
     /* x axis (zero: linear) */
-    int logx;                    /* 1: log10 x axis (x <= 0 not drawn) */
-    const char *const *xcats;    /* ncats names: a categorical x axis; series x = 0..ncats-1 */
+    int logx;                 /* 1: log10 x axis (x <= 0 not drawn) */
+    const char *const *xcats; /* ncats names: a categorical x axis; series x = 0..ncats-1 */
     int ncats;
     /* histograms (y = count), drawn under the series */
     const PlotHist *hists;
     int nhists;
-    int bins;                    /* 0: 30 */
-    int hist_side;               /* 0: overlaid, translucent; 1: side by side in each bin */
-    double hist_lo, hist_hi;     /* bin range; lo >= hi (e.g. both 0): the data's range */
+    int bins;                /* 0: 30 */
+    int hist_side;           /* 0: overlaid, translucent; 1: side by side in each bin */
+    double hist_lo, hist_hi; /* bin range; lo >= hi (e.g. both 0): the data's range */
     /* a function heatmap under the series (axes linear, limits = its edges) */
     const PlotField *field;
 } PlotPanel;
@@ -146,17 +147,17 @@ void plot_draw_rotated_rect(PlotDraw *d, double cx, double cy, double w, double 
                             PlotColor fill);
 void plot_draw_circle(PlotDraw *d, double cx, double cy, double r, PlotColor fill);
 /* Text with its baseline at y; halign 0, 0.5, 1: x is its left, centre, right. */
-void plot_draw_text(PlotDraw *d, double x, double y, double halign, double size_px,
-                    PlotColor c, const char *s);
+void plot_draw_text(PlotDraw *d, double x, double y, double halign, double size_px, PlotColor c,
+                    const char *s);
 
 typedef struct PlotFilmstrip {
-    const char *title;             /* above the grid, may be NULL */
-    int ncells, ncols;             /* ncols 0: min(ncells, 6) */
-    int cell_w, cell_h;            /* pixels of one drawing; 0: 200 x 150 */
-    double view[4];                /* xmin, xmax, ymin, ymax shown in every cell (aspect kept) */
-    PlotCellFn draw;               /* called once per cell, index 0..ncells-1 */
+    const char *title;  /* above the grid, may be NULL */
+    int ncells, ncols;  /* ncols 0: min(ncells, 6) */
+    int cell_w, cell_h; /* pixels of one drawing; 0: 200 x 150 */
+    double view[4];     /* xmin, xmax, ymin, ymax shown in every cell (aspect kept) */
+    PlotCellFn draw;    /* called once per cell, index 0..ncells-1 */
     void *arg;
-    const char *const *captions;   /* ncells texts under the cells, may be NULL */
+    const char *const *captions; /* ncells texts under the cells, may be NULL */
 } PlotFilmstrip;
 
 int plot_filmstrip(const char *path, const PlotFilmstrip *fs, char *err, size_t errlen);
@@ -164,8 +165,8 @@ int plot_filmstrip(const char *path, const PlotFilmstrip *fs, char *err, size_t 
 /* ---- in memory (a live window shows the same pixels) ---- */
 
 typedef struct PlotImage {
-    uint32_t *px;      /* [h][stride / 4]: 0xAARRGGBB in native byte order, opaque */
-    int w, h, stride;  /* stride in bytes */
+    uint32_t *px;     /* [h][stride / 4]: 0xAARRGGBB in native byte order, opaque */
+    int w, h, stride; /* stride in bytes */
 } PlotImage;
 
 /* Render into *im: start from PlotImage im = {0}; an image of the right size is reused,
@@ -188,8 +189,8 @@ int plot_png_write(const char *path, const PlotImage *im, char *err, size_t errl
 /* ---- helpers (also used by tests) ---- */
 
 /* 1 when the panel's y axis is drawn on a log scale: PLOT_LOGY_ON, or PLOT_LOGY_AUTO
- * and the finite positive values span more than two decades and none is negative
- * (series y and band values; histogram counts for a histogram panel). Never for a field. */
+ * and the finite positive values of the series (y, lo, hi) span more than two decades and
+ * none is negative. Histogram counts are log only when forced; a field panel never is. */
 int plot_choose_logy(const PlotPanel *panel);
 
 /* 1-2-5 tick values (k * {1,2,5} * 10^e) inside [lo, hi], first and last within one
