@@ -164,6 +164,7 @@ static void panel_ranges(Panel *P) {
     if (hline_shown(P)) grow(&yl, &yh, &P->y, p->hline);
     for (size_t i = 0; i < (size_t)p->nhists * P->bins; i++) grow(&yl, &yh, &P->y, P->counts[i]);
     if (p->nhists) grow(&xl, &xh, &P->x, P->hlo), grow(&xl, &xh, &P->x, P->hhi);
+    if (p->nhists && P->y.log) grow(&yl, &yh, &P->y, 0.3); /* a count of 1 stays visible */
     if (P->x.log)
         limits_log(xl, xh, &P->x.lo, &P->x.hi);
     else
@@ -300,7 +301,7 @@ static void stroke_series(cairo_t *cr, const Panel *P, const PlotSeries *s, Plot
         cairo_stroke(cr);
     }
     if (s->style == PLOT_LINE) return;
-    double r = s->style == PLOT_DOTS ? DOT_RADIUS : MARK_RADIUS;
+    double r = (s->style == PLOT_DOTS ? DOT_RADIUS : MARK_RADIUS) + (P->p->field ? 1 : 0);
     for (size_t i = 0; i < s->n; i++)
         if (point_ok(P, s, i))
             draw_marker(cr, s->marker, px_x(P, series_x(s, i)), px_y(P, s->y[i]), r, c,
@@ -433,46 +434,59 @@ static long legend_inside(Panel *P, const Canvas *occ, int w, int h) {
     return best;
 }
 
+/* Plot rect from the margins, x ticks, the data drawn into the mask, divergence labels
+ * placed; returns how many drawn pixels the best inside legend spot would hide. */
+static long panel_place(Panel *P, Canvas *cv, Canvas *occ, int left, int right) {
+    int w, h;
+    legend_size(cv, P->leg, P->nleg, &w, &h);
+    P->plot.x0 = P->area.x0 + left;
+    P->plot.x1 = P->area.x1 - right;
+    x_ticks(P, cv, P->plot.x1 - P->plot.x0);
+    cairo_set_operator(occ->cr, CAIRO_OPERATOR_CLEAR);
+    cairo_paint(occ->cr);
+    cairo_set_operator(occ->cr, CAIRO_OPERATOR_OVER);
+    draw_data(occ->cr, P);
+    place_divergences(P, cv, occ);
+    return P->nleg > 0 ? legend_inside(P, occ, w, h) : 0;
+}
+
 /* Panels in cells with a left margin shared by each column; legends go inside where they
- * hide no data, otherwise every legend goes in a column right of its plot. */
+ * hide no data, otherwise every legend goes in a column right of its plot, or, when
+ * that would leave the plots less than half the width, the y axis grows above the data
+ * to make room for the legend at the top. */
 static int figure_layout(Panel *P, int np, int ncols, Canvas *cv, int top) {
     int rows = (np + ncols - 1) / ncols, cw = cv->w / ncols, ph = (cv->h - top) / rows;
-    int left[64] = {0}, right[64], wmax[64] = {0}, outside = 0;
+    int left[64] = {0}, right[64], wmax[64] = {0}, outside = 0, fits = 1;
+    long *cost = calloc((size_t)np, sizeof *cost);
     Canvas occ = {0};
-    if (canvas_mask(&occ, cv->w, cv->h)) return canvas_free(&occ), -1;
+    if (!cost || canvas_mask(&occ, cv->w, cv->h)) return free(cost), canvas_free(&occ), -1;
+    for (int c = 0; c < ncols; c++) right[c] = 20;
     for (int i = 0; i < np; i++) {
-        int c = i % ncols, r = i / ncols;
+        int c = i % ncols, r = i / ncols, w, h;
         panel_layout_v(&P[i], cv, (Rect){c * cw, top + r * ph, (c + 1) * cw, top + (r + 1) * ph});
         left[c] = imax(left[c], panel_left_need(&P[i], cv));
+        right[c] = imax(right[c], P[i].cbar + 20);
+        legend_size(cv, P[i].leg, P[i].nleg, &w, &h);
+        wmax[c] = imax(wmax[c], w);
     }
-    for (int pass = 0; pass < 2; pass++) {
-        for (int c = 0; c < ncols; c++) right[c] = 20;
-        for (int i = 0; i < np; i++) {
-            int w, h, c = i % ncols;
-            legend_size(cv, P[i].leg, P[i].nleg, &w, &h);
-            wmax[c] = imax(wmax[c], w);
-            right[c] = imax(right[c], P[i].cbar + (pass && outside ? wmax[c] + 28 : 20));
+    for (int i = 0; i < np; i++)
+        outside |= (cost[i] = panel_place(&P[i], cv, &occ, left[i % ncols], right[i % ncols])) > 0;
+    for (int c = 0; c < ncols; c++) fits &= cw - left[c] - wmax[c] - 36 >= cw / 2;
+    for (int i = 0; outside && i < np; i++) {
+        int c = i % ncols, w, h;
+        legend_size(cv, P[i].leg, P[i].nleg, &w, &h);
+        if (fits) {
+            panel_place(&P[i], cv, &occ, left[c], imax(right[c], P[i].cbar + wmax[c] + 28));
+            P[i].legend = rect_make(P[i].plot.x1 + P[i].cbar + 16, P[i].plot.y0, w, h);
+        } else if (cost[i] > 0 && !P[i].p->field) {
+            Axis *y = &P[i].y;
+            double frac = (double)(h + 20) / (P[i].plot.y1 - P[i].plot.y0);
+            y->hi = y->lo + (y->hi - y->lo) / (1 - fmin(frac, 0.6));
+            panel_layout_v(&P[i], cv, P[i].area);
+            panel_place(&P[i], cv, &occ, left[c], right[c]);
         }
-        for (int i = 0; i < np; i++) {
-            int w, h, c = i % ncols;
-            legend_size(cv, P[i].leg, P[i].nleg, &w, &h);
-            P[i].plot.x0 = P[i].area.x0 + left[c];
-            P[i].plot.x1 = P[i].area.x1 - right[c];
-            x_ticks(&P[i], cv, P[i].plot.x1 - P[i].plot.x0);
-            cairo_set_operator(occ.cr, CAIRO_OPERATOR_CLEAR);
-            cairo_paint(occ.cr);
-            cairo_set_operator(occ.cr, CAIRO_OPERATOR_OVER);
-            draw_data(occ.cr, &P[i]);
-            place_divergences(&P[i], cv, &occ);
-            if (pass == 0)
-                outside |= P[i].nleg > 0 && legend_inside(&P[i], &occ, w, h) > 0;
-            else
-                P[i].legend = rect_make(P[i].plot.x1 + P[i].cbar + 16, P[i].plot.y0, w, h);
-        }
-        int fits = 1;
-        for (int c = 0; c < ncols; c++) fits &= cw - left[c] - wmax[c] - 36 >= cw / 2;
-        if (!outside || !fits) break;
     }
+    free(cost);
     canvas_free(&occ);
     return 0;
 }

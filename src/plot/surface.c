@@ -260,7 +260,7 @@ void draw_marker(cairo_t *cr, int m, double x, double y, double r, PlotColor c, 
         return;
     }
     cairo_fill_preserve(cr);
-    cairo_set_line_width(cr, 1.2);
+    cairo_set_line_width(cr, 1.5);
     set_colour(cr, C_WHITE, 1);
     cairo_stroke(cr);
 }
