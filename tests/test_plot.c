@@ -505,3 +505,26 @@ Test(plot, samples_misc) {
     cr_expect_eq(count_red(&im, 0, 0, im.w, im.h), 0);
     stbi_image_free(im.px);
 }
+
+/* The PNG holds exactly the pixels plot_figure_render leaves in memory (what a live
+ * window would show). */
+Test(plot, png_equals_the_in_memory_render) {
+    char err[256] = "";
+    fill_runs(1);
+    PlotSeries s[2] = {{.label = "no clipping", .x = g_x, .y = g_a, .n = NS},
+                       {.label = "clip 1.0", .x = g_x, .y = g_b, .n = NS}};
+    PlotPanel p = panel_of("loss", s, 2);
+    PlotImage im = {0};
+    cr_assert_eq(plot_figure_render(&im, "t", &p, 1, 1, 0, 0, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(plot_figure(tmp_path("m.png"), "t", &p, 1, 0, 0, err, sizeof err), 0, "%s", err);
+    Img png = load(tmp_path("m.png"));
+    cr_assert(png.w == im.w && png.h == im.h);
+    unsigned char *rgb = malloc((size_t)im.w * im.h * 3);
+    plot_image_rgb(&im, rgb);
+    cr_expect(memcmp(rgb, png.px, (size_t)im.w * im.h * 3) == 0, "PNG differs from the render");
+    cr_expect_eq(im.px[0], 0xFFFFFFFFu, "opaque white ARGB32 background");
+    free(rgb);
+    stbi_image_free(png.px);
+    plot_image_free(&im);
+    cr_expect(im.px == NULL);
+}

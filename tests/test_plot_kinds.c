@@ -160,20 +160,27 @@ static void sample(const char *name, const char *title, const PlotPanel *p, int 
 
 Test(plot_kinds, band_is_under_its_line) {
     enum { N = 200 };
-    static double x[N], y[N], lo[N], hi[N];
-    for (int i = 0; i < N; i++)
+    static double x[N], y[N], lo[N], hi[N], y2[N], lo2[N], hi2[N];
+    for (int i = 0; i < N; i++) {
         x[i] = i, y[i] = sin(i / 30.0), lo[i] = y[i] - 0.4, hi[i] = y[i] + 0.3 + 0.1 * (i % 7);
-    PlotSeries s = {.label = "median of 5 seeds", .x = x, .y = y, .n = N, .lo = lo, .hi = hi};
-    PlotPanel p = {.title = "band", .series = &s, .nseries = 1};
+        y2[i] = -2, lo2[i] = -2.2, hi2[i] = i < N / 2 ? 2 : -1.8;
+    }
+    /* the second series' band covers the first line's left half: every band is drawn
+     * before any line, so that half keeps the line's own colour */
+    PlotSeries s[2] = {{.label = "median of 5 seeds", .x = x, .y = y, .n = N, .lo = lo, .hi = hi},
+                       {.label = "another", .x = x, .y = y2, .n = N, .lo = lo2, .hi = hi2}};
+    PlotPanel p = {.title = "band", .series = s, .nseries = 2};
     Img im = render(&p, 1, 1, 800, 400);
     PlotColor c = plot_palette(0);
     Stats line = find_all(&im, c, 1, 0), band = find_all(&im, c, 0.22, 2);
+    Stats left = find(&im, c, 1, 0, 0, 0, (int)line.mx - 100, im.h);
     cr_expect(line.n > 600, "pixels of the line's own colour: %ld (hidden under the band?)",
               line.n);
+    cr_expect(left.n > 200, "line pixels under the other band: %ld", left.n);
     cr_expect(band.n > 20000, "pixels of the band's tint: %ld", band.n);
-    /* in every sampled column the line lies inside the band: tint above and below it */
+    /* in every sampled column the line lies inside its band: tint above and below it */
     int checked = 0;
-    for (int xc = line.x0 + 20; xc < line.x1 - 20; xc += 40) {
+    for (int xc = (line.x0 + line.x1) / 2 + 20; xc < line.x1 - 20; xc += 20) { /* right half */
         int ly = -1, above = 0, below = 0;
         for (int yy = 0; yy < im.h; yy++)
             if (near(at(&im, xc, yy), c, 1, 0)) ly = yy;
@@ -186,6 +193,7 @@ Test(plot_kinds, band_is_under_its_line) {
     }
     cr_expect(checked >= 10);
     free(im.px);
+    p.nseries = 1;
     sample("band.png", "A median with its min-max band", &p, 1, 1, 800, 400);
 }
 
