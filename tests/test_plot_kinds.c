@@ -443,6 +443,13 @@ Test(plot_kinds, log_x_spaces_decades_evenly) {
     double d1 = xs[1] - xs[0], d2 = xs[2] - xs[1], d3 = xs[3] - xs[2];
     cr_expect(d1 > 100 && fabs(d1 - d2) < 2 && fabs(d2 - d3) < 2, "gaps %.1f %.1f %.1f", d1, d2,
               d3);
+    /* each decade's grid line runs through its marker */
+    for (int i = 0; i < 4; i++) {
+        long grid = 0;
+        for (int gx = (int)lround(xs[i]) - 1; gx <= (int)lround(xs[i]) + 1; gx++)
+            grid += find(&im, (PlotColor){222, 222, 222, 255}, 1, 0, gx, 0, gx + 1, im.h).n;
+        cr_expect(grid > 150, "grid line at the marker for 10^%d: %ld px", i, grid);
+    }
     free(im.px);
     p.logx = 0;
     im = render(&p, 1, 1, 800, 400);

@@ -50,7 +50,8 @@ static int write_loss_and_norm(const Trainer *tr, double baseline) {
     PlotSeries ls[3] = {{.label = "training loss", .x = x, .y = loss, .n = n}};
     int nls = 1;
     if (nv)
-        ls[nls++] = (PlotSeries){.label = "validation loss", .x = vx, .y = val, .n = nv, .style = 1};
+        ls[nls++] =
+            (PlotSeries){.label = "validation loss", .x = vx, .y = val, .n = nv, .style = 1};
     if (ne)
         ls[nls++] = (PlotSeries){.label = "loss spike (rolled back)", .x = ex, .y = ey,
                                  .n = (size_t)ne, .style = 1};
