@@ -288,6 +288,9 @@ static void fill_band(cairo_t *cr, const Panel *P, const PlotSeries *s, PlotColo
 /* Lines between drawable neighbours (a dot for an isolated point), then markers. */
 static void stroke_series(cairo_t *cr, const Panel *P, const PlotSeries *s, PlotColor c) {
     if (s->style != PLOT_DOTS) {
+        cairo_set_line_width(cr, LINE_WIDTH);
+        set_colour(cr, c, 1);
+        int segs = 0; /* stroked in pieces: cairo's cost grows faster than a path's length */
         for (size_t i = 0; i < s->n; i++) {
             if (!point_ok(P, s, i)) continue;
             double x = px_x(P, series_x(s, i)), y = px_y(P, s->y[i]);
@@ -298,9 +301,8 @@ static void stroke_series(cairo_t *cr, const Panel *P, const PlotSeries *s, Plot
                 cairo_move_to(cr, x, y);
             else
                 cairo_new_sub_path(cr), cairo_arc(cr, x, y, LINE_WIDTH / 2, 0, 2 * M_PI);
+            if (++segs % 128 == 0) cairo_stroke(cr), cairo_move_to(cr, x, y);
         }
-        cairo_set_line_width(cr, LINE_WIDTH);
-        set_colour(cr, c, 1);
         cairo_stroke(cr);
     }
     if (s->style == PLOT_LINE) return;
@@ -625,9 +627,7 @@ int plot_figure_grid(const char *path, const char *title, const PlotPanel *panel
     }
     PlotImage im = {0};
     int rc = plot_figure_render(&im, title, panels, npanels, ncols, width, height, err, errlen);
-    if (rc == 0) rc = plot_png_write(path, &im, err, errlen);
-    plot_image_free(&im);
-    return rc;
+    return image_png_free(path, &im, rc, err, errlen);
 }
 
 int plot_figure(const char *path, const char *title, const PlotPanel *panels, int npanels,

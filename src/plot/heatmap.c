@@ -170,7 +170,5 @@ int plot_heatmap(const char *path, const char *title, const char *xlabel,
     PlotImage im = {0};
     int rc = plot_heatmap_render(&im, title, xlabel, row_labels, rows, x, cols, values, logscale,
                                  err, errlen);
-    if (rc == 0) rc = plot_png_write(path, &im, err, errlen);
-    plot_image_free(&im);
-    return rc;
+    return image_png_free(path, &im, rc, err, errlen);
 }
