@@ -65,9 +65,19 @@ static const CfgKey wgan_keys[] = {
     WG_KEY("map_range", CFG_DOUBLE, map_range, "3", 0.01, 1000, NULL,
            "critic value map half-width (gan_toy.py's RANGE)"),
 };
+/* dataset_size only matters for the fixed 25gaussians set */
+static const char *wgan_unused(const void *sp, const CfgKey *k) {
+    const WganConfig *s = sp;
+    if (!strcmp(k->name, "dataset_size") && s->dataset != WGAN_25GAUSSIANS)
+        return "only 25gaussians is a fixed set";
+    return NULL;
+}
+
 static const CfgSection wgan_section = {"wgan", wgan_keys,
                                         (int)(sizeof wgan_keys / sizeof *wgan_keys),
-                                        "WGAN / WGAN-GP on 2-D toy data"};
+                                        "WGAN / WGAN-GP on 2-D toy data", wgan_unused};
+
+static const char *const wgan_groups[] = {"critic", "generator", NULL};
 
 /* ------------------------------------------------------------- datasets */
 
@@ -344,15 +354,6 @@ static void draw_normals(Rng *r, float *v, size_t n) {
     for (size_t i = 0; i < n; i++) v[i] = (float)rng_normal(r);
 }
 
-/* Until the trainer freezes groups itself: a group is frozen by giving its
- * tensors no gradient (requires_grad = False), so no gradient crosses into it. */
-static void set_frozen(WganMlp *mlp, int frozen) {
-    for (int i = 0; i < mlp->ps.count; i++) {
-        Param *p = &mlp->ps.params[i];
-        p->t.grad = frozen ? NULL : mlp->ps.grad + p->offset;
-    }
-}
-
 /* fake = G(noise) without a tape, into m->fake (the critic's input is data) */
 static void generate(Wgan *m, Ctx *c, const float *noise, int N, float *out) {
     int prev = ctx_set_grad(c, 0);
@@ -362,54 +363,43 @@ static void generate(Wgan *m, Ctx *c, const float *noise, int N, float *out) {
     ctx_set_grad(c, prev);
 }
 
-double wgan_critic_backward(Wgan *m, Ctx *c, int with_gp, WganCriticStats *st) {
-    Tensor *loss = wgan_critic_loss(m, c, m->real, m->fake, m->alpha, m->batch,
-                                    m->cfg.gp_lambda, with_gp, st, NULL);
-    double v = loss->data[0];
-    set_frozen(&m->gen, 1);
-    ad_backward(c, loss, 1.0f);
-    set_frozen(&m->gen, 0);
-    return v;
+/* trainer_step's loss functions: the trainer freezes the other group */
+static Tensor *critic_loss_fn(void *mp, Ctx *c, Trainer *tr, void *arg) {
+    (void)tr;
+    Wgan *m = mp;
+    const int *last = arg;
+    return wgan_critic_loss(m, c, m->real, m->fake, m->alpha, m->batch, m->cfg.gp_lambda, *last,
+                            &m->last_stats, NULL);
 }
 
-double wgan_gen_backward(Wgan *m, Ctx *c) {
-    set_frozen(&m->critic, 1);
-    Tensor *loss = wgan_gen_loss(m, c, m->noise, m->batch);
-    double v = loss->data[0];
-    ad_backward(c, loss, 1.0f);
-    set_frozen(&m->critic, 0);
-    return v;
+static Tensor *gen_loss_fn(void *mp, Ctx *c, Trainer *tr, void *arg) {
+    (void)tr, (void)arg;
+    Wgan *m = mp;
+    return wgan_gen_loss(m, c, m->noise, m->batch);
 }
 
-static double critic_update(Wgan *m, Trainer *tr, int last, WganCriticStats *st) {
+double wgan_critic_update(Wgan *m, Trainer *tr, int last) {
     int B = m->batch;
     wgan_data_next(&m->data, m->rng, m->real, B);
     draw_normals(m->rng, m->noise, (size_t)B * m->cfg.noise_dim);
     for (int i = 0; i < B; i++) m->alpha[i] = (float)rng_uniform(m->rng);
-    Ctx *c = &tr->ctx;
-    ctx_reset(c);
-    generate(m, c, m->noise, B, m->fake);
-    ctx_reset(c);
-    double v = wgan_critic_backward(m, c, last, st);
-    ctx_reset(c);
-    trainer_update(tr, m->g_critic);
+    ctx_reset(&tr->ctx);
+    generate(m, &tr->ctx, m->noise, B, m->fake);
+    UpdateGroup *g = m->g_critic;
     m->critic_updates++;
-    return v;
+    return trainer_step(tr, &g, 1, critic_loss_fn, m, &last);
 }
 
-static double gen_update(Wgan *m, Trainer *tr) {
+double wgan_gen_update(Wgan *m, Trainer *tr) {
     draw_normals(m->rng, m->noise, (size_t)m->batch * m->cfg.noise_dim);
-    Ctx *c = &tr->ctx;
-    ctx_reset(c);
-    double v = wgan_gen_backward(m, c);
-    ctx_reset(c);
-    trainer_update(tr, m->g_gen);
-    return v;
+    UpdateGroup *g = m->g_gen;
+    return trainer_step(tr, &g, 1, gen_loss_fn, m, NULL);
 }
 
 /* layer_grads.csv: ||d(E D(fake) - E D(real)) / d h_l|| for each hidden layer,
- * on the step's last real and fake batch, with the critic frozen (nothing is
- * accumulated into its gradients). */
+ * on the step's last real and fake batch. A measurement, not an update: the
+ * critic is frozen (no parameter gradient is touched) and the input carries a
+ * gradient so the activations get one; so this one backward is the model's. */
 static void log_layer_grads(Wgan *m, Trainer *tr) {
     FILE *f = m->layer_csv;
     int D = m->critic.depth;
@@ -424,7 +414,7 @@ static void log_layer_grads(Wgan *m, Trainer *tr) {
     }
     Ctx *c = &tr->ctx;
     ctx_reset(c);
-    set_frozen(&m->critic, 1);
+    param_set_requires_grad(&m->critic.ps, 0);
     Tensor *h[WGAN_MAX_DEPTH];
     int B = m->batch;
     /* the input needs a gradient for the activations to get one */
@@ -435,7 +425,7 @@ static void log_layer_grads(Wgan *m, Trainer *tr) {
     Tensor *s = tensor_new2(c, 2 * B, 1, 0);
     for (int i = 0; i < 2 * B; i++) s->data[i] = (i < B ? -1.0f : 1.0f) / (float)B;
     ad_backward(c, ad_sum(c, ad_mul(c, out, s)), 1.0f);
-    set_frozen(&m->critic, 0);
+    param_set_requires_grad(&m->critic.ps, 1);
     fprintf(f, "%ld", tr->step);
     for (int l = 0; l < D; l++) {
         double ss = 0.0;
@@ -446,10 +436,10 @@ static void log_layer_grads(Wgan *m, Trainer *tr) {
     ctx_reset(c);
 }
 
-static double clip_bound(const Trainer *tr, const Wgan *m) {
+/* c of the critic's weight clamp ([clip.critic] weight), NaN when off */
+static double clip_bound(const Wgan *m) {
     const UpdateGroup *g = m->g_critic;
-    (void)tr;
-    return g->clip.nwsel > 0 ? g->clip.cfg.weight : NAN;
+    return g->clip.nwsel > 0 && g->clip.cfg.weight > 0 ? g->clip.cfg.weight : NAN;
 }
 
 static double wgan_step(void *mp, Trainer *tr) {
@@ -460,18 +450,18 @@ static double wgan_step(void *mp, Trainer *tr) {
                          (cfg->diters_every > 0 && gi % cfg->diters_every == 0)
                      ? cfg->diters_start
                      : cfg->n_critic;
-    WganCriticStats st = {NAN, NAN, NAN, NAN};
+    m->last_stats = (WganCriticStats){NAN, NAN, NAN, NAN};
     double closs = NAN;
-    for (int j = 0; j < diters && !tr->diverged; j++)
-        closs = critic_update(m, tr, j == diters - 1, &st);
+    for (int j = 0; j < diters && !tr->diverged; j++) closs = wgan_critic_update(m, tr, j == diters - 1);
+    WganCriticStats st = m->last_stats;
     if (cfg->layer_grads && !tr->diverged) log_layer_grads(m, tr);
-    double gloss = tr->diverged ? NAN : gen_update(m, tr);
+    double gloss = tr->diverged ? NAN : wgan_gen_update(m, tr);
     trainer_set_metric(tr, m->col[M_WASS], st.d_real - st.d_fake);
     trainer_set_metric(tr, m->col[M_CLOSS], closs);
     trainer_set_metric(tr, m->col[M_GLOSS], gloss);
     trainer_set_metric(tr, m->col[M_GP], st.gp);
     trainer_set_metric(tr, m->col[M_SLOPE], st.slope);
-    trainer_set_metric(tr, m->col[M_BOUNDS], wgan_at_bounds(&m->critic, clip_bound(tr, m)));
+    trainer_set_metric(tr, m->col[M_BOUNDS], wgan_at_bounds(&m->critic, clip_bound(m)));
     /* mode metrics on the fixed noise batch */
     int E = cfg->eval_samples;
     float *pts = xmalloc((size_t)E * 2 * sizeof *pts);
@@ -603,8 +593,12 @@ const ModelDef wgan_model = {
                "penalty (Arjovsky et al. 2017; Gulrajani et al. 2017)",
     .section = &wgan_section,
     .cfg_size = sizeof(WganConfig),
+    .groups = wgan_groups,
     .create = wgan_create,
     .step = wgan_step,
     .finish = wgan_finish,
     .destroy = wgan_destroy,
+    /* the share of generated points within 3 std of a mode (NaN on the Swiss roll) */
+    .main_metric = "hq_frac",
+    .main_metric_higher = 1,
 };

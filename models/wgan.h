@@ -80,6 +80,7 @@ typedef struct Wgan {
     float *real, *noise, *fake, *alpha;   /* [B,2], [B,NZ], [B,2], [B] */
     float *eval_noise;                    /* [eval_samples, NZ], fixed at create */
     long critic_updates;
+    WganCriticStats last_stats;
     int col[10];
     void *layer_csv;        /* FILE * of layer_grads.csv */
     char out_dir[512];
@@ -115,11 +116,13 @@ Tensor *wgan_critic_loss(Wgan *m, Ctx *c, const float *real, const float *fake,
 /* Generator loss -E D(G(noise)) for noise[B,NZ]. */
 Tensor *wgan_gen_loss(Wgan *m, Ctx *c, const float *noise, int B);
 
-/* One backward as a training step runs it, on m->real/fake/alpha (critic) or
- * m->noise (generator), with the other network frozen (no gradient reaches
- * it). Returns the loss. */
-double wgan_critic_backward(Wgan *m, Ctx *c, int with_gp, WganCriticStats *st);
-double wgan_gen_backward(Wgan *m, Ctx *c);
+/* One critic update (a fresh real batch, noise and alpha; fake = G(noise)
+ * without a tape; trainer_step on the critic group, so the generator is
+ * frozen) and one generator update (trainer_step on the generator group, the
+ * critic frozen). `last`: compute the penalty for the metrics even without
+ * gp_lambda. Return the loss; the critic's stats land in m->last_stats. */
+double wgan_critic_update(Wgan *m, Trainer *tr, int last);
+double wgan_gen_update(Wgan *m, Trainer *tr);
 
 /* Build both networks (no trainer needed: tests use this). */
 void wgan_build(Wgan *m, const WganConfig *cfg, int batch, Rng *init_rng);

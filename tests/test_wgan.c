@@ -127,7 +127,9 @@ static void parity(const char *tag, int width, int depth, int B, int nz) {
         param_zero_grad(&m.critic.ps);
         ctx_reset(&c);
         WganCriticStats st;
-        float loss = (float)wgan_critic_backward(&m, &c, 1, &st);
+        Tensor *lt = wgan_critic_loss(&m, &c, m.real, m.fake, m.alpha, B, lam, 1, &st, NULL);
+        float loss = lt->data[0];
+        ad_backward(&c, lt, 1.0f);
         char k[64];
         snprintf(k, sizeof k, "%s.lam%d", tag, lam);
         snprintf(key, sizeof key, "%s.loss", k);
@@ -141,16 +143,19 @@ static void parity(const char *tag, int width, int depth, int B, int nz) {
         /* float32 sums of <= 2B * width products of O(1) terms; both sides
          * float32, measured worst deviation ~1e-6 */
         check_grads(tf, key, &m.critic, 1e-5, 1e-4);
-        cr_assert(all_zero(&m.gen.ps), "a critic backward reached the generator");
     }
     param_zero_grad(&m.critic.ps);
     ctx_reset(&c);
-    float gl = (float)wgan_gen_backward(&m, &c);
+    param_set_requires_grad(&m.critic.ps, 0); /* as trainer_step freezes it */
+    Tensor *glt = wgan_gen_loss(&m, &c, m.noise, B);
+    float gl = glt->data[0];
+    ad_backward(&c, glt, 1.0f);
+    param_set_requires_grad(&m.critic.ps, 1);
     snprintf(key, sizeof key, "%s.gloss", tag);
     assert_close(&gl, tfile_f32(tf, key), 1, 1e-6, 1e-5, key);
     snprintf(key, sizeof key, "%s.ggrad", tag);
     check_grads(tf, key, &m.gen, 1e-5, 1e-4);
-    cr_assert(all_zero(&m.critic.ps), "a generator backward reached the critic");
+    cr_assert(all_zero(&m.critic.ps), "a generator backward reached the frozen critic");
     ctx_free(&c);
     wgan_free(&m);
     tfile_free(tf);
@@ -257,4 +262,104 @@ Test(wgan_metrics, at_bounds) {
     cr_assert_float_eq(wgan_at_bounds(&m.critic, 0.01), 2.0 / 17.0, 1e-12);
     cr_assert(isnan(wgan_at_bounds(&m.critic, 0.0)));
     wgan_free(&m);
+}
+
+/* ---------------------------------------------------------------- through the trainer */
+
+#include <unistd.h>
+
+#include "train.h"
+
+typedef struct Setup {
+    TrainerSettings s;
+    GroupSettings store[4];
+    WganConfig wc;
+    Config cfg;
+} Setup;
+
+static const char *ini_two_groups =
+    "[train]\nbatch_size = 16\n"
+    "[wgan]\ng_width = 16\nd_width = 16\neval_samples = 16\nditers_start = 2\n"
+    "[optim]\nkind = sgd\nlr = 0.05\n"
+    "[clip.critic]\nweight = 0.01\n";
+
+static Trainer *make_trainer(Setup *st, const char *ini) {
+    memset(st, 0, sizeof *st);
+    const CfgSection *secs[] = {&run_config_section,  &train_config_section,    &optim_config_section,
+                                &clip_config_section, &recovery_config_section, wgan_model.section};
+    void *structs[] = {&st->s.run, &st->s.train, &st->s.optim, &st->s.clip, &st->s.recovery, &st->wc};
+    cfg_init(&st->cfg, secs, structs, 6);
+    int n = train_groups_register(&st->cfg, st->store, 0, 4, wgan_model.groups);
+    char path[] = "/tmp/cliplab_wgan_XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert(fd >= 0);
+    FILE *f = fdopen(fd, "w");
+    fputs(ini, f);
+    fclose(f);
+    char err[1024];
+    CfgStatus rc = cfg_load_file(&st->cfg, path, err, sizeof err);
+    unlink(path);
+    cr_assert_eq(rc, CFG_OK, "%s", err);
+    cfg_resolve_groups(&st->cfg);
+    cr_assert_eq(train_groups_select(&st->cfg, &st->s, st->store, n, wgan_model.groups, err,
+                                     sizeof err), 0, "%s", err);
+    st->s.train.quiet = 1;
+    return trainer_create(&wgan_model, &st->wc, &st->s);
+}
+
+static float *copy_of(const ParamSet *ps) {
+    float *v = malloc(ps->n * sizeof *v);
+    memcpy(v, ps->data, ps->n * sizeof *v);
+    return v;
+}
+
+static int same(const ParamSet *ps, const float *v) { return memcmp(ps->data, v, ps->n * sizeof *v) == 0; }
+
+/* A critic update moves only the critic (and clamps it); a generator update
+ * moves only the generator (and does not clamp it): no gradient, step or clip
+ * crosses between the two groups. */
+Test(wgan_trainer, no_crossing_between_groups) {
+    Setup st;
+    Trainer *tr = make_trainer(&st, ini_two_groups);
+    Wgan *m = tr->model;
+    float *g0 = copy_of(&m->gen.ps), *d0 = copy_of(&m->critic.ps);
+    double loss = wgan_critic_update(m, tr, 1);
+    cr_assert(isfinite(loss));
+    cr_assert(same(&m->gen.ps, g0), "a critic update changed the generator");
+    cr_assert(!same(&m->critic.ps, d0), "a critic update left the critic unchanged");
+    for (size_t i = 0; i < m->critic.ps.n; i++)
+        cr_assert(fabsf(m->critic.ps.data[i]) <= 0.01f, "critic weight %zu = %g not clamped", i,
+                  (double)m->critic.ps.data[i]);
+    free(d0);
+    d0 = copy_of(&m->critic.ps);
+    loss = wgan_gen_update(m, tr);
+    cr_assert(isfinite(loss));
+    cr_assert(same(&m->critic.ps, d0), "a generator update changed the critic");
+    cr_assert(!same(&m->gen.ps, g0), "a generator update left the generator unchanged");
+    size_t outside = 0;
+    for (size_t i = 0; i < m->gen.ps.n; i++) outside += fabsf(m->gen.ps.data[i]) > 0.01f;
+    cr_assert(outside > m->gen.ps.n / 2, "the critic's clamp reached the generator");
+    for (int g = 0; g < tr->ngroups; g++) cr_assert(all_zero(tr->groups[g].ps), "stale gradient");
+    free(g0), free(d0);
+    trainer_destroy(tr);
+    cfg_free(&st.cfg);
+}
+
+/* Same seed, same numbers: three generator iterations twice. */
+Test(wgan_trainer, deterministic) {
+    double w[2][3];
+    for (int k = 0; k < 2; k++) {
+        Setup st;
+        Trainer *tr = make_trainer(&st, ini_two_groups);
+        for (tr->step = 0; tr->step < 3; tr->step++) {
+            tr->def->step(tr->model, tr);
+            w[k][tr->step] = tr->extra[((Wgan *)tr->model)->col[0]];
+        }
+        trainer_destroy(tr);
+        cfg_free(&st.cfg);
+    }
+    for (int i = 0; i < 3; i++) {
+        cr_assert(isfinite(w[0][i]));
+        cr_assert_eq(w[0][i], w[1][i], "step %d: %.9g vs %.9g", i, w[0][i], w[1][i]);
+    }
 }
