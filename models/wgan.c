@@ -563,6 +563,7 @@ static void wgan_finish(void *mp, Trainer *tr) {
         ctx_reset(c);
         close_tmp(f, tmp, path);
     }
+    if (tr->run.plots) wgan_run_plot(&tr->log, tr->run.name, m->out_dir);
     /* critic_weights.csv: every critic parameter, for the weight histogram */
     f = open_tmp(m->out_dir, "critic_weights.csv", tmp, path);
     if (f) {
@@ -601,4 +602,5 @@ const ModelDef wgan_model = {
     /* the share of generated points within 3 std of a mode (NaN on the Swiss roll) */
     .main_metric = "hq_frac",
     .main_metric_higher = 1,
+    .compare_plot = wgan_compare_plot,
 };

@@ -19,6 +19,7 @@
 #ifndef CLIPLAB_MODELS_WGAN_H
 #define CLIPLAB_MODELS_WGAN_H
 
+#include "metrics.h"
 #include "model.h"
 #include "params.h"
 #include "rng.h"
@@ -135,5 +136,12 @@ void wgan_free(Wgan *m);
 int wgan_mode_quality(int kind, const float *pts, int N, double *hq);
 /* Fraction of the critic's parameters with |w| >= 0.99 c. */
 double wgan_at_bounds(const WganMlp *d, double c);
+
+/* ---- figures (wgan_plots.c) ---- */
+/* <dir>/wgan.png: Wasserstein estimate, ||grad_x D|| and modes over steps. */
+int wgan_run_plot(const MetricsLog *log, const char *name, const char *dir);
+/* ModelDef.compare_plot: the three panels overlaid, or Figure 1 of WGAN-GP
+ * when every run logged layer_grads.csv. */
+int wgan_compare_plot(const struct RunResult *runs, int n, const char *path);
 
 #endif

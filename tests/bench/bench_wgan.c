@@ -1,72 +1,67 @@
 /* bench_wgan.c: median wall time of one WGAN critic update at the reference
- * size (gan_toy.py: 3 x 512 ReLU MLPs, noise in R^2, batch 256), two ways:
- *   clip: fake = G(noise) without a tape, critic loss E D(fake) - E D(real),
- *         backward, RMSProp 5e-5, clamp of every critic weight to +-0.01;
- *   gp:   the same loss + 10 * gradient penalty (double backward), Adam 1e-4
- *         (0.5, 0.9), no clamp.
- * Each includes the data batch and the noise draw. tests/bench/bench_wgan.py
- * runs this beside the same updates in PyTorch. Usage: bench_wgan REPS [clip|gp] */
+ * size (gan_toy.py: 3 x 512 ReLU MLPs, noise in R^2, batch 256), as a run
+ * does it (wgan_critic_update: a real batch, noise, fake = G(noise) without a
+ * tape, trainer_step on the critic group with the whole update pipeline):
+ *   clip: loss E D(fake) - E D(real), RMSProp 5e-5, [clip.critic] weight = 0.01;
+ *   gp:   the same + 10 * gradient penalty (double backward), Adam 1e-4 (0.5, 0.9).
+ * tests/bench/bench_wgan.py runs this beside the same updates in PyTorch.
+ * Usage: bench_wgan REPS [clip|gp] */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "bench_util.h"
-#include "clip.h"
-#include "ops.h"
-#include "optim.h"
 #include "train.h"
 #include "wgan.h"
+
+static const char *ini_clip =
+    "[train]\nbatch_size = 256\n[optim]\nkind = rmsprop\nlr = 5e-5\n[clip.critic]\nweight = 0.01\n";
+static const char *ini_gp = "[train]\nbatch_size = 256\n[wgan]\ngp_lambda = 10\n"
+                            "[optim]\nkind = adam\nlr = 1e-4\nbeta1 = 0.5\nbeta2 = 0.9\n";
 
 int main(int argc, char **argv) {
     int reps = argc > 1 ? atoi(argv[1]) : 20, warm = 3;
     int gp = argc > 2 && strcmp(argv[2], "gp") == 0;
-    enum { B = 256, H = 512 };
-    WganConfig cfg = {.dataset = WGAN_8GAUSSIANS, .dataset_size = 100000, .noise_dim = 2,
-                      .g_depth = 3, .g_width = H, .d_depth = 3, .d_width = H,
-                      .init = WGAN_INIT_HE, .n_critic = 5, .diters_start = 100,
-                      .diters_start_gens = 25, .diters_every = 500, .gp_lambda = gp ? 10 : 0,
-                      .eval_samples = 16, .map_points = 8, .map_range = 3};
-    Wgan m;
-    memset(&m, 0, sizeof m);
-    Rng r;
-    rng_seed(&r, 1, 1);
-    wgan_build(&m, &cfg, B, &r);
-    wgan_data_init(&m.data, cfg.dataset, cfg.dataset_size, &r);
-    Ctx c;
-    ctx_init(&c, 256 << 20, 1 << 14);
-    OptimConfig oc = gp ? (OptimConfig){.kind = OPTIM_ADAM, .lr = 1e-4, .beta1 = 0.5, .beta2 = 0.9,
-                                        .eps = 1e-8, .schedule = SCHED_CONSTANT}
-                        : (OptimConfig){.kind = OPTIM_RMSPROP, .lr = 5e-5, .alpha = 0.99,
-                                        .eps = 1e-8, .schedule = SCHED_CONSTANT};
-    Optim opt;
-    optim_init(&opt, &oc, m.critic.ps.n);
-    ClipTensor ct[2 * WGAN_MAX_DEPTH + 2];
-    for (int i = 0; i < m.critic.ps.count; i++) /* the clamp acts on the values */
-        ct[i] = (ClipTensor){m.critic.ps.params[i].t.data, NULL, m.critic.ps.params[i].t.n, 0};
+    static TrainerSettings s;
+    static GroupSettings store[4];
+    static WganConfig wc;
+    Config cfg;
+    const CfgSection *secs[] = {&run_config_section,  &train_config_section,    &optim_config_section,
+                                &clip_config_section, &recovery_config_section, wgan_model.section};
+    void *structs[] = {&s.run, &s.train, &s.optim, &s.clip, &s.recovery, &wc};
+    cfg_init(&cfg, secs, structs, 6);
+    int n = train_groups_register(&cfg, store, 0, 4, wgan_model.groups);
+    char path[] = "/tmp/cliplab_bench_wgan_XXXXXX", err[1024];
+    int fd = mkstemp(path);
+    FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+    if (!f) return 1;
+    fputs(gp ? ini_gp : ini_clip, f);
+    fclose(f);
+    CfgStatus rc = cfg_load_file(&cfg, path, err, sizeof err);
+    unlink(path);
+    if (rc != CFG_OK) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    cfg_resolve_groups(&cfg);
+    if (train_groups_select(&cfg, &s, store, n, wgan_model.groups, err, sizeof err) != 0) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    s.train.quiet = 1;
+    Trainer *tr = trainer_create(&wgan_model, &wc, &s);
+    Wgan *m = tr->model;
     double *ms = malloc(sizeof(double) * (size_t)reps);
     for (int i = 0; i < warm + reps; i++) {
         double t0 = now_seconds();
-        wgan_data_next(&m.data, &r, m.real, B);
-        for (int k = 0; k < B * 2; k++) m.noise[k] = (float)rng_normal(&r);
-        for (int k = 0; k < B; k++) m.alpha[k] = (float)rng_uniform(&r);
-        ctx_reset(&c);
-        int prev = ctx_set_grad(&c, 0);
-        Tensor *f = wgan_mlp_forward(&c, &m.gen, tensor_from(&c, 2, (int[]){B, 2}, m.noise), NULL,
-                                     NULL);
-        memcpy(m.fake, f->data, sizeof(float) * B * 2);
-        ctx_set_grad(&c, prev);
-        ctx_reset(&c);
-        param_zero_grad(&m.critic.ps);
-        wgan_critic_backward(&m, &c, 0, NULL);
-        optim_step(&opt, &m.critic.ps, oc.lr);
-        if (!gp) clip_grad_value(ct, m.critic.ps.count, 0.01);
+        wgan_critic_update(m, tr, 0);
         double t1 = now_seconds();
         if (i >= warm) ms[i - warm] = 1e3 * (t1 - t0);
     }
     printf("c_step_ms %.6f\n", bench_median(ms, reps));
     free(ms);
-    optim_free(&opt);
-    ctx_free(&c);
-    wgan_free(&m);
+    trainer_destroy(tr);
+    cfg_free(&cfg);
     return 0;
 }
