@@ -563,7 +563,6 @@ static void wgan_finish(void *mp, Trainer *tr) {
         ctx_reset(c);
         close_tmp(f, tmp, path);
     }
-    if (tr->run.plots) wgan_run_plot(&tr->log, tr->run.name, m->out_dir);
     /* critic_weights.csv: every critic parameter, for the weight histogram */
     f = open_tmp(m->out_dir, "critic_weights.csv", tmp, path);
     if (f) {
@@ -574,6 +573,7 @@ static void wgan_finish(void *mp, Trainer *tr) {
         }
         close_tmp(f, tmp, path);
     }
+    if (tr->run.plots) wgan_run_plot(&tr->log, tr->run.name, m->out_dir);
 }
 
 static void wgan_destroy(void *mp) {
