@@ -576,6 +576,29 @@ static void wgan_finish(void *mp, Trainer *tr) {
     if (tr->run.plots) wgan_run_plot(&tr->log, tr->run.name, m->out_dir);
 }
 
+/* Checkpoint state besides the parameters and tr->rng (which the trainer
+ * saves): the position in the 25gaussians set and the critic-update count. */
+#define WGAN_STATE_MAGIC 0x31534757u /* "WGS1" */
+
+static int wgan_save_state(const void *mp, FILE *f) {
+    const Wgan *m = mp;
+    int64_t v[4] = {WGAN_STATE_MAGIC, m->data.n, m->data.pos, m->critic_updates};
+    return io_put(f, v, sizeof *v, 4);
+}
+
+static int wgan_load_state(void *mp, FILE *f) {
+    Wgan *m = mp;
+    int64_t v[4];
+    if (io_get(f, v, sizeof *v, 4) != 0 || v[0] != WGAN_STATE_MAGIC || v[1] != m->data.n ||
+        v[2] < 0 || v[2] > m->data.n) {
+        fprintf(stderr, "cliplab: error: wgan checkpoint state is truncated or from another data set\n");
+        return -1;
+    }
+    m->data.pos = (int)v[2];
+    m->critic_updates = (long)v[3];
+    return 0;
+}
+
 static void wgan_destroy(void *mp) {
     Wgan *m = mp;
     if (m->layer_csv) {
@@ -598,6 +621,8 @@ const ModelDef wgan_model = {
     .create = wgan_create,
     .step = wgan_step,
     .finish = wgan_finish,
+    .save_state = wgan_save_state,
+    .load_state = wgan_load_state,
     .destroy = wgan_destroy,
     /* the share of generated points within 3 std of a mode (NaN on the Swiss roll) */
     .main_metric = "hq_frac",

@@ -196,10 +196,10 @@ static PlotPanel samples_panel(RunPics *r, PlotSeries *s, PlotField *f) {
                         .marker = PLOT_MARK_PLUS, .color = 2};
     size_t last = r->log->nrows ? r->log->nrows - 1 : 0;
     if (r->log->nrows && !isnan(r->modes[last]))
-        snprintf(r->title[0], sizeof r->title[0], "%s: points over D(x); %g modes, %.0f%% high quality",
-                 r->name, r->modes[last], 100 * r->hq[last]);
+        snprintf(r->title[0], sizeof r->title[0], "%s: %g modes, %.0f%% of points near one", r->name,
+                 r->modes[last], 100 * r->hq[last]);
     else
-        snprintf(r->title[0], sizeof r->title[0], "%s: real and generated points over D(x)", r->name);
+        snprintf(r->title[0], sizeof r->title[0], "%s: points over the critic D(x)", r->name);
     return (PlotPanel){.title = r->title[0], .xlabel = "x1", .ylabel = "x2", .series = s,
                        .nseries = r->ngen ? 2 : 0, .field = r->P ? f : NULL};
 }
@@ -207,11 +207,11 @@ static PlotPanel samples_panel(RunPics *r, PlotSeries *s, PlotField *f) {
 static PlotPanel weights_panel(RunPics *r, PlotHist *hs) {
     *hs = (PlotHist){.label = "critic weights and biases", .v = r->w, .n = r->nw};
     if (isfinite(r->c)) {
-        snprintf(r->title[1], sizeof r->title[1], "%s: critic parameters; %.0f%% within 1%% of +-c = %g",
-                 r->name, 100 * r->at_bounds, r->c);
+        snprintf(r->title[1], sizeof r->title[1], "%s: %.0f%% of critic weights at +-%g", r->name,
+                 100 * r->at_bounds, r->c);
         r->vl[0] = -r->c, r->vl[1] = r->c;
     } else {
-        snprintf(r->title[1], sizeof r->title[1], "%s: critic parameters (no clamp)", r->name);
+        snprintf(r->title[1], sizeof r->title[1], "%s: critic weights (no clamp)", r->name);
     }
     return (PlotPanel){.title = r->title[1], .xlabel = "value", .ylabel = "count",
                        .logy = PLOT_LOGY_OFF, .hists = hs, .nhists = r->nw ? 1 : 0, .bins = 60,
@@ -222,10 +222,8 @@ static PlotPanel weights_panel(RunPics *r, PlotHist *hs) {
 /* Metrics over steps for runs[0..n): which = 0 estimate, 1 slope, 2 modes, 3 hq. */
 static PlotPanel curve_panel(RunPics *r, int n, int which, PlotSeries *s) {
     static const char *const titles[4] = {
-        "Critic's Wasserstein estimate E D(real) - E D(fake)",
-        "Critic's input-gradient norm ||grad_x D|| at interpolates (mean)",
-        "Mixture modes covered (a generated point within 3 std)",
-        "High-quality share of generated points (within 3 std of a mode)"};
+        "Wasserstein estimate E D(real) - E D(fake)", "Critic slope ||grad_x D|| at interpolates",
+        "Modes covered (a generated point within 3 std)", "Share of generated points within 3 std of a mode"};
     static const char *const ylabels[4] = {"estimate", "norm", "modes", "share"};
     for (int i = 0; i < n; i++) {
         const double *y[4] = {r[i].wass, r[i].slope, r[i].modes, r[i].hq};
@@ -272,8 +270,7 @@ static int figure1(RunPics *r, int n, const char *path) {
                r[i].layer[0] / r[i].layer[r[i].nlayer - 1], 100 * r[i].at_bounds);
         p[2 + i] = weights_panel(&r[i], &hs[i]);
     }
-    p[0] = (PlotPanel){.title = "(a) ||d critic loss / d activations|| per layer, mean of the last "
-                                "50 generator updates",
+    p[0] = (PlotPanel){.title = "(a) ||d critic loss / d h_layer|| (last 50 updates)",
                        .xlabel = "critic layer (1 = next to the input)", .ylabel = "gradient norm",
                        .logy = PLOT_LOGY_ON, .series = ls, .nseries = n};
     p[1] = curve_panel(r, n, 1, cs);

@@ -363,3 +363,43 @@ Test(wgan_trainer, deterministic) {
         cr_assert_eq(w[0][i], w[1][i], "step %d: %.9g vs %.9g", i, w[0][i], w[1][i]);
     }
 }
+
+/* ---------------------------------------------------------------- ./train */
+
+#include "cli.h"
+
+#define SMALL_WGAN                                                                        \
+    "[model]\ntype = wgan\n[wgan]\ng_width = 16\nd_width = 16\nditers_start = 3\n"        \
+    "eval_samples = 64\nmap_points = 8\n[train]\nsteps = 4\nbatch_size = 32\nquiet = true\n" \
+    "[optim]\nkind = rmsprop\nlr = 5e-5\n[clip.critic]\nweight = 0.01\n"
+
+TestSuite(wgan_cli, .init = cli_mkdir, .fini = cli_rmdir);
+
+/* A run as a user starts it: the model's columns, its files and figure. */
+Test(wgan_cli, run_writes_outputs) {
+    cli_write("w.ini", SMALL_WGAN);
+    char err[4096];
+    cr_assert_eq(cli_run("w.ini", err, sizeof err, 0), 0, "%s", err);
+    const char *files[] = {"runs/w/metrics.csv", "runs/w/samples.csv", "runs/w/critic_map.csv",
+                           "runs/w/critic_weights.csv", "runs/w/wgan.png"};
+    for (int i = 0; i < 5; i++) cr_assert(cli_exists(files[i]), "%s missing", files[i]);
+    char path[512], head[2048];
+    snprintf(path, sizeof path, "%s/runs/w/metrics.csv", cli_dir);
+    FILE *f = fopen(path, "r");
+    cr_assert(f && fgets(head, sizeof head, f));
+    fclose(f);
+    const char *cols[] = {"wasserstein", "critic_loss", "gen_loss", "gp", "grad_x_norm",
+                          "critic_at_bounds", "modes", "hq_frac", "generator_grad_norm"};
+    for (int i = 0; i < 9; i++) cr_assert(strstr(head, cols[i]), "no column %s in %s", cols[i], head);
+}
+
+/* A batch larger than the fixed 25gaussians set: a clear error, exit 1, no run folder. */
+Test(wgan_cli, batch_larger_than_set) {
+    cli_write("b.ini", "[model]\ntype = wgan\n[wgan]\ndataset = 25gaussians\ndataset_size = 100\n"
+                       "[train]\nbatch_size = 256\n");
+    char err[4096];
+    int rc = cli_run("b.ini", err, sizeof err, 0);
+    cr_assert_eq(rc, 1, "exit status %d: %s", rc, err);
+    cr_assert(strstr(err, "batch_size") && strstr(err, "dataset_size"), "%s", err);
+    cr_assert(!cli_exists("runs/b"), "a run folder was created");
+}
