@@ -300,6 +300,7 @@ void wgan_build(Wgan *m, const WganConfig *cfg, int batch, Rng *r) {
     m->noise = xmalloc(B * NZ * sizeof(float));
     m->alpha = xmalloc(B * sizeof(float));
     m->eval_noise = xmalloc((size_t)cfg->eval_samples * NZ * sizeof(float));
+    m->eval_pts = xmalloc((size_t)cfg->eval_samples * 2 * sizeof(float));
 }
 
 void wgan_free(Wgan *m) {
@@ -307,6 +308,7 @@ void wgan_free(Wgan *m) {
     param_set_free(&m->critic.ps);
     wgan_data_free(&m->data);
     free(m->real), free(m->fake), free(m->noise), free(m->alpha), free(m->eval_noise);
+    free(m->eval_pts);
 }
 
 /* ------------------------------------------------------------- metrics */
@@ -464,13 +466,11 @@ static double wgan_step(void *mp, Trainer *tr) {
     trainer_set_metric(tr, m->col[M_BOUNDS], wgan_at_bounds(&m->critic, clip_bound(m)));
     /* mode metrics on the fixed noise batch */
     int E = cfg->eval_samples;
-    float *pts = xmalloc((size_t)E * 2 * sizeof *pts);
     ctx_reset(&tr->ctx);
-    generate(m, &tr->ctx, m->eval_noise, E, pts);
+    generate(m, &tr->ctx, m->eval_noise, E, m->eval_pts);
     ctx_reset(&tr->ctx);
     double hq;
-    int modes = wgan_mode_quality(cfg->dataset, pts, E, &hq);
-    free(pts);
+    int modes = wgan_mode_quality(cfg->dataset, m->eval_pts, E, &hq);
     trainer_set_metric(tr, m->col[M_MODES], modes < 0 ? NAN : modes);
     trainer_set_metric(tr, m->col[M_HQ], hq);
     trainer_set_metric(tr, m->col[M_DUPD], (double)m->critic_updates);

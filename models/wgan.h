@@ -80,6 +80,7 @@ typedef struct Wgan {
     WganData data;
     float *real, *noise, *fake, *alpha;   /* [B,2], [B,NZ], [B,2], [B] */
     float *eval_noise;                    /* [eval_samples, NZ], fixed at create */
+    float *eval_pts;                      /* [eval_samples, 2]: G(eval_noise) */
     long critic_updates;
     WganCriticStats last_stats;
     int col[10];

@@ -313,7 +313,8 @@ int wgan_compare_plot(const RunResult *runs, int n, const char *path) {
     RunPics *r = xcalloc((size_t)n, sizeof *r);
     int fig1 = 1;
     for (int i = 0; i < n; i++) {
-        load_run(&r[i], runs[i].name, runs[i].label, &runs[i].log, runs[i].out_dir);
+        /* legends by run name: the generic label names only the critic group's clip */
+        load_run(&r[i], runs[i].name, runs[i].name, &runs[i].log, runs[i].out_dir);
         fig1 &= r[i].nlayer > 0;
     }
     int rc = fig1 ? figure1(r, n, path) : overlay(r, n, path);
