@@ -87,6 +87,18 @@ transformer-sgd: deps
 	./train configs/transformer_sgd_noclip.ini configs/transformer_sgd_clip.ini \
 	  --compare runs/transformer_sgd.png
 
+# WGAN on 8 Gaussians: no constraint / weight clip 0.01 / gradient penalty 10 / 0.1,
+# overlaid in one figure (2-8 min on the shared 2 cores); then WGAN-GP's Figure 1 (4 runs)
+.PHONY: wgan wgan-figure1
+wgan: deps
+	$(MAKE) train
+	./train configs/wgan_noclip.ini configs/wgan_clip.ini configs/wgan_gp.ini configs/wgan_gp_toy.ini \
+	  --compare runs/wgan.png
+wgan-figure1: deps
+	$(MAKE) train
+	./train configs/wgan_fig1_clip0.1.ini configs/wgan_fig1_clip0.01.ini configs/wgan_fig1_clip0.001.ini \
+	  configs/wgan_fig1_gp.ini --compare runs/wgan_figure1.png
+
 # PaLM-style rollback: the same unclipped RNN with and without spike recovery (~10 s)
 .PHONY: recovery
 recovery: deps

@@ -3,7 +3,8 @@
 #include "model.h"
 #include "rnn.h"
 #include "transformer.h"
+#include "wgan.h"
 
-const ModelDef *const model_registry[] = {&rnn_model, &transformer_model};
+const ModelDef *const model_registry[] = {&rnn_model, &transformer_model, &wgan_model};
 const int model_registry_count = (int)(sizeof model_registry / sizeof *model_registry);
 

@@ -298,7 +298,14 @@ int main(int argc, char **argv) {
             snprintf(path + k, sizeof path - (size_t)k, ".png");
             mkdir("runs", 0777);
         }
-        rc = trainer_compare_plot(res, npaths, path) == 0 ? 0 : 1;
+        /* runs of one model that draws its own comparison get that figure */
+        const ModelDef *def = res[0].def;
+        for (int i = 1; i < npaths; i++)
+            if (res[i].def != def) def = NULL;
+        if (def && def->compare_plot)
+            rc = def->compare_plot(res, npaths, path) == 0 ? 0 : 1;
+        else
+            rc = trainer_compare_plot(res, npaths, path) == 0 ? 0 : 1;
         if (rc == 0) printf("comparison plot: %s\n", path);
     }
     for (int i = 0; i < npaths; i++) {

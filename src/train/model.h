@@ -32,6 +32,7 @@
 #include "tensor.h"
 
 typedef struct Trainer Trainer;
+struct RunResult;
 
 typedef struct ModelDef {
     const char *name;                 /* [model] type = <name> */
@@ -63,6 +64,10 @@ typedef struct ModelDef {
      * main_metric_higher = 1 when higher is better (accuracy, return). */
     const char *main_metric;
     int main_metric_higher;
+    /* Optional: the comparison figure of several runs of this model (./train
+     * A.ini B.ini ...), written to path instead of the generic loss /
+     * grad-norm overlay; reads each run's files in runs[i].out_dir. 0 = ok. */
+    int (*compare_plot)(const struct RunResult *runs, int n, const char *path);
 } ModelDef;
 
 extern const ModelDef *const model_registry[];

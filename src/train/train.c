@@ -344,6 +344,8 @@ int trainer_run(const ModelDef *def, const void *model_cfg, const TrainerSetting
     if (rc == 0 && tr->diverged == 2) rc = 3;
     if (res) {
         snprintf(res->name, sizeof res->name, "%s", run->name);
+        snprintf(res->out_dir, sizeof res->out_dir, "%s", run->out_dir);
+        res->def = tr->def;
         clipper_describe_run(&tr->groups[0].clip, res->clip_desc, sizeof res->clip_desc);
         res->recovery = tr->rec.cfg.enabled;
         snprintf(res->label, sizeof res->label, "%s (clip: %s%s)", run->name, res->clip_desc,

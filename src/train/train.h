@@ -177,6 +177,8 @@ PipeResult pipeline_update(UpdateGroup *g, double loss_scale, double lr);
 /* Everything one config run needs, after the config was loaded and validated. */
 typedef struct RunResult {
     char name[CFG_STR_MAX];
+    char out_dir[CFG_STR_MAX];    /* where the run wrote its files */
+    const ModelDef *def;          /* the model it trained */
     char label[CFG_STR_MAX + 128];
     MetricsLog log;               /* owned copy of the rows for comparison plots */
     double baseline;              /* trivial-predictor loss or NaN */
