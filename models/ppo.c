@@ -154,9 +154,11 @@ Tensor *ppo_loss_on(Ppo *m, Ctx *c, const PpoBatch *b, PpoStats *st) {
     if (st) {
         double okl = 0.0, kl = 0.0, cf = 0.0;
         for (int i = 0; i < M; i++) {
+            /* k3 = (r - 1) - log r >= 0, as expm1 in double: float32's (r - 1) - log r
+             * rounds to small negatives once the policy has stopped moving */
             double lr = logratio->data[i], r = ratio->data[i];
             okl += -lr;
-            kl += (r - 1.0) - lr;
+            kl += expm1(lr) - lr;
             cf += fabs(r - 1.0) > cfg->clip_coef;
         }
         *st = (PpoStats){pg->data[0], vloss->data[0], ent->data[0], kl / M, okl / M, cf / M};
@@ -434,6 +436,8 @@ static void ppo_destroy(void *mp) {
     free(m);
 }
 
+static const char *const ppo_plot_columns[] = {"episodic_return", "approx_kl", "entropy", NULL};
+
 const ModelDef ppo_model = {
     .name = "ppo",
     .summary = "PPO with ratio clipping on CartPole-v1 (Schulman et al. 2017; CleanRL ppo.py)",
@@ -443,4 +447,5 @@ const ModelDef ppo_model = {
     .step = ppo_step,
     .finish = ppo_finish,
     .destroy = ppo_destroy,
+    .plot_columns = ppo_plot_columns,
 };

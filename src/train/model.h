@@ -46,6 +46,11 @@ typedef struct ModelDef {
     int (*save_state)(const void *m, FILE *f);
     int (*load_state)(void *m, FILE *f);
     void (*destroy)(void *m);
+    /* Optional, NULL-terminated: model metrics columns drawn one panel each in
+     * the run's curves.png and, instead of loss and gradient norm, in the
+     * comparison figure (PPO: episodic_return, approx_kl, entropy). A NaN in
+     * such a column means "no value this step" and is left out of the line. */
+    const char *const *plot_columns;
 } ModelDef;
 
 extern const ModelDef *const model_registry[];

@@ -491,6 +491,9 @@ void run_result_free(RunResult *r) {
     memset(r, 0, sizeof *r);
 }
 
+static int columns_figure(const char *path, const char *title, const MetricsLog *const *logs,
+                          const char *const *labels, int n, const char *const *cols);
+
 int trainer_run(const ModelDef *def, const void *model_cfg, const TrainerSettings *s,
                 const Config *cfg, RunResult *res) {
     Trainer *tr = xcalloc(1, sizeof *tr);
@@ -520,10 +523,21 @@ int trainer_run(const ModelDef *def, const void *model_cfg, const TrainerSetting
     double baseline = def->baseline_loss ? def->baseline_loss(tr->model) : NAN;
     if (rc == 0 && run->plots && tr->log.nrows) rc = write_run_plots(tr, baseline);
     if (rc == 0 && run->plots && tr->pnorm_log.nrows) rc = write_heatmap(tr);
+    if (rc == 0 && run->plots && tr->log.nrows && def->plot_columns) {
+        char path[CFG_STR_MAX + 32], desc[96], title[CFG_STR_MAX + 128];
+        const MetricsLog *lp = &tr->log;
+        const char *label = run->name;
+        snprintf(path, sizeof path, "%s/curves.png", tr->run.out_dir);
+        clipper_describe_run(&tr->groups[0].clip, desc, sizeof desc);
+        snprintf(title, sizeof title, "%s  (gradient clip: %s)", run->name, desc);
+        rc = columns_figure(path, title, &lp, &label, 1, def->plot_columns);
+    }
     if (rc == 0 && def->finish && !tr->diverged) def->finish(tr->model, tr);
     if (rc == 0 && !train->quiet) {
         printf("%s: wrote %s/ (config.ini, metrics.csv%s)%s\n", run->name, run->out_dir,
-               run->plots ? ", loss.png, grad_norm.png" : "",
+               run->plots ? (def->plot_columns ? ", loss.png, grad_norm.png, curves.png"
+                                               : ", loss.png, grad_norm.png")
+                          : "",
                tr->diverged ? "; the run went non-finite and was stopped" : "");
     }
     if (rc == 0 && tr->diverged == 2) rc = 3;
@@ -539,6 +553,7 @@ int trainer_run(const ModelDef *def, const void *model_cfg, const TrainerSetting
         res->log = tr->log;
         tr->log.rows = NULL;
         res->baseline = baseline;
+        res->plot_columns = def->plot_columns;
     }
     if (def->destroy) def->destroy(tr->model);
     for (int g = 0; g < tr->ngroups; g++) {
@@ -578,7 +593,60 @@ static void smooth(const double *y, size_t n, size_t w, int use_max, double *out
     }
 }
 
+/* One panel per model column (ModelDef.plot_columns) over n runs' logs: NaN
+ * rows dropped (no value that step), the rest smoothed as the loss curves. */
+static int columns_figure(const char *path, const char *title, const MetricsLog *const *logs,
+                          const char *const *labels, int n, const char *const *cols) {
+    int ncols = 0;
+    while (cols[ncols]) ncols++;
+    PlotPanel *panels = xcalloc((size_t)ncols, sizeof *panels);
+    PlotSeries *series = xcalloc((size_t)ncols * (size_t)n, sizeof *series);
+    double **bufs = xcalloc((size_t)ncols * (size_t)n * 3, sizeof *bufs);
+    char(*titles)[128] = xcalloc((size_t)ncols, sizeof *titles);
+    size_t longest = 0;
+    for (int i = 0; i < n; i++) longest = logs[i]->nrows > longest ? logs[i]->nrows : longest;
+    size_t w = longest > 600 ? longest / 200 : 1;
+    for (int c = 0; c < ncols; c++) {
+        for (int i = 0; i < n; i++) {
+            const MetricsLog *l = logs[i];
+            double **b = bufs + 3 * ((size_t)c * n + i);
+            for (int k = 0; k < 3; k++) b[k] = xmalloc((l->nrows + 1) * sizeof(double));
+            int col = metrics_col(l, cols[c]);
+            ASSERT(col >= 0, "plot column %s is not in the metrics", cols[c]);
+            size_t m = 0;
+            for (size_t r = 0; r < l->nrows; r++) {
+                double v = l->rows[r * (size_t)l->ncols + col];
+                if (isnan(v)) continue;
+                b[0][m] = l->rows[r * (size_t)l->ncols];
+                b[1][m++] = v;
+            }
+            smooth(b[1], m, w, 0, b[2]);
+            series[(size_t)c * n + i] = (PlotSeries){labels[i], b[0], b[2], m, 0};
+        }
+        if (w > 1)
+            snprintf(titles[c], sizeof titles[c], "%s (mean of the last %zu logged steps)", cols[c], w);
+        else
+            snprintf(titles[c], sizeof titles[c], "%s", cols[c]);
+        panels[c] = (PlotPanel){titles[c], "step", cols[c], PLOT_LOGY_AUTO, series + (size_t)c * n,
+                                n, NULL, 0, NULL, NAN, NULL};
+    }
+    char err[256];
+    int rc = plot_figure(path, title, panels, ncols, 1100, 380 * ncols + 80, err, sizeof err);
+    if (rc != 0) fprintf(stderr, "cliplab: error: writing %s: %s\n", path, err);
+    for (size_t i = 0; i < (size_t)ncols * (size_t)n * 3; i++) free(bufs[i]);
+    free(bufs), free(series), free(panels), free(titles);
+    return rc;
+}
+
 int trainer_compare_plot(const RunResult *runs, int n, const char *path) {
+    if (runs[0].plot_columns) {
+        const MetricsLog **logs = xcalloc((size_t)n, sizeof *logs);
+        const char **labels = xcalloc((size_t)n, sizeof *labels);
+        for (int i = 0; i < n; i++) logs[i] = &runs[i].log, labels[i] = runs[i].label;
+        int rc = columns_figure(path, "Runs compared", logs, labels, n, runs[0].plot_columns);
+        free(logs), free(labels);
+        return rc;
+    }
     PlotSeries *ls = xcalloc(2 * (size_t)n, sizeof *ls), *gs = xcalloc((size_t)n, sizeof *gs);
     double **bufs = xcalloc((size_t)n * 7, sizeof *bufs);
     int nls = n;

@@ -132,6 +132,7 @@ typedef struct RunResult {
     int recovery;                 /* [recovery] enabled */
     RecoveryEvent *events;        /* its rollbacks (owned) */
     int nevents;
+    const char *const *plot_columns; /* the model's (ModelDef.plot_columns), or NULL */
 } RunResult;
 
 /* Train; write outputs. Returns 0 on success (a stopped divergence is success),
