@@ -49,7 +49,7 @@ static const CfgKey ppo_keys[] = {
 };
 static const CfgSection ppo_section = {
     "ppo", ppo_keys, (int)(sizeof ppo_keys / sizeof *ppo_keys),
-    "PPO on CartPole-v1 (CleanRL ppo.py defaults); [optim] and [clip] are the update's"};
+    "PPO on CartPole-v1 (CleanRL ppo.py defaults); [optim] and [clip] are the update's", NULL};
 
 /* ------------------------------------------------------------------ agent */
 
@@ -289,6 +289,17 @@ static void shuffle(int *v, int n, Rng *r) { /* Fisher-Yates, as np.random.shuff
     }
 }
 
+typedef struct MinibatchArg {
+    PpoBatch batch;
+    PpoStats *stats;
+} MinibatchArg;
+
+static Tensor *minibatch_loss(void *mp, Ctx *c, Trainer *tr, void *argp) {
+    (void)tr;
+    MinibatchArg *arg = argp;
+    return ppo_loss_on(mp, c, &arg->batch, arg->stats);
+}
+
 static double ppo_step(void *mp, Trainer *tr) {
     Ppo *m = mp;
     const PpoConfig *cfg = &m->cfg;
@@ -299,7 +310,7 @@ static double ppo_step(void *mp, Trainer *tr) {
     bootstrap_value(m, &tr->ctx, next_value);
     ppo_gae(m->adv, m->ret, m->rew, m->val, m->done, next_value, m->next_done, T, N, cfg->gamma,
             cfg->gae_lambda);
-    UpdateGroup *g = &tr->groups[0];
+    UpdateGroup *g = trainer_group(tr, "agent");
     PpoStats st = {NAN, NAN, NAN, NAN, NAN, NAN};
     double loss = NAN, clipfrac_sum = 0.0;
     int nmb = 0;
@@ -307,18 +318,10 @@ static double ppo_step(void *mp, Trainer *tr) {
     for (int epoch = 0; epoch < cfg->update_epochs && !tr->diverged; epoch++) {
         shuffle(m->inds, B, &tr->rng);
         for (int start = 0; start < B && !tr->diverged; start += M) {
-            PpoBatch b = gather(m, m->inds + start, M);
-            ctx_reset(&tr->ctx);
-            Tensor *l = ppo_loss_on(m, &tr->ctx, &b, &st);
-            loss = l->data[0];
+            MinibatchArg arg = {gather(m, m->inds + start, M), &st};
+            loss = trainer_step(tr, &g, 1, minibatch_loss, m, &arg);
             clipfrac_sum += st.clipfrac;
             nmb++;
-            if (isfinite(loss))
-                ad_backward(&tr->ctx, l, (float)tr->train.loss_scale);
-            else /* the gradient of a non-finite loss is unknown: the pipeline's check sees it */
-                for (size_t k = 0; k < g->ps->n; k++) g->ps->grad[k] = NAN;
-            ctx_reset(&tr->ctx);
-            trainer_update(tr, g);
         }
         if (st.approx_kl > cfg->target_kl) break; /* CleanRL checks after each epoch */
     }
@@ -436,6 +439,7 @@ static void ppo_destroy(void *mp) {
     free(m);
 }
 
+static const char *const ppo_groups[] = {"agent", NULL};
 static const char *const ppo_plot_columns[] = {"episodic_return", "approx_kl", "entropy", NULL};
 
 const ModelDef ppo_model = {
@@ -447,5 +451,8 @@ const ModelDef ppo_model = {
     .step = ppo_step,
     .finish = ppo_finish,
     .destroy = ppo_destroy,
+    .groups = ppo_groups,
+    .main_metric = "return_100", /* mean return of the last 100 training episodes */
+    .main_metric_higher = 1,
     .plot_columns = ppo_plot_columns,
 };
