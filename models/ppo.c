@@ -429,6 +429,44 @@ static void ppo_finish(void *mp, Trainer *tr) {
     fflush(stdout);
 }
 
+/* Checkpoint state besides parameters (recovery rollbacks): the environments
+ * (states, episode counters, reset stream), the observation the next rollout
+ * starts from, and the episode statistics, so a replay continues the same
+ * episodes. The rollout buffers are rebuilt by every step. */
+#define PPO_STATE_MAGIC 0x50504F31u /* "PPO1" */
+static int ppo_save_state(const void *mp, FILE *f) {
+    const Ppo *m = mp;
+    size_t N = (size_t)m->env.n;
+    uint32_t hdr[2] = {PPO_STATE_MAGIC, (uint32_t)N};
+    int bad = io_put(f, hdr, sizeof hdr, 1) || io_put(f, m->env.state, sizeof(double), N * 4) ||
+              io_put(f, m->env.len, sizeof(int), N) || io_put(f, m->env.ret, sizeof(double), N) ||
+              io_put(f, &m->env.rng, sizeof m->env.rng, 1) ||
+              io_put(f, m->next_obs, sizeof(float), N * CARTPOLE_OBS) ||
+              io_put(f, m->next_done, sizeof(float), N) ||
+              io_put(f, m->recent, sizeof m->recent, 1) || io_put(f, &m->episodes, sizeof(long), 1) ||
+              io_put(f, &m->solved_step, sizeof(long), 1);
+    return bad ? -1 : 0;
+}
+
+static int ppo_load_state(void *mp, FILE *f) {
+    Ppo *m = mp;
+    size_t N = (size_t)m->env.n;
+    uint32_t hdr[2];
+    if (io_get(f, hdr, sizeof hdr, 1) || hdr[0] != PPO_STATE_MAGIC || hdr[1] != N) {
+        fprintf(stderr, "cliplab: error: PPO checkpoint state is truncated, not ours, or for "
+                        "another num_envs\n");
+        return -1;
+    }
+    int bad = io_get(f, m->env.state, sizeof(double), N * 4) || io_get(f, m->env.len, sizeof(int), N) ||
+              io_get(f, m->env.ret, sizeof(double), N) || io_get(f, &m->env.rng, sizeof m->env.rng, 1) ||
+              io_get(f, m->next_obs, sizeof(float), N * CARTPOLE_OBS) ||
+              io_get(f, m->next_done, sizeof(float), N) ||
+              io_get(f, m->recent, sizeof m->recent, 1) || io_get(f, &m->episodes, sizeof(long), 1) ||
+              io_get(f, &m->solved_step, sizeof(long), 1);
+    if (bad) fprintf(stderr, "cliplab: error: PPO checkpoint state is truncated\n");
+    return bad ? -1 : 0;
+}
+
 static void ppo_destroy(void *mp) {
     Ppo *m = mp;
     ppo_free_params(m);
@@ -450,6 +488,8 @@ const ModelDef ppo_model = {
     .create = ppo_create,
     .step = ppo_step,
     .finish = ppo_finish,
+    .save_state = ppo_save_state,
+    .load_state = ppo_load_state,
     .destroy = ppo_destroy,
     .groups = ppo_groups,
     .main_metric = "return_100", /* mean return of the last 100 training episodes */

@@ -12,6 +12,7 @@
 #include "cli.h"
 #include "ops.h"
 #include "ppo.h"
+#include "train.h"
 #include "tfile.h"
 
 static PpoConfig default_config(void) {
@@ -241,4 +242,56 @@ Test(ppo, bad_minibatch_count_is_a_clear_error, .init = cli_mkdir, .fini = cli_r
     cr_assert_neq(rc, 0);
     cr_assert(strstr(out, "num_minibatches = 3") && strstr(out, "512"), "message: %s", out);
     cr_assert(!cli_exists("runs/p/metrics.csv"), "a failed run left metrics behind");
+}
+
+/* ---------------------------------------------------------- checkpoint state */
+
+typedef struct Setup {
+    TrainerSettings s;
+    GroupSettings store[4];
+    Config cfg;
+} Setup;
+
+/* Every default (the trainer's and [ppo]'s), then the overrides. */
+static Trainer *make_trainer(Setup *st, PpoConfig *pc, int num_envs) {
+    memset(st, 0, sizeof *st);
+    const CfgSection *secs[] = {&run_config_section, &train_config_section, &optim_config_section,
+                                &clip_config_section, &recovery_config_section, ppo_model.section};
+    void *structs[] = {&st->s.run, &st->s.train, &st->s.optim, &st->s.clip, &st->s.recovery, pc};
+    cfg_init(&st->cfg, secs, structs, 6);
+    int n = train_groups_register(&st->cfg, st->store, 0, 4, ppo_model.groups);
+    cfg_resolve_groups(&st->cfg);
+    char err[512];
+    cr_assert_eq(train_groups_select(&st->cfg, &st->s, st->store, n, ppo_model.groups, err, sizeof err),
+                 0, "%s", err);
+    st->s.train.quiet = 1;
+    st->s.train.steps = 10;
+    pc->num_envs = num_envs, pc->num_steps = 32, pc->eval_episodes = 0;
+    return trainer_create(&ppo_model, pc, &st->s);
+}
+
+Test(ppo, checkpoint_state_round_trip_and_mismatch) {
+    Setup sa, sb, sc;
+    PpoConfig ca, cb, cc;
+    Trainer *a = make_trainer(&sa, &ca, 4), *b = make_trainer(&sb, &cb, 4), *c = make_trainer(&sc, &cc, 3);
+    for (a->step = 0; a->step < 3; a->step++) ppo_model.step(a->model, a);
+    FILE *f = tmpfile();
+    cr_assert(f);
+    cr_assert_eq(ppo_model.save_state(a->model, f), 0);
+    rewind(f);
+    cr_assert_eq(ppo_model.load_state(b->model, f), 0);
+    const Ppo *pa = a->model, *pb = b->model;
+    cr_assert(pa->episodes > 0, "3 updates of 128 steps finished no episode");
+    cr_assert_eq(pb->episodes, pa->episodes);
+    cr_assert(memcmp(pa->env.state, pb->env.state, 4 * 4 * sizeof(double)) == 0);
+    cr_assert(memcmp(pa->env.len, pb->env.len, 4 * sizeof(int)) == 0);
+    cr_assert(memcmp(pa->next_obs, pb->next_obs, 4 * 4 * sizeof(float)) == 0);
+    cr_assert(memcmp(pa->recent, pb->recent, sizeof pa->recent) == 0);
+    /* the environments go on identically: same reset stream */
+    cr_assert_eq(rng_u32((Rng *)&pa->env.rng), rng_u32((Rng *)&pb->env.rng));
+    rewind(f);
+    cr_assert_neq(ppo_model.load_state(c->model, f), 0, "a state for 4 envs loaded into 3");
+    fclose(f);
+    trainer_destroy(a), trainer_destroy(b), trainer_destroy(c);
+    cfg_free(&sa.cfg), cfg_free(&sb.cfg), cfg_free(&sc.cfg);
 }
