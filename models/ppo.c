@@ -477,6 +477,14 @@ static void ppo_destroy(void *mp) {
     free(m);
 }
 
+static void ppo_describe(const void *mp, char *buf, size_t len) {
+    const PpoConfig *cfg = &((const Ppo *)mp)->cfg;
+    if (isfinite(cfg->clip_coef))
+        snprintf(buf, len, "ratio clip %g%s", cfg->clip_coef, cfg->clip_vloss ? " + value clip" : "");
+    else
+        snprintf(buf, len, "no ratio clip%s", cfg->clip_vloss ? " (value clip inf)" : "");
+}
+
 static const char *const ppo_groups[] = {"agent", NULL};
 static const char *const ppo_plot_columns[] = {"episodic_return", "approx_kl", "entropy", NULL};
 
@@ -495,4 +503,5 @@ const ModelDef ppo_model = {
     .main_metric = "return_100", /* mean return of the last 100 training episodes */
     .main_metric_higher = 1,
     .plot_columns = ppo_plot_columns,
+    .describe = ppo_describe,
 };

@@ -68,6 +68,9 @@ typedef struct ModelDef {
      * comparison figure (PPO: episodic_return, approx_kl, entropy). A NaN in
      * such a column means "no value this step" and is left out of the line. */
     const char *const *plot_columns;
+    /* Optional: the model's own clipping in a few words ("ratio clip 0.2"),
+     * put in the run's label beside the gradient clip. */
+    void (*describe)(const void *m, char *buf, size_t len);
 } ModelDef;
 
 extern const ModelDef *const model_registry[];

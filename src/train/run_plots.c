@@ -117,7 +117,12 @@ static int write_columns(const Trainer *tr) {
     const char *label = tr->run.name;
     snprintf(path, sizeof path, "%s/curves.png", tr->run.out_dir);
     clipper_describe_run(&tr->groups[0].clip, desc, sizeof desc);
-    snprintf(title, sizeof title, "%s  (gradient clip: %s)", tr->run.name, desc);
+    char own[96] = "";
+    if (tr->def->describe) {
+        own[0] = ';', own[1] = ' ';
+        tr->def->describe(tr->model, own + 2, sizeof own - 2);
+    }
+    snprintf(title, sizeof title, "%s  (gradient clip: %s%s)", tr->run.name, desc, own);
     return columns_figure(path, title, &lp, &label, 1, tr->def->plot_columns);
 }
 

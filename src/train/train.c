@@ -348,8 +348,13 @@ int trainer_run(const ModelDef *def, const void *model_cfg, const TrainerSetting
         snprintf(res->name, sizeof res->name, "%s", run->name);
         clipper_describe_run(&tr->groups[0].clip, res->clip_desc, sizeof res->clip_desc);
         res->recovery = tr->rec.cfg.enabled;
-        snprintf(res->label, sizeof res->label, "%s (clip: %s%s)", run->name, res->clip_desc,
-                 res->recovery ? "; spike recovery on" : "");
+        char own[96] = "";
+        if (def->describe) {
+            def->describe(tr->model, own + 2, sizeof own - 4);
+            own[0] = ';', own[1] = ' ';
+        }
+        snprintf(res->label, sizeof res->label, "%s (clip: %s%s%s)", run->name, res->clip_desc,
+                 own, res->recovery ? "; spike recovery on" : "");
         res->events = tr->rec.events;
         res->nevents = tr->rec.nevents;
         tr->rec.events = NULL;
