@@ -351,6 +351,8 @@ static void *ppo_create(Trainer *tr, const void *cfgp) {
             cfg->num_minibatches, B);
     Ppo *m = xcalloc(1, sizeof *m);
     ppo_build(m, cfg, &tr->rng);
+    m->init_params = xmalloc(m->ps.n * sizeof(float));
+    memcpy(m->init_params, m->ps.data, m->ps.n * sizeof(float));
     cartpole_vec_init(&m->env, N, cfg->max_episode_steps, (uint64_t)tr->run.seed);
     size_t b = (size_t)B;
     m->obs = xmalloc(b * CARTPOLE_OBS * sizeof(float));
@@ -474,6 +476,7 @@ static void ppo_destroy(void *mp) {
     free(m->obs), free(m->logp), free(m->rew), free(m->done), free(m->val), free(m->adv);
     free(m->ret), free(m->act), free(m->inds), free(m->mb), free(m->mb_act);
     free(m->next_obs), free(m->next_done), free(m->ep_ret), free(m->ep_len);
+    free(m->init_params);
     free(m);
 }
 

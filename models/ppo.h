@@ -85,6 +85,7 @@ typedef struct Ppo {
     long episodes;
     long solved_step;       /* first global step where the last-100 mean >= 475, or -1 */
     int col[11];            /* metric columns */
+    float *init_params;     /* the untrained agent (ps.n values), for episode.png */
 } Ppo;
 
 /* Declare, allocate and initialise the agent's parameters (no trainer needed). */
