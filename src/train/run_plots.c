@@ -47,12 +47,17 @@ static int write_loss_and_norm(const Trainer *tr, double baseline) {
     int ne = tr->rec.nevents;
     double *ex, *ey;
     rollback_points(tr->rec.events, ne, &ex, &ey);
-    PlotSeries ls[3] = {{"training loss", x, loss, n, 0}};
+    PlotSeries ls[3] = {{.label = "training loss", .x = x, .y = loss, .n = n}};
     int nls = 1;
-    if (nv) ls[nls++] = (PlotSeries){"validation loss", vx, val, nv, 1};
-    if (ne) ls[nls++] = (PlotSeries){"loss spike (rolled back)", ex, ey, (size_t)ne, 1};
-    PlotPanel lp = {"Loss", "step", "loss", PLOT_LOGY_AUTO, ls, nls, ex, ne,
-                    "rollback", baseline, "trivial predictor"};
+    if (nv)
+        ls[nls++] = (PlotSeries){.label = "validation loss", .x = vx, .y = val, .n = nv, .style = 1};
+    if (ne)
+        ls[nls++] = (PlotSeries){.label = "loss spike (rolled back)", .x = ex, .y = ey,
+                                 .n = (size_t)ne, .style = 1};
+    PlotPanel lp = {.title = "Loss", .xlabel = "step", .ylabel = "loss", .logy = PLOT_LOGY_AUTO,
+                    .series = ls, .nseries = nls, .vlines = ex, .nvlines = ne,
+                    .vline_label = "rollback", .hline = baseline,
+                    .hline_label = "trivial predictor"};
     snprintf(path, sizeof path, "%s/loss.png", tr->run.out_dir);
     int rc = plot_figure(path, title, &lp, 1, 1000, 480, err, sizeof err);
     if (rc == 0) {
@@ -61,11 +66,13 @@ static int write_loss_and_norm(const Trainer *tr, double baseline) {
         metrics_column(l, metrics_col(l, "clip_threshold"), th);
         int has_th = 0;
         for (size_t r = 0; r < n; r++) has_th |= isfinite(th[r]);
-        PlotSeries gs[3] = {{"pre-clip norm", x, gn, n, 0}, {"post-clip norm", x, gc, n, 0},
-                            {"clip threshold", x, th, n, 0}};
+        PlotSeries gs[3] = {{.label = "pre-clip norm", .x = x, .y = gn, .n = n},
+                            {.label = "post-clip norm", .x = x, .y = gc, .n = n},
+                            {.label = "clip threshold", .x = x, .y = th, .n = n}};
         if (!has_th) gs[2] = gs[1]; /* value/norm/agc have no global threshold */
-        PlotPanel gp = {"Global gradient L2 norm", "step", "norm", PLOT_LOGY_AUTO, gs,
-                        tr->groups[0].clip.cfg.grad == CLIP_NONE ? 1 : 2 + has_th, NULL, 0, NULL, NAN, NULL};
+        PlotPanel gp = {.title = "Global gradient L2 norm", .xlabel = "step", .ylabel = "norm",
+                        .logy = PLOT_LOGY_AUTO, .series = gs,
+                        .nseries = tr->groups[0].clip.cfg.grad == CLIP_NONE ? 1 : 2 + has_th};
         snprintf(path, sizeof path, "%s/grad_norm.png", tr->run.out_dir);
         rc = plot_figure(path, title, &gp, 1, 1000, 480, err, sizeof err);
         free(th);
@@ -231,8 +238,8 @@ int trainer_compare_plot(const RunResult *runs, int n, const char *path) {
         metrics_column(l, metrics_col(l, "grad_norm"), b[2]);
         smooth(b[1], l->nrows, w, 0, b[3]);
         smooth(b[2], l->nrows, w, 1, b[4]);
-        ls[i] = (PlotSeries){runs[i].label, b[0], b[3], l->nrows, 0};
-        gs[i] = (PlotSeries){runs[i].label, b[0], b[4], l->nrows, 0};
+        ls[i] = (PlotSeries){.label = runs[i].label, .x = b[0], .y = b[3], .n = l->nrows};
+        gs[i] = (PlotSeries){.label = runs[i].label, .x = b[0], .y = b[4], .n = l->nrows};
         if (isnan(baseline)) baseline = runs[i].baseline;
     }
     for (int i = 0; i < n; i++) { /* each run's rollbacks: its spikes as points */
@@ -242,7 +249,8 @@ int trainer_compare_plot(const RunResult *runs, int n, const char *path) {
         rollback_points(r->events, r->nevents, &b[5], &b[6]);
         char *label = xmalloc(CFG_STR_MAX + 32);
         snprintf(label, CFG_STR_MAX + 32, "%s: spike, rolled back", r->name);
-        ls[nls++] = (PlotSeries){label, b[5], b[6], (size_t)r->nevents, 1};
+        ls[nls++] = (PlotSeries){.label = label, .x = b[5], .y = b[6], .n = (size_t)r->nevents,
+                                 .style = 1};
     }
     int clip_differs = 0, recovery_differs = 0;
     for (int i = 1; i < n; i++) {
@@ -261,8 +269,10 @@ int trainer_compare_plot(const RunResult *runs, int n, const char *path) {
         snprintf(gt, sizeof gt, "Pre-clip global gradient L2 norm");
     }
     PlotPanel panels[2] = {
-        {lt, "step", "loss", PLOT_LOGY_AUTO, ls, nls, NULL, 0, NULL, baseline, "trivial predictor"},
-        {gt, "step", "norm", PLOT_LOGY_AUTO, gs, n, NULL, 0, NULL, NAN, NULL},
+        {.title = lt, .xlabel = "step", .ylabel = "loss", .logy = PLOT_LOGY_AUTO, .series = ls,
+         .nseries = nls, .hline = baseline, .hline_label = "trivial predictor"},
+        {.title = gt, .xlabel = "step", .ylabel = "norm", .logy = PLOT_LOGY_AUTO, .series = gs,
+         .nseries = n},
     };
     char err[256];
     int rc = plot_figure(path, title, panels, 2, 1100, 900, err, sizeof err);
