@@ -16,6 +16,7 @@
 
 #include "common.h"
 #include "ops.h"
+#include "plot.h"
 #include "train.h"
 
 /* ------------------------------------------------------------------ config */
@@ -413,6 +414,99 @@ double ppo_evaluate(Ppo *m, Ctx *c, int episodes, uint64_t seed, double *min_ret
     return s / episodes;
 }
 
+/* ------------------------------------------------------------------ episode.png */
+
+#define FILM_FRAMES 6
+
+typedef struct Film {
+    double *states[2];      /* [len+1][4] per episode: trained policy, untrained */
+    int len[2];
+    int frame[2][FILM_FRAMES];
+} Film;
+
+/* One episode of the agent's current policy (actions sampled) from a fresh
+ * start drawn from r; states[t] is the state before step t, states[len] the
+ * last. Returns len. */
+static int record_episode(Ppo *m, Ctx *c, Rng *r, double *states) {
+    cartpole_reset_state(states, r);
+    int len = 0, prev = ctx_set_grad(c, 0);
+    for (;;) {
+        const double *s = states + (size_t)len * CARTPOLE_OBS;
+        float obs[CARTPOLE_OBS], logp;
+        for (int k = 0; k < CARTPOLE_OBS; k++) obs[k] = (float)s[k];
+        ctx_reset(c);
+        Tensor *lg = ppo_actor(m, c, tensor_from(c, 2, (int[]){1, CARTPOLE_OBS}, obs));
+        int act;
+        sample_actions(&act, &logp, lg->data, 1, r);
+        double *next = states + (size_t)(len + 1) * CARTPOLE_OBS;
+        memcpy(next, s, CARTPOLE_OBS * sizeof *next);
+        int terminated = cartpole_step_state(next, act);
+        if (terminated || ++len >= m->cfg.max_episode_steps) {
+            len += terminated;
+            break;
+        }
+    }
+    ctx_reset(c);
+    ctx_set_grad(c, prev);
+    return len;
+}
+
+/* Cell: the track with its +-2.4 limits, the cart, the pole (half length 0.5,
+ * leaning right for theta > 0 as Gymnasium draws it) and its axle. */
+static void draw_cartpole(PlotDraw *d, int index, void *arg) {
+    const Film *f = arg;
+    int ep = index / FILM_FRAMES;
+    const double *s = f->states[ep] + (size_t)f->frame[ep][index % FILM_FRAMES] * CARTPOLE_OBS;
+    PlotColor track = {90, 90, 90, 255}, cart = {20, 20, 20, 255}, pole = {202, 152, 101, 255};
+    PlotColor axle = {129, 132, 203, 255}, edge = {200, 60, 60, 255};
+    plot_draw_line(d, -3.0, 0.0, 3.0, 0.0, 1.5, track);
+    plot_draw_line(d, -CARTPOLE_X_THRESHOLD, -0.15, -CARTPOLE_X_THRESHOLD, 0.25, 1.5, edge);
+    plot_draw_line(d, CARTPOLE_X_THRESHOLD, -0.15, CARTPOLE_X_THRESHOLD, 0.25, 1.5, edge);
+    double x = s[0], th = s[2], py = 0.3; /* pivot on top of the cart */
+    plot_draw_rect(d, x - 0.2, py - 0.24, x + 0.2, py, cart); /* Gymnasium: 50 x 30 px at 125 px/m */
+    plot_draw_rotated_rect(d, x + 0.5 * sin(th), py + 0.5 * cos(th), 0.07, 1.0, -th, pole);
+    plot_draw_circle(d, x, py, 0.045, axle);
+}
+
+/* episode.png: FILM_FRAMES frames, evenly spaced in time, of one episode of
+ * the trained policy and one of the untrained (initial) agent, same start. */
+static int write_episode_png(Ppo *m, Trainer *tr) {
+    Film f;
+    size_t cap = ((size_t)m->cfg.max_episode_steps + 1) * CARTPOLE_OBS;
+    float *trained = xmalloc(m->ps.n * sizeof(float));
+    memcpy(trained, m->ps.data, m->ps.n * sizeof(float));
+    for (int ep = 0; ep < 2; ep++) {
+        Rng r;
+        rng_seed(&r, (uint64_t)tr->run.seed, 31); /* the same start for both */
+        f.states[ep] = xmalloc(cap * sizeof(double));
+        if (ep == 1) memcpy(m->ps.data, m->init_params, m->ps.n * sizeof(float));
+        f.len[ep] = record_episode(m, &tr->ctx, &r, f.states[ep]);
+        for (int k = 0; k < FILM_FRAMES; k++)
+            f.frame[ep][k] = (int)((long)k * f.len[ep] / (FILM_FRAMES - 1));
+    }
+    memcpy(m->ps.data, trained, m->ps.n * sizeof(float));
+    char caps[2 * FILM_FRAMES][64];
+    const char *capp[2 * FILM_FRAMES];
+    for (int i = 0; i < 2 * FILM_FRAMES; i++) {
+        int ep = i / FILM_FRAMES, t = f.frame[ep][i % FILM_FRAMES];
+        const char *end = t < f.len[ep] ? ""
+                          : f.len[ep] >= m->cfg.max_episode_steps ? " (time limit)" : " (fell)";
+        snprintf(caps[i], sizeof caps[i], "%s, t = %d%s", ep ? "untrained" : "trained", t, end);
+        capp[i] = caps[i];
+    }
+    char title[CFG_STR_MAX + 128], path[CFG_STR_MAX + 32], err[256];
+    snprintf(title, sizeof title, "%s: trained policy (top, %d steps) and untrained (bottom, %d steps)",
+             tr->run.name, f.len[0], f.len[1]);
+    snprintf(path, sizeof path, "%s/episode.png", tr->run.out_dir);
+    PlotFilmstrip fs = {.title = title, .ncells = 2 * FILM_FRAMES, .ncols = FILM_FRAMES,
+                        .cell_w = 200, .cell_h = 120, .view = {-2.8, 2.8, -0.25, 1.45},
+                        .draw = draw_cartpole, .arg = &f, .captions = capp};
+    int rc = plot_filmstrip(path, &fs, err, sizeof err);
+    if (rc != 0) fprintf(stderr, "cliplab: error: writing %s: %s\n", path, err);
+    free(f.states[0]), free(f.states[1]), free(trained);
+    return rc;
+}
+
 static void ppo_finish(void *mp, Trainer *tr) {
     Ppo *m = mp;
     long steps = tr->step * (long)m->cfg.num_envs * m->cfg.num_steps;
@@ -422,6 +516,8 @@ static void ppo_finish(void *mp, Trainer *tr) {
     else
         printf("%s: mean return of the last 100 training episodes never reached %.0f in %ld "
                "steps\n", tr->run.name, CARTPOLE_SOLVED, steps);
+    if (tr->run.plots && write_episode_png(m, tr) == 0)
+        printf("%s: wrote %s/episode.png\n", tr->run.name, tr->run.out_dir);
     if (m->cfg.eval_episodes <= 0) return;
     double lo, hi;
     double mean = ppo_evaluate(m, &tr->ctx, m->cfg.eval_episodes,

@@ -206,8 +206,10 @@ static int read_column(const char *rel, const char *name, double *v, int cap) {
 Test(ppo, train_is_deterministic_and_the_return_rises, .init = cli_mkdir, .fini = cli_rmdir) {
     cli_write("p.ini", SMALL_INI);
     char out[8192];
-    cr_assert_eq(cli_run("p.ini run.name=a", out, sizeof out, 1), 0, "%s", out);
+    cr_assert_eq(cli_run("p.ini run.name=a run.plots=true", out, sizeof out, 1), 0, "%s", out);
     cr_assert(strstr(out, "final policy over 20 fresh episodes"), "no evaluation line: %s", out);
+    cr_assert(cli_exists("runs/a/curves.png") && cli_exists("runs/a/episode.png"),
+              "curves.png or episode.png missing");
     cr_assert_eq(cli_run("p.ini run.name=b", out, sizeof out, 1), 0, "%s", out);
     cr_assert_eq(cli_run("p.ini run.name=c run.seed=2", out, sizeof out, 1), 0, "%s", out);
     char *a = metrics_without_time("runs/a/metrics.csv"), *b = metrics_without_time("runs/b/metrics.csv");

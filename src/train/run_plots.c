@@ -193,14 +193,15 @@ static int columns_figure(const char *path, const char *title, const MetricsLog 
                 b[1][m++] = v;
             }
             smooth(b[1], m, w, 0, b[2]);
-            series[(size_t)c * n + i] = (PlotSeries){labels[i], b[0], b[2], m, 0};
+            series[(size_t)c * n + i] = (PlotSeries){.label = labels[i], .x = b[0], .y = b[2], .n = m};
         }
         if (w > 1)
             snprintf(titles[c], sizeof titles[c], "%s (mean of the last %zu logged steps)", cols[c], w);
         else
             snprintf(titles[c], sizeof titles[c], "%s", cols[c]);
-        panels[c] = (PlotPanel){titles[c], "step", cols[c], PLOT_LOGY_AUTO, series + (size_t)c * n,
-                                n, NULL, 0, NULL, NAN, NULL};
+        panels[c] = (PlotPanel){.title = titles[c], .xlabel = "step", .ylabel = cols[c],
+                                .logy = PLOT_LOGY_AUTO, .series = series + (size_t)c * n,
+                                .nseries = n, .hline = NAN};
     }
     char err[256];
     int rc = plot_figure(path, title, panels, ncols, 1100, 380 * ncols + 80, err, sizeof err);
