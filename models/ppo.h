@@ -12,7 +12,8 @@
  * One trainer step = one PPO iteration: a no-grad rollout of num_steps steps
  * in num_envs environments, GAE (Schulman et al. 2016, eq. 16), then
  * update_epochs passes over the batch in shuffled minibatches, one optimizer
- * update (the shared pipeline: [clip] is the gradient clip) per minibatch.
+ * update per minibatch: one trainer_step() on the group "agent" (the shared
+ * pipeline; [clip] or [clip.agent] is the gradient clip).
  *
  * Minibatch loss (CleanRL; PPO paper eq. 7 and 9, signs for minimising):
  *   r      = exp(log pi(a|s) - log pi_old(a|s))
