@@ -301,23 +301,18 @@ static Tensor *minibatch_loss(void *mp, Ctx *c, Trainer *tr, void *argp) {
     return ppo_loss_on(mp, c, &arg->batch, arg->stats);
 }
 
-static double ppo_step(void *mp, Trainer *tr) {
-    Ppo *m = mp;
+double ppo_update(Ppo *m, Trainer *tr, const int *order, PpoStats *last, double *clipfrac) {
     const PpoConfig *cfg = &m->cfg;
-    int N = cfg->num_envs, T = cfg->num_steps, B = N * T, M = B / cfg->num_minibatches;
-    double ret_sum, len_sum;
-    int ended = rollout(m, tr, &ret_sum, &len_sum);
-    float next_value[4096];
-    bootstrap_value(m, &tr->ctx, next_value);
-    ppo_gae(m->adv, m->ret, m->rew, m->val, m->done, next_value, m->next_done, T, N, cfg->gamma,
-            cfg->gae_lambda);
+    int B = cfg->num_envs * cfg->num_steps, M = B / cfg->num_minibatches, nmb = 0;
     UpdateGroup *g = trainer_group(tr, "agent");
     PpoStats st = {NAN, NAN, NAN, NAN, NAN, NAN};
     double loss = NAN, clipfrac_sum = 0.0;
-    int nmb = 0;
     for (int i = 0; i < B; i++) m->inds[i] = i;
     for (int epoch = 0; epoch < cfg->update_epochs && !tr->diverged; epoch++) {
-        shuffle(m->inds, B, &tr->rng);
+        if (order)
+            memcpy(m->inds, order + (size_t)epoch * B, (size_t)B * sizeof *m->inds);
+        else
+            shuffle(m->inds, B, &tr->rng);
         for (int start = 0; start < B && !tr->diverged; start += M) {
             MinibatchArg arg = {gather(m, m->inds + start, M), &st};
             loss = trainer_step(tr, &g, 1, minibatch_loss, m, &arg);
@@ -326,6 +321,23 @@ static double ppo_step(void *mp, Trainer *tr) {
         }
         if (st.approx_kl > cfg->target_kl) break; /* CleanRL checks after each epoch */
     }
+    *last = st;
+    *clipfrac = clipfrac_sum / (nmb ? nmb : 1);
+    return loss;
+}
+
+static double ppo_step(void *mp, Trainer *tr) {
+    Ppo *m = mp;
+    const PpoConfig *cfg = &m->cfg;
+    int N = cfg->num_envs, T = cfg->num_steps, B = N * T;
+    double ret_sum, len_sum, clipfrac;
+    int ended = rollout(m, tr, &ret_sum, &len_sum);
+    float next_value[4096];
+    bootstrap_value(m, &tr->ctx, next_value);
+    ppo_gae(m->adv, m->ret, m->rew, m->val, m->done, next_value, m->next_done, T, N, cfg->gamma,
+            cfg->gae_lambda);
+    PpoStats st;
+    double loss = ppo_update(m, tr, NULL, &st, &clipfrac);
     double ev = ppo_explained_variance(m->val, m->ret, B);
     double r100 = NAN;
     if (m->episodes >= 100) {
@@ -334,7 +346,7 @@ static double ppo_step(void *mp, Trainer *tr) {
     }
     double v[M_COUNT] = {(double)(tr->step + 1) * B, ended ? ret_sum / ended : NAN,
                          ended ? len_sum / ended : NAN, r100, st.pg_loss, st.v_loss, st.entropy,
-                         st.approx_kl, st.old_approx_kl, clipfrac_sum / (nmb ? nmb : 1), ev};
+                         st.approx_kl, st.old_approx_kl, clipfrac, ev};
     for (int k = 0; k < M_COUNT; k++) trainer_set_metric(tr, m->col[k], v[k]);
     return loss;
 }

@@ -97,6 +97,14 @@ Tensor *ppo_actor(Ppo *m, Ctx *c, Tensor *obs);
 Tensor *ppo_critic(Ppo *m, Ctx *c, Tensor *obs);
 /* The minibatch loss L above, recorded on c; st (may be NULL) gets the stats. */
 Tensor *ppo_loss_on(Ppo *m, Ctx *c, const PpoBatch *b, PpoStats *st);
+/* The optimisation phase of one PPO iteration on the batch in m's buffers
+ * (obs, act, logp, adv, ret, val; B = num_envs * num_steps rows):
+ * update_epochs passes, each num_minibatches trainer_step()s on the group
+ * "agent" in the order given (order: update_epochs x B row indices; NULL =
+ * shuffled from tr->rng), stopping after an epoch whose last approx_kl
+ * exceeds target_kl. Returns the last minibatch's loss; *last gets its
+ * stats, *clipfrac the mean clipfrac over the minibatches (as CleanRL logs). */
+double ppo_update(Ppo *m, Trainer *tr, const int *order, PpoStats *last, double *clipfrac);
 /* GAE over a rollout of T steps in N environments (CleanRL's loop):
  * delta_t = r_t + gamma V_{t+1} (1 - d_{t+1}) - V_t,
  * A_t = delta_t + gamma lambda (1 - d_{t+1}) A_{t+1}, R_t = A_t + V_t,

@@ -103,6 +103,50 @@ for case, clip_coef, clip_vloss in (("clip", 0.2, True), ("noclip", float("inf")
     for name, p in agent.named_parameters():
         out[case + ".grad." + name] = p.grad.clone()
 
+# --- one full update (CleanRL's optimisation phase): 4 epochs x 4 minibatches of
+# 128 from a batch of 512, Adam(lr 2.5e-4, eps 1e-5), clip_grad_norm_(0.5), with the
+# minibatch orders saved so the C side follows them ---
+B, MB, EPOCHS, CLIP = 512, 128, 4, 0.2
+upd = Agent()
+with torch.no_grad():
+    for p, q in zip(upd.parameters(), agent.parameters()):
+        p.copy_(q)
+optimizer = torch.optim.Adam(upd.parameters(), lr=2.5e-4, eps=1e-5)
+b_obs = f32(rng.normal(0, 1, (B, 4)) * np.array([0.5, 0.5, 0.1, 0.5]))
+b_actions = torch.tensor(rng.integers(0, 2, B))
+with torch.no_grad():
+    _, lp0, _, v0 = upd.get_action_and_value(b_obs, b_actions)
+b_logprobs = f32(lp0.numpy() + rng.normal(0, 0.05, B))
+b_values = f32(v0.view(-1).numpy() + rng.normal(0, 0.1, B))
+b_returns = f32(b_values.numpy() + rng.normal(3.0, 5.0, B))  # CartPole's early critic error
+b_advantages = f32(rng.normal(0, 1.0, B))
+orders = np.stack([rng.permutation(B) for _ in range(EPOCHS)]).astype(np.int32)
+norms = []
+for epoch in range(EPOCHS):
+    for start in range(0, B, MB):
+        mb_inds = orders[epoch, start:start + MB]
+        _, newlogprob, entropy, newvalue = upd.get_action_and_value(b_obs[mb_inds], b_actions[mb_inds])
+        logratio = newlogprob - b_logprobs[mb_inds]
+        ratio = logratio.exp()
+        mb_adv = b_advantages[mb_inds]
+        mb_adv = (mb_adv - mb_adv.mean()) / (mb_adv.std() + 1e-8)
+        pg_loss = torch.max(-mb_adv * ratio, -mb_adv * torch.clamp(ratio, 1 - CLIP, 1 + CLIP)).mean()
+        newvalue = newvalue.view(-1)
+        v_unclipped = (newvalue - b_returns[mb_inds]) ** 2
+        v_clipped = b_values[mb_inds] + torch.clamp(newvalue - b_values[mb_inds], -CLIP, CLIP)
+        v_loss = 0.5 * torch.max(v_unclipped, (v_clipped - b_returns[mb_inds]) ** 2).mean()
+        loss = pg_loss - 0.01 * entropy.mean() + v_loss * 0.5
+        optimizer.zero_grad()
+        loss.backward()
+        norms.append(nn.utils.clip_grad_norm_(upd.parameters(), 0.5).item())
+        optimizer.step()
+assert min(norms) > 0.5, "the clip must act on every update here: %s" % norms
+out.update({"upd.obs": b_obs, "upd.act": b_actions.numpy().astype(np.int32), "upd.logp": b_logprobs,
+            "upd.val": b_values, "upd.ret": b_returns, "upd.adv": b_advantages, "upd.orders": orders,
+            "upd.loss": loss.detach().reshape(1)})
+for name, p in upd.named_parameters():
+    out["upd.w." + name] = p.detach()
+
 # --- GAE (CleanRL's loop), T steps x N envs ---
 T, N, gamma, lam = 16, 3, 0.99, 0.95
 rewards = np.ones((T, N))
