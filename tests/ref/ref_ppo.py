@@ -9,8 +9,12 @@
    not on others (asserted below), so both clipped and unclipped branches
    carry gradient. The actor head uses gain 0.5 instead of CleanRL's 0.01 so
    its gradients are not tiny.
-2. GAE over a rollout with episode ends, CleanRL's loop, float64.
-3. explained_variance as CleanRL computes it (np.var).
+2. One whole update, CleanRL's optimisation phase: 4 epochs x 4 minibatches
+   of 128 from a batch of 512, Adam (lr 2.5e-4, eps 1e-5), clip_grad_norm_(0.5)
+   (acting on every minibatch, asserted), with the minibatch orders saved;
+   the weights after it.
+3. GAE over a rollout with episode ends, CleanRL's loop, float64.
+4. explained_variance as CleanRL computes it (np.var).
 """
 import numpy as np
 import torch
