@@ -2,7 +2,7 @@
 #   make deps    install missing Debian packages (root), else print the apt-get line
 #   make         build ./train
 #   make demo    deps + build + the RNN no-clip vs clip demo and its comparison plot
-#   make ablation / transformer / transformer-sgd   the other demo comparisons
+#   make ablation / transformer / transformer-sgd / ppo   the other demo comparisons
 #   make test    deps + build + every test (Criterion, PyTorch parity included)
 #   make bench   deps + build + timings against PyTorch on this machine, ratios printed
 #   make test-asan   the tests under AddressSanitizer + UBSan
@@ -104,6 +104,16 @@ wgan-figure1: deps
 recovery: deps
 	$(MAKE) train
 	./train configs/rnn_recovery_off.ini configs/rnn_recovery.ini --compare runs/rnn_recovery.png
+
+# PPO on CartPole: clip_coef 0.1 / 0.2 / 0.3 / inf at 10 epochs and lr 1e-3,
+# return, approx_kl and entropy per update in one PNG (~40 s on one core);
+# then CleanRL's own settings (ppo_cleanrl.ini, ~4 s)
+.PHONY: ppo
+ppo: deps
+	$(MAKE) train
+	./train configs/ppo_clip01.ini configs/ppo_clip.ini configs/ppo_clip03.ini configs/ppo_noclip.ini \
+	  --compare runs/ppo_clip_coef.png
+	./train configs/ppo_cleanrl.ini
 
 # ---- tests ----
 $(BUILD)/ref/%.bin: tests/ref/%.py tests/ref/tfile.py

@@ -68,6 +68,14 @@ typedef struct ModelDef {
      * A.ini B.ini ...), written to path instead of the generic loss /
      * grad-norm overlay; reads each run's files in runs[i].out_dir. 0 = ok. */
     int (*compare_plot)(const struct RunResult *runs, int n, const char *path);
+    /* Optional, NULL-terminated: model metrics columns drawn one panel each in
+     * the run's curves.png and, instead of loss and gradient norm, in the
+     * comparison figure (PPO: episodic_return, approx_kl, entropy). A NaN in
+     * such a column means "no value this step" and is left out of the line. */
+    const char *const *plot_columns;
+    /* Optional: the model's own clipping in a few words ("ratio clip 0.2"),
+     * put in the run's label beside the gradient clip. */
+    void (*describe)(const void *m, char *buf, size_t len);
 } ModelDef;
 
 extern const ModelDef *const model_registry[];

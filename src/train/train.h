@@ -186,6 +186,7 @@ typedef struct RunResult {
     int recovery;                 /* [recovery] enabled */
     RecoveryEvent *events;        /* its rollbacks (owned) */
     int nevents;
+    const char *const *plot_columns; /* the model's (ModelDef.plot_columns), or NULL */
 } RunResult;
 
 /* Build the model and its groups without writing anything (tests drive
@@ -203,9 +204,11 @@ int trainer_run(const ModelDef *def, const void *model_cfg, const TrainerSetting
 void trainer_truncate_log(Trainer *tr, long step);
 void run_result_free(RunResult *r);
 
-/* run_plots.c: a run's loss.png, grad_norm.png and grad_norm_heatmap.png; */
+/* run_plots.c: a run's loss.png, grad_norm.png and grad_norm_heatmap.png (and
+ * curves.png of the model's plot_columns); */
 int run_plots_write(const Trainer *tr, double baseline);
-/* several runs' loss and grad-norm curves (two panels) overlaid in one PNG. */
+/* several runs' loss and grad-norm curves (two panels) overlaid in one PNG,
+ * or their model's plot_columns (one panel each) when it names some. */
 int trainer_compare_plot(const RunResult *runs, int n, const char *path);
 
 double now_seconds(void);
