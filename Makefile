@@ -10,7 +10,7 @@
 CC      ?= cc
 PYTHON  ?= /usr/bin/python3
 BUILD   ?= build
-PKGS    := openblas inih
+PKGS    := openblas inih zlib
 WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 CFLAGS  ?= -O3 -g
 CFLAGS  += -std=c11 -D_DEFAULT_SOURCE -fno-math-errno $(WARN) -pthread $(EXTRA_CFLAGS)
@@ -19,7 +19,8 @@ LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -pthread
 TEST_LDLIBS := $(shell pkg-config --libs criterion 2>/dev/null)
 
 DEB_PACKAGES := pkg-config libopenblas-dev libstb-dev libinih-dev libcriterion-dev \
-                fonts-dejavu-core python3-torch python3-numpy fortunes-min fortunes
+                fonts-dejavu-core python3-torch python3-numpy fortunes-min fortunes \
+                zlib1g-dev dataset-fashion-mnist
 
 SRC_DIRS  := src/engine src/clip src/train src/plot src/cli models tests
 CPPFLAGS  += $(addprefix -I,$(SRC_DIRS))
