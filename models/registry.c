@@ -2,8 +2,9 @@
  * entry is the default. Adding a model = one file in models/ and one line here. */
 #include "model.h"
 #include "rnn.h"
+#include "mobilenet.h"
 #include "transformer.h"
 
-const ModelDef *const model_registry[] = {&rnn_model, &transformer_model};
+const ModelDef *const model_registry[] = {&rnn_model, &transformer_model, &mobilenet_model};
 const int model_registry_count = (int)(sizeof model_registry / sizeof *model_registry);
 

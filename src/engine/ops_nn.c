@@ -659,50 +659,85 @@ Tensor *ad_conv2d(Ctx *c, Tensor *x, Tensor *w, Tensor *bias, int stride, int pa
 /* depthwise convolution (groups = C), direct loops                         */
 /* ------------------------------------------------------------------------ */
 
-/* One channel: out[HO,WO] += w[KH,KW] (*) x[H,W] (cross-correlation). Inner
- * loop runs over the valid output range, so it is an axpy the compiler vectorizes. */
-static void dwconv_plane(float *out, const float *x, const float *w, const ConvShape *s) {
-    /* out[HO,WO], x[H,W], w[KH,KW] */
-    for (int kh = 0; kh < s->KH; kh++)
-        for (int kw = 0; kw < s->KW; kw++) {
-            int oh0, oh1, ow0, ow1;
-            conv_range(&oh0, &oh1, kh, s->H, s->stride, s->pad, s->HO);
-            conv_range(&ow0, &ow1, kw, s->W, s->stride, s->pad, s->WO);
-            float wv = w[kh * s->KW + kw];
-            for (int oh = oh0; oh < oh1; oh++) {
-                ptrdiff_t xo = conv_offset(s, 0, oh, kh, kw);
-                float *orow = out + (size_t)oh * s->WO;
-                for (int ow = ow0; ow < ow1; ow++) orow[ow] += wv * x[xo + ow * s->stride];
-            }
-        }
+/* The plane x[H,W] copied into xp[HP,WP] (HP = H + 2*pad, WP = W + 2*pad) with a
+ * zero border, so every tap of every output reads in range: no bounds in the loops. */
+static void pad_plane(float *xp, const float *x, const ConvShape *s) {
+    /* xp[HP,WP], x[H,W] */
+    int WP = s->W + 2 * s->pad, HP = s->H + 2 * s->pad;
+    memset(xp, 0, (size_t)s->pad * WP * sizeof(float));
+    memset(xp + (size_t)(s->pad + s->H) * WP, 0, (size_t)(HP - s->pad - s->H) * WP * sizeof(float));
+    for (int h = 0; h < s->H; h++) {
+        float *row = xp + (size_t)(h + s->pad) * WP;
+        for (int i = 0; i < s->pad; i++) row[i] = row[s->pad + s->W + i] = 0.0f;
+        memcpy(row + s->pad, x + (size_t)h * s->W, (size_t)s->W * sizeof(float));
+    }
 }
 
-/* One channel's backward: dx += w-scattered dout, dw += sum dout * x. */
-static void dwconv_plane_backward(float *dx, float *dw, const float *dout, const float *x,
-                                  const float *w, const ConvShape *s) {
-    /* dx[H,W] or NULL, dw[KH,KW] or NULL, dout[HO,WO], x[H,W], w[KH,KW] */
-    for (int kh = 0; kh < s->KH; kh++)
-        for (int kw = 0; kw < s->KW; kw++) {
-            int oh0, oh1, ow0, ow1;
-            conv_range(&oh0, &oh1, kh, s->H, s->stride, s->pad, s->HO);
-            conv_range(&ow0, &ow1, kw, s->W, s->stride, s->pad, s->WO);
-            float wv = w[kh * s->KW + kw];
-            double acc = 0.0;
-            for (int oh = oh0; oh < oh1; oh++) {
-                ptrdiff_t xo = conv_offset(s, 0, oh, kh, kw);
-                const float *dor = dout + (size_t)oh * s->WO;
-                if (dx)
-                    for (int ow = ow0; ow < ow1; ow++) dx[xo + ow * s->stride] += wv * dor[ow];
-                if (dw)
-                    for (int ow = ow0; ow < ow1; ow++) acc += dor[ow] * x[xo + ow * s->stride];
+/* One channel: out[HO,WO] += w[KH,KW] (*) xp (cross-correlation) on the padded
+ * plane. For each output row the taps are axpys along the row (contiguous for
+ * stride 1, so the compiler vectorizes them). */
+static void dwconv_plane(float *restrict out, const float *restrict xp, const float *restrict w,
+                         const ConvShape *s) {
+    /* out[HO,WO], xp[HP,WP] (pad_plane), w[KH,KW] */
+    int WP = s->W + 2 * s->pad, st = s->stride, WO = s->WO;
+    for (int oh = 0; oh < s->HO; oh++) {
+        float *restrict orow = out + (size_t)oh * WO;
+        for (int kh = 0; kh < s->KH; kh++) {
+            const float *xr = xp + (size_t)(oh * st + kh) * WP;
+            for (int kw = 0; kw < s->KW; kw++) {
+                float wv = w[kh * s->KW + kw];
+                const float *xk = xr + kw;
+                if (st == 1)
+                    for (int ow = 0; ow < WO; ow++) orow[ow] += wv * xk[ow];
+                else
+                    for (int ow = 0; ow < WO; ow++) orow[ow] += wv * xk[ow * st];
             }
-            if (dw) dw[kh * s->KW + kw] += (float)acc;
         }
+    }
 }
 
-static void dwconv2d_forward(float *out, const float *x, const float *w, const float *bias,
-                             int N, const ConvShape *s) {
-    /* out[N,C,HO,WO], x[N,C,H,W], w[C,KH,KW], bias[C] or NULL */
+/* One channel's backward on padded planes: dxp += w-scattered dout (the
+ * caller adds its interior into dx), dw += sum dout * xp (float sums per tap
+ * over the plane). dxp or dw may be NULL. */
+static void dwconv_plane_backward(float *restrict dxp, float *restrict dw,
+                                  const float *restrict dout, const float *restrict xp,
+                                  const float *restrict w, const ConvShape *s) {
+    /* dxp[HP,WP] or NULL, dw[KH,KW] or NULL, dout[HO,WO], xp[HP,WP], w[KH,KW] */
+    int WP = s->W + 2 * s->pad, st = s->stride, WO = s->WO, KK = s->KH * s->KW;
+    float acc[64];
+    ASSERT(KK <= 64, "dwconv2d: kernel %dx%d larger than 8x8", s->KH, s->KW);
+    for (int t = 0; t < KK; t++) acc[t] = 0.0f;
+    for (int oh = 0; oh < s->HO; oh++) {
+        const float *restrict drow = dout + (size_t)oh * WO;
+        for (int kh = 0; kh < s->KH; kh++) {
+            size_t ro = (size_t)(oh * st + kh) * WP;
+            for (int kw = 0; kw < s->KW; kw++) {
+                const float *xk = xp + ro + kw;
+                float wv = w[kh * s->KW + kw], a = 0.0f;
+                if (dxp) {
+                    float *dk = dxp + ro + kw;
+                    if (st == 1)
+                        for (int ow = 0; ow < WO; ow++) dk[ow] += wv * drow[ow];
+                    else
+                        for (int ow = 0; ow < WO; ow++) dk[ow * st] += wv * drow[ow];
+                }
+                if (dw) {
+                    if (st == 1)
+                        for (int ow = 0; ow < WO; ow++) a += drow[ow] * xk[ow];
+                    else
+                        for (int ow = 0; ow < WO; ow++) a += drow[ow] * xk[ow * st];
+                    acc[kh * s->KW + kw] += a;
+                }
+            }
+        }
+    }
+    if (dw)
+        for (int t = 0; t < KK; t++) dw[t] += acc[t];
+}
+
+static void dwconv2d_forward(float *out, float *xp, const float *x, const float *w,
+                             const float *bias, int N, const ConvShape *s) {
+    /* out[N,C,HO,WO], xp[HP,WP] scratch, x[N,C,H,W], w[C,KH,KW], bias[C] or NULL */
     size_t HOWO = (size_t)s->HO * s->WO, HW = (size_t)s->H * s->W, KK = (size_t)s->KH * s->KW;
     for (int n = 0; n < N; n++)
         for (int ch = 0; ch < s->CIN; ch++) {
@@ -710,29 +745,41 @@ static void dwconv2d_forward(float *out, const float *x, const float *w, const f
             float *o = out + p * HOWO;
             float b0 = bias ? bias[ch] : 0.0f;
             for (size_t i = 0; i < HOWO; i++) o[i] = b0;
-            dwconv_plane(o, x + p * HW, w + ch * KK, s);
+            pad_plane(xp, x + p * HW, s);
+            dwconv_plane(o, xp, w + ch * KK, s);
         }
 }
 
-static void dwconv2d_backward(float *dx, float *dw, float *dbias, const float *dout,
-                              const float *x, const float *w, int N, const ConvShape *s) {
-    /* dx[N,C,H,W], dw[C,KH,KW], dbias[C] (each may be NULL), dout[N,C,HO,WO],
-     * x[N,C,H,W], w[C,KH,KW] */
+static void dwconv2d_backward(float *dx, float *dw, float *dbias, float *scratch,
+                              const float *dout, const float *x, const float *w, int N,
+                              const ConvShape *s) {
+    /* dx[N,C,H,W], dw[C,KH,KW], dbias[C] (each may be NULL), scratch[2,HP,WP],
+     * dout[N,C,HO,WO], x[N,C,H,W], w[C,KH,KW] */
     size_t HOWO = (size_t)s->HO * s->WO, HW = (size_t)s->H * s->W, KK = (size_t)s->KH * s->KW;
+    int WP = s->W + 2 * s->pad, HP = s->H + 2 * s->pad;
+    float *xp = scratch, *dxp = scratch + (size_t)HP * WP;
     for (int n = 0; n < N; n++)
         for (int ch = 0; ch < s->CIN; ch++) {
             size_t p = (size_t)n * s->CIN + ch;
             const float *d = dout + p * HOWO;
             if (dbias) dbias[ch] += row_sum(d, HOWO);
-            dwconv_plane_backward(dx ? dx + p * HW : NULL, dw ? dw + ch * KK : NULL, d,
-                                  x + p * HW, w + ch * KK, s);
+            pad_plane(xp, x + p * HW, s);
+            if (dx) memset(dxp, 0, (size_t)HP * WP * sizeof(float));
+            dwconv_plane_backward(dx ? dxp : NULL, dw ? dw + ch * KK : NULL, d, xp, w + ch * KK, s);
+            if (!dx) continue;
+            float *dxc = dx + p * HW;
+            for (int h = 0; h < s->H; h++) {
+                const float *src = dxp + (size_t)(h + s->pad) * WP + s->pad;
+                float *dst = dxc + (size_t)h * s->W;
+                for (int i = 0; i < s->W; i++) dst[i] += src[i];
+            }
         }
 }
 
 static void dwconv2d_bwd(TapeNode *nd) {
     Tensor *x = nd->in[0], *w = nd->in[1], *bias = nd->in[2];
     ConvCtx *k = nd->ctx;
-    dwconv2d_backward(x->grad, w->grad, bias ? bias->grad : NULL, nd->out->grad, x->data,
+    dwconv2d_backward(x->grad, w->grad, bias ? bias->grad : NULL, k->col, nd->out->grad, x->data,
                       w->data, x->shape[0], &k->s);
 }
 
@@ -742,14 +789,14 @@ Tensor *ad_dwconv2d(Ctx *c, Tensor *x, Tensor *w, Tensor *bias, int stride, int 
     int shape[4] = {x->shape[0], s.CIN, s.HO, s.WO};
     Tensor *in[3] = {x, w, bias};
     Tensor *out = ad_out(c, 4, shape, in, 3);
-    dwconv2d_forward(out->data, x->data, w->data, bias ? bias->data : NULL, x->shape[0], &s);
+    size_t plane = (size_t)(s.H + 2 * pad) * (size_t)(s.W + 2 * pad);
+    ConvCtx *k = arena_alloc(&c->arena, sizeof *k);
+    k->s = s;
+    k->col = arena_alloc(&c->arena, 2 * plane * sizeof(float)); /* padded x and dx planes */
+    dwconv2d_forward(out->data, k->col, x->data, w->data, bias ? bias->data : NULL, x->shape[0],
+                     &s);
     TapeNode *nd = tape_record(c, "dwconv2d", dwconv2d_bwd, out, in, 3);
-    if (nd) {
-        ConvCtx *k = arena_alloc(&c->arena, sizeof *k);
-        k->s = s;
-        k->col = NULL;
-        nd->ctx = k;
-    }
+    if (nd) nd->ctx = k;
     return out;
 }
 

@@ -78,7 +78,7 @@ typedef struct UpdateGroup {
 } UpdateGroup;
 
 #define TRAINER_MAX_GROUPS 4
-#define TRAINER_MAX_METRICS 16
+#define TRAINER_MAX_METRICS 64
 
 typedef struct MetricsLog {
     int ncols;
