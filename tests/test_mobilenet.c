@@ -64,7 +64,8 @@ static void check_grads(Mobilenet *m, const TFile *tf, const char *prefix, doubl
 
 /* Tolerances: float32 against float64 through 7 conv + BN layers with batch
  * statistics over 6 images; they pass at half these (1e-6, 1e-4). */
-Test(mobilenet, torch_parity_train_mode_loss_every_gradient_and_running_stats) {
+static void parity_train_mode(int threads) {
+    ops_set_threads(threads);
     TFile *tf = tfile_load("ref_mobilenet");
     Mobilenet m;
     build_ref(&m, MB_RELU6, tf);
@@ -90,6 +91,17 @@ Test(mobilenet, torch_parity_train_mode_loss_every_gradient_and_running_stats) {
     ctx_free(&c);
     mobilenet_free_params(&m);
     tfile_free(tf);
+    ops_set_threads(1);
+}
+
+Test(mobilenet, torch_parity_train_mode_loss_every_gradient_and_running_stats) {
+    parity_train_mode(1);
+}
+
+/* conv2d and dwconv2d split the batch over threads (per-thread gradient partials) */
+Test(mobilenet, torch_parity_train_mode_with_threads) {
+    parity_train_mode(2);
+    parity_train_mode(4);
 }
 
 Test(mobilenet, torch_parity_eval_mode_forward) {

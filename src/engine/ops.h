@@ -128,6 +128,10 @@ void act_pact_forward(float *out, const float *x, float alpha, size_t n);
 void act_pact_backward(float *dx, float *dalpha, const float *x, const float *dout, float alpha,
                        size_t n);
 void act_fake_quant_forward(float *out, const float *x, float hi, int bits, size_t n);
+/* Threads that conv2d / dwconv2d split a batch over (OpenMP; default 1). n > 1
+ * also sets OpenBLAS to one thread, since those threads call sgemm. */
+extern int ops_num_threads;
+void ops_set_threads(int n);
 /* Largest element of x[n] (NaN if any is NaN): the activation-range metric. */
 float act_max(const float *x, size_t n);
 

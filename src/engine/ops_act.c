@@ -13,6 +13,7 @@
  *    estimator of torch: dy/dx = 1 where the unclamped code lies in [0, 2^k - 1].
  *
  * Legend: n all elements. Kernels ADD into gradients. */
+#include <cblas.h>
 #include <math.h>
 #include <string.h>
 
@@ -102,6 +103,17 @@ Tensor *ad_fake_quant(Ctx *c, Tensor *x, float hi, int bits) {
         nd->iargs[0] = bits;
     }
     return out;
+}
+
+/* ---------------------------------------------------------------- threads */
+
+int ops_num_threads = 1;
+
+void ops_set_threads(int n) {
+    ASSERT(n >= 1 && n <= 256, "ops_set_threads(%d)", n);
+    ops_num_threads = n;
+    /* our threads call sgemm: OpenBLAS's own threads would oversubscribe the cores */
+    if (n > 1) openblas_set_num_threads(1);
 }
 
 /* ---------------------------------------------------------------- helpers */
