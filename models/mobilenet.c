@@ -23,6 +23,7 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common.h"
 #include "ops.h"
@@ -69,8 +70,8 @@ static const CfgKey mb_keys[] = {
            "train on the first N training examples only (0 = all)"),
     MB_KEY("test_limit", CFG_INT, test_limit, "0", 0, 100000000, NULL,
            "evaluate on the first N test examples only (0 = all)"),
-    MB_KEY("eval_batch", CFG_INT, eval_batch, "250", 1, 100000, NULL,
-           "images per evaluation forward (memory: about 1 MB each in the arena)"),
+    MB_KEY("eval_batch", CFG_INT, eval_batch, "100", 1, 100000, NULL,
+           "images per evaluation forward (each needs about 1-3 MB of [train] arena_mb)"),
     MB_KEY("quant_bits", CFG_STRING, quant_bits, "8,6,5,4,3", 0, 0, NULL,
            "after training: test accuracy with every activation fake-quantised to each of "
            "these bit widths (1-16, comma-separated; empty = none) -> quant.csv, quant.png"),
@@ -395,6 +396,7 @@ static void *mb_create(Trainer *tr, const void *cfgp) {
         die("%s/%s holds %dx%d images but %s/%s holds %dx%d (expected the same size)",
             cfg->data_dir, cfg->train_images, m->train.rows, m->train.cols, cfg->data_dir,
             cfg->test_images, m->test.rows, m->test.cols);
+    ops_set_threads(tr->train.threads); /* conv kernels split the batch over [train] threads */
     m->batch = tr->train.batch_size;
     if (m->batch > m->train.n)
         die("[train] batch_size = %d is larger than the %d training examples", m->batch,
@@ -492,11 +494,147 @@ static void calibrate(Mobilenet *m, Ctx *c, float *hi) {
 }
 
 
+/* ----------------------------------------------------------------- figures */
+
+/* Column `name` of a metrics log as (step, value) pairs with the NaN rows left
+ * out; returns the count. x and y hold log->nrows values. */
+static size_t log_series(const MetricsLog *l, const char *name, double *x, double *y) {
+    int col = -1;
+    for (int i = 0; i < l->ncols; i++)
+        if (strcmp(l->names[i], name) == 0) col = i;
+    size_t n = 0;
+    for (size_t r = 0; col >= 0 && r < l->nrows; r++) {
+        double v = l->rows[r * (size_t)l->ncols + col];
+        if (isnan(v)) continue;
+        x[n] = l->rows[r * (size_t)l->ncols];
+        y[n++] = v;
+    }
+    return n;
+}
+
+/* act_max.png: each activation layer's largest output over training. */
+static int write_act_figure(const Mobilenet *m, const Trainer *tr, char *err, size_t errlen) {
+    const MetricsLog *l = &tr->log;
+    size_t n = l->nrows ? l->nrows : 1;
+    double *buf = xmalloc(2 * (size_t)m->nacts * n * sizeof *buf);
+    PlotSeries ser[MB_MAX_ACTS];
+    char col[48];
+    for (int k = 0; k < m->nacts; k++) {
+        double *x = buf + 2 * (size_t)k * n, *y = x + n;
+        snprintf(col, sizeof col, "act_max.%s", m->act_names[k]);
+        ser[k] = (PlotSeries){m->act_names[k], x, y, log_series(l, col, x, y), 0};
+    }
+    char title[CFG_STR_MAX + 96], path[CFG_STR_MAX + 32];
+    snprintf(title, sizeof title, "%s: largest activation of each layer (activation %s)",
+             tr->run.name, act_choices[m->cfg.activation]);
+    PlotPanel p = {"Largest activation output per layer, training batch", "step", "max activation",
+                   PLOT_LOGY_AUTO, ser, m->nacts, NULL, 0, NULL,
+                   m->cfg.activation == MB_RELU6 ? 6.0 : m->cfg.activation == MB_CLAMP
+                                                             ? m->cfg.act_max : NAN,
+                   "clip level"};
+    snprintf(path, sizeof path, "%s/act_max.png", tr->run.out_dir);
+    int rc = plot_figure(path, title, &p, 1, 1000, 520, err, errlen);
+    free(buf);
+    return rc;
+}
+
+/* One quantisation curve: test accuracy (%) against bits, ascending. */
+typedef struct QuantCurve {
+    char act[16];
+    double bits[QUANT_MAX], acc[QUANT_MAX], float_acc;
+    int n;
+} QuantCurve;
+
+static int quant_figure(const QuantCurve *q, int nq, const char *labels_from, const char *path,
+                        char *err, size_t errlen) {
+    PlotSeries ser[64];
+    char labels[64][96];
+    ASSERT(nq <= 64, "%d curves", nq);
+    for (int i = 0; i < nq; i++) {
+        snprintf(labels[i], sizeof labels[i], "%s (float %.2f%%)", q[i].act, q[i].float_acc);
+        ser[i] = (PlotSeries){labels[i], q[i].bits, q[i].acc, (size_t)q[i].n, 0};
+    }
+    char title[CFG_STR_MAX + 96];
+    snprintf(title, sizeof title, "Test accuracy with every activation fake-quantised (%s)",
+             labels_from);
+    PlotPanel p = {"uniform unsigned over [0,6] relu6, [0,act_max] clamp, [0,alpha] pact, "
+                   "[0,calibrated max] relu",
+                   "bits per activation", "test accuracy (%)", PLOT_LOGY_OFF, ser, nq, NULL, 0,
+                   NULL, 10.0, "chance"};
+    return plot_figure(path, title, &p, 1, 1000, 520, err, errlen);
+}
+
+/* Sort a curve by bits (quant_bits may list them in any order). */
+static void sort_curve(QuantCurve *q) {
+    for (int i = 1; i < q->n; i++)
+        for (int j = i; j > 0 && q->bits[j - 1] > q->bits[j]; j--) {
+            double t = q->bits[j], a = q->acc[j];
+            q->bits[j] = q->bits[j - 1], q->acc[j] = q->acc[j - 1];
+            q->bits[j - 1] = t, q->acc[j - 1] = a;
+        }
+}
+
+/* Read <dir>/quant.csv into q; 0 or -1 with err. */
+static int read_quant_csv(const char *dir, QuantCurve *q, char *err, size_t errlen) {
+    char path[CFG_STR_MAX + 32], line[512];
+    snprintf(path, sizeof path, "%s/quant.csv", dir);
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
+        return -1;
+    }
+    memset(q, 0, sizeof *q);
+    int rc = fgets(line, sizeof line, f) && strncmp(line, "activation,bits,", 16) == 0 ? 0 : -1;
+    while (rc == 0 && fgets(line, sizeof line, f)) {
+        int bits;
+        double lo, hi, acc;
+        char kind[32];
+        if (sscanf(line, "%15[^,],%d,%31[^,],%lf,%lf,%lf", q->act, &bits, kind, &lo, &hi, &acc) != 6)
+            rc = -1;
+        else if (bits == 32)
+            q->float_acc = 100.0 * acc;
+        else if (q->n < QUANT_MAX)
+            q->bits[q->n] = bits, q->acc[q->n++] = 100.0 * acc;
+    }
+    fclose(f);
+    if (rc != 0) snprintf(err, errlen, "%s is not a quant.csv written by cliplab", path);
+    sort_curve(q);
+    return rc;
+}
+
+/* ./train A.ini B.ini ...: <compare>_quant.png, one line per run. */
+static int mb_compare(const char *const *dirs, int n, const char *path) {
+    QuantCurve *q = xcalloc((size_t)n, sizeof *q);
+    char err[512], out[2048], names[256] = "";
+    int nq = 0, rc = 0;
+    for (int i = 0; i < n && rc == 0; i++) {
+        char p[CFG_STR_MAX + 32];
+        snprintf(p, sizeof p, "%s/quant.csv", dirs[i]);
+        if (access(p, R_OK) != 0) continue; /* quant_bits empty: no low-precision evaluation */
+        rc = read_quant_csv(dirs[i], &q[nq++], err, sizeof err);
+        size_t len = strlen(names);
+        snprintf(names + len, sizeof names - len, "%s%s", len ? " / " : "", q[nq - 1].act);
+    }
+    if (rc == 0 && nq > 0) {
+        size_t len = strlen(path);
+        snprintf(out, sizeof out, "%.*s_quant.png", (int)(len > 4 && !strcmp(path + len - 4, ".png")
+                                                          ? len - 4 : len), path);
+        rc = quant_figure(q, nq, names, out, err, sizeof err);
+        if (rc == 0) printf("low-precision comparison: %s\n", out);
+    }
+    if (rc != 0) fprintf(stderr, "cliplab: error: %s\n", err);
+    free(q);
+    return rc;
+}
+
 /* After training: the float accuracy, then the accuracy with every activation
  * fake-quantised at each bit width -> quant.csv and quant.png in out_dir. */
 static void mb_finish(void *mp, Trainer *tr) {
     Mobilenet *m = mp;
     int bits[QUANT_MAX];
+    char err[512];
+    if (tr->run.plots && write_act_figure(m, tr, err, sizeof err) != 0)
+        die("writing %s/act_max.png: %s", tr->run.out_dir, err);
     int nb = parse_bits(m->cfg.quant_bits, bits, QUANT_MAX);
     if (nb <= 0) return;
     const char *act = act_choices[m->cfg.activation];
@@ -534,6 +672,14 @@ static void mb_finish(void *mp, Trainer *tr) {
         fprintf(f, "%s,%d,%s,%.6g,%.6g,%.6f\n", act, bits[i], kind, lo_hi, hi_hi, acc[i + 1]);
     if (ferror(f) | (fclose(f) != 0) || rename(tmp, path) != 0)
         die("cannot write %s: %s", path, strerror(errno));
+    QuantCurve q = {.n = nb, .float_acc = 100.0 * acc[0]};
+    snprintf(q.act, sizeof q.act, "%s", act);
+    for (int i = 0; i < nb; i++) q.bits[i] = bits[i], q.acc[i] = 100.0 * acc[i + 1];
+    sort_curve(&q);
+    snprintf(path, sizeof path, "%s/quant.png", tr->run.out_dir);
+    if (tr->run.plots && quant_figure(&q, 1, tr->run.name, path, err, sizeof err) != 0)
+        die("writing %s: %s", path, err);
+    snprintf(path, sizeof path, "%s/quant.csv", tr->run.out_dir);
     if (!tr->train.quiet) {
         printf("%s: test accuracy float %.4f;", tr->run.name, acc[0]);
         for (int i = 0; i < nb; i++) printf(" %d-bit %.4f", bits[i], acc[i + 1]);
@@ -571,6 +717,7 @@ static int mb_load_state(void *mp, FILE *f) {
 
 static void mb_destroy(void *mp) {
     Mobilenet *m = mp;
+    ops_num_threads = 1;
     mobilenet_free_params(m);
     idx_dataset_free(&m->train);
     idx_dataset_free(&m->test);
@@ -591,4 +738,5 @@ const ModelDef mobilenet_model = {
     .save_state = mb_save_state,
     .load_state = mb_load_state,
     .destroy = mb_destroy,
+    .compare = mb_compare,
 };

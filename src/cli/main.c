@@ -245,6 +245,15 @@ int main(int argc, char **argv) {
         }
         rc = trainer_compare_plot(res, npaths, path) == 0 ? 0 : 1;
         if (rc == 0) printf("comparison plot: %s\n", path);
+        const ModelDef *def = model_registry[specs[0].sel.type];
+        int same = 1;
+        for (int i = 1; i < npaths; i++) same &= specs[i].sel.type == specs[0].sel.type;
+        if (rc == 0 && same && def->compare) {
+            const char **dirs = xcalloc((size_t)npaths, sizeof *dirs);
+            for (int i = 0; i < npaths; i++) dirs[i] = specs[i].set.run.out_dir;
+            rc = def->compare(dirs, npaths, path) == 0 ? 0 : 1;
+            free(dirs);
+        }
     }
     for (int i = 0; i < npaths; i++) {
         run_result_free(&res[i]);

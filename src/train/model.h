@@ -46,6 +46,10 @@ typedef struct ModelDef {
     int (*save_state)(const void *m, FILE *f);
     int (*load_state)(void *m, FILE *f);
     void (*destroy)(void *m);
+    /* Optional: when several runs of this model are compared (./train A.ini B.ini),
+     * extra figures drawn from what the runs wrote into out_dirs[0..n); path is
+     * the comparison PNG (write beside it). 0 = ok, else a message was printed. */
+    int (*compare)(const char *const *out_dirs, int n, const char *path);
 } ModelDef;
 
 extern const ModelDef *const model_registry[];
