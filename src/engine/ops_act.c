@@ -121,9 +121,11 @@ void ops_set_threads(int n) {
 float act_max(const float *x, size_t n) {
     /* x[n]; NaN if any element is NaN, -inf if n == 0 */
     float m = -INFINITY;
-    for (size_t i = 0; i < n; i++) {
-        if (isnan(x[i])) return NAN;
-        m = x[i] > m ? x[i] : m;
+    int bad = 0;
+    for (size_t i = 0; i < n; i++) { /* branch-free, so it vectorizes */
+        float v = x[i];
+        bad |= v != v;
+        m = v > m ? v : m;
     }
-    return m;
+    return bad ? NAN : m;
 }
