@@ -78,9 +78,23 @@ static const CfgKey mb_keys[] = {
     MB_KEY("calib_size", CFG_INT, calib_size, "256", 1, 100000, NULL,
            "ReLU's quantisation range: the max of each layer over this many training images"),
 };
+/* Keys a run does not read, for the unused-key warning. */
+static const char *mb_unused(const void *sp, const CfgKey *k) {
+    const MobilenetConfig *c = sp;
+    if (!strcmp(k->name, "act_max") && c->activation != MB_CLAMP)
+        return "read only with activation = clamp";
+    if (!strcmp(k->name, "pact_init") && c->activation != MB_PACT)
+        return "read only with activation = pact";
+    if (!strcmp(k->name, "calib_size") && c->activation != MB_RELU)
+        return "read only with activation = relu (the others have a range fixed in advance)";
+    if (!strcmp(k->name, "bn_momentum") && !c->batchnorm) return "read only with batchnorm = true";
+    return NULL;
+}
+
 static const CfgSection mb_section = {
     "mobilenet", mb_keys, (int)(sizeof mb_keys / sizeof *mb_keys),
-    "small MobileNetV2 on Fashion-MNIST (IDX files); activation clipping and low precision"};
+    "small MobileNetV2 on Fashion-MNIST (IDX files); activation clipping and low precision",
+    mb_unused};
 
 void mobilenet_default_config(MobilenetConfig *cfg) {
     Config c;
@@ -522,16 +536,19 @@ static int write_act_figure(const Mobilenet *m, const Trainer *tr, char *err, si
     for (int k = 0; k < m->nacts; k++) {
         double *x = buf + 2 * (size_t)k * n, *y = x + n;
         snprintf(col, sizeof col, "act_max.%s", m->act_names[k]);
-        ser[k] = (PlotSeries){m->act_names[k], x, y, log_series(l, col, x, y), 0};
+        ser[k] = (PlotSeries){.label = m->act_names[k], .x = x, .y = y,
+                              .n = log_series(l, col, x, y)};
     }
     char title[CFG_STR_MAX + 96], path[CFG_STR_MAX + 32];
     snprintf(title, sizeof title, "%s: largest activation of each layer (activation %s)",
              tr->run.name, act_choices[m->cfg.activation]);
-    PlotPanel p = {"Largest activation output per layer, training batch", "step", "max activation",
-                   PLOT_LOGY_AUTO, ser, m->nacts, NULL, 0, NULL,
-                   m->cfg.activation == MB_RELU6 ? 6.0 : m->cfg.activation == MB_CLAMP
-                                                             ? m->cfg.act_max : NAN,
-                   "clip level"};
+    PlotPanel p = {.title = "Largest activation output per layer, training batch",
+                   .xlabel = "step", .ylabel = "max activation", .logy = PLOT_LOGY_AUTO,
+                   .series = ser, .nseries = m->nacts,
+                   .hline = m->cfg.activation == MB_RELU6   ? 6.0
+                            : m->cfg.activation == MB_CLAMP ? m->cfg.act_max
+                                                            : NAN,
+                   .hline_label = "clip level"};
     snprintf(path, sizeof path, "%s/act_max.png", tr->run.out_dir);
     int rc = plot_figure(path, title, &p, 1, 1000, 520, err, errlen);
     free(buf);
@@ -552,15 +569,17 @@ static int quant_figure(const QuantCurve *q, int nq, const char *labels_from, co
     ASSERT(nq <= 64, "%d curves", nq);
     for (int i = 0; i < nq; i++) {
         snprintf(labels[i], sizeof labels[i], "%s (float %.2f%%)", q[i].act, q[i].float_acc);
-        ser[i] = (PlotSeries){labels[i], q[i].bits, q[i].acc, (size_t)q[i].n, 0};
+        ser[i] = (PlotSeries){.label = labels[i], .x = q[i].bits, .y = q[i].acc,
+                              .n = (size_t)q[i].n, .style = PLOT_LINE_MARKERS};
     }
     char title[CFG_STR_MAX + 96];
     snprintf(title, sizeof title, "Test accuracy with every activation fake-quantised (%s)",
              labels_from);
-    PlotPanel p = {"uniform unsigned over [0,6] relu6, [0,act_max] clamp, [0,alpha] pact, "
-                   "[0,calibrated max] relu",
-                   "bits per activation", "test accuracy (%)", PLOT_LOGY_OFF, ser, nq, NULL, 0,
-                   NULL, 10.0, "chance"};
+    PlotPanel p = {.title = "uniform unsigned over [0,6] relu6, [0,act_max] clamp, [0,alpha] "
+                            "pact, [0,calibrated max] relu",
+                   .xlabel = "bits per activation", .ylabel = "test accuracy (%)",
+                   .logy = PLOT_LOGY_OFF, .series = ser, .nseries = nq, .hline = 10.0,
+                   .hline_label = "chance (10%)"};
     return plot_figure(path, title, &p, 1, 1000, 520, err, errlen);
 }
 
@@ -739,4 +758,6 @@ const ModelDef mobilenet_model = {
     .load_state = mb_load_state,
     .destroy = mb_destroy,
     .compare = mb_compare,
+    .main_metric = "val_acc",
+    .main_metric_higher = 1,
 };
