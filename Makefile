@@ -2,7 +2,7 @@
 #   make deps    install missing Debian packages (root), else print the apt-get line
 #   make         build ./train
 #   make demo    deps + build + the RNN no-clip vs clip demo and its comparison plot
-#   make ablation / transformer / transformer-sgd   the other demo comparisons
+#   make ablation / transformer / transformer-sgd / mobilenet   the other demo comparisons
 #   make test    deps + build + every test (Criterion, PyTorch parity included)
 #   make bench   deps + build + timings against PyTorch on this machine, ratios printed
 #   make test-asan   the tests under AddressSanitizer + UBSan
@@ -93,6 +93,14 @@ transformer-sgd: deps
 recovery: deps
 	$(MAKE) train
 	./train configs/rnn_recovery_off.ini configs/rnn_recovery.ini --compare runs/rnn_recovery.png
+
+# activation clipping: a small MobileNetV2 on Fashion-MNIST with ReLU6 vs ReLU
+# (identical but the activation), then both evaluated with activations
+# fake-quantised to 8..3 bits -> runs/mobilenet.png, runs/mobilenet_quant.png
+.PHONY: mobilenet
+mobilenet: deps
+	$(MAKE) train
+	./train configs/mobilenet_relu6.ini configs/mobilenet_relu.ini --compare runs/mobilenet.png
 
 # ---- tests ----
 $(BUILD)/ref/%.bin: tests/ref/%.py tests/ref/tfile.py

@@ -621,7 +621,93 @@ static int read_quant_csv(const char *dir, QuantCurve *q, char *err, size_t errl
     return rc;
 }
 
-/* ./train A.ini B.ini ...: <compare>_quant.png, one line per run. */
+/* From <dir>/metrics.csv: step, the largest act_max.* of each row, and val_acc
+ * (%) where evaluated. Arrays are malloc'd with *n rows; 0 or -1 with err. */
+static int read_act_metrics(const char *dir, double **step, double **amax, double **acc,
+                            size_t *n, char *err, size_t errlen) {
+    char path[CFG_STR_MAX + 32];
+    snprintf(path, sizeof path, "%s/metrics.csv", dir);
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
+        return -1;
+    }
+    size_t cap = 1 << 20;
+    char *line = xmalloc(cap);
+    int is_act[512] = {0}, acc_col = -1, ncol = 0;
+    if (fgets(line, (int)cap, f))
+        for (char *save = NULL, *t = strtok_r(line, ",\n", &save); t && ncol < 512;
+             t = strtok_r(NULL, ",\n", &save), ncol++) {
+            is_act[ncol] = strncmp(t, "act_max.", 8) == 0;
+            if (!strcmp(t, "val_acc")) acc_col = ncol;
+        }
+    size_t rows = 0, rcap = 1024;
+    *step = xmalloc(rcap * sizeof **step), *amax = xmalloc(rcap * sizeof **amax);
+    *acc = xmalloc(rcap * sizeof **acc);
+    while (fgets(line, (int)cap, f)) {
+        if (rows == rcap) {
+            rcap *= 2;
+            *step = realloc(*step, rcap * sizeof **step), *amax = realloc(*amax, rcap * sizeof **amax);
+            *acc = realloc(*acc, rcap * sizeof **acc);
+            if (!*step || !*amax || !*acc) die("out of memory reading %s", path);
+        }
+        double mx = -INFINITY, a = NAN, st = NAN;
+        char *p = line;
+        for (int c = 0; c < ncol && *p; c++) {
+            char *end;
+            double v = strtod(p, &end);
+            if (c == 0) st = v;
+            if (is_act[c]) mx = isnan(v) || v > mx ? v : mx;
+            if (c == acc_col) a = 100.0 * v;
+            p = *end == ',' ? end + 1 : end;
+        }
+        (*step)[rows] = st, (*amax)[rows] = mx, (*acc)[rows++] = a;
+    }
+    fclose(f);
+    free(line);
+    *n = rows;
+    return 0;
+}
+
+/* <compare>_act_max.png: each run's largest activation (over its layers) per
+ * step and its test accuracy: how far ReLU's range drifts, where ReLU6 stops. */
+static int act_compare_figure(const char *const *dirs, int n, const char *out, char *err,
+                              size_t errlen) {
+    PlotSeries *ma = xcalloc((size_t)n, sizeof *ma), *va = xcalloc((size_t)n, sizeof *va);
+    double **bufs = xcalloc(4 * (size_t)n, sizeof *bufs);
+    char (*labels)[CFG_STR_MAX] = xcalloc((size_t)n, sizeof *labels);
+    int rc = 0;
+    for (int i = 0; i < n && rc == 0; i++) {
+        size_t rows;
+        double **b = bufs + 4 * i;
+        rc = read_act_metrics(dirs[i], &b[0], &b[1], &b[2], &rows, err, errlen);
+        if (rc) break;
+        const char *slash = strrchr(dirs[i], '/');
+        snprintf(labels[i], sizeof labels[i], "%s", slash ? slash + 1 : dirs[i]);
+        ma[i] = (PlotSeries){.label = labels[i], .x = b[0], .y = b[1], .n = rows};
+        b[3] = xmalloc((rows + 1) * sizeof(double)); /* the evaluated steps' x */
+        size_t k = 0;
+        for (size_t r = 0; r < rows; r++)
+            if (!isnan(b[2][r])) b[3][k] = b[0][r], b[2][k++] = b[2][r];
+        va[i] = (PlotSeries){.label = labels[i], .x = b[3], .y = b[2], .n = k,
+                             .style = PLOT_LINE_MARKERS};
+    }
+    if (rc == 0) {
+        PlotPanel p[2] = {
+            {.title = "Largest activation output over all layers (training batch)", .xlabel = "step",
+             .ylabel = "max activation", .logy = PLOT_LOGY_AUTO, .series = ma, .nseries = n},
+            {.title = "Test accuracy (eval-mode batchnorm)", .xlabel = "step",
+             .ylabel = "test accuracy (%)", .logy = PLOT_LOGY_OFF, .series = va, .nseries = n}};
+        rc = plot_figure(out, "Activation range and accuracy over training", p, 2, 1000, 840, err,
+                         errlen);
+    }
+    for (int i = 0; i < 4 * n; i++) free(bufs[i]);
+    free(bufs), free(ma), free(va), free(labels);
+    return rc;
+}
+
+/* ./train A.ini B.ini ...: <compare>_quant.png (one line per run) and
+ * <compare>_act_max.png. */
 static int mb_compare(const char *const *dirs, int n, const char *path) {
     QuantCurve *q = xcalloc((size_t)n, sizeof *q);
     char err[512], out[2048], names[256] = "";
@@ -634,12 +720,17 @@ static int mb_compare(const char *const *dirs, int n, const char *path) {
         size_t len = strlen(names);
         snprintf(names + len, sizeof names - len, "%s%s", len ? " / " : "", q[nq - 1].act);
     }
+    size_t len = strlen(path);
+    int stem = (int)(len > 4 && !strcmp(path + len - 4, ".png") ? len - 4 : len);
     if (rc == 0 && nq > 0) {
-        size_t len = strlen(path);
-        snprintf(out, sizeof out, "%.*s_quant.png", (int)(len > 4 && !strcmp(path + len - 4, ".png")
-                                                          ? len - 4 : len), path);
+        snprintf(out, sizeof out, "%.*s_quant.png", stem, path);
         rc = quant_figure(q, nq, names, out, err, sizeof err);
         if (rc == 0) printf("low-precision comparison: %s\n", out);
+    }
+    if (rc == 0) {
+        snprintf(out, sizeof out, "%.*s_act_max.png", stem, path);
+        rc = act_compare_figure(dirs, n, out, err, sizeof err);
+        if (rc == 0) printf("activation-range comparison: %s\n", out);
     }
     if (rc != 0) fprintf(stderr, "cliplab: error: %s\n", err);
     free(q);
