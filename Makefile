@@ -2,7 +2,7 @@
 #   make deps    install missing Debian packages (root), else print the apt-get line
 #   make         build ./train
 #   make demo    deps + build + the RNN no-clip vs clip demo and its comparison plot
-#   make ablation / transformer / transformer-sgd / ppo   the other demo comparisons
+#   make ablation / transformer / transformer-sgd / wgan / ppo / mobilenet   the other demos
 #   make test    deps + build + every test (Criterion, PyTorch parity included)
 #   make bench   deps + build + timings against PyTorch on this machine, ratios printed
 #   make test-asan   the tests under AddressSanitizer + UBSan
@@ -10,16 +10,17 @@
 CC      ?= cc
 PYTHON  ?= /usr/bin/python3
 BUILD   ?= build
-PKGS    := openblas inih cairo freetype2
+PKGS    := openblas inih cairo freetype2 zlib
 WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 CFLAGS  ?= -O3 -g
-CFLAGS  += -std=c11 -D_DEFAULT_SOURCE -fno-math-errno $(WARN) -pthread $(EXTRA_CFLAGS)
+CFLAGS  += -std=c11 -D_DEFAULT_SOURCE -fno-math-errno $(WARN) -pthread -fopenmp $(EXTRA_CFLAGS)
 CPPFLAGS += $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -pthread
 TEST_LDLIBS := $(shell pkg-config --libs criterion 2>/dev/null)
 
 DEB_PACKAGES := pkg-config libopenblas-dev libstb-dev libinih-dev libcriterion-dev libcairo2-dev libfreetype-dev \
-                fonts-dejavu-core python3-torch python3-numpy fortunes-min fortunes
+                fonts-dejavu-core python3-torch python3-numpy fortunes-min fortunes \
+                zlib1g-dev dataset-fashion-mnist
 
 SRC_DIRS  := src/engine src/clip src/train src/plot src/cli models tests
 CPPFLAGS  += $(addprefix -I,$(SRC_DIRS))
@@ -114,6 +115,14 @@ ppo: deps
 	./train configs/ppo_clip01.ini configs/ppo_clip.ini configs/ppo_clip03.ini configs/ppo_noclip.ini \
 	  --compare runs/ppo_clip_coef.png
 	./train configs/ppo_cleanrl.ini
+
+# activation clipping: a small MobileNetV2 on Fashion-MNIST with ReLU6 vs ReLU
+# (identical but the activation), then both evaluated with activations
+# fake-quantised to 8..3 bits -> runs/mobilenet.png, runs/mobilenet_quant.png
+.PHONY: mobilenet
+mobilenet: deps
+	$(MAKE) train
+	./train configs/mobilenet_relu6.ini configs/mobilenet_relu.ini --compare runs/mobilenet.png
 
 # ---- tests ----
 $(BUILD)/ref/%.bin: tests/ref/%.py tests/ref/tfile.py

@@ -3,9 +3,11 @@
 #include "model.h"
 #include "ppo.h"
 #include "rnn.h"
+#include "mobilenet.h"
 #include "transformer.h"
 #include "wgan.h"
 
-const ModelDef *const model_registry[] = {&rnn_model, &transformer_model, &wgan_model, &ppo_model};
+const ModelDef *const model_registry[] = {&rnn_model, &transformer_model, &wgan_model, &ppo_model,
+                                         &mobilenet_model};
 const int model_registry_count = (int)(sizeof model_registry / sizeof *model_registry);
 

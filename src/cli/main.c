@@ -307,6 +307,12 @@ int main(int argc, char **argv) {
         else
             rc = trainer_compare_plot(res, npaths, path) == 0 ? 0 : 1;
         if (rc == 0) printf("comparison plot: %s\n", path);
+        if (rc == 0 && def && def->compare) { /* the model's extra figures beside it */
+            const char **dirs = xcalloc((size_t)npaths, sizeof *dirs);
+            for (int i = 0; i < npaths; i++) dirs[i] = specs[i].set.run.out_dir;
+            rc = def->compare(dirs, npaths, path) == 0 ? 0 : 1;
+            free(dirs);
+        }
     }
     for (int i = 0; i < npaths; i++) {
         run_result_free(&res[i]);

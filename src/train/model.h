@@ -76,6 +76,10 @@ typedef struct ModelDef {
     /* Optional: the model's own clipping in a few words ("ratio clip 0.2"),
      * put in the run's label beside the gradient clip. */
     void (*describe)(const void *m, char *buf, size_t len);
+    /* Optional: when several runs of this model are compared (./train A.ini B.ini),
+     * extra figures drawn from what the runs wrote into out_dirs[0..n); path is
+     * the comparison PNG (write beside it). 0 = ok, else a message was printed. */
+    int (*compare)(const char *const *out_dirs, int n, const char *path);
 } ModelDef;
 
 extern const ModelDef *const model_registry[];

@@ -81,7 +81,7 @@ typedef struct ModelSel {
 } ModelSel;
 
 #define TRAINER_MAX_GROUPS 4
-#define TRAINER_MAX_METRICS 24
+#define TRAINER_MAX_METRICS 64
 
 /* One update group's settings: [optim.G] and [clip.G] resolved over [optim] and [clip]. */
 typedef struct GroupSettings {
