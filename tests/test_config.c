@@ -233,6 +233,45 @@ Test(config, first_error_wins) {
     expect_error("first_error_section.ini", CFG_ERR_SECTION, 2, "[bogus]");
 }
 
+/* ------------------------------------------------------------ line endings, headers */
+
+Test(config, bare_cr_line_endings_are_lines) {
+    /* classic Mac endings: every setting is read, none silently dropped */
+    cr_assert_eq(load(DATA "bare_cr.ini"), CFG_OK, "%s", fx.err);
+    cr_assert_eq(fx.tr.steps, 7);
+    cr_assert_eq(fx.tr.lr, 0.5);
+    cr_assert_eq(fx.mo.width, 9);
+    cr_assert_eq(cfg_section_line(&fx.cfg, "model"), 5);
+    expect_error("bare_cr_error.ini", CFG_ERR_VALUE, 3, "lr = 'fast'");
+}
+
+Test(config, mixed_line_endings) {
+    cr_assert_eq(load(DATA "mixed_endings.ini"), CFG_OK, "%s", fx.err);
+    cr_assert_eq(fx.tr.steps, 8);
+    cr_assert_eq(fx.tr.lr, 0.25);
+    cr_assert_eq(fx.mo.width, 3);
+    cr_assert_eq(cfg_section_line(&fx.cfg, "model"), 5);
+}
+
+Test(config, crlf_is_not_part_of_the_line) {
+    /* 197 characters then CRLF: the longest line accepted, whatever the ending */
+    cr_assert_eq(load(DATA "crlf_197.ini"), CFG_OK, "%s", fx.err);
+    cr_assert_eq(strlen(fx.tr.name), 190);
+    cr_assert_eq(fx.tr.steps, 3);
+    expect_error("crlf_198.ini", CFG_ERR_SYNTAX, 2, "longer than 197");
+}
+
+Test(config, text_after_section_header_refused) {
+    expect_error("header_trailing_text.ini", CFG_ERR_SYNTAX, 2, "'[train] steps = 7'");
+    cr_assert(strstr(fx.err, "after the section header"), "%s", fx.err);
+    cr_assert_eq(fx.tr.steps, 100);
+    expect_error("header_double_bracket.ini", CFG_ERR_SYNTAX, 1, "'[train]]'");
+    /* a comment after the header is fine */
+    cr_assert_eq(load(DATA "header_comment.ini"), CFG_OK, "%s", fx.err);
+    cr_assert_eq(fx.tr.steps, 6);
+    cr_assert_eq(cfg_section_line(&fx.cfg, "model"), 3);
+}
+
 /* ------------------------------------------------------------ the setter */
 
 typedef struct {

@@ -20,6 +20,10 @@
  *     knows where each section began.
  *   - Multi-line values are an error (a config value is one line), detected by
  *     mirroring inih's rule: an indented line after a key.
+ *   - "\n", "\r\n" and a bare "\r" each end a line (inih alone would read a
+ *     bare-CR file as one line); the ending is not part of the length limit.
+ *   - Text after a section header other than a "; comment" is an error (inih
+ *     would ignore it: "[train] steps = 7", "[train]]").
  *
  * Values are parsed completely (strtol/strtod end pointer) and range-checked.
  * For INT/LONG/DOUBLE/NORM keys, min == max == 0 means "no range beyond the
@@ -372,7 +376,7 @@ typedef struct Loader {
     const char *buf;      /* the whole file */
     size_t len, pos;
     int line;             /* physical line last handed to inih */
-    const char *cur;      /* that line, without its '\n' */
+    const char *cur;      /* that line, without its line ending */
     size_t curlen;
     int cut;              /* it was longer than inih's buffer */
     int indented;         /* it starts with whitespace */
@@ -425,6 +429,18 @@ static void note_header(Loader *ld, const char *line, size_t n) {
     if (!header_probe(line, n, name)) return;
     if (ld->indented && ld->key_since_header) return; /* a continuation: the handler reports it */
     ld->key_since_header = 0;
+    /* inih takes the name up to the first ']' and ignores the rest of the line:
+     * we accept only nothing or a "; comment" there ("[train] steps = 7" and
+     * "[train]]" would otherwise lose what follows the header). */
+    const char *rest = memchr(line, ']', n), *end = line + n;
+    ASSERT(rest, "inih reported a header without ']'");
+    for (rest++; rest < end && isspace((unsigned char)*rest);) rest++;
+    if (rest < end && *rest != ';') {
+        while (end > line && isspace((unsigned char)end[-1])) end--;
+        load_fail(ld, CFG_ERR_SYNTAX, "'%.*s': text after the section header (accepted: [section] "
+                  "alone on its line, or followed by a ; comment)", (int)(end - line), line);
+        return;
+    }
     int si = find_section(ld->cfg, name);
     if (si >= 0) {
         if (!ld->cfg->present[si]) ld->cfg->present[si] = ld->line;
@@ -435,18 +451,30 @@ static void note_header(Loader *ld, const char *line, size_t n) {
     load_fail(ld, CFG_ERR_SECTION, "[%s]: unknown section (accepted: %s)", name, list);
 }
 
-/* fgets-style reader for ini_parse_stream: one physical line per call, cut
- * (not split) at inih's buffer size so inih's line count stays physical. */
+/* One physical line at p (avail bytes): its length without the line ending,
+ * and in *adv the bytes to skip to the next line. "\n", "\r\n" and a bare "\r"
+ * all end a line, so no ending hides settings and none counts toward the
+ * length limit. */
+static size_t line_len(const char *p, size_t avail, size_t *adv) {
+    size_t n = 0;
+    while (n < avail && p[n] != '\n' && p[n] != '\r') n++;
+    *adv = n;
+    if (n < avail) *adv += (p[n] == '\r' && n + 1 < avail && p[n + 1] == '\n') ? 2 : 1;
+    return n;
+}
+
+/* fgets-style reader for ini_parse_stream: one physical line per call, always
+ * handed over ending in "\n", cut (not split) at inih's buffer size so inih's
+ * line count stays physical. */
 static char *load_reader(char *str, int num, void *stream) {
     Loader *ld = stream;
     if (ld->pos >= ld->len || num < 3) return NULL;
     const char *p = ld->buf + ld->pos;
-    const char *nl = memchr(p, '\n', ld->len - ld->pos);
-    size_t n = nl ? (size_t)(nl - p) : ld->len - ld->pos;
-    ld->pos += n + (nl != NULL);
+    size_t adv, n = line_len(p, ld->len - ld->pos, &adv);
+    ld->pos += adv;
     ld->line++;
     ld->cur = p, ld->curlen = n;
-    ld->cut = n > (size_t)num - 3; /* room for "\n\0", and "\r" before the cut */
+    ld->cut = n > (size_t)num - 3; /* the longest line a written config may hold (string_max) */
     ld->indented = n > 0 && isspace((unsigned char)p[0]);
     size_t k = ld->cut ? (size_t)num - 3 : n;
     memcpy(str, p, k);
@@ -504,13 +532,12 @@ static int load_handler(void *user, const char *section, const char *name, const
 /* The text of line `line` (1-based) of the file, without its newline. */
 static const char *line_text(const Loader *ld, int line, size_t *n) {
     const char *p = ld->buf, *end = ld->buf + ld->len;
+    size_t adv;
     for (int i = 1; i < line && p < end; i++) {
-        const char *nl = memchr(p, '\n', (size_t)(end - p));
-        p = nl ? nl + 1 : end;
+        line_len(p, (size_t)(end - p), &adv);
+        p += adv;
     }
-    const char *nl = memchr(p, '\n', (size_t)(end - p));
-    *n = (size_t)((nl ? nl : end) - p);
-    if (*n && p[*n - 1] == '\r') (*n)--;
+    *n = line_len(p, (size_t)(end - p), &adv);
     return p;
 }
 
