@@ -5,6 +5,7 @@
  * comparison plot overlaying their loss and gradient-norm curves.
  * `./train --help` prints every section and key from the parser's own tables. */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,21 @@
 #include "train.h"
 
 #define MAX_RUNS 32
+
+/* The exit statuses (--help and the README say the same). */
+enum { EXIT_DONE = 0, EXIT_FAILURE_OTHER = 1, EXIT_USAGE = 2, EXIT_NONFINITE = 3 };
+
+/* A bad command line: the message, then exit 2 (die() is for failures: 1). */
+static _Noreturn void usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static _Noreturn void usage_error(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "cliplab: error: ");
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    exit(EXIT_USAGE);
+}
 
 static const char *model_choices[64];
 
@@ -59,7 +75,12 @@ static void usage(FILE *f) {
             "config.ini (effective settings), metrics.csv, loss.png, grad_norm.png.\n"
             "Several configs: each is trained in turn and their curves are overlaid in\n"
             "runs/compare_<name>_vs_<name>.png (or --compare OUT.png).\n"
-            "Overrides apply to every config: ./train configs/rnn_clip.ini clip.max_norm=0.5\n");
+            "Overrides apply to every config: ./train configs/rnn_clip.ini clip.max_norm=0.5\n\n"
+            "Exit status:\n"
+            "  0  done (a run stopped at a non-finite loss with on_nonfinite = stop included)\n"
+            "  2  bad config file, override or command line (nothing written)\n"
+            "  3  non-finite loss or gradient with [train] on_nonfinite = error\n"
+            "  1  any other failure (output folder, disk, memory)\n");
 }
 
 static void print_help(void) {
@@ -98,6 +119,22 @@ static int check_combinations(const RunSpec *rs, const char *path) {
         problem = "[optim] warmup_steps must be below [train] steps";
     if (!problem) return 0;
     fprintf(stderr, "cliplab: error: %s: %s\n", path, problem);
+    return -1;
+}
+
+/* [run] name names a folder (runs/<name>) and a plot's label: one plain path
+ * component, so it can never point outside runs/ or at another run's folder. */
+static int check_run_name(const char *name, const char *path) {
+    const char *problem = NULL;
+    if (!name[0]) problem = "is empty";
+    else if (!strcmp(name, ".") || !strcmp(name, "..")) problem = "is . or ..";
+    else if (strchr(name, '/')) problem = "contains '/'";
+    for (const char *c = name; !problem && *c; c++)
+        if ((unsigned char)*c < 0x20 || *c == 0x7f) problem = "contains a control character";
+    if (!problem) return 0;
+    fprintf(stderr, "cliplab: error: %s: [run] name = '%s' %s (accepted: a plain name: not empty, "
+            "not . or .., no '/' and no control characters; put folders in [run] out_dir)\n",
+            path, name, problem);
     return -1;
 }
 
@@ -154,7 +191,7 @@ static int load_spec(RunSpec *rs, const char *path, char **overrides, int nover)
         fprintf(stderr, "cliplab: error: %s (set [run] name or out_dir)\n", err);
         return -1;
     }
-    return 0;
+    return check_run_name(rs->set.run.name, path);
 }
 
 /* The effective configuration, one line per section (config.ini in the run's
@@ -196,33 +233,33 @@ int main(int argc, char **argv) {
             print_help();
             return 0;
         } else if (!strcmp(argv[i], "--compare")) {
-            if (i + 1 >= argc) die("--compare needs an output path, e.g. --compare runs/cmp.png");
+            if (i + 1 >= argc) usage_error("--compare needs an output path, e.g. --compare runs/cmp.png");
             compare = argv[++i];
         } else if (argv[i][0] == '-') {
             usage(stderr);
-            die("unknown option %s", argv[i]);
+            usage_error("unknown option %s", argv[i]);
         } else if (strchr(argv[i], '=')) {
-            if (nover == 256) die("too many overrides");
+            if (nover == 256) usage_error("too many overrides (at most 256)");
             overrides[nover++] = argv[i];
         } else {
-            if (npaths == MAX_RUNS) die("at most %d configs at once", MAX_RUNS);
+            if (npaths == MAX_RUNS) usage_error("at most %d configs at once", MAX_RUNS);
             paths[npaths++] = argv[i];
         }
     }
     if (npaths == 0) {
         usage(stderr);
-        die("no config file given (try: ./train configs/rnn_clip.ini)");
+        usage_error("no config file given (try: ./train configs/rnn_clip.ini)");
     }
     RunSpec *specs = xcalloc((size_t)npaths, sizeof *specs);
     int rc = 0;
     for (int i = 0; i < npaths && rc == 0; i++)
-        if (load_spec(&specs[i], paths[i], overrides, nover) != 0) rc = 2;
+        if (load_spec(&specs[i], paths[i], overrides, nover) != 0) rc = EXIT_USAGE;
     for (int i = 0; i < npaths && rc == 0; i++)
         for (int j = 0; j < i; j++)
             if (!strcmp(specs[i].set.run.out_dir, specs[j].set.run.out_dir)) {
                 fprintf(stderr, "cliplab: error: %s and %s would both write %s (set [run] out_dir)\n",
                         paths[j], paths[i], specs[i].set.run.out_dir);
-                rc = 2;
+                rc = EXIT_USAGE;
             }
     RunResult *res = xcalloc((size_t)npaths, sizeof *res);
     for (int i = 0; i < npaths && rc == 0; i++) {
@@ -252,5 +289,6 @@ int main(int argc, char **argv) {
     }
     free(res);
     free(specs);
-    return rc;
+    /* trainer_run: 0, 3 (non-finite, error policy) or another failure */
+    return rc == EXIT_DONE || rc == EXIT_USAGE || rc == EXIT_NONFINITE ? rc : EXIT_FAILURE_OTHER;
 }
