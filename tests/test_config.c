@@ -171,6 +171,11 @@ Test(config, missing_file) {
     cr_assert_str_eq(fx.err, "cannot open " DATA "does_not_exist.ini: No such file or directory");
 }
 
+Test(config, endless_file_refused) {
+    cr_assert_eq(load("/dev/zero"), CFG_ERR_IO);
+    cr_assert(strstr(fx.err, "/dev/zero: more than 1048576 bytes"), "%s", fx.err);
+}
+
 Test(config, unknown_key) {
     expect_error("unknown_key.ini", CFG_ERR_KEY, 3, "[train] stpes = '20': unknown key");
     cr_assert(strstr(fx.err, "steps, seed, lr, p, verbose, name, optimizer"), "%s", fx.err);

@@ -45,6 +45,7 @@
 #include "common.h"
 
 #define LIST_MAX 1024 /* room for "accepted: a, b, c" lists */
+#define CFG_FILE_MAX (1 << 20) /* bytes: a config is a page of text */
 
 /* ------------------------------------------------------------ messages */
 
@@ -566,6 +567,12 @@ static CfgStatus read_file(const char *path, char **buf, size_t *len, char *err,
     char *b = xmalloc(cap);
     while ((got = fread(b + n, 1, cap - n, f)) > 0) {
         n += got;
+        if (n > CFG_FILE_MAX) { /* /dev/zero, a mistyped data file */
+            fclose(f);
+            free(b);
+            return fail(err, errlen, CFG_ERR_IO, "%s: more than %d bytes: not a config file "
+                        "(accepted: an INI file of at most %d bytes)", path, CFG_FILE_MAX, CFG_FILE_MAX);
+        }
         if (n == cap) b = realloc(b, cap *= 2);
         ASSERT(b, "out of memory reading %s", path);
     }
@@ -581,24 +588,31 @@ static CfgStatus read_file(const char *path, char **buf, size_t *len, char *err,
 
 static int total_keys(const Config *cfg) { return key_base(cfg, cfg->nsections); }
 
-CfgStatus cfg_load_file(Config *cfg, const char *path, char *err, size_t errlen) {
+CfgStatus cfg_load_buffer(Config *cfg, const char *name, const char *text, size_t len, char *err,
+                          size_t errlen) {
     if (err && errlen) err[0] = '\0';
-    snprintf(cfg->path, sizeof cfg->path, "%s", path);
+    snprintf(cfg->path, sizeof cfg->path, "%s", name);
     memset(cfg->present, 0, sizeof cfg->present);
-    Loader ld = {.cfg = cfg, .err = err, .errlen = errlen};
-    char *buf = NULL;
-    CfgStatus st = read_file(path, &buf, &ld.len, err, errlen);
-    if (st != CFG_OK) return st;
-    ld.buf = buf;
+    Loader ld = {.cfg = cfg, .err = err, .errlen = errlen, .buf = text, .len = len};
     ld.key_line = xcalloc((size_t)total_keys(cfg), sizeof *ld.key_line);
     int first = ini_parse_stream(load_reader, &ld, load_handler, &ld);
     if (first < 0)
-        fail(err, errlen, ld.status = CFG_ERR_IO, "%s: inih failed (%d)", path, first);
+        fail(err, errlen, ld.status = CFG_ERR_IO, "%s: inih failed (%d)", name, first);
     else if (first > 0 && (ld.status == CFG_OK || first < ld.err_line))
         syntax_error(&ld, first);
     free(ld.key_line);
-    free(buf);
     return ld.status;
+}
+
+CfgStatus cfg_load_file(Config *cfg, const char *path, char *err, size_t errlen) {
+    if (err && errlen) err[0] = '\0';
+    char *buf = NULL;
+    size_t len = 0;
+    CfgStatus st = read_file(path, &buf, &len, err, errlen);
+    if (st != CFG_OK) return st;
+    st = cfg_load_buffer(cfg, path, buf, len, err, errlen);
+    free(buf);
+    return st;
 }
 
 /* ------------------------------------------------------------ overrides */

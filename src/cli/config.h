@@ -78,6 +78,9 @@ void cfg_free(Config *cfg);
 /* Parse a file into the registered structs. On error, err holds
  * "<path>:<line>: <what is wrong> (accepted: <what is accepted>)". */
 CfgStatus cfg_load_file(Config *cfg, const char *path, char *err, size_t errlen);
+/* The same for a file's text already in memory; name stands for its path. */
+CfgStatus cfg_load_buffer(Config *cfg, const char *name, const char *text, size_t len, char *err,
+                          size_t errlen);
 /* "section.key=value"; err says "override '<arg>': ..." on failure. */
 CfgStatus cfg_override(Config *cfg, const char *arg, char *err, size_t errlen);
 /* Set one value through the table's setter. where = "path:line" or a label for messages. */
