@@ -357,6 +357,23 @@ Test(config, override_errors) {
     cr_assert_eq(fx.tr.steps, 100);
 }
 
+Test(config, override_same_key_twice_is_an_error) {
+    cr_assert_eq(cfg_override(&fx.cfg, "train.steps=3", fx.err, sizeof fx.err), CFG_OK, "%s", fx.err);
+    cr_assert_eq(cfg_override(&fx.cfg, "model.width=5", fx.err, sizeof fx.err), CFG_OK, "%s", fx.err);
+    cr_assert_eq(cfg_override(&fx.cfg, "train.steps=4", fx.err, sizeof fx.err), CFG_ERR_DUPLICATE);
+    cr_assert(strstr(fx.err, "override 'train.steps=4': [train] steps is already set by override 1"),
+              "%s", fx.err);
+    cr_assert_eq(fx.tr.steps, 3);
+    /* a refused override does not count as setting the key */
+    cr_assert_eq(cfg_override(&fx.cfg, "train.lr=x", fx.err, sizeof fx.err), CFG_ERR_VALUE);
+    cr_assert_eq(cfg_override(&fx.cfg, "train.lr=0.5", fx.err, sizeof fx.err), CFG_OK, "%s", fx.err);
+    cr_assert_eq(cfg_section_override(&fx.cfg, "train"), 1);
+    cr_assert_eq(cfg_section_override(&fx.cfg, "model"), 2);
+    /* a file's value may be overridden once */
+    cr_assert_eq(load(DATA "good.ini"), CFG_OK, "%s", fx.err);
+    cr_assert_eq(cfg_override(&fx2.cfg, "train.steps=9", fx2.err, sizeof fx2.err), CFG_OK);
+}
+
 /* ------------------------------------------------------------ output */
 
 Test(config, format_value_short_and_exact) {

@@ -62,3 +62,19 @@ Test(runs, run_name_must_be_plain) {
     cr_assert_eq(run("ok.ini 'run.name=my run.v2'", err, sizeof err), 0, "%s", err);
     cr_assert(cli_exists("runs/my run.v2/metrics.csv"));
 }
+
+/* Overrides are as strict as files: another model's section and a key given
+ * twice are errors, and nothing is written. */
+Test(runs, overrides_as_strict_as_files) {
+    char err[4096];
+    cli_write("ok.ini", TINY_RNN);
+    cr_assert_eq(run("ok.ini transformer.d_model=8", err, sizeof err), 2, "%s", err);
+    cr_assert(strstr(err, "override 'transformer.d_model=8'") && strstr(err, "does not apply"), "%s", err);
+    cr_assert_eq(run("ok.ini train.steps=3 train.steps=4", err, sizeof err), 2, "%s", err);
+    cr_assert(strstr(err, "override 'train.steps=4'") && strstr(err, "already set"), "%s", err);
+    cr_assert(!cli_exists("runs"), "a refused command line wrote something");
+    /* the section that applies follows the model chosen by override */
+    cli_write("plain.ini", "[model]\ntype = rnn\n[train]\nsteps = 2\nquiet = true\n");
+    cr_assert_eq(run("plain.ini model.type=transformer rnn.hidden=8", err, sizeof err), 2, "%s", err);
+    cr_assert(strstr(err, "override 'rnn.hidden=8'"), "%s", err);
+}

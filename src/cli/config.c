@@ -353,6 +353,7 @@ void cfg_init(Config *cfg, const CfgSection *const *sections, void *const *struc
         cfg->structs[i] = structs[i];
         cfg->nsections = i + 1;
     }
+    cfg->key_over = xcalloc((size_t)key_base(cfg, n) + 1, sizeof *cfg->key_over);
     for (int i = 0; i < n; i++)
         for (int j = 0; j < sections[i]->nkeys; j++) {
             char err[LIST_MAX + 256];
@@ -362,12 +363,19 @@ void cfg_init(Config *cfg, const CfgSection *const *sections, void *const *struc
 }
 
 void cfg_free(Config *cfg) {
+    free(cfg->key_over);
+    cfg->key_over = NULL;
     cfg->nsections = 0;
 }
 
 int cfg_section_line(const Config *cfg, const char *name) {
     int si = find_section(cfg, name);
     return si < 0 ? 0 : cfg->present[si];
+}
+
+int cfg_section_override(const Config *cfg, const char *name) {
+    int si = find_section(cfg, name);
+    return si < 0 ? 0 : cfg->over_first[si];
 }
 
 /* ------------------------------------------------------------ loading a file */
@@ -631,7 +639,21 @@ CfgStatus cfg_override(Config *cfg, const char *arg, char *err, size_t errlen) {
     copy[dot - arg] = '\0';
     copy[eq - arg] = '\0';
     snprintf(where, sizeof where, "override '%s'", arg);
-    CfgStatus st = cfg_set(cfg, copy, copy + (dot - arg) + 1, copy + (eq - arg) + 1, where, err, errlen);
+    const char *section = copy, *key = copy + (dot - arg) + 1;
+    int si = find_section(cfg, section);
+    int ki = si >= 0 ? find_key(cfg->sections[si], key) : -1;
+    int idx = ki >= 0 ? key_base(cfg, si) + ki : -1;
+    CfgStatus st;
+    if (idx >= 0 && cfg->key_over[idx])
+        st = fail(err, errlen, CFG_ERR_DUPLICATE, "%s: [%s] %s is already set by override %d "
+                  "(accepted: each key once on the command line)", where, section, key,
+                  cfg->key_over[idx]);
+    else
+        st = cfg_set(cfg, section, key, copy + (eq - arg) + 1, where, err, errlen);
+    if (st == CFG_OK) {
+        cfg->key_over[idx] = ++cfg->noverrides;
+        if (!cfg->over_first[si]) cfg->over_first[si] = cfg->noverrides;
+    }
     free(copy);
     return st;
 }

@@ -174,6 +174,14 @@ static int load_spec(RunSpec *rs, const char *path, char **overrides, int nover)
                     def->section ? def->section->name : "no model section");
             return -1;
         }
+        int over = o->section ? cfg_section_override(&rs->cfg, o->section->name) : 0;
+        if (o != def && over) {
+            fprintf(stderr, "cliplab: error: override '%s': section [%s] does not apply to [model] "
+                            "type = %s (accepted: [%s])\n",
+                    overrides[over - 1], o->section->name, def->name,
+                    def->section ? def->section->name : "no model section");
+            return -1;
+        }
     }
     if (check_combinations(rs, path) != 0) return -1;
     /* derived defaults go through the same setter, so they are validated too */
