@@ -22,13 +22,15 @@ typedef struct FixModel {
 static int fix_save(const void *m, FILE *f) { return io_put(f, &((const FixModel *)m)->pos, 8, 1); }
 static int fix_load(void *m, FILE *f) { return io_get(f, &((FixModel *)m)->pos, 8, 1); }
 
-static const ModelDef fix_def = {.name = "fixture", .save_state = fix_save, .load_state = fix_load};
+static const char *const fix_groups[] = {"g0", "g1", "g2", "g3", NULL};
+static const ModelDef fix_def = {.name = "fixture", .groups = fix_groups, .save_state = fix_save,
+                                 .load_state = fix_load};
 
 typedef struct Fixture {
     Trainer tr;
+    TrainerSettings set;
     ParamSet ps[TRAINER_MAX_GROUPS];
     FixModel model;
-    RecoveryConfig rec;
 } Fixture;
 
 /* rows[i] x 3 matrix and a 3-vector per group; overrides in "section.key=value" form. */
@@ -38,19 +40,23 @@ static inline Fixture *fix_new(const int *rows, int ngroups, const char *const *
     Trainer *tr = &x->tr;
     tr->def = &fix_def;
     tr->model = &x->model;
+    tr->set = &x->set;
     Config cfg;
     const CfgSection *secs[] = {&optim_config_section, &clip_config_section, &recovery_config_section};
-    void *structs[] = {&tr->optim, &tr->clip, &x->rec};
+    void *structs[] = {&x->set.optim, &x->set.clip, &x->set.recovery};
     cfg_init(&cfg, secs, structs, 3);
     char err[1024];
     for (int i = 0; i < nover; i++)
         ASSERT(cfg_override(&cfg, over[i], err, sizeof err) == CFG_OK, "%s", err);
-    recovery_init(&tr->rec, &x->rec);
+    recovery_init(&tr->rec, &x->set.recovery);
+    for (int g = 0; g < ngroups; g++) { /* every group on the shared [optim] and [clip] */
+        GroupSettings *gs = &x->set.groups[x->set.ngroups++];
+        snprintf(gs->name, sizeof gs->name, "%s", fix_groups[g]);
+        gs->optim = x->set.optim, gs->clip = x->set.clip;
+    }
     rng_seed(&tr->rng, seed, 54);
     for (int g = 0; g < ngroups; g++) {
-        char name[16];
-        snprintf(name, sizeof name, "g%d", g);
-        param_set_init(&x->ps[g], name, 4);
+        param_set_init(&x->ps[g], fix_groups[g], 4);
         int sw[2] = {rows[g], 3}, sb[1] = {3};
         Tensor *w = param_add(&x->ps[g], "w", 2, sw, 1);
         Tensor *b = param_add(&x->ps[g], "b", 1, sb, 0);

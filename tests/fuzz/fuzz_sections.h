@@ -30,6 +30,8 @@ typedef struct FuzzSpec {
     TrainerSettings set;
     ModelSel sel;
     void *model_cfg[64];
+    GroupSettings gstore[16]; /* [optim.G]/[clip.G] of every model's groups, as main.c */
+    int ngstore;
     Config cfg;
     size_t sizes[CFG_MAX_SECTIONS];
 } FuzzSpec;
@@ -62,6 +64,10 @@ static void fuzz_spec_init(FuzzSpec *s) {
         s->sizes[n++] = model_registry[i]->cfg_size;
     }
     cfg_init(&s->cfg, secs, structs, n);
+    for (int i = 0; i < model_registry_count; i++)
+        s->ngstore = train_groups_register(&s->cfg, s->gstore, s->ngstore, 16, model_registry[i]->groups);
+    for (int i = n; i < s->cfg.nsections; i++)
+        s->sizes[i] = !strncmp(s->cfg.sections[i]->name, "optim.", 6) ? sizeof(OptimConfig) : sizeof(ClipConfig);
 }
 
 static void fuzz_spec_free(FuzzSpec *s) {
