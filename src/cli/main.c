@@ -17,6 +17,7 @@
 #include "model.h"
 #include "optim.h"
 #include "recovery.h"
+#include "runfolder.h"
 #include "train.h"
 
 #define MAX_RUNS 32
@@ -74,15 +75,19 @@ static int build_sections(const CfgSection **secs, void **structs, RunSpec *rs) 
 static void usage(FILE *f) {
     fprintf(f,
             "usage: ./train CONFIG.ini [CONFIG.ini ...] [section.key=value ...] [--compare OUT.png]\n"
+            "               [--resume]\n"
             "       ./train --help\n\n"
             "Trains the network a config describes and writes runs/<config name>/:\n"
             "config.ini (effective settings), metrics.csv, loss.png, grad_norm.png.\n"
             "Several configs: each is trained in turn and their curves are overlaid in\n"
             "runs/compare_<name>_vs_<name>.png (or --compare OUT.png).\n"
-            "Overrides apply to every config: ./train configs/rnn_clip.ini clip.max_norm=0.5\n\n"
+            "Overrides apply to every config: ./train configs/rnn_clip.ini clip.max_norm=0.5\n"
+            "--resume continues each run its folder holds from its resume.bin ([run]\n"
+            "checkpoint_every), starts a run that has none, and leaves a complete run as it is.\n\n"
             "Exit status:\n"
             "  0  done (a run stopped at a non-finite loss with on_nonfinite = stop included)\n"
-            "  2  bad config file, override or command line (nothing written)\n"
+            "  2  bad config file, override or command line (nothing written), or a --resume\n"
+            "     that cannot continue the run as the same run (other settings, other model)\n"
             "  3  non-finite loss or gradient with [train] on_nonfinite = error\n"
             "  1  any other failure (output folder, disk, memory)\n");
 }
@@ -284,6 +289,7 @@ int main(int argc, char **argv) {
     char *overrides[256];
     int npaths = 0, nover = 0;
     const char *compare = NULL;
+    int resume = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h") || !strcmp(argv[i], "--help-config")) {
             print_help();
@@ -291,6 +297,8 @@ int main(int argc, char **argv) {
         } else if (!strcmp(argv[i], "--compare")) {
             if (i + 1 >= argc) usage_error("--compare needs an output path, e.g. --compare runs/cmp.png");
             compare = argv[++i];
+        } else if (!strcmp(argv[i], "--resume")) {
+            resume = 1;
         } else if (argv[i][0] == '-') {
             usage(stderr);
             usage_error("unknown option %s", argv[i]);
@@ -310,13 +318,35 @@ int main(int argc, char **argv) {
     int rc = 0;
     for (int i = 0; i < npaths && rc == 0; i++)
         if (load_spec(&specs[i], paths[i], overrides, nover) != 0) rc = EXIT_USAGE;
-    for (int i = 0; i < npaths && rc == 0; i++)
-        for (int j = 0; j < i; j++)
-            if (!strcmp(specs[i].set.run.out_dir, specs[j].set.run.out_dir)) {
+    /* one folder, one run: compared resolved (runs/a and runs/./a/ are one folder) */
+    char (*dirs)[4096] = xcalloc((size_t)npaths, sizeof *dirs);
+    for (int i = 0; i < npaths && rc == 0; i++) {
+        specs[i].set.run.resume = resume;
+        if (runfolder_resolve(specs[i].set.run.out_dir, dirs[i], sizeof dirs[i]) != 0) {
+            fprintf(stderr, "cliplab: error: %s: cannot resolve [run] out_dir = %s: %s\n", paths[i],
+                    specs[i].set.run.out_dir, strerror(errno));
+            rc = EXIT_USAGE;
+        }
+        for (int j = 0; j < i && rc == 0; j++)
+            if (!strcmp(dirs[i], dirs[j])) {
                 fprintf(stderr, "cliplab: error: %s and %s would both write %s (set [run] out_dir)\n",
-                        paths[j], paths[i], specs[i].set.run.out_dir);
+                        paths[j], paths[i], dirs[i]);
                 rc = EXIT_USAGE;
             }
+    }
+    free(dirs);
+    char cmp_path[2048];
+    if (compare) {
+        snprintf(cmp_path, sizeof cmp_path, "%s", compare);
+    } else {
+        int k = snprintf(cmp_path, sizeof cmp_path, "runs/compare");
+        for (int i = 0; i < npaths && k < (int)sizeof cmp_path - 64; i++)
+            k += snprintf(cmp_path + k, sizeof cmp_path - (size_t)k, "%s%s", i ? "_vs_" : "_",
+                          specs[i].set.run.name);
+        snprintf(cmp_path + k, sizeof cmp_path - (size_t)k, ".png");
+    }
+    /* an earlier comparison of these names would show runs their folders no longer hold */
+    if (rc == 0 && npaths > 1) remove(cmp_path);
     RunResult *res = xcalloc((size_t)npaths, sizeof *res);
     for (int i = 0; i < npaths && rc == 0; i++) {
         RunSpec *s = &specs[i];
@@ -325,19 +355,9 @@ int main(int argc, char **argv) {
                          &res[i]);
     }
     if (rc == 0 && npaths > 1) {
-        char path[2048];
-        if (compare) {
-            snprintf(path, sizeof path, "%s", compare);
-        } else {
-            int k = snprintf(path, sizeof path, "runs/compare");
-            for (int i = 0; i < npaths && k < (int)sizeof path - 64; i++)
-                k += snprintf(path + k, sizeof path - (size_t)k, "%s%s", i ? "_vs_" : "_",
-                              specs[i].set.run.name);
-            snprintf(path + k, sizeof path - (size_t)k, ".png");
-            mkdir("runs", 0777);
-        }
-        rc = trainer_compare_plot(res, npaths, path) == 0 ? 0 : 1;
-        if (rc == 0) printf("comparison plot: %s\n", path);
+        if (!compare) mkdir("runs", 0777);
+        rc = trainer_compare_plot(res, npaths, cmp_path) == 0 ? 0 : 1;
+        if (rc == 0) printf("comparison plot: %s\n", cmp_path);
     }
     for (int i = 0; i < npaths; i++) {
         run_result_free(&res[i]);
