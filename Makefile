@@ -6,11 +6,13 @@
 #   make test    deps + build + every test (Criterion, PyTorch parity included)
 #   make bench   deps + build + timings against PyTorch on this machine, ratios printed
 #   make test-asan   the tests under AddressSanitizer + UBSan
+#   make fuzz    libFuzzer (clang, ASan + UBSan) on the config loader, the
+#                overrides and the checkpoint reader, FUZZ_TIME seconds each
 
 CC      ?= cc
 PYTHON  ?= /usr/bin/python3
 BUILD   ?= build
-PKGS    := openblas inih cairo freetype2 zlib
+PKGS    := openblas inih cairo freetype2 zlib lapacke
 WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 CFLAGS  ?= -O3 -g
 CFLAGS  += -std=c11 -D_DEFAULT_SOURCE -fno-math-errno $(WARN) -pthread -fopenmp $(EXTRA_CFLAGS)
@@ -20,7 +22,7 @@ TEST_LDLIBS := $(shell pkg-config --libs criterion 2>/dev/null)
 
 DEB_PACKAGES := pkg-config libopenblas-dev libstb-dev libinih-dev libcriterion-dev libcairo2-dev libfreetype-dev \
                 fonts-dejavu-core python3-torch python3-numpy fortunes-min fortunes \
-                zlib1g-dev dataset-fashion-mnist
+                zlib1g-dev dataset-fashion-mnist liblapacke-dev
 
 SRC_DIRS  := src/engine src/clip src/train src/plot src/cli models tests
 CPPFLAGS  += $(addprefix -I,$(SRC_DIRS))
@@ -144,6 +146,41 @@ test: deps
 test-asan:
 	$(MAKE) BUILD=build-asan EXTRA_CFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -O1 -DCLIPLAB_POISON_OUTPUTS" test
 
+# ---- fuzzing (not part of make test) ----
+# make fuzz FUZZ_TIME=600: each target runs FUZZ_TIME seconds from the seeds
+# (configs/ and tests/data/config/; overrides made from configs/; checkpoints
+# written by the fixture); findings land in build-fuzz/ as crash-* files.
+FUZZ_TIME    ?= 60
+FUZZ_TARGETS := config override checkpoint
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_BINS    := $(FUZZ_TARGETS:%=$(BUILD)/fuzz/fuzz_%) $(BUILD)/fuzz/seed_checkpoint
+
+.PHONY: fuzz fuzz-bins
+$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_sections.h tests/trainer_fixture.h $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -Itests/fuzz $(CFLAGS) -fsanitize=fuzzer -o $@ $< $(LIB_OBJ) $(LDLIBS)
+$(BUILD)/fuzz/seed_checkpoint: tests/fuzz/fuzz_checkpoint.c tests/trainer_fixture.h $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -DFUZZ_SEED_MAIN -o $@ $< $(LIB_OBJ) $(LDLIBS)
+fuzz-bins: $(FUZZ_BINS)
+
+fuzz:
+	$(MAKE) BUILD=build-fuzz CC=clang EXTRA_CFLAGS="-O1 -fsanitize=fuzzer-no-link $(FUZZ_SAN)" fuzz-bins
+	@mkdir -p build-fuzz/seeds/override build-fuzz/seeds/checkpoint
+	@for f in configs/*.ini; do \
+	  awk '/^[ \t]*\[/ { gsub(/[][ \t]/, ""); sec = $$0; next } \
+	       /=/ && sec != "" && !/^[ \t]*;/ { k = $$0; sub(/[ \t]*=.*/, "", k); gsub(/[ \t]/, "", k); \
+	         v = $$0; sub(/^[^=]*=[ \t]*/, "", v); sub(/[ \t]+;.*/, "", v); print sec "." k "=" v }' \
+	    $$f > build-fuzz/seeds/override/$$(basename $$f .ini).txt; done
+	build-fuzz/fuzz/seed_checkpoint build-fuzz/seeds/checkpoint
+	@for t in config override checkpoint; do mkdir -p build-fuzz/corpus/$$t; done
+	cd build-fuzz && OPENBLAS_NUM_THREADS=1 ./fuzz/fuzz_config -max_total_time=$(FUZZ_TIME) \
+	  -print_final_stats=1 corpus/config ../configs ../tests/data/config
+	cd build-fuzz && OPENBLAS_NUM_THREADS=1 ./fuzz/fuzz_override -max_total_time=$(FUZZ_TIME) \
+	  -print_final_stats=1 corpus/override seeds/override
+	cd build-fuzz && OPENBLAS_NUM_THREADS=1 ./fuzz/fuzz_checkpoint -max_total_time=$(FUZZ_TIME) \
+	  -print_final_stats=1 corpus/checkpoint seeds/checkpoint
+
 # ---- benchmarks ----
 $(BUILD)/bench/%: tests/bench/%.c $(LIB_OBJ)
 	@mkdir -p $(dir $@)
@@ -154,4 +191,4 @@ bench: deps
 	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 $(PYTHON) tests/bench/bench.py $(BUILD)/bench
 
 clean:
-	rm -rf $(BUILD) build-asan train
+	rm -rf $(BUILD) build-asan build-fuzz train

@@ -60,6 +60,9 @@ typedef struct RunConfig {
     char out_dir[CFG_STR_MAX];    /* default: runs/<name> */
     long seed;
     int plots;
+    long checkpoint_every;        /* resume.bin every this many steps (0 = never) */
+    long memory_mb;               /* refuse a run estimated above this (0 = 80% of RAM) */
+    int resume;                   /* not a key: ./train --resume continues the folder's run */
 } RunConfig;
 
 typedef struct TrainConfig {
@@ -145,6 +148,9 @@ struct Trainer {
     int saw_nonfinite;            /* the current step met a non-finite loss or gradient */
     int diverged;                 /* a non-finite loss or gradient was seen and the run stopped */
     double t_start;
+    const char *fingerprint;      /* settings that change the numbers (resume.h), or NULL */
+    int resume_due;               /* write resume.bin before the next step (after a rollback) */
+    int failed;                   /* a checkpoint could not be written: the run stopped */
     double *rowbuf;               /* one row of either log */
     MetricsLog log;
     MetricsLog pnorm_log;         /* grad_norms.csv: per-tensor pre-clip norms ([clip] log_param_norms) */
