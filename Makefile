@@ -17,9 +17,17 @@ CFLAGS  += -std=c11 -D_DEFAULT_SOURCE -fno-math-errno $(WARN) -pthread $(EXTRA_C
 CPPFLAGS += $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -pthread
 TEST_LDLIBS := $(shell pkg-config --libs criterion 2>/dev/null)
+# Open MPI (Debian openmpi-bin libopenmpi-dev): ./train --sweep under mpirun
+# spreads the runs over the ranks; without it the sweep runs on one host.
+HAVE_MPI := $(shell pkg-config --exists ompi-c 2>/dev/null && echo 1)
+ifeq ($(HAVE_MPI),1)
+CPPFLAGS += $(shell pkg-config --cflags ompi-c) -DCLIPLAB_MPI
+LDLIBS   += $(shell pkg-config --libs ompi-c)
+endif
 
 DEB_PACKAGES := pkg-config libopenblas-dev libstb-dev libinih-dev libcriterion-dev \
-                fonts-dejavu-core python3-torch python3-numpy fortunes-min fortunes
+                fonts-dejavu-core python3-torch python3-numpy fortunes-min fortunes \
+                openmpi-bin libopenmpi-dev
 
 SRC_DIRS  := src/engine src/clip src/train src/plot src/cli models tests
 CPPFLAGS  += $(addprefix -I,$(SRC_DIRS))

@@ -16,6 +16,7 @@
 #include "model.h"
 #include "optim.h"
 #include "recovery.h"
+#include "sweep.h"
 #include "train.h"
 
 #define MAX_RUNS 32
@@ -54,12 +55,25 @@ static int build_sections(const CfgSection **secs, void **structs, RunSpec *rs) 
 static void usage(FILE *f) {
     fprintf(f,
             "usage: ./train CONFIG.ini [CONFIG.ini ...] [section.key=value ...] [--compare OUT.png]\n"
+            "       ./train --sweep CONFIG.ini|SPEC.sweep [--vary section.key=VALUES ...] [--seeds S]\n"
+            "               [--group LABEL] [--name NAME] [-j N] [section.key=value ...]\n"
             "       ./train --help\n\n"
             "Trains the network a config describes and writes runs/<config name>/:\n"
             "config.ini (effective settings), metrics.csv, loss.png, grad_norm.png.\n"
             "Several configs: each is trained in turn and their curves are overlaid in\n"
             "runs/compare_<name>_vs_<name>.png (or --compare OUT.png).\n"
-            "Overrides apply to every config: ./train configs/rnn_clip.ini clip.max_norm=0.5\n");
+            "Overrides apply to every config: ./train configs/rnn_clip.ini clip.max_norm=0.5\n\n"
+            "--sweep runs the product of the swept keys and seeds in parallel, into runs/NAME/\n"
+            "(one folder per run, sweep.csv, summary.csv, summary.png); rerunning it resumes.\n"
+            "Only --vary sweeps: a plain section.key=value stays ONE value, commas and all\n"
+            "(clip.exclude=w_out,b_out). VALUES: a,b,c ({...} keeps commas in one value),\n"
+            "log:LO:HI:N (N log-spaced numbers), lin:LO:HI:N. --seeds 1:5 or 1,2,7.\n"
+            "--group LABEL: the overrides and --vary after it apply to that group only (the\n"
+            "runs are the union of the groups; a group without a numeric key is a baseline).\n"
+            "-j N workers (default: cores); under mpirun the runs are spread over the ranks.\n"
+            "A SPEC.sweep file holds the same tokens, # comments (see configs/sweeps/):\n"
+            "  ./train --sweep configs/rnn_clip.ini --vary clip.max_norm=log:0.01:100:9 --seeds 1:5\n"
+            "  ./train --sweep configs/sweeps/rnn_threshold.sweep -j 2\n");
 }
 
 static void print_help(void) {
@@ -181,11 +195,23 @@ static void free_spec(RunSpec *rs) {
     for (int i = 0; i < model_registry_count; i++) free(rs->model_cfg[i]);
 }
 
+/* For --sweep: load one run's config exactly as a run would, then forget it. */
+static int sweep_check(const char *config, char **overrides, int nover, SweepRunInfo *info) {
+    RunSpec *rs = xcalloc(1, sizeof *rs);
+    int rc = load_spec(rs, config, overrides, nover);
+    if (rc == 0) snprintf(info->main_metric, sizeof info->main_metric, "val_loss");
+    free_spec(rs);
+    free(rs);
+    return rc;
+}
+
 int main(int argc, char **argv) {
     ASSERT(model_registry_count < 63, "registry too large");
     for (int i = 0; i < model_registry_count; i++) model_choices[i] = model_registry[i]->name;
     model_keys[0].def = model_registry[0]->name;
     model_keys[0].offset = offsetof(ModelSel, type);
+
+    if (argc > 1 && !strcmp(argv[1], "--sweep")) return sweep_main(argc - 2, argv + 2, sweep_check);
 
     const char *paths[MAX_RUNS];
     char *overrides[256];
