@@ -3,6 +3,7 @@
 #   make         build ./train
 #   make demo    deps + build + the RNN no-clip vs clip demo and its comparison plot
 #   make ablation / transformer / transformer-sgd   the other demo comparisons
+#   make sweep-rnn / sweep-methods   threshold sweeps of the RNN demo (summary.png)
 #   make test    deps + build + every test (Criterion, PyTorch parity included)
 #   make bench   deps + build + timings against PyTorch on this machine, ratios printed
 #   make test-asan   the tests under AddressSanitizer + UBSan
@@ -100,6 +101,16 @@ transformer-sgd: deps
 recovery: deps
 	$(MAKE) train
 	./train configs/rnn_recovery_off.ini configs/rnn_recovery.ini --compare runs/rnn_recovery.png
+
+# sweeps (./train --sweep, runs/<name>/sweep.csv and summary.png); -j defaults
+# to the number of cores: make sweep-rnn SWEEP_ARGS="-j 4"
+.PHONY: sweep-rnn sweep-methods
+sweep-rnn: deps
+	$(MAKE) train
+	./train --sweep configs/sweeps/rnn_threshold.sweep $(SWEEP_ARGS)
+sweep-methods: deps
+	$(MAKE) train
+	./train --sweep configs/sweeps/rnn_methods.sweep $(SWEEP_ARGS)
 
 # ---- tests ----
 $(BUILD)/ref/%.bin: tests/ref/%.py tests/ref/tfile.py

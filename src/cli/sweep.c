@@ -228,7 +228,7 @@ static void progress(const Progress *p, const SweepSpec *s, const SweepRun *just
 static int run_all(SweepSpec *s, const int *mine, int jobs, int rank, int nranks) {
     uint64_t hash = file_hash(s->config);
     Progress p = {0};
-    p.tty = isatty(1);
+    p.tty = isatty(1) && nranks == 1; /* mpirun hands ranks a pty: one line per run there */
     p.t0 = wall_now();
     p.rank = rank, p.nranks = nranks, p.jobs = jobs;
     char *args[SWEEP_MAX_ARGS * 2 + 16];

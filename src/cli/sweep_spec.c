@@ -173,9 +173,10 @@ static int parse_seeds(SweepSpec *s, const char *text, char *err, size_t errlen)
     for (int i = 0; i < tmp.nvals; i++) {
         long v;
         if (parse_long(tmp.vals[i], &v) || v < 0 || s->nseeds == SWEEP_MAX_SEEDS) {
+            fail(err, errlen, "--seeds '%s': '%s' is not a seed (%s; at most %d)", text,
+                 tmp.vals[i], help, SWEEP_MAX_SEEDS);
             axis_free(&tmp);
-            FAIL("--seeds '%s': '%s' is not a seed (%s; at most %d)", text, tmp.vals[i], help,
-                 SWEEP_MAX_SEEDS);
+            return -1;
         }
         s->seeds[s->nseeds++] = v;
     }
@@ -379,6 +380,11 @@ int sweep_parse(SweepSpec *s, int argc, char **argv, char *err, size_t errlen) {
     for (int i = 0; i < n && rc == 0; i++) {
         const char *t = toks[i], *w = where[i];
         const char *arg = i + 1 < n ? toks[i + 1] : NULL;
+        if (!strncmp(t, "-j", 2) && t[2]) { /* -j2 as well as -j 2 */
+            arg = t + 2;
+            t = "-j";
+            i--;
+        }
         int takes = !strcmp(t, "--vary") || !strcmp(t, "--seeds") || !strcmp(t, "--group") ||
                     !strcmp(t, "--name") || !strcmp(t, "--x") || !strcmp(t, "-j");
         if (takes && !arg) {
