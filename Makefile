@@ -3,7 +3,8 @@
 #   make         build ./train
 #   make demo    deps + build + the RNN no-clip vs clip demo and its comparison plot
 #   make ablation / transformer / transformer-sgd   the other demo comparisons
-#   make sweep-rnn / sweep-methods   threshold sweeps of the RNN demo (summary.png)
+#   make sweep-rnn / sweep-methods / lr-map   sweeps of the RNN demo (summary.png, map.png)
+#   make order   the temporal-order pair (no clip vs clip)
 #   make test    deps + build + every test (Criterion, PyTorch parity included)
 #   make bench   deps + build + timings against PyTorch on this machine, ratios printed
 #   make test-asan   the tests under AddressSanitizer + UBSan
@@ -104,13 +105,22 @@ recovery: deps
 
 # sweeps (./train --sweep, runs/<name>/sweep.csv and summary.png); -j defaults
 # to the number of cores: make sweep-rnn SWEEP_ARGS="-j 4"
-.PHONY: sweep-rnn sweep-methods
+.PHONY: sweep-rnn sweep-methods lr-map
 sweep-rnn: deps
 	$(MAKE) train
 	./train --sweep configs/sweeps/rnn_threshold.sweep $(SWEEP_ARGS)
 sweep-methods: deps
 	$(MAKE) train
 	./train --sweep configs/sweeps/rnn_methods.sweep $(SWEEP_ARGS)
+# learning rate x clip threshold on the RNN: runs/rnn_lr_map/map.png
+lr-map: deps
+	$(MAKE) train
+	./train --sweep configs/sweeps/rnn_lr_map.sweep $(SWEEP_ARGS)
+# the temporal order pair: runs/compare_rnn_order_noclip_vs_rnn_order_clip.png
+.PHONY: order
+order: deps
+	$(MAKE) train
+	./train configs/rnn_order_noclip.ini configs/rnn_order_clip.ini
 
 # ---- tests ----
 $(BUILD)/ref/%.bin: tests/ref/%.py tests/ref/tfile.py

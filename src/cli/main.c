@@ -254,7 +254,12 @@ static void free_spec(RunSpec *rs) {
 static int sweep_check(const char *config, char **overrides, int nover, SweepRunInfo *info) {
     RunSpec *rs = xcalloc(1, sizeof *rs);
     int rc = load_spec(rs, config, overrides, nover);
-    if (rc == 0) snprintf(info->main_metric, sizeof info->main_metric, "val_loss");
+    if (rc == 0) {
+        const ModelDef *def = model_registry[rs->sel.type];
+        snprintf(info->main_metric, sizeof info->main_metric, "%s",
+                 def->main_metric ? def->main_metric : "val_loss");
+        info->main_metric_higher = def->main_metric_higher;
+    }
     free_spec(rs);
     free(rs);
     return rc;

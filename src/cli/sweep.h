@@ -19,6 +19,10 @@
  *                              else <config name>_sweep)
  *   --x KEY                    the swept key on the figure's x axis (default: the first numeric one)
  *   -j N                       worker processes on this host (default: cores; 1 per MPI rank)
+ *   --map                      also map.png: a heatmap of the median final metric, one row per
+ *                              line of the figure, one column per x value, diverged runs
+ *                              counted as the worst value (a cell whose median run diverged
+ *                              is drawn as diverged)
  *   --mark-norm-rule           the figure marks the median pre-clip norm of the runs that were
  *                              never clipped, and 0.5x and 10x it (Pascanu et al. 2013's range)
  *   FILE.sweep                 read more tokens from FILE (no nesting)
@@ -27,7 +31,8 @@
  *
  * Outputs in runs/NAME/: one folder per run (its config.ini, metrics.csv, plots,
  * log.txt with its terminal output, result.txt written last: the mark of a
- * complete run), sweep.csv, summary.csv (the numbers drawn) and summary.png. */
+ * complete run), sweep.csv, summary.csv (the numbers drawn), summary.png and,
+ * with --map, map.png. */
 #ifndef CLIPLAB_SWEEP_H
 #define CLIPLAB_SWEEP_H
 
@@ -85,6 +90,7 @@ typedef struct SweepSpec {
     SweepGroup groups[SWEEP_MAX_GROUPS];
     int ngroups;               /* at least 1 */
     int jobs;                  /* 0 = default */
+    int map;                   /* --map: also map.png, lines x x values as a heatmap */
     int mark_norm_rule;        /* --mark-norm-rule: mark the typical unclipped norm and 0.5x-10x */
     char metric[64];           /* main metric column (val_loss until ModelDef says) */
     int metric_higher;

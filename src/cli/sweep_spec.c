@@ -452,11 +452,13 @@ int sweep_parse(SweepSpec *s, int argc, char **argv, char *err, size_t errlen) {
                 break;
             }
             s->jobs = (int)j;
+        } else if (!strcmp(t, "--map")) {
+            s->map = 1;
         } else if (!strcmp(t, "--mark-norm-rule")) {
             s->mark_norm_rule = 1;
         } else if (t[0] == '-') {
             rc = fail(err, errlen, "%s: unknown sweep option '%s' (accepted: --vary, --seeds, "
-                      "--group, --name, --x, -j, --mark-norm-rule)", w, t);
+                      "--group, --name, --x, -j, --map, --mark-norm-rule)", w, t);
         } else if (strchr(t, '=')) {
             if (reserved_key(t)) {
                 rc = fail(err, errlen, "%s: '%s': the sweep sets run.seed, run.name and run.out_dir "

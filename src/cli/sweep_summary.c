@@ -118,6 +118,7 @@ typedef struct Point {
     double x;
     int runs, ok, diverged, errors;
     double median, lo, hi;
+    double median_div;         /* median with each diverged run counted as +inf */
 } Point;
 
 typedef struct Line {
@@ -183,20 +184,37 @@ static Line *build_lines(const SweepSpec *s, int *nlines) {
         for (int p = 0; p < ln->npts; p++) {
             Point *pt = &ln->pts[p];
             size_t n = 0;
+            int ndiv = 0;
             for (int i = 0; i < s->nruns; i++) {
                 const SweepRun *r = &s->runs[i];
-                if (line_of[i] != l || r->failed || r->diverged_step >= 0) continue;
+                if (line_of[i] != l || r->failed) continue;
                 int xi = x_axis(s, r);
                 double x = NAN;
                 if (xi >= 0)
                     for (int v = 0; v < r->axis[xi]->nvals; v++)
                         if (r->axis[xi]->vals[v] == r->val[xi]) x = r->axis[xi]->num[v];
                 if (!(x == pt->x || (isnan(x) && isnan(pt->x)))) continue;
-                if (isfinite(r->final_metric)) vals[n++] = r->final_metric;
+                if (r->diverged_step >= 0) ndiv++;
+                else if (isfinite(r->final_metric)) vals[n++] = r->final_metric;
             }
-            pt->median = sweep_median(vals, n); /* sorts vals */
+            pt->median = sweep_median(vals, n); /* sorts the finite values first */
             pt->lo = n ? vals[0] : NAN;
             pt->hi = n ? vals[n - 1] : NAN;
+            /* the same runs with the diverged ones as the worst values: sorted
+             * order is vals then ndiv infinities (or before them, if higher is better) */
+            size_t m = n + (size_t)ndiv;
+            if (m == 0) {
+                pt->median_div = NAN;
+            } else {
+                double worst = s->metric_higher ? -INFINITY : INFINITY;
+                size_t a = (m - 1) / 2, b = m / 2;
+                const double *v = vals;
+                /* element k of the ascending order (diverged at the end when lower is better) */
+#define AT(k) (s->metric_higher ? ((k) < (size_t)ndiv ? worst : v[(k) - (size_t)ndiv]) \
+                                : ((k) < n ? v[k] : worst))
+                pt->median_div = a == b ? AT(a) : 0.5 * (AT(a) + AT(b));
+#undef AT
+            }
         }
     }
     free(vals);
@@ -231,6 +249,7 @@ static int close_tmp(FILE *f, const char *tmp, const char *path) {
 
 static void put_num(FILE *f, double v) {
     if (isnan(v)) fputs(",nan", f);
+    else if (isinf(v)) fputs(v > 0 ? ",inf" : ",-inf", f);
     else fprintf(f, ",%.6g", v);
 }
 
@@ -286,7 +305,8 @@ static int write_summary_csv(const SweepSpec *s, const Line *L, int nl) {
     FILE *f = open_tmp(path, tmp, sizeof tmp);
     if (!f) return -1;
     fprintf(f, "line,x_key,x,runs,ok,diverged,errors,median_final_%s,min_final_%s,max_final_%s,"
-               "frac_diverged\n", s->metric, s->metric, s->metric);
+               "frac_diverged,median_final_%s_diverged_as_worst\n", s->metric, s->metric, s->metric,
+            s->metric);
     for (int l = 0; l < nl; l++)
         for (int p = 0; p < L[l].npts; p++) {
             const Point *pt = &L[l].pts[p];
@@ -298,6 +318,7 @@ static int write_summary_csv(const SweepSpec *s, const Line *L, int nl) {
             put_num(f, pt->lo);
             put_num(f, pt->hi);
             put_num(f, pt->runs ? (double)pt->diverged / pt->runs : NAN);
+            put_num(f, pt->median_div);
             fputc('\n', f);
         }
     return close_tmp(f, tmp, path);
@@ -442,13 +463,63 @@ static int write_figure(const SweepSpec *s, const Line *L, int nl) {
     return rc;
 }
 
+/* map.png: rows = the figure's lines, columns = the x values they share. A cell
+ * is the median final metric with diverged runs as the worst value, so a cell
+ * whose median run diverged is non-finite and drawn in the diverged colour. */
+static int write_map(const SweepSpec *s, const Line *L, int nl) {
+    double xs[1000];
+    int nx = 0;
+    const char *xkey = NULL;
+    for (int l = 0; l < nl; l++)
+        for (int p = 0; p < L[l].npts && L[l].xkey; p++) {
+            xkey = L[l].xkey;
+            int k = 0;
+            while (k < nx && xs[k] != L[l].pts[p].x) k++;
+            if (k == nx && nx < 1000) xs[nx++] = L[l].pts[p].x;
+        }
+    if (!nx) {
+        fprintf(stderr, "cliplab: error: --map needs a numeric swept key for the columns\n");
+        return -1;
+    }
+    qsort(xs, (size_t)nx, sizeof *xs, cmp_double);
+    double *v = xcalloc((size_t)nl * (size_t)nx, sizeof *v);
+    const char **rows = xcalloc((size_t)nl, sizeof *rows);
+    int logx = xs[0] > 0 && xs[nx - 1] / xs[0] >= 100;
+    double cx[1000];
+    for (int k = 0; k < nx; k++) cx[k] = logx ? log10(xs[k]) : xs[k];
+    int logc = 1;
+    for (int l = 0; l < nl; l++) {
+        rows[l] = L[l].label;
+        for (int k = 0; k < nx; k++) {
+            double c = NAN;
+            for (int p = 0; p < L[l].npts; p++)
+                if (L[l].pts[p].x == xs[k] || (!L[l].xkey && p == 0)) c = L[l].pts[p].median_div;
+            v[(size_t)l * nx + k] = c;
+            if (isfinite(c) && c <= 0) logc = 0;
+        }
+    }
+    char path[700], err[512], title[400], xlabel[200];
+    snprintf(path, sizeof path, "%s/map.png", s->out_dir);
+    snprintf(title, sizeof title, "%.100s: median final %s over seeds (%s colour; red: "
+             "median run diverged)", s->name, s->metric, logc ? "log" : "linear");
+    snprintf(xlabel, sizeof xlabel, logx ? "log10(%.150s)" : "%.150s", xkey);
+    int rc = plot_heatmap(path, title, xlabel, rows, nl, cx, nx, v, logc, err, sizeof err);
+    if (rc != 0) fprintf(stderr, "cliplab: error: %s: %s\n", path, err);
+    free(v);
+    free(rows);
+    return rc;
+}
+
 int sweep_write_summary(const SweepSpec *s) {
     int nl;
     Line *L = build_lines(s, &nl);
     int rc = write_sweep_csv(s);
     if (rc == 0) rc = write_summary_csv(s, L, nl);
     if (rc == 0) rc = write_figure(s, L, nl);
-    if (rc == 0) printf("sweep %s: wrote %s/sweep.csv, summary.csv, summary.png\n", s->name, s->out_dir);
+    if (rc == 0 && s->map) rc = write_map(s, L, nl);
+    if (rc == 0)
+        printf("sweep %s: wrote %s/sweep.csv, summary.csv, summary.png%s\n", s->name, s->out_dir,
+               s->map ? ", map.png" : "");
     free_lines(L, nl);
     return rc;
 }

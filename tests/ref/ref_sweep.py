@@ -16,7 +16,8 @@ final = the metric's last non-NaN value; best = min (max when higher is better)
 of its finite values; clip_frac = the last row's; median over finite grad_norm.
 A line is a group plus the values of its swept keys other than the x key (the
 first numeric one); a point is the median/min/max over the runs of that line and
-x that neither diverged nor failed.
+x that neither diverged nor failed; the map's value is the median of the same
+runs and the diverged ones counted as +inf.
 """
 import csv
 import math
@@ -33,6 +34,8 @@ def close(a, b, rtol=2e-5):
         return a == b
     if math.isnan(a) and math.isnan(b):
         return True
+    if math.isinf(a) or math.isinf(b):
+        return a == b
     return abs(a - b) <= 1e-12 + rtol * abs(b)
 
 
@@ -125,11 +128,14 @@ def check(run_dir):
             bad.append("summary.csv point %s x=%s: python has no such point" % (row["line"], row["x"]))
             continue
         v = np.array(e["v"])
+        worst = np.concatenate([v, np.full(e["div"], np.inf)])
         want = {"runs": e["runs"], "ok": e["ok"], "diverged": e["div"], "errors": e["err"],
                 "median_final_" + metric: float(np.median(v)) if len(v) else float("nan"),
                 "min_final_" + metric: float(v.min()) if len(v) else float("nan"),
                 "max_final_" + metric: float(v.max()) if len(v) else float("nan"),
-                "frac_diverged": e["div"] / e["runs"]}
+                "frac_diverged": e["div"] / e["runs"],
+                "median_final_%s_diverged_as_worst" % metric:
+                    float(np.median(worst)) if len(worst) else float("nan")}
         for k, w in want.items():
             # sweep.csv rounds to 6 digits; the summary is computed from full precision
             if not close(num(row[k]), float(w), 1e-5):
