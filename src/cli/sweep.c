@@ -384,6 +384,36 @@ static void gather(SweepSpec *s, const int *mine, int rank, int nranks) {
 
 /* ------------------------------------------------------------ main */
 
+/* The lines of f on stderr, each distinct one once, with how many runs gave it. */
+static void print_once(FILE *f) {
+    rewind(f);
+    char line[4096];
+    char **seen = NULL;
+    int *count = NULL, n = 0;
+    while (fgets(line, sizeof line, f)) {
+        int i = 0;
+        while (i < n && strcmp(seen[i], line)) i++;
+        if (i == n) {
+            seen = realloc(seen, (size_t)(n + 1) * sizeof *seen);
+            count = realloc(count, (size_t)(n + 1) * sizeof *count);
+            if (!seen || !count) die("out of memory");
+            size_t len = strlen(line) + 1;
+            seen[n] = memcpy(xmalloc(len), line, len);
+            count[n++] = 0;
+        }
+        count[i]++;
+    }
+    for (int i = 0; i < n; i++) {
+        size_t len = strlen(seen[i]);
+        if (len && seen[i][len - 1] == '\n') seen[i][len - 1] = '\0';
+        if (count[i] > 1) fprintf(stderr, "%s (in %d runs)\n", seen[i], count[i]);
+        else fprintf(stderr, "%s\n", seen[i]);
+        free(seen[i]);
+    }
+    free(seen);
+    free(count);
+}
+
 int sweep_main(int argc, char **argv, SweepCheckFn check) {
     SweepSpec *s = xcalloc(1, sizeof *s);
     char err[2048];
@@ -404,10 +434,15 @@ int sweep_main(int argc, char **argv, SweepCheckFn check) {
         MPI_Comm_size(MPI_COMM_WORLD, &nranks);
     }
 #endif
-    /* every run's config loads, or nothing runs (each rank checks, so each stops) */
+    /* every run's config loads, or nothing runs (each rank checks, so each stops);
+     * what the loader prints is gathered so a warning shared by many runs shows once */
     char *args[SWEEP_MAX_ARGS * 2 + 16];
     static char buf[65536];
     int rc = 0;
+    FILE *cap = tmpfile();
+    int saved = cap ? dup(2) : -1;
+    fflush(stderr);
+    if (saved >= 0) dup2(fileno(cap), 2);
     for (int i = 0; i < s->nruns && rc == 0; i++) {
         int n = sweep_run_args(s, &s->runs[i], args, buf, sizeof buf);
         SweepRunInfo info = {{0}, 0};
@@ -422,6 +457,13 @@ int sweep_main(int argc, char **argv, SweepCheckFn check) {
             s->metric_higher = info.main_metric_higher;
         }
     }
+    if (saved >= 0) {
+        fflush(stderr);
+        dup2(saved, 2);
+        close(saved);
+        print_once(cap);
+    }
+    if (cap) fclose(cap);
     int *mine = xcalloc((size_t)s->nruns, sizeof *mine);
     if (rc == 0) {
         for (int i = 0; i < s->nruns; i++) mine[i] = i % nranks == rank;
