@@ -399,3 +399,15 @@ Test(sweep, mpi_three_ranks_equal_one_host) {
     same_results("local", "mpi");
 #endif
 }
+
+Test(sweep, help_documents_the_syntax) {
+    char out[256];
+    cr_assert_eq(cli_run("--help", out, sizeof out, 0), 0);
+    size_t n;
+    char *help = slurp("stdout.txt", &n);
+    const char *want[] = {"--sweep", "--vary section.key=VALUES", "clip.exclude=w_out,b_out",
+                          "log:LO:HI:N", "--seeds", "--group", "-j N", "mpirun"};
+    for (size_t i = 0; i < sizeof want / sizeof *want; i++)
+        cr_assert(strstr(help, want[i]), "--help lacks '%s'", want[i]);
+    free(help);
+}

@@ -60,7 +60,8 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: ./train CONFIG.ini [CONFIG.ini ...] [section.key=value ...] [--compare OUT.png]\n"
             "       ./train --sweep CONFIG.ini|SPEC.sweep [--vary section.key=VALUES ...] [--seeds S]\n"
-            "               [--group LABEL] [--name NAME] [-j N] [section.key=value ...]\n"
+            "               [--group LABEL] [--name NAME] [--x KEY] [--map] [--mark-norm-rule]\n"
+            "               [-j N] [section.key=value ...]\n"
             "       ./train --help\n\n"
             "Trains the network a config describes and writes runs/<config name>/:\n"
             "config.ini (effective settings), metrics.csv, loss.png, grad_norm.png.\n"
@@ -74,6 +75,8 @@ static void usage(FILE *f) {
             "log:LO:HI:N (N log-spaced numbers), lin:LO:HI:N. --seeds 1:5 or 1,2,7.\n"
             "--group LABEL: the overrides and --vary after it apply to that group only (the\n"
             "runs are the union of the groups; a group without a numeric key is a baseline).\n"
+            "--x KEY the x axis of summary.png; --map also map.png (a heatmap, one row per\n"
+            "line); --mark-norm-rule marks the median unclipped norm and 0.5x-10x it.\n"
             "-j N workers (default: cores); under mpirun the runs are spread over the ranks.\n"
             "A SPEC.sweep file holds the same tokens, # comments (see configs/sweeps/):\n"
             "  ./train --sweep configs/rnn_clip.ini --vary clip.max_norm=log:0.01:100:9 --seeds 1:5\n"
