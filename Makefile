@@ -3,6 +3,8 @@
 #   make         build ./train
 #   make demo    deps + build + the RNN no-clip vs clip demo and its comparison plot
 #   make ablation / transformer / transformer-sgd / wgan / ppo / mobilenet   the other demos
+#   make sweep-rnn / sweep-methods / lr-map   sweeps of the RNN demo (summary.png, map.png)
+#   make order   the temporal-order pair (no clip vs clip)
 #   make test    deps + build + every test (Criterion, PyTorch parity included)
 #   make bench   deps + build + timings against PyTorch on this machine, ratios printed
 #   make test-asan   the tests under AddressSanitizer + UBSan
@@ -19,10 +21,17 @@ CFLAGS  += -std=c11 -D_DEFAULT_SOURCE -fno-math-errno $(WARN) -pthread -fopenmp 
 CPPFLAGS += $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -pthread
 TEST_LDLIBS := $(shell pkg-config --libs criterion 2>/dev/null)
+# Open MPI (Debian openmpi-bin libopenmpi-dev): ./train --sweep under mpirun
+# spreads the runs over the ranks; without it the sweep runs on one host.
+HAVE_MPI := $(shell pkg-config --exists ompi-c 2>/dev/null && echo 1)
+ifeq ($(HAVE_MPI),1)
+CPPFLAGS += $(shell pkg-config --cflags ompi-c) -DCLIPLAB_MPI
+LDLIBS   += $(shell pkg-config --libs ompi-c)
+endif
 
 DEB_PACKAGES := pkg-config libopenblas-dev libstb-dev libinih-dev libcriterion-dev libcairo2-dev libfreetype-dev \
                 fonts-dejavu-core python3-torch python3-numpy fortunes-min fortunes \
-                zlib1g-dev dataset-fashion-mnist liblapacke-dev
+                zlib1g-dev dataset-fashion-mnist liblapacke-dev openmpi-bin libopenmpi-dev
 
 SRC_DIRS  := src/engine src/clip src/train src/plot src/cli models tests
 CPPFLAGS  += $(addprefix -I,$(SRC_DIRS))
@@ -125,6 +134,24 @@ ppo: deps
 mobilenet: deps
 	$(MAKE) train
 	./train configs/mobilenet_relu6.ini configs/mobilenet_relu.ini --compare runs/mobilenet.png
+# sweeps (./train --sweep, runs/<name>/sweep.csv and summary.png); -j defaults
+# to the number of cores: make sweep-rnn SWEEP_ARGS="-j 4"
+.PHONY: sweep-rnn sweep-methods lr-map
+sweep-rnn: deps
+	$(MAKE) train
+	./train --sweep configs/sweeps/rnn_threshold.sweep $(SWEEP_ARGS)
+sweep-methods: deps
+	$(MAKE) train
+	./train --sweep configs/sweeps/rnn_methods.sweep $(SWEEP_ARGS)
+# learning rate x clip threshold on the RNN: runs/rnn_lr_map/map.png
+lr-map: deps
+	$(MAKE) train
+	./train --sweep configs/sweeps/rnn_lr_map.sweep $(SWEEP_ARGS)
+# the temporal order pair: runs/compare_rnn_order_noclip_vs_rnn_order_clip.png
+.PHONY: order
+order: deps
+	$(MAKE) train
+	./train configs/rnn_order_noclip.ini configs/rnn_order_clip.ini
 
 # ---- tests ----
 $(BUILD)/ref/%.bin: tests/ref/%.py tests/ref/tfile.py
