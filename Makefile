@@ -2,7 +2,7 @@
 #   make deps    install missing Debian packages (root), else print the apt-get line
 #   make         build ./train
 #   make demo    deps + build + the RNN no-clip vs clip demo and its comparison plot
-#   make ablation / transformer / transformer-sgd   the other demo comparisons
+#   make ablation / transformer / transformer-sgd / recovery / cliff   the other demo comparisons
 #   make test    deps + build + every test (Criterion, PyTorch parity included)
 #   make bench   deps + build + timings against PyTorch on this machine, ratios printed
 #   make test-asan   the tests under AddressSanitizer + UBSan
@@ -92,6 +92,13 @@ transformer-sgd: deps
 recovery: deps
 	$(MAKE) train
 	./train configs/rnn_recovery_off.ini configs/rnn_recovery.ini --compare runs/rnn_recovery.png
+
+# Pascanu et al.'s cliff (Fig. 6): one-unit RNN, SGD from one start without and
+# with norm clipping; surface.csv and the two trajectories (< 1 s)
+.PHONY: cliff
+cliff: deps
+	$(MAKE) train
+	./train configs/cliff_noclip.ini configs/cliff_clip.ini --compare runs/cliff.png
 
 # ---- tests ----
 $(BUILD)/ref/%.bin: tests/ref/%.py tests/ref/tfile.py
