@@ -10,7 +10,7 @@
 CC      ?= cc
 PYTHON  ?= /usr/bin/python3
 BUILD   ?= build
-PKGS    := openblas inih
+PKGS    := openblas inih cairo freetype2
 WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 CFLAGS  ?= -O3 -g
 CFLAGS  += -std=c11 -D_DEFAULT_SOURCE -fno-math-errno $(WARN) -pthread $(EXTRA_CFLAGS)
@@ -18,7 +18,7 @@ CPPFLAGS += $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -pthread
 TEST_LDLIBS := $(shell pkg-config --libs criterion 2>/dev/null)
 
-DEB_PACKAGES := pkg-config libopenblas-dev libstb-dev libinih-dev libcriterion-dev \
+DEB_PACKAGES := pkg-config libopenblas-dev libstb-dev libinih-dev libcriterion-dev libcairo2-dev libfreetype-dev \
                 fonts-dejavu-core python3-torch python3-numpy fortunes-min fortunes
 
 SRC_DIRS  := src/engine src/clip src/train src/plot src/cli models tests

@@ -33,7 +33,7 @@ static const CfgKey rnn_keys[] = {
             "held-out sequences for val_loss"),
 };
 static const CfgSection rnn_section = {"rnn", rnn_keys, (int)(sizeof rnn_keys / sizeof *rnn_keys),
-                                       "vanilla RNN on the adding / temporal order problems"};
+                                       "vanilla RNN on the adding / temporal order problems", NULL};
 
 int rnn_input_dim(RnnTask task) { return task == RNN_TASK_ADDING ? 2 : 6; }
 int rnn_output_dim(RnnTask task) { return task == RNN_TASK_ADDING ? 1 : 4; }

@@ -59,7 +59,7 @@ static const CfgKey tf_keys[] = {
 };
 static const CfgSection tf_section = {
     "transformer", tf_keys, (int)(sizeof tf_keys / sizeof *tf_keys),
-    "decoder-only character-level GPT on a text corpus (default: Debian's fortunes)"};
+    "decoder-only character-level GPT on a text corpus (default: Debian's fortunes)", NULL};
 
 /* -------------------------------------------------------------------- data */
 

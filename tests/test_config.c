@@ -389,10 +389,16 @@ Test(config, print_help_lists_everything) {
     fclose(f);
     static const char *const want[] = {
         "[train]  training loop", "[model]  the network", "optimizer steps", "integer from 1 to 10000000",
-        "one of: sgd, adam, rmsprop", "number from 1e-06 to 1000000, or inf", "  dropout    double",
+        "one of: sgd, adam, rmsprop", "number from 1e-06 to 1000000, or inf", "  dropout = 0  (double; finite number from 0 to 0.9)",
     };
     for (size_t i = 0; i < sizeof want / sizeof *want; i++)
         cr_assert(strstr(buf, want[i]), "help lacks '%s':\n%s", want[i], buf);
+    /* readable in a 100-column terminal */
+    for (char *line = buf, *nl; *line; line = nl + 1) {
+        nl = strchr(line, '\n');
+        cr_assert(nl, "help ends without a newline");
+        cr_assert_leq(nl - line, 100, "help line of %d columns: %.*s", (int)(nl - line), (int)(nl - line), line);
+    }
     free(buf);
 }
 

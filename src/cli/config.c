@@ -87,6 +87,8 @@ static int find_section(const Config *cfg, const char *name) {
     return -1;
 }
 
+int cfg_find_section(const Config *cfg, const char *name) { return find_section(cfg, name); }
+
 static int find_key(const CfgSection *s, const char *name) {
     for (int j = 0; j < s->nkeys; j++)
         if (strcmp(s->keys[j].name, name) == 0) return j;
@@ -317,7 +319,9 @@ CfgStatus cfg_set(Config *cfg, const char *section, const char *key, const char 
         return fail(err, errlen, CFG_ERR_KEY, "%s: [%s] %s = '%s': unknown key (accepted: %s)", where,
                     section, key, value, list);
     }
-    return set_key(cfg, si, ki, value, where, err, errlen);
+    CfgStatus st = set_key(cfg, si, ki, value, where, err, errlen);
+    if (st == CFG_OK) cfg->set[si][ki] = 1, cfg->touched[si] = 1;
+    return st;
 }
 
 /* ------------------------------------------------------------ init / free */
@@ -325,6 +329,7 @@ CfgStatus cfg_set(Config *cfg, const char *section, const char *key, const char 
 static void check_table(const CfgSection *s) {
     ASSERT(s && s->name && s->name[0] && !strpbrk(s->name, ".[]=: \t\n"), "bad section name");
     ASSERT(!s->help || !strchr(s->help, '\n'), "[%s]: help must be one line", s->name);
+    ASSERT(s->nkeys <= CFG_MAX_KEYS, "[%s]: %d keys (at most %d)", s->name, s->nkeys, CFG_MAX_KEYS);
     for (int j = 0; j < s->nkeys; j++) {
         const CfgKey *k = &s->keys[j];
         ASSERT(k->name && k->name[0] && !strpbrk(k->name, "=:;#[] \t\n"), "[%s]: bad key name", s->name);
@@ -356,7 +361,72 @@ void cfg_init(Config *cfg, const CfgSection *const *sections, void *const *struc
         }
 }
 
+int cfg_add_group(Config *cfg, const char *base, const char *group, void *structp) {
+    int bi = find_section(cfg, base);
+    ASSERT(bi >= 0 && !cfg->groups[bi], "group section of unknown or group base [%s]", base);
+    ASSERT(group[0] && !strpbrk(group, ".[]=:; \t\n"), "bad group name '%s'", group);
+    ASSERT(cfg->nsections < CFG_MAX_SECTIONS, "too many sections (at most %d)", CFG_MAX_SECTIONS);
+    CfgGroupSection *g = xcalloc(1, sizeof *g);
+    snprintf(g->name, sizeof g->name, "%s.%s", base, group);
+    ASSERT(find_section(cfg, g->name) < 0, "[%s] registered twice", g->name);
+    g->sec = *cfg->sections[bi];
+    g->sec.name = g->name;
+    g->base = bi;
+    int i = cfg->nsections++;
+    cfg->sections[i] = &g->sec;
+    cfg->structs[i] = structp;
+    cfg->groups[i] = g;
+    for (int j = 0; j < g->sec.nkeys; j++) { /* the base's defaults until resolved */
+        char err[LIST_MAX + 256];
+        CfgStatus st = set_key(cfg, i, j, g->sec.keys[j].def, "default", err, sizeof err);
+        ASSERT(st == CFG_OK, "bad default in the table: %s", err);
+    }
+    return i;
+}
+
+static size_t field_size(const CfgKey *k) {
+    switch (k->type) {
+    case CFG_LONG: return sizeof(long);
+    case CFG_DOUBLE:
+    case CFG_NORM: return sizeof(double);
+    case CFG_STRING: return CFG_STR_MAX;
+    default: return sizeof(int);
+    }
+}
+
+void cfg_resolve_groups(Config *cfg) {
+    for (int i = 0; i < cfg->nsections; i++) {
+        const CfgGroupSection *g = cfg->groups[i];
+        if (!g) continue;
+        for (int j = 0; j < g->sec.nkeys; j++) {
+            const CfgKey *k = &g->sec.keys[j];
+            if (cfg->set[i][j]) continue;
+            memcpy((char *)cfg->structs[i] + k->offset, (const char *)cfg->structs[g->base] + k->offset,
+                   field_size(k));
+        }
+    }
+}
+
+int cfg_warn_unused(const Config *cfg, FILE *f) {
+    int n = 0;
+    for (int i = 0; i < cfg->nsections; i++) {
+        const CfgSection *s = cfg->sections[i];
+        if (cfg->hidden[i] || !s->unused) continue;
+        for (int j = 0; j < s->nkeys; j++) {
+            if (!cfg->set[i][j]) continue;
+            const char *why = s->unused(cfg->structs[i], &s->keys[j]);
+            if (!why) continue;
+            fprintf(f, "cliplab: warning: %s: [%s] %s is set but this run does not read it (%s)\n",
+                    cfg->path, s->name, s->keys[j].name, why);
+            n++;
+        }
+    }
+    return n;
+}
+
 void cfg_free(Config *cfg) {
+    for (int i = 0; i < cfg->nsections; i++) free(cfg->groups[i]);
+    memset(cfg->groups, 0, sizeof cfg->groups);
     cfg->nsections = 0;
 }
 
@@ -577,7 +647,9 @@ CfgStatus cfg_load_file(Config *cfg, const char *path, char *err, size_t errlen)
 /* ------------------------------------------------------------ overrides */
 
 CfgStatus cfg_override(Config *cfg, const char *arg, char *err, size_t errlen) {
-    const char *eq = strchr(arg, '='), *dot = strchr(arg, '.');
+    const char *eq = strchr(arg, '='), *dot = NULL;
+    for (const char *p = arg; eq && p < eq; p++)
+        if (*p == '.') dot = p; /* the key has no '.': the section is all before the last one */
     if (!eq)
         return fail(err, errlen, CFG_ERR_OVERRIDE, "override '%s': no '=' (accepted: "
                     "section.key=value)", arg);
@@ -626,15 +698,28 @@ void cfg_write(const Config *cfg, FILE *f) {
     for (int i = 0; i < cfg->nsections; i++) {
         const CfgSection *s = cfg->sections[i];
         if (cfg->hidden[i]) continue;
+        const CfgGroupSection *g = cfg->groups[i];
+        int nset = 0;
+        for (int j = 0; g && j < s->nkeys; j++) nset += cfg->set[i][j];
+        if (g && !nset) continue; /* the group follows its base entirely */
         fprintf(f, "\n");
-        if (s->help) fprintf(f, "; %s\n", s->help);
+        if (g)
+            fprintf(f, "; the keys in which this group differs from [%s]; the others follow it\n",
+                    cfg->sections[g->base]->name);
+        else if (s->help)
+            fprintf(f, "; %s\n", s->help);
         fprintf(f, "[%s]\n", s->name);
         for (int j = 0; j < s->nkeys; j++) {
+            if (g && !cfg->set[i][j]) continue;
             char value[CFG_STR_MAX + 64], accepted[LIST_MAX];
             cfg_format_value(&s->keys[j], cfg->structs[i], value, sizeof value);
             describe(&s->keys[j], accepted, sizeof accepted);
-            fprintf(f, "; %s (%s)\n%s = %s\n", s->keys[j].help ? s->keys[j].help : "", accepted,
-                    s->keys[j].name, value);
+            const char *why = s->unused ? s->unused(cfg->structs[i], &s->keys[j]) : NULL;
+            fprintf(f, "; %s (%s)\n", s->keys[j].help ? s->keys[j].help : "", accepted);
+            if (why) /* commented out: loading the file back sets only what the run reads */
+                fprintf(f, "; not read by this run (%s): %s = %s\n", why, s->keys[j].name, value);
+            else
+                fprintf(f, "%s = %s\n", s->keys[j].name, value);
         }
     }
 }
@@ -644,27 +729,40 @@ static const char *type_name(CfgType t) {
     return names[t];
 }
 
-void cfg_print_help(const CfgSection *const *sections, int n, FILE *f) {
-    int wname = 4, wdef = 7;
-    for (int i = 0; i < n; i++)
-        for (int j = 0; j < sections[i]->nkeys; j++) {
-            const CfgKey *k = &sections[i]->keys[j];
-            int a = (int)strlen(k->name), b = k->def && k->def[0] ? (int)strlen(k->def) : 2;
-            wname = a > wname ? a : wname;
-            wdef = b > wdef ? b : wdef;
+/* Write text wrapped at width columns, each line indented by indent spaces. */
+static void wrap(FILE *f, const char *text, int indent, int width) {
+    const char *p = text;
+    while (*p) {
+        while (*p == ' ') p++;
+        int room = width - indent, n = (int)strlen(p);
+        if (n > room) { /* break at the last space that fits, else after the word */
+            int cut = room;
+            while (cut > 0 && p[cut] != ' ') cut--;
+            if (cut == 0) while (p[cut] && p[cut] != ' ') cut++;
+            n = cut;
         }
+        fprintf(f, "%*s%.*s\n", indent, "", n, p);
+        p += n;
+    }
+}
+
+#define HELP_WIDTH 100
+
+void cfg_print_help(const CfgSection *const *sections, int n, FILE *f) {
     for (int i = 0; i < n; i++) {
         const CfgSection *s = sections[i];
-        fprintf(f, "%s[%s]%s%s\n", i ? "\n" : "", s->name, s->help ? "  " : "", s->help ? s->help : "");
-        fprintf(f, "  %-*s  %-6s  %-*s  %s\n", wname, "key", "type", wdef, "default", "accepted");
+        char line[LIST_MAX + 256];
+        snprintf(line, sizeof line, "[%s]%s%s", s->name, s->help ? "  " : "", s->help ? s->help : "");
+        fprintf(f, "%s", i ? "\n" : "");
+        wrap(f, line, 0, HELP_WIDTH);
         for (int j = 0; j < s->nkeys; j++) {
             const CfgKey *k = &s->keys[j];
             char accepted[LIST_MAX];
             const char *def = !k->def ? "-" : k->def[0] ? k->def : "''";
             describe(k, accepted, sizeof accepted);
-            fprintf(f, "  %-*s  %-6s  %-*s  %s\n", wname, k->name, type_name(k->type), wdef, def,
-                    accepted);
-            if (k->help) fprintf(f, "  %-*s  %s\n", wname, "", k->help);
+            snprintf(line, sizeof line, "%s = %s  (%s; %s)", k->name, def, type_name(k->type), accepted);
+            wrap(f, line, 2, HELP_WIDTH);
+            if (k->help) wrap(f, k->help, 6, HELP_WIDTH);
         }
     }
 }

@@ -47,6 +47,10 @@ typedef struct CfgSection {
     const CfgKey *keys;
     int nkeys;
     const char *help;            /* one line: what the section controls */
+    /* Optional: NULL when key k of the filled struct s is read by the run, else
+     * why not ("read only with grad = zclip"): a key set in a file or override
+     * that the run does not read gets a warning (darknet warns on unused keys). */
+    const char *(*unused)(const void *s, const CfgKey *k);
 } CfgSection;
 
 typedef enum {
@@ -61,24 +65,51 @@ typedef enum {
     CFG_ERR_OVERRIDE     /* command-line override not of the form section.key=value */
 } CfgStatus;
 
-#define CFG_MAX_SECTIONS 24
+#define CFG_MAX_SECTIONS 64
+#define CFG_MAX_KEYS 64                 /* per section */
+#define CFG_NAME_MAX 64
+
+/* Group sections: [optim.critic] has the keys of [optim]; the keys it sets
+ * override [optim]'s for the update group "critic", the others follow [optim]
+ * (cfg_resolve_groups). A model declares its groups (model.h). */
+typedef struct CfgGroupSection {
+    CfgSection sec;                     /* same keys as the base, name "base.group" */
+    char name[CFG_NAME_MAX];
+    int base;                           /* index of the base section */
+} CfgGroupSection;
 
 typedef struct Config {
     const CfgSection *sections[CFG_MAX_SECTIONS];
     void *structs[CFG_MAX_SECTIONS];    /* where each section's values go */
     int nsections;
     int present[CFG_MAX_SECTIONS];      /* line where [section] appeared in the file, 0 if never */
+    int touched[CFG_MAX_SECTIONS];      /* some key of it was set by the file or an override */
     int hidden[CFG_MAX_SECTIONS];       /* left out of cfg_write (sections that do not apply) */
+    unsigned char set[CFG_MAX_SECTIONS][CFG_MAX_KEYS]; /* key given in the file or an override */
+    CfgGroupSection *groups[CFG_MAX_SECTIONS]; /* non-NULL for group sections (owned) */
     char path[512];                     /* the file loaded, for messages */
 } Config;
 
 /* Register sections and apply every default. structs[i] receives sections[i]. */
 void cfg_init(Config *cfg, const CfgSection *const *sections, void *const *structs, int n);
+/* Register the group section [base.group] filling structp (the same struct type
+ * as base's); call after cfg_init, before loading. Returns its index. */
+int cfg_add_group(Config *cfg, const char *base, const char *group, void *structp);
+/* After the file and the overrides: every group section's struct = its base's
+ * values, with the keys the group section set in place of them. */
+void cfg_resolve_groups(Config *cfg);
+/* Index of a registered section, -1 if none. */
+int cfg_find_section(const Config *cfg, const char *name);
+/* Warnings for keys that were set but that the run does not read (CfgSection.
+ * unused), one line each to f ("cliplab: warning: ..."); returns how many. */
+int cfg_warn_unused(const Config *cfg, FILE *f);
 void cfg_free(Config *cfg);
 /* Parse a file into the registered structs. On error, err holds
  * "<path>:<line>: <what is wrong> (accepted: <what is accepted>)". */
 CfgStatus cfg_load_file(Config *cfg, const char *path, char *err, size_t errlen);
-/* "section.key=value"; err says "override '<arg>': ..." on failure. */
+/* "section.key=value" (section may be a group section: optim.critic.lr=1e-4;
+ * the key is what follows the last '.' before '='); err says "override '<arg>':
+ * ..." on failure. */
 CfgStatus cfg_override(Config *cfg, const char *arg, char *err, size_t errlen);
 /* Set one value through the table's setter. where = "path:line" or a label for messages. */
 CfgStatus cfg_set(Config *cfg, const char *section, const char *key, const char *value,

@@ -24,13 +24,17 @@ static const char *model_choices[64];
 
 #define SEL_KEY {"type", CFG_ENUM, 0, NULL, 0, 0, model_choices, "which network and task to train"}
 static CfgKey model_keys[] = {SEL_KEY};
-static const CfgSection model_section = {"model", model_keys, 1, "the network to train"};
+static const CfgSection model_section = {"model", model_keys, 1, "the network to train", NULL};
+
+#define MAX_GROUP_NAMES 32
 
 typedef struct RunSpec {
     char path[512];
     TrainerSettings set;
     ModelSel sel;
     void *model_cfg[64];
+    GroupSettings gstore[MAX_GROUP_NAMES]; /* [optim.G]/[clip.G] of every model's groups */
+    int ngstore;
     Config cfg;
 } RunSpec;
 
@@ -65,8 +69,18 @@ static void usage(FILE *f) {
 static void print_help(void) {
     usage(stdout);
     printf("\nModels ([model] type):\n");
-    for (int i = 0; i < model_registry_count; i++)
-        printf("  %-12s %s\n", model_registry[i]->name, model_registry[i]->summary);
+    for (int i = 0; i < model_registry_count; i++) {
+        const ModelDef *d = model_registry[i];
+        printf("  %-12s %s\n", d->name, d->summary);
+        for (int g = 0; d->groups && d->groups[g]; g++)
+            printf("%s%s%s", g ? ", " : "               update groups: ", d->groups[g],
+                   d->groups[g + 1] ? "" : "\n");
+    }
+    printf("\nUpdate groups: a model with several groups (above) reads [optim.G] and [clip.G]\n"
+           "for its group G: the same keys as [optim] and [clip]; the keys given there\n"
+           "override [optim] / [clip] for that group, the others follow them. Overrides:\n"
+           "optim.critic.lr=1e-4. A set key the run does not read (zclip_* with grad =\n"
+           "global_norm) is warned about.\n");
     printf("\nSettings (section, key, type, default, accepted values):\n\n");
     const CfgSection *secs[CFG_MAX_SECTIONS];
     void *structs[CFG_MAX_SECTIONS];
@@ -87,18 +101,28 @@ static void base_name(const char *path, char *out, size_t len) {
 
 /* Settings that are valid alone but not together (torch.optim raises on the
  * same combinations). 0 if consistent, message printed otherwise. */
-static int check_combinations(const RunSpec *rs, const char *path) {
-    const OptimConfig *o = &rs->set.optim;
-    const char *problem = NULL;
+static int check_optim(const OptimConfig *o, long steps, const char *sec, const char *path) {
+    char problem[256] = "";
     if (o->nesterov && (o->kind != OPTIM_SGD || o->momentum <= 0.0))
-        problem = "[optim] nesterov = true needs kind = sgd and momentum > 0";
+        snprintf(problem, sizeof problem, "[%s] nesterov = true needs kind = sgd and momentum > 0", sec);
     else if (o->schedule != SCHED_CONSTANT && o->min_lr > o->lr)
-        problem = "[optim] min_lr is above lr: a decay schedule would raise the learning rate";
-    else if (o->warmup_steps >= rs->set.train.steps && o->warmup_steps > 0)
-        problem = "[optim] warmup_steps must be below [train] steps";
-    if (!problem) return 0;
+        snprintf(problem, sizeof problem,
+                 "[%s] min_lr is above lr: a decay schedule would raise the learning rate", sec);
+    else if (o->warmup_steps >= steps && o->warmup_steps > 0)
+        snprintf(problem, sizeof problem, "[%s] warmup_steps must be below [train] steps", sec);
+    if (!problem[0]) return 0;
     fprintf(stderr, "cliplab: error: %s: %s\n", path, problem);
     return -1;
+}
+
+static int check_combinations(const RunSpec *rs, const char *path) {
+    if (check_optim(&rs->set.optim, rs->set.train.steps, "optim", path)) return -1;
+    for (int g = 0; g < rs->set.ngroups; g++) {
+        char sec[CFG_NAME_MAX];
+        snprintf(sec, sizeof sec, "optim.%s", rs->set.groups[g].name);
+        if (check_optim(&rs->set.groups[g].optim, rs->set.train.steps, sec, path)) return -1;
+    }
+    return 0;
 }
 
 /* Load one config and the overrides; 0 on success, message printed otherwise. */
@@ -108,6 +132,9 @@ static int load_spec(RunSpec *rs, const char *path, char **overrides, int nover)
     int n = build_sections(secs, structs, rs);
     snprintf(rs->path, sizeof rs->path, "%s", path);
     cfg_init(&rs->cfg, secs, structs, n);
+    for (int i = 0; i < model_registry_count; i++)
+        rs->ngstore = train_groups_register(&rs->cfg, rs->gstore, rs->ngstore, MAX_GROUP_NAMES,
+                                            model_registry[i]->groups);
     char err[1024];
     if (cfg_load_file(&rs->cfg, path, err, sizeof err) != CFG_OK) {
         fprintf(stderr, "cliplab: error: %s\n", err);
@@ -128,8 +155,16 @@ static int load_spec(RunSpec *rs, const char *path, char **overrides, int nover)
     const ModelDef *def = model_registry[rs->sel.type];
     for (int i = 0; i < model_registry_count; i++) {
         const ModelDef *o = model_registry[i];
-        int line = o->section ? cfg_section_line(&rs->cfg, o->section->name) : 0;
+        int si = o->section ? cfg_find_section(&rs->cfg, o->section->name) : -1;
+        int line = si >= 0 ? rs->cfg.present[si] : 0;
         if (o != def && o->section) cfg_hide_section(&rs->cfg, o->section->name);
+        if (o != def && si >= 0 && rs->cfg.touched[si] && !line) {
+            fprintf(stderr, "cliplab: error: %s: an override sets [%s], which does not apply to "
+                            "[model] type = %s (accepted: [%s])\n",
+                    path, o->section->name, def->name,
+                    def->section ? def->section->name : "no model section");
+            return -1;
+        }
         if (o != def && line) {
             fprintf(stderr, "cliplab: error: %s:%d: section [%s] does not apply to [model] type = %s"
                             " (accepted: [%s])\n",
@@ -138,7 +173,23 @@ static int load_spec(RunSpec *rs, const char *path, char **overrides, int nover)
             return -1;
         }
     }
+    cfg_resolve_groups(&rs->cfg);
+    if (train_groups_select(&rs->cfg, &rs->set, rs->gstore, rs->ngstore, def->groups, err,
+                            sizeof err) != 0) {
+        fprintf(stderr, "cliplab: error: %s\n", err);
+        return -1;
+    }
+    for (int j = 0; j < rs->ngstore; j++) { /* other models' group sections are not written */
+        int mine = 0;
+        for (int g = 0; g < rs->set.ngroups; g++) mine |= !strcmp(rs->set.groups[g].name, rs->gstore[j].name);
+        char sec[CFG_NAME_MAX + 8];
+        snprintf(sec, sizeof sec, "optim.%s", rs->gstore[j].name);
+        if (!mine) cfg_hide_section(&rs->cfg, sec);
+        snprintf(sec, sizeof sec, "clip.%s", rs->gstore[j].name);
+        if (!mine) cfg_hide_section(&rs->cfg, sec);
+    }
     if (check_combinations(rs, path) != 0) return -1;
+    cfg_warn_unused(&rs->cfg, stderr);
     /* derived defaults go through the same setter, so they are validated too */
     char value[CFG_STR_MAX + 8];
     CfgStatus st = CFG_OK;
@@ -164,8 +215,12 @@ static void print_config(const Config *cfg, const char *path) {
     for (int i = 0; i < cfg->nsections; i++) {
         if (cfg->hidden[i]) continue;
         const CfgSection *sec = cfg->sections[i];
+        int group = cfg->groups[i] != NULL, nset = 0;
+        for (int k = 0; k < sec->nkeys; k++) nset += cfg->set[i][k];
+        if (group && !nset) continue; /* follows its base section entirely */
         int col = printf("  [%s]", sec->name);
         for (int k = 0; k < sec->nkeys; k++) {
+            if (group && !cfg->set[i][k]) continue;
             char v[CFG_STR_MAX + 64];
             cfg_format_value(&sec->keys[k], cfg->structs[i], v, sizeof v);
             if (col > 70) col = printf("\n   ") - 1;

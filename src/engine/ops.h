@@ -96,6 +96,9 @@ Tensor *ad_global_avgpool(Ctx *c, Tensor *x);           /* [N,C,H,W] -> [N,C] */
 Tensor *ad_attention(Ctx *c, Tensor *qkv, int n_head);
 
 /* ---- shapes ---- */
+/* Same data, no gradient: the stop-gradient (torch's x.detach()). Nothing
+ * downstream of the result flows back into x. */
+Tensor *ad_detach(Ctx *c, Tensor *x);
 /* Same data and gradient, new shape (no copy, no tape node). */
 Tensor *ad_reshape(Ctx *c, Tensor *x, int ndim, const int *shape);
 /* Rows [start, start+count) along dim 0: a view sharing data and gradient. */

@@ -709,6 +709,12 @@ Tensor *ad_gather(Ctx *c, Tensor *x, const int *idx) {
 
 /* ----------------------------------------------------------------- shapes */
 
+Tensor *ad_detach(Ctx *c, Tensor *x) {
+    Tensor *out = arena_alloc(&c->arena, sizeof *out);
+    *out = tensor_view(x->data, NULL, x->ndim, x->shape);
+    return out;
+}
+
 Tensor *ad_reshape(Ctx *c, Tensor *x, int ndim, const int *shape) {
     Tensor *out = arena_alloc(&c->arena, sizeof *out);
     *out = tensor_view(x->data, x->grad, ndim, shape);

@@ -16,6 +16,8 @@
  * clipping before optim_step; nothing here clips. */
 #include "optim.h"
 
+#include <string.h>
+
 #include <math.h>
 #include <stddef.h>
 
@@ -49,9 +51,28 @@ static const CfgKey optim_keys[] = {
 
 #undef KEY
 
+/* Which optimizers read a key (the others ignore it). */
+static const char *optim_key_unused(const void *s, const CfgKey *k) {
+    static const struct { const char *key; unsigned kinds; const char *why; } readers[] = {
+        {"momentum", 1u << OPTIM_SGD | 1u << OPTIM_RMSPROP, "read only by kind = sgd, rmsprop"},
+        {"nesterov", 1u << OPTIM_SGD, "read only by kind = sgd"},
+        {"beta1", 1u << OPTIM_ADAM | 1u << OPTIM_ADAMW, "read only by kind = adam, adamw"},
+        {"beta2", 1u << OPTIM_ADAM | 1u << OPTIM_ADAMW, "read only by kind = adam, adamw"},
+        {"eps", 1u << OPTIM_ADAM | 1u << OPTIM_ADAMW | 1u << OPTIM_RMSPROP,
+         "read only by kind = adam, adamw, rmsprop"},
+        {"alpha", 1u << OPTIM_RMSPROP, "read only by kind = rmsprop"},
+    };
+    const OptimConfig *o = s;
+    if (!strcmp(k->name, "min_lr") && o->schedule == SCHED_CONSTANT)
+        return "read only by schedule = cosine, linear";
+    for (size_t i = 0; i < sizeof readers / sizeof *readers; i++)
+        if (!strcmp(k->name, readers[i].key)) return readers[i].kinds >> o->kind & 1u ? NULL : readers[i].why;
+    return NULL;
+}
+
 const CfgSection optim_config_section = {
     "optim", optim_keys, (int)(sizeof optim_keys / sizeof optim_keys[0]),
-    "optimizer and learning-rate schedule",
+    "optimizer and learning-rate schedule", optim_key_unused,
 };
 
 /* ---- state ---- */

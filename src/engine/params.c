@@ -68,6 +68,14 @@ void param_alloc(ParamSet *ps) {
     ps->allocated = 1;
 }
 
+void param_set_requires_grad(ParamSet *ps, int on) {
+    ASSERT(ps->allocated, "ParamSet %s not allocated", ps->name);
+    for (int i = 0; i < ps->count; i++) {
+        Param *p = &ps->params[i];
+        if (!p->buffer) p->t.grad = on ? ps->grad + p->offset : NULL;
+    }
+}
+
 void param_zero_grad(ParamSet *ps) { memset(ps->grad, 0, ps->n * sizeof(float)); }
 
 Param *param_find(ParamSet *ps, const char *name) {

@@ -45,6 +45,9 @@ Tensor *param_add(ParamSet *ps, const char *name, int ndim, const int *shape, in
 Tensor *param_add_buffer(ParamSet *ps, const char *name, int ndim, const int *shape);
 void param_alloc(ParamSet *ps);                    /* lay out; data and grads zeroed */
 void param_zero_grad(ParamSet *ps);
+/* requires_grad for every trainable tensor: off, their Tensor.grad is NULL, so
+ * ops record no gradient into them (a frozen group); on restores it. */
+void param_set_requires_grad(ParamSet *ps, int on);
 Param *param_find(ParamSet *ps, const char *name); /* NULL if absent */
 
 /* Initialisers (PyTorch's conventions, cited where they come from). */

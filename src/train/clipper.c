@@ -80,9 +80,40 @@ static const CfgKey clip_keys[] = {
     CLIP_NUM("log_param_norms", CFG_BOOL, log_param_norms, "false", 0, 1,
              "measure each tensor's pre-clip gradient L2 norm every step (grad_norms.csv)"),
 };
+/* Which grad methods read a key: its name's prefix, or the table below. */
+static const char *clip_key_unused(const void *s, const CfgKey *k) {
+    static const struct { const char *key; unsigned methods; } readers[] = {
+        {"max_norm", 1u << CLIP_GLOBAL_NORM | 1u << CLIP_NORM},
+        {"norm_type", 1u << CLIP_GLOBAL_NORM | 1u << CLIP_NORM | 1u << CLIP_AUTO},
+        {"value", 1u << CLIP_VALUE},
+        {"agc_", 1u << CLIP_AGC},
+        {"zclip_", 1u << CLIP_ZCLIP},
+        {"adagc_", 1u << CLIP_ADAGC},
+        {"auto_", 1u << CLIP_AUTO},
+        {"only", ~1u},
+        {"exclude", ~1u},
+    };
+    static char why[128];
+    const ClipConfig *c = s;
+    if (!strcmp(k->name, "weight_only") || !strcmp(k->name, "weight_exclude"))
+        return c->weight > 0 ? NULL : "read only with weight > 0";
+    for (size_t i = 0; i < sizeof readers / sizeof *readers; i++) {
+        size_t n = strlen(readers[i].key);
+        int prefix = readers[i].key[n - 1] == '_';
+        if (prefix ? strncmp(k->name, readers[i].key, n) != 0 : strcmp(k->name, readers[i].key) != 0)
+            continue;
+        if (readers[i].methods >> c->grad & 1u) return NULL;
+        int w = snprintf(why, sizeof why, "grad = %s; read with grad =", method_choices[c->grad]);
+        for (int m = 1; method_choices[m] && w < (int)sizeof why - 16; m++)
+            if (readers[i].methods >> m & 1u) w += snprintf(why + w, sizeof why - (size_t)w, " %s", method_choices[m]);
+        return why;
+    }
+    return NULL;
+}
+
 const CfgSection clip_config_section = {"clip", clip_keys,
                                         (int)(sizeof clip_keys / sizeof *clip_keys),
-                                        "gradient and weight clipping"};
+                                        "gradient and weight clipping", clip_key_unused};
 
 /* ---------------------------------------------------------------- selection */
 

@@ -2,13 +2,23 @@
  *
  * Two kinds of model plug in without changing src/:
  *  - supervised (RNN, transformer, MobileNet): `loss` builds the loss of the
- *    next training batch on the tape; the trainer runs backward (with gradient
- *    accumulation and loss scaling) and calls the update pipeline;
+ *    next training batch on the tape; the trainer updates every group from it
+ *    through trainer_step (backward with loss scale and accumulation, then the
+ *    update pipeline);
  *  - custom-step (WGAN: several critic updates per generator update over two
- *    ParamSets; PPO: no-grad rollouts then epochs of minibatches): `step` runs
- *    one iteration and calls trainer_update() once per optimizer update.
- * A model registers each ParamSet with trainer_add_group(); extra metrics
- * columns with trainer_add_metric(). Batchnorm train/eval switching is Ctx.train.
+ *    groups; PPO: no-grad rollouts then epochs of minibatches): `step` runs
+ *    one iteration and calls trainer_step() once per optimizer update, naming
+ *    the groups that update; the others are frozen for that call.
+ * The update contract (train.h) in short:
+ *  - `groups` names the update groups; create() registers one ParamSet per
+ *    name (ParamSet.name = the group's name) with trainer_add_group(). Each
+ *    group reads [optim.G] / [clip.G] over [optim] / [clip];
+ *  - all backward passes are the trainer's (trainer_step): a model never calls
+ *    ad_backward or the pipeline itself, so loss scale, accumulation, context
+ *    reset, zeroing and freezing are the same for every model;
+ *  - inside one forward, ad_detach() stops a gradient (x.detach()).
+ * Extra metrics columns: trainer_add_metric(). Batchnorm train/eval is
+ * Ctx.train (the trainer sets it for evaluation and for skipped batches).
  *
  * The registry (model_registry) is defined in models/registry.c, so src/ never
  * includes a models/ file. */
@@ -28,11 +38,14 @@ typedef struct ModelDef {
     const char *summary;              /* one line for --help */
     const CfgSection *section;        /* the model's own section, named like the model */
     size_t cfg_size;                  /* size of the struct the section fills */
+    /* Update-group names, NULL-terminated; NULL = one group of any name that
+     * follows [optim] and [clip] (no group sections). */
+    const char *const *groups;
     /* Build parameters and data; register groups and metrics with the trainer. */
     void *(*create)(Trainer *tr, const void *cfg);
     /* Supervised: loss of the next training batch, recorded on c (NULL if custom-step). */
     Tensor *(*loss)(void *m, Ctx *c, Trainer *tr);
-    /* Custom-step: one iteration, calling trainer_update(); returns the loss to log. */
+    /* Custom-step: one iteration, calling trainer_step(); returns the loss to log. */
     double (*step)(void *m, Trainer *tr);
     /* Optional: held-out loss, logged in the trainer's val_loss column every
      * [train] eval_every steps; called with gradients off and Ctx.train = 0. */
@@ -46,6 +59,10 @@ typedef struct ModelDef {
     int (*save_state)(const void *m, FILE *f);
     int (*load_state)(void *m, FILE *f);
     void (*destroy)(void *m);
+    /* The metrics column that sums up a run (sweeps): NULL = "val_loss";
+     * main_metric_higher = 1 when higher is better (accuracy, return). */
+    const char *main_metric;
+    int main_metric_higher;
 } ModelDef;
 
 extern const ModelDef *const model_registry[];

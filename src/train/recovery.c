@@ -1,13 +1,13 @@
-/* recovery.c: loss-spike detection, checkpoint ring and rollback (see recovery.h). */
+/* recovery.c: loss-spike detection, the checkpoint ring and the rollback log
+ * (see recovery.h). It holds serialised checkpoints but never makes or reads
+ * one: the trainer does, so recovery does not reach back into the trainer. */
 #include "recovery.h"
 
 #include <math.h>
 #include <stddef.h>
 #include <string.h>
 
-#include "checkpoint.h"
 #include "common.h"
-#include "train.h"
 
 #define REC_KEY(n, t, f, d, lo, hi, h) {n, t, offsetof(RecoveryConfig, f), d, lo, hi, NULL, h}
 static const CfgKey recovery_keys[] = {
@@ -29,9 +29,14 @@ static const CfgKey recovery_keys[] = {
     REC_KEY("save_file", CFG_BOOL, save_file, "true", 0, 1,
             "also write the newest checkpoint to <out_dir>/checkpoint.bin (atomically)"),
 };
+static const char *recovery_key_unused(const void *s, const CfgKey *k) {
+    const RecoveryConfig *c = s;
+    return c->enabled || !strcmp(k->name, "enabled") ? NULL : "read only with enabled = true";
+}
+
 const CfgSection recovery_config_section = {
     "recovery", recovery_keys, (int)(sizeof recovery_keys / sizeof *recovery_keys),
-    "loss-spike rollback: checkpoint, detect, restore, skip batches"};
+    "loss-spike rollback: checkpoint, detect, restore, skip batches", recovery_key_unused};
 
 void recovery_init(Recovery *r, const RecoveryConfig *cfg) {
     memset(r, 0, sizeof *r);
@@ -62,25 +67,14 @@ static RecoverySnapshot *slot_for(Recovery *r, long step) {
     return oldest;
 }
 
-int recovery_before_step(Trainer *tr) {
-    Recovery *r = &tr->rec;
-    if (!r->cfg.enabled || tr->step % r->cfg.checkpoint_every != 0) return 0;
-    RecoverySnapshot *s = slot_for(r, tr->step);
+int recovery_due(const Recovery *r, long step) {
+    return r->cfg.enabled && step % r->cfg.checkpoint_every == 0;
+}
+
+void recovery_store(Recovery *r, long step, char *buf, size_t len) {
+    RecoverySnapshot *s = slot_for(r, step);
     free(s->buf);
-    s->step = -1;
-    if (ckpt_to_memory(tr, &s->buf, &s->len) != 0) {
-        fprintf(stderr, "cliplab: error: cannot serialise a checkpoint at step %ld\n", tr->step);
-        return -1;
-    }
-    s->step = tr->step;
-    if (!r->cfg.save_file) return 0;
-    char path[CFG_STR_MAX + 32], err[512];
-    snprintf(path, sizeof path, "%s/checkpoint.bin", tr->run.out_dir);
-    if (ckpt_save_file(tr, path, err, sizeof err) != 0) {
-        fprintf(stderr, "cliplab: error: %s\n", err);
-        return -1;
-    }
-    return 0;
+    s->buf = buf, s->len = len, s->step = step;
 }
 
 static const RecoverySnapshot *rollback_target(const Recovery *r, long spike_step) {
@@ -104,72 +98,41 @@ static void add_event(Recovery *r, RecoveryEvent ev) {
     r->events[r->nevents++] = ev;
 }
 
-/* Draw and discard n training batches: the data stream moves on exactly as
- * training would have moved it, but nothing is learned from them. */
-static void skip_batches(Trainer *tr, long n) {
-    if (!tr->def->loss) return; /* custom-step models own their data stream */
-    int prev = ctx_set_grad(&tr->ctx, 0);
-    for (long i = 0; i < n; i++) {
-        ctx_reset(&tr->ctx);
-        tr->def->loss(tr->model, &tr->ctx, tr);
-    }
-    ctx_reset(&tr->ctx);
-    ctx_set_grad(&tr->ctx, prev);
-}
-
-static void rollback(Trainer *tr, double loss) {
-    Recovery *r = &tr->rec;
-    RecoveryEvent ev = {tr->step, loss, r->avg, 0, r->cfg.skip_batches};
-    const RecoverySnapshot *s = rollback_target(r, tr->step);
-    ASSERT(s, "no checkpoint to roll back to (one is taken at step 0)");
-    char err[512];
-    if (ckpt_from_memory(tr, s->buf, s->len, err, sizeof err) != 0)
-        die("rollback failed: %s", err);
-    ev.restored_step = tr->step;
-    for (int i = 0; i < r->nring; i++) /* checkpoints of the abandoned trajectory */
-        if (r->ring[i].step > ev.restored_step) {
-            free(r->ring[i].buf);
-            r->ring[i].buf = NULL;
-            r->ring[i].step = -1;
-        }
-    trainer_truncate_log(tr, ev.restored_step);
-    skip_batches(tr, ev.skipped);
-    add_event(r, ev);
-    if (!tr->train.quiet)
-        printf("%s: loss spike at step %ld (loss %.4g, running average %.4g): rolled back to "
-               "step %ld, skipping %ld batches [rollback %d of at most %d]%s\n",
-               tr->run.name, ev.spike_step, loss, ev.running_avg, ev.restored_step, ev.skipped,
-               r->nevents, r->cfg.max_rollbacks,
-               ev.spike_step - ev.restored_step < r->cfg.rollback_steps
-                   ? " (no checkpoint kept from rollback_steps earlier: the oldest one kept)"
-                   : "");
-    tr->step = ev.restored_step - 1; /* the loop's increment resumes at the restored step */
-}
-
 int recovery_will_rollback(const Recovery *r) {
     return r->cfg.enabled && r->nevents < r->cfg.max_rollbacks;
 }
 
-int recovery_after_step(Trainer *tr, double loss, int nonfinite) {
-    Recovery *r = &tr->rec;
-    if (!r->cfg.enabled) return 0;
+const RecoverySnapshot *recovery_check(Recovery *r, long step, double loss, int nonfinite) {
+    if (!r->cfg.enabled) return NULL;
     int spike = nonfinite || !isfinite(loss) ||
                 (r->seen >= r->cfg.warmup && loss > r->cfg.spike_factor * r->avg);
     if (!spike) {
         r->avg = r->seen ? r->cfg.ema_beta * r->avg + (1.0 - r->cfg.ema_beta) * loss : loss;
         r->seen++;
-        return 0;
+        return NULL;
     }
-    if (!recovery_will_rollback(r)) return 0;
-    rollback(tr, loss);
-    return 1;
+    if (!recovery_will_rollback(r)) return NULL;
+    const RecoverySnapshot *s = rollback_target(r, step);
+    ASSERT(s, "no checkpoint to roll back to (one is taken at step 0)");
+    return s;
 }
 
-int recovery_write_log(const Trainer *tr) {
-    const Recovery *r = &tr->rec;
+const RecoveryEvent *recovery_record(Recovery *r, long spike_step, double loss, double avg,
+                                     long restored_step) {
+    for (int i = 0; i < r->nring; i++) /* checkpoints of the abandoned trajectory */
+        if (r->ring[i].step > restored_step) {
+            free(r->ring[i].buf);
+            r->ring[i].buf = NULL;
+            r->ring[i].step = -1;
+        }
+    add_event(r, (RecoveryEvent){spike_step, loss, avg, restored_step, r->cfg.skip_batches});
+    return &r->events[r->nevents - 1];
+}
+
+int recovery_write_log(const Recovery *r, const char *out_dir) {
     if (!r->cfg.enabled) return 0;
     char path[CFG_STR_MAX + 32];
-    snprintf(path, sizeof path, "%s/rollbacks.csv", tr->run.out_dir);
+    snprintf(path, sizeof path, "%s/rollbacks.csv", out_dir);
     FILE *f = fopen(path, "w");
     if (!f) {
         fprintf(stderr, "cliplab: error: cannot write %s\n", path);

@@ -3,10 +3,11 @@
  * non-finite), restore the last checkpoint taken at least rollback_steps
  * before, skip the next skip_batches batches, and go on.
  *
- * Checkpoints (checkpoint.h) are taken every checkpoint_every steps into an
- * in-memory ring, and the newest is also written atomically to
- * <out_dir>/checkpoint.bin. Every rollback is printed, kept for the plots and
- * written to <out_dir>/rollbacks.csv. */
+ * Checkpoints (checkpoint.h, made by the trainer) are kept every
+ * checkpoint_every steps in an in-memory ring; the trainer also writes the
+ * newest atomically to <out_dir>/checkpoint.bin. Every rollback is printed,
+ * kept for the plots and written to <out_dir>/rollbacks.csv. This module is
+ * the detector and the ring: it never calls into the trainer. */
 #ifndef CLIPLAB_RECOVERY_H
 #define CLIPLAB_RECOVERY_H
 
@@ -50,18 +51,22 @@ typedef struct Recovery {
     int nevents, cap_events;
 } Recovery;
 
-struct Trainer;
-
 void recovery_init(Recovery *r, const RecoveryConfig *cfg);
 void recovery_free(Recovery *r);
 /* 1 if a spike or non-finite value now would be rolled back. */
 int recovery_will_rollback(const Recovery *r);
-/* Called before step tr->step runs: take a checkpoint when due. 0 on success. */
-int recovery_before_step(struct Trainer *tr);
-/* Called after the step with its loss (and whether its update was refused as
- * non-finite). Returns 1 if it rolled back (tr->step now the restored step). */
-int recovery_after_step(struct Trainer *tr, double loss, int nonfinite);
-/* Write rollbacks.csv (if any rollback happened). 0 on success. */
-int recovery_write_log(const struct Trainer *tr);
+/* 1 when a checkpoint is due before step `step`; the trainer serialises it and
+ * hands it over with recovery_store (which takes ownership of buf). */
+int recovery_due(const Recovery *r, long step);
+void recovery_store(Recovery *r, long step, char *buf, size_t len);
+/* After step `step` with its loss (and whether its update was refused as
+ * non-finite): NULL to go on, or the checkpoint the trainer must restore. */
+const RecoverySnapshot *recovery_check(Recovery *r, long step, double loss, int nonfinite);
+/* After the trainer restored a checkpoint of restored_step: forget the later
+ * checkpoints and record the rollback (skip_batches batches to skip). */
+const RecoveryEvent *recovery_record(Recovery *r, long spike_step, double loss, double avg,
+                                     long restored_step);
+/* Write <out_dir>/rollbacks.csv (when recovery is enabled). 0 on success. */
+int recovery_write_log(const Recovery *r, const char *out_dir);
 
 #endif

@@ -1,15 +1,39 @@
-/* train.h: the update pipeline, the training loop, metrics and run outputs.
+/* train.h: the update contract every model follows, the update pipeline and
+ * the training loop.
  *
- * The update pipeline (DESIGN.md) is one function, trainer_update(); every
- * model calls it (directly, or through the supervised loop):
- *   1. backward (done by the caller; gradients accumulate over micro-batches)
+ * THE CONTRACT (read model.h first):
+ *  - A model names its update groups (ModelDef.groups) and registers one
+ *    ParamSet per name with trainer_add_group(). Each group gets its own
+ *    optimizer and clip settings: [optim.G] / [clip.G] override [optim] /
+ *    [clip] key by key for group G (main resolves them; TrainerSettings.groups).
+ *  - Every optimizer update of every model goes through ONE call,
+ *    trainer_step(tr, upd, nupd, fn, model, arg): for each of [train]
+ *    grad_accum micro-batches the step context is reset, the groups not in
+ *    `upd` are frozen (their tensors carry no gradient, like requires_grad =
+ *    False, so nothing crosses into them), fn records the loss on the tape and
+ *    the trainer runs backward on loss * loss_scale / grad_accum; then the
+ *    pipeline below runs for each group of `upd`, and afterwards EVERY group's
+ *    gradients are zero. A supervised model (def->loss) is driven by the loop
+ *    through the same call with every group updated.
+ *  - The stop-gradient inside one forward is ad_detach() (ops.h).
+ *
+ * The update pipeline (DESIGN.md), per group, in this order:
+ *   1. backward (trainer_step; gradients accumulate over the micro-batches,
+ *      each scaled by 1/grad_accum, so the update sees their mean)
  *   2. unscale: divide gradients by [train] loss_scale (mixed-precision order)
  *   3. non-finite check of the gradients: [train] on_nonfinite = stop|skip|error
  *   4. (all-reduce across ranks: cliplab trains on one process, so none)
  *   5. gradient clip (clipper.h): pre-clip norm, post-clip norm, coefficient
- *   6. optimizer step at the scheduled learning rate
+ *   6. optimizer step at the group's scheduled learning rate
  *   7. weight clip (WGAN-style clamp after the step)
- * then the gradients are zeroed for the next update.
+ *   8. zero the gradients
+ * pipeline_update() is steps 2-8 for one group, over explicit arguments so the
+ * tests can hold the order against hand-computed results.
+ *
+ * Files: train_config.c ([run], [train]), pipeline.c (groups, trainer_step,
+ * the pipeline), metrics.c (metrics.csv / grad_norms.csv), train.c (the loop,
+ * evaluation, rollbacks, trainer_run), run_plots.c (loss.png, grad_norm.png,
+ * the heatmap, comparison plots).
  *
  * A run writes <out_dir>/config.ini (effective), metrics.csv, loss.png and
  * grad_norm.png; see trainer_run(). Errors a user can fix (unwritable folder)
@@ -21,6 +45,7 @@
 
 #include "clipper.h"
 #include "config.h"
+#include "metrics.h"
 #include "model.h"
 #include "optim.h"
 #include "params.h"
@@ -55,6 +80,16 @@ typedef struct ModelSel {
     int type;                     /* index into model_registry */
 } ModelSel;
 
+#define TRAINER_MAX_GROUPS 4
+#define TRAINER_MAX_METRICS 24
+
+/* One update group's settings: [optim.G] and [clip.G] resolved over [optim] and [clip]. */
+typedef struct GroupSettings {
+    char name[PARAM_NAME_MAX];
+    OptimConfig optim;
+    ClipConfig clip;
+} GroupSettings;
+
 /* Every section the trainer itself reads, as one value. */
 typedef struct TrainerSettings {
     RunConfig run;
@@ -62,14 +97,28 @@ typedef struct TrainerSettings {
     OptimConfig optim;
     ClipConfig clip;
     RecoveryConfig recovery;
+    GroupSettings groups[TRAINER_MAX_GROUPS]; /* in ModelDef.groups order; none: [optim]/[clip] */
+    int ngroups;
 } TrainerSettings;
 
 extern const CfgSection run_config_section;    /* [run] */
 extern const CfgSection train_config_section;  /* [train] */
 
+/* Register [optim.G] and [clip.G] in cfg for each name not yet in store
+ * (store[0..nstore) filled so far, cap its size); returns the new count.
+ * Call after cfg_init, for every model's ModelDef.groups. */
+int train_groups_register(Config *cfg, GroupSettings *store, int nstore, int cap,
+                          const char *const *names);
+/* After cfg_resolve_groups: s->groups = the resolved settings of `names`, in
+ * order. A group section that was set but names no group of this model is an
+ * error (-1, message in err with the file and line). */
+int train_groups_select(const Config *cfg, TrainerSettings *s, const GroupSettings *store,
+                        int nstore, const char *const *names, char *err, size_t errlen);
+
 /* One optimizer update group: a ParamSet with its optimizer and clip state. */
 typedef struct UpdateGroup {
     ParamSet *ps;
+    OptimConfig optim_cfg;        /* this group's [optim] (lr schedule) */
     Optim optim;
     Clipper clip;
     ClipStats last;               /* stats of the latest update */
@@ -77,25 +126,12 @@ typedef struct UpdateGroup {
     long updates, clipped, skipped;
 } UpdateGroup;
 
-#define TRAINER_MAX_GROUPS 4
-#define TRAINER_MAX_METRICS 16
-
-typedef struct MetricsLog {
-    int ncols;
-    char names[128][64];
-    double *rows;                 /* nrows x ncols, kept for plotting */
-    size_t nrows, cap;
-    FILE *csv;
-    char csv_tmp[CFG_STR_MAX + 48], csv_path[CFG_STR_MAX + 32];
-} MetricsLog;
-
 struct Trainer {
     const ModelDef *def;
     void *model;
     RunConfig run;
     TrainConfig train;
-    OptimConfig optim;
-    ClipConfig clip;
+    const TrainerSettings *set;   /* everything the run was configured with */
     Ctx ctx;
     Rng rng;                      /* the model's and data's stream, from [run] seed */
     UpdateGroup groups[TRAINER_MAX_GROUPS];
@@ -109,18 +145,34 @@ struct Trainer {
     int saw_nonfinite;            /* the current step met a non-finite loss or gradient */
     int diverged;                 /* a non-finite loss or gradient was seen and the run stopped */
     double t_start;
+    double *rowbuf;               /* one row of either log */
     MetricsLog log;
     MetricsLog pnorm_log;         /* grad_norms.csv: per-tensor pre-clip norms ([clip] log_param_norms) */
 };
 
-/* For models: register a ParamSet (optimizer and clip from the run's config). */
+/* For models: register a ParamSet as the update group named ps->name (one of
+ * def->groups; any one name when the model declares none). Its optimizer and
+ * clip settings are that group's [optim.G] / [clip.G]. */
 UpdateGroup *trainer_add_group(Trainer *tr, ParamSet *ps);
+UpdateGroup *trainer_group(Trainer *tr, const char *name); /* NULL if none */
 /* For models: add a metrics column; returns its index for trainer_set_metric. */
 int trainer_add_metric(Trainer *tr, const char *name);
 void trainer_set_metric(Trainer *tr, int idx, double value);
-/* The update pipeline, steps 2-7, for one group whose gradients are ready.
- * Returns 1 if the step was applied, 0 if skipped or stopped (non-finite). */
-int trainer_update(Trainer *tr, UpdateGroup *g);
+/* The loss of one micro-batch, recorded on c (see trainer_step). */
+typedef Tensor *(*TrainerLossFn)(void *model, Ctx *c, Trainer *tr, void *arg);
+/* THE update call (see the contract above). Returns the mean micro-batch
+ * loss; when it is non-finite no group is updated (the on_nonfinite policy
+ * applies) and every gradient is zeroed. */
+double trainer_step(Trainer *tr, UpdateGroup *const *upd, int nupd, TrainerLossFn fn, void *model,
+                    void *arg);
+
+/* What pipeline_update did. */
+typedef enum { PIPE_APPLIED = 1, PIPE_NONFINITE = 0 } PipeResult;
+/* Steps 2-8 for one group whose gradients are ready: unscale by loss_scale,
+ * non-finite check, clip, optimizer step at lr, weight clip, zero. Fills
+ * g->last. On a non-finite gradient nothing is stepped, the gradients are
+ * zeroed and PIPE_NONFINITE is returned (the caller applies the policy). */
+PipeResult pipeline_update(UpdateGroup *g, double loss_scale, double lr);
 
 /* Everything one config run needs, after the config was loaded and validated. */
 typedef struct RunResult {
@@ -134,6 +186,13 @@ typedef struct RunResult {
     int nevents;
 } RunResult;
 
+/* Build the model and its groups without writing anything (tests drive
+ * trainer_step on it); trainer_destroy frees it. */
+Trainer *trainer_create(const ModelDef *def, const void *model_cfg, const TrainerSettings *s);
+void trainer_destroy(Trainer *tr);
+/* The training loop alone ([train] steps; rows kept in memory, CSVs only if opened). */
+void trainer_train(Trainer *tr);
+
 /* Train; write outputs. Returns 0 on success (a stopped divergence is success),
  * non-zero on error (message printed). */
 int trainer_run(const ModelDef *def, const void *model_cfg, const TrainerSettings *s,
@@ -141,7 +200,10 @@ int trainer_run(const ModelDef *def, const void *model_cfg, const TrainerSetting
 /* Drop logged rows of steps >= step (a rollback replays them) and rewrite the CSV. */
 void trainer_truncate_log(Trainer *tr, long step);
 void run_result_free(RunResult *r);
-/* Overlay several runs' loss and grad-norm curves (two panels) in one PNG. */
+
+/* run_plots.c: a run's loss.png, grad_norm.png and grad_norm_heatmap.png; */
+int run_plots_write(const Trainer *tr, double baseline);
+/* several runs' loss and grad-norm curves (two panels) overlaid in one PNG. */
 int trainer_compare_plot(const RunResult *runs, int n, const char *path);
 
 double now_seconds(void);

@@ -1,0 +1,39 @@
+/* metrics.h: the run's logs: named columns of doubles, one row per logged
+ * step, kept in memory (for plots and rollbacks) and streamed to a CSV that is
+ * written as <name>.tmp and renamed when the run ends. Column 0 is the step.
+ * Any number of columns (grad_norms.csv has one per tensor). */
+#ifndef CLIPLAB_METRICS_H
+#define CLIPLAB_METRICS_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#include "config.h"
+
+#define METRICS_NAME_MAX 96
+
+typedef struct MetricsLog {
+    int ncols, capcols;
+    char (*names)[METRICS_NAME_MAX];
+    double *rows;                 /* nrows x ncols, kept for plotting */
+    size_t nrows, cap;
+    FILE *csv;
+    char csv_tmp[CFG_STR_MAX + 48], csv_path[CFG_STR_MAX + 32];
+} MetricsLog;
+
+void metrics_add_col(MetricsLog *l, const char *name);
+int metrics_col(const MetricsLog *l, const char *name); /* -1 if absent */
+/* Append a row of ncols values (and write it to the CSV if open). */
+void metrics_row(MetricsLog *l, const double *vals);
+/* Column col of every row into out[nrows]. */
+void metrics_column(const MetricsLog *l, int col, double *out);
+/* Open <dir>/<name>.tmp and write the header; -1 with a message printed. */
+int metrics_open_csv(MetricsLog *l, const char *dir, const char *name);
+/* Close and rename to <dir>/<name>; -1 with a message printed. */
+int metrics_close(MetricsLog *l);
+/* Drop rows of steps >= step and rewrite the CSV from memory (a rollback). */
+void metrics_truncate(MetricsLog *l, long step);
+/* Free the rows and names (the CSV must be closed). */
+void metrics_free(MetricsLog *l);
+
+#endif
