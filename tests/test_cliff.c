@@ -252,3 +252,36 @@ Test(cliff, sweep_of_starts_thrown_without_clip_none_with, .init = cli_mkdir, .f
     cr_assert_eq(thrown_c, 0);
     cr_assert_eq(done_c, 10, "%d of 10 clipped runs below loss 1e-3", done_c);
 }
+
+/* width and height from a PNG's IHDR */
+static void png_size(const char *rel, unsigned *w, unsigned *h) {
+    char path[512];
+    unsigned char hd[24];
+    snprintf(path, sizeof path, "%s/%s", cli_dir, rel);
+    FILE *f = fopen(path, "rb");
+    cr_assert(f, "no %s", path);
+    cr_assert_eq(fread(hd, 1, 24, f), 24u);
+    fclose(f);
+    cr_assert(!memcmp(hd + 1, "PNG", 3) && !memcmp(hd + 12, "IHDR", 4), "%s is not a PNG", rel);
+    *w = (unsigned)hd[16] << 24 | (unsigned)hd[17] << 16 | (unsigned)hd[18] << 8 | hd[19];
+    *h = (unsigned)hd[20] << 24 | (unsigned)hd[21] << 16 | (unsigned)hd[22] << 8 | hd[23];
+}
+
+/* `make cliff`'s command: both runs, each with its own cliff.png, and the
+ * comparison drawn by the model's figure (the surface with both paths), not
+ * the trainer's two-panel overlay. */
+Test(cliff, one_command_writes_the_surface_figure, .init = cli_mkdir, .fini = cli_rmdir) {
+    char args[1024], cwd[256], out[4096];
+    cr_assert(getcwd(cwd, sizeof cwd));
+    snprintf(args, sizeof args, "%s/configs/cliff_noclip.ini %s/configs/cliff_clip.ini "
+             "train.quiet=true --compare cliff.png", cwd, cwd);
+    cr_assert_eq(cli_run(args, out, sizeof out, 1), 0, "%s", out);
+    unsigned w, h;
+    png_size("cliff.png", &w, &h);
+    cr_assert(w == 1500 && h == 1150, "comparison %ux%u: not the cliff figure", w, h);
+    png_size("runs/cliff_noclip/cliff.png", &w, &h);
+    cr_assert(w == 1500 && h == 1150);
+    png_size("runs/cliff_clip/cliff.png", &w, &h);
+    cr_assert(w == 1500 && h == 1150);
+    cr_assert(cli_exists("runs/cliff_clip/surface.csv") && cli_exists("runs/cliff_clip/loss.png"));
+}

@@ -236,6 +236,20 @@ static void free_spec(RunSpec *rs) {
     for (int i = 0; i < model_registry_count; i++) free(rs->model_cfg[i]);
 }
 
+/* The comparison figure: the model's own when every run is of one model that has
+ * one (the cliff draws its paths on the loss surface), else the trainer's. */
+static int compare_runs(RunSpec *specs, const RunResult *res, int n, const char *path) {
+    const ModelDef *def = model_registry[specs[0].sel.type];
+    for (int i = 1; i < n; i++)
+        if (specs[i].sel.type != specs[0].sel.type) def = NULL;
+    if (!def || !def->compare_plot) return trainer_compare_plot(res, n, path);
+    const void **cfgs = xcalloc((size_t)n, sizeof *cfgs);
+    for (int i = 0; i < n; i++) cfgs[i] = specs[i].model_cfg[specs[i].sel.type];
+    int rc = def->compare_plot(res, cfgs, n, path);
+    free(cfgs);
+    return rc;
+}
+
 int main(int argc, char **argv) {
     ASSERT(model_registry_count < 63, "registry too large");
     for (int i = 0; i < model_registry_count; i++) model_choices[i] = model_registry[i]->name;
@@ -298,7 +312,7 @@ int main(int argc, char **argv) {
             snprintf(path + k, sizeof path - (size_t)k, ".png");
             mkdir("runs", 0777);
         }
-        rc = trainer_compare_plot(res, npaths, path) == 0 ? 0 : 1;
+        rc = compare_runs(specs, res, npaths, path) == 0 ? 0 : 1;
         if (rc == 0) printf("comparison plot: %s\n", path);
     }
     for (int i = 0; i < npaths; i++) {

@@ -32,6 +32,7 @@
 #include "tensor.h"
 
 typedef struct Trainer Trainer;
+struct RunResult;
 
 typedef struct ModelDef {
     const char *name;                 /* [model] type = <name> */
@@ -63,6 +64,11 @@ typedef struct ModelDef {
      * main_metric_higher = 1 when higher is better (accuracy, return). */
     const char *main_metric;
     int main_metric_higher;
+    /* Optional: the figure comparing several runs when every run is of this
+     * model (cfgs[i]: run i's model section); NULL = trainer_compare_plot.
+     * 0 when written, else non-zero with a message printed. */
+    int (*compare_plot)(const struct RunResult *runs, const void *const *cfgs, int n,
+                        const char *path);
 } ModelDef;
 
 extern const ModelDef *const model_registry[];
