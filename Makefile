@@ -17,9 +17,16 @@ CFLAGS  += -std=c11 -D_DEFAULT_SOURCE -fno-math-errno $(WARN) -pthread $(EXTRA_C
 CPPFLAGS += $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -pthread
 TEST_LDLIBS := $(shell pkg-config --libs criterion 2>/dev/null)
+# live plots (./train --live) when SDL2 is there; LIVE=0 builds without them
+LIVE    ?= $(shell pkg-config --exists sdl2 2>/dev/null && echo 1 || echo 0)
+ifeq ($(LIVE),1)
+CPPFLAGS += -DCLIPLAB_HAVE_SDL $(shell pkg-config --cflags sdl2)
+LDLIBS   += $(shell pkg-config --libs sdl2)
+endif
 
 DEB_PACKAGES := pkg-config libopenblas-dev libstb-dev libinih-dev libcriterion-dev libcairo2-dev libfreetype-dev \
-                fonts-dejavu-core python3-torch python3-numpy fortunes-min fortunes
+                fonts-dejavu-core python3-torch python3-numpy fortunes-min fortunes \
+                libsdl2-dev xvfb
 
 SRC_DIRS  := src/engine src/clip src/train src/plot src/cli models tests
 CPPFLAGS  += $(addprefix -I,$(SRC_DIRS))
@@ -115,7 +122,10 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(LIB_OBJ)
 
 test: deps
 	$(MAKE) $(TRAIN) $(BUILD)/test_all $(REF_BIN)
-	OPENBLAS_NUM_THREADS=1 CLIPLAB_REF_DIR=$(BUILD)/ref CLIPLAB_TRAIN=$(TRAIN) ./$(BUILD)/test_all
+	@mkdir -p $(BUILD)/xvfb
+	OPENBLAS_NUM_THREADS=1 CLIPLAB_REF_DIR=$(BUILD)/ref CLIPLAB_TRAIN=$(TRAIN) \
+	  CLIPLAB_XVFB_SCREEN=$(BUILD)/xvfb/Xvfb_screen0 \
+	  xvfb-run -a -s "-screen 0 1280x1024x24 -fbdir $(BUILD)/xvfb" ./$(BUILD)/test_all
 
 test-asan:
 	$(MAKE) BUILD=build-asan EXTRA_CFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -O1 -DCLIPLAB_POISON_OUTPUTS" test

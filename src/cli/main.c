@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include "clipper.h"
+#include "live_view.h"
 #include "common.h"
 #include "config.h"
 #include "model.h"
@@ -58,12 +59,16 @@ static int build_sections(const CfgSection **secs, void **structs, RunSpec *rs) 
 static void usage(FILE *f) {
     fprintf(f,
             "usage: ./train CONFIG.ini [CONFIG.ini ...] [section.key=value ...] [--compare OUT.png]\n"
+            "               [--live | --live-close]\n"
             "       ./train --help\n\n"
             "Trains the network a config describes and writes runs/<config name>/:\n"
             "config.ini (effective settings), metrics.csv, loss.png, grad_norm.png.\n"
             "Several configs: each is trained in turn and their curves are overlaid in\n"
             "runs/compare_<name>_vs_<name>.png (or --compare OUT.png).\n"
-            "Overrides apply to every config: ./train configs/rnn_clip.ini clip.max_norm=0.5\n");
+            "Overrides apply to every config: ./train configs/rnn_clip.ini clip.max_norm=0.5\n"
+            "--live opens a window that redraws the loss and gradient-norm panels as the runs\n"
+            "train (closing it leaves training running) and keeps the last frame up until it is\n"
+            "closed; --live-close closes it when training ends.\n");
 }
 
 static void print_help(void) {
@@ -250,6 +255,19 @@ static int compare_runs(RunSpec *specs, const RunResult *res, int n, const char 
     return rc;
 }
 
+/* --live: the window, observing every run; NULL and *rc = 2 when it cannot open. */
+static LiveView *open_live(RunSpec *specs, int n, int *rc) {
+    char err[768];
+    LiveView *lv = live_view_open(err, sizeof err);
+    if (!lv) {
+        fprintf(stderr, "cliplab: error: --live: %s\n", err);
+        *rc = 2;
+        return NULL;
+    }
+    for (int i = 0; i < n; i++) specs[i].set.observer = live_view_observe, specs[i].set.observer_arg = lv;
+    return lv;
+}
+
 int main(int argc, char **argv) {
     ASSERT(model_registry_count < 63, "registry too large");
     for (int i = 0; i < model_registry_count; i++) model_choices[i] = model_registry[i]->name;
@@ -260,6 +278,7 @@ int main(int argc, char **argv) {
     char *overrides[256];
     int npaths = 0, nover = 0;
     const char *compare = NULL;
+    int live = 0; /* 1: --live (hold the last frame), 2: --live-close */
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h") || !strcmp(argv[i], "--help-config")) {
             print_help();
@@ -267,6 +286,8 @@ int main(int argc, char **argv) {
         } else if (!strcmp(argv[i], "--compare")) {
             if (i + 1 >= argc) die("--compare needs an output path, e.g. --compare runs/cmp.png");
             compare = argv[++i];
+        } else if (!strcmp(argv[i], "--live") || !strcmp(argv[i], "--live-close")) {
+            live = !strcmp(argv[i], "--live") ? 1 : 2;
         } else if (argv[i][0] == '-') {
             usage(stderr);
             die("unknown option %s", argv[i]);
@@ -293,6 +314,7 @@ int main(int argc, char **argv) {
                         paths[j], paths[i], specs[i].set.run.out_dir);
                 rc = 2;
             }
+    LiveView *lv = rc == 0 && live ? open_live(specs, npaths, &rc) : NULL;
     RunResult *res = xcalloc((size_t)npaths, sizeof *res);
     for (int i = 0; i < npaths && rc == 0; i++) {
         RunSpec *s = &specs[i];
@@ -314,6 +336,12 @@ int main(int argc, char **argv) {
         }
         rc = compare_runs(specs, res, npaths, path) == 0 ? 0 : 1;
         if (rc == 0) printf("comparison plot: %s\n", path);
+    }
+    if (lv) {
+        if (live == 1) printf("live: training done; close the window (or press q) to exit\n");
+        fflush(stdout);
+        long frames = live_view_close(lv, live == 1);
+        printf("live: %ld frames drawn\n", frames);
     }
     for (int i = 0; i < npaths; i++) {
         run_result_free(&res[i]);
