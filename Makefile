@@ -140,4 +140,4 @@ bench: deps
 	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 $(PYTHON) tests/bench/bench.py $(BUILD)/bench
 
 clean:
-	rm -rf $(BUILD) build-asan train
+	rm -rf $(BUILD) build-asan build-nosdl train

@@ -29,6 +29,7 @@ Live *live_start(const char *title, int w, int h, double fps, LiveRenderFn rende
 void live_poke(Live *lv) { (void)lv; }
 int live_is_open(Live *lv) { return (void)lv, 0; }
 long live_frames(Live *lv) { return (void)lv, 0; }
+void live_close_window(Live *lv) { (void)lv; }
 void live_stop(Live *lv, int hold, long *frames) {
     (void)lv, (void)hold;
     if (frames) *frames = 0;
@@ -231,6 +232,12 @@ int live_is_open(Live *lv) {
     int o = lv->open;
     pthread_mutex_unlock(&lv->mu);
     return o;
+}
+
+void live_close_window(Live *lv) {
+    (void)lv;
+    SDL_Event e = {.type = SDL_QUIT};
+    SDL_PushEvent(&e); /* thread-safe; the window's thread handles it */
 }
 
 long live_frames(Live *lv) {
