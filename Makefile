@@ -5,6 +5,7 @@
 #   make ablation / transformer / transformer-sgd / wgan / ppo / mobilenet   the other demos
 #   make sweep-rnn / sweep-methods / lr-map   sweeps of the RNN demo (summary.png, map.png)
 #   make order   the temporal-order pair (no clip vs clip)
+#   make recovery / cliff   spike rollback; Pascanu's cliff with the SGD paths on it
 #   make test    deps + build + every test (Criterion, PyTorch parity included)
 #   make bench   deps + build + timings against PyTorch on this machine, ratios printed
 #   make test-asan   the tests under AddressSanitizer + UBSan
@@ -28,10 +29,17 @@ ifeq ($(HAVE_MPI),1)
 CPPFLAGS += $(shell pkg-config --cflags ompi-c) -DCLIPLAB_MPI
 LDLIBS   += $(shell pkg-config --libs ompi-c)
 endif
+# live plots (./train --live) when SDL2 is there; LIVE=0 builds without them
+LIVE    ?= $(shell pkg-config --exists sdl2 2>/dev/null && echo 1 || echo 0)
+ifeq ($(LIVE),1)
+CPPFLAGS += -DCLIPLAB_HAVE_SDL $(shell pkg-config --cflags sdl2)
+LDLIBS   += $(shell pkg-config --libs sdl2)
+endif
 
 DEB_PACKAGES := pkg-config libopenblas-dev libstb-dev libinih-dev libcriterion-dev libcairo2-dev libfreetype-dev \
                 fonts-dejavu-core python3-torch python3-numpy fortunes-min fortunes \
-                zlib1g-dev dataset-fashion-mnist liblapacke-dev openmpi-bin libopenmpi-dev
+                zlib1g-dev dataset-fashion-mnist liblapacke-dev openmpi-bin libopenmpi-dev \
+                libsdl2-dev xvfb
 
 SRC_DIRS  := src/engine src/clip src/train src/plot src/cli models tests
 CPPFLAGS  += $(addprefix -I,$(SRC_DIRS))
@@ -152,6 +160,12 @@ lr-map: deps
 order: deps
 	$(MAKE) train
 	./train configs/rnn_order_noclip.ini configs/rnn_order_clip.ini
+# Pascanu et al.'s cliff (Fig. 6): one-unit RNN, SGD from one start without and
+# with norm clipping; surface.csv and the two trajectories (< 1 s)
+.PHONY: cliff
+cliff: deps
+	$(MAKE) train
+	./train configs/cliff_noclip.ini configs/cliff_clip.ini --compare runs/cliff.png
 
 # ---- tests ----
 $(BUILD)/ref/%.bin: tests/ref/%.py tests/ref/tfile.py
@@ -168,7 +182,10 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(LIB_OBJ)
 
 test: deps
 	$(MAKE) $(TRAIN) $(BUILD)/test_all $(REF_BIN)
-	OPENBLAS_NUM_THREADS=1 CLIPLAB_REF_DIR=$(BUILD)/ref CLIPLAB_TRAIN=$(TRAIN) ./$(BUILD)/test_all
+	@mkdir -p $(BUILD)/xvfb
+	OPENBLAS_NUM_THREADS=1 CLIPLAB_REF_DIR=$(BUILD)/ref CLIPLAB_TRAIN=$(TRAIN) \
+	  CLIPLAB_XVFB_SCREEN=$(BUILD)/xvfb/Xvfb_screen0 \
+	  xvfb-run -a -s "-screen 0 1280x1024x24 -fbdir $(BUILD)/xvfb" ./$(BUILD)/test_all
 
 test-asan:
 	$(MAKE) BUILD=build-asan EXTRA_CFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -O1 -DCLIPLAB_POISON_OUTPUTS" test
@@ -218,4 +235,4 @@ bench: deps
 	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 $(PYTHON) tests/bench/bench.py $(BUILD)/bench
 
 clean:
-	rm -rf $(BUILD) build-asan build-fuzz train
+	rm -rf $(BUILD) build-asan build-fuzz build-nosdl train

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 
 #include "clipper.h"
+#include "live_view.h"
 #include "common.h"
 #include "config.h"
 #include "model.h"
@@ -76,7 +77,7 @@ static int build_sections(const CfgSection **secs, void **structs, RunSpec *rs) 
 static void usage(FILE *f) {
     fprintf(f,
             "usage: ./train CONFIG.ini [CONFIG.ini ...] [section.key=value ...] [--compare OUT.png]\n"
-            "               [--resume]\n"
+            "               [--resume] [--live | --live-close]\n"
             "       ./train --sweep CONFIG.ini|SPEC.sweep [--vary section.key=VALUES ...] [--seeds S]\n"
             "               [--group LABEL] [--name NAME] [--x KEY] [--map] [--mark-norm-rule]\n"
             "               [-j N] [section.key=value ...]\n"
@@ -106,7 +107,10 @@ static void usage(FILE *f) {
             "-j N workers (default: cores); under mpirun the runs are spread over the ranks.\n"
             "A SPEC.sweep file holds the same tokens, # comments (see configs/sweeps/):\n"
             "  ./train --sweep configs/rnn_clip.ini --vary clip.max_norm=log:0.01:100:9 --seeds 1:5\n"
-            "  ./train --sweep configs/sweeps/rnn_threshold.sweep -j 2\n");
+            "  ./train --sweep configs/sweeps/rnn_threshold.sweep -j 2\n\n"
+            "--live opens a window that redraws the loss and gradient-norm panels as the runs\n"
+            "train (closing it leaves training running) and keeps the last frame up until it is\n"
+            "closed; --live-close closes it when training ends.\n");
 }
 
 static void print_help(void) {
@@ -311,6 +315,43 @@ static int sweep_check(const char *config, char **overrides, int nover, SweepRun
     return rc;
 }
 
+/* The comparison figure: the model's own when every run is of one model that has
+ * one (the cliff draws its paths on the loss surface), else the trainer's. */
+static int compare_runs(RunSpec *specs, const RunResult *res, int n, const char *path) {
+    const ModelDef *def = model_registry[specs[0].sel.type];
+    for (int i = 1; i < n; i++)
+        if (specs[i].sel.type != specs[0].sel.type) def = NULL;
+    int rc = 0;
+    if (!def || !def->compare_plot) {
+        rc = trainer_compare_plot(res, n, path);
+    } else {
+        const void **cfgs = xcalloc((size_t)n, sizeof *cfgs);
+        for (int i = 0; i < n; i++) cfgs[i] = specs[i].model_cfg[specs[i].sel.type];
+        rc = def->compare_plot(res, cfgs, n, path);
+        free(cfgs);
+    }
+    if (rc == 0 && def && def->compare) { /* the model's extra figures beside it */
+        const char **outs = xcalloc((size_t)n, sizeof *outs);
+        for (int i = 0; i < n; i++) outs[i] = specs[i].set.run.out_dir;
+        rc = def->compare(outs, n, path);
+        free(outs);
+    }
+    return rc;
+}
+
+/* --live: the window, observing every run; NULL and *rc = 2 when it cannot open. */
+static LiveView *open_live(RunSpec *specs, int n, int *rc) {
+    char err[768];
+    LiveView *lv = live_view_open(err, sizeof err);
+    if (!lv) {
+        fprintf(stderr, "cliplab: error: --live: %s\n", err);
+        *rc = 2;
+        return NULL;
+    }
+    for (int i = 0; i < n; i++) specs[i].set.observer = live_view_observe, specs[i].set.observer_arg = lv;
+    return lv;
+}
+
 int main(int argc, char **argv) {
     ASSERT(model_registry_count < 63, "registry too large");
     for (int i = 0; i < model_registry_count; i++) model_choices[i] = model_registry[i]->name;
@@ -324,6 +365,7 @@ int main(int argc, char **argv) {
     int npaths = 0, nover = 0;
     const char *compare = NULL;
     int resume = 0;
+    int live = 0; /* 1: --live (hold the last frame), 2: --live-close */
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h") || !strcmp(argv[i], "--help-config")) {
             print_help();
@@ -333,6 +375,8 @@ int main(int argc, char **argv) {
             compare = argv[++i];
         } else if (!strcmp(argv[i], "--resume")) {
             resume = 1;
+        } else if (!strcmp(argv[i], "--live") || !strcmp(argv[i], "--live-close")) {
+            live = !strcmp(argv[i], "--live") ? 1 : 2;
         } else if (argv[i][0] == '-') {
             usage(stderr);
             usage_error("unknown option %s", argv[i]);
@@ -381,6 +425,7 @@ int main(int argc, char **argv) {
     }
     /* an earlier comparison of these names would show runs their folders no longer hold */
     if (rc == 0 && npaths > 1) remove(cmp_path);
+    LiveView *lv = rc == 0 && live ? open_live(specs, npaths, &rc) : NULL;
     RunResult *res = xcalloc((size_t)npaths, sizeof *res);
     for (int i = 0; i < npaths && rc == 0; i++) {
         RunSpec *s = &specs[i];
@@ -390,21 +435,14 @@ int main(int argc, char **argv) {
     }
     if (rc == 0 && npaths > 1) {
         if (!compare) mkdir("runs", 0777);
-        /* runs of one model that draws its own comparison get that figure */
-        const ModelDef *def = res[0].def;
-        for (int i = 1; i < npaths; i++)
-            if (res[i].def != def) def = NULL;
-        if (def && def->compare_plot)
-            rc = def->compare_plot(res, npaths, cmp_path) == 0 ? 0 : 1;
-        else
-            rc = trainer_compare_plot(res, npaths, cmp_path) == 0 ? 0 : 1;
+        rc = compare_runs(specs, res, npaths, cmp_path) == 0 ? 0 : 1;
         if (rc == 0) printf("comparison plot: %s\n", cmp_path);
-        if (rc == 0 && def && def->compare) { /* the model's extra figures beside it */
-            const char **outs = xcalloc((size_t)npaths, sizeof *outs);
-            for (int i = 0; i < npaths; i++) outs[i] = specs[i].set.run.out_dir;
-            rc = def->compare(outs, npaths, cmp_path) == 0 ? 0 : 1;
-            free(outs);
-        }
+    }
+    if (lv) {
+        if (live == 1) printf("live: training done; close the window (or press q) to exit\n");
+        fflush(stdout);
+        long frames = live_view_close(lv, live == 1);
+        printf("live: %ld frames drawn\n", frames);
     }
     for (int i = 0; i < npaths; i++) {
         run_result_free(&res[i]);

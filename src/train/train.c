@@ -273,7 +273,10 @@ void trainer_train(Trainer *tr) {
                       ((tr->step + 1) % tr->train.eval_every == 0 || last);
             tr->extra[tr->val_metric] = due ? evaluate(tr) : NAN;
         }
-        if (tr->step % tr->train.log_every == 0 || last) log_step(tr, loss);
+        if (tr->step % tr->train.log_every == 0 || last) {
+            log_step(tr, loss);
+            if (tr->set && tr->set->observer) tr->set->observer(tr, tr->set->observer_arg);
+        }
         double t = now_seconds();
         if (!tr->train.quiet && (t - last_print >= 1.0 || tr->step == 0 || last)) {
             print_progress(tr, loss, t, last);

@@ -102,6 +102,10 @@ typedef struct TrainerSettings {
     RecoveryConfig recovery;
     GroupSettings groups[TRAINER_MAX_GROUPS]; /* in ModelDef.groups order; none: [optim]/[clip] */
     int ngroups;
+    /* Optional: called after each metrics row is logged (tr->log's last row), e.g.
+     * by the live window; must be quick (it runs inside the loop). NULL = none. */
+    void (*observer)(const struct Trainer *tr, void *arg);
+    void *observer_arg;
 } TrainerSettings;
 
 extern const CfgSection run_config_section;    /* [run] */
