@@ -264,7 +264,7 @@ Test(sweep, a_failing_run_does_not_stop_the_others) {
     cr_assert(csv, "sweep.csv written even when a run failed");
     cr_assert(strstr(csv, "arena_mb=1,,1,,error (exit 1),nan,nan"), "%s", csv);
     cr_assert(strstr(csv, "arena_mb=64,,64,,ok,"), "%s", csv);
-    char *log = slurp("runs/f/arena_mb=1/log.txt", NULL);
+    char *log = slurp("runs/f/arena_mb=1.log.txt", NULL);
     cr_assert(log && strstr(log, "arena"), "the run's error is in its log.txt: %s", log ? log : "");
     free(log);
     free(csv);
