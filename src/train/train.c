@@ -435,14 +435,14 @@ int trainer_run(const ModelDef *def, const void *model_cfg, const TrainerSetting
     double baseline = def->baseline_loss ? def->baseline_loss(tr->model) : NAN;
     if (trained && rc == 0 && run->plots) rc = run_plots_write(tr, baseline);
     if (trained && rc == 0 && def->finish && !tr->diverged) def->finish(tr->model, tr);
-    if (trained && rc == 0) { /* the run is complete: its resume.bin is not needed */
+    if (trained && rc == 0) { /* complete; then its resume.bin is not needed */
         char path[CFG_STR_MAX + 32], err[1024];
-        snprintf(path, sizeof path, "%s/" RESUME_FILE, run->out_dir);
-        remove(path);
         if (runfolder_complete(&rf, err, sizeof err) != 0) {
             fprintf(stderr, "cliplab: error: %s\n", err);
             rc = -1;
         }
+        snprintf(path, sizeof path, "%s/" RESUME_FILE, run->out_dir);
+        if (rc == 0) remove(path);
     }
     runfolder_release(&rf);
     if (trained && rc == 0 && !train->quiet) {
