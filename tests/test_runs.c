@@ -312,3 +312,21 @@ Test(runs, a_folder_never_mixes_two_runs) {
     cr_assert_neq(run("a.ini c.ini", err, sizeof err), 0, "%s", err);
     cr_assert(!cli_exists("runs/compare_a_vs_c.png"), "a comparison of the runs before is left behind");
 }
+
+/* A configuration whose memory would outgrow the budget is refused before
+ * anything is written, naming the keys that drive it. */
+Test(runs, memory_budget_refuses_before_writing) {
+    char err[4096];
+    cli_write("ok.ini", TINY_RNN);
+    /* the recovery ring: a checkpoint every step, kept for 10^8 steps */
+    cr_assert_eq(run("ok.ini train.steps=100000000 recovery.enabled=true recovery.checkpoint_every=1 "
+                     "recovery.rollback_steps=100000000", err, sizeof err), 2, "%s", err);
+    cr_assert(strstr(err, "recovery ring") && strstr(err, "[recovery] checkpoint_every") &&
+              strstr(err, "80% of physical memory"), "%s", err);
+    /* a budget set by hand: the default 256 MiB arena does not fit in 64 */
+    cr_assert_eq(run("ok.ini run.memory_mb=64", err, sizeof err), 2, "%s", err);
+    cr_assert(strstr(err, "budget of 64 MiB ([run] memory_mb)") && strstr(err, "arena 256 MiB ([train] arena_mb)"),
+              "%s", err);
+    cr_assert(!cli_exists("runs"), "a refused run wrote something");
+    cr_assert_eq(run("ok.ini run.memory_mb=64 train.arena_mb=16", err, sizeof err), 0, "%s", err);
+}
