@@ -251,3 +251,27 @@ Test(cli, saved_config_reproduces_the_run) {
     cr_assert_str_eq(a, b, "re-running the saved config gave different numbers");
     free(a), free(b);
 }
+
+/* A key the selected method does not read is a warning, not an error. */
+Test(cli, unused_key_warns) {
+    char err[4096];
+    cli_write("w.ini", SMALL_RNN "[clip]\ngrad = global_norm\nzclip_alpha = 0.5\n");
+    cr_assert_eq(run_train("w.ini train.steps=2", err, sizeof err), 0, "%s", err);
+    cr_assert(strstr(err, "warning") && strstr(err, "[clip] zclip_alpha") && strstr(err, "grad = zclip"),
+              "%s", err);
+    cli_write("quiet.ini", SMALL_RNN "[clip]\ngrad = zclip\nzclip_alpha = 0.5\n");
+    cr_assert_eq(run_train("quiet.ini train.steps=2", err, sizeof err), 0, "%s", err);
+    cr_assert(!strstr(err, "warning"), "a key the method reads: no warning:\n%s", err);
+    /* the saved config.ini loads back without warnings: unread keys are comments there */
+    cr_assert_eq(run_train("runs/w/config.ini run.out_dir=runs/w2", err, sizeof err), 0, "%s", err);
+    cr_assert(!strstr(err, "warning"), "%s", err);
+}
+
+/* Overrides are as strict as files: another model's section is refused. */
+Test(cli, override_of_another_models_section) {
+    char err[4096];
+    cli_write("ok.ini", SMALL_RNN);
+    cr_assert_neq(run_train("ok.ini transformer.d_model=8", err, sizeof err), 0);
+    cr_assert(strstr(err, "[transformer]") && strstr(err, "does not apply"), "%s", err);
+    cr_assert(!cli_exists("runs"));
+}

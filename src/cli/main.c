@@ -18,6 +18,7 @@
 #include "optim.h"
 #include "recovery.h"
 #include "runfolder.h"
+#include "sweep.h"
 #include "train.h"
 
 #define MAX_RUNS 32
@@ -76,6 +77,9 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: ./train CONFIG.ini [CONFIG.ini ...] [section.key=value ...] [--compare OUT.png]\n"
             "               [--resume]\n"
+            "       ./train --sweep CONFIG.ini|SPEC.sweep [--vary section.key=VALUES ...] [--seeds S]\n"
+            "               [--group LABEL] [--name NAME] [--x KEY] [--map] [--mark-norm-rule]\n"
+            "               [-j N] [section.key=value ...]\n"
             "       ./train --help\n\n"
             "Trains the network a config describes and writes runs/<config name>/:\n"
             "config.ini (effective settings), metrics.csv, loss.png, grad_norm.png.\n"
@@ -89,7 +93,20 @@ static void usage(FILE *f) {
             "  2  bad config file, override or command line (nothing written), or a --resume\n"
             "     that cannot continue the run as the same run (other settings, other model)\n"
             "  3  non-finite loss or gradient with [train] on_nonfinite = error\n"
-            "  1  any other failure (output folder, disk, memory)\n");
+            "  1  any other failure (output folder, disk, memory)\n\n"
+            "--sweep runs the product of the swept keys and seeds in parallel, into runs/NAME/\n"
+            "(one folder per run, sweep.csv, summary.csv, summary.png); rerunning it resumes.\n"
+            "Only --vary sweeps: a plain section.key=value stays ONE value, commas and all\n"
+            "(clip.exclude=w_out,b_out). VALUES: a,b,c ({...} keeps commas in one value),\n"
+            "log:LO:HI:N (N log-spaced numbers), lin:LO:HI:N. --seeds 1:5 or 1,2,7.\n"
+            "--group LABEL: the overrides and --vary after it apply to that group only (the\n"
+            "runs are the union of the groups; a group without a numeric key is a baseline).\n"
+            "--x KEY the x axis of summary.png; --map also map.png (a heatmap, one row per\n"
+            "line); --mark-norm-rule marks the median unclipped norm and 0.5x-10x it.\n"
+            "-j N workers (default: cores); under mpirun the runs are spread over the ranks.\n"
+            "A SPEC.sweep file holds the same tokens, # comments (see configs/sweeps/):\n"
+            "  ./train --sweep configs/rnn_clip.ini --vary clip.max_norm=log:0.01:100:9 --seeds 1:5\n"
+            "  ./train --sweep configs/sweeps/rnn_threshold.sweep -j 2\n");
 }
 
 static void print_help(void) {
@@ -279,11 +296,28 @@ static void free_spec(RunSpec *rs) {
     for (int i = 0; i < model_registry_count; i++) free(rs->model_cfg[i]);
 }
 
+/* For --sweep: load one run's config exactly as a run would, then forget it. */
+static int sweep_check(const char *config, char **overrides, int nover, SweepRunInfo *info) {
+    RunSpec *rs = xcalloc(1, sizeof *rs);
+    int rc = load_spec(rs, config, overrides, nover);
+    if (rc == 0) {
+        const ModelDef *def = model_registry[rs->sel.type];
+        snprintf(info->main_metric, sizeof info->main_metric, "%s",
+                 def->main_metric ? def->main_metric : "val_loss");
+        info->main_metric_higher = def->main_metric_higher;
+    }
+    free_spec(rs);
+    free(rs);
+    return rc;
+}
+
 int main(int argc, char **argv) {
     ASSERT(model_registry_count < 63, "registry too large");
     for (int i = 0; i < model_registry_count; i++) model_choices[i] = model_registry[i]->name;
     model_keys[0].def = model_registry[0]->name;
     model_keys[0].offset = offsetof(ModelSel, type);
+
+    if (argc > 1 && !strcmp(argv[1], "--sweep")) return sweep_main(argc - 2, argv + 2, sweep_check);
 
     const char *paths[MAX_RUNS];
     char *overrides[256];
@@ -353,8 +387,21 @@ int main(int argc, char **argv) {
     }
     if (rc == 0 && npaths > 1) {
         if (!compare) mkdir("runs", 0777);
-        rc = trainer_compare_plot(res, npaths, cmp_path) == 0 ? 0 : 1;
+        /* runs of one model that draws its own comparison get that figure */
+        const ModelDef *def = res[0].def;
+        for (int i = 1; i < npaths; i++)
+            if (res[i].def != def) def = NULL;
+        if (def && def->compare_plot)
+            rc = def->compare_plot(res, npaths, cmp_path) == 0 ? 0 : 1;
+        else
+            rc = trainer_compare_plot(res, npaths, cmp_path) == 0 ? 0 : 1;
         if (rc == 0) printf("comparison plot: %s\n", cmp_path);
+        if (rc == 0 && def && def->compare) { /* the model's extra figures beside it */
+            const char **outs = xcalloc((size_t)npaths, sizeof *outs);
+            for (int i = 0; i < npaths; i++) outs[i] = specs[i].set.run.out_dir;
+            rc = def->compare(outs, npaths, cmp_path) == 0 ? 0 : 1;
+            free(outs);
+        }
     }
     for (int i = 0; i < npaths; i++) {
         run_result_free(&res[i]);

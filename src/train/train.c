@@ -450,22 +450,32 @@ int trainer_run(const ModelDef *def, const void *model_cfg, const TrainerSetting
     runfolder_release(&rf);
     if (trained && rc == 0 && !train->quiet) {
         printf("%s: wrote %s/ (config.ini, metrics.csv%s)%s\n", run->name, run->out_dir,
-               run->plots ? ", loss.png, grad_norm.png" : "",
+               run->plots ? (def->plot_columns ? ", loss.png, grad_norm.png, curves.png"
+                                               : ", loss.png, grad_norm.png")
+                          : "",
                tr->diverged ? "; the run went non-finite and was stopped" : "");
     }
     if (rc == 0 && tr->diverged == 2) rc = 3;
     if (res) {
         snprintf(res->name, sizeof res->name, "%s", run->name);
+        snprintf(res->out_dir, sizeof res->out_dir, "%s", run->out_dir);
+        res->def = tr->def;
         clipper_describe_run(&tr->groups[0].clip, res->clip_desc, sizeof res->clip_desc);
         res->recovery = tr->rec.cfg.enabled;
-        snprintf(res->label, sizeof res->label, "%s (clip: %s%s)", run->name, res->clip_desc,
-                 res->recovery ? "; spike recovery on" : "");
+        char own[96] = "";
+        if (def->describe) {
+            def->describe(tr->model, own + 2, sizeof own - 4);
+            own[0] = ';', own[1] = ' ';
+        }
+        snprintf(res->label, sizeof res->label, "%s (clip: %s%s%s)", run->name, res->clip_desc,
+                 own, res->recovery ? "; spike recovery on" : "");
         res->events = tr->rec.events;
         res->nevents = tr->rec.nevents;
         tr->rec.events = NULL;
         res->log = tr->log;
         memset(&tr->log, 0, sizeof tr->log);
         res->baseline = baseline;
+        res->plot_columns = def->plot_columns;
     }
     trainer_destroy(tr);
     free(fingerprint);

@@ -84,7 +84,7 @@ typedef struct ModelSel {
 } ModelSel;
 
 #define TRAINER_MAX_GROUPS 4
-#define TRAINER_MAX_METRICS 24
+#define TRAINER_MAX_METRICS 64
 
 /* One update group's settings: [optim.G] and [clip.G] resolved over [optim] and [clip]. */
 typedef struct GroupSettings {
@@ -183,6 +183,8 @@ PipeResult pipeline_update(UpdateGroup *g, double loss_scale, double lr);
 /* Everything one config run needs, after the config was loaded and validated. */
 typedef struct RunResult {
     char name[CFG_STR_MAX];
+    char out_dir[CFG_STR_MAX];    /* where the run wrote its files */
+    const ModelDef *def;          /* the model it trained */
     char label[CFG_STR_MAX + 128];
     MetricsLog log;               /* owned copy of the rows for comparison plots */
     double baseline;              /* trivial-predictor loss or NaN */
@@ -190,6 +192,7 @@ typedef struct RunResult {
     int recovery;                 /* [recovery] enabled */
     RecoveryEvent *events;        /* its rollbacks (owned) */
     int nevents;
+    const char *const *plot_columns; /* the model's (ModelDef.plot_columns), or NULL */
 } RunResult;
 
 /* Build the model and its groups without writing anything (tests drive
@@ -207,9 +210,11 @@ int trainer_run(const ModelDef *def, const void *model_cfg, const TrainerSetting
 void trainer_truncate_log(Trainer *tr, long step);
 void run_result_free(RunResult *r);
 
-/* run_plots.c: a run's loss.png, grad_norm.png and grad_norm_heatmap.png; */
+/* run_plots.c: a run's loss.png, grad_norm.png and grad_norm_heatmap.png (and
+ * curves.png of the model's plot_columns); */
 int run_plots_write(const Trainer *tr, double baseline);
-/* several runs' loss and grad-norm curves (two panels) overlaid in one PNG. */
+/* several runs' loss and grad-norm curves (two panels) overlaid in one PNG,
+ * or their model's plot_columns (one panel each) when it names some. */
 int trainer_compare_plot(const RunResult *runs, int n, const char *path);
 
 double now_seconds(void);
