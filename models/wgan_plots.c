@@ -309,7 +309,8 @@ static int overlay(RunPics *r, int n, const char *path) {
     return rc;
 }
 
-int wgan_compare_plot(const RunResult *runs, int n, const char *path) {
+int wgan_compare_plot(const RunResult *runs, const void *const *cfgs, int n, const char *path) {
+    (void)cfgs;
     RunPics *r = xcalloc((size_t)n, sizeof *r);
     int fig1 = 1;
     for (int i = 0; i < n; i++) {

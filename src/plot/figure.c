@@ -165,9 +165,12 @@ static void panel_ranges(Panel *P) {
     for (size_t i = 0; i < (size_t)p->nhists * P->bins; i++) grow(&yl, &yh, &P->y, P->counts[i]);
     if (p->nhists) grow(&xl, &xh, &P->x, P->hlo), grow(&xl, &xh, &P->x, P->hhi);
     if (p->nhists && P->y.log) grow(&yl, &yh, &P->y, 0.3); /* a count of 1 stays visible */
-    if (P->x.log)
+    if (P->x.log) { /* padded 5%, not widened to decades: 1-2-5 labels inside one */
         limits_log(xl, xh, &P->x.lo, &P->x.hi);
-    else
+        if (xl < xh)
+            P->x.lo = log10(xl) - 0.05 * log10(xh / xl),
+            P->x.hi = log10(xh) + 0.05 * log10(xh / xl);
+    } else
         limits_linear(xl, xh, 0.02, &P->x.lo, &P->x.hi);
     if (P->y.log)
         limits_log(yl, yh, &P->y.lo, &P->y.hi);
@@ -285,6 +288,9 @@ static void fill_band(cairo_t *cr, const Panel *P, const PlotSeries *s, PlotColo
 /* Lines between drawable neighbours (a dot for an isolated point), then markers. */
 static void stroke_series(cairo_t *cr, const Panel *P, const PlotSeries *s, PlotColor c) {
     if (s->style != PLOT_DOTS) {
+        cairo_set_line_width(cr, LINE_WIDTH);
+        set_colour(cr, c, 1);
+        int segs = 0; /* stroked in pieces: cairo's cost grows faster than a path's length */
         for (size_t i = 0; i < s->n; i++) {
             if (!point_ok(P, s, i)) continue;
             double x = px_x(P, series_x(s, i)), y = px_y(P, s->y[i]);
@@ -295,9 +301,8 @@ static void stroke_series(cairo_t *cr, const Panel *P, const PlotSeries *s, Plot
                 cairo_move_to(cr, x, y);
             else
                 cairo_new_sub_path(cr), cairo_arc(cr, x, y, LINE_WIDTH / 2, 0, 2 * M_PI);
+            if (++segs % 128 == 0) cairo_stroke(cr), cairo_move_to(cr, x, y);
         }
-        cairo_set_line_width(cr, LINE_WIDTH);
-        set_colour(cr, c, 1);
         cairo_stroke(cr);
     }
     if (s->style == PLOT_LINE) return;
@@ -493,6 +498,12 @@ static int figure_layout(Panel *P, int np, int ncols, Canvas *cv, int top) {
 
 /* ---- drawing ---- */
 
+/* Pixel column and row of a tick (its value is in axis units: log10 on a log axis). */
+static int tick_x(const Panel *P, const Tick *t) {
+    return (int)floor(P->plot.x0 +
+                      (t->v - P->x.lo) / (P->x.hi - P->x.lo) * (P->plot.x1 - P->plot.x0));
+}
+
 static int tick_y(const Panel *P, const Tick *t) {
     return (int)floor(P->plot.y1 -
                       (t->v - P->y.lo) / (P->y.hi - P->y.lo) * (P->plot.y1 - P->plot.y0));
@@ -505,7 +516,7 @@ static void draw_grid(const Panel *P, Canvas *cv) {
                         P->y.t[i].major ? C_GRID : C_GRID_MINOR);
     for (int i = 0; i < P->x.nt; i++)
         if (P->x.t[i].major >= 0)
-            pixel_vline(cv, (int)floor(px_x(P, P->x.t[i].v)), P->plot.y0, P->plot.y1,
+            pixel_vline(cv, tick_x(P, &P->x.t[i]), P->plot.y0, P->plot.y1,
                         P->x.t[i].major ? C_GRID : C_GRID_MINOR);
 }
 
@@ -545,8 +556,7 @@ static void draw_axes(const Panel *P, Canvas *cv) {
         text_draw(cv, t->label, FONT_TICK, r.x0 - 10, baseline_centred(y + 0.5, FONT_TICK), 1,
                   C_INK);
     }
-    for (int i = 0; i < P->x.nt; i++)
-        draw_x_tick(cv, r, (int)floor(px_x(P, P->x.t[i].v)), P->x.t[i].label);
+    for (int i = 0; i < P->x.nt; i++) draw_x_tick(cv, r, tick_x(P, &P->x.t[i]), P->x.t[i].label);
     text_draw(cv, p->title, FONT_TITLE, (r.x0 + r.x1) / 2.0, P->area.y0 + 27, 0.5, C_INK);
     text_draw(cv, p->xlabel, FONT_LABEL, (r.x0 + r.x1) / 2.0, r.y1 + 48, 0.5, C_INK);
     text_draw_up(cv, p->ylabel, FONT_LABEL, P->area.x0 + 12 + text_ascent(FONT_LABEL),
@@ -617,9 +627,7 @@ int plot_figure_grid(const char *path, const char *title, const PlotPanel *panel
     }
     PlotImage im = {0};
     int rc = plot_figure_render(&im, title, panels, npanels, ncols, width, height, err, errlen);
-    if (rc == 0) rc = plot_png_write(path, &im, err, errlen);
-    plot_image_free(&im);
-    return rc;
+    return image_png_free(path, &im, rc, err, errlen);
 }
 
 int plot_figure(const char *path, const char *title, const PlotPanel *panels, int npanels,

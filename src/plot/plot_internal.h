@@ -68,6 +68,9 @@ int canvas_end(Canvas *cv, int rc, char *err, size_t errlen);
 int canvas_mask(Canvas *cv, int w, int h);
 void canvas_free(Canvas *cv);
 long mask_count(const Canvas *m, Rect r); /* covered pixels inside r */
+/* When rc is 0, write im (no longer needed: turned to RGB in its own buffer) as the
+ * PNG at path; then free it. Returns rc or the writer's status. */
+int image_png_free(const char *path, PlotImage *im, int rc, char *err, size_t errlen);
 
 void set_colour(cairo_t *cr, PlotColor c, double alpha);
 void clip_to(cairo_t *cr, Rect r); /* after cairo_save */
