@@ -66,9 +66,7 @@ static const unsigned char *at(const Img *im, int x, int y) {
 static int is_red(const unsigned char *p) { return p[0] >= 170 && p[1] <= 70 && p[2] <= 70; }
 
 /* The brighter red of the cross itself (its text is a darker red). */
-static int is_cross_red(const unsigned char *p) {
-    return p[0] >= 200 && p[1] <= 40 && p[2] <= 40;
-}
+static int is_cross_red(const unsigned char *p) { return p[0] >= 200 && p[1] <= 40 && p[2] <= 40; }
 
 static long count_if(const Img *im, int (*pred)(const unsigned char *), int x0, int y0, int x1,
                      int y1) {
@@ -104,7 +102,12 @@ static long count_non_white(const Img *im) {
 }
 
 static PlotPanel panel_of(const char *title, const PlotSeries *s, int n) {
-    PlotPanel p = {title, "step", "value", PLOT_LOGY_AUTO, s, n, NULL, 0, NULL, NAN, NULL};
+    PlotPanel p = {.title = title,
+                   .xlabel = "step",
+                   .ylabel = "value",
+                   .logy = PLOT_LOGY_AUTO,
+                   .series = s,
+                   .nseries = n};
     return p;
 }
 
@@ -130,7 +133,8 @@ static void fill_runs(int with_nan) {
 
 static int draw_pair(const char *path, int with_nan, char *err) {
     fill_runs(with_nan);
-    PlotSeries s[2] = {{"no clipping", g_x, g_a, NS, 0}, {"clip 1.0", g_x, g_b, NS, 0}};
+    PlotSeries s[2] = {{.label = "no clipping", .x = g_x, .y = g_a, .n = NS},
+                       {.label = "clip 1.0", .x = g_x, .y = g_b, .n = NS}};
     PlotPanel p = panel_of("loss", s, 2);
     return plot_figure(path, "test", &p, 1, 0, 0, err, 256);
 }
@@ -151,7 +155,7 @@ static void sample_path(char *buf, size_t n, const char *name) {
 Test(plot, figure_default_and_given_size) {
     char err[256] = "";
     fill_runs(0);
-    PlotSeries s[1] = {{"a", g_x, g_b, NS, 0}};
+    PlotSeries s[1] = {{.label = "a", .x = g_x, .y = g_b, .n = NS}};
     PlotPanel p[2] = {panel_of("one", s, 1), panel_of("two", s, 1)};
     cr_assert_eq(plot_figure(tmp_path("d.png"), "t", p, 2, 0, 0, err, sizeof err), 0, "%s", err);
     Img im = load(tmp_path("d.png"));
@@ -213,7 +217,7 @@ Test(plot, nonfinite_marker_only_when_nan) {
 Test(plot, all_nan_series_marked_at_top) {
     char err[256] = "";
     double x[5] = {4, 5, 6, 7, 8}, y[5] = {NAN, NAN, NAN, NAN, NAN}, ev[2] = {0, 8};
-    PlotSeries s[1] = {{"dead", x, y, 5, 0}};
+    PlotSeries s[1] = {{.label = "dead", .x = x, .y = y, .n = 5}};
     PlotPanel p = panel_of("all NaN", s, 1);
     p.vlines = ev, p.nvlines = 2; /* x axis 0..8 */
     cr_assert_eq(plot_figure(tmp_path("an.png"), NULL, &p, 1, 0, 0, err, sizeof err), 0, "%s", err);
@@ -229,7 +233,7 @@ Test(plot, all_nan_series_marked_at_top) {
 Test(plot, choose_logy) {
     double x[3] = {0, 1, 2}, wide[3] = {1e-2, 3, 1e4}, narrow[3] = {1, 3, 5};
     double withneg[3] = {-1, 1e-2, 1e4}, withzero[3] = {0, 1e-3, 10}, nan3[3] = {NAN, 1, 50};
-    PlotSeries s = {"s", x, wide, 3, 0};
+    PlotSeries s = {.label = "s", .x = x, .y = wide, .n = 3};
     PlotPanel p = panel_of("p", &s, 1);
     cr_expect_eq(plot_choose_logy(&p), 1, "1e-2..1e4 is six decades");
     s.y = narrow;
@@ -287,18 +291,23 @@ Test(plot, degenerate_inputs_do_not_crash) {
            iy[4] = {1, INFINITY, 2, -INFINITY};
     double hx[6] = {0, 1, 2, 3, 4, 5}, hy[6] = {1e-3, 1e5, 1e30, 1e12, 1e-1, 1e300};
     double nx[3] = {NAN, 1, 2}, ny[3] = {1, NAN, 2};
-    PlotSeries s1[] = {
-        {"empty", NULL, NULL, 0, 0}, {"single", x1, y1, 1, 0}, {"dots", x1, y1, 1, 1}};
-    PlotSeries s2[] = {{"constant", cx, cy, 4, 0}, {"zeros", zx, zy, 3, 0}};
-    PlotSeries s3[] = {{"inf", ix, iy, 4, 0}, {"huge", hx, hy, 6, 0}, {"nan x", nx, ny, 3, 0}};
-    PlotSeries s4[] = {{"huge", hx, hy, 6, 0}};
+    PlotSeries s1[] = {{.label = "empty", .x = NULL, .y = NULL, .n = 0},
+                       {.label = "single", .x = x1, .y = y1, .n = 1},
+                       {.label = "dots", .x = x1, .y = y1, .n = 1, .style = 1}};
+    PlotSeries s2[] = {{.label = "constant", .x = cx, .y = cy, .n = 4},
+                       {.label = "zeros", .x = zx, .y = zy, .n = 3}};
+    PlotSeries s3[] = {{.label = "inf", .x = ix, .y = iy, .n = 4},
+                       {.label = "huge", .x = hx, .y = hy, .n = 6},
+                       {.label = "nan x", .x = nx, .y = ny, .n = 3}};
+    PlotSeries s4[] = {{.label = "huge", .x = hx, .y = hy, .n = 6}};
     double vl[2] = {1, NAN};
     PlotPanel p[6] = {panel_of("empty + single", s1, 3), panel_of("constant", s2, 2),
                       panel_of("inf + huge", s3, 3),     panel_of("no series", NULL, 0),
                       panel_of("huge, linear", s4, 1),   panel_of("huge, log", s4, 1)};
-    p[1].vlines = vl, p[1].nvlines = 2, p[1].hline = 3;
+    p[1].vlines = vl, p[1].nvlines = 2, p[1].hline = 3, p[1].hline_label = "three";
     p[4].logy = PLOT_LOGY_OFF;
     p[5].logy = PLOT_LOGY_ON, p[5].hline = -1; /* a non-positive reference on log: left out */
+    p[5].hline_label = "minus one";
     for (int i = 0; i < 6; i++) {
         char name[32];
         snprintf(name, sizeof name, "deg%d.png", i);
@@ -316,7 +325,7 @@ Test(plot, degenerate_inputs_do_not_crash) {
 
 Test(plot, bad_arguments_are_errors) {
     char err[256] = "";
-    PlotSeries s = {"s", NULL, NULL, 3, 0};
+    PlotSeries s = {.label = "s", .x = NULL, .y = NULL, .n = 3};
     PlotPanel p = panel_of("p", &s, 1);
     cr_expect_eq(plot_figure(tmp_path("x.png"), NULL, &p, 1, 0, 0, err, sizeof err), -1,
                  "n=3 with no y values");
@@ -423,14 +432,15 @@ Test(plot, samples) {
         gb[i] = (0.8 + 6 * exp(-i / 150.0)) * (1 + 0.25 * noise(&st));
     }
     for (int k = 0; k < NV; k++) vx[k] = 100.0 * k + 99, vb[k] = lb[(int)vx[k]] + 0.15;
-    PlotSeries loss[3] = {{"no clipping", x, la, N, 0},
-                          {"clip-by-norm 1.0", x, lb, N, 0},
-                          {"clip-by-norm 1.0 (validation)", vx, vb, NV, 1}};
-    PlotSeries gn[2] = {{"no clipping", x, ga, N, 0}, {"clip-by-norm 1.0 (pre-clip)", x, gb, N, 0}};
-    PlotPanel p[2] = {{"Training loss", "step", "cross-entropy", PLOT_LOGY_AUTO, loss, 3, NULL, 0,
-                       NULL, NAN, NULL},
-                      {"Gradient norm", "step", "‖g‖₂", PLOT_LOGY_AUTO, gn, 2, NULL, 0, NULL, 1.0,
-                       "clip threshold (1.0)"}};
+    PlotSeries loss[3] = {
+        {.label = "no clipping", .x = x, .y = la, .n = N},
+        {.label = "clip-by-norm 1.0", .x = x, .y = lb, .n = N},
+        {.label = "clip-by-norm 1.0 (validation)", .x = vx, .y = vb, .n = NV, .style = 1}};
+    PlotSeries gn[2] = {{.label = "no clipping", .x = x, .y = ga, .n = N},
+                        {.label = "clip-by-norm 1.0 (pre-clip)", .x = x, .y = gb, .n = N}};
+    PlotPanel p[2] = {panel_of("Training loss", loss, 3), panel_of("Gradient norm", gn, 2)};
+    p[0].ylabel = "cross-entropy", p[1].ylabel = "‖g‖₂";
+    p[1].hline = 1.0, p[1].hline_label = "clip threshold (1.0)";
     char err[256] = "", path[512];
     sample_path(path, sizeof path, "compare.png");
     cr_assert_eq(plot_figure(path, "RNN: no clipping vs gradient clipping (lr 0.5)", p, 2, 0, 0,
@@ -444,9 +454,9 @@ Test(plot, samples) {
         ls[i] = 1.0 + 2.0 * exp(-i / 300.0) + (since > 120 ? 0.02 * (since - 120) : 0) +
                 0.05 * noise(&st);
     }
-    PlotSeries sr[1] = {{"loss", x, ls, N, 0}};
-    PlotPanel pr = {"Loss with rollbacks",    "step", "loss", PLOT_LOGY_AUTO, sr, 1, rb, 3,
-                    "rollback to checkpoint", NAN,    NULL};
+    PlotSeries sr[1] = {{.label = "loss", .x = x, .y = ls, .n = N}};
+    PlotPanel pr = panel_of("Loss with rollbacks", sr, 1);
+    pr.vlines = rb, pr.nvlines = 3, pr.vline_label = "rollback to checkpoint";
     sample_path(path, sizeof path, "rollbacks.png");
     cr_assert_eq(plot_figure(path, NULL, &pr, 1, 0, 0, err, sizeof err), 0, "%s", err);
 
@@ -488,20 +498,44 @@ Test(plot, samples_misc) {
         big[i] = 500.0 * i;
         critic[i] = -40 * (1 - exp(-i / 80.0)) + 3 * noise(&st);
     }
-    PlotSeries crowd[3] = {
-        {"sin + noise", x, a, N, 0}, {"cos + noise", x, b, N, 0}, {"fast sine", x, c, N, 0}};
-    PlotSeries sl[1] = {{"learning rate", x, lr, N, 0}};
-    PlotSeries sc[1] = {{"critic loss (Wasserstein estimate, negated)", big, critic, N, 0}};
-    PlotPanel p[3] = {{"Crowded panel: legend goes outside", "step", "value", PLOT_LOGY_AUTO, crowd,
-                       3, NULL, 0, NULL, NAN, NULL},
-                      {"Warm-up + cosine schedule", "step", "learning rate", PLOT_LOGY_AUTO, sl, 1,
-                       NULL, 0, NULL, NAN, NULL},
-                      {"WGAN critic", "generator step", "critic loss", PLOT_LOGY_AUTO, sc, 1, NULL,
-                       0, NULL, 0, "zero"}};
+    PlotSeries crowd[3] = {{.label = "sin + noise", .x = x, .y = a, .n = N},
+                           {.label = "cos + noise", .x = x, .y = b, .n = N},
+                           {.label = "fast sine", .x = x, .y = c, .n = N}};
+    PlotSeries sl[1] = {{.label = "learning rate", .x = x, .y = lr, .n = N}};
+    PlotSeries sc[1] = {
+        {.label = "critic loss (Wasserstein estimate, negated)", .x = big, .y = critic, .n = N}};
+    PlotPanel p[3] = {panel_of("Crowded panel: legend goes outside", crowd, 3),
+                      panel_of("Warm-up + cosine schedule", sl, 1), panel_of("WGAN critic", sc, 1)};
+    p[1].ylabel = "learning rate";
+    p[2].xlabel = "generator step", p[2].ylabel = "critic loss";
+    p[2].hline = 0, p[2].hline_label = "zero";
     char err[256] = "", path[512];
     sample_path(path, sizeof path, "misc.png");
     cr_assert_eq(plot_figure(path, "Layout checks", p, 3, 0, 0, err, sizeof err), 0, "%s", err);
     Img im = load(path);
     cr_expect_eq(count_red(&im, 0, 0, im.w, im.h), 0);
     stbi_image_free(im.px);
+}
+
+/* The PNG holds exactly the pixels plot_figure_render leaves in memory (what a live
+ * window would show). */
+Test(plot, png_equals_the_in_memory_render) {
+    char err[256] = "";
+    fill_runs(1);
+    PlotSeries s[2] = {{.label = "no clipping", .x = g_x, .y = g_a, .n = NS},
+                       {.label = "clip 1.0", .x = g_x, .y = g_b, .n = NS}};
+    PlotPanel p = panel_of("loss", s, 2);
+    PlotImage im = {0};
+    cr_assert_eq(plot_figure_render(&im, "t", &p, 1, 1, 0, 0, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(plot_figure(tmp_path("m.png"), "t", &p, 1, 0, 0, err, sizeof err), 0, "%s", err);
+    Img png = load(tmp_path("m.png"));
+    cr_assert(png.w == im.w && png.h == im.h);
+    unsigned char *rgb = malloc((size_t)im.w * im.h * 3);
+    plot_image_rgb(&im, rgb);
+    cr_expect(memcmp(rgb, png.px, (size_t)im.w * im.h * 3) == 0, "PNG differs from the render");
+    cr_expect_eq(im.px[0], 0xFFFFFFFFu, "opaque white ARGB32 background");
+    free(rgb);
+    stbi_image_free(png.px);
+    plot_image_free(&im);
+    cr_expect(im.px == NULL);
 }

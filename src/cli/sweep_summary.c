@@ -390,7 +390,7 @@ static int write_figure(const SweepSpec *s, const Line *L, int nl) {
         }
         snprintf(labels[nlab], sizeof labels[nlab], "%s%s: median of %d seed%s", ln->label,
                  base ? " (baseline)" : "", ln->pts[0].runs, ln->pts[0].runs > 1 ? "s" : "");
-        if (k) s1[n1++] = (PlotSeries){labels[nlab], x, med, (size_t)k, 0};
+        if (k) s1[n1++] = (PlotSeries){.label = labels[nlab], .x = x, .y = med, .n = (size_t)k, .style = 0};
         nlab++;
         /* min and max as dots, until a band kind exists */
         double *mx = bufs[nb++] = xcalloc(2 * (size_t)npt + 2, sizeof *mx);
@@ -405,7 +405,7 @@ static int write_figure(const SweepSpec *s, const Line *L, int nl) {
         /* x must increase: lo/hi pairs share x, which the plot accepts as a step */
         if (kb) {
             snprintf(labels[nlab], sizeof labels[nlab], "%s: min and max over seeds", ln->label);
-            s1[n1++] = (PlotSeries){labels[nlab++], mx, my, (size_t)kb, 1};
+            s1[n1++] = (PlotSeries){.label = labels[nlab++], .x = mx, .y = my, .n = (size_t)kb, .style = 1};
         }
         /* diverged runs: a mark at the top of the panel */
         double *dx = bufs[nb++] = xcalloc((size_t)npt + 1, sizeof *dx);
@@ -416,10 +416,10 @@ static int write_figure(const SweepSpec *s, const Line *L, int nl) {
         if (kk) {
             snprintf(labels[nlab], sizeof labels[nlab], "%s: diverged (%d of %d runs), at the top",
                      ln->label, ndiv, nrun);
-            s1[n1++] = (PlotSeries){labels[nlab++], dx, dy, (size_t)kk, 1};
+            s1[n1++] = (PlotSeries){.label = labels[nlab++], .x = dx, .y = dy, .n = (size_t)kk, .style = 1};
         }
         snprintf(labels[nlab], sizeof labels[nlab], "%s%s", ln->label, base ? " (baseline)" : "");
-        s2[n2++] = (PlotSeries){labels[nlab++], base ? x : bx, frac, (size_t)kd, 0};
+        s2[n2++] = (PlotSeries){.label = labels[nlab++], .x = base ? x : bx, .y = frac, .n = (size_t)kd, .style = 0};
     }
     char xlabel[300];
     const char *kname = !xkey ? "group" : same_key ? xkey : "each group's swept key";
@@ -448,10 +448,12 @@ static int write_figure(const SweepSpec *s, const Line *L, int nl) {
         }
     }
     PlotPanel pan[2] = {
-        {t1, xlabel, s->metric, logy ? PLOT_LOGY_ON : PLOT_LOGY_OFF, s1, n1, nv ? vl : NULL, nv,
-         nv ? vlab : NULL, NAN, NULL},
-        {t2, xlabel, "fraction diverged", PLOT_LOGY_OFF, s2, n2, nv ? vl : NULL, nv, nv ? vlab : NULL,
-         NAN, NULL},
+        {.title = t1, .xlabel = xlabel, .ylabel = s->metric,
+         .logy = logy ? PLOT_LOGY_ON : PLOT_LOGY_OFF, .series = s1, .nseries = n1,
+         .vlines = nv ? vl : NULL, .nvlines = nv, .vline_label = nv ? vlab : NULL, .hline = NAN},
+        {.title = t2, .xlabel = xlabel, .ylabel = "fraction diverged", .logy = PLOT_LOGY_OFF,
+         .series = s2, .nseries = n2, .vlines = nv ? vl : NULL, .nvlines = nv,
+         .vline_label = nv ? vlab : NULL, .hline = NAN},
     };
 #undef TX
     char path[700], err[512];

@@ -1,10 +1,7 @@
-/* stb_impl.c: the one translation unit that compiles the stb single-header
- * libraries we use: stb_image_write (PNG output) and stb_truetype (text).
- * Everyone else includes <stb/...> for the declarations only. The headers come
- * from Debian's libstb-dev under /usr/include, so they are system headers and
- * their own warnings are not ours. Tests that read PNGs back compile
- * stb_image themselves (STB_IMAGE_IMPLEMENTATION in the test file). */
+/* stb_impl.c: the one translation unit that compiles stb_image_write (the PNG
+ * writer of surface.c). Everyone else includes <stb/stb_image_write.h> for the
+ * declarations only. The header comes from Debian's libstb-dev under /usr/include,
+ * so it is a system header and its own warnings are not ours. Tests that read
+ * PNGs back compile stb_image themselves (STB_IMAGE_IMPLEMENTATION in the test). */
 #define STB_IMAGE_WRITE_IMPLEMENTATION
-#define STB_TRUETYPE_IMPLEMENTATION
 #include <stb/stb_image_write.h>
-#include <stb/stb_truetype.h>

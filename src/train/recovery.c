@@ -3,8 +3,10 @@
  * one: the trainer does, so recovery does not reach back into the trainer. */
 #include "recovery.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "common.h"
@@ -145,4 +147,27 @@ int recovery_write_log(const Recovery *r, const char *out_dir) {
                 e->restored_step, e->skipped);
     }
     return fclose(f) == 0 ? 0 : -1;
+}
+
+int recovery_read_log(Recovery *r, const char *out_dir, char *err, size_t errlen) {
+    if (!r->cfg.enabled) return 0;
+    char path[CFG_STR_MAX + 32], line[512];
+    snprintf(path, sizeof path, "%s/rollbacks.csv", out_dir);
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
+        return -1;
+    }
+    int rc = fgets(line, sizeof line, f) ? 0 : -1;
+    while (rc == 0 && fgets(line, sizeof line, f)) {
+        RecoveryEvent ev;
+        if (sscanf(line, "%ld,%lg,%lg,%ld,%ld", &ev.spike_step, &ev.loss, &ev.running_avg,
+                   &ev.restored_step, &ev.skipped) != 5)
+            rc = -1;
+        else
+            add_event(r, ev);
+    }
+    fclose(f);
+    if (rc != 0) snprintf(err, errlen, "%s is not a rollbacks log", path);
+    return rc;
 }

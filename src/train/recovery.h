@@ -68,5 +68,7 @@ const RecoveryEvent *recovery_record(Recovery *r, long spike_step, double loss, 
                                      long restored_step);
 /* Write <out_dir>/rollbacks.csv (when recovery is enabled). 0 on success. */
 int recovery_write_log(const Recovery *r, const char *out_dir);
+/* Read it back (a finished run's rollbacks, for --resume of a complete run). */
+int recovery_read_log(Recovery *r, const char *out_dir, char *err, size_t errlen);
 
 #endif

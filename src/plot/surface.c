@@ -1,0 +1,401 @@
+/* surface.c: the canvas every figure is drawn on: a cairo ARGB32 image surface
+ * over a PlotImage's pixels, its primitives (crisp 1-px rules, dashes, markers,
+ * the non-finite cross), text in DejaVu Sans through cairo-ft (FreeType face
+ * loaded once), and the PNG writer (stb_image_write, via "<path>.tmp" and rename).
+ *
+ * Series colours are the Okabe-Ito colour-blind-safe palette (Okabe & Ito 2008).
+ * Leaves to others: axes and legends (axes.c), figure kinds (figure.c, heatmap.c,
+ * film.c). The only global state is the font. */
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cairo-ft.h>
+#include <ft2build.h>
+#include FT_FREETYPE_H
+#include <stb/stb_image_write.h>
+
+#include "plot_internal.h"
+
+int imin(int a, int b) { return a < b ? a : b; }
+int imax(int a, int b) { return a > b ? a : b; }
+double clampd(double v, double lo, double hi) { return v < lo ? lo : v > hi ? hi : v; }
+
+void set_err(char *err, size_t errlen, const char *fmt, ...) {
+    if (!err || errlen == 0) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+/* Okabe & Ito (2008), yellow left out (too faint on white), then four more distinct
+ * hues (purple, brown, grey, olive) so an 8-10 run ablation does not reuse a colour. */
+static const PlotColor PALETTE[] = {{0, 114, 178, 255},   {230, 159, 0, 255},   {0, 158, 115, 255},
+                                    {204, 121, 167, 255}, {86, 180, 233, 255},  {213, 94, 0, 255},
+                                    {0, 0, 0, 255},       {117, 112, 179, 255}, {140, 86, 75, 255},
+                                    {127, 127, 127, 255}, {188, 189, 34, 255}};
+#define NPALETTE ((int)(sizeof PALETTE / sizeof PALETTE[0]))
+
+PlotColor plot_palette(int i) { return PALETTE[((i % NPALETTE) + NPALETTE) % NPALETTE]; }
+
+void plot_series_color(int i, unsigned char rgb[3]) {
+    PlotColor c = plot_palette(i);
+    rgb[0] = c.r, rgb[1] = c.g, rgb[2] = c.b;
+}
+
+/* ---- font (the only global state) ---- */
+
+static struct {
+    FT_Library lib;
+    FT_Face face;
+    cairo_font_face_t *cf;
+    char err[400];
+} g_font;
+static pthread_once_t g_font_once = PTHREAD_ONCE_INIT;
+
+static void font_load_once(void) {
+    FILE *f = fopen(PLOT_FONT_PATH, "rb");
+    if (!f) {
+        snprintf(g_font.err, sizeof g_font.err,
+                 "cannot open font %s: %s (install the Debian package fonts-dejavu-core)",
+                 PLOT_FONT_PATH, strerror(errno));
+        return;
+    }
+    fclose(f);
+    if (FT_Init_FreeType(&g_font.lib) || FT_New_Face(g_font.lib, PLOT_FONT_PATH, 0, &g_font.face)) {
+        snprintf(g_font.err, sizeof g_font.err,
+                 "%s is not a font FreeType can read (reinstall fonts-dejavu-core)",
+                 PLOT_FONT_PATH);
+        return;
+    }
+    g_font.cf = cairo_ft_font_face_create_for_ft_face(g_font.face, 0);
+}
+
+static cairo_font_face_t *font_get(char *err, size_t errlen) {
+    pthread_once(&g_font_once, font_load_once);
+    if (!g_font.cf) set_err(err, errlen, "%s", g_font.err);
+    return g_font.cf;
+}
+
+/* ---- canvas ---- */
+
+Rect rect_make(int x0, int y0, int w, int h) { return (Rect){x0, y0, x0 + w, y0 + h}; }
+
+int rect_overlap(Rect a, Rect b) {
+    return a.x0 < b.x1 && b.x0 < a.x1 && a.y0 < b.y1 && b.y0 < a.y1;
+}
+
+int rect_inside(Rect a, Rect o) {
+    return a.x0 >= o.x0 && a.y0 >= o.y0 && a.x1 <= o.x1 && a.y1 <= o.y1;
+}
+
+static int image_alloc(PlotImage *im, int w, int h) {
+    if (im->px && im->w == w && im->h == h) return 0;
+    plot_image_free(im);
+    int stride = cairo_format_stride_for_width(CAIRO_FORMAT_ARGB32, w);
+    if (stride <= 0 || !(im->px = malloc((size_t)stride * (size_t)h))) return -1;
+    im->w = w, im->h = h, im->stride = stride;
+    return 0;
+}
+
+void plot_image_free(PlotImage *im) {
+    free(im->px);
+    *im = (PlotImage){0};
+}
+
+int canvas_begin(Canvas *cv, PlotImage *im, int w, int h, char *err, size_t errlen) {
+    *cv = (Canvas){0};
+    cairo_font_face_t *font = font_get(err, errlen);
+    if (!font) return -1;
+    if (w < 1 || h < 1 || w > MAX_SIDE || h > MAX_SIDE || image_alloc(im, w, h)) {
+        set_err(err, errlen, "plot: cannot make a %dx%d canvas (1..%d per side, memory)", w, h,
+                MAX_SIDE);
+        return -1;
+    }
+    cv->w = w, cv->h = h;
+    cv->s = cairo_image_surface_create_for_data((unsigned char *)im->px, CAIRO_FORMAT_ARGB32, w, h,
+                                                im->stride);
+    cv->cr = cairo_create(cv->s);
+    cairo_set_source_rgb(cv->cr, 1, 1, 1);
+    cairo_paint(cv->cr);
+    cairo_set_font_face(cv->cr, font);
+    cairo_font_options_t *fo = cairo_font_options_create();
+    cairo_font_options_set_antialias(fo, CAIRO_ANTIALIAS_GRAY);
+    cairo_font_options_set_hint_style(fo, CAIRO_HINT_STYLE_SLIGHT);
+    cairo_font_options_set_hint_metrics(fo, CAIRO_HINT_METRICS_OFF);
+    cairo_set_font_options(cv->cr, fo);
+    cairo_font_options_destroy(fo);
+    cairo_set_line_join(cv->cr, CAIRO_LINE_JOIN_ROUND);
+    cairo_set_line_cap(cv->cr, CAIRO_LINE_CAP_ROUND);
+    return 0;
+}
+
+int canvas_mask(Canvas *cv, int w, int h) {
+    cv->w = w, cv->h = h;
+    cv->s = cairo_image_surface_create(CAIRO_FORMAT_A8, w, h);
+    cv->cr = cairo_create(cv->s);
+    cairo_set_antialias(cv->cr, CAIRO_ANTIALIAS_NONE); /* where, not how smooth */
+    cairo_set_line_join(cv->cr, CAIRO_LINE_JOIN_ROUND);
+    cairo_set_line_cap(cv->cr, CAIRO_LINE_CAP_ROUND);
+    return cairo_status(cv->cr) == CAIRO_STATUS_SUCCESS ? 0 : -1;
+}
+
+void canvas_free(Canvas *cv) {
+    if (cv->cr) cairo_destroy(cv->cr);
+    if (cv->s) cairo_surface_destroy(cv->s);
+    cv->cr = NULL, cv->s = NULL;
+}
+
+int canvas_end(Canvas *cv, int rc, char *err, size_t errlen) {
+    if (!cv->cr) return rc;
+    cairo_surface_flush(cv->s);
+    cairo_status_t st = cairo_status(cv->cr);
+    if (rc == 0 && st != CAIRO_STATUS_SUCCESS) {
+        set_err(err, errlen, "plot: cairo: %s", cairo_status_to_string(st));
+        rc = -1;
+    }
+    canvas_free(cv);
+    return rc;
+}
+
+long mask_count(const Canvas *m, Rect r) {
+    cairo_surface_flush(m->s);
+    const unsigned char *a = cairo_image_surface_get_data(m->s);
+    int stride = cairo_image_surface_get_stride(m->s);
+    long n = 0;
+    for (int y = imax(r.y0, 0); y < imin(r.y1, m->h); y++)
+        for (int x = imax(r.x0, 0); x < imin(r.x1, m->w); x++) n += a[(size_t)y * stride + x] > 0;
+    return n;
+}
+
+/* ---- primitives ---- */
+
+void set_colour(cairo_t *cr, PlotColor c, double alpha) {
+    cairo_set_source_rgba(cr, c.r / 255.0, c.g / 255.0, c.b / 255.0, alpha * c.a / 255.0);
+}
+
+void clip_to(cairo_t *cr, Rect r) {
+    cairo_rectangle(cr, r.x0, r.y0, r.x1 - r.x0, r.y1 - r.y0);
+    cairo_clip(cr);
+}
+
+void fill_rect(Canvas *cv, Rect r, PlotColor c, double alpha) {
+    if (r.x1 <= r.x0 || r.y1 <= r.y0) return;
+    cairo_rectangle(cv->cr, r.x0, r.y0, r.x1 - r.x0, r.y1 - r.y0);
+    set_colour(cv->cr, c, alpha);
+    cairo_fill(cv->cr);
+}
+
+void pixel_hline(Canvas *cv, int x0, int x1, int y, PlotColor c) {
+    fill_rect(cv, (Rect){x0, y, x1, y + 1}, c, 1);
+}
+
+void pixel_vline(Canvas *cv, int x, int y0, int y1, PlotColor c) {
+    fill_rect(cv, (Rect){x, y0, x + 1, y1}, c, 1);
+}
+
+void frame_rect(Canvas *cv, Rect r, PlotColor c) {
+    cairo_rectangle(cv->cr, r.x0 - 0.5, r.y0 - 0.5, r.x1 - r.x0 + 1, r.y1 - r.y0 + 1);
+    set_colour(cv->cr, c, 1);
+    cairo_set_line_width(cv->cr, 1);
+    cairo_stroke(cv->cr);
+}
+
+void dashed_line(cairo_t *cr, double ax, double ay, double bx, double by, double on, double off,
+                 PlotColor c) {
+    double d[2] = {on, off};
+    cairo_save(cr);
+    cairo_set_dash(cr, d, 2, 0);
+    cairo_set_line_cap(cr, CAIRO_LINE_CAP_BUTT);
+    cairo_set_line_width(cr, 1.8);
+    cairo_move_to(cr, ax, ay);
+    cairo_line_to(cr, bx, by);
+    set_colour(cr, c, 1);
+    cairo_stroke(cr);
+    cairo_restore(cr);
+}
+
+void draw_marker(cairo_t *cr, int m, double x, double y, double r, PlotColor c, int edge) {
+    switch (m) {
+    case PLOT_MARK_SQUARE: cairo_rectangle(cr, x - 0.85 * r, y - 0.85 * r, 1.7 * r, 1.7 * r); break;
+    case PLOT_MARK_TRIANGLE:
+        cairo_move_to(cr, x, y - 1.2 * r);
+        cairo_line_to(cr, x + 1.1 * r, y + 0.8 * r);
+        cairo_line_to(cr, x - 1.1 * r, y + 0.8 * r);
+        cairo_close_path(cr);
+        break;
+    case PLOT_MARK_DIAMOND:
+        cairo_move_to(cr, x, y - 1.25 * r);
+        cairo_line_to(cr, x + r, y);
+        cairo_line_to(cr, x, y + 1.25 * r);
+        cairo_line_to(cr, x - r, y);
+        cairo_close_path(cr);
+        break;
+    case PLOT_MARK_CROSS:
+    case PLOT_MARK_PLUS: {
+        double h = m == PLOT_MARK_CROSS ? 0.8 * r : 1.1 * r, k = m == PLOT_MARK_CROSS;
+        cairo_move_to(cr, x - h, y - h * k);
+        cairo_line_to(cr, x + h, y + h * k);
+        cairo_move_to(cr, x - h * k, y + h * !k);
+        cairo_line_to(cr, x + h * k, y - h * !k);
+        if (edge) {
+            cairo_set_line_width(cr, 4.5);
+            set_colour(cr, C_WHITE, 1);
+            cairo_stroke_preserve(cr);
+        }
+        cairo_set_line_width(cr, 2.2);
+        set_colour(cr, c, 1);
+        cairo_stroke(cr);
+        return;
+    }
+    default: cairo_new_sub_path(cr), cairo_arc(cr, x, y, r, 0, 2 * M_PI);
+    }
+    set_colour(cr, c, 1);
+    if (!edge) {
+        cairo_fill(cr);
+        return;
+    }
+    cairo_fill_preserve(cr);
+    cairo_set_line_width(cr, 1.5);
+    set_colour(cr, C_WHITE, 1);
+    cairo_stroke(cr);
+}
+
+void draw_cross(cairo_t *cr, double x, double y, double h) {
+    for (int pass = 0; pass < 2; pass++) {
+        cairo_move_to(cr, x - h, y - h);
+        cairo_line_to(cr, x + h, y + h);
+        cairo_move_to(cr, x - h, y + h);
+        cairo_line_to(cr, x + h, y - h);
+        cairo_set_line_width(cr, pass == 0 ? 6.5 : 3.0);
+        set_colour(cr, pass == 0 ? C_WHITE : C_RED, 1);
+        cairo_stroke(cr);
+    }
+}
+
+/* ---- text ---- */
+
+/* DejaVu Sans: hhea ascender 1901 and cap height 1493 of 2048 units per em. */
+#define ASCENT_EM 0.928
+#define CAP_EM 0.729
+
+double text_ascent(double px) { return ASCENT_EM * px; }
+double baseline_centred(double y, double px) { return y + 0.5 * CAP_EM * px; }
+
+double text_width(Canvas *cv, const char *s, double px) {
+    if (!s || !*s) return 0;
+    cairo_text_extents_t e;
+    cairo_set_font_size(cv->cr, px);
+    cairo_text_extents(cv->cr, s, &e);
+    return e.x_advance;
+}
+
+void text_draw(Canvas *cv, const char *s, double px, double x, double ybase, double halign,
+               PlotColor c) {
+    if (!s || !*s) return;
+    cairo_move_to(cv->cr, x - halign * text_width(cv, s, px), ybase);
+    set_colour(cv->cr, c, 1);
+    cairo_show_text(cv->cr, s);
+}
+
+void text_draw_up(Canvas *cv, const char *s, double px, double xbase, double yc, PlotColor c) {
+    if (!s || !*s) return;
+    cairo_save(cv->cr);
+    cairo_translate(cv->cr, xbase, yc);
+    cairo_rotate(cv->cr, -M_PI / 2);
+    text_draw(cv, s, px, 0, 0, 0.5, c);
+    cairo_restore(cv->cr);
+}
+
+/* ---- output ---- */
+
+/* Safe in place (rgb == im->px): each pixel is read whole before its 3 bytes are
+ * written, and they never reach past it. */
+void plot_image_rgb(const PlotImage *im, unsigned char *rgb) {
+    for (int y = 0; y < im->h; y++) {
+        const uint32_t *row =
+            (const uint32_t *)((const unsigned char *)im->px + (size_t)y * (size_t)im->stride);
+        for (int x = 0; x < im->w; x++, rgb += 3) {
+            uint32_t p = row[x];
+            rgb[0] = (unsigned char)(p >> 16), rgb[1] = (unsigned char)(p >> 8),
+            rgb[2] = (unsigned char)p;
+        }
+    }
+}
+
+typedef struct PngSink {
+    FILE *f;
+    int failed;
+} PngSink;
+
+static void png_sink(void *ctx, void *data, int size) {
+    PngSink *s = ctx;
+    if (size > 0 && fwrite(data, 1, (size_t)size, s->f) != (size_t)size) s->failed = 1;
+}
+
+/* rgb [h][w][3] as PNG via "<path>.tmp" and rename. */
+static int png_write_rgb(const char *path, const unsigned char *rgb, int w, int h, char *err,
+                         size_t errlen) {
+    size_t n = strlen(path);
+    char *tmp = malloc(n + 5);
+    PngSink s = {NULL, 0};
+    if (!tmp) {
+        set_err(err, errlen, "plot: out of memory");
+        return -1;
+    }
+    snprintf(tmp, n + 5, "%s.tmp", path);
+    if (!(s.f = fopen(tmp, "wb"))) {
+        set_err(err, errlen,
+                "cannot write plot %s: %s (does the output folder exist and is it writable?)", tmp,
+                strerror(errno));
+        free(tmp);
+        return -1;
+    }
+    /* the "sub" filter on every row and the encoder's shortest match search: on figures
+     * (mostly flat colour) half the time of its defaults for files ~1% larger */
+    stbi_write_force_png_filter = 1;
+    stbi_write_png_compression_level = 5;
+    errno = 0;
+    int ok = stbi_write_png_to_func(png_sink, &s, w, h, 3, rgb, w * 3);
+    ok = ok && !s.failed && fflush(s.f) == 0;
+    int e = errno;
+    ok = (fclose(s.f) == 0) && ok;
+    if (ok && rename(tmp, path) != 0) ok = 0, e = errno;
+    if (!ok) {
+        remove(tmp);
+        set_err(err, errlen, "cannot write plot %s: %s", path,
+                e ? strerror(e) : "PNG encoder failed");
+    }
+    free(tmp);
+    return ok ? 0 : -1;
+}
+
+int plot_png_write(const char *path, const PlotImage *im, char *err, size_t errlen) {
+    if (!path || !*path || !im || !im->px) {
+        set_err(err, errlen, "plot: no output path or no image to write");
+        return -1;
+    }
+    unsigned char *rgb = malloc((size_t)im->w * (size_t)im->h * 3);
+    if (!rgb) {
+        set_err(err, errlen, "plot: out of memory");
+        return -1;
+    }
+    plot_image_rgb(im, rgb);
+    int rc = png_write_rgb(path, rgb, im->w, im->h, err, errlen);
+    free(rgb);
+    return rc;
+}
+
+int image_png_free(const char *path, PlotImage *im, int rc, char *err, size_t errlen) {
+    if (rc == 0) {
+        plot_image_rgb(im, (unsigned char *)im->px);
+        rc = png_write_rgb(path, (unsigned char *)im->px, im->w, im->h, err, errlen);
+    }
+    plot_image_free(im);
+    return rc;
+}
