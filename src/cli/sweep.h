@@ -119,6 +119,7 @@ int sweep_main(int argc, char **argv, SweepCheckFn check);
  * success; -1 with "cliplab: error: ..." in err. */
 int sweep_parse(SweepSpec *spec, int argc, char **argv, char *err, size_t errlen);
 void sweep_free(SweepSpec *spec);
+void sweep_axis_free(SweepAxis *axis);
 /* Parse one VALUES form into axis (key set by the caller). 0 or -1 + err. */
 int sweep_parse_values(SweepAxis *axis, const char *text, char *err, size_t errlen);
 /* The overrides of run r (global sets, group sets, axes, seed, name, out_dir);

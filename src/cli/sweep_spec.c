@@ -67,7 +67,7 @@ static void axis_add(SweepAxis *a, const char *text, size_t len) {
     a->nvals++;
 }
 
-static void axis_free(SweepAxis *a) {
+void sweep_axis_free(SweepAxis *a) {
     for (int i = 0; i < a->nvals; i++) free(a->vals[i]);
     free(a->vals);
     free(a->num);
@@ -167,7 +167,7 @@ static int parse_seeds(SweepSpec *s, const char *text, char *err, size_t errlen)
     }
     SweepAxis tmp = {0};
     if (sweep_parse_values(&tmp, text, err, errlen) != 0) {
-        axis_free(&tmp);
+        sweep_axis_free(&tmp);
         FAIL("--seeds '%s': not a list of seeds (%s)", text, help);
     }
     for (int i = 0; i < tmp.nvals; i++) {
@@ -175,12 +175,12 @@ static int parse_seeds(SweepSpec *s, const char *text, char *err, size_t errlen)
         if (parse_long(tmp.vals[i], &v) || v < 0 || s->nseeds == SWEEP_MAX_SEEDS) {
             fail(err, errlen, "--seeds '%s': '%s' is not a seed (%s; at most %d)", text,
                  tmp.vals[i], help, SWEEP_MAX_SEEDS);
-            axis_free(&tmp);
+            sweep_axis_free(&tmp);
             return -1;
         }
         s->seeds[s->nseeds++] = v;
     }
-    axis_free(&tmp);
+    sweep_axis_free(&tmp);
     return 0;
 }
 
@@ -550,9 +550,9 @@ int sweep_run_args(const SweepSpec *s, const SweepRun *r, char **out, char *buf,
 }
 
 void sweep_free(SweepSpec *s) {
-    for (int i = 0; i < s->naxes; i++) axis_free(&s->axes[i]);
+    for (int i = 0; i < s->naxes; i++) sweep_axis_free(&s->axes[i]);
     for (int g = 0; g < s->ngroups; g++)
-        for (int i = 0; i < s->groups[g].naxes; i++) axis_free(&s->groups[g].axes[i]);
+        for (int i = 0; i < s->groups[g].naxes; i++) sweep_axis_free(&s->groups[g].axes[i]);
     for (int i = 0; i < s->ntok; i++) free(s->tok[i]);
     free(s->tok);
     free(s->runs);

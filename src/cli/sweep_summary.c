@@ -326,8 +326,11 @@ static int write_summary_csv(const SweepSpec *s, const Line *L, int nl) {
 
 /* ------------------------------------------------------------ figure */
 
-/* Until src/plot has a log-x line kind, a numeric key spanning two decades or
- * more is drawn as log10 of its value (the axis label says so). */
+/* summary.png. Panel 1: per line, the median final metric over the seeds that
+ * did not diverge, with a min-max band; a baseline (a group without the x key)
+ * is a flat line with its band across the x range; diverged runs are crosses
+ * at the top of the panel in their line's colour, counted in the legend.
+ * Panel 2: the fraction of seeds that diverged. Log x when x spans two decades. */
 static int write_figure(const SweepSpec *s, const Line *L, int nl) {
     double xmin = INFINITY, xmax = -INFINITY, ymin = INFINITY, ymax = -INFINITY;
     const char *xkey = NULL;
@@ -344,89 +347,76 @@ static int write_figure(const SweepSpec *s, const Line *L, int nl) {
                 ymin = fmin(ymin, L[l].pts[p].lo);
                 ymax = fmax(ymax, L[l].pts[p].hi);
             }
-    if (!xkey) { /* nothing numeric was swept: draw the groups side by side */
+    if (!xkey) { /* nothing numeric was swept: the groups side by side */
         xmin = 0, xmax = nl > 1 ? nl - 1 : 1;
     }
+    if (xmin == xmax) xmin -= 0.5, xmax += 0.5;
     int logx = xkey && xmin > 0 && xmax / xmin >= 100;
     int logy = isfinite(ymin) && ymin > 0 && ymax / ymin > 100;
     double ytop = !isfinite(ymax) ? 1.0 : logy ? ymax * 3 : ymax + 0.08 * (ymax - ymin) + 1e-12;
-#define TX(v) (logx ? log10(v) : (v))
-    int cap = 4 * nl + 4;
+    int cap = 2 * nl + 2;
     PlotSeries *s1 = xcalloc((size_t)cap, sizeof *s1), *s2 = xcalloc((size_t)cap, sizeof *s2);
     char (*labels)[300] = xcalloc((size_t)cap * 2, sizeof *labels);
-    double **bufs = xcalloc((size_t)cap * 4, sizeof *bufs);
+    double **bufs = xcalloc((size_t)nl * 8 + 1, sizeof *bufs);
     int n1 = 0, n2 = 0, nb = 0, nlab = 0;
     for (int l = 0; l < nl; l++) {
         const Line *ln = &L[l];
-        int m = ln->npts, base = ln->xkey == NULL;
-        int npt = base ? 2 : m;
+        int m = ln->npts, base = ln->xkey == NULL, npt = base ? 2 : m;
         double *x = bufs[nb++] = xcalloc((size_t)npt + 1, sizeof *x);
         double *med = bufs[nb++] = xcalloc((size_t)npt + 1, sizeof *med);
-        double *band = bufs[nb++] = xcalloc(2 * (size_t)npt + 2, sizeof *band);
+        double *lo = bufs[nb++] = xcalloc((size_t)npt + 1, sizeof *lo);
+        double *hi = bufs[nb++] = xcalloc((size_t)npt + 1, sizeof *hi);
+        double *fx = bufs[nb++] = xcalloc((size_t)npt + 1, sizeof *fx);
         double *frac = bufs[nb++] = xcalloc((size_t)npt + 1, sizeof *frac);
-        int k = 0, kb = 0, kd = 0, ndiv = 0, nrun = 0;
-        double *bx = band, *by = band + npt;
-        (void)by;
+        double *dx = bufs[nb++] = xcalloc((size_t)npt + 1, sizeof *dx);
+        double *dy = bufs[nb++] = xcalloc((size_t)npt + 1, sizeof *dy);
+        int k = 0, kd = 0, kf = 0, ndiv = 0, nrun = 0;
         for (int p = 0; p < m; p++) ndiv += ln->pts[p].diverged, nrun += ln->pts[p].runs;
         if (base) {
-            double xb[2] = {xkey ? TX(xmin) : l, xkey ? TX(xmax) : l + 0.5};
+            const Point *pt = &ln->pts[0];
+            double xb[2] = {xkey ? xmin : l - 0.25, xkey ? xmax : l + 0.25};
             for (int q = 0; q < 2; q++) {
-                x[q] = xb[q];
-                med[q] = ln->pts[0].median;
-                frac[q] = ln->pts[0].runs ? (double)ln->pts[0].diverged / ln->pts[0].runs : NAN;
+                fx[q] = xb[q];
+                frac[q] = pt->runs ? (double)pt->diverged / pt->runs : NAN;
+                if (isfinite(pt->median)) x[k] = xb[q], med[k] = pt->median, lo[k] = pt->lo, hi[k++] = pt->hi;
             }
-            k = isfinite(med[0]) ? 2 : 0;
-            kd = 2;
+            kf = 2;
+            if (pt->diverged) /* one mark, mid-axis */
+                dx[kd] = !xkey ? l : logx ? sqrt(xmin * xmax) : 0.5 * (xmin + xmax), dy[kd++] = ytop;
         } else {
             for (int p = 0; p < m; p++) {
                 const Point *pt = &ln->pts[p];
-                frac[kd] = pt->runs ? (double)pt->diverged / pt->runs : NAN;
-                kd++;
+                fx[kf] = pt->x;
+                frac[kf++] = pt->runs ? (double)pt->diverged / pt->runs : NAN;
+                if (pt->diverged) dx[kd] = pt->x, dy[kd++] = ytop;
                 if (!isfinite(pt->median)) continue;
-                x[k] = TX(pt->x);
-                med[k++] = pt->median;
+                x[k] = pt->x, med[k] = pt->median, lo[k] = pt->lo, hi[k++] = pt->hi;
             }
-            for (int p = 0; p < m; p++) bx[p] = TX(ln->pts[p].x);
         }
-        snprintf(labels[nlab], sizeof labels[nlab], "%s%s: median of %d seed%s", ln->label,
-                 base ? " (baseline)" : "", ln->pts[0].runs, ln->pts[0].runs > 1 ? "s" : "");
-        if (k) s1[n1++] = (PlotSeries){.label = labels[nlab], .x = x, .y = med, .n = (size_t)k, .style = 0};
+        int runs0 = ln->pts[0].runs;
+        snprintf(labels[nlab], sizeof labels[nlab], "%s%s: median of %d seed%s, min-max band",
+                 ln->label, base ? " (baseline)" : "", runs0, runs0 > 1 ? "s" : "");
+        if (k)
+            s1[n1++] = (PlotSeries){.label = labels[nlab], .x = x, .y = med, .n = (size_t)k,
+                                    .style = base ? PLOT_LINE : PLOT_LINE_MARKERS, .lo = lo,
+                                    .hi = hi, .marker = PLOT_MARK_CIRCLE, .color = l + 1};
         nlab++;
-        /* min and max as dots, until a band kind exists */
-        double *mx = bufs[nb++] = xcalloc(2 * (size_t)npt + 2, sizeof *mx);
-        double *my = bufs[nb++] = xcalloc(2 * (size_t)npt + 2, sizeof *my);
-        for (int p = 0; p < m; p++) {
-            const Point *pt = &ln->pts[p];
-            if (!isfinite(pt->median) || pt->ok < 2) continue;
-            double xp = base ? x[0] : TX(pt->x);
-            mx[kb] = xp, my[kb++] = pt->lo;
-            mx[kb] = xp, my[kb++] = pt->hi;
-        }
-        /* x must increase: lo/hi pairs share x, which the plot accepts as a step */
-        if (kb) {
-            snprintf(labels[nlab], sizeof labels[nlab], "%s: min and max over seeds", ln->label);
-            s1[n1++] = (PlotSeries){.label = labels[nlab++], .x = mx, .y = my, .n = (size_t)kb, .style = 1};
-        }
-        /* diverged runs: a mark at the top of the panel */
-        double *dx = bufs[nb++] = xcalloc((size_t)npt + 1, sizeof *dx);
-        double *dy = bufs[nb++] = xcalloc((size_t)npt + 1, sizeof *dy);
-        int kk = 0;
-        for (int p = 0; p < m; p++)
-            if (ln->pts[p].diverged) dx[kk] = base ? x[0] : TX(ln->pts[p].x), dy[kk++] = ytop;
-        if (kk) {
-            snprintf(labels[nlab], sizeof labels[nlab], "%s: diverged (%d of %d runs), at the top",
+        if (kd) {
+            snprintf(labels[nlab], sizeof labels[nlab], "%s: diverged, %d of %d runs (top)",
                      ln->label, ndiv, nrun);
-            s1[n1++] = (PlotSeries){.label = labels[nlab++], .x = dx, .y = dy, .n = (size_t)kk, .style = 1};
+            s1[n1++] = (PlotSeries){.label = labels[nlab++], .x = dx, .y = dy, .n = (size_t)kd,
+                                    .style = PLOT_DOTS, .marker = PLOT_MARK_CROSS, .color = l + 1};
         }
         snprintf(labels[nlab], sizeof labels[nlab], "%s%s", ln->label, base ? " (baseline)" : "");
-        s2[n2++] = (PlotSeries){.label = labels[nlab++], .x = base ? x : bx, .y = frac, .n = (size_t)kd, .style = 0};
+        s2[n2++] = (PlotSeries){.label = labels[nlab++], .x = fx, .y = frac, .n = (size_t)kf,
+                                .style = base ? PLOT_LINE : PLOT_LINE_MARKERS,
+                                .marker = PLOT_MARK_CIRCLE, .color = l + 1};
     }
     char xlabel[300];
-    const char *kname = !xkey ? "group" : same_key ? xkey : "each group's swept key";
-    snprintf(xlabel, sizeof xlabel, logx ? "log10(%s)" : "%s", kname);
+    snprintf(xlabel, sizeof xlabel, "%s", !xkey ? "group" : same_key ? xkey : "each group's swept key");
     char t1[300], t2[200], title[400];
-    snprintf(t1, sizeof t1, "final %s (%s is better): median over seeds of the runs that did not "
-             "diverge", s->metric, s->metric_higher ? "higher" : "lower");
+    snprintf(t1, sizeof t1, "final %s (%s is better): median over the seeds that did not diverge",
+             s->metric, s->metric_higher ? "higher" : "lower");
     snprintf(t2, sizeof t2, "fraction of seeds that diverged (non-finite loss or gradient)");
     snprintf(title, sizeof title, "sweep %.120s: %d runs of %.200s", s->name, s->nruns, s->config);
     double vl[3];
@@ -442,26 +432,34 @@ static int write_figure(const SweepSpec *s, const Line *L, int nl) {
         double typ = sweep_median(m, nm);
         free(m);
         if (isfinite(typ) && typ > 0) {
-            vl[nv++] = TX(0.5 * typ), vl[nv++] = TX(typ), vl[nv++] = TX(10 * typ);
-            snprintf(vlab, sizeof vlab, "median unclipped grad norm %.3g, and 0.5x / 10x it "
-                     "(Pascanu et al. 2013's range)", typ);
+            vl[nv++] = 0.5 * typ, vl[nv++] = typ, vl[nv++] = 10 * typ;
+            snprintf(vlab, sizeof vlab, "median pre-clip norm of the never-clipped runs (%.3g), "
+                     "0.5x and 10x it: Pascanu et al. 2013's range", typ);
         }
     }
+    const char *const *cats = NULL;
+    const char **catv = NULL;
+    if (!xkey) { /* groups side by side on a categorical axis */
+        catv = xcalloc((size_t)nl, sizeof *catv);
+        for (int l = 0; l < nl; l++) catv[l] = L[l].label;
+        cats = catv;
+    }
     PlotPanel pan[2] = {
-        {.title = t1, .xlabel = xlabel, .ylabel = s->metric,
-         .logy = logy ? PLOT_LOGY_ON : PLOT_LOGY_OFF, .series = s1, .nseries = n1,
-         .vlines = nv ? vl : NULL, .nvlines = nv, .vline_label = nv ? vlab : NULL, .hline = NAN},
+        {.title = t1, .xlabel = xlabel, .ylabel = s->metric, .logy = logy ? PLOT_LOGY_ON : PLOT_LOGY_OFF,
+         .series = s1, .nseries = n1, .vlines = nv ? vl : NULL, .nvlines = nv,
+         .vline_label = nv ? vlab : NULL, .hline = NAN, .logx = logx, .xcats = cats,
+         .ncats = cats ? nl : 0},
         {.title = t2, .xlabel = xlabel, .ylabel = "fraction diverged", .logy = PLOT_LOGY_OFF,
          .series = s2, .nseries = n2, .vlines = nv ? vl : NULL, .nvlines = nv,
-         .vline_label = nv ? vlab : NULL, .hline = NAN},
+         .vline_label = nv ? vlab : NULL, .hline = NAN, .logx = logx, .xcats = cats,
+         .ncats = cats ? nl : 0},
     };
-#undef TX
     char path[700], err[512];
     snprintf(path, sizeof path, "%s/summary.png", s->out_dir);
     int rc = plot_figure(path, title, pan, 2, 1100, 1000, err, sizeof err);
     if (rc != 0) fprintf(stderr, "cliplab: error: %s: %s\n", path, err);
     for (int i = 0; i < nb; i++) free(bufs[i]);
-    free(bufs), free(labels), free(s1), free(s2);
+    free(bufs), free(labels), free(s1), free(s2), free(catv);
     return rc;
 }
 
