@@ -167,6 +167,40 @@ cliff: deps
 	$(MAKE) train
 	./train configs/cliff_noclip.ini configs/cliff_clip.ini --compare runs/cliff.png
 
+# ---- the gallery ----
+# Every demo figure, regenerated and copied into docs/figures/ (committed; the
+# gallery docs/README.md shows each with its command). About an hour on an
+# idle 2-core machine: the sweeps, the map and the MobileNet pair dominate.
+# Each line: the make target, the figure it writes, the gallery's file name.
+GALLERY := \
+  demo:runs/compare_rnn_noclip_vs_rnn_clip.png:rnn_clip_vs_noclip.png \
+  ablation:runs/rnn_methods.png:rnn_methods.png \
+  recovery:runs/rnn_recovery.png:rnn_recovery.png \
+  order:runs/compare_rnn_order_noclip_vs_rnn_order_clip.png:rnn_order.png \
+  sweep-rnn:runs/rnn_threshold/summary.png:sweep_rnn_threshold.png \
+  sweep-methods:runs/rnn_methods/summary.png:sweep_rnn_methods.png \
+  lr-map:runs/rnn_lr_map/map.png:rnn_lr_map.png \
+  cliff:runs/cliff.png:cliff.png \
+  transformer:runs/transformer_methods.png:transformer_methods.png \
+  transformer-sgd:runs/transformer_sgd.png:transformer_sgd.png \
+  wgan:runs/wgan.png:wgan.png \
+  wgan:runs/wgan_clip/wgan.png:wgan_clip_run.png \
+  wgan-figure1:runs/wgan_figure1.png:wgan_figure1.png \
+  ppo:runs/ppo_clip_coef.png:ppo_clip_coef.png \
+  ppo:runs/ppo_clip/episode.png:ppo_episode.png \
+  mobilenet:runs/mobilenet.png:mobilenet.png \
+  mobilenet:runs/mobilenet_quant.png:mobilenet_quant.png \
+  mobilenet:runs/mobilenet_act_max.png:mobilenet_act_max.png
+GALLERY_TARGETS := $(sort $(foreach g,$(GALLERY),$(word 1,$(subst :, ,$(g)))))
+
+.PHONY: figures
+figures: deps
+	$(MAKE) train
+	for t in $(GALLERY_TARGETS); do $(MAKE) $$t || exit 1; done
+	@mkdir -p docs/figures
+	for g in $(GALLERY); do src=$$(echo $$g | cut -d: -f2); dst=$$(echo $$g | cut -d: -f3); \
+	  cp $$src docs/figures/$$dst || exit 1; echo "docs/figures/$$dst <- $$src"; done
+
 # ---- tests ----
 $(BUILD)/ref/%.bin: tests/ref/%.py tests/ref/tfile.py
 	@mkdir -p $(dir $@)
