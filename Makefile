@@ -198,8 +198,8 @@ figures: deps
 	$(MAKE) train
 	for t in $(GALLERY_TARGETS); do $(MAKE) $$t || exit 1; done
 	@mkdir -p docs/figures
-	for g in $(GALLERY); do src=$$(echo $$g | cut -d: -f2); dst=$$(echo $$g | cut -d: -f3); \
-	  cp $$src docs/figures/$$dst || exit 1; echo "docs/figures/$$dst <- $$src"; done
+	$(foreach g,$(GALLERY),cp $(word 2,$(subst :, ,$(g))) docs/figures/$(word 3,$(subst :, ,$(g))) && ) true
+	@echo "figures: $(words $(GALLERY)) figures in docs/figures/"
 
 # ---- tests ----
 $(BUILD)/ref/%.bin: tests/ref/%.py tests/ref/tfile.py
