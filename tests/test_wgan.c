@@ -1,6 +1,7 @@
 /* test_wgan.c: the WGAN model and its two ops (ops_gan.c):
- *   1. finite-difference checks of ad_relu_grad and ad_gradient_penalty, and of
- *      the whole GP critic loss w.r.t. a critic weight (the double backward);
+ *   1. finite-difference checks and PyTorch parity of ad_relu_grad and
+ *      ad_gradient_penalty, and a finite-difference check of the whole GP
+ *      critic loss w.r.t. a critic weight (the double backward);
  *   2. PyTorch parity (tests/ref/ref_wgan.py) of the critic loss and gradients
  *      without and with the penalty (torch.autograd.grad(create_graph=True)),
  *      and of the generator loss and gradients with the critic frozen;
@@ -59,6 +60,45 @@ Test(wgan_ops, gradient_penalty_gradcheck) {
     cr_assert_float_eq(ops_gradient_penalty_forward(nrm, v, 2, 2), 8.0, 1e-6);
     cr_assert_float_eq(nrm[0], 5.0f, 1e-6);
     gc_free(g);
+}
+
+/* Both ops against PyTorch: the penalty's value and gradient, and relu_grad
+ * against autograd.grad(relu(z), z, grad_outputs=g, create_graph=True) with
+ * its own gradient (d/dg; torch's d/dz is zero, ours is not recorded). */
+static Tensor *heap_copy(const float *v, int d0, int d1, int grad) {
+    Tensor *t = malloc(sizeof *t);
+    size_t n = (size_t)d0 * d1;
+    *t = tensor_view(malloc(n * sizeof(float)), grad ? calloc(n, sizeof(float)) : NULL, 2,
+                     (int[]){d0, d1});
+    memcpy(t->data, v, n * sizeof(float));
+    return t;
+}
+
+Test(wgan_ops, torch_parity) {
+    TFile *tf = tfile_load("ref_wgan");
+    Ctx c;
+    ctx_init(&c, 1 << 20, 256);
+    Tensor *g = heap_copy(tfile_f32(tf, "op.gp.g"), 7, 3, 1);
+    Tensor *pen = ad_gradient_penalty(&c, g);
+    assert_close(pen->data, tfile_f32(tf, "op.gp.value"), 1, 1e-6, 1e-5, "gp value");
+    ad_backward(&c, pen, 1.0f);
+    assert_close(g->grad, tfile_f32(tf, "op.gp.grad"), 21, 1e-6, 1e-5, "gp grad");
+    ctx_reset(&c);
+    Tensor *z = heap_copy(tfile_f32(tf, "op.rg.z"), 6, 5, 1);
+    Tensor *gg = heap_copy(tfile_f32(tf, "op.rg.g"), 6, 5, 1);
+    Tensor *R = tensor_from(&c, 2, (int[]){6, 5}, tfile_f32(tf, "op.rg.R"));
+    Tensor *rg = ad_relu_grad(&c, gg, z);
+    assert_close(rg->data, tfile_f32(tf, "op.rg.out"), 30, 0, 0, "relu_grad out");
+    ad_backward(&c, ad_sum(&c, ad_mul(&c, rg, R)), 1.0f);
+    assert_close(gg->grad, tfile_f32(tf, "op.rg.dg"), 30, 1e-7, 1e-6, "relu_grad d/dg");
+    if (!tfile_i32(tf, "op.rg.dz_is_none")[0]) {
+        const float *dz = tfile_f32(tf, "op.rg.dz");
+        for (int i = 0; i < 30; i++) cr_assert_eq(dz[i], 0.0f, "torch's d/dz is not zero");
+    }
+    for (int i = 0; i < 30; i++) cr_assert_eq(z->grad[i], 0.0f, "relu_grad sent a gradient to z");
+    gc_free(g), gc_free(z), gc_free(gg);
+    ctx_free(&c);
+    tfile_free(tf);
 }
 
 /* ---------------------------------------------------------------- model */

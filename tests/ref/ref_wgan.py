@@ -79,6 +79,25 @@ for tag, width, depth, B, NZ in (("a", 16, 3, 8, 2), ("b", 8, 6, 5, 3)):
         out[f"{tag}.ggrad.w{l}"] = m.weight.grad
         out[f"{tag}.ggrad.b{l}"] = m.bias.grad
 
+# ------------------------------------------------------------ ops alone
+# gradient penalty on g[7,3]: value and d/dg; relu_grad = ReLU's backward as an op:
+# torch.autograd.grad of relu(z) with grad_outputs g and create_graph=True,
+# then its gradient w.r.t. g for a projection R (z gets none)
+g = (torch.randn(7, 3) * 0.8).requires_grad_(True)
+pen = ((g.norm(2, dim=1) - 1) ** 2).mean()
+pen.backward()
+out["op.gp.g"], out["op.gp.value"], out["op.gp.grad"] = g.detach(), pen.detach().reshape(1), g.grad
+z = torch.randn(6, 5).requires_grad_(True)
+gg = torch.randn(6, 5).requires_grad_(True)
+rg, = torch.autograd.grad(torch.relu(z), z, grad_outputs=gg, create_graph=True)
+R = torch.randn(6, 5)
+dz, dg = torch.autograd.grad((rg * R).sum(), (z, gg), allow_unused=True)
+out["op.rg.z"], out["op.rg.g"], out["op.rg.R"] = z.detach(), gg.detach(), R
+out["op.rg.out"], out["op.rg.dg"] = rg.detach(), dg
+out["op.rg.dz_is_none"] = np.array([1 if dz is None else 0], dtype=np.int32)
+if dz is not None:
+    out["op.rg.dz"] = dz
+
 # ------------------------------------------------------------ 2. datasets
 M64 = (1 << 64) - 1
 
