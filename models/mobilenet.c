@@ -702,7 +702,7 @@ static int act_compare_figure(const char *const *dirs, int n, const char *out, c
         PlotPanel p[2] = {
             {.title = "Largest activation output over all layers (training batch)", .xlabel = "step",
              .ylabel = "max activation", .logy = PLOT_LOGY_AUTO, .series = ma, .nseries = n},
-            {.title = "Test accuracy (eval-mode batchnorm)", .xlabel = "step",
+            {.title = "Test accuracy (evaluation mode)", .xlabel = "step",
              .ylabel = "test accuracy (%)", .logy = PLOT_LOGY_OFF, .series = va, .nseries = n}};
         rc = plot_figure(out, "Activation range and accuracy over training", p, 2, 1000, 840, err,
                          errlen);
