@@ -55,7 +55,7 @@ static const CfgKey mb_keys[] = {
            "signal's scale without batchnorm; He et al. 2015)"),
     MB_KEY("stem", CFG_INT, stem, "16", 1, 4096, NULL, "stem conv 3x3 output channels"),
     MB_KEY("stem_stride", CFG_INT, stem_stride, "2", 1, 4, NULL, "stem conv stride"),
-    MB_KEY("blocks", CFG_STRING, blocks, "6:16:1:1,6:24:2:2,6:32:2:2", 0, 0, NULL,
+    MB_KEY("blocks", CFG_STRING, blocks, "1:16:1:1,6:24:2:2,6:32:2:2", 0, 0, NULL,
            "inverted residual groups t:c:n:s (expansion, out channels, repeats, first stride), "
            "comma-separated, as torchvision's inverted_residual_setting"),
     MB_KEY("last_channels", CFG_INT, last_channels, "128", 1, 8192, NULL,
