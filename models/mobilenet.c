@@ -35,6 +35,7 @@
 /* ------------------------------------------------------------------ config */
 
 static const char *const act_choices[] = {"relu6", "relu", "clamp", "pact", NULL};
+static const char *const init_choices[] = {"fan_out", "fan_in", NULL};
 
 #define MB_KEY(n, t, f, d, lo, hi, ch, h) {n, t, offsetof(MobilenetConfig, f), d, lo, hi, ch, h}
 static const CfgKey mb_keys[] = {
@@ -49,9 +50,12 @@ static const CfgKey mb_keys[] = {
            "conv + batchnorm (true), or conv with a bias and no normalisation (false)"),
     MB_KEY("bn_momentum", CFG_DOUBLE, bn_momentum, "0.1", 0, 1, NULL,
            "batchnorm running-statistics momentum (torch default 0.1)"),
+    MB_KEY("init", CFG_ENUM, init, "fan_out", 0, 0, init_choices,
+           "conv init: kaiming normal over fan_out (torchvision) or fan_in (keeps the forward "
+           "signal's scale without batchnorm; He et al. 2015)"),
     MB_KEY("stem", CFG_INT, stem, "16", 1, 4096, NULL, "stem conv 3x3 output channels"),
     MB_KEY("stem_stride", CFG_INT, stem_stride, "2", 1, 4, NULL, "stem conv stride"),
-    MB_KEY("blocks", CFG_STRING, blocks, "6:16:1:1,6:24:2:2,6:32:2:2", 0, 0, NULL,
+    MB_KEY("blocks", CFG_STRING, blocks, "1:16:1:1,6:24:2:2,6:32:2:2", 0, 0, NULL,
            "inverted residual groups t:c:n:s (expansion, out channels, repeats, first stride), "
            "comma-separated, as torchvision's inverted_residual_setting"),
     MB_KEY("last_channels", CFG_INT, last_channels, "128", 1, 8192, NULL,
@@ -177,10 +181,11 @@ static int act_declare(Mobilenet *m, const char *name) {
     return k;
 }
 
-static void conv_init(MbConv *cv, Rng *r) {
-    /* kaiming_normal_(mode="fan_out"): fan_out = shape[0] * KH * KW (torch ignores groups) */
-    int fan_out = cv->w->shape[0] * cv->w->shape[2] * cv->w->shape[3];
-    param_init_normal(cv->w, r, 0.0f, sqrtf(2.0f / (float)fan_out));
+static void conv_init(MbConv *cv, Rng *r, int fan_in_mode) {
+    /* kaiming_normal_(mode="fan_out"): fan_out = shape[0] * KH * KW (torch ignores groups);
+     * mode="fan_in": fan_in = shape[1] * KH * KW */
+    int fan = cv->w->shape[fan_in_mode ? 1 : 0] * cv->w->shape[2] * cv->w->shape[3];
+    param_init_normal(cv->w, r, 0.0f, sqrtf(2.0f / (float)fan));
     if (cv->bn_w) {
         param_init_const(cv->bn_w, 1.0f);
         param_init_const(cv->rvar, 1.0f); /* running_var starts at 1, running_mean at 0 */
@@ -229,13 +234,14 @@ void mobilenet_build(Mobilenet *m, const MobilenetConfig *cfg, int rows, int col
     m->fc_b = param_add(&m->ps, "fc.b", 1, (int[]){classes}, 0);
     param_alloc(&m->ps);
     /* init in declaration order, so a seed fixes every weight */
-    conv_init(&m->stem, init_rng);
+    int fi = cfg->init == 1;
+    conv_init(&m->stem, init_rng, fi);
     for (int i = 0; i < m->nblocks; i++) {
-        if (m->blocks[i].expand) conv_init(&m->blocks[i].exp, init_rng);
-        conv_init(&m->blocks[i].dw, init_rng);
-        conv_init(&m->blocks[i].proj, init_rng);
+        if (m->blocks[i].expand) conv_init(&m->blocks[i].exp, init_rng, fi);
+        conv_init(&m->blocks[i].dw, init_rng, fi);
+        conv_init(&m->blocks[i].proj, init_rng, fi);
     }
-    conv_init(&m->head, init_rng);
+    conv_init(&m->head, init_rng, fi);
     param_init_normal(m->fc_w, init_rng, 0.0f, 0.01f);
     for (int k = 0; k < m->nacts; k++)
         if (m->alpha[k]) param_init_const(m->alpha[k], (float)cfg->pact_init);
@@ -696,7 +702,7 @@ static int act_compare_figure(const char *const *dirs, int n, const char *out, c
         PlotPanel p[2] = {
             {.title = "Largest activation output over all layers (training batch)", .xlabel = "step",
              .ylabel = "max activation", .logy = PLOT_LOGY_AUTO, .series = ma, .nseries = n},
-            {.title = "Test accuracy (eval-mode batchnorm)", .xlabel = "step",
+            {.title = "Test accuracy (evaluation mode)", .xlabel = "step",
              .ylabel = "test accuracy (%)", .logy = PLOT_LOGY_OFF, .series = va, .nseries = n}};
         rc = plot_figure(out, "Activation range and accuracy over training", p, 2, 1000, 840, err,
                          errlen);

@@ -20,7 +20,7 @@
  * instead (the no-BN divergence experiment).
  *
  * Init (torchvision): conv kaiming_normal_(mode="fan_out") (std sqrt(2 /
- * (COUT*KH*KW))), conv biases 0, BN weight 1 and bias 0, linear N(0, 0.01)
+ * (COUT*KH*KW)); [mobilenet] init = fan_in: sqrt(2 / (CIN*KH*KW))), conv biases 0, BN weight 1 and bias 0, linear N(0, 0.01)
  * with bias 0; PACT alpha = pact_init (10 in the paper). Weight decay
  * (Param.decay): conv and linear weights and PACT's alphas (the paper
  * L2-regularises alpha); never BN parameters or biases. */
@@ -40,6 +40,7 @@ typedef struct MobilenetConfig {
     double act_max;               /* clamp level of activation = clamp */
     double pact_init;             /* PACT alpha at initialisation */
     int batchnorm;                /* 1: conv + BN; 0: conv with bias */
+    int init;                     /* 0: kaiming fan_out (torchvision), 1: fan_in */
     double bn_momentum;
     int stem;                     /* stem output channels */
     int stem_stride;

@@ -233,15 +233,16 @@ Test(mobilenet, layout_residuals_and_weight_decay) {
     Rng r;
     rng_seed(&r, 1, 1);
     mobilenet_build(&m, &cfg, 28, 28, 10, &r);
-    /* 6:16:1:1, 6:24:2:2, 6:32:2:2 */
+    /* 1:16:1:1, 6:24:2:2, 6:32:2:2 (torchvision's first group has no expansion) */
     cr_assert_eq(m.nblocks, 5);
     int res[5] = {1, 0, 1, 0, 1}, stride[5] = {1, 2, 1, 2, 1};
     for (int i = 0; i < 5; i++) {
         cr_assert_eq(m.blocks[i].residual, res[i], "block %d residual", i);
         cr_assert_eq(m.blocks[i].stride, stride[i], "block %d stride", i);
-        cr_assert_eq(m.blocks[i].hidden, 6 * m.blocks[i].cin);
+        cr_assert_eq(m.blocks[i].expand, i > 0, "block %d expand", i);
+        cr_assert_eq(m.blocks[i].hidden, (i ? 6 : 1) * m.blocks[i].cin);
     }
-    cr_assert_eq(m.nacts, 12);
+    cr_assert_eq(m.nacts, 11);
     for (int i = 0; i < m.ps.count; i++) {
         const Param *p = &m.ps.params[i];
         int is_w = strstr(p->name, ".conv.w") || !strcmp(p->name, "fc.w");

@@ -5,7 +5,7 @@ Two steps, each = zero grads, forward, loss, backward, Adam step (lr 1e-3):
          stride 1, residual, ReLU6, BatchNorm2d in train mode) on a random
          32 x 16 x 28 x 28 input, MSE against a random target;
   net:   the whole default network of models/mobilenet.c (stem conv 3x3
-         1 -> 16 stride 2, blocks t:c:n:s = 6:16:1:1, 6:24:2:2, 6:32:2:2, head
+         1 -> 16 stride 2, blocks t:c:n:s = 1:16:1:1, 6:24:2:2, 6:32:2:2, head
          1x1 -> 128, average pool, Linear 128 -> 10; ReLU6, batchnorm) on 32
          random 28 x 28 images, cross-entropy.
 Both sides: one thread (OPENBLAS_NUM_THREADS=1 and OMP_NUM_THREADS=1 set by
@@ -53,7 +53,7 @@ class InvertedResidual(nn.Module):
 def network():
     layers = conv_bn(1, 16, 3, 2)
     cin = 16
-    for t, c, n, s in [(6, 16, 1, 1), (6, 24, 2, 2), (6, 32, 2, 2)]:
+    for t, c, n, s in [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 2, 2)]:
         for i in range(n):
             layers.append(InvertedResidual(cin, c, s if i == 0 else 1, t))
             cin = c
