@@ -144,17 +144,21 @@ typedef struct Slot {
     double t0;
 } Slot;
 
+/* While a run is in flight its terminal output goes to <run>.log beside its
+ * folder (./train swaps the whole folder in when it starts, so nothing may be
+ * put in it first); once it ends, the log moves in as <run>/log.txt. */
+static void log_paths(const SweepSpec *s, const SweepRun *r, char *tmp, char *final, size_t len) {
+    snprintf(tmp, len, "%s/%s.log", s->out_dir, r->name);
+    snprintf(final, len, "%s/%s/log.txt", s->out_dir, r->name);
+}
+
 static pid_t launch(const SweepSpec *s, const SweepRun *r, char **args, int nargs) {
-    char dir[1024], log[1100];
+    char dir[1024], log[1100], final[1100];
     run_dir(s, r, dir, sizeof dir);
-    snprintf(log, sizeof log, "%s/log.txt", dir);
+    log_paths(s, r, log, final, sizeof log);
     char rec[1100];
     snprintf(rec, sizeof rec, "%s/result.txt", dir);
     unlink(rec); /* a stale record must not survive a rerun */
-    if (mkdir_p(dir) != 0) {
-        fprintf(stderr, "cliplab: error: cannot create %s: %s\n", dir, strerror(errno));
-        return -1;
-    }
     char *argv[SWEEP_MAX_ARGS * 2 + 24];
     int k = 0;
     argv[k++] = "train";
@@ -298,9 +302,12 @@ static int run_all(SweepSpec *s, const int *mine, int jobs, int rank, int nranks
         r->wall_s = wall_now() - slot[j].t0;
         int code = WIFEXITED(st) ? WEXITSTATUS(st) : -WTERMSIG(st);
         if (stop_signal && code < 0) break; /* killed by our own interruption: not a result */
-        char dir[1024], csv[1100];
+        char dir[1024], csv[1100], log[1100], final[1100];
         run_dir(s, r, dir, sizeof dir);
         snprintf(csv, sizeof csv, "%s/metrics.csv", dir);
+        log_paths(s, r, log, final, sizeof log);
+        struct stat sb;
+        if (stat(dir, &sb) == 0 && S_ISDIR(sb.st_mode)) rename(log, final); /* else it stays beside */
         sweep_read_metrics(r, csv, s->metric, s->metric_higher, code);
         r->done = 1;
         p.done++;
