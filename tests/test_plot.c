@@ -216,10 +216,10 @@ Test(plot, nonfinite_marker_only_when_nan) {
 
 Test(plot, all_nan_series_marked_at_top) {
     char err[256] = "";
-    double x[5] = {4, 5, 6, 7, 8}, y[5] = {NAN, NAN, NAN, NAN, NAN}, ev[2] = {0, 8};
-    PlotSeries s[1] = {{.label = "dead", .x = x, .y = y, .n = 5}};
-    PlotPanel p = panel_of("all NaN", s, 1);
-    p.vlines = ev, p.nvlines = 2; /* x axis 0..8 */
+    double x[5] = {4, 5, 6, 7, 8}, y[5] = {NAN, NAN, NAN, NAN, NAN}, ax[2] = {0, 8}, ay[2] = {1, 1};
+    PlotSeries s[2] = {{.label = "dead", .x = x, .y = y, .n = 5},
+                       {.label = "alive", .x = ax, .y = ay, .n = 2}}; /* x axis 0..8 */
+    PlotPanel p = panel_of("all NaN", s, 2);
     cr_assert_eq(plot_figure(tmp_path("an.png"), NULL, &p, 1, 0, 0, err, sizeof err), 0, "%s", err);
     Img im = load(tmp_path("an.png"));
     /* it went non-finite at x = 4, the middle of the x range: the cross sits at the top

@@ -619,3 +619,26 @@ Test(plot_kinds, degenerate_kinds_do_not_crash) {
     Img im = render(p, 5, 3, 0, 0);
     free(im.px);
 }
+
+/* The legend avoids reference lines when it can: data low, a threshold near the top,
+ * the legend goes between them instead of over the threshold in the top right corner. */
+Test(plot_kinds, legend_keeps_off_a_reference_line) {
+    enum { N = 300 };
+    static double x[N], y[N];
+    for (int i = 0; i < N; i++) x[i] = i, y[i] = 0.15 + 0.15 * sin(i / 9.0);
+    PlotSeries s = {.label = "gradient norm", .x = x, .y = y, .n = N};
+    PlotPanel p = {.series = &s, .nseries = 1, .hline = 0.95, .hline_label = "clip threshold"};
+    Img im = render(&p, 1, 1, 800, 400);
+    const PlotColor ref = {45, 45, 45, 255};
+    int row = -1;
+    long best = 0;
+    for (int yy = 0; yy < im.h; yy++) {
+        long n = find(&im, ref, 1, 0, 0, yy, im.w, yy + 1).n;
+        if (n > best) best = n, row = yy;
+    }
+    Frame fr = plot_frame(&im);
+    long right = find(&im, ref, 1, 0, fr.x1 - (fr.x1 - fr.x0) / 4, row - 1, fr.x1, row + 2).n;
+    cr_expect(best > 300, "the threshold line: %ld px in row %d", best, row);
+    cr_expect(right > 60, "its right quarter is not under the legend: %ld px", right);
+    free(im.px);
+}

@@ -135,10 +135,18 @@ static int run_and_kill(const char *ini, const char *dir, double after) {
         execl(cli_bin, cli_bin, ini, out, "--resume", (char *)NULL);
         _exit(98);
     }
-    usleep((useconds_t)(after * 1e6));
-    kill(pid, SIGKILL);
     int st;
-    cr_assert_eq(waitpid(pid, &st, 0), pid);
+    double until = seconds_now() + after;
+    pid_t got = 0;
+    while (got == 0 && seconds_now() < until) { /* it may end first */
+        usleep(2000);
+        got = waitpid(pid, &st, WNOHANG);
+    }
+    if (got == 0) {
+        kill(pid, SIGKILL);
+        got = waitpid(pid, &st, 0);
+    }
+    cr_assert_eq(got, pid);
     if (WIFSIGNALED(st)) return 1;
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "exit %d", WEXITSTATUS(st));
     return 0;
@@ -181,4 +189,144 @@ Test(runs, sigkill_at_random_moments_then_resume_is_the_same_run, .timeout = 300
     cr_assert(cli_exists("k/loss.png") && cli_exists("k/config.ini"));
     /* --resume of the complete run: nothing trained, exit 0 */
     cr_assert_eq(run("r.ini run.out_dir=k --resume", err, sizeof err), 0, "%s", err);
+}
+
+/* Interrupt r.ini in folder k until it has left a resume.bin behind. */
+static void interrupted_run(void) {
+    char err[4096];
+    cli_write("r.ini", RESUMABLE);
+    double t0 = seconds_now();
+    cr_assert_eq(run("r.ini run.out_dir=full", err, sizeof err), 0, "%s", err);
+    double took = seconds_now() - t0;
+    for (int i = 0; i < 20 && !cli_exists("k/resume.bin"); i++) {
+        char cmd[512];
+        snprintf(cmd, sizeof cmd, "rm -rf %s/k", cli_dir);
+        cr_assert_eq(system(cmd), 0);
+        run_and_kill("r.ini", "k", took * (0.3 + 0.02 * i));
+    }
+    cr_assert(cli_exists("k/resume.bin") && cli_exists("k/" RUNFOLDER_MARKER));
+}
+
+static char *slurp(const char *rel, size_t *len) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", cli_dir, rel);
+    FILE *f = fopen(path, "rb");
+    cr_assert(f, "%s", path);
+    fseek(f, 0, SEEK_END);
+    *len = (size_t)ftell(f);
+    rewind(f);
+    char *b = malloc(*len + 1);
+    cr_assert_eq(fread(b, 1, *len, f), *len);
+    b[*len] = '\0';
+    fclose(f);
+    return b;
+}
+
+static void spit(const char *rel, const char *b, size_t len) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", cli_dir, rel);
+    FILE *f = fopen(path, "wb");
+    cr_assert(f && fwrite(b, 1, len, f) == len);
+    fclose(f);
+}
+
+/* A resume that cannot be honest is refused (exit 2), naming the differing
+ * keys or what is wrong with the file, and the folder is left as it was. */
+Test(runs, resume_refuses_other_settings_and_damaged_files, .timeout = 120) {
+    char err[4096];
+    interrupted_run();
+    size_t mlen, rlen, n;
+    char *metrics = slurp("k/metrics.csv", &mlen), *resume = slurp("k/resume.bin", &rlen);
+    cr_assert_eq(run("r.ini run.out_dir=k --resume optim.lr=0.03 rnn.hidden=17", err, sizeof err), 2, "%s", err);
+    cr_assert(strstr(err, "optim.lr = 0.02 in the checkpoint, 0.03 now") &&
+              strstr(err, "rnn.hidden = 16 in the checkpoint, 17 now"), "%s", err);
+    cr_assert_eq(run("r.ini run.out_dir=k --resume run.seed=2", err, sizeof err), 2, "%s", err);
+    cr_assert(strstr(err, "run.seed = 1 in the checkpoint, 2 now"), "%s", err);
+    /* a flipped byte, a cut file, a byte too many */
+    resume[rlen / 2] ^= 0x10;
+    spit("k/resume.bin", resume, rlen);
+    cr_assert_eq(run("r.ini run.out_dir=k --resume", err, sizeof err), 2, "%s", err);
+    cr_assert(strstr(err, "corrupt"), "%s", err);
+    resume[rlen / 2] ^= 0x10;
+    spit("k/resume.bin", resume, rlen - 1);
+    cr_assert_eq(run("r.ini run.out_dir=k --resume", err, sizeof err), 2, "%s", err);
+    cr_assert(strstr(err, "truncated"), "%s", err);
+    char *longer = malloc(rlen + 1);
+    memcpy(longer, resume, rlen);
+    longer[rlen] = 0;
+    spit("k/resume.bin", longer, rlen + 1);
+    cr_assert_eq(run("r.ini run.out_dir=k --resume", err, sizeof err), 2, "%s", err);
+    cr_assert(strstr(err, "not part of it"), "%s", err);
+    free(longer);
+    char *now = slurp("k/metrics.csv", &n);
+    cr_assert(n == mlen && !memcmp(now, metrics, n), "a refused resume changed metrics.csv");
+    cr_assert(cli_exists("k/" RUNFOLDER_MARKER));
+    free(now);
+    /* the intact file, with settings that do not change the numbers changed */
+    spit("k/resume.bin", resume, rlen);
+    cr_assert_eq(run("r.ini run.out_dir=k --resume run.plots=false train.quiet=false", err, sizeof err),
+                 0, "%s", err);
+    char *x = csv_without("full/metrics.csv", "time_ms"), *y = csv_without("k/metrics.csv", "time_ms");
+    cr_assert_str_eq(x, y);
+    free(x), free(y), free(metrics), free(resume);
+}
+
+/* A folder holds one run: a run that fails after it started leaves its own
+ * files, marked in progress, and nothing of the run before it; a folder of
+ * other files is never written; one folder named two ways is one folder; a
+ * comparison of runs that did not all finish is not left behind. */
+Test(runs, a_folder_never_mixes_two_runs) {
+    char err[4096];
+    cli_write("a.ini", TINY_RNN);
+    cr_assert_eq(run("a.ini", err, sizeof err), 0, "%s", err);
+    cr_assert(cli_exists("runs/a/loss.png") && !cli_exists("runs/a/" RUNFOLDER_MARKER));
+    /* the same config, failing at its first step (arena full): exit 1 */
+    cr_assert_eq(run("a.ini train.arena_mb=1 rnn.seq_len=2000 rnn.hidden=256", err, sizeof err), 1, "%s", err);
+    cr_assert(strstr(err, "arena"), "%s", err);
+    cr_assert(cli_exists("runs/a/" RUNFOLDER_MARKER), "the failed run is not marked in progress");
+    cr_assert(!cli_exists("runs/a/loss.png") && !cli_exists("runs/a/grad_norm.png"),
+              "the previous run's plots sit beside the new run's files");
+    cr_assert(!cli_exists("runs/a/metrics.csv.tmp"));
+    size_t n;
+    char *cfg = slurp("runs/a/config.ini", &n);
+    cr_assert(strstr(cfg, "arena_mb = 1\n"), "config.ini is not the new run's");
+    free(cfg);
+    /* a folder of other files */
+    char notes[512];
+    snprintf(notes, sizeof notes, "%s/notes", cli_dir);
+    cr_assert_eq(mkdir(notes, 0777), 0);
+    cli_write("notes/thesis.txt", "do not touch\n");
+    cr_assert_eq(run("a.ini run.out_dir=notes", err, sizeof err), 1, "%s", err);
+    cr_assert(strstr(err, "not a cliplab run"), "%s", err);
+    cr_assert(cli_exists("notes/thesis.txt") && !cli_exists("notes/config.ini"));
+    /* one folder, two spellings */
+    cli_write("b.ini", TINY_RNN "[run]\nout_dir = runs/./a/\n");
+    cr_assert_eq(run("a.ini b.ini", err, sizeof err), 2, "%s", err);
+    cr_assert(strstr(err, "would both write"), "%s", err);
+    /* a comparison is of runs that all finished */
+    cli_write("c.ini", TINY_RNN);
+    cr_assert_eq(run("a.ini c.ini", err, sizeof err), 0, "%s", err);
+    cr_assert(cli_exists("runs/compare_a_vs_c.png"));
+    cli_write("c.ini", "[model]\ntype = rnn\n[rnn]\nseq_len = 2000\nhidden = 256\neval_size = 4\n"
+                       "[train]\nsteps = 6\nbatch_size = 2\nquiet = true\narena_mb = 1\n");
+    cr_assert_neq(run("a.ini c.ini", err, sizeof err), 0, "%s", err);
+    cr_assert(!cli_exists("runs/compare_a_vs_c.png"), "a comparison of the runs before is left behind");
+}
+
+/* A configuration whose memory would outgrow the budget is refused before
+ * anything is written, naming the keys that drive it. */
+Test(runs, memory_budget_refuses_before_writing) {
+    char err[4096];
+    cli_write("ok.ini", TINY_RNN);
+    /* the recovery ring: a checkpoint every step, kept for 10^8 steps */
+    cr_assert_eq(run("ok.ini train.steps=100000000 recovery.enabled=true recovery.checkpoint_every=1 "
+                     "recovery.rollback_steps=100000000", err, sizeof err), 2, "%s", err);
+    cr_assert(strstr(err, "recovery ring") && strstr(err, "[recovery] checkpoint_every") &&
+              strstr(err, "80% of physical memory"), "%s", err);
+    /* a budget set by hand: the default 256 MiB arena does not fit in 64 */
+    cr_assert_eq(run("ok.ini run.memory_mb=64", err, sizeof err), 2, "%s", err);
+    cr_assert(strstr(err, "budget of 64 MiB ([run] memory_mb)") && strstr(err, "arena 256 MiB ([train] arena_mb)"),
+              "%s", err);
+    cr_assert(!cli_exists("runs"), "a refused run wrote something");
+    cr_assert_eq(run("ok.ini run.memory_mb=64 train.arena_mb=16", err, sizeof err), 0, "%s", err);
 }

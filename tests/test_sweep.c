@@ -232,7 +232,7 @@ Test(sweep, runs_writes_statuses_and_summary) {
     cr_assert_eq(cli_run("--sweep tiny.sweep -j 2", out, sizeof out, 1), 0, "%s", out);
     for (size_t i = 0; i < sizeof tiny_runs / sizeof *tiny_runs; i++) {
         char rel[200];
-        snprintf(rel, sizeof rel, "runs/tiny/%s/result.txt", tiny_runs[i]);
+        snprintf(rel, sizeof rel, "runs/tiny/%s.result.txt", tiny_runs[i]);
         cr_assert(cli_exists(rel), "%s missing", rel);
     }
     char *csv = slurp("runs/tiny/sweep.csv", NULL);
@@ -265,7 +265,7 @@ Test(sweep, a_failing_run_does_not_stop_the_others) {
     cr_assert(csv, "sweep.csv written even when a run failed");
     cr_assert(strstr(csv, "arena_mb=1,,1,,error (exit 1),nan,nan"), "%s", csv);
     cr_assert(strstr(csv, "arena_mb=64,,64,,ok,"), "%s", csv);
-    char *log = slurp("runs/f/arena_mb=1/log.txt", NULL);
+    char *log = slurp("runs/f/arena_mb=1.log.txt", NULL);
     cr_assert(log && strstr(log, "arena"), "the run's error is in its log.txt: %s", log ? log : "");
     free(log);
     free(csv);
@@ -309,7 +309,7 @@ Test(sweep, resumes_after_being_killed) {
     for (int tries = 0; tries < 6000 && complete < 2; tries++) {
         struct timespec ts = {0, 10 * 1000 * 1000};
         nanosleep(&ts, NULL);
-        complete = cli_exists("runs/k/max_norm=0.5/result.txt") + cli_exists("runs/k/max_norm=1/result.txt");
+        complete = cli_exists("runs/k/max_norm=0.5.result.txt") + cli_exists("runs/k/max_norm=1.result.txt");
     }
     cr_assert_eq(complete, 2, "the first two runs never completed");
     kill(pid, SIGKILL);
@@ -317,7 +317,7 @@ Test(sweep, resumes_after_being_killed) {
     struct timespec ts = {0, 200 * 1000 * 1000};
     nanosleep(&ts, NULL); /* the worker in flight dies with its parent (PR_SET_PDEATHSIG) */
     cr_assert(!cli_exists("runs/k/sweep.csv"), "killed before the end: no summary yet");
-    cr_assert(!cli_exists("runs/k/max_norm=16/result.txt"), "the kill came too late to test resume");
+    cr_assert(!cli_exists("runs/k/max_norm=16.result.txt"), "the kill came too late to test resume");
     long t0 = mtime_ns("runs/k/max_norm=0.5/metrics.csv");
     char *before = slurp("runs/k/max_norm=0.5/metrics.csv", NULL);
     char out[65536];

@@ -400,11 +400,8 @@ int main(int argc, char **argv) {
     char (*dirs)[4096] = xcalloc((size_t)npaths, sizeof *dirs);
     for (int i = 0; i < npaths && rc == 0; i++) {
         specs[i].set.run.resume = resume;
-        if (runfolder_resolve(specs[i].set.run.out_dir, dirs[i], sizeof dirs[i]) != 0) {
-            fprintf(stderr, "cliplab: error: %s: cannot resolve [run] out_dir = %s: %s\n", paths[i],
-                    specs[i].set.run.out_dir, strerror(errno));
-            rc = EXIT_USAGE;
-        }
+        if (runfolder_resolve(specs[i].set.run.out_dir, dirs[i], sizeof dirs[i]) != 0) /* the run says why */
+            snprintf(dirs[i], sizeof dirs[i], "%s", specs[i].set.run.out_dir);
         for (int j = 0; j < i && rc == 0; j++)
             if (!strcmp(dirs[i], dirs[j])) {
                 fprintf(stderr, "cliplab: error: %s and %s would both write %s (set [run] out_dir)\n",

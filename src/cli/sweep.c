@@ -1,6 +1,6 @@
 /* sweep.c: ./train --sweep: check every run's config, then run the runs in
  * parallel worker processes (each `./train CONFIG overrides` into its own
- * folder, its terminal output in log.txt), skip runs already complete, and
+ * folder, its terminal output in <run>.log.txt beside it), skip runs already complete, and
  * write the summary (sweep_summary.c).
  *
  * A worker is a fresh process (fork + exec of this binary), so a run that
@@ -9,9 +9,9 @@
  * only on its own config and seed (OPENBLAS_NUM_THREADS=1 per worker), so
  * they are the same at any -j and any number of MPI ranks.
  *
- * Resuming: result.txt is written (temporary name, then rename) after a run
+ * Resuming: <run>.result.txt is written (temporary name, then rename) after a run
  * ended and was read; it records the run's exact arguments and a hash of the
- * base config. A run whose result.txt matches is skipped; any other run,
+ * base config. A run whose <run>.result.txt matches is skipped; any other run,
  * including one killed half-way, is run again from the start.
  *
  * MPI (built when Open MPI is found, -DCLIPLAB_MPI; used when started by
@@ -76,12 +76,18 @@ static void run_dir(const SweepSpec *s, const SweepRun *r, char *out, size_t len
     snprintf(out, len, "%s/%s", s->out_dir, r->name);
 }
 
+/* The sweep's own files about a run sit beside its folder (<run>.log.txt,
+ * <run>.result.txt): the folder itself holds one cliplab run and nothing else,
+ * and a new run replaces it whole (runfolder.h). */
+static void run_file(const SweepSpec *s, const SweepRun *r, const char *what, char *out, size_t len) {
+    snprintf(out, len, "%s/%s.%s", s->out_dir, r->name, what);
+}
+
 static int write_record(const SweepSpec *s, const SweepRun *r, char **args, int nargs,
                         uint64_t hash) {
-    char dir[1024], path[1100], tmp[1100];
-    run_dir(s, r, dir, sizeof dir);
-    snprintf(path, sizeof path, "%s/result.txt", dir);
-    snprintf(tmp, sizeof tmp, "%s/result.txt.tmp", dir);
+    char path[1100], tmp[1200];
+    run_file(s, r, "result.txt", path, sizeof path);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
     FILE *f = fopen(tmp, "w");
     if (!f) return -1;
     fprintf(f, "# cliplab sweep: this run is complete; delete this file to run it again\n");
@@ -103,9 +109,8 @@ static int write_record(const SweepSpec *s, const SweepRun *r, char **args, int 
 
 /* 1 when result.txt exists and records exactly these arguments (r filled). */
 static int read_record(const SweepSpec *s, SweepRun *r, char **args, int nargs, uint64_t hash) {
-    char dir[1024], path[1100], line[4096];
-    run_dir(s, r, dir, sizeof dir);
-    snprintf(path, sizeof path, "%s/result.txt", dir);
+    char path[1100], line[4096];
+    run_file(s, r, "result.txt", path, sizeof path);
     FILE *f = fopen(path, "r");
     if (!f) return 0;
     int narg = 0, ok = 1, have = 0;
@@ -144,21 +149,17 @@ typedef struct Slot {
     double t0;
 } Slot;
 
-/* While a run is in flight its terminal output goes to <run>.log beside its
- * folder (./train swaps the whole folder in when it starts, so nothing may be
- * put in it first); once it ends, the log moves in as <run>/log.txt. */
-static void log_paths(const SweepSpec *s, const SweepRun *r, char *tmp, char *final, size_t len) {
-    snprintf(tmp, len, "%s/%s.log", s->out_dir, r->name);
-    snprintf(final, len, "%s/%s/log.txt", s->out_dir, r->name);
-}
-
 static pid_t launch(const SweepSpec *s, const SweepRun *r, char **args, int nargs) {
-    char dir[1024], log[1100], final[1100];
+    char dir[1024], log[1100];
     run_dir(s, r, dir, sizeof dir);
-    log_paths(s, r, log, final, sizeof log);
+    run_file(s, r, "log.txt", log, sizeof log);
     char rec[1100];
-    snprintf(rec, sizeof rec, "%s/result.txt", dir);
+    run_file(s, r, "result.txt", rec, sizeof rec);
     unlink(rec); /* a stale record must not survive a rerun */
+    if (mkdir_p(dir) != 0) {
+        fprintf(stderr, "cliplab: error: cannot create %s: %s\n", dir, strerror(errno));
+        return -1;
+    }
     char *argv[SWEEP_MAX_ARGS * 2 + 24];
     int k = 0;
     argv[k++] = "train";
@@ -302,12 +303,9 @@ static int run_all(SweepSpec *s, const int *mine, int jobs, int rank, int nranks
         r->wall_s = wall_now() - slot[j].t0;
         int code = WIFEXITED(st) ? WEXITSTATUS(st) : -WTERMSIG(st);
         if (stop_signal && code < 0) break; /* killed by our own interruption: not a result */
-        char dir[1024], csv[1100], log[1100], final[1100];
+        char dir[1024], csv[1100];
         run_dir(s, r, dir, sizeof dir);
         snprintf(csv, sizeof csv, "%s/metrics.csv", dir);
-        log_paths(s, r, log, final, sizeof log);
-        struct stat sb;
-        if (stat(dir, &sb) == 0 && S_ISDIR(sb.st_mode)) rename(log, final); /* else it stays beside */
         sweep_read_metrics(r, csv, s->metric, s->metric_higher, code);
         r->done = 1;
         p.done++;
@@ -316,7 +314,7 @@ static int run_all(SweepSpec *s, const int *mine, int jobs, int rank, int nranks
         p.diverged += r->diverged_step >= 0;
         int n = sweep_run_args(s, r, args, buf, sizeof buf);
         if (write_record(s, r, args, n, hash) != 0)
-            fprintf(stderr, "cliplab: warning: could not write %s/result.txt: %s (the run will be "
+            fprintf(stderr, "cliplab: warning: could not write %s.result.txt: %s (the run will be "
                             "repeated on resume)\n", dir, strerror(errno));
         progress(&p, s, r, 0);
         last_draw = wall_now();
@@ -508,7 +506,7 @@ int sweep_main(int argc, char **argv, SweepCheckFn check) {
         for (int i = 0; i < s->nruns; i++) failed += s->runs[i].failed;
         if (failed) {
             fprintf(stderr, "cliplab: sweep %s: %d run%s failed (status in %s/sweep.csv, output in "
-                            "each run's log.txt)\n", s->name, failed, failed > 1 ? "s" : "", s->out_dir);
+                            "each run's <run>.log.txt)\n", s->name, failed, failed > 1 ? "s" : "", s->out_dir);
             if (rc == 0) rc = 1;
         }
     }

@@ -385,7 +385,7 @@ static void x_ticks(Panel *P, Canvas *cv, double w) {
 /* Cost of a divergence label at r: drawn pixels it hides, and much more for leaving the
  * plot or covering a label already placed. */
 static long label_cost(const Panel *P, const Canvas *occ, Rect r, const Rect *done, int ndone) {
-    long n = mask_count(occ, r) + (rect_inside(r, P->plot) ? 0 : 100000L);
+    long n = mask_count(occ, r, NULL) + (rect_inside(r, P->plot) ? 0 : 100000L);
     for (int j = 0; j < ndone; j++) n += rect_overlap(r, done[j]) ? 50000L : 0;
     return n;
 }
@@ -422,7 +422,8 @@ static void place_divergences(Panel *P, Canvas *cv, Canvas *occ) {
         }
 }
 
-/* Put the legend in the inside spot that covers the fewest drawn pixels; returns that count. */
+/* Put the legend in the inside spot that covers the fewest drawn pixels (then the fewest
+ * of the reference lines); returns how many drawn pixels it covers. */
 static long legend_inside(Panel *P, const Canvas *occ, int w, int h) {
     const int m = 10;
     Rect r = P->plot;
@@ -433,14 +434,17 @@ static long legend_inside(Panel *P, const Canvas *occ, int w, int h) {
                     rect_make(xr, yc, w, h), rect_make(xl, yc, w, h)};
     long best = -1;
     for (int c = 0; c < 8; c++) {
-        long n = mask_count(occ, cand[c]) + (rect_inside(cand[c], r) ? 0 : (long)w * h);
-        if (best < 0 || n < best) best = n, P->legend = cand[c];
+        long refs,
+            n = mask_count(occ, cand[c], &refs) + (rect_inside(cand[c], r) ? 0 : (long)w * h);
+        if (best < 0 || n * 1000 + refs < best) best = n * 1000 + refs, P->legend = cand[c];
     }
-    return best;
+    return best / 1000;
 }
 
 /* Plot rect from the margins, x ticks, the data drawn into the mask, divergence labels
  * placed; returns how many drawn pixels the best inside legend spot would hide. */
+static void draw_refs(const Panel *P, cairo_t *cr, int mask);
+
 static long panel_place(Panel *P, Canvas *cv, Canvas *occ, int left, int right) {
     int w, h;
     legend_size(cv, P->leg, P->nleg, &w, &h);
@@ -450,6 +454,7 @@ static long panel_place(Panel *P, Canvas *cv, Canvas *occ, int left, int right) 
     cairo_set_operator(occ->cr, CAIRO_OPERATOR_CLEAR);
     cairo_paint(occ->cr);
     cairo_set_operator(occ->cr, CAIRO_OPERATOR_OVER);
+    draw_refs(P, occ->cr, 1);
     draw_data(occ->cr, P);
     place_divergences(P, cv, occ);
     return P->nleg > 0 ? legend_inside(P, occ, w, h) : 0;
@@ -520,19 +525,22 @@ static void draw_grid(const Panel *P, Canvas *cv) {
                         P->x.t[i].major ? C_GRID : C_GRID_MINOR);
 }
 
-static void draw_refs(const Panel *P, Canvas *cv) {
+/* The event and reference lines; into the layout mask (mask) with coverage 1/255. */
+static void draw_refs(const Panel *P, cairo_t *cr, int mask) {
     const PlotPanel *p = P->p;
-    cairo_save(cv->cr);
-    clip_to(cv->cr, P->plot);
+    const PlotColor faint = {0, 0, 0, 1};
+    cairo_save(cr);
+    clip_to(cr, P->plot);
     for (int k = 0; p->vlines && k < p->nvlines; k++) {
         double x = px_x(P, p->vlines[k]);
-        if (isfinite(x)) dashed_line(cv->cr, x, P->plot.y0, x, P->plot.y1, 6, 4, C_EVENT);
+        if (isfinite(x))
+            dashed_line(cr, x, P->plot.y0, x, P->plot.y1, 6, 4, mask ? faint : C_EVENT);
     }
     if (hline_shown(P)) {
         double y = px_y(P, p->hline);
-        dashed_line(cv->cr, P->plot.x0, y, P->plot.x1, y, 12, 6, C_REFLINE);
+        dashed_line(cr, P->plot.x0, y, P->plot.x1, y, 12, 6, mask ? faint : C_REFLINE);
     }
-    cairo_restore(cv->cr);
+    cairo_restore(cr);
 }
 
 static void draw_divergences(const Panel *P, Canvas *cv) {
@@ -569,7 +577,7 @@ static void panel_draw(const Panel *P, Canvas *cv) {
         paint_cells(cv, &P->heat, P->plot, f->v, f->ny, f->nx, 1);
     else
         draw_grid(P, cv);
-    draw_refs(P, cv);
+    draw_refs(P, cv->cr, 0);
     draw_data(cv->cr, P);
     draw_divergences(P, cv);
     draw_axes(P, cv);

@@ -41,7 +41,12 @@ void live_stop(Live *lv, int hold, long *frames) {
 #include <pthread.h>
 #include <stdlib.h>
 #include <time.h>
-#include <unistd.h>
+
+/* Drawing may take this share of the CPU the rest of the process (training)
+ * uses: on a machine where the process's CPU share is fixed (a busy one, with
+ * the kernel's per-session autogroups) the training loop slows by about as
+ * much, and the X server's copy of each frame costs about as much again. */
+#define LIVE_CPU_SHARE 0.04
 
 struct Live {
     pthread_t thread;
@@ -59,7 +64,6 @@ struct Live {
     char title[256];
     int w, h;
     double min_interval;
-    double duty_factor;  /* wait this many times a frame's CPU time before the next */
     LiveRenderFn render;
     void *arg;
     PlotImage im;
@@ -78,6 +82,12 @@ int live_supported(void) { return 1; }
 static double cpu_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static double proc_cpu_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
@@ -138,17 +148,20 @@ static void *live_main(void *p) {
         SDL_Quit();
         return NULL;
     }
+    /* the first frame pays for loading the font and mapping the window: draw
+     * it before the caller starts training, so that cost is start-up */
+    draw(lv, win);
     pthread_mutex_lock(&lv->mu);
     lv->started = lv->ok = lv->open = 1;
-    lv->dirty = 1;
     pthread_cond_broadcast(&lv->cv);
     pthread_mutex_unlock(&lv->mu);
-    double next = 0.0;
+    double next = 0.0, last_cost = 0.0;
+    double self0 = cpu_now(), proc0 = proc_cpu_now();
     int final_drawn = 0;
     for (;;) {
         SDL_Event e;
         int closed = 0;
-        while (!closed && SDL_WaitEventTimeout(&e, 20)) {
+        while (!closed && SDL_WaitEventTimeout(&e, 50)) {
             if (e.type == SDL_QUIT ||
                 (e.type == SDL_WINDOWEVENT && e.window.event == SDL_WINDOWEVENT_CLOSE) ||
                 (e.type == SDL_KEYDOWN &&
@@ -159,17 +172,19 @@ static void *live_main(void *p) {
                 live_poke(lv);
         }
         if (closed) break;
+        /* the budget: this thread's CPU since start-up may be at most
+         * LIVE_CPU_SHARE of the rest of the process's (the training loop's) */
+        double self = cpu_now() - self0, others = proc_cpu_now() - proc0 - self;
+        int affordable = self + last_cost <= LIVE_CPU_SHARE * others;
         pthread_mutex_lock(&lv->mu);
         int stop = lv->stop, hold = lv->hold;
-        /* the final frame is drawn at once; the others when the rate allows */
-        int due = (stop && !final_drawn) || (lv->dirty && mono_now() >= next);
+        /* the final frame is drawn at once; the others when rate and budget allow */
+        int due = (stop && !final_drawn) || (lv->dirty && mono_now() >= next && affordable);
         if (due) lv->dirty = 0;
         pthread_mutex_unlock(&lv->mu);
         if (due) {
-            double took = draw(lv, win);
-            /* the first frame pays for loading the font and mapping the window */
-            double gap = lv->frames <= 1 ? 0.0 : lv->duty_factor * took;
-            next = mono_now() + (gap > lv->min_interval ? gap : lv->min_interval);
+            last_cost = draw(lv, win);
+            next = mono_now() + lv->min_interval;
             final_drawn = stop;
         }
         if (stop && final_drawn && !hold) break;
@@ -193,9 +208,6 @@ Live *live_start(const char *title, int w, int h, double fps, LiveRenderFn rende
     snprintf(lv->title, sizeof lv->title, "%s", title);
     lv->w = w, lv->h = h;
     lv->min_interval = fps > 0 ? 1.0 / fps : 0.25;
-    /* one core: frames take at most 10% of it; more: at most a third of one
-     * core, which the single-threaded training loop does not use */
-    lv->duty_factor = sysconf(_SC_NPROCESSORS_ONLN) > 1 ? 2.0 : 9.0;
     lv->render = render, lv->arg = arg;
     pthread_mutex_init(&lv->mu, NULL);
     pthread_cond_init(&lv->cv, NULL);

@@ -5,11 +5,11 @@
  * plotting module into an in-memory PlotImage (the same code that writes the
  * PNGs), then copies those pixels to the window. The caller's thread (the
  * training loop) only calls live_poke() when its data changed; it never waits
- * for a frame. Frames are drawn at most `fps` times a second, and after a
- * frame that took t CPU seconds to draw the next waits at least 9t (one core:
- * drawing takes at most 10% of it) or 2t (several cores: at most a third of
- * one, which the single-threaded training loop leaves idle). The speed cost
- * is measured by make bench (bench_live).
+ * for a frame. Frames are drawn at most `fps` times a second, and only while
+ * the window's thread has used at most 4% of the CPU time the rest of the
+ * process (the training loop) has used since the window opened; start-up
+ * (SDL, the font, the first frame) happens in live_start, before training.
+ * The cost is measured by make bench (tests/bench/bench_live.py).
  *
  * Closing the window (or pressing q / Esc) only stops the drawing: the
  * caller goes on. Built without SDL2 (pkg-config sdl2 not found when it was

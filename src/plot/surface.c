@@ -163,13 +163,17 @@ int canvas_end(Canvas *cv, int rc, char *err, size_t errlen) {
     return rc;
 }
 
-long mask_count(const Canvas *m, Rect r) {
+long mask_count(const Canvas *m, Rect r, long *refs) {
     cairo_surface_flush(m->s);
     const unsigned char *a = cairo_image_surface_get_data(m->s);
     int stride = cairo_image_surface_get_stride(m->s);
-    long n = 0;
+    long n = 0, nr = 0;
     for (int y = imax(r.y0, 0); y < imin(r.y1, m->h); y++)
-        for (int x = imax(r.x0, 0); x < imin(r.x1, m->w); x++) n += a[(size_t)y * stride + x] > 0;
+        for (int x = imax(r.x0, 0); x < imin(r.x1, m->w); x++) {
+            unsigned char v = a[(size_t)y * stride + x];
+            n += v > 1, nr += v == 1;
+        }
+    if (refs) *refs = nr;
     return n;
 }
 

@@ -40,13 +40,16 @@ const CfgSection recovery_config_section = {
     "recovery", recovery_keys, (int)(sizeof recovery_keys / sizeof *recovery_keys),
     "loss-spike rollback: checkpoint, detect, restore, skip batches", recovery_key_unused};
 
-void recovery_init(Recovery *r, const RecoveryConfig *cfg) {
+void recovery_init(Recovery *r, const RecoveryConfig *cfg, long steps) {
     memset(r, 0, sizeof *r);
     r->cfg = *cfg;
     if (!cfg->enabled) return;
     /* twice the rollback distance: after restoring to s, a re-spike soon after s
-     * still finds a checkpoint rollback_steps before it (s - rollback_steps) */
-    r->nring = 2 * (int)(cfg->rollback_steps / cfg->checkpoint_every) + 2;
+     * still finds a checkpoint rollback_steps before it (s - rollback_steps);
+     * never more slots than checkpoints the run takes */
+    long want = 2 * (cfg->rollback_steps / cfg->checkpoint_every) + 2;
+    long taken = steps / cfg->checkpoint_every + 2;
+    r->nring = (int)(want < taken ? want : taken);
     r->ring = xcalloc((size_t)r->nring, sizeof *r->ring);
     for (int i = 0; i < r->nring; i++) r->ring[i].step = -1;
 }

@@ -51,7 +51,8 @@ typedef struct Recovery {
     int nevents, cap_events;
 } Recovery;
 
-void recovery_init(Recovery *r, const RecoveryConfig *cfg);
+/* steps: the run's [train] steps (the ring never holds more checkpoints than it takes) */
+void recovery_init(Recovery *r, const RecoveryConfig *cfg, long steps);
 void recovery_free(Recovery *r);
 /* 1 if a spike or non-finite value now would be rolled back. */
 int recovery_will_rollback(const Recovery *r);

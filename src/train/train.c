@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "budget.h"
 #include "checkpoint.h"
 #include "common.h"
 #include "resume.h"
@@ -325,7 +326,7 @@ Trainer *trainer_create(const ModelDef *def, const void *model_cfg, const Traine
     tr->set = s;
     tr->run = s->run;
     tr->train = s->train;
-    recovery_init(&tr->rec, &s->recovery);
+    recovery_init(&tr->rec, &s->recovery, s->train.steps);
     openblas_set_num_threads(s->train.threads);
     ctx_init(&tr->ctx, (size_t)s->train.arena_mb << 20, (size_t)s->train.max_nodes);
     rng_seed(&tr->rng, (uint64_t)s->run.seed, 54);
@@ -426,7 +427,9 @@ int trainer_run(const ModelDef *def, const void *model_cfg, const TrainerSetting
     char *fingerprint = resume_fingerprint(cfg);
     tr->fingerprint = fingerprint;
     RunFolder rf = {.lock_fd = -1};
-    int rc = open_run(tr, cfg, &rf), trained = rc == 0;
+    char berr[2048] = "";
+    int rc = budget_check(tr, berr, sizeof berr) == 0 ? open_run(tr, cfg, &rf) : 2, trained = rc == 0;
+    if (rc == 2 && berr[0]) fprintf(stderr, "cliplab: error: %s: %s\n", run->name, berr);
     if (rc == 1) rc = 0; /* complete already */
     if (trained) {
         if (tr->step < tr->train.steps) trainer_train(tr);
@@ -438,14 +441,14 @@ int trainer_run(const ModelDef *def, const void *model_cfg, const TrainerSetting
     double baseline = def->baseline_loss ? def->baseline_loss(tr->model) : NAN;
     if (trained && rc == 0 && run->plots) rc = run_plots_write(tr, baseline);
     if (trained && rc == 0 && def->finish && !tr->diverged) def->finish(tr->model, tr);
-    if (trained && rc == 0) { /* the run is complete: its resume.bin is not needed */
+    if (trained && rc == 0) { /* complete; then its resume.bin is not needed */
         char path[CFG_STR_MAX + 32], err[1024];
-        snprintf(path, sizeof path, "%s/" RESUME_FILE, run->out_dir);
-        remove(path);
         if (runfolder_complete(&rf, err, sizeof err) != 0) {
             fprintf(stderr, "cliplab: error: %s\n", err);
             rc = -1;
         }
+        snprintf(path, sizeof path, "%s/" RESUME_FILE, run->out_dir);
+        if (rc == 0) remove(path);
     }
     runfolder_release(&rf);
     if (trained && rc == 0 && !train->quiet) {
