@@ -43,13 +43,13 @@ static const CfgKey train_keys[] = {
     TK("name", CFG_STRING, name, "run", 0, 0, NULL, "run name"),
     TK("optimizer", CFG_ENUM, optimizer, "adam", 0, 0, opt_choices, "update rule"),
 };
-static const CfgSection train_sec = {"train", train_keys, 7, "training loop"};
+static const CfgSection train_sec = {"train", train_keys, 7, "training loop", NULL};
 
 static const CfgKey model_keys[] = {
     {"width", CFG_INT, offsetof(TModel, width), "32", 1, 4096, NULL, "hidden units"},
     {"dropout", CFG_DOUBLE, offsetof(TModel, dropout), "0", 0, 0.9, NULL, "dropout rate"},
 };
-static const CfgSection model_sec = {"model", model_keys, 2, "the network"};
+static const CfgSection model_sec = {"model", model_keys, 2, "the network", NULL};
 
 typedef struct {
     Config cfg;
@@ -466,7 +466,7 @@ Test(config, print_help_lists_everything) {
 /* A default that does not parse is a bug in the table: cfg_init aborts. */
 Test(config, bad_default_aborts, .signal = SIGABRT) {
     static const CfgKey bad[] = {{"steps", CFG_INT, offsetof(TTrain, steps), "ten", 1, 10, NULL, "x"}};
-    static const CfgSection sec = {"bad", bad, 1, "x"};
+    static const CfgSection sec = {"bad", bad, 1, "x", NULL};
     const CfgSection *secs[] = {&sec};
     void *structs[] = {&fx.tr};
     Config c;
