@@ -118,4 +118,24 @@ void ops_ref_conv2d(float *out, const float *x, const float *w, const float *bia
                     int CIN, int H, int W, int COUT, int KH, int KW, int stride, int pad,
                     int groups);
 
+/* ---- activation clipping with a learned level, and fake quantisation (ops_act.c) ---- */
+/* PACT (Choi et al. 2018): clip(x, 0, alpha) with a learned alpha[1]; gradient to x
+ * on the open (0, alpha), to alpha where x >= alpha (summed). */
+Tensor *ad_pact(Ctx *c, Tensor *x, Tensor *alpha);
+/* Uniform unsigned fake quantisation to `bits` over [0, hi] (torch
+ * fake_quantize_per_tensor_affine, scale hi/(2^bits-1), zero point 0), with its
+ * straight-through gradient (1 where the unclamped code is in [0, 2^bits-1]). */
+Tensor *ad_fake_quant(Ctx *c, Tensor *x, float hi, int bits);
+/* The kernels, for callers working on raw buffers (evaluation). */
+void act_pact_forward(float *out, const float *x, float alpha, size_t n);
+void act_pact_backward(float *dx, float *dalpha, const float *x, const float *dout, float alpha,
+                       size_t n);
+void act_fake_quant_forward(float *out, const float *x, float hi, int bits, size_t n);
+/* Threads that conv2d / dwconv2d split a batch over (OpenMP; default 1). n > 1
+ * also sets OpenBLAS to one thread, since those threads call sgemm. */
+extern int ops_num_threads;
+void ops_set_threads(int n);
+/* Largest element of x[n] (NaN if any is NaN): the activation-range metric. */
+float act_max(const float *x, size_t n);
+
 #endif

@@ -15,6 +15,11 @@
 #include "ops.h"
 
 #include <cblas.h>
+#ifdef _OPENMP
+#include <omp.h>
+#else
+static int omp_get_thread_num(void) { return 0; }
+#endif
 #include <math.h>
 #include <stddef.h>
 #include <string.h>
@@ -566,18 +571,26 @@ static int conv_is_pointwise(const ConvShape *s) {
     return s->KH == 1 && s->KW == 1 && s->stride == 1 && s->pad == 0;
 }
 
-/* out[n] = w[COUT,CKK] @ col(x[n]) + bias; col[CKK,HO*WO] is scratch */
+/* Convolutions split the batch over nt threads (ops_set_threads; OpenMP, a
+ * static schedule so a thread count gives the same numbers every run). Each
+ * thread has its own im2col scratch; weight and bias gradients are summed
+ * into per-thread partials and added in thread order after the loop. nt = 1
+ * is the plain loop. */
+
+/* out[n] = w[COUT,CKK] @ col(x[n]) + bias; col[nt][CKK,HO*WO] is scratch */
 static void conv2d_forward(float *out, float *col, const float *x, const float *w,
-                           const float *bias, int N, const ConvShape *s) {
-    /* out[N,COUT,HO,WO], col[CKK,HO*WO], x[N,CIN,H,W], w[COUT,CKK], bias[COUT] or NULL */
+                           const float *bias, int N, int nt, const ConvShape *s) {
+    /* out[N,COUT,HO,WO], col[nt,CKK,HO*WO], x[N,CIN,H,W], w[COUT,CKK], bias[COUT] or NULL */
     int CKK = s->CIN * s->KH * s->KW, HOWO = s->HO * s->WO;
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
     for (int n = 0; n < N; n++) {
         const float *xn = x + (size_t)n * s->CIN * s->H * s->W;
         float *on = out + (size_t)n * s->COUT * HOWO;
         const float *cn = xn;
         if (!conv_is_pointwise(s)) {
-            im2col(col, xn, s);
-            cn = col;
+            float *ct = col + (size_t)omp_get_thread_num() * CKK * HOWO;
+            im2col(ct, xn, s);
+            cn = ct;
         }
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, s->COUT, HOWO, CKK, 1.0f, w, CKK,
                     cn, HOWO, 0.0f, on, HOWO);
@@ -588,41 +601,63 @@ static void conv2d_forward(float *out, float *col, const float *x, const float *
 }
 
 /* dw += dout[n] @ col^T; dcol = w^T @ dout[n], then col2im into dx; dbias += sum dout.
- * col is recomputed per image (one image of scratch instead of N). */
-static void conv2d_backward(float *dx, float *dw, float *dbias, float *col, const float *dout,
-                            const float *x, const float *w, int N, const ConvShape *s) {
-    /* dx[N,CIN,H,W], dw[COUT,CKK], dbias[COUT], col[CKK,HO*WO] scratch, dout[N,COUT,HO,WO],
-     * x[N,CIN,H,W], w[COUT,CKK]; dx, dw, dbias may be NULL */
+ * col is recomputed per image (one image of scratch per thread instead of N).
+ * With nt > 1, part[nt][COUT*CKK + COUT] receives each thread's dw and dbias. */
+static void conv2d_backward(float *dx, float *dw, float *dbias, float *col, float *part,
+                            const float *dout, const float *x, const float *w, int N, int nt,
+                            const ConvShape *s) {
+    /* dx[N,CIN,H,W], dw[COUT,CKK], dbias[COUT], col[nt,CKK,HO*WO] scratch,
+     * part[nt,COUT*CKK+COUT] scratch (nt > 1), dout[N,COUT,HO,WO], x[N,CIN,H,W],
+     * w[COUT,CKK]; dx, dw, dbias may be NULL */
     int CKK = s->CIN * s->KH * s->KW, HOWO = s->HO * s->WO, pw = conv_is_pointwise(s);
+    size_t np = (size_t)s->COUT * CKK + s->COUT;
+    if (nt > 1) memset(part, 0, (size_t)nt * np * sizeof(float));
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
     for (int n = 0; n < N; n++) {
+        int t = omp_get_thread_num();
+        float *ct = pw ? NULL : col + (size_t)t * CKK * HOWO;
+        float *dwt = nt > 1 ? part + (size_t)t * np : dw;
+        float *dbt = nt > 1 ? part + (size_t)t * np + (size_t)s->COUT * CKK : dbias;
         const float *xn = x + (size_t)n * s->CIN * s->H * s->W;
         const float *dn = dout + (size_t)n * s->COUT * HOWO;
         if (dbias)
-            for (int co = 0; co < s->COUT; co++) dbias[co] += row_sum(dn + (size_t)co * HOWO, HOWO);
+            for (int co = 0; co < s->COUT; co++) dbt[co] += row_sum(dn + (size_t)co * HOWO, HOWO);
         if (dw) {
-            if (!pw) im2col(col, xn, s);
+            if (!pw) im2col(ct, xn, s);
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, s->COUT, CKK, HOWO, 1.0f, dn,
-                        HOWO, pw ? xn : col, HOWO, 1.0f, dw, CKK);
+                        HOWO, pw ? xn : ct, HOWO, 1.0f, dwt, CKK);
         }
         if (!dx) continue;
         float *dxn = dx + (size_t)n * s->CIN * s->H * s->W;
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, CKK, HOWO, s->COUT, 1.0f, w, CKK, dn,
-                    HOWO, pw ? 1.0f : 0.0f, pw ? dxn : col, HOWO);
-        if (!pw) col2im_add(dxn, col, s);
+                    HOWO, pw ? 1.0f : 0.0f, pw ? dxn : ct, HOWO);
+        if (!pw) col2im_add(dxn, ct, s);
+    }
+    for (int t = 0; nt > 1 && t < nt; t++) {
+        const float *pt = part + (size_t)t * np;
+        if (dw)
+            for (size_t i = 0; i < (size_t)s->COUT * CKK; i++) dw[i] += pt[i];
+        if (dbias)
+            for (int co = 0; co < s->COUT; co++) dbias[co] += pt[(size_t)s->COUT * CKK + co];
     }
 }
 
 typedef struct {
     ConvShape s;
-    float *col; /* [CKK, HO*WO] scratch */
+    float *col;  /* [nt, CKK, HO*WO] scratch (dwconv: [nt, 3, HP, WP]) */
+    float *part; /* [nt, COUT*CKK + COUT] per-thread gradient partials (conv2d, nt > 1) */
+    int nt;      /* threads over the batch */
 } ConvCtx;
 
 static void conv2d_bwd(TapeNode *nd) {
     Tensor *x = nd->in[0], *w = nd->in[1], *bias = nd->in[2];
     ConvCtx *k = nd->ctx;
-    conv2d_backward(x->grad, w->grad, bias ? bias->grad : NULL, k->col, nd->out->grad, x->data,
-                    w->data, x->shape[0], &k->s);
+    conv2d_backward(x->grad, w->grad, bias ? bias->grad : NULL, k->col, k->part, nd->out->grad,
+                    x->data, w->data, x->shape[0], k->nt, &k->s);
 }
+
+/* Threads for a batch of N: ops_set_threads's count, at most N. */
+static int conv_threads(int N) { return ops_num_threads < N ? ops_num_threads : N; }
 
 static ConvShape conv_shape(const Tensor *x, const Tensor *w, const Tensor *bias, int stride,
                             int pad, const char *op) {
@@ -646,12 +681,20 @@ Tensor *ad_conv2d(Ctx *c, Tensor *x, Tensor *w, Tensor *bias, int stride, int pa
     Tensor *out = ad_out(c, 4, shape, in, 3);
     ConvCtx *k = arena_alloc(&c->arena, sizeof *k);
     k->s = s;
+    k->nt = conv_threads(x->shape[0]);
+    size_t ckk = (size_t)s.CIN * s.KH * s.KW;
     k->col = conv_is_pointwise(&s)
                  ? NULL
-                 : arena_alloc(&c->arena, (size_t)s.CIN * s.KH * s.KW * s.HO * s.WO * sizeof(float));
-    conv2d_forward(out->data, k->col, x->data, w->data, bias ? bias->data : NULL, x->shape[0], &s);
+                 : arena_alloc(&c->arena, (size_t)k->nt * ckk * s.HO * s.WO * sizeof(float));
+    k->part = NULL;
+    conv2d_forward(out->data, k->col, x->data, w->data, bias ? bias->data : NULL, x->shape[0],
+                   k->nt, &s);
     TapeNode *nd = tape_record(c, "conv2d", conv2d_bwd, out, in, 3);
-    if (nd) nd->ctx = k;
+    if (nd) {
+        if (k->nt > 1)
+            k->part = arena_alloc(&c->arena, (size_t)k->nt * (s.COUT * ckk + s.COUT) * sizeof(float));
+        nd->ctx = k;
+    }
     return out;
 }
 
@@ -659,81 +702,195 @@ Tensor *ad_conv2d(Ctx *c, Tensor *x, Tensor *w, Tensor *bias, int stride, int pa
 /* depthwise convolution (groups = C), direct loops                         */
 /* ------------------------------------------------------------------------ */
 
-/* One channel: out[HO,WO] += w[KH,KW] (*) x[H,W] (cross-correlation). Inner
- * loop runs over the valid output range, so it is an axpy the compiler vectorizes. */
-static void dwconv_plane(float *out, const float *x, const float *w, const ConvShape *s) {
-    /* out[HO,WO], x[H,W], w[KH,KW] */
-    for (int kh = 0; kh < s->KH; kh++)
-        for (int kw = 0; kw < s->KW; kw++) {
-            int oh0, oh1, ow0, ow1;
-            conv_range(&oh0, &oh1, kh, s->H, s->stride, s->pad, s->HO);
-            conv_range(&ow0, &ow1, kw, s->W, s->stride, s->pad, s->WO);
-            float wv = w[kh * s->KW + kw];
-            for (int oh = oh0; oh < oh1; oh++) {
-                ptrdiff_t xo = conv_offset(s, 0, oh, kh, kw);
-                float *orow = out + (size_t)oh * s->WO;
-                for (int ow = ow0; ow < ow1; ow++) orow[ow] += wv * x[xo + ow * s->stride];
+/* The plane x[H,W] copied into xp[HP,WP] (HP = H + 2*pad, WP = W + 2*pad) with a
+ * zero border, so every tap of every output reads in range: no bounds in the loops. */
+static void pad_plane(float *xp, const float *x, const ConvShape *s) {
+    /* xp[HP,WP], x[H,W] */
+    int WP = s->W + 2 * s->pad, HP = s->H + 2 * s->pad;
+    memset(xp, 0, (size_t)s->pad * WP * sizeof(float));
+    memset(xp + (size_t)(s->pad + s->H) * WP, 0, (size_t)(HP - s->pad - s->H) * WP * sizeof(float));
+    for (int h = 0; h < s->H; h++) {
+        float *row = xp + (size_t)(h + s->pad) * WP;
+        for (int i = 0; i < s->pad; i++) row[i] = row[s->pad + s->W + i] = 0.0f;
+        memcpy(row + s->pad, x + (size_t)h * s->W, (size_t)s->W * sizeof(float));
+    }
+}
+
+/* One channel: out[HO,WO] += w[KH,KW] (*) xp (cross-correlation) on the padded
+ * plane. For each output row the taps are axpys along the row (contiguous for
+ * stride 1, so the compiler vectorizes them). */
+static void dwconv_plane(float *restrict out, const float *restrict xp, const float *restrict w,
+                         const ConvShape *s) {
+    /* out[HO,WO], xp[HP,WP] (pad_plane), w[KH,KW] */
+    int WP = s->W + 2 * s->pad, st = s->stride, WO = s->WO;
+    for (int oh = 0; oh < s->HO; oh++) {
+        float *restrict orow = out + (size_t)oh * WO;
+        for (int kh = 0; kh < s->KH; kh++) {
+            const float *xr = xp + (size_t)(oh * st + kh) * WP;
+            for (int kw = 0; kw < s->KW; kw++) {
+                float wv = w[kh * s->KW + kw];
+                const float *xk = xr + kw;
+                if (st == 1)
+                    for (int ow = 0; ow < WO; ow++) orow[ow] += wv * xk[ow];
+                else
+                    for (int ow = 0; ow < WO; ow++) orow[ow] += wv * xk[ow * st];
             }
         }
+    }
 }
 
-/* One channel's backward: dx += w-scattered dout, dw += sum dout * x. */
-static void dwconv_plane_backward(float *dx, float *dw, const float *dout, const float *x,
-                                  const float *w, const ConvShape *s) {
-    /* dx[H,W] or NULL, dw[KH,KW] or NULL, dout[HO,WO], x[H,W], w[KH,KW] */
+/* One channel's backward on padded planes: dxp += w-scattered dout (the
+ * caller adds its interior into dx), dw += sum dout * xp (float sums per tap
+ * over the plane). dxp or dw may be NULL. */
+static void dwconv_plane_backward(float *restrict dxp, float *restrict dw,
+                                  const float *restrict dout, const float *restrict xp,
+                                  const float *restrict w, const ConvShape *s) {
+    /* dxp[HP,WP] or NULL, dw[KH,KW] or NULL, dout[HO,WO], xp[HP,WP], w[KH,KW] */
+    int WP = s->W + 2 * s->pad, st = s->stride, WO = s->WO, KK = s->KH * s->KW;
+    float acc[64];
+    ASSERT(KK <= 64, "dwconv2d: kernel %dx%d larger than 8x8", s->KH, s->KW);
+    for (int t = 0; t < KK; t++) acc[t] = 0.0f;
+    for (int oh = 0; oh < s->HO; oh++) {
+        const float *restrict drow = dout + (size_t)oh * WO;
+        for (int kh = 0; kh < s->KH; kh++) {
+            size_t ro = (size_t)(oh * st + kh) * WP;
+            for (int kw = 0; kw < s->KW; kw++) {
+                const float *xk = xp + ro + kw;
+                float wv = w[kh * s->KW + kw], a = 0.0f;
+                if (dxp) {
+                    float *dk = dxp + ro + kw;
+                    if (st == 1)
+                        for (int ow = 0; ow < WO; ow++) dk[ow] += wv * drow[ow];
+                    else
+                        for (int ow = 0; ow < WO; ow++) dk[ow * st] += wv * drow[ow];
+                }
+                if (dw) {
+                    if (st == 1)
+                        for (int ow = 0; ow < WO; ow++) a += drow[ow] * xk[ow];
+                    else
+                        for (int ow = 0; ow < WO; ow++) a += drow[ow] * xk[ow * st];
+                    acc[kh * s->KW + kw] += a;
+                }
+            }
+        }
+    }
+    if (dw)
+        for (int t = 0; t < KK; t++) dw[t] += acc[t];
+}
+
+/* Stride 1 on the padded plane as one long 1-D correlation: with rows of the
+ * padded width WP, output i = oh*WP + ow is sum_t w[t] * xp[i + kh*WP + kw],
+ * so each tap is a single axpy over L = (HO-1)*WP + WO values (the WP - WO
+ * columns past each row's end are computed and dropped). Long loops instead
+ * of HO*KH*KW short ones: the shape of MobileNet's small planes. */
+static void dwconv_plane_s1(float *restrict full, const float *restrict xp,
+                            const float *restrict w, const ConvShape *s) {
+    /* full[HO*WP] out (first L values written), xp[HP,WP], w[KH,KW] */
+    int WP = s->W + 2 * s->pad;
+    size_t L = (size_t)(s->HO - 1) * WP + s->WO;
+    for (size_t i = 0; i < L; i++) full[i] = 0.0f;
     for (int kh = 0; kh < s->KH; kh++)
         for (int kw = 0; kw < s->KW; kw++) {
-            int oh0, oh1, ow0, ow1;
-            conv_range(&oh0, &oh1, kh, s->H, s->stride, s->pad, s->HO);
-            conv_range(&ow0, &ow1, kw, s->W, s->stride, s->pad, s->WO);
+            const float *restrict xk = xp + (size_t)kh * WP + kw;
             float wv = w[kh * s->KW + kw];
-            double acc = 0.0;
-            for (int oh = oh0; oh < oh1; oh++) {
-                ptrdiff_t xo = conv_offset(s, 0, oh, kh, kw);
-                const float *dor = dout + (size_t)oh * s->WO;
-                if (dx)
-                    for (int ow = ow0; ow < ow1; ow++) dx[xo + ow * s->stride] += wv * dor[ow];
-                if (dw)
-                    for (int ow = ow0; ow < ow1; ow++) acc += dor[ow] * x[xo + ow * s->stride];
+            for (size_t i = 0; i < L; i++) full[i] += wv * xk[i];
+        }
+}
+
+/* Its backward: dfull[HO*WP] holds dout in the padded-width layout (zero past
+ * each row's end); dxp[i + off] += w * dfull[i], dw[t] += dot(dfull, xp + off). */
+static void dwconv_plane_s1_backward(float *restrict dxp, float *restrict dw,
+                                     const float *restrict dfull, const float *restrict xp,
+                                     const float *restrict w, const ConvShape *s) {
+    /* dxp[HP,WP] or NULL, dw[KH,KW] or NULL, dfull[HO*WP], xp[HP,WP], w[KH,KW] */
+    int WP = s->W + 2 * s->pad;
+    size_t L = (size_t)(s->HO - 1) * WP + s->WO;
+    for (int kh = 0; kh < s->KH; kh++)
+        for (int kw = 0; kw < s->KW; kw++) {
+            size_t off = (size_t)kh * WP + kw;
+            float wv = w[kh * s->KW + kw];
+            if (dxp) {
+                float *restrict dk = dxp + off;
+                for (size_t i = 0; i < L; i++) dk[i] += wv * dfull[i];
             }
-            if (dw) dw[kh * s->KW + kw] += (float)acc;
+            if (dw) dw[kh * s->KW + kw] += row_dot(dfull, xp + off, L);
         }
 }
 
-static void dwconv2d_forward(float *out, const float *x, const float *w, const float *bias,
-                             int N, const ConvShape *s) {
-    /* out[N,C,HO,WO], x[N,C,H,W], w[C,KH,KW], bias[C] or NULL */
+static void dwconv2d_forward(float *out, float *scratch, const float *x, const float *w,
+                             const float *bias, int N, int nt, const ConvShape *s) {
+    /* out[N,C,HO,WO], scratch[nt,3,HP,WP], x[N,C,H,W], w[C,KH,KW], bias[C] or NULL */
     size_t HOWO = (size_t)s->HO * s->WO, HW = (size_t)s->H * s->W, KK = (size_t)s->KH * s->KW;
-    for (int n = 0; n < N; n++)
-        for (int ch = 0; ch < s->CIN; ch++) {
-            size_t p = (size_t)n * s->CIN + ch;
-            float *o = out + p * HOWO;
-            float b0 = bias ? bias[ch] : 0.0f;
-            for (size_t i = 0; i < HOWO; i++) o[i] = b0;
-            dwconv_plane(o, x + p * HW, w + ch * KK, s);
+    int WP = s->W + 2 * s->pad, HP = s->H + 2 * s->pad;
+    size_t planes = (size_t)N * s->CIN;
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+    for (size_t p = 0; p < planes; p++) {
+        int ch = (int)(p % (size_t)s->CIN);
+        float *xp = scratch + (size_t)omp_get_thread_num() * 3 * HP * WP;
+        float *full = xp + 2 * (size_t)HP * WP;
+        float *o = out + p * HOWO;
+        float b0 = bias ? bias[ch] : 0.0f;
+        pad_plane(xp, x + p * HW, s);
+        if (s->stride == 1) {
+            dwconv_plane_s1(full, xp, w + ch * KK, s);
+            for (int oh = 0; oh < s->HO; oh++)
+                for (int ow = 0; ow < s->WO; ow++)
+                    o[oh * s->WO + ow] = full[(size_t)oh * WP + ow] + b0;
+            continue;
         }
+        for (size_t i = 0; i < HOWO; i++) o[i] = b0;
+        dwconv_plane(o, xp, w + ch * KK, s);
+    }
 }
 
-static void dwconv2d_backward(float *dx, float *dw, float *dbias, const float *dout,
-                              const float *x, const float *w, int N, const ConvShape *s) {
-    /* dx[N,C,H,W], dw[C,KH,KW], dbias[C] (each may be NULL), dout[N,C,HO,WO],
-     * x[N,C,H,W], w[C,KH,KW] */
+/* Threads split the channels (each channel's dw and dbias belong to one thread). */
+static void dwconv2d_backward(float *dx, float *dw, float *dbias, float *scratch,
+                              const float *dout, const float *x, const float *w, int N, int nt,
+                              const ConvShape *s) {
+    /* dx[N,C,H,W], dw[C,KH,KW], dbias[C] (each may be NULL), scratch[nt,3,HP,WP],
+     * dout[N,C,HO,WO], x[N,C,H,W], w[C,KH,KW] */
     size_t HOWO = (size_t)s->HO * s->WO, HW = (size_t)s->H * s->W, KK = (size_t)s->KH * s->KW;
-    for (int n = 0; n < N; n++)
-        for (int ch = 0; ch < s->CIN; ch++) {
-            size_t p = (size_t)n * s->CIN + ch;
-            const float *d = dout + p * HOWO;
-            if (dbias) dbias[ch] += row_sum(d, HOWO);
-            dwconv_plane_backward(dx ? dx + p * HW : NULL, dw ? dw + ch * KK : NULL, d,
-                                  x + p * HW, w + ch * KK, s);
-        }
+    int WP = s->W + 2 * s->pad, HP = s->H + 2 * s->pad;
+    int ntc = nt < s->CIN ? nt : s->CIN;
+#pragma omp parallel num_threads(ntc) if (ntc > 1)
+    {
+        float *xp = scratch + (size_t)omp_get_thread_num() * 3 * HP * WP;
+        float *dxp = xp + (size_t)HP * WP, *dfull = dxp + (size_t)HP * WP;
+        if (s->stride == 1) memset(dfull, 0, (size_t)HP * WP * sizeof(float)); /* row ends stay 0 */
+#pragma omp for schedule(static)
+        for (int ch = 0; ch < s->CIN; ch++)
+            for (int n = 0; n < N; n++) {
+                size_t p = (size_t)n * s->CIN + ch;
+                const float *d = dout + p * HOWO;
+                if (dbias) dbias[ch] += row_sum(d, HOWO);
+                pad_plane(xp, x + p * HW, s);
+                if (dx) memset(dxp, 0, (size_t)HP * WP * sizeof(float));
+                if (s->stride == 1) {
+                    for (int oh = 0; oh < s->HO; oh++)
+                        memcpy(dfull + (size_t)oh * WP, d + (size_t)oh * s->WO,
+                               (size_t)s->WO * sizeof(float));
+                    dwconv_plane_s1_backward(dx ? dxp : NULL, dw ? dw + ch * KK : NULL, dfull, xp,
+                                             w + ch * KK, s);
+                } else {
+                    dwconv_plane_backward(dx ? dxp : NULL, dw ? dw + ch * KK : NULL, d, xp,
+                                          w + ch * KK, s);
+                }
+                if (!dx) continue;
+                float *dxc = dx + p * HW;
+                for (int h = 0; h < s->H; h++) {
+                    const float *src = dxp + (size_t)(h + s->pad) * WP + s->pad;
+                    float *dst = dxc + (size_t)h * s->W;
+                    for (int i = 0; i < s->W; i++) dst[i] += src[i];
+                }
+            }
+    }
 }
 
 static void dwconv2d_bwd(TapeNode *nd) {
     Tensor *x = nd->in[0], *w = nd->in[1], *bias = nd->in[2];
     ConvCtx *k = nd->ctx;
-    dwconv2d_backward(x->grad, w->grad, bias ? bias->grad : NULL, nd->out->grad, x->data,
-                      w->data, x->shape[0], &k->s);
+    dwconv2d_backward(x->grad, w->grad, bias ? bias->grad : NULL, k->col, nd->out->grad, x->data,
+                      w->data, x->shape[0], k->nt, &k->s);
 }
 
 Tensor *ad_dwconv2d(Ctx *c, Tensor *x, Tensor *w, Tensor *bias, int stride, int pad) {
@@ -742,14 +899,17 @@ Tensor *ad_dwconv2d(Ctx *c, Tensor *x, Tensor *w, Tensor *bias, int stride, int 
     int shape[4] = {x->shape[0], s.CIN, s.HO, s.WO};
     Tensor *in[3] = {x, w, bias};
     Tensor *out = ad_out(c, 4, shape, in, 3);
-    dwconv2d_forward(out->data, x->data, w->data, bias ? bias->data : NULL, x->shape[0], &s);
+    size_t plane = (size_t)(s.H + 2 * pad) * (size_t)(s.W + 2 * pad);
+    ConvCtx *k = arena_alloc(&c->arena, sizeof *k);
+    k->s = s;
+    k->nt = conv_threads(x->shape[0] * s.CIN);
+    k->part = NULL;
+    /* per thread: padded x and dx planes, and the stride-1 output in padded-width rows */
+    k->col = arena_alloc(&c->arena, (size_t)k->nt * 3 * plane * sizeof(float));
+    dwconv2d_forward(out->data, k->col, x->data, w->data, bias ? bias->data : NULL, x->shape[0],
+                     k->nt, &s);
     TapeNode *nd = tape_record(c, "dwconv2d", dwconv2d_bwd, out, in, 3);
-    if (nd) {
-        ConvCtx *k = arena_alloc(&c->arena, sizeof *k);
-        k->s = s;
-        k->col = NULL;
-        nd->ctx = k;
-    }
+    if (nd) nd->ctx = k;
     return out;
 }
 
