@@ -218,7 +218,7 @@ test: deps
 	$(MAKE) $(TRAIN) $(BUILD)/test_all $(REF_BIN)
 	@mkdir -p $(BUILD)/xvfb
 	OPENBLAS_NUM_THREADS=1 CLIPLAB_REF_DIR=$(BUILD)/ref CLIPLAB_TRAIN=$(TRAIN) \
-	  CLIPLAB_XVFB_SCREEN=$(BUILD)/xvfb/Xvfb_screen0 \
+	  CLIPLAB_XVFB_SCREEN=$(BUILD)/xvfb/Xvfb_screen0 LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp \
 	  xvfb-run -a -s "-screen 0 1280x1024x24 -fbdir $(BUILD)/xvfb" ./$(BUILD)/test_all
 
 test-asan:
