@@ -140,7 +140,7 @@ int mobilenet_parse_blocks(const char *s, int (*tcns)[4], int max, char *err, si
                  "6:16:1:1,6:24:2:2)");
         return -1;
     }
-    return 0 + n;
+    return n;
 }
 
 /* ------------------------------------------------------------------- model */
