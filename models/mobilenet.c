@@ -140,7 +140,7 @@ int mobilenet_parse_blocks(const char *s, int (*tcns)[4], int max, char *err, si
                  "6:16:1:1,6:24:2:2)");
         return -1;
     }
-    return 0 + n;
+    return n;
 }
 
 /* ------------------------------------------------------------------- model */
@@ -200,6 +200,12 @@ void mobilenet_build(Mobilenet *m, const MobilenetConfig *cfg, int rows, int col
     ASSERT(ng > 0, "%s", err);
     m->cfg = *cfg;
     m->rows = rows, m->cols = cols, m->classes = classes;
+    /* a rebuilt model keeps nothing of a previous one (its tensors are freed) */
+    memset(&m->stem, 0, sizeof m->stem);
+    memset(&m->head, 0, sizeof m->head);
+    memset(m->blocks, 0, sizeof m->blocks);
+    memset(m->alpha, 0, sizeof m->alpha);
+    m->nacts = 0;
     param_set_init(&m->ps, "model", 16 + 16 * MB_MAX_BLOCKS);
     conv_declare(m, &m->stem, "stem", 1, cfg->stem, 3, cfg->stem_stride, 0);
     act_declare(m, "stem");

@@ -7,7 +7,9 @@
  * over raw pointers, outputs first, inputs const, sizes last) and a tape
  * wrapper. Backward kernels ADD into gradients. Saved context lives in the
  * step arena; nothing here calls malloc. Linear algebra, elementwise ops,
- * reductions and shape ops are in ops_core.c.
+ * reductions and shape ops are in ops_core.c. conv2d and dwconv2d split the
+ * batch over ops_num_threads OpenMP threads (ops_set_threads in ops_act.c);
+ * depthwise planes are zero-padded copies so the tap loops need no bounds.
  *
  * Dimension legend: N rows (leading dims flattened) or batch for images,
  * V classes, C channels/features, H/W image height/width, HO/WO output size,
