@@ -142,13 +142,13 @@ int live_view_render(PlotImage *im, int w, int h, void *arg) {
         int k = n - 1;
         snprintf(post_l, sizeof post_l, "%s: post-clip", label[k]);
         snprintf(th_l, sizeof th_l, "%s: threshold", label[k]);
-        gs[ng++] = (PlotSeries){.label = post_l, .x = buf[k][C_STEP], .y = buf[k][C_POST],
-                                .n = m[k], .color = 8 /* purple */};
-        int has_th = 0;
+        int has_th = 0; /* the threshold under the post-clip norm, which sits on it */
         for (size_t j = 0; j < m[k]; j++) has_th |= isfinite(buf[k][C_TH][j]);
         if (has_th)
             gs[ng++] = (PlotSeries){.label = th_l, .x = buf[k][C_STEP], .y = buf[k][C_TH],
                                     .n = m[k], .color = 7 /* black */};
+        gs[ng++] = (PlotSeries){.label = post_l, .x = buf[k][C_STEP], .y = buf[k][C_POST],
+                                .n = m[k], .color = 8 /* purple */};
     }
     PlotPanel panels[2] = {
         {.title = "Training loss", .xlabel = "step", .ylabel = "loss", .logy = PLOT_LOGY_AUTO,
