@@ -142,6 +142,7 @@ ppo: deps
 mobilenet: deps
 	$(MAKE) train
 	./train configs/mobilenet_relu6.ini configs/mobilenet_relu.ini --compare runs/mobilenet.png
+	./train configs/mobilenet_relu6_nobn.ini configs/mobilenet_relu_nobn.ini --compare runs/mobilenet_nobn.png
 # sweeps (./train --sweep, runs/<name>/sweep.csv and summary.png); -j defaults
 # to the number of cores: make sweep-rnn SWEEP_ARGS="-j 4"
 .PHONY: sweep-rnn sweep-methods lr-map
@@ -190,7 +191,8 @@ GALLERY := \
   ppo:runs/ppo_clip/episode.png:ppo_episode.png \
   mobilenet:runs/mobilenet.png:mobilenet.png \
   mobilenet:runs/mobilenet_quant.png:mobilenet_quant.png \
-  mobilenet:runs/mobilenet_act_max.png:mobilenet_act_max.png
+  mobilenet:runs/mobilenet_nobn.png:mobilenet_nobn.png \
+  mobilenet:runs/mobilenet_nobn_act_max.png:mobilenet_nobn_act_max.png
 GALLERY_TARGETS := $(sort $(foreach g,$(GALLERY),$(word 1,$(subst :, ,$(g)))))
 
 .PHONY: figures
