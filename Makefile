@@ -2,25 +2,44 @@
 #   make deps    install missing Debian packages (root), else print the apt-get line
 #   make         build ./train
 #   make demo    deps + build + the RNN no-clip vs clip demo and its comparison plot
-#   make ablation / transformer / transformer-sgd / mobilenet   the other demo comparisons
+#   make ablation / transformer / transformer-sgd / wgan / ppo / mobilenet   the other demos
+#   make sweep-rnn / sweep-methods / lr-map   sweeps of the RNN demo (summary.png, map.png)
+#   make order   the temporal-order pair (no clip vs clip)
+#   make recovery / cliff   spike rollback; Pascanu's cliff with the SGD paths on it
 #   make test    deps + build + every test (Criterion, PyTorch parity included)
 #   make bench   deps + build + timings against PyTorch on this machine, ratios printed
 #   make test-asan   the tests under AddressSanitizer + UBSan
+#   make fuzz    libFuzzer (clang, ASan + UBSan) on the config loader, the
+#                overrides and the checkpoint reader, FUZZ_TIME seconds each
 
 CC      ?= cc
 PYTHON  ?= /usr/bin/python3
 BUILD   ?= build
-PKGS    := openblas inih cairo freetype2 zlib
+PKGS    := openblas inih cairo freetype2 zlib lapacke
 WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 CFLAGS  ?= -O3 -g
 CFLAGS  += -std=c11 -D_DEFAULT_SOURCE -fno-math-errno $(WARN) -pthread -fopenmp $(EXTRA_CFLAGS)
 CPPFLAGS += $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -pthread
 TEST_LDLIBS := $(shell pkg-config --libs criterion 2>/dev/null)
+# Open MPI (Debian openmpi-bin libopenmpi-dev): ./train --sweep under mpirun
+# spreads the runs over the ranks; without it the sweep runs on one host.
+HAVE_MPI := $(shell pkg-config --exists ompi-c 2>/dev/null && echo 1)
+ifeq ($(HAVE_MPI),1)
+CPPFLAGS += $(shell pkg-config --cflags ompi-c) -DCLIPLAB_MPI
+LDLIBS   += $(shell pkg-config --libs ompi-c)
+endif
+# live plots (./train --live) when SDL2 is there; LIVE=0 builds without them
+LIVE    ?= $(shell pkg-config --exists sdl2 2>/dev/null && echo 1 || echo 0)
+ifeq ($(LIVE),1)
+CPPFLAGS += -DCLIPLAB_HAVE_SDL $(shell pkg-config --cflags sdl2)
+LDLIBS   += $(shell pkg-config --libs sdl2)
+endif
 
 DEB_PACKAGES := pkg-config libopenblas-dev libstb-dev libinih-dev libcriterion-dev libcairo2-dev libfreetype-dev \
                 fonts-dejavu-core python3-torch python3-numpy fortunes-min fortunes \
-                zlib1g-dev dataset-fashion-mnist
+                zlib1g-dev dataset-fashion-mnist liblapacke-dev openmpi-bin libopenmpi-dev \
+                libsdl2-dev xvfb
 
 SRC_DIRS  := src/engine src/clip src/train src/plot src/cli models tests
 CPPFLAGS  += $(addprefix -I,$(SRC_DIRS))
@@ -88,11 +107,33 @@ transformer-sgd: deps
 	./train configs/transformer_sgd_noclip.ini configs/transformer_sgd_clip.ini \
 	  --compare runs/transformer_sgd.png
 
+# WGAN on 8 Gaussians: no constraint / weight clip 0.01 / gradient penalty 10 / 0.1,
+# overlaid in one figure (2-8 min on the shared 2 cores); then WGAN-GP's Figure 1 (4 runs)
+.PHONY: wgan wgan-figure1
+wgan: deps
+	$(MAKE) train
+	./train configs/wgan_noclip.ini configs/wgan_clip.ini configs/wgan_gp.ini configs/wgan_gp_toy.ini \
+	  --compare runs/wgan.png
+wgan-figure1: deps
+	$(MAKE) train
+	./train configs/wgan_fig1_clip0.1.ini configs/wgan_fig1_clip0.01.ini configs/wgan_fig1_clip0.001.ini \
+	  configs/wgan_fig1_gp.ini --compare runs/wgan_figure1.png
+
 # PaLM-style rollback: the same unclipped RNN with and without spike recovery (~10 s)
 .PHONY: recovery
 recovery: deps
 	$(MAKE) train
 	./train configs/rnn_recovery_off.ini configs/rnn_recovery.ini --compare runs/rnn_recovery.png
+
+# PPO on CartPole: clip_coef 0.1 / 0.2 / 0.3 / inf at 10 epochs and lr 1e-3,
+# return, approx_kl and entropy per update in one PNG (~40 s on one core);
+# then CleanRL's own settings (ppo_cleanrl.ini, ~4 s)
+.PHONY: ppo
+ppo: deps
+	$(MAKE) train
+	./train configs/ppo_clip01.ini configs/ppo_clip.ini configs/ppo_clip03.ini configs/ppo_noclip.ini \
+	  --compare runs/ppo_clip_coef.png
+	./train configs/ppo_cleanrl.ini
 
 # activation clipping: a small MobileNetV2 on Fashion-MNIST with ReLU6 vs ReLU
 # (identical but the activation), then both evaluated with activations
@@ -101,6 +142,64 @@ recovery: deps
 mobilenet: deps
 	$(MAKE) train
 	./train configs/mobilenet_relu6.ini configs/mobilenet_relu.ini --compare runs/mobilenet.png
+# sweeps (./train --sweep, runs/<name>/sweep.csv and summary.png); -j defaults
+# to the number of cores: make sweep-rnn SWEEP_ARGS="-j 4"
+.PHONY: sweep-rnn sweep-methods lr-map
+sweep-rnn: deps
+	$(MAKE) train
+	./train --sweep configs/sweeps/rnn_threshold.sweep $(SWEEP_ARGS)
+sweep-methods: deps
+	$(MAKE) train
+	./train --sweep configs/sweeps/rnn_methods.sweep $(SWEEP_ARGS)
+# learning rate x clip threshold on the RNN: runs/rnn_lr_map/map.png
+lr-map: deps
+	$(MAKE) train
+	./train --sweep configs/sweeps/rnn_lr_map.sweep $(SWEEP_ARGS)
+# the temporal order pair: runs/compare_rnn_order_noclip_vs_rnn_order_clip.png
+.PHONY: order
+order: deps
+	$(MAKE) train
+	./train configs/rnn_order_noclip.ini configs/rnn_order_clip.ini
+# Pascanu et al.'s cliff (Fig. 6): one-unit RNN, SGD from one start without and
+# with norm clipping; surface.csv and the two trajectories (< 1 s)
+.PHONY: cliff
+cliff: deps
+	$(MAKE) train
+	./train configs/cliff_noclip.ini configs/cliff_clip.ini --compare runs/cliff.png
+
+# ---- the gallery ----
+# Every demo figure, regenerated and copied into docs/figures/ (committed; the
+# gallery docs/README.md shows each with its command). About an hour on an
+# idle 2-core machine: the sweeps, the map and the MobileNet pair dominate.
+# Each line: the make target, the figure it writes, the gallery's file name.
+GALLERY := \
+  demo:runs/compare_rnn_noclip_vs_rnn_clip.png:rnn_clip_vs_noclip.png \
+  ablation:runs/rnn_methods.png:rnn_methods.png \
+  recovery:runs/rnn_recovery.png:rnn_recovery.png \
+  order:runs/compare_rnn_order_noclip_vs_rnn_order_clip.png:rnn_order.png \
+  sweep-rnn:runs/rnn_threshold/summary.png:sweep_rnn_threshold.png \
+  sweep-methods:runs/rnn_methods/summary.png:sweep_rnn_methods.png \
+  lr-map:runs/rnn_lr_map/map.png:rnn_lr_map.png \
+  cliff:runs/cliff.png:cliff.png \
+  transformer:runs/transformer_methods.png:transformer_methods.png \
+  transformer-sgd:runs/transformer_sgd.png:transformer_sgd.png \
+  wgan:runs/wgan.png:wgan.png \
+  wgan:runs/wgan_clip/wgan.png:wgan_clip_run.png \
+  wgan-figure1:runs/wgan_figure1.png:wgan_figure1.png \
+  ppo:runs/ppo_clip_coef.png:ppo_clip_coef.png \
+  ppo:runs/ppo_clip/episode.png:ppo_episode.png \
+  mobilenet:runs/mobilenet.png:mobilenet.png \
+  mobilenet:runs/mobilenet_quant.png:mobilenet_quant.png \
+  mobilenet:runs/mobilenet_act_max.png:mobilenet_act_max.png
+GALLERY_TARGETS := $(sort $(foreach g,$(GALLERY),$(word 1,$(subst :, ,$(g)))))
+
+.PHONY: figures
+figures: deps
+	$(MAKE) train
+	for t in $(GALLERY_TARGETS); do $(MAKE) $$t || exit 1; done
+	@mkdir -p docs/figures
+	$(foreach g,$(GALLERY),cp $(word 2,$(subst :, ,$(g))) docs/figures/$(word 3,$(subst :, ,$(g))) && ) true
+	@echo "figures: $(words $(GALLERY)) figures in docs/figures/"
 
 # ---- tests ----
 $(BUILD)/ref/%.bin: tests/ref/%.py tests/ref/tfile.py
@@ -117,10 +216,48 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(LIB_OBJ)
 
 test: deps
 	$(MAKE) $(TRAIN) $(BUILD)/test_all $(REF_BIN)
-	OPENBLAS_NUM_THREADS=1 CLIPLAB_REF_DIR=$(BUILD)/ref CLIPLAB_TRAIN=$(TRAIN) ./$(BUILD)/test_all
+	@mkdir -p $(BUILD)/xvfb
+	OPENBLAS_NUM_THREADS=1 CLIPLAB_REF_DIR=$(BUILD)/ref CLIPLAB_TRAIN=$(TRAIN) \
+	  CLIPLAB_XVFB_SCREEN=$(BUILD)/xvfb/Xvfb_screen0 LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp \
+	  xvfb-run -a -s "-screen 0 1280x1024x24 -fbdir $(BUILD)/xvfb" ./$(BUILD)/test_all
 
 test-asan:
 	$(MAKE) BUILD=build-asan EXTRA_CFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -O1 -DCLIPLAB_POISON_OUTPUTS" test
+
+# ---- fuzzing (not part of make test) ----
+# make fuzz FUZZ_TIME=600: each target runs FUZZ_TIME seconds from the seeds
+# (configs/ and tests/data/config/; overrides made from configs/; checkpoints
+# written by the fixture); findings land in build-fuzz/ as crash-* files.
+FUZZ_TIME    ?= 60
+FUZZ_TARGETS := config override checkpoint
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_BINS    := $(FUZZ_TARGETS:%=$(BUILD)/fuzz/fuzz_%) $(BUILD)/fuzz/seed_checkpoint
+
+.PHONY: fuzz fuzz-bins
+$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_sections.h tests/trainer_fixture.h $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -Itests/fuzz $(CFLAGS) -fsanitize=fuzzer -o $@ $< $(LIB_OBJ) $(LDLIBS)
+$(BUILD)/fuzz/seed_checkpoint: tests/fuzz/fuzz_checkpoint.c tests/trainer_fixture.h $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -DFUZZ_SEED_MAIN -o $@ $< $(LIB_OBJ) $(LDLIBS)
+fuzz-bins: $(FUZZ_BINS)
+
+fuzz:
+	$(MAKE) BUILD=build-fuzz CC=clang EXTRA_CFLAGS="-O1 -fsanitize=fuzzer-no-link $(FUZZ_SAN)" fuzz-bins
+	@mkdir -p build-fuzz/seeds/override build-fuzz/seeds/checkpoint
+	@for f in configs/*.ini; do \
+	  awk '/^[ \t]*\[/ { gsub(/[][ \t]/, ""); sec = $$0; next } \
+	       /=/ && sec != "" && !/^[ \t]*;/ { k = $$0; sub(/[ \t]*=.*/, "", k); gsub(/[ \t]/, "", k); \
+	         v = $$0; sub(/^[^=]*=[ \t]*/, "", v); sub(/[ \t]+;.*/, "", v); print sec "." k "=" v }' \
+	    $$f > build-fuzz/seeds/override/$$(basename $$f .ini).txt; done
+	build-fuzz/fuzz/seed_checkpoint build-fuzz/seeds/checkpoint
+	@for t in config override checkpoint; do mkdir -p build-fuzz/corpus/$$t; done
+	cd build-fuzz && OPENBLAS_NUM_THREADS=1 ./fuzz/fuzz_config -max_total_time=$(FUZZ_TIME) \
+	  -print_final_stats=1 corpus/config ../configs ../tests/data/config
+	cd build-fuzz && OPENBLAS_NUM_THREADS=1 ./fuzz/fuzz_override -max_total_time=$(FUZZ_TIME) \
+	  -print_final_stats=1 corpus/override seeds/override
+	cd build-fuzz && OPENBLAS_NUM_THREADS=1 ./fuzz/fuzz_checkpoint -max_total_time=$(FUZZ_TIME) \
+	  -print_final_stats=1 corpus/checkpoint seeds/checkpoint
 
 # ---- benchmarks ----
 $(BUILD)/bench/%: tests/bench/%.c $(LIB_OBJ)
@@ -132,4 +269,4 @@ bench: deps
 	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 $(PYTHON) tests/bench/bench.py $(BUILD)/bench
 
 clean:
-	rm -rf $(BUILD) build-asan train
+	rm -rf $(BUILD) build-asan build-fuzz build-nosdl train

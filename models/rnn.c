@@ -8,6 +8,9 @@
 
 #include <math.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common.h"
@@ -31,6 +34,9 @@ static const CfgKey rnn_keys[] = {
             "spectral radius of the orthogonal W_hh (> 1 invites exploding gradients)"),
     RNN_KEY("eval_size", CFG_INT, eval_size, "512", 1, 1000000, NULL,
             "held-out sequences for val_loss"),
+    RNN_KEY("final_eval_size", CFG_INT, final_eval_size, "10000", 0, 10000000, NULL,
+            "fresh held-out sequences for val_success (and val_acc) after the last step; "
+            "Pascanu et al. 2013 use 10,000; 0 = off"),
 };
 static const CfgSection rnn_section = {"rnn", rnn_keys, (int)(sizeof rnn_keys / sizeof *rnn_keys),
                                        "vanilla RNN on the adding / temporal order problems", NULL};
@@ -104,7 +110,7 @@ void rnn_build(Rnn *m, const RnnConfig *cfg, Rng *init_rng) {
         param_init_fanin_uniform(m->w_hh, init_rng, H);
 }
 
-Tensor *rnn_loss_on(Rnn *m, Ctx *c, const float *x, const float *y, const int *cls, int B) {
+Tensor *rnn_output_on(Rnn *m, Ctx *c, const float *x, int B) {
     int T = m->cfg.seq_len, H = m->cfg.hidden;
     Tensor *X = tensor_from(c, 2, (int[]){T * B, m->in_dim}, x);
     /* all input projections in one GEMM: [T*B, I] -> [T*B, H] */
@@ -114,7 +120,11 @@ Tensor *rnn_loss_on(Rnn *m, Ctx *c, const float *x, const float *y, const int *c
         Tensor *pre = ad_add(c, ad_slice_rows(c, XW, t * B, B), ad_linear(c, h, m->w_hh, m->b_hh));
         h = ad_tanh(c, pre);
     }
-    Tensor *out = ad_linear(c, h, m->w_out, m->b_out);
+    return ad_linear(c, h, m->w_out, m->b_out);
+}
+
+Tensor *rnn_loss_on(Rnn *m, Ctx *c, const float *x, const float *y, const int *cls, int B) {
+    Tensor *out = rnn_output_on(m, c, x, B);
     if (m->cfg.task == RNN_TASK_ADDING)
         return ad_mse(c, out, tensor_from(c, 2, (int[]){B, 1}, y));
     return ad_cross_entropy(c, out, cls);
@@ -138,6 +148,8 @@ static void *rnn_create(Trainer *tr, const void *cfgp) {
     m->eval_c = xmalloc(E * sizeof(int));
     rnn_make_batch(&eval_rng, (RnnTask)cfg->task, (int)T, (int)E, m->eval_x, m->eval_y, m->eval_c);
     trainer_add_group(tr, &m->ps);
+    m->col_acc = cfg->task == RNN_TASK_TEMPORAL_ORDER ? trainer_add_metric(tr, "val_acc") : -1;
+    m->col_success = trainer_add_metric(tr, "val_success");
     return m;
 }
 
@@ -149,9 +161,59 @@ static Tensor *rnn_loss(void *mp, Ctx *c, Trainer *tr) {
     return rnn_loss_on(m, c, m->xbuf, m->ybuf, m->cbuf, m->batch);
 }
 
+/* Pascanu, Mikolov & Bengio (2013), section 4: a run succeeds when fewer than
+ * 1% of 10,000 fresh test sequences are misclassified (temporal order) or
+ * have a squared error above 0.04 (adding). Fills acc (NaN for adding) and the
+ * fraction of sequences that meet the criterion. The sequences come from their
+ * own stream, drawn in chunks so the arena holds one chunk's activations. */
+void rnn_success(Rnn *m, Ctx *c, uint64_t seed, int n, double *acc, double *success) {
+    enum { CHUNK = 500 };
+    int T = m->cfg.seq_len, task = m->cfg.task;
+    float *x = xmalloc((size_t)T * CHUNK * (size_t)m->in_dim * sizeof *x);
+    float y[CHUNK];
+    int cls[CHUNK];
+    Rng r;
+    rng_seed(&r, seed, 100);
+    long good = 0;
+    for (int done = 0; done < n; done += CHUNK) {
+        int B = n - done < CHUNK ? n - done : CHUNK;
+        rnn_make_batch(&r, (RnnTask)task, T, B, x, y, cls);
+        ctx_reset(c);
+        const float *out = rnn_output_on(m, c, x, B)->data; /* [B, O] */
+        for (int b = 0; b < B; b++) {
+            if (task == RNN_TASK_ADDING) {
+                double e = (double)out[b] - (double)y[b];
+                good += e * e < 0.04;
+            } else {
+                const float *o = out + (size_t)b * 4;
+                int best = 0;
+                for (int k = 1; k < 4; k++) best = o[k] > o[best] ? k : best;
+                good += best == cls[b];
+            }
+        }
+    }
+    ctx_reset(c);
+    free(x);
+    *success = n ? (double)good / n : NAN;
+    *acc = task == RNN_TASK_ADDING ? NAN : *success;
+}
+
 static double rnn_evaluate(void *mp, Trainer *tr) {
     Rnn *m = mp;
-    return rnn_loss_on(m, &tr->ctx, m->eval_x, m->eval_y, m->eval_c, m->cfg.eval_size)->data[0];
+    double loss =
+        rnn_loss_on(m, &tr->ctx, m->eval_x, m->eval_y, m->eval_c, m->cfg.eval_size)->data[0];
+    if (tr->step + 1 == tr->train.steps && m->cfg.final_eval_size > 0) {
+        double acc, success;
+        rnn_success(m, &tr->ctx, (uint64_t)tr->run.seed, m->cfg.final_eval_size, &acc, &success);
+        if (m->col_acc >= 0) trainer_set_metric(tr, m->col_acc, acc);
+        trainer_set_metric(tr, m->col_success, success);
+        if (!tr->train.quiet)
+            printf("%s: %d fresh held-out sequences: %.2f%% %s (Pascanu et al.'s success: "
+                   "under 1%% wrong)\n", tr->run.name, m->cfg.final_eval_size, 100 * success,
+                   m->cfg.task == RNN_TASK_ADDING ? "with squared error under 0.04"
+                                                  : "classified right");
+    }
+    return loss;
 }
 
 /* Predicting the mean (1.0) of the sum of two U[0,1] gives MSE = 2/12; a

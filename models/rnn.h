@@ -16,6 +16,8 @@
 #include "params.h"
 #include "rng.h"
 
+#include <stdint.h>
+
 typedef enum { RNN_TASK_ADDING, RNN_TASK_TEMPORAL_ORDER } RnnTask;
 typedef enum { RNN_INIT_ORTHOGONAL, RNN_INIT_UNIFORM } RnnInit;
 
@@ -26,6 +28,7 @@ typedef struct RnnConfig {
     int init;               /* RnnInit for W_hh */
     double spectral_radius; /* gain of the orthogonal W_hh: its spectral radius */
     int eval_size;          /* held-out sequences for val_loss */
+    int final_eval_size;    /* fresh sequences for val_success / val_acc after the last step */
 } RnnConfig;
 
 extern const ModelDef rnn_model;
@@ -40,6 +43,7 @@ typedef struct Rnn {
     int *cbuf;              /* targets[B] (temporal order) */
     float *eval_x, *eval_y;
     int *eval_c;
+    int col_acc, col_success; /* metrics columns: val_acc (temporal order only, else -1), val_success */
 } Rnn;
 
 int rnn_input_dim(RnnTask task);
@@ -48,6 +52,12 @@ int rnn_output_dim(RnnTask task);
 void rnn_make_batch(Rng *r, RnnTask task, int T, int B, float *x, float *y, int *cls);
 /* Declare, allocate and initialise the parameters (no trainer needed). */
 void rnn_build(Rnn *m, const RnnConfig *cfg, Rng *init_rng);
+/* Output [B, O] of one batch x[T, B, I] (recorded on c when grads are on). */
+Tensor *rnn_output_on(Rnn *m, Ctx *c, const float *x, int B);
+/* Pascanu et al.'s success rate over n fresh sequences drawn from stream (seed, 100):
+ * fraction classified right (temporal order; also in *acc) or with squared
+ * error under 0.04 (adding; *acc = NaN). Resets c between chunks. */
+void rnn_success(Rnn *m, Ctx *c, uint64_t seed, int n, double *acc, double *success);
 /* Loss of one batch given as raw arrays (recorded on c when grads are on). */
 Tensor *rnn_loss_on(Rnn *m, Ctx *c, const float *x, const float *y, const int *cls, int B);
 

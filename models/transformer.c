@@ -72,8 +72,19 @@ static int append_file(unsigned char **buf, size_t *len, size_t *cap, const char
                  CORPUS_HINT);
         return -1;
     }
+    /* the size before the bytes: a device (/dev/zero) or a pipe has none to check */
+    struct stat st;
     int rc = 0;
-    for (;;) {
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+        snprintf(err, errlen, "corpus file %s is not a regular file (a device, pipe or folder); "
+                 "%s", path, CORPUS_HINT);
+        rc = -1;
+    } else if ((uint64_t)st.st_size > MAX_CORPUS - *len) {
+        snprintf(err, errlen, "corpus file %s is %lld bytes: with what is read before it, more "
+                 "than the %u-byte limit", path, (long long)st.st_size, MAX_CORPUS);
+        rc = -1;
+    }
+    while (rc == 0) {
         if (*cap - *len < 65536) {
             *cap = 2 * *cap + 65536;
             *buf = realloc(*buf, *cap);
@@ -95,6 +106,34 @@ static int append_file(unsigned char **buf, size_t *len, size_t *cap, const char
     }
     fclose(f);
     return rc;
+}
+
+/* Text is UTF-8 (ASCII included) without NUL bytes (RFC 3629: no overlong
+ * forms, no surrogates, nothing above U+10FFFF). 0, or -1 and the first bad
+ * byte's offset and line in err. */
+static int check_text(const unsigned char *t, size_t n, const char *path, char *err, size_t errlen) {
+    size_t line = 1;
+    for (size_t i = 0; i < n;) {
+        unsigned c = t[i];
+        size_t k = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
+        int ok = k > 0 && c != 0 && i + k <= n;
+        uint32_t cp = k == 1 ? c : k ? c & (0x7Fu >> k) : 0;
+        for (size_t j = 1; ok && j < k; j++) {
+            ok = (t[i + j] & 0xC0) == 0x80;
+            cp = cp << 6 | (t[i + j] & 0x3Fu);
+        }
+        static const uint32_t least[5] = {0, 0, 0x80, 0x800, 0x10000};
+        if (ok && k > 1) ok = cp >= least[k] && cp <= 0x10FFFF && (cp < 0xD800 || cp > 0xDFFF);
+        if (!ok) {
+            snprintf(err, errlen, "corpus %s is not text: %s at byte %zu (line %zu) (accepted: "
+                     "UTF-8 or ASCII text without NUL bytes)", path,
+                     c == 0 ? "a NUL byte" : "a byte that is not UTF-8", i, line);
+            return -1;
+        }
+        line += c == '\n';
+        i += k;
+    }
+    return 0;
 }
 
 /* path is a directory: append each comma-separated name of `files` in it. */
@@ -134,6 +173,7 @@ int transformer_data_load(TransformerData *d, const char *path, const char *file
                  CORPUS_HINT);
         rc = -1;
     }
+    if (rc == 0) rc = check_text(buf, len, path, err, errlen);
     if (rc == 0) rc = transformer_data_from_text(d, buf, len, val_fraction, context, err, errlen);
     free(buf);
     return rc;
@@ -388,6 +428,14 @@ static int encode_prompt(const Transformer *m, const char *prompt, int *tok) {
     return n;
 }
 
+/* A sampled byte for the terminal: control characters other than newline and
+ * tab are shown escaped (\x07), never sent raw (fortunes hold BEL and
+ * backspace; a text corpus may hold escape sequences). */
+static void put_sample_byte(unsigned char c) {
+    if ((c < 0x20 && c != '\n' && c != '\t') || c == 0x7f) printf("\\x%02x", c);
+    else putchar(c);
+}
+
 /* After training: print sample_chars generated characters, re-running the
  * model (no-grad) on the last `context` characters for each new one. */
 static void tf_finish(void *mp, Trainer *tr) {
@@ -407,7 +455,7 @@ static void tf_finish(void *mp, Trainer *tr) {
         Tensor *lg = transformer_logits(m, &tr->ctx, tok + n - T, 1, T);
         tok[n] = sample_token(lg->data + (size_t)(T - 1) * m->vocab, m->vocab, cfg->temperature,
                               &r);
-        putchar(m->data.itos[tok[n++]]);
+        put_sample_byte(m->data.itos[tok[n++]]);
     }
     ctx_reset(&tr->ctx);
     ctx_set_grad(&tr->ctx, prev);

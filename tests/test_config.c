@@ -43,13 +43,13 @@ static const CfgKey train_keys[] = {
     TK("name", CFG_STRING, name, "run", 0, 0, NULL, "run name"),
     TK("optimizer", CFG_ENUM, optimizer, "adam", 0, 0, opt_choices, "update rule"),
 };
-static const CfgSection train_sec = {"train", train_keys, 7, "training loop"};
+static const CfgSection train_sec = {"train", train_keys, 7, "training loop", NULL};
 
 static const CfgKey model_keys[] = {
     {"width", CFG_INT, offsetof(TModel, width), "32", 1, 4096, NULL, "hidden units"},
     {"dropout", CFG_DOUBLE, offsetof(TModel, dropout), "0", 0, 0.9, NULL, "dropout rate"},
 };
-static const CfgSection model_sec = {"model", model_keys, 2, "the network"};
+static const CfgSection model_sec = {"model", model_keys, 2, "the network", NULL};
 
 typedef struct {
     Config cfg;
@@ -171,6 +171,11 @@ Test(config, missing_file) {
     cr_assert_str_eq(fx.err, "cannot open " DATA "does_not_exist.ini: No such file or directory");
 }
 
+Test(config, endless_file_refused) {
+    cr_assert_eq(load("/dev/zero"), CFG_ERR_IO);
+    cr_assert(strstr(fx.err, "/dev/zero: more than 1048576 bytes"), "%s", fx.err);
+}
+
 Test(config, unknown_key) {
     expect_error("unknown_key.ini", CFG_ERR_KEY, 3, "[train] stpes = '20': unknown key");
     cr_assert(strstr(fx.err, "steps, seed, lr, p, verbose, name, optimizer"), "%s", fx.err);
@@ -231,6 +236,45 @@ Test(config, first_error_wins) {
     expect_error("first_error_value.ini", CFG_ERR_VALUE, 4, "lr = 'fast'");
     expect_error("first_error_syntax.ini", CFG_ERR_SYNTAX, 2, "'this is not ini'");
     expect_error("first_error_section.ini", CFG_ERR_SECTION, 2, "[bogus]");
+}
+
+/* ------------------------------------------------------------ line endings, headers */
+
+Test(config, bare_cr_line_endings_are_lines) {
+    /* classic Mac endings: every setting is read, none silently dropped */
+    cr_assert_eq(load(DATA "bare_cr.ini"), CFG_OK, "%s", fx.err);
+    cr_assert_eq(fx.tr.steps, 7);
+    cr_assert_eq(fx.tr.lr, 0.5);
+    cr_assert_eq(fx.mo.width, 9);
+    cr_assert_eq(cfg_section_line(&fx.cfg, "model"), 5);
+    expect_error("bare_cr_error.ini", CFG_ERR_VALUE, 3, "lr = 'fast'");
+}
+
+Test(config, mixed_line_endings) {
+    cr_assert_eq(load(DATA "mixed_endings.ini"), CFG_OK, "%s", fx.err);
+    cr_assert_eq(fx.tr.steps, 8);
+    cr_assert_eq(fx.tr.lr, 0.25);
+    cr_assert_eq(fx.mo.width, 3);
+    cr_assert_eq(cfg_section_line(&fx.cfg, "model"), 5);
+}
+
+Test(config, crlf_is_not_part_of_the_line) {
+    /* 197 characters then CRLF: the longest line accepted, whatever the ending */
+    cr_assert_eq(load(DATA "crlf_197.ini"), CFG_OK, "%s", fx.err);
+    cr_assert_eq(strlen(fx.tr.name), 190);
+    cr_assert_eq(fx.tr.steps, 3);
+    expect_error("crlf_198.ini", CFG_ERR_SYNTAX, 2, "longer than 197");
+}
+
+Test(config, text_after_section_header_refused) {
+    expect_error("header_trailing_text.ini", CFG_ERR_SYNTAX, 2, "'[train] steps = 7'");
+    cr_assert(strstr(fx.err, "after the section header"), "%s", fx.err);
+    cr_assert_eq(fx.tr.steps, 100);
+    expect_error("header_double_bracket.ini", CFG_ERR_SYNTAX, 1, "'[train]]'");
+    /* a comment after the header is fine */
+    cr_assert_eq(load(DATA "header_comment.ini"), CFG_OK, "%s", fx.err);
+    cr_assert_eq(fx.tr.steps, 6);
+    cr_assert_eq(cfg_section_line(&fx.cfg, "model"), 3);
 }
 
 /* ------------------------------------------------------------ the setter */
@@ -311,6 +355,23 @@ Test(config, override_errors) {
     cr_assert(strstr(fx.err, "override 'train.steps=12abc': [train] steps = '12abc': not an integer"),
               "%s", fx.err);
     cr_assert_eq(fx.tr.steps, 100);
+}
+
+Test(config, override_same_key_twice_is_an_error) {
+    cr_assert_eq(cfg_override(&fx.cfg, "train.steps=3", fx.err, sizeof fx.err), CFG_OK, "%s", fx.err);
+    cr_assert_eq(cfg_override(&fx.cfg, "model.width=5", fx.err, sizeof fx.err), CFG_OK, "%s", fx.err);
+    cr_assert_eq(cfg_override(&fx.cfg, "train.steps=4", fx.err, sizeof fx.err), CFG_ERR_DUPLICATE);
+    cr_assert(strstr(fx.err, "override 'train.steps=4': [train] steps is already set by override 1"),
+              "%s", fx.err);
+    cr_assert_eq(fx.tr.steps, 3);
+    /* a refused override does not count as setting the key */
+    cr_assert_eq(cfg_override(&fx.cfg, "train.lr=x", fx.err, sizeof fx.err), CFG_ERR_VALUE);
+    cr_assert_eq(cfg_override(&fx.cfg, "train.lr=0.5", fx.err, sizeof fx.err), CFG_OK, "%s", fx.err);
+    cr_assert_eq(cfg_section_override(&fx.cfg, "train"), 1);
+    cr_assert_eq(cfg_section_override(&fx.cfg, "model"), 2);
+    /* a file's value may be overridden once */
+    cr_assert_eq(load(DATA "good.ini"), CFG_OK, "%s", fx.err);
+    cr_assert_eq(cfg_override(&fx2.cfg, "train.steps=9", fx2.err, sizeof fx2.err), CFG_OK);
 }
 
 /* ------------------------------------------------------------ output */
@@ -405,7 +466,7 @@ Test(config, print_help_lists_everything) {
 /* A default that does not parse is a bug in the table: cfg_init aborts. */
 Test(config, bad_default_aborts, .signal = SIGABRT) {
     static const CfgKey bad[] = {{"steps", CFG_INT, offsetof(TTrain, steps), "ten", 1, 10, NULL, "x"}};
-    static const CfgSection sec = {"bad", bad, 1, "x"};
+    static const CfgSection sec = {"bad", bad, 1, "x", NULL};
     const CfgSection *secs[] = {&sec};
     void *structs[] = {&fx.tr};
     Config c;

@@ -147,6 +147,8 @@ typedef struct Setup {
     Config cfg;
 } Setup;
 
+static Setup *last_setup; /* freed by finish() */
+
 /* Every default, then the INI text (through the real loader and group sections). */
 static void setup(Setup *st, const char *ini) {
     memset(st, 0, sizeof *st);
@@ -174,10 +176,18 @@ static void setup(Setup *st, const char *ini) {
 static Trainer *make(Setup *st, int mode, const char *ini) {
     toy_mode = mode;
     setup(st, ini);
+    last_setup = st;
     return trainer_create(&toy_def, NULL, &st->s);
 }
 
 static Toy *toy(Trainer *tr) { return tr->model; }
+
+/* The trainer, then the Config that named its settings (its group sections). */
+static void finish(Trainer *tr) {
+    trainer_destroy(tr);
+    if (last_setup) cfg_free(&last_setup->cfg);
+    last_setup = NULL;
+}
 
 static void set_x(Toy *m, int k, float x0, float x1) {
     m->x[k][0] = x0, m->x[k][1] = x1;
@@ -214,7 +224,7 @@ Test(pipeline, accumulation_takes_the_mean) {
     step_a(tr);
     assert_w(tr, -0.1f * 2, -0.1f * 3); /* mean gradient (2, 3); the sum would step twice as far */
     cr_assert_eq(toy(tr)->batch, 2, "two micro-batches drawn");
-    trainer_destroy(tr);
+    finish(tr);
 }
 
 Test(pipeline, loss_scale_is_undone_before_the_step) {
@@ -223,7 +233,7 @@ Test(pipeline, loss_scale_is_undone_before_the_step) {
     set_x(toy(tr), 0, 1, 2);
     step_a(tr);
     assert_w(tr, -0.1f, -0.2f); /* the same as loss_scale 1 */
-    trainer_destroy(tr);
+    finish(tr);
 }
 
 Test(pipeline, nonfinite_gradient_is_not_applied) {
@@ -240,7 +250,7 @@ Test(pipeline, nonfinite_gradient_is_not_applied) {
     cr_assert_eq(a->updates, 0);
     cr_assert(isinf(a->last.pre_norm));
     assert_all_grads_zero(tr);
-    trainer_destroy(tr);
+    finish(tr);
 }
 
 Test(pipeline, nonfinite_check_in_pipeline_update) {
@@ -253,7 +263,7 @@ Test(pipeline, nonfinite_check_in_pipeline_update) {
     assert_w(tr, 0.0f, 0.0f);
     cr_assert_eq(a->ps->grad[0], 0.0f);
     cr_assert_eq(a->ps->grad[1], 0.0f);
-    trainer_destroy(tr);
+    finish(tr);
 }
 
 Test(pipeline, clip_sees_unscaled_gradients) {
@@ -266,7 +276,7 @@ Test(pipeline, clip_sees_unscaled_gradients) {
     assert_w(tr, -0.6f, -0.8f); /* (3,4) clipped to norm 1; clip-then-unscale: (-0.075, -0.1) */
     UpdateGroup *a = trainer_group(tr, "a");
     cr_assert_float_eq(a->last.pre_norm, 5.0, 1e-6, "pre-clip norm of the unscaled gradient");
-    trainer_destroy(tr);
+    finish(tr);
 }
 
 Test(pipeline, weight_clip_after_the_step) {
@@ -275,7 +285,7 @@ Test(pipeline, weight_clip_after_the_step) {
     set_x(toy(tr), 0, -1, 1);
     step_a(tr);
     assert_w(tr, 0.01f, -0.01f); /* stepped to (0.1, -0.1), then clamped; clamp-then-step: (0.1, -0.1) */
-    trainer_destroy(tr);
+    finish(tr);
 }
 
 Test(pipeline, gradients_zeroed_between_updates) {
@@ -286,7 +296,7 @@ Test(pipeline, gradients_zeroed_between_updates) {
     assert_all_grads_zero(tr);
     step_a(tr);
     assert_w(tr, -0.2f, -0.4f); /* a stale gradient would give (-0.3, -0.6) */
-    trainer_destroy(tr);
+    finish(tr);
 }
 
 Test(pipeline, pipeline_update_zeroes) {
@@ -300,7 +310,7 @@ Test(pipeline, pipeline_update_zeroes) {
         cr_assert_eq(pipeline_update(a, 1.0, 0.1), PIPE_APPLIED);
     }
     assert_w(tr, -0.2f, -0.4f);
-    trainer_destroy(tr);
+    finish(tr);
 }
 
 /* ---------------------------------------------------------------- the contract */
@@ -328,7 +338,7 @@ Test(contract, groups_get_their_own_optimizer_from_one_ini) {
     cr_assert_eq(a->updates, 1);
     cr_assert_eq(b->updates, 1, "the supervised loop steps every group");
     assert_all_grads_zero(tr);
-    trainer_destroy(tr);
+    finish(tr);
 }
 
 Test(contract, no_gradient_crosses_into_a_frozen_group) {
@@ -349,7 +359,7 @@ Test(contract, no_gradient_crosses_into_a_frozen_group) {
     cr_assert(!toy(tr)->saw_frozen_u);
     cr_assert_float_eq(toy(tr)->u->data[0], 2.0f - 0.1f * 0.8f, 1e-6);
     cr_assert_eq(trainer_group(tr, "a")->updates, 1, "a was not stepped by b's update");
-    trainer_destroy(tr);
+    finish(tr);
 }
 
 Test(contract, detach_stops_the_gradient) {
@@ -361,7 +371,7 @@ Test(contract, detach_stops_the_gradient) {
     assert_w(tr, 1.0f - 0.1f * 4.0f, 1.0f + 0.1f * 6.0f); /* d/dw sum(w * 2u) = 2u */
     cr_assert_eq(toy(tr)->u->data[0], 2.0f, "u changed through a detached path");
     cr_assert_eq(toy(tr)->u->data[1], -3.0f);
-    trainer_destroy(tr);
+    finish(tr);
 }
 
 Test(contract, skipped_batches_leave_batchnorm_statistics) {
@@ -383,7 +393,7 @@ Test(contract, skipped_batches_leave_batchnorm_statistics) {
     const float *got = param_find(&toy(tr)->a, "bn_mean")->t.data;
     cr_assert_float_eq(got[0], rm, 1e-5, "running mean %g, expected %g", got[0], rm);
     cr_assert_float_eq(got[1], -rm, 1e-5);
-    trainer_destroy(tr);
+    finish(tr);
     toy_two_groups = 1;
     toy_def.groups = toy_groups;
 }
@@ -397,7 +407,7 @@ Test(contract, grad_norms_log_every_tensor) {
     cr_assert_str_eq(tr->pnorm_log.names[200], "extra199");
     cr_assert_str_eq(tr->pnorm_log.names[201], "b.u");
     cr_assert_eq(tr->pnorm_log.nrows, 2);
-    trainer_destroy(tr);
+    finish(tr);
     toy_ntensors = 1;
 }
 

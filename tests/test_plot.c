@@ -66,9 +66,7 @@ static const unsigned char *at(const Img *im, int x, int y) {
 static int is_red(const unsigned char *p) { return p[0] >= 170 && p[1] <= 70 && p[2] <= 70; }
 
 /* The brighter red of the cross itself (its text is a darker red). */
-static int is_cross_red(const unsigned char *p) {
-    return p[0] >= 200 && p[1] <= 40 && p[2] <= 40;
-}
+static int is_cross_red(const unsigned char *p) { return p[0] >= 200 && p[1] <= 40 && p[2] <= 40; }
 
 static long count_if(const Img *im, int (*pred)(const unsigned char *), int x0, int y0, int x1,
                      int y1) {
@@ -104,8 +102,12 @@ static long count_non_white(const Img *im) {
 }
 
 static PlotPanel panel_of(const char *title, const PlotSeries *s, int n) {
-    PlotPanel p = {.title = title, .xlabel = "step", .ylabel = "value", .logy = PLOT_LOGY_AUTO,
-                   .series = s, .nseries = n};
+    PlotPanel p = {.title = title,
+                   .xlabel = "step",
+                   .ylabel = "value",
+                   .logy = PLOT_LOGY_AUTO,
+                   .series = s,
+                   .nseries = n};
     return p;
 }
 
@@ -131,7 +133,8 @@ static void fill_runs(int with_nan) {
 
 static int draw_pair(const char *path, int with_nan, char *err) {
     fill_runs(with_nan);
-    PlotSeries s[2] = {{.label = "no clipping", .x = g_x, .y = g_a, .n = NS}, {.label = "clip 1.0", .x = g_x, .y = g_b, .n = NS}};
+    PlotSeries s[2] = {{.label = "no clipping", .x = g_x, .y = g_a, .n = NS},
+                       {.label = "clip 1.0", .x = g_x, .y = g_b, .n = NS}};
     PlotPanel p = panel_of("loss", s, 2);
     return plot_figure(path, "test", &p, 1, 0, 0, err, 256);
 }
@@ -213,10 +216,10 @@ Test(plot, nonfinite_marker_only_when_nan) {
 
 Test(plot, all_nan_series_marked_at_top) {
     char err[256] = "";
-    double x[5] = {4, 5, 6, 7, 8}, y[5] = {NAN, NAN, NAN, NAN, NAN}, ev[2] = {0, 8};
-    PlotSeries s[1] = {{.label = "dead", .x = x, .y = y, .n = 5}};
-    PlotPanel p = panel_of("all NaN", s, 1);
-    p.vlines = ev, p.nvlines = 2; /* x axis 0..8 */
+    double x[5] = {4, 5, 6, 7, 8}, y[5] = {NAN, NAN, NAN, NAN, NAN}, ax[2] = {0, 8}, ay[2] = {1, 1};
+    PlotSeries s[2] = {{.label = "dead", .x = x, .y = y, .n = 5},
+                       {.label = "alive", .x = ax, .y = ay, .n = 2}}; /* x axis 0..8 */
+    PlotPanel p = panel_of("all NaN", s, 2);
     cr_assert_eq(plot_figure(tmp_path("an.png"), NULL, &p, 1, 0, 0, err, sizeof err), 0, "%s", err);
     Img im = load(tmp_path("an.png"));
     /* it went non-finite at x = 4, the middle of the x range: the cross sits at the top
@@ -288,10 +291,14 @@ Test(plot, degenerate_inputs_do_not_crash) {
            iy[4] = {1, INFINITY, 2, -INFINITY};
     double hx[6] = {0, 1, 2, 3, 4, 5}, hy[6] = {1e-3, 1e5, 1e30, 1e12, 1e-1, 1e300};
     double nx[3] = {NAN, 1, 2}, ny[3] = {1, NAN, 2};
-    PlotSeries s1[] = {
-        {.label = "empty", .x = NULL, .y = NULL, .n = 0}, {.label = "single", .x = x1, .y = y1, .n = 1}, {.label = "dots", .x = x1, .y = y1, .n = 1, .style = 1}};
-    PlotSeries s2[] = {{.label = "constant", .x = cx, .y = cy, .n = 4}, {.label = "zeros", .x = zx, .y = zy, .n = 3}};
-    PlotSeries s3[] = {{.label = "inf", .x = ix, .y = iy, .n = 4}, {.label = "huge", .x = hx, .y = hy, .n = 6}, {.label = "nan x", .x = nx, .y = ny, .n = 3}};
+    PlotSeries s1[] = {{.label = "empty", .x = NULL, .y = NULL, .n = 0},
+                       {.label = "single", .x = x1, .y = y1, .n = 1},
+                       {.label = "dots", .x = x1, .y = y1, .n = 1, .style = 1}};
+    PlotSeries s2[] = {{.label = "constant", .x = cx, .y = cy, .n = 4},
+                       {.label = "zeros", .x = zx, .y = zy, .n = 3}};
+    PlotSeries s3[] = {{.label = "inf", .x = ix, .y = iy, .n = 4},
+                       {.label = "huge", .x = hx, .y = hy, .n = 6},
+                       {.label = "nan x", .x = nx, .y = ny, .n = 3}};
     PlotSeries s4[] = {{.label = "huge", .x = hx, .y = hy, .n = 6}};
     double vl[2] = {1, NAN};
     PlotPanel p[6] = {panel_of("empty + single", s1, 3), panel_of("constant", s2, 2),
@@ -425,10 +432,12 @@ Test(plot, samples) {
         gb[i] = (0.8 + 6 * exp(-i / 150.0)) * (1 + 0.25 * noise(&st));
     }
     for (int k = 0; k < NV; k++) vx[k] = 100.0 * k + 99, vb[k] = lb[(int)vx[k]] + 0.15;
-    PlotSeries loss[3] = {{.label = "no clipping", .x = x, .y = la, .n = N},
-                          {.label = "clip-by-norm 1.0", .x = x, .y = lb, .n = N},
-                          {.label = "clip-by-norm 1.0 (validation)", .x = vx, .y = vb, .n = NV, .style = 1}};
-    PlotSeries gn[2] = {{.label = "no clipping", .x = x, .y = ga, .n = N}, {.label = "clip-by-norm 1.0 (pre-clip)", .x = x, .y = gb, .n = N}};
+    PlotSeries loss[3] = {
+        {.label = "no clipping", .x = x, .y = la, .n = N},
+        {.label = "clip-by-norm 1.0", .x = x, .y = lb, .n = N},
+        {.label = "clip-by-norm 1.0 (validation)", .x = vx, .y = vb, .n = NV, .style = 1}};
+    PlotSeries gn[2] = {{.label = "no clipping", .x = x, .y = ga, .n = N},
+                        {.label = "clip-by-norm 1.0 (pre-clip)", .x = x, .y = gb, .n = N}};
     PlotPanel p[2] = {panel_of("Training loss", loss, 3), panel_of("Gradient norm", gn, 2)};
     p[0].ylabel = "cross-entropy", p[1].ylabel = "‖g‖₂";
     p[1].hline = 1.0, p[1].hline_label = "clip threshold (1.0)";
@@ -489,10 +498,12 @@ Test(plot, samples_misc) {
         big[i] = 500.0 * i;
         critic[i] = -40 * (1 - exp(-i / 80.0)) + 3 * noise(&st);
     }
-    PlotSeries crowd[3] = {
-        {.label = "sin + noise", .x = x, .y = a, .n = N}, {.label = "cos + noise", .x = x, .y = b, .n = N}, {.label = "fast sine", .x = x, .y = c, .n = N}};
+    PlotSeries crowd[3] = {{.label = "sin + noise", .x = x, .y = a, .n = N},
+                           {.label = "cos + noise", .x = x, .y = b, .n = N},
+                           {.label = "fast sine", .x = x, .y = c, .n = N}};
     PlotSeries sl[1] = {{.label = "learning rate", .x = x, .y = lr, .n = N}};
-    PlotSeries sc[1] = {{.label = "critic loss (Wasserstein estimate, negated)", .x = big, .y = critic, .n = N}};
+    PlotSeries sc[1] = {
+        {.label = "critic loss (Wasserstein estimate, negated)", .x = big, .y = critic, .n = N}};
     PlotPanel p[3] = {panel_of("Crowded panel: legend goes outside", crowd, 3),
                       panel_of("Warm-up + cosine schedule", sl, 1), panel_of("WGAN critic", sc, 1)};
     p[1].ylabel = "learning rate";

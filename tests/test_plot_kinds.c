@@ -443,6 +443,13 @@ Test(plot_kinds, log_x_spaces_decades_evenly) {
     double d1 = xs[1] - xs[0], d2 = xs[2] - xs[1], d3 = xs[3] - xs[2];
     cr_expect(d1 > 100 && fabs(d1 - d2) < 2 && fabs(d2 - d3) < 2, "gaps %.1f %.1f %.1f", d1, d2,
               d3);
+    /* each decade's grid line runs through its marker */
+    for (int i = 0; i < 4; i++) {
+        long grid = 0;
+        for (int gx = (int)lround(xs[i]) - 1; gx <= (int)lround(xs[i]) + 1; gx++)
+            grid += find(&im, (PlotColor){222, 222, 222, 255}, 1, 0, gx, 0, gx + 1, im.h).n;
+        cr_expect(grid > 150, "grid line at the marker for 10^%d: %ld px", i, grid);
+    }
     free(im.px);
     p.logx = 0;
     im = render(&p, 1, 1, 800, 400);
@@ -587,4 +594,51 @@ Test(plot_kinds, bad_fields_are_errors) {
     cr_expect_eq(plot_figure_render(&pi, NULL, &p, 1, 1, 0, 0, err, sizeof err), -1);
     cr_expect(strstr(err, "x0 < x1") && strstr(err, "broken"), "%s", err);
     plot_image_free(&pi);
+}
+
+Test(plot_kinds, degenerate_kinds_do_not_crash) {
+    double c3[3] = {2, 2, 2}, nan3[3] = {NAN, NAN, NAN}, x3[3] = {-1, 0, 1}, one = NAN;
+    const char *cat[1] = {"only"};
+    PlotHist h[2] = {{"empty", NULL, 0}, {"constant", c3, 3}};
+    PlotField f1 = {.v = &one, .nx = 1, .ny = 1, .x0 = 0, .x1 = 1, .y0 = 0, .y1 = 1, .logscale = 1};
+    PlotSeries s[3] = {{.label = "nan band", .x = x3, .y = c3, .n = 3, .lo = nan3, .hi = nan3},
+                       {.label = "x <= 0 on log", .x = x3, .y = c3, .n = 3},
+                       {.label = "one category", .x = NULL, .y = c3, .n = 1, .style = 2}};
+    PlotPanel p[5] = {{.title = "hists", .hists = h, .nhists = 2, .logy = PLOT_LOGY_ON},
+                      {.title = "1x1 NaN field", .field = &f1},
+                      {.title = "band", .series = &s[0], .nseries = 1},
+                      {.title = "log x", .series = &s[1], .nseries = 1, .logx = 1},
+                      {.title = "cat", .series = &s[2], .nseries = 1, .xcats = cat, .ncats = 1}};
+    for (int i = 0; i < 5; i++) {
+        Img im = render(&p[i], 1, 1, 500, 300);
+        long ink = 0;
+        for (size_t k = 0; k < (size_t)im.w * im.h * 3; k++) ink += im.px[k] < 200;
+        cr_expect(ink > 500, "panel %d drew its axes", i);
+        free(im.px);
+    }
+    Img im = render(p, 5, 3, 0, 0);
+    free(im.px);
+}
+
+/* The legend avoids reference lines when it can: data low, a threshold near the top,
+ * the legend goes between them instead of over the threshold in the top right corner. */
+Test(plot_kinds, legend_keeps_off_a_reference_line) {
+    enum { N = 300 };
+    static double x[N], y[N];
+    for (int i = 0; i < N; i++) x[i] = i, y[i] = 0.15 + 0.15 * sin(i / 9.0);
+    PlotSeries s = {.label = "gradient norm", .x = x, .y = y, .n = N};
+    PlotPanel p = {.series = &s, .nseries = 1, .hline = 0.95, .hline_label = "clip threshold"};
+    Img im = render(&p, 1, 1, 800, 400);
+    const PlotColor ref = {45, 45, 45, 255};
+    int row = -1;
+    long best = 0;
+    for (int yy = 0; yy < im.h; yy++) {
+        long n = find(&im, ref, 1, 0, 0, yy, im.w, yy + 1).n;
+        if (n > best) best = n, row = yy;
+    }
+    Frame fr = plot_frame(&im);
+    long right = find(&im, ref, 1, 0, fr.x1 - (fr.x1 - fr.x0) / 4, row - 1, fr.x1, row + 2).n;
+    cr_expect(best > 300, "the threshold line: %ld px in row %d", best, row);
+    cr_expect(right > 60, "its right quarter is not under the legend: %ld px", right);
+    free(im.px);
 }

@@ -139,3 +139,48 @@ Test(rnn, initial_loss_known_values) {
         free(x), free(y), free(cls);
     }
 }
+
+/* Pascanu et al.'s success rate: with the read-out zeroed, the output is b_out
+ * for every sequence, so the rate is a count over the same fresh sequences
+ * (stream (seed, 100), chunks of 500) that the test can make itself. */
+Test(rnn, success_rate_counts_fresh_sequences) {
+    RnnTask tasks[2] = {RNN_TASK_ADDING, RNN_TASK_TEMPORAL_ORDER};
+    for (int k = 0; k < 2; k++) {
+        RnnConfig cfg = {.task = tasks[k], .seq_len = 12, .hidden = 8, .init = RNN_INIT_ORTHOGONAL,
+                         .spectral_radius = 1.0, .eval_size = 1};
+        Rnn m;
+        memset(&m, 0, sizeof m);
+        Rng r;
+        rng_seed(&r, 3, 0);
+        rnn_build(&m, &cfg, &r);
+        memset(m.w_out->data, 0, m.w_out->n * sizeof(float));
+        if (k == 0) m.b_out->data[0] = 1.0f;      /* predict the mean sum */
+        else m.b_out->data[2] = 1.0f;             /* always class 2 (Y then X) */
+        Ctx c;
+        ctx_init(&c, 64 << 20, 4096);
+        ctx_set_grad(&c, 0);
+        const int n = 1700; /* three full chunks and a partial one */
+        double acc, success;
+        rnn_success(&m, &c, 11, n, &acc, &success);
+        Rng d;
+        rng_seed(&d, 11, 100);
+        float *x = malloc(sizeof(float) * 12 * 500 * 6), y[500];
+        int cls[500];
+        long good = 0;
+        for (int done = 0; done < n; done += 500) {
+            int B = n - done < 500 ? n - done : 500;
+            rnn_make_batch(&d, tasks[k], 12, B, x, y, cls);
+            for (int b = 0; b < B; b++)
+                good += k == 0 ? (1.0 - (double)y[b]) * (1.0 - (double)y[b]) < 0.04 : cls[b] == 2;
+        }
+        cr_assert_eq(success, (double)good / n, "task %d: %g vs %g", k, success, (double)good / n);
+        /* and near the probabilities: P(|y - 1| < 0.2) = 1 - 0.8^2 for a sum of two U[0,1]; 1/4 */
+        double p = k == 0 ? 0.36 : 0.25;
+        cr_assert(fabs(success - p) < 0.04, "task %d: rate %g, expected about %g", k, success, p);
+        if (k == 0) cr_assert(isnan(acc));
+        else cr_assert_eq(acc, success);
+        free(x);
+        ctx_free(&c);
+        param_set_free(&m.ps);
+    }
+}

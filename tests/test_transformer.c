@@ -251,6 +251,51 @@ Test(transformer, windows_are_shifted_and_inside_their_split) {
     transformer_data_free(&d);
 }
 
+/* Input that is not a text file is refused before it is read: a device has no
+ * size to check, an oversized file is refused by its size (a sparse file here,
+ * nothing read), a binary file at its first NUL or non-UTF-8 byte. */
+Test(transformer, loader_refuses_devices_oversize_and_binary, .init = cli_mkdir,
+     .fini = cli_rmdir) {
+    TransformerData d;
+    char err[1024], path[512];
+    cr_assert_eq(transformer_data_load(&d, "/dev/zero", "", 0.1, 4, err, sizeof err), -1);
+    cr_assert(strstr(err, "/dev/zero") && strstr(err, "not a regular file"), "%s", err);
+    snprintf(path, sizeof path, "%s/huge.txt", cli_dir);
+    FILE *f = fopen(path, "w");
+    cr_assert(f && ftruncate(fileno(f), (1L << 30) + 1) == 0);
+    fclose(f);
+    cr_assert_eq(transformer_data_load(&d, path, "", 0.1, 4, err, sizeof err), -1);
+    cr_assert(strstr(err, "1073741825 bytes"), "refused by its size: %s", err);
+#define S(lit) lit, sizeof lit - 1
+    static const struct {
+        const char *bytes;
+        size_t n;
+        const char *why;
+        const char *where;
+    } bad[] = {
+        {S("a text with a\n\0 NUL byte in it, long enough"), "NUL", "byte 14 (line 2)"},
+        {S("latin-1 caf\xe9 is not UTF-8, long enough here"), "not UTF-8", "byte 11 (line 1)"},
+        {S("overlong \xc0\xaf slash, long enough here......"), "not UTF-8", "byte 9"},
+        {S("surrogate \xed\xa0\x80 half, long enough here..."), "not UTF-8", "byte 10"},
+        {S("cut at the end, long enough here............\xe2\x82"), "not UTF-8", "byte 44"},
+    };
+#undef S
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        snprintf(path, sizeof path, "%s/bad%zu.txt", cli_dir, i);
+        f = fopen(path, "wb");
+        cr_assert_eq(fwrite(bad[i].bytes, 1, bad[i].n, f), bad[i].n);
+        fclose(f);
+        cr_assert_eq(transformer_data_load(&d, path, "", 0.1, 4, err, sizeof err), -1, "case %zu", i);
+        cr_assert(strstr(err, "not text") && strstr(err, bad[i].why) && strstr(err, bad[i].where),
+                  "case %zu: %s", i, err);
+    }
+    /* UTF-8 text (and fortunes' BEL and backspace) is text */
+    cli_write("ok.txt", "caf\xc3\xa9, \xe2\x82\xac and \xf0\x9f\x99\x82 with a bell \a and a b\bbackspace");
+    snprintf(path, sizeof path, "%s/ok.txt", cli_dir);
+    cr_assert_eq(transformer_data_load(&d, path, "", 0.1, 4, err, sizeof err), 0, "%s", err);
+    transformer_data_free(&d);
+}
+
 Test(transformer, loader_reads_files_directories_and_reports_errors, .init = cli_mkdir,
      .fini = cli_rmdir) {
     TransformerData d;

@@ -20,6 +20,10 @@
  *     knows where each section began.
  *   - Multi-line values are an error (a config value is one line), detected by
  *     mirroring inih's rule: an indented line after a key.
+ *   - "\n", "\r\n" and a bare "\r" each end a line (inih alone would read a
+ *     bare-CR file as one line); the ending is not part of the length limit.
+ *   - Text after a section header other than a "; comment" is an error (inih
+ *     would ignore it: "[train] steps = 7", "[train]]").
  *
  * Values are parsed completely (strtol/strtod end pointer) and range-checked.
  * For INT/LONG/DOUBLE/NORM keys, min == max == 0 means "no range beyond the
@@ -41,6 +45,7 @@
 #include "common.h"
 
 #define LIST_MAX 1024 /* room for "accepted: a, b, c" lists */
+#define CFG_FILE_MAX (1 << 20) /* bytes: a config is a page of text */
 
 /* ------------------------------------------------------------ messages */
 
@@ -435,6 +440,11 @@ int cfg_section_line(const Config *cfg, const char *name) {
     return si < 0 ? 0 : cfg->present[si];
 }
 
+int cfg_section_override(const Config *cfg, const char *name) {
+    int si = find_section(cfg, name);
+    return si < 0 ? 0 : cfg->over_first[si];
+}
+
 /* ------------------------------------------------------------ loading a file */
 
 typedef struct Loader {
@@ -442,7 +452,7 @@ typedef struct Loader {
     const char *buf;      /* the whole file */
     size_t len, pos;
     int line;             /* physical line last handed to inih */
-    const char *cur;      /* that line, without its '\n' */
+    const char *cur;      /* that line, without its line ending */
     size_t curlen;
     int cut;              /* it was longer than inih's buffer */
     int indented;         /* it starts with whitespace */
@@ -495,6 +505,18 @@ static void note_header(Loader *ld, const char *line, size_t n) {
     if (!header_probe(line, n, name)) return;
     if (ld->indented && ld->key_since_header) return; /* a continuation: the handler reports it */
     ld->key_since_header = 0;
+    /* inih takes the name up to the first ']' and ignores the rest of the line:
+     * we accept only nothing or a "; comment" there ("[train] steps = 7" and
+     * "[train]]" would otherwise lose what follows the header). */
+    const char *rest = memchr(line, ']', n), *end = line + n;
+    ASSERT(rest, "inih reported a header without ']'");
+    for (rest++; rest < end && isspace((unsigned char)*rest);) rest++;
+    if (rest < end && *rest != ';') {
+        while (end > line && isspace((unsigned char)end[-1])) end--;
+        load_fail(ld, CFG_ERR_SYNTAX, "'%.*s': text after the section header (accepted: [section] "
+                  "alone on its line, or followed by a ; comment)", (int)(end - line), line);
+        return;
+    }
     int si = find_section(ld->cfg, name);
     if (si >= 0) {
         if (!ld->cfg->present[si]) ld->cfg->present[si] = ld->line;
@@ -505,18 +527,30 @@ static void note_header(Loader *ld, const char *line, size_t n) {
     load_fail(ld, CFG_ERR_SECTION, "[%s]: unknown section (accepted: %s)", name, list);
 }
 
-/* fgets-style reader for ini_parse_stream: one physical line per call, cut
- * (not split) at inih's buffer size so inih's line count stays physical. */
+/* One physical line at p (avail bytes): its length without the line ending,
+ * and in *adv the bytes to skip to the next line. "\n", "\r\n" and a bare "\r"
+ * all end a line, so no ending hides settings and none counts toward the
+ * length limit. */
+static size_t line_len(const char *p, size_t avail, size_t *adv) {
+    size_t n = 0;
+    while (n < avail && p[n] != '\n' && p[n] != '\r') n++;
+    *adv = n;
+    if (n < avail) *adv += (p[n] == '\r' && n + 1 < avail && p[n + 1] == '\n') ? 2 : 1;
+    return n;
+}
+
+/* fgets-style reader for ini_parse_stream: one physical line per call, always
+ * handed over ending in "\n", cut (not split) at inih's buffer size so inih's
+ * line count stays physical. */
 static char *load_reader(char *str, int num, void *stream) {
     Loader *ld = stream;
     if (ld->pos >= ld->len || num < 3) return NULL;
     const char *p = ld->buf + ld->pos;
-    const char *nl = memchr(p, '\n', ld->len - ld->pos);
-    size_t n = nl ? (size_t)(nl - p) : ld->len - ld->pos;
-    ld->pos += n + (nl != NULL);
+    size_t adv, n = line_len(p, ld->len - ld->pos, &adv);
+    ld->pos += adv;
     ld->line++;
     ld->cur = p, ld->curlen = n;
-    ld->cut = n > (size_t)num - 3; /* room for "\n\0", and "\r" before the cut */
+    ld->cut = n > (size_t)num - 3; /* the longest line a written config may hold (string_max) */
     ld->indented = n > 0 && isspace((unsigned char)p[0]);
     size_t k = ld->cut ? (size_t)num - 3 : n;
     memcpy(str, p, k);
@@ -574,13 +608,12 @@ static int load_handler(void *user, const char *section, const char *name, const
 /* The text of line `line` (1-based) of the file, without its newline. */
 static const char *line_text(const Loader *ld, int line, size_t *n) {
     const char *p = ld->buf, *end = ld->buf + ld->len;
+    size_t adv;
     for (int i = 1; i < line && p < end; i++) {
-        const char *nl = memchr(p, '\n', (size_t)(end - p));
-        p = nl ? nl + 1 : end;
+        line_len(p, (size_t)(end - p), &adv);
+        p += adv;
     }
-    const char *nl = memchr(p, '\n', (size_t)(end - p));
-    *n = (size_t)((nl ? nl : end) - p);
-    if (*n && p[*n - 1] == '\r') (*n)--;
+    *n = line_len(p, (size_t)(end - p), &adv);
     return p;
 }
 
@@ -609,6 +642,12 @@ static CfgStatus read_file(const char *path, char **buf, size_t *len, char *err,
     char *b = xmalloc(cap);
     while ((got = fread(b + n, 1, cap - n, f)) > 0) {
         n += got;
+        if (n > CFG_FILE_MAX) { /* /dev/zero, a mistyped data file */
+            fclose(f);
+            free(b);
+            return fail(err, errlen, CFG_ERR_IO, "%s: more than %d bytes: not a config file "
+                        "(accepted: an INI file of at most %d bytes)", path, CFG_FILE_MAX, CFG_FILE_MAX);
+        }
         if (n == cap) b = realloc(b, cap *= 2);
         ASSERT(b, "out of memory reading %s", path);
     }
@@ -624,24 +663,31 @@ static CfgStatus read_file(const char *path, char **buf, size_t *len, char *err,
 
 static int total_keys(const Config *cfg) { return key_base(cfg, cfg->nsections); }
 
-CfgStatus cfg_load_file(Config *cfg, const char *path, char *err, size_t errlen) {
+CfgStatus cfg_load_buffer(Config *cfg, const char *name, const char *text, size_t len, char *err,
+                          size_t errlen) {
     if (err && errlen) err[0] = '\0';
-    snprintf(cfg->path, sizeof cfg->path, "%s", path);
+    snprintf(cfg->path, sizeof cfg->path, "%s", name);
     memset(cfg->present, 0, sizeof cfg->present);
-    Loader ld = {.cfg = cfg, .err = err, .errlen = errlen};
-    char *buf = NULL;
-    CfgStatus st = read_file(path, &buf, &ld.len, err, errlen);
-    if (st != CFG_OK) return st;
-    ld.buf = buf;
+    Loader ld = {.cfg = cfg, .err = err, .errlen = errlen, .buf = text, .len = len};
     ld.key_line = xcalloc((size_t)total_keys(cfg), sizeof *ld.key_line);
     int first = ini_parse_stream(load_reader, &ld, load_handler, &ld);
     if (first < 0)
-        fail(err, errlen, ld.status = CFG_ERR_IO, "%s: inih failed (%d)", path, first);
+        fail(err, errlen, ld.status = CFG_ERR_IO, "%s: inih failed (%d)", name, first);
     else if (first > 0 && (ld.status == CFG_OK || first < ld.err_line))
         syntax_error(&ld, first);
     free(ld.key_line);
-    free(buf);
     return ld.status;
+}
+
+CfgStatus cfg_load_file(Config *cfg, const char *path, char *err, size_t errlen) {
+    if (err && errlen) err[0] = '\0';
+    char *buf = NULL;
+    size_t len = 0;
+    CfgStatus st = read_file(path, &buf, &len, err, errlen);
+    if (st != CFG_OK) return st;
+    st = cfg_load_buffer(cfg, path, buf, len, err, errlen);
+    free(buf);
+    return st;
 }
 
 /* ------------------------------------------------------------ overrides */
@@ -662,7 +708,20 @@ CfgStatus cfg_override(Config *cfg, const char *arg, char *err, size_t errlen) {
     copy[dot - arg] = '\0';
     copy[eq - arg] = '\0';
     snprintf(where, sizeof where, "override '%s'", arg);
-    CfgStatus st = cfg_set(cfg, copy, copy + (dot - arg) + 1, copy + (eq - arg) + 1, where, err, errlen);
+    const char *section = copy, *key = copy + (dot - arg) + 1;
+    int si = find_section(cfg, section);
+    int ki = si >= 0 ? find_key(cfg->sections[si], key) : -1;
+    CfgStatus st;
+    if (ki >= 0 && cfg->over_key[si][ki])
+        st = fail(err, errlen, CFG_ERR_DUPLICATE, "%s: [%s] %s is already set by override %d "
+                  "(accepted: each key once on the command line)", where, section, key,
+                  cfg->over_key[si][ki]);
+    else
+        st = cfg_set(cfg, section, key, copy + (eq - arg) + 1, where, err, errlen);
+    if (st == CFG_OK) {
+        cfg->over_key[si][ki] = (unsigned short)++cfg->noverrides;
+        if (!cfg->over_first[si]) cfg->over_first[si] = cfg->noverrides;
+    }
     free(copy);
     return st;
 }

@@ -87,6 +87,9 @@ typedef struct Config {
     int hidden[CFG_MAX_SECTIONS];       /* left out of cfg_write (sections that do not apply) */
     unsigned char set[CFG_MAX_SECTIONS][CFG_MAX_KEYS]; /* key given in the file or an override */
     CfgGroupSection *groups[CFG_MAX_SECTIONS]; /* non-NULL for group sections (owned) */
+    int over_first[CFG_MAX_SECTIONS];   /* 1-based number of the first override into it, 0 if none */
+    int noverrides;                     /* overrides accepted so far */
+    unsigned short over_key[CFG_MAX_SECTIONS][CFG_MAX_KEYS]; /* number of the override that set it */
     char path[512];                     /* the file loaded, for messages */
 } Config;
 
@@ -107,15 +110,21 @@ void cfg_free(Config *cfg);
 /* Parse a file into the registered structs. On error, err holds
  * "<path>:<line>: <what is wrong> (accepted: <what is accepted>)". */
 CfgStatus cfg_load_file(Config *cfg, const char *path, char *err, size_t errlen);
+/* The same for a file's text already in memory; name stands for its path. */
+CfgStatus cfg_load_buffer(Config *cfg, const char *name, const char *text, size_t len, char *err,
+                          size_t errlen);
 /* "section.key=value" (section may be a group section: optim.critic.lr=1e-4;
  * the key is what follows the last '.' before '='); err says "override '<arg>':
- * ..." on failure. */
+ * ..." on failure. A key given by two overrides is an error
+ * (CFG_ERR_DUPLICATE), as in a file. */
 CfgStatus cfg_override(Config *cfg, const char *arg, char *err, size_t errlen);
 /* Set one value through the table's setter. where = "path:line" or a label for messages. */
 CfgStatus cfg_set(Config *cfg, const char *section, const char *key, const char *value,
                   const char *where, char *err, size_t errlen);
 /* The line at which [name] appeared in the loaded file (0 if it did not). */
 int cfg_section_line(const Config *cfg, const char *name);
+/* 1-based number of the first accepted override into [name] (0 if none). */
+int cfg_section_override(const Config *cfg, const char *name);
 /* Leave section `name` out of cfg_write (e.g. another model's section). */
 void cfg_hide_section(Config *cfg, const char *name);
 /* Write the effective configuration as a valid INI file (comments carry help). */

@@ -5,20 +5,39 @@
  * comparison plot overlaying their loss and gradient-norm curves.
  * `./train --help` prints every section and key from the parser's own tables. */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "clipper.h"
+#include "live_view.h"
 #include "common.h"
 #include "config.h"
 #include "model.h"
 #include "optim.h"
 #include "recovery.h"
+#include "runfolder.h"
+#include "sweep.h"
 #include "train.h"
 
 #define MAX_RUNS 32
+
+/* The exit statuses (--help and the README say the same). */
+enum { EXIT_DONE = 0, EXIT_FAILURE_OTHER = 1, EXIT_USAGE = 2, EXIT_NONFINITE = 3 };
+
+/* A bad command line: the message, then exit 2 (die() is for failures: 1). */
+static _Noreturn void usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static _Noreturn void usage_error(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "cliplab: error: ");
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    exit(EXIT_USAGE);
+}
 
 static const char *model_choices[64];
 
@@ -58,12 +77,41 @@ static int build_sections(const CfgSection **secs, void **structs, RunSpec *rs) 
 static void usage(FILE *f) {
     fprintf(f,
             "usage: ./train CONFIG.ini [CONFIG.ini ...] [section.key=value ...] [--compare OUT.png]\n"
+            "               [--resume] [--live | --live-close]\n"
+            "       ./train --sweep CONFIG.ini|SPEC.sweep [--vary section.key=VALUES ...] [--seeds S]\n"
+            "               [--group LABEL] [--name NAME] [--x KEY] [--map] [--mark-norm-rule]\n"
+            "               [-j N] [section.key=value ...]\n"
             "       ./train --help\n\n"
             "Trains the network a config describes and writes runs/<config name>/:\n"
             "config.ini (effective settings), metrics.csv, loss.png, grad_norm.png.\n"
             "Several configs: each is trained in turn and their curves are overlaid in\n"
             "runs/compare_<name>_vs_<name>.png (or --compare OUT.png).\n"
-            "Overrides apply to every config: ./train configs/rnn_clip.ini clip.max_norm=0.5\n");
+            "Overrides apply to every config: ./train configs/rnn_clip.ini clip.max_norm=0.5\n"
+            "--resume continues each run its folder holds from its resume.bin ([run]\n"
+            "checkpoint_every), starts a run that has none, and leaves a complete run as it is.\n\n"
+            "Exit status:\n"
+            "  0  done (a run stopped at a non-finite loss with on_nonfinite = stop included)\n"
+            "  2  bad config file, override or command line (nothing written), a run over its\n"
+            "     memory budget ([run] memory_mb), or a --resume that cannot continue the run\n"
+            "     as the same run (other settings, other model, a damaged resume.bin)\n"
+            "  3  non-finite loss or gradient with [train] on_nonfinite = error\n"
+            "  1  any other failure (output folder, disk, memory)\n\n"
+            "--sweep runs the product of the swept keys and seeds in parallel, into runs/NAME/\n"
+            "(one folder per run, sweep.csv, summary.csv, summary.png); rerunning it resumes.\n"
+            "Only --vary sweeps: a plain section.key=value stays ONE value, commas and all\n"
+            "(clip.exclude=w_out,b_out). VALUES: a,b,c ({...} keeps commas in one value),\n"
+            "log:LO:HI:N (N log-spaced numbers), lin:LO:HI:N. --seeds 1:5 or 1,2,7.\n"
+            "--group LABEL: the overrides and --vary after it apply to that group only (the\n"
+            "runs are the union of the groups; a group without a numeric key is a baseline).\n"
+            "--x KEY the x axis of summary.png; --map also map.png (a heatmap, one row per\n"
+            "line); --mark-norm-rule marks the median unclipped norm and 0.5x-10x it.\n"
+            "-j N workers (default: cores); under mpirun the runs are spread over the ranks.\n"
+            "A SPEC.sweep file holds the same tokens, # comments (see configs/sweeps/):\n"
+            "  ./train --sweep configs/rnn_clip.ini --vary clip.max_norm=log:0.01:100:9 --seeds 1:5\n"
+            "  ./train --sweep configs/sweeps/rnn_threshold.sweep -j 2\n\n"
+            "--live opens a window that redraws the loss and gradient-norm panels as the runs\n"
+            "train (closing it leaves training running) and keeps the last frame up until it is\n"
+            "closed; --live-close closes it when training ends.\n");
 }
 
 static void print_help(void) {
@@ -115,6 +163,22 @@ static int check_optim(const OptimConfig *o, long steps, const char *sec, const 
     return -1;
 }
 
+/* [run] name names a folder (runs/<name>) and a plot's label: one plain path
+ * component, so it can never point outside runs/ or at another run's folder. */
+static int check_run_name(const char *name, const char *path) {
+    const char *problem = NULL;
+    if (!name[0]) problem = "is empty";
+    else if (!strcmp(name, ".") || !strcmp(name, "..")) problem = "is . or ..";
+    else if (strchr(name, '/')) problem = "contains '/'";
+    for (const char *c = name; !problem && *c; c++)
+        if ((unsigned char)*c < 0x20 || *c == 0x7f) problem = "contains a control character";
+    if (!problem) return 0;
+    fprintf(stderr, "cliplab: error: %s: [run] name = '%s' %s (accepted: a plain name: not empty, "
+            "not . or .., no '/' and no control characters; put folders in [run] out_dir)\n",
+            path, name, problem);
+    return -1;
+}
+
 static int check_combinations(const RunSpec *rs, const char *path) {
     if (check_optim(&rs->set.optim, rs->set.train.steps, "optim", path)) return -1;
     for (int g = 0; g < rs->set.ngroups; g++) {
@@ -158,10 +222,11 @@ static int load_spec(RunSpec *rs, const char *path, char **overrides, int nover)
         int si = o->section ? cfg_find_section(&rs->cfg, o->section->name) : -1;
         int line = si >= 0 ? rs->cfg.present[si] : 0;
         if (o != def && o->section) cfg_hide_section(&rs->cfg, o->section->name);
-        if (o != def && si >= 0 && rs->cfg.touched[si] && !line) {
-            fprintf(stderr, "cliplab: error: %s: an override sets [%s], which does not apply to "
-                            "[model] type = %s (accepted: [%s])\n",
-                    path, o->section->name, def->name,
+        int over = o->section ? cfg_section_override(&rs->cfg, o->section->name) : 0;
+        if (o != def && over) {
+            fprintf(stderr, "cliplab: error: override '%s': section [%s] does not apply to [model] "
+                            "type = %s (accepted: [%s])\n",
+                    overrides[over - 1], o->section->name, def->name,
                     def->section ? def->section->name : "no model section");
             return -1;
         }
@@ -205,7 +270,7 @@ static int load_spec(RunSpec *rs, const char *path, char **overrides, int nover)
         fprintf(stderr, "cliplab: error: %s (set [run] name or out_dir)\n", err);
         return -1;
     }
-    return 0;
+    return check_run_name(rs->set.run.name, path);
 }
 
 /* The effective configuration, one line per section (config.ini in the run's
@@ -236,49 +301,129 @@ static void free_spec(RunSpec *rs) {
     for (int i = 0; i < model_registry_count; i++) free(rs->model_cfg[i]);
 }
 
+/* For --sweep: load one run's config exactly as a run would, then forget it. */
+static int sweep_check(const char *config, char **overrides, int nover, SweepRunInfo *info) {
+    RunSpec *rs = xcalloc(1, sizeof *rs);
+    int rc = load_spec(rs, config, overrides, nover);
+    if (rc == 0) {
+        const ModelDef *def = model_registry[rs->sel.type];
+        snprintf(info->main_metric, sizeof info->main_metric, "%s",
+                 def->main_metric ? def->main_metric : "val_loss");
+        info->main_metric_higher = def->main_metric_higher;
+    }
+    free_spec(rs);
+    free(rs);
+    return rc;
+}
+
+/* The comparison figure: the model's own when every run is of one model that has
+ * one (the cliff draws its paths on the loss surface), else the trainer's. */
+static int compare_runs(RunSpec *specs, const RunResult *res, int n, const char *path) {
+    const ModelDef *def = model_registry[specs[0].sel.type];
+    for (int i = 1; i < n; i++)
+        if (specs[i].sel.type != specs[0].sel.type) def = NULL;
+    int rc = 0;
+    if (!def || !def->compare_plot) {
+        rc = trainer_compare_plot(res, n, path);
+    } else {
+        const void **cfgs = xcalloc((size_t)n, sizeof *cfgs);
+        for (int i = 0; i < n; i++) cfgs[i] = specs[i].model_cfg[specs[i].sel.type];
+        rc = def->compare_plot(res, cfgs, n, path);
+        free(cfgs);
+    }
+    if (rc == 0 && def && def->compare) { /* the model's extra figures beside it */
+        const char **outs = xcalloc((size_t)n, sizeof *outs);
+        for (int i = 0; i < n; i++) outs[i] = specs[i].set.run.out_dir;
+        rc = def->compare(outs, n, path);
+        free(outs);
+    }
+    return rc;
+}
+
+/* --live: the window, observing every run; NULL and *rc = 2 when it cannot open. */
+static LiveView *open_live(RunSpec *specs, int n, int *rc) {
+    char err[768];
+    LiveView *lv = live_view_open(err, sizeof err);
+    if (!lv) {
+        fprintf(stderr, "cliplab: error: --live: %s\n", err);
+        *rc = 2;
+        return NULL;
+    }
+    for (int i = 0; i < n; i++) specs[i].set.observer = live_view_observe, specs[i].set.observer_arg = lv;
+    return lv;
+}
+
 int main(int argc, char **argv) {
     ASSERT(model_registry_count < 63, "registry too large");
     for (int i = 0; i < model_registry_count; i++) model_choices[i] = model_registry[i]->name;
     model_keys[0].def = model_registry[0]->name;
     model_keys[0].offset = offsetof(ModelSel, type);
 
+    if (argc > 1 && !strcmp(argv[1], "--sweep")) return sweep_main(argc - 2, argv + 2, sweep_check);
+
     const char *paths[MAX_RUNS];
     char *overrides[256];
     int npaths = 0, nover = 0;
     const char *compare = NULL;
+    int resume = 0;
+    int live = 0; /* 1: --live (hold the last frame), 2: --live-close */
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h") || !strcmp(argv[i], "--help-config")) {
             print_help();
             return 0;
         } else if (!strcmp(argv[i], "--compare")) {
-            if (i + 1 >= argc) die("--compare needs an output path, e.g. --compare runs/cmp.png");
+            if (i + 1 >= argc) usage_error("--compare needs an output path, e.g. --compare runs/cmp.png");
             compare = argv[++i];
+        } else if (!strcmp(argv[i], "--resume")) {
+            resume = 1;
+        } else if (!strcmp(argv[i], "--live") || !strcmp(argv[i], "--live-close")) {
+            live = !strcmp(argv[i], "--live") ? 1 : 2;
         } else if (argv[i][0] == '-') {
             usage(stderr);
-            die("unknown option %s", argv[i]);
+            usage_error("unknown option %s", argv[i]);
         } else if (strchr(argv[i], '=')) {
-            if (nover == 256) die("too many overrides");
+            if (nover == 256) usage_error("too many overrides (at most 256)");
             overrides[nover++] = argv[i];
         } else {
-            if (npaths == MAX_RUNS) die("at most %d configs at once", MAX_RUNS);
+            if (npaths == MAX_RUNS) usage_error("at most %d configs at once", MAX_RUNS);
             paths[npaths++] = argv[i];
         }
     }
     if (npaths == 0) {
         usage(stderr);
-        die("no config file given (try: ./train configs/rnn_clip.ini)");
+        usage_error("no config file given (try: ./train configs/rnn_clip.ini)");
     }
     RunSpec *specs = xcalloc((size_t)npaths, sizeof *specs);
     int rc = 0;
     for (int i = 0; i < npaths && rc == 0; i++)
-        if (load_spec(&specs[i], paths[i], overrides, nover) != 0) rc = 2;
-    for (int i = 0; i < npaths && rc == 0; i++)
-        for (int j = 0; j < i; j++)
-            if (!strcmp(specs[i].set.run.out_dir, specs[j].set.run.out_dir)) {
+        if (load_spec(&specs[i], paths[i], overrides, nover) != 0) rc = EXIT_USAGE;
+    /* one folder, one run: compared resolved (runs/a and runs/./a/ are one folder) */
+    char (*dirs)[4096] = xcalloc((size_t)npaths, sizeof *dirs);
+    for (int i = 0; i < npaths && rc == 0; i++) {
+        specs[i].set.run.resume = resume;
+        if (runfolder_resolve(specs[i].set.run.out_dir, dirs[i], sizeof dirs[i]) != 0) /* the run says why */
+            snprintf(dirs[i], sizeof dirs[i], "%s", specs[i].set.run.out_dir);
+        for (int j = 0; j < i && rc == 0; j++)
+            if (!strcmp(dirs[i], dirs[j])) {
                 fprintf(stderr, "cliplab: error: %s and %s would both write %s (set [run] out_dir)\n",
-                        paths[j], paths[i], specs[i].set.run.out_dir);
-                rc = 2;
+                        paths[j], paths[i], dirs[i]);
+                rc = EXIT_USAGE;
             }
+    }
+    free(dirs);
+    char cmp_path[2048];
+    if (compare) {
+        snprintf(cmp_path, sizeof cmp_path, "%s", compare);
+    } else {
+        int k = snprintf(cmp_path, sizeof cmp_path, "runs/compare");
+        for (int i = 0; i < npaths && k < (int)sizeof cmp_path - 64; i++)
+            k += snprintf(cmp_path + k, sizeof cmp_path - (size_t)k, "%s%s", i ? "_vs_" : "_",
+                          specs[i].set.run.name);
+        snprintf(cmp_path + k, sizeof cmp_path - (size_t)k, ".png");
+    }
+    /* an earlier comparison of these names would show runs their folders no longer hold */
+    if (rc == 0 && npaths > 1) remove(cmp_path);
+    LiveView *lv = rc == 0 && live ? open_live(specs, npaths, &rc) : NULL;
     RunResult *res = xcalloc((size_t)npaths, sizeof *res);
     for (int i = 0; i < npaths && rc == 0; i++) {
         RunSpec *s = &specs[i];
@@ -287,28 +432,15 @@ int main(int argc, char **argv) {
                          &res[i]);
     }
     if (rc == 0 && npaths > 1) {
-        char path[2048];
-        if (compare) {
-            snprintf(path, sizeof path, "%s", compare);
-        } else {
-            int k = snprintf(path, sizeof path, "runs/compare");
-            for (int i = 0; i < npaths && k < (int)sizeof path - 64; i++)
-                k += snprintf(path + k, sizeof path - (size_t)k, "%s%s", i ? "_vs_" : "_",
-                              specs[i].set.run.name);
-            snprintf(path + k, sizeof path - (size_t)k, ".png");
-            mkdir("runs", 0777);
-        }
-        rc = trainer_compare_plot(res, npaths, path) == 0 ? 0 : 1;
-        if (rc == 0) printf("comparison plot: %s\n", path);
-        const ModelDef *def = model_registry[specs[0].sel.type];
-        int same = 1;
-        for (int i = 1; i < npaths; i++) same &= specs[i].sel.type == specs[0].sel.type;
-        if (rc == 0 && same && def->compare) {
-            const char **dirs = xcalloc((size_t)npaths, sizeof *dirs);
-            for (int i = 0; i < npaths; i++) dirs[i] = specs[i].set.run.out_dir;
-            rc = def->compare(dirs, npaths, path) == 0 ? 0 : 1;
-            free(dirs);
-        }
+        if (!compare) mkdir("runs", 0777);
+        rc = compare_runs(specs, res, npaths, cmp_path) == 0 ? 0 : 1;
+        if (rc == 0) printf("comparison plot: %s\n", cmp_path);
+    }
+    if (lv) {
+        if (live == 1) printf("live: training done; close the window (or press q) to exit\n");
+        fflush(stdout);
+        long frames = live_view_close(lv, live == 1);
+        printf("live: %ld frames drawn\n", frames);
     }
     for (int i = 0; i < npaths; i++) {
         run_result_free(&res[i]);
@@ -316,5 +448,6 @@ int main(int argc, char **argv) {
     }
     free(res);
     free(specs);
-    return rc;
+    /* trainer_run: 0, 3 (non-finite, error policy) or another failure */
+    return rc == EXIT_DONE || rc == EXIT_USAGE || rc == EXIT_NONFINITE ? rc : EXIT_FAILURE_OTHER;
 }

@@ -1,8 +1,10 @@
 /* params.c: ParamSet layout and initialisers (see params.h). */
 #include "params.h"
 
+#include <lapacke.h>
 #include <math.h>
 #include <string.h>
+#include <time.h>
 
 #include "common.h"
 
@@ -102,33 +104,48 @@ void param_init_fanin_uniform(Tensor *t, Rng *r, int fan_in) {
     param_init_uniform(t, r, -k, k);
 }
 
+static double seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* torch.nn.init.orthogonal_: QR of a Gaussian matrix, Q's columns signed so
+ * R's diagonal is positive. That makes Q unique: it is the Q Gram-Schmidt on
+ * the vectors gives, computed by blocked Householder QR (LAPACK through
+ * OpenBLAS) instead of scalar loops. Double precision, like the Gram-Schmidt
+ * this replaced, so the float weights come out the same (tests/test_params.c). */
 void param_init_orthogonal(Tensor *t, Rng *r, float gain) {
     ASSERT(t->ndim == 2, "orthogonal init needs a matrix");
     int rows = t->shape[0], cols = t->shape[1];
-    /* Orthonormalise the longer side's vectors: work on k vectors of length m. */
+    /* Orthonormalise k vectors of length m (the shorter side's count of the
+     * longer side's vectors). Row-major k x m is column-major m x k = A. */
     int transpose = rows > cols;
     int k = transpose ? cols : rows, m = transpose ? rows : cols;
-    double *q = xmalloc((size_t)k * (size_t)m * sizeof *q);
+    /* ~4mk^2 flops: hidden = 8192 takes minutes on one core; say so */
+    int loud = 4.0 * m * (double)k * k > 2e11;
+    double t0 = seconds();
+    if (loud)
+        fprintf(stderr, "cliplab: orthogonal initialisation of a %d x %d matrix (LAPACK QR, "
+                "%.1e flops)...\n", rows, cols, 4.0 * m * (double)k * k);
+    double *q = xmalloc((size_t)k * (size_t)m * sizeof *q), *tau = xmalloc((size_t)k * sizeof *tau);
     for (size_t i = 0; i < (size_t)k * (size_t)m; i++) q[i] = rng_normal(r);
-    for (int i = 0; i < k; i++) {
-        double *v = q + (size_t)i * m;
-        for (int pass = 0; pass < 2; pass++) /* twice is enough (Kahan) */
-            for (int j = 0; j < i; j++) {
-                const double *u = q + (size_t)j * m;
-                double dot = 0.0;
-                for (int e = 0; e < m; e++) dot += u[e] * v[e];
-                for (int e = 0; e < m; e++) v[e] -= dot * u[e];
-            }
-        double nrm = 0.0;
-        for (int e = 0; e < m; e++) nrm += v[e] * v[e];
-        nrm = sqrt(nrm);
-        ASSERT(nrm > 1e-12, "degenerate Gaussian draw in orthogonal init");
-        for (int e = 0; e < m; e++) v[e] /= nrm;
+    lapack_int info = LAPACKE_dgeqrf(LAPACK_COL_MAJOR, m, k, q, m, tau); /* A = QR */
+    ASSERT(info == 0, "LAPACK dgeqrf failed (%d)", (int)info);
+    signed char *sign = xmalloc((size_t)k);
+    for (int j = 0; j < k; j++) {
+        double d = q[(size_t)j * m + j]; /* R[j][j] */
+        ASSERT(fabs(d) > 1e-12, "degenerate Gaussian draw in orthogonal init");
+        sign[j] = d < 0 ? -1 : 1;
     }
+    info = LAPACKE_dorgqr(LAPACK_COL_MAJOR, m, k, k, q, m, tau); /* Q, m x k */
+    ASSERT(info == 0, "LAPACK dorgqr failed (%d)", (int)info);
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < cols; j++) {
-            double v = transpose ? q[(size_t)j * m + i] : q[(size_t)i * m + j];
+            int vec = transpose ? j : i, e = transpose ? i : j;
+            double v = sign[vec] * q[(size_t)vec * m + e];
             t->data[(size_t)i * cols + j] = (float)(gain * v);
         }
-    free(q);
+    free(q), free(tau), free(sign);
+    if (loud) fprintf(stderr, "cliplab: orthogonal initialisation done in %.1f s\n", seconds() - t0);
 }

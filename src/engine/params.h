@@ -54,7 +54,7 @@ Param *param_find(ParamSet *ps, const char *name); /* NULL if absent */
 void param_init_const(Tensor *t, float v);
 void param_init_uniform(Tensor *t, Rng *r, float lo, float hi);
 void param_init_normal(Tensor *t, Rng *r, float mean, float std);
-/* Orthogonal rows/columns (Saxe et al. 2014) via Gram-Schmidt on a Gaussian
+/* Orthogonal rows/columns (Saxe et al. 2014) via LAPACK QR of a Gaussian
  * matrix, times gain: a square matrix gets spectral radius |gain| exactly. */
 void param_init_orthogonal(Tensor *t, Rng *r, float gain);
 /* PyTorch nn.Linear/nn.RNN default: U(-1/sqrt(fan_in), 1/sqrt(fan_in)). */

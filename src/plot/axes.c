@@ -87,7 +87,7 @@ void axis_linear_ticks(Axis *ax, int maxticks) {
     int sci = mag >= 1e6 || (mag > 0 && mag < 1e-3);
     ax->nt = 0;
     for (int i = 0; i < n; i++) {
-        char lab[32];
+        char lab[48];
         fmt_tick(lab, sizeof lab, v[i], step, sci);
         axis_add(ax, v[i], 1, lab);
     }
@@ -100,14 +100,14 @@ static void axis_log_short(Axis *ax) {
     for (int e = (int)floor(ax->lo); e <= (int)ceil(ax->hi); e++)
         for (int i = 0; i < 3; i++) {
             double u = e + log10(mant[i]);
-            char lab[32];
+            char lab[48];
             snprintf(lab, sizeof lab, "%g", mant[i] * pow(10, e));
             if (u >= ax->lo - 1e-9 && u <= ax->hi + 1e-9) axis_add(ax, u, 1, lab);
         }
     if (ax->nt >= 2) return;
     ax->nt = 0;
     for (int i = 0; i < 2; i++) {
-        char lab[32];
+        char lab[48];
         double u = i ? ax->hi : ax->lo;
         snprintf(lab, sizeof lab, "%.3g", pow(10, u));
         axis_add(ax, u, 1, lab);
@@ -129,7 +129,7 @@ void axis_log_ticks(Axis *ax, double pxlen, double min_gap) {
         }
     ax->nt = 0;
     for (int e = e0; e <= e1; e++) {
-        char lab[32];
+        char lab[48];
         if (e >= -1 && e <= 3)
             snprintf(lab, sizeof lab, "%s", plain[e + 1]);
         else

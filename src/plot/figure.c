@@ -165,9 +165,12 @@ static void panel_ranges(Panel *P) {
     for (size_t i = 0; i < (size_t)p->nhists * P->bins; i++) grow(&yl, &yh, &P->y, P->counts[i]);
     if (p->nhists) grow(&xl, &xh, &P->x, P->hlo), grow(&xl, &xh, &P->x, P->hhi);
     if (p->nhists && P->y.log) grow(&yl, &yh, &P->y, 0.3); /* a count of 1 stays visible */
-    if (P->x.log)
+    if (P->x.log) { /* padded 5%, not widened to decades: 1-2-5 labels inside one */
         limits_log(xl, xh, &P->x.lo, &P->x.hi);
-    else
+        if (xl < xh)
+            P->x.lo = log10(xl) - 0.05 * log10(xh / xl),
+            P->x.hi = log10(xh) + 0.05 * log10(xh / xl);
+    } else
         limits_linear(xl, xh, 0.02, &P->x.lo, &P->x.hi);
     if (P->y.log)
         limits_log(yl, yh, &P->y.lo, &P->y.hi);
@@ -285,6 +288,9 @@ static void fill_band(cairo_t *cr, const Panel *P, const PlotSeries *s, PlotColo
 /* Lines between drawable neighbours (a dot for an isolated point), then markers. */
 static void stroke_series(cairo_t *cr, const Panel *P, const PlotSeries *s, PlotColor c) {
     if (s->style != PLOT_DOTS) {
+        cairo_set_line_width(cr, LINE_WIDTH);
+        set_colour(cr, c, 1);
+        int segs = 0; /* stroked in pieces: cairo's cost grows faster than a path's length */
         for (size_t i = 0; i < s->n; i++) {
             if (!point_ok(P, s, i)) continue;
             double x = px_x(P, series_x(s, i)), y = px_y(P, s->y[i]);
@@ -295,9 +301,8 @@ static void stroke_series(cairo_t *cr, const Panel *P, const PlotSeries *s, Plot
                 cairo_move_to(cr, x, y);
             else
                 cairo_new_sub_path(cr), cairo_arc(cr, x, y, LINE_WIDTH / 2, 0, 2 * M_PI);
+            if (++segs % 128 == 0) cairo_stroke(cr), cairo_move_to(cr, x, y);
         }
-        cairo_set_line_width(cr, LINE_WIDTH);
-        set_colour(cr, c, 1);
         cairo_stroke(cr);
     }
     if (s->style == PLOT_LINE) return;
@@ -380,7 +385,7 @@ static void x_ticks(Panel *P, Canvas *cv, double w) {
 /* Cost of a divergence label at r: drawn pixels it hides, and much more for leaving the
  * plot or covering a label already placed. */
 static long label_cost(const Panel *P, const Canvas *occ, Rect r, const Rect *done, int ndone) {
-    long n = mask_count(occ, r) + (rect_inside(r, P->plot) ? 0 : 100000L);
+    long n = mask_count(occ, r, NULL) + (rect_inside(r, P->plot) ? 0 : 100000L);
     for (int j = 0; j < ndone; j++) n += rect_overlap(r, done[j]) ? 50000L : 0;
     return n;
 }
@@ -417,7 +422,8 @@ static void place_divergences(Panel *P, Canvas *cv, Canvas *occ) {
         }
 }
 
-/* Put the legend in the inside spot that covers the fewest drawn pixels; returns that count. */
+/* Put the legend in the inside spot that covers the fewest drawn pixels (then the fewest
+ * of the reference lines); returns how many drawn pixels it covers. */
 static long legend_inside(Panel *P, const Canvas *occ, int w, int h) {
     const int m = 10;
     Rect r = P->plot;
@@ -428,14 +434,17 @@ static long legend_inside(Panel *P, const Canvas *occ, int w, int h) {
                     rect_make(xr, yc, w, h), rect_make(xl, yc, w, h)};
     long best = -1;
     for (int c = 0; c < 8; c++) {
-        long n = mask_count(occ, cand[c]) + (rect_inside(cand[c], r) ? 0 : (long)w * h);
-        if (best < 0 || n < best) best = n, P->legend = cand[c];
+        long refs,
+            n = mask_count(occ, cand[c], &refs) + (rect_inside(cand[c], r) ? 0 : (long)w * h);
+        if (best < 0 || n * 1000 + refs < best) best = n * 1000 + refs, P->legend = cand[c];
     }
-    return best;
+    return best / 1000;
 }
 
 /* Plot rect from the margins, x ticks, the data drawn into the mask, divergence labels
  * placed; returns how many drawn pixels the best inside legend spot would hide. */
+static void draw_refs(const Panel *P, cairo_t *cr, int mask);
+
 static long panel_place(Panel *P, Canvas *cv, Canvas *occ, int left, int right) {
     int w, h;
     legend_size(cv, P->leg, P->nleg, &w, &h);
@@ -445,6 +454,7 @@ static long panel_place(Panel *P, Canvas *cv, Canvas *occ, int left, int right) 
     cairo_set_operator(occ->cr, CAIRO_OPERATOR_CLEAR);
     cairo_paint(occ->cr);
     cairo_set_operator(occ->cr, CAIRO_OPERATOR_OVER);
+    draw_refs(P, occ->cr, 1);
     draw_data(occ->cr, P);
     place_divergences(P, cv, occ);
     return P->nleg > 0 ? legend_inside(P, occ, w, h) : 0;
@@ -493,6 +503,12 @@ static int figure_layout(Panel *P, int np, int ncols, Canvas *cv, int top) {
 
 /* ---- drawing ---- */
 
+/* Pixel column and row of a tick (its value is in axis units: log10 on a log axis). */
+static int tick_x(const Panel *P, const Tick *t) {
+    return (int)floor(P->plot.x0 +
+                      (t->v - P->x.lo) / (P->x.hi - P->x.lo) * (P->plot.x1 - P->plot.x0));
+}
+
 static int tick_y(const Panel *P, const Tick *t) {
     return (int)floor(P->plot.y1 -
                       (t->v - P->y.lo) / (P->y.hi - P->y.lo) * (P->plot.y1 - P->plot.y0));
@@ -505,23 +521,26 @@ static void draw_grid(const Panel *P, Canvas *cv) {
                         P->y.t[i].major ? C_GRID : C_GRID_MINOR);
     for (int i = 0; i < P->x.nt; i++)
         if (P->x.t[i].major >= 0)
-            pixel_vline(cv, (int)floor(px_x(P, P->x.t[i].v)), P->plot.y0, P->plot.y1,
+            pixel_vline(cv, tick_x(P, &P->x.t[i]), P->plot.y0, P->plot.y1,
                         P->x.t[i].major ? C_GRID : C_GRID_MINOR);
 }
 
-static void draw_refs(const Panel *P, Canvas *cv) {
+/* The event and reference lines; into the layout mask (mask) with coverage 1/255. */
+static void draw_refs(const Panel *P, cairo_t *cr, int mask) {
     const PlotPanel *p = P->p;
-    cairo_save(cv->cr);
-    clip_to(cv->cr, P->plot);
+    const PlotColor faint = {0, 0, 0, 1};
+    cairo_save(cr);
+    clip_to(cr, P->plot);
     for (int k = 0; p->vlines && k < p->nvlines; k++) {
         double x = px_x(P, p->vlines[k]);
-        if (isfinite(x)) dashed_line(cv->cr, x, P->plot.y0, x, P->plot.y1, 6, 4, C_EVENT);
+        if (isfinite(x))
+            dashed_line(cr, x, P->plot.y0, x, P->plot.y1, 6, 4, mask ? faint : C_EVENT);
     }
     if (hline_shown(P)) {
         double y = px_y(P, p->hline);
-        dashed_line(cv->cr, P->plot.x0, y, P->plot.x1, y, 12, 6, C_REFLINE);
+        dashed_line(cr, P->plot.x0, y, P->plot.x1, y, 12, 6, mask ? faint : C_REFLINE);
     }
-    cairo_restore(cv->cr);
+    cairo_restore(cr);
 }
 
 static void draw_divergences(const Panel *P, Canvas *cv) {
@@ -545,8 +564,7 @@ static void draw_axes(const Panel *P, Canvas *cv) {
         text_draw(cv, t->label, FONT_TICK, r.x0 - 10, baseline_centred(y + 0.5, FONT_TICK), 1,
                   C_INK);
     }
-    for (int i = 0; i < P->x.nt; i++)
-        draw_x_tick(cv, r, (int)floor(px_x(P, P->x.t[i].v)), P->x.t[i].label);
+    for (int i = 0; i < P->x.nt; i++) draw_x_tick(cv, r, tick_x(P, &P->x.t[i]), P->x.t[i].label);
     text_draw(cv, p->title, FONT_TITLE, (r.x0 + r.x1) / 2.0, P->area.y0 + 27, 0.5, C_INK);
     text_draw(cv, p->xlabel, FONT_LABEL, (r.x0 + r.x1) / 2.0, r.y1 + 48, 0.5, C_INK);
     text_draw_up(cv, p->ylabel, FONT_LABEL, P->area.x0 + 12 + text_ascent(FONT_LABEL),
@@ -559,7 +577,7 @@ static void panel_draw(const Panel *P, Canvas *cv) {
         paint_cells(cv, &P->heat, P->plot, f->v, f->ny, f->nx, 1);
     else
         draw_grid(P, cv);
-    draw_refs(P, cv);
+    draw_refs(P, cv->cr, 0);
     draw_data(cv->cr, P);
     draw_divergences(P, cv);
     draw_axes(P, cv);
@@ -617,9 +635,7 @@ int plot_figure_grid(const char *path, const char *title, const PlotPanel *panel
     }
     PlotImage im = {0};
     int rc = plot_figure_render(&im, title, panels, npanels, ncols, width, height, err, errlen);
-    if (rc == 0) rc = plot_png_write(path, &im, err, errlen);
-    plot_image_free(&im);
-    return rc;
+    return image_png_free(path, &im, rc, err, errlen);
 }
 
 int plot_figure(const char *path, const char *title, const PlotPanel *panels, int npanels,

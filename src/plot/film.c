@@ -111,7 +111,5 @@ int plot_filmstrip(const char *path, const PlotFilmstrip *fs, char *err, size_t 
     }
     PlotImage im = {0};
     int rc = plot_filmstrip_render(&im, fs, err, errlen);
-    if (rc == 0) rc = plot_png_write(path, &im, err, errlen);
-    plot_image_free(&im);
-    return rc;
+    return image_png_free(path, &im, rc, err, errlen);
 }

@@ -83,7 +83,7 @@ static void heat_x_ticks(Canvas *cv, Rect p, const double *xs, int cols, const c
     ax.lo = xs[0], ax.hi = xs[cols - 1];
     if (cols > 1) axis_fit_ticks(&ax, cv, p.x1 - p.x0, cols);
     if (cols == 1) {
-        char lab[32];
+        char lab[48];
         snprintf(lab, sizeof lab, "%g", xs[0]);
         axis_add(&ax, xs[0], 1, lab);
     }
@@ -170,7 +170,5 @@ int plot_heatmap(const char *path, const char *title, const char *xlabel,
     PlotImage im = {0};
     int rc = plot_heatmap_render(&im, title, xlabel, row_labels, rows, x, cols, values, logscale,
                                  err, errlen);
-    if (rc == 0) rc = plot_png_write(path, &im, err, errlen);
-    plot_image_free(&im);
-    return rc;
+    return image_png_free(path, &im, rc, err, errlen);
 }

@@ -67,7 +67,12 @@ int canvas_end(Canvas *cv, int rc, char *err, size_t errlen);
 /* An 8-bit coverage canvas (where data is drawn, for placing legends and labels). */
 int canvas_mask(Canvas *cv, int w, int h);
 void canvas_free(Canvas *cv);
-long mask_count(const Canvas *m, Rect r); /* covered pixels inside r */
+/* Pixels of data inside r; *refs (when not NULL): pixels of reference lines, drawn in the
+ * mask with coverage 1/255 (a legend would rather not hide them, but may). */
+long mask_count(const Canvas *m, Rect r, long *refs);
+/* When rc is 0, write im (no longer needed: turned to RGB in its own buffer) as the
+ * PNG at path; then free it. Returns rc or the writer's status. */
+int image_png_free(const char *path, PlotImage *im, int rc, char *err, size_t errlen);
 
 void set_colour(cairo_t *cr, PlotColor c, double alpha);
 void clip_to(cairo_t *cr, Rect r); /* after cairo_save */

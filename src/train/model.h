@@ -32,6 +32,7 @@
 #include "tensor.h"
 
 typedef struct Trainer Trainer;
+struct RunResult;
 
 typedef struct ModelDef {
     const char *name;                 /* [model] type = <name> */
@@ -63,10 +64,25 @@ typedef struct ModelDef {
      * main_metric_higher = 1 when higher is better (accuracy, return). */
     const char *main_metric;
     int main_metric_higher;
+    /* Optional, NULL-terminated: model metrics columns drawn one panel each in
+     * the run's curves.png and, instead of loss and gradient norm, in the
+     * comparison figure (PPO: episodic_return, approx_kl, entropy). A NaN in
+     * such a column means "no value this step" and is left out of the line. */
+    const char *const *plot_columns;
+    /* Optional: the model's own clipping in a few words ("ratio clip 0.2"),
+     * put in the run's label beside the gradient clip. */
+    void (*describe)(const void *m, char *buf, size_t len);
     /* Optional: when several runs of this model are compared (./train A.ini B.ini),
      * extra figures drawn from what the runs wrote into out_dirs[0..n); path is
      * the comparison PNG (write beside it). 0 = ok, else a message was printed. */
     int (*compare)(const char *const *out_dirs, int n, const char *path);
+    /* Optional: the figure comparing several runs when every run is of this
+     * model (./train A.ini B.ini ...), written to path instead of the generic
+     * loss / grad-norm overlay (cfgs[i]: run i's model section; each run's
+     * files are in runs[i].out_dir); NULL = trainer_compare_plot.
+     * 0 when written, else non-zero with a message printed. */
+    int (*compare_plot)(const struct RunResult *runs, const void *const *cfgs, int n,
+                        const char *path);
 } ModelDef;
 
 extern const ModelDef *const model_registry[];

@@ -3,8 +3,10 @@
  * one: the trainer does, so recovery does not reach back into the trainer. */
 #include "recovery.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "common.h"
@@ -38,13 +40,16 @@ const CfgSection recovery_config_section = {
     "recovery", recovery_keys, (int)(sizeof recovery_keys / sizeof *recovery_keys),
     "loss-spike rollback: checkpoint, detect, restore, skip batches", recovery_key_unused};
 
-void recovery_init(Recovery *r, const RecoveryConfig *cfg) {
+void recovery_init(Recovery *r, const RecoveryConfig *cfg, long steps) {
     memset(r, 0, sizeof *r);
     r->cfg = *cfg;
     if (!cfg->enabled) return;
     /* twice the rollback distance: after restoring to s, a re-spike soon after s
-     * still finds a checkpoint rollback_steps before it (s - rollback_steps) */
-    r->nring = 2 * (int)(cfg->rollback_steps / cfg->checkpoint_every) + 2;
+     * still finds a checkpoint rollback_steps before it (s - rollback_steps);
+     * never more slots than checkpoints the run takes */
+    long want = 2 * (cfg->rollback_steps / cfg->checkpoint_every) + 2;
+    long taken = steps / cfg->checkpoint_every + 2;
+    r->nring = (int)(want < taken ? want : taken);
     r->ring = xcalloc((size_t)r->nring, sizeof *r->ring);
     for (int i = 0; i < r->nring; i++) r->ring[i].step = -1;
 }
@@ -145,4 +150,27 @@ int recovery_write_log(const Recovery *r, const char *out_dir) {
                 e->restored_step, e->skipped);
     }
     return fclose(f) == 0 ? 0 : -1;
+}
+
+int recovery_read_log(Recovery *r, const char *out_dir, char *err, size_t errlen) {
+    if (!r->cfg.enabled) return 0;
+    char path[CFG_STR_MAX + 32], line[512];
+    snprintf(path, sizeof path, "%s/rollbacks.csv", out_dir);
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
+        return -1;
+    }
+    int rc = fgets(line, sizeof line, f) ? 0 : -1;
+    while (rc == 0 && fgets(line, sizeof line, f)) {
+        RecoveryEvent ev;
+        if (sscanf(line, "%ld,%lg,%lg,%ld,%ld", &ev.spike_step, &ev.loss, &ev.running_avg,
+                   &ev.restored_step, &ev.skipped) != 5)
+            rc = -1;
+        else
+            add_event(r, ev);
+    }
+    fclose(f);
+    if (rc != 0) snprintf(err, errlen, "%s is not a rollbacks log", path);
+    return rc;
 }

@@ -51,7 +51,8 @@ typedef struct Recovery {
     int nevents, cap_events;
 } Recovery;
 
-void recovery_init(Recovery *r, const RecoveryConfig *cfg);
+/* steps: the run's [train] steps (the ring never holds more checkpoints than it takes) */
+void recovery_init(Recovery *r, const RecoveryConfig *cfg, long steps);
 void recovery_free(Recovery *r);
 /* 1 if a spike or non-finite value now would be rolled back. */
 int recovery_will_rollback(const Recovery *r);
@@ -68,5 +69,7 @@ const RecoveryEvent *recovery_record(Recovery *r, long spike_step, double loss, 
                                      long restored_step);
 /* Write <out_dir>/rollbacks.csv (when recovery is enabled). 0 on success. */
 int recovery_write_log(const Recovery *r, const char *out_dir);
+/* Read it back (a finished run's rollbacks, for --resume of a complete run). */
+int recovery_read_log(Recovery *r, const char *out_dir, char *err, size_t errlen);
 
 #endif

@@ -50,7 +50,8 @@ static int write_loss_and_norm(const Trainer *tr, double baseline) {
     PlotSeries ls[3] = {{.label = "training loss", .x = x, .y = loss, .n = n}};
     int nls = 1;
     if (nv)
-        ls[nls++] = (PlotSeries){.label = "validation loss", .x = vx, .y = val, .n = nv, .style = 1};
+        ls[nls++] =
+            (PlotSeries){.label = "validation loss", .x = vx, .y = val, .n = nv, .style = 1};
     if (ne)
         ls[nls++] = (PlotSeries){.label = "loss spike (rolled back)", .x = ex, .y = ey,
                                  .n = (size_t)ne, .style = 1};
@@ -114,9 +115,29 @@ static int write_heatmap(const Trainer *tr) {
     return rc;
 }
 
+static int columns_figure(const char *path, const char *title, const MetricsLog *const *logs,
+                          const char *const *labels, int n, const char *const *cols);
+
+/* curves.png: the model's plot_columns, one panel each */
+static int write_columns(const Trainer *tr) {
+    char path[CFG_STR_MAX + 32], desc[96], title[CFG_STR_MAX + 128];
+    const MetricsLog *lp = &tr->log;
+    const char *label = tr->run.name;
+    snprintf(path, sizeof path, "%s/curves.png", tr->run.out_dir);
+    clipper_describe_run(&tr->groups[0].clip, desc, sizeof desc);
+    char own[96] = "";
+    if (tr->def->describe) {
+        own[0] = ';', own[1] = ' ';
+        tr->def->describe(tr->model, own + 2, sizeof own - 2);
+    }
+    snprintf(title, sizeof title, "%s  (gradient clip: %s%s)", tr->run.name, desc, own);
+    return columns_figure(path, title, &lp, &label, 1, tr->def->plot_columns);
+}
+
 int run_plots_write(const Trainer *tr, double baseline) {
     int rc = tr->log.nrows ? write_loss_and_norm(tr, baseline) : 0;
     if (rc == 0 && tr->pnorm_log.nrows) rc = write_heatmap(tr);
+    if (rc == 0 && tr->log.nrows && tr->def->plot_columns) rc = write_columns(tr);
     return rc;
 }
 
@@ -145,7 +166,63 @@ static void smooth(const double *y, size_t n, size_t w, int use_max, double *out
     }
 }
 
+/* One panel per model column (ModelDef.plot_columns) over n runs' logs: NaN
+ * rows dropped (no value that step), the rest smoothed as the loss curves. */
+static int columns_figure(const char *path, const char *title, const MetricsLog *const *logs,
+                          const char *const *labels, int n, const char *const *cols) {
+    int ncols = 0;
+    while (cols[ncols]) ncols++;
+    PlotPanel *panels = xcalloc((size_t)ncols, sizeof *panels);
+    PlotSeries *series = xcalloc((size_t)ncols * (size_t)n, sizeof *series);
+    double **bufs = xcalloc((size_t)ncols * (size_t)n * 3, sizeof *bufs);
+    char(*titles)[128] = xcalloc((size_t)ncols, sizeof *titles);
+    size_t longest = 0;
+    for (int i = 0; i < n; i++) longest = logs[i]->nrows > longest ? logs[i]->nrows : longest;
+    size_t w = longest > 600 ? longest / 200 : 1;
+    for (int c = 0; c < ncols; c++) {
+        for (int i = 0; i < n; i++) {
+            const MetricsLog *l = logs[i];
+            double **b = bufs + 3 * ((size_t)c * n + i);
+            for (int k = 0; k < 3; k++) b[k] = xmalloc((l->nrows + 1) * sizeof(double));
+            int col = metrics_col(l, cols[c]);
+            ASSERT(col >= 0, "plot column %s is not in the metrics", cols[c]);
+            size_t m = 0;
+            for (size_t r = 0; r < l->nrows; r++) {
+                double v = l->rows[r * (size_t)l->ncols + col];
+                if (isnan(v)) continue;
+                b[0][m] = l->rows[r * (size_t)l->ncols];
+                b[1][m++] = v;
+            }
+            smooth(b[1], m, w, 0, b[2]);
+            series[(size_t)c * n + i] = (PlotSeries){.label = labels[i], .x = b[0], .y = b[2], .n = m};
+        }
+        if (w > 1)
+            snprintf(titles[c], sizeof titles[c], "%s (mean of the last %zu logged steps)", cols[c], w);
+        else
+            snprintf(titles[c], sizeof titles[c], "%s", cols[c]);
+        panels[c] = (PlotPanel){.title = titles[c], .xlabel = "step", .ylabel = cols[c],
+                                .logy = PLOT_LOGY_AUTO, .series = series + (size_t)c * n,
+                                .nseries = n, .hline = NAN};
+    }
+    char err[256];
+    int rc = plot_figure(path, title, panels, ncols, 1100, 380 * ncols + 80, err, sizeof err);
+    if (rc != 0) fprintf(stderr, "cliplab: error: writing %s: %s\n", path, err);
+    for (size_t i = 0; i < (size_t)ncols * (size_t)n * 3; i++) free(bufs[i]);
+    free(bufs), free(series), free(panels), free(titles);
+    return rc;
+}
+
 int trainer_compare_plot(const RunResult *runs, int n, const char *path) {
+    int same_columns = runs[0].plot_columns != NULL;
+    for (int i = 1; i < n; i++) same_columns &= runs[i].plot_columns == runs[0].plot_columns;
+    if (same_columns) { /* one model's own curves; mixed models fall back to loss and norm */
+        const MetricsLog **logs = xcalloc((size_t)n, sizeof *logs);
+        const char **labels = xcalloc((size_t)n, sizeof *labels);
+        for (int i = 0; i < n; i++) logs[i] = &runs[i].log, labels[i] = runs[i].label;
+        int rc = columns_figure(path, "Runs compared", logs, labels, n, runs[0].plot_columns);
+        free(logs), free(labels);
+        return rc;
+    }
     PlotSeries *ls = xcalloc(2 * (size_t)n, sizeof *ls), *gs = xcalloc((size_t)n, sizeof *gs);
     double **bufs = xcalloc((size_t)n * 7, sizeof *bufs);
     int nls = n;

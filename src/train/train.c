@@ -13,8 +13,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "budget.h"
 #include "checkpoint.h"
 #include "common.h"
+#include "resume.h"
+#include "runfolder.h"
 
 /* ---------------------------------------------------------------- utils */
 
@@ -173,9 +176,28 @@ static int checkpoint_if_due(Trainer *tr) {
     }
     recovery_store(&tr->rec, tr->step, buf, len);
     if (!tr->rec.cfg.save_file) return 0;
+    if (metrics_flush(&tr->log) != 0 || metrics_flush(&tr->pnorm_log) != 0) { /* logs agree with it */
+        fprintf(stderr, "cliplab: error: cannot flush the metrics logs: %s\n", strerror(errno));
+        return -1;
+    }
     char path[CFG_STR_MAX + 32], err[512];
     snprintf(path, sizeof path, "%s/checkpoint.bin", tr->run.out_dir);
     if (ckpt_save_file(tr, path, err, sizeof err) != 0) {
+        fprintf(stderr, "cliplab: error: %s\n", err);
+        return -1;
+    }
+    return 0;
+}
+
+/* Before step tr->step: resume.bin when [run] checkpoint_every says so, and
+ * right after a rollback (the logs were cut back: the file must agree). */
+static int resume_if_due(Trainer *tr) {
+    long every = tr->run.checkpoint_every;
+    if (!tr->fingerprint || every <= 0) return 0;
+    if (tr->step % every != 0 && !tr->resume_due) return 0;
+    tr->resume_due = 0;
+    char err[1024];
+    if (resume_save(tr, tr->fingerprint, err, sizeof err) != 0) {
         fprintf(stderr, "cliplab: error: %s\n", err);
         return -1;
     }
@@ -209,8 +231,16 @@ static int rollback_if_spike(Trainer *tr, double loss) {
     char err[512];
     if (ckpt_from_memory(tr, s->buf, s->len, err, sizeof err) != 0) die("rollback failed: %s", err);
     const RecoveryEvent *ev = recovery_record(&tr->rec, spike, loss, avg, tr->step);
-    trainer_truncate_log(tr, ev->restored_step);
+    metrics_drop_from(&tr->log, ev->restored_step);
+    metrics_drop_from(&tr->pnorm_log, ev->restored_step);
     skip_batches(tr, ev->skipped);
+    /* resume.bin for the restored state first, then the shorter logs: a kill
+     * in between leaves logs longer than resume.bin counts, which --resume
+     * cuts; the other order would leave them shorter, which it cannot mend */
+    tr->resume_due = 1;
+    if (resume_if_due(tr) != 0) tr->failed = 1;
+    metrics_rewrite(&tr->log);
+    metrics_rewrite(&tr->pnorm_log);
     if (!tr->train.quiet)
         printf("%s: loss spike at step %ld (loss %.4g, running average %.4g): rolled back to "
                "step %ld, skipping %ld batches [rollback %d of at most %d]%s\n",
@@ -227,21 +257,27 @@ static int rollback_if_spike(Trainer *tr, double loss) {
 
 void trainer_train(Trainer *tr) {
     double last_print = now_seconds();
-    for (tr->step = 0; tr->step < tr->train.steps; tr->step++) {
-        if (checkpoint_if_due(tr) != 0) {
-            tr->diverged = 2;
+    for (; tr->step < tr->train.steps; tr->step++) { /* from 0, or a resumed step */
+        if (checkpoint_if_due(tr) != 0 || resume_if_due(tr) != 0) {
+            tr->failed = 1;
             break;
         }
         tr->saw_nonfinite = 0;
         double loss = tr->def->loss ? supervised_step(tr) : tr->def->step(tr->model, tr);
-        if (rollback_if_spike(tr, loss)) continue;
+        if (rollback_if_spike(tr, loss)) {
+            if (tr->failed) break;
+            continue;
+        }
         int last = tr->step + 1 == tr->train.steps || tr->diverged;
         if (tr->val_metric >= 0) {
             int due = tr->train.eval_every > 0 && !tr->diverged &&
                       ((tr->step + 1) % tr->train.eval_every == 0 || last);
             tr->extra[tr->val_metric] = due ? evaluate(tr) : NAN;
         }
-        if (tr->step % tr->train.log_every == 0 || last) log_step(tr, loss);
+        if (tr->step % tr->train.log_every == 0 || last) {
+            log_step(tr, loss);
+            if (tr->set && tr->set->observer) tr->set->observer(tr, tr->set->observer_arg);
+        }
         double t = now_seconds();
         if (!tr->train.quiet && (t - last_print >= 1.0 || tr->step == 0 || last)) {
             print_progress(tr, loss, t, last);
@@ -290,7 +326,7 @@ Trainer *trainer_create(const ModelDef *def, const void *model_cfg, const Traine
     tr->set = s;
     tr->run = s->run;
     tr->train = s->train;
-    recovery_init(&tr->rec, &s->recovery);
+    recovery_init(&tr->rec, &s->recovery, s->train.steps);
     openblas_set_num_threads(s->train.threads);
     ctx_init(&tr->ctx, (size_t)s->train.arena_mb << 20, (size_t)s->train.max_nodes);
     rng_seed(&tr->rng, (uint64_t)s->run.seed, 54);
@@ -320,41 +356,131 @@ void trainer_destroy(Trainer *tr) {
     free(tr);
 }
 
+/* --resume of a folder whose run is complete: its rows and rollbacks for a
+ * comparison plot, nothing trained. */
+static int load_complete(Trainer *tr) {
+    char err[1024];
+    if (metrics_load_csv(&tr->log, tr->run.out_dir, "metrics.csv", err, sizeof err) != 0 ||
+        recovery_read_log(&tr->rec, tr->run.out_dir, err, sizeof err) != 0) {
+        fprintf(stderr, "cliplab: error: --resume: %s\n", err);
+        return -1;
+    }
+    return 0;
+}
+
+/* Set up the folder: a fresh run, or the interrupted one continued.
+ * Returns 0, 1 (nothing to do: the run is complete), or an exit status. */
+static int open_run(Trainer *tr, const Config *cfg, RunFolder *rf) {
+    char err[2048], dir[4096];
+    const RunConfig *run = &tr->run;
+    if (run->resume && runfolder_resolve(run->out_dir, dir, sizeof dir) == 0) {
+        RunFolderState st = runfolder_state(dir);
+        if (st == RUNFOLDER_COMPLETE) {
+            if (!tr->train.quiet) printf("%s: %s holds the complete run: nothing to resume\n", run->name, dir);
+            return load_complete(tr) == 0 ? 1 : 2;
+        }
+        if (st == RUNFOLDER_IN_PROGRESS && resume_exists(run->out_dir)) {
+            if (runfolder_continue(rf, run->out_dir, err, sizeof err) != 0) {
+                fprintf(stderr, "cliplab: error: %s\n", err);
+                return -1;
+            }
+            double elapsed = 0;
+            if (resume_load(tr, tr->fingerprint, &elapsed, err, sizeof err) != 0) {
+                fprintf(stderr, "cliplab: error: --resume: %s\n", err);
+                runfolder_release(rf);
+                return 2;
+            }
+            tr->t_start = now_seconds() - elapsed;
+            if (!tr->train.quiet)
+                printf("%s: resuming %s at step %ld of %ld\n", run->name, dir, tr->step, tr->train.steps);
+            return 0;
+        }
+        if (!tr->train.quiet)
+            printf("%s: no checkpoint to resume in %s: starting the run from step 0\n", run->name, dir);
+    }
+    char note[CFG_STR_MAX * 2 + 256];
+    snprintf(note, sizeof note,
+             "cliplab run in progress (pid %ld): %s\n"
+             "The folder holds this run's files, not complete until this file is gone.\n"
+             "%s\n",
+             (long)getpid(), run->name,
+             run->checkpoint_every > 0
+                 ? "Interrupted? ./train CONFIG --resume continues it from resume.bin."
+                 : "Not resumable: [run] checkpoint_every = 0 (no resume.bin).");
+    if (runfolder_begin(rf, run->out_dir, note, err, sizeof err) != 0) {
+        fprintf(stderr, "cliplab: error: %s\n", err);
+        return -1;
+    }
+    if (open_outputs(tr, cfg) != 0) {
+        runfolder_release(rf);
+        return -1;
+    }
+    tr->t_start = now_seconds();
+    return 0;
+}
+
 int trainer_run(const ModelDef *def, const void *model_cfg, const TrainerSettings *s,
                 const Config *cfg, RunResult *res) {
     const RunConfig *run = &s->run;
     const TrainConfig *train = &s->train;
     Trainer *tr = trainer_create(def, model_cfg, s);
-    int rc = open_outputs(tr, cfg);
-    if (rc == 0) {
-        tr->t_start = now_seconds();
-        trainer_train(tr);
-        rc = metrics_close(&tr->log);
-        if (rc == 0) rc = metrics_close(&tr->pnorm_log);
+    char *fingerprint = resume_fingerprint(cfg);
+    tr->fingerprint = fingerprint;
+    RunFolder rf = {.lock_fd = -1};
+    char berr[2048] = "";
+    int rc = budget_check(tr, berr, sizeof berr) == 0 ? open_run(tr, cfg, &rf) : 2, trained = rc == 0;
+    if (rc == 2 && berr[0]) fprintf(stderr, "cliplab: error: %s: %s\n", run->name, berr);
+    if (rc == 1) rc = 0; /* complete already */
+    if (trained) {
+        if (tr->step < tr->train.steps) trainer_train(tr);
+        rc = tr->failed ? -1 : 0;
+        if (metrics_close(&tr->log) != 0) rc = -1;
+        if (metrics_close(&tr->pnorm_log) != 0) rc = -1;
         if (rc == 0) rc = recovery_write_log(&tr->rec, run->out_dir);
     }
     double baseline = def->baseline_loss ? def->baseline_loss(tr->model) : NAN;
-    if (rc == 0 && run->plots) rc = run_plots_write(tr, baseline);
-    if (rc == 0 && def->finish && !tr->diverged) def->finish(tr->model, tr);
-    if (rc == 0 && !train->quiet) {
+    if (trained && rc == 0 && run->plots) rc = run_plots_write(tr, baseline);
+    if (trained && rc == 0 && def->finish && !tr->diverged) def->finish(tr->model, tr);
+    if (trained && rc == 0) { /* complete; then its resume.bin is not needed */
+        char path[CFG_STR_MAX + 32], err[1024];
+        if (runfolder_complete(&rf, err, sizeof err) != 0) {
+            fprintf(stderr, "cliplab: error: %s\n", err);
+            rc = -1;
+        }
+        snprintf(path, sizeof path, "%s/" RESUME_FILE, run->out_dir);
+        if (rc == 0) remove(path);
+    }
+    runfolder_release(&rf);
+    if (trained && rc == 0 && !train->quiet) {
         printf("%s: wrote %s/ (config.ini, metrics.csv%s)%s\n", run->name, run->out_dir,
-               run->plots ? ", loss.png, grad_norm.png" : "",
+               run->plots ? (def->plot_columns ? ", loss.png, grad_norm.png, curves.png"
+                                               : ", loss.png, grad_norm.png")
+                          : "",
                tr->diverged ? "; the run went non-finite and was stopped" : "");
     }
     if (rc == 0 && tr->diverged == 2) rc = 3;
     if (res) {
         snprintf(res->name, sizeof res->name, "%s", run->name);
+        snprintf(res->out_dir, sizeof res->out_dir, "%s", run->out_dir);
+        res->def = tr->def;
         clipper_describe_run(&tr->groups[0].clip, res->clip_desc, sizeof res->clip_desc);
         res->recovery = tr->rec.cfg.enabled;
-        snprintf(res->label, sizeof res->label, "%s (clip: %s%s)", run->name, res->clip_desc,
-                 res->recovery ? "; spike recovery on" : "");
+        char own[96] = "";
+        if (def->describe) {
+            def->describe(tr->model, own + 2, sizeof own - 4);
+            own[0] = ';', own[1] = ' ';
+        }
+        snprintf(res->label, sizeof res->label, "%s (clip: %s%s%s)", run->name, res->clip_desc,
+                 own, res->recovery ? "; spike recovery on" : "");
         res->events = tr->rec.events;
         res->nevents = tr->rec.nevents;
         tr->rec.events = NULL;
         res->log = tr->log;
         memset(&tr->log, 0, sizeof tr->log);
         res->baseline = baseline;
+        res->plot_columns = def->plot_columns;
     }
     trainer_destroy(tr);
+    free(fingerprint);
     return rc;
 }

@@ -60,6 +60,9 @@ typedef struct RunConfig {
     char out_dir[CFG_STR_MAX];    /* default: runs/<name> */
     long seed;
     int plots;
+    long checkpoint_every;        /* resume.bin every this many steps (0 = never) */
+    long memory_mb;               /* refuse a run estimated above this (0 = 80% of RAM) */
+    int resume;                   /* not a key: ./train --resume continues the folder's run */
 } RunConfig;
 
 typedef struct TrainConfig {
@@ -99,6 +102,10 @@ typedef struct TrainerSettings {
     RecoveryConfig recovery;
     GroupSettings groups[TRAINER_MAX_GROUPS]; /* in ModelDef.groups order; none: [optim]/[clip] */
     int ngroups;
+    /* Optional: called after each metrics row is logged (tr->log's last row), e.g.
+     * by the live window; must be quick (it runs inside the loop). NULL = none. */
+    void (*observer)(const struct Trainer *tr, void *arg);
+    void *observer_arg;
 } TrainerSettings;
 
 extern const CfgSection run_config_section;    /* [run] */
@@ -145,6 +152,9 @@ struct Trainer {
     int saw_nonfinite;            /* the current step met a non-finite loss or gradient */
     int diverged;                 /* a non-finite loss or gradient was seen and the run stopped */
     double t_start;
+    const char *fingerprint;      /* settings that change the numbers (resume.h), or NULL */
+    int resume_due;               /* write resume.bin before the next step (after a rollback) */
+    int failed;                   /* a checkpoint could not be written: the run stopped */
     double *rowbuf;               /* one row of either log */
     MetricsLog log;
     MetricsLog pnorm_log;         /* grad_norms.csv: per-tensor pre-clip norms ([clip] log_param_norms) */
@@ -177,6 +187,8 @@ PipeResult pipeline_update(UpdateGroup *g, double loss_scale, double lr);
 /* Everything one config run needs, after the config was loaded and validated. */
 typedef struct RunResult {
     char name[CFG_STR_MAX];
+    char out_dir[CFG_STR_MAX];    /* where the run wrote its files */
+    const ModelDef *def;          /* the model it trained */
     char label[CFG_STR_MAX + 128];
     MetricsLog log;               /* owned copy of the rows for comparison plots */
     double baseline;              /* trivial-predictor loss or NaN */
@@ -184,6 +196,7 @@ typedef struct RunResult {
     int recovery;                 /* [recovery] enabled */
     RecoveryEvent *events;        /* its rollbacks (owned) */
     int nevents;
+    const char *const *plot_columns; /* the model's (ModelDef.plot_columns), or NULL */
 } RunResult;
 
 /* Build the model and its groups without writing anything (tests drive
@@ -201,9 +214,11 @@ int trainer_run(const ModelDef *def, const void *model_cfg, const TrainerSetting
 void trainer_truncate_log(Trainer *tr, long step);
 void run_result_free(RunResult *r);
 
-/* run_plots.c: a run's loss.png, grad_norm.png and grad_norm_heatmap.png; */
+/* run_plots.c: a run's loss.png, grad_norm.png and grad_norm_heatmap.png (and
+ * curves.png of the model's plot_columns); */
 int run_plots_write(const Trainer *tr, double baseline);
-/* several runs' loss and grad-norm curves (two panels) overlaid in one PNG. */
+/* several runs' loss and grad-norm curves (two panels) overlaid in one PNG,
+ * or their model's plot_columns (one panel each) when it names some. */
 int trainer_compare_plot(const RunResult *runs, int n, const char *path);
 
 double now_seconds(void);

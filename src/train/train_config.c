@@ -18,6 +18,12 @@ static const CfgKey run_keys[] = {
     RUN_KEY("seed", CFG_LONG, seed, "1", 0, 2147483647.0,
             "seed of every random draw (data, initialisation): same seed, same numbers"),
     RUN_KEY("plots", CFG_BOOL, plots, "true", 0, 1, "write loss.png and grad_norm.png"),
+    RUN_KEY("checkpoint_every", CFG_LONG, checkpoint_every, "0", 0, 1e8,
+            "write <out_dir>/resume.bin every this many steps, so ./train CONFIG --resume "
+            "continues an interrupted run (0 = never; independent of [recovery])"),
+    RUN_KEY("memory_mb", CFG_LONG, memory_mb, "0", 0, 1e9,
+            "refuse a run whose estimated memory (parameters, optimizer, arena, tape, "
+            "checkpoint ring) is above this many MiB (0 = 80% of physical memory)"),
 };
 const CfgSection run_config_section = {"run", run_keys, (int)(sizeof run_keys / sizeof *run_keys),
                                        "naming, output folder and seed of a run", NULL};

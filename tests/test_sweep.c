@@ -1,0 +1,418 @@
+/* test_sweep.c: ./train --sweep. The spec parser (good and bad specs, the
+ * product and the run names), refusals before anything runs, resume after a
+ * killed sweep, results independent of -j, 3 MPI ranks equal to one host, and
+ * the summary's numbers against tests/ref/ref_sweep.py's own computation from
+ * the runs' metrics.csv. Sweeps run the built ./train on a tiny RNN whose
+ * unclipped runs diverge, so every status appears. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "sweep.h"
+#include "tfile.h"
+
+/* ------------------------------------------------------------ parser */
+
+static int parse(SweepSpec *s, const char *line, char *err) {
+    char buf[2048], *argv[64];
+    int argc = 0;
+    snprintf(buf, sizeof buf, "%s", line);
+    for (char *p = strtok(buf, " "); p; p = strtok(NULL, " ")) argv[argc++] = p;
+    int rc = sweep_parse(s, argc, argv, err, 1024);
+    return rc;
+}
+
+Test(sweep_spec, list_log_and_lin_values) {
+    SweepAxis a = {0};
+    char err[512];
+    cr_assert_eq(sweep_parse_values(&a, "log:0.01:100:9", err, sizeof err), 0, "%s", err);
+    const char *want[] = {"0.01", "0.03162", "0.1", "0.3162", "1", "3.162", "10", "31.62", "100"};
+    cr_assert_eq(a.nvals, 9);
+    for (int i = 0; i < 9; i++) cr_assert_str_eq(a.vals[i], want[i]);
+    cr_assert(a.numeric);
+    SweepAxis b = {0};
+    cr_assert_eq(sweep_parse_values(&b, "lin:0:1:5", err, sizeof err), 0, "%s", err);
+    cr_assert_str_eq(b.vals[1], "0.25");
+    cr_assert_str_eq(b.vals[4], "1");
+    SweepAxis c = {0};
+    cr_assert_eq(sweep_parse_values(&c, "value,{w_out,b_out},agc", err, sizeof err), 0, "%s", err);
+    cr_assert_eq(c.nvals, 3);
+    cr_assert_str_eq(c.vals[1], "w_out,b_out");
+    cr_assert(!c.numeric);
+    sweep_axis_free(&a), sweep_axis_free(&b), sweep_axis_free(&c);
+}
+
+Test(sweep_spec, an_override_with_commas_is_one_value) {
+    SweepSpec s;
+    char err[1024];
+    cr_assert_eq(parse(&s, "a.ini clip.exclude=w_out,b_out --vary clip.max_norm=0.5,1 --seeds 1:3", err),
+                 0, "%s", err);
+    cr_assert_eq(s.nsets, 1);
+    cr_assert_str_eq(s.sets[0], "clip.exclude=w_out,b_out");
+    cr_assert_eq(s.nruns, 6, "2 values x 3 seeds, not %d", s.nruns);
+    char *args[300], buf[8192];
+    int n = sweep_run_args(&s, &s.runs[0], args, buf, sizeof buf);
+    cr_assert_str_eq(args[0], "clip.exclude=w_out,b_out");
+    cr_assert_str_eq(args[1], "clip.max_norm=0.5");
+    cr_assert_str_eq(args[2], "run.seed=1");
+    cr_assert_str_eq(args[n - 1], "run.out_dir=runs/a_sweep/max_norm=0.5-seed1");
+    sweep_free(&s);
+}
+
+Test(sweep_spec, product_order_and_names) {
+    SweepSpec s;
+    char err[1024];
+    cr_assert_eq(parse(&s, "cfg/x.ini --name demo --seeds 1,4 --vary optim.lr=0.1,0.2 --group g "
+                           "clip.grad=global_norm --vary clip.max_norm=1,2,3 --group none clip.grad=none",
+                       err), 0, "%s", err);
+    /* group g: lr(2) x max_norm(3) x seeds(2) = 12; group none: lr(2) x seeds(2) = 4 */
+    cr_assert_eq(s.nruns, 16);
+    cr_assert_str_eq(s.out_dir, "runs/demo");
+    cr_assert_str_eq(s.runs[0].name, "g-lr=0.1-max_norm=1-seed1");
+    cr_assert_str_eq(s.runs[1].name, "g-lr=0.1-max_norm=1-seed4");
+    cr_assert_str_eq(s.runs[2].name, "g-lr=0.1-max_norm=2-seed1");
+    cr_assert_str_eq(s.runs[6].name, "g-lr=0.2-max_norm=1-seed1");
+    cr_assert_str_eq(s.runs[12].name, "none-lr=0.1-seed1");
+    cr_assert_str_eq(s.runs[15].name, "none-lr=0.2-seed4");
+    for (int i = 0; i < s.nruns; i++)
+        for (int j = 0; j < i; j++) cr_assert_str_neq(s.runs[i].name, s.runs[j].name);
+    char *args[300], buf[8192];
+    int n = sweep_run_args(&s, &s.runs[12], args, buf, sizeof buf);
+    cr_assert_eq(n, 5);
+    cr_assert_str_eq(args[0], "clip.grad=none");
+    cr_assert_str_eq(args[1], "optim.lr=0.1");
+    sweep_free(&s);
+}
+
+Test(sweep_spec, same_short_key_in_two_sections_keeps_the_section) {
+    SweepSpec s;
+    char err[1024];
+    cr_assert_eq(parse(&s, "a.ini --vary optim.lr=1,2 --vary other.lr=3", err), 0, "%s", err);
+    cr_assert_str_eq(s.runs[0].name, "optim.lr=1-other.lr=3");
+    sweep_free(&s);
+}
+
+static void expect_bad(const char *line, const char *needle) {
+    SweepSpec s;
+    char err[1024] = "";
+    cr_assert_neq(parse(&s, line, err), 0, "accepted: %s", line);
+    cr_assert(strstr(err, "cliplab: error: "), "%s", err);
+    cr_assert(strstr(err, needle), "'%s': message lacks '%s': %s", line, needle, err);
+    sweep_free(&s);
+}
+
+Test(sweep_spec, bad_specs_are_refused_with_what_is_accepted) {
+    expect_bad("--vary clip.max_norm=1,2", "no base config");
+    expect_bad("a.ini --vary clip.max_norm", "section.key=VALUES");
+    expect_bad("a.ini --vary max_norm=1,2", "section.key=VALUES");
+    expect_bad("a.ini --vary clip.max_norm=", "empty list");
+    expect_bad("a.ini --vary clip.max_norm=1,,2", "empty value");
+    expect_bad("a.ini --vary clip.max_norm=1,2,", "trailing comma");
+    expect_bad("a.ini --vary clip.max_norm=1,1", "listed twice");
+    expect_bad("a.ini --vary clip.max_norm=log:0:1:5", "LO > 0");
+    expect_bad("a.ini --vary clip.max_norm=log:1:0.1:5", "LO must be below HI");
+    expect_bad("a.ini --vary clip.max_norm=log:0.1:1", "log:LO:HI:N");
+    expect_bad("a.ini --vary clip.max_norm=log:0.1:1:1", "accepted: 2 to 1000");
+    expect_bad("a.ini --vary clip.max_norm=log:0.1:1:x", "log:LO:HI:N");
+    expect_bad("a.ini --vary clip.max_norm=log:1:1.0001:9", "4 significant digits");
+    expect_bad("a.ini --vary clip.exclude={w_out,b_out", "closing");
+    expect_bad("a.ini --vary clip.max_norm=1 --vary clip.max_norm=2", "swept twice");
+    expect_bad("a.ini clip.max_norm=1 --vary clip.max_norm=1,2", "both swept");
+    expect_bad("a.ini --vary run.seed=1,2", "--seeds");
+    expect_bad("a.ini run.out_dir=x", "run.out_dir");
+    expect_bad("a.ini --seeds 5:1", "FIRST:LAST");
+    expect_bad("a.ini --seeds 1,x", "not a seed");
+    expect_bad("a.ini --seeds 1:3 --seeds 4", "twice");
+    expect_bad("a.ini --group a --group a", "given twice");
+    expect_bad("a.ini --name a/b", "no '/'");
+    expect_bad("a.ini -j 0", "1 to 1024");
+    expect_bad("a.ini --x clip.max_norm", "not a numeric swept key");
+    expect_bad("a.ini --vary clip.grad=value,norm --x clip.grad", "not a numeric swept key");
+    expect_bad("a.ini --frobnicate", "unknown sweep option");
+    expect_bad("a.ini b.ini", "second config");
+    expect_bad("a.ini --seeds", "needs a value");
+    expect_bad("a.ini nope.sweep", "nope.sweep");
+}
+
+Test(sweep_spec, median_matches_numpy) {
+    TFile *tf = tfile_load("ref_sweep");
+    int n = tfile_i32(tf, "ncases")[0];
+    for (int i = 0; i < n; i++) {
+        char k1[32], k2[32];
+        snprintf(k1, sizeof k1, "in%d@f64", i);
+        snprintf(k2, sizeof k2, "median%d@f64", i);
+        const TRec *r = tfile_get(tf, k1);
+        double *x = malloc(r->n * sizeof *x);
+        memcpy(x, tfile_f64(tf, k1), r->n * sizeof *x);
+        double got = sweep_median(x, r->n), want = tfile_f64(tf, k2)[0];
+        if (isnan(want)) cr_assert(isnan(got), "case %d: %g, numpy NaN", i, got);
+        else cr_assert_float_eq(got, want, 1e-12, "case %d: %.17g vs numpy %.17g", i, got, want);
+        free(x);
+    }
+    tfile_free(tf);
+}
+
+/* ------------------------------------------------------------ ./train --sweep */
+
+/* lr 0.5 without clipping diverges at step ~26; with clipping it trains. */
+#define TINY                                                                               \
+    "[model]\ntype = rnn\n[rnn]\nseq_len = 10\nhidden = 8\neval_size = 16\n"               \
+    "[train]\nsteps = 40\nbatch_size = 4\neval_every = 10\nlog_every = 1\n"                \
+    "[optim]\nkind = sgd\nlr = 0.5\n[clip]\ngrad = global_norm\n[run]\nplots = false\n"
+
+#define TINY_SWEEP                                                                         \
+    "tiny.ini   # base config\n--seeds 1:2\n--group clip\n"                              \
+    "--vary clip.max_norm=log:0.1:10:3\n--group none\nclip.grad=none\n"
+
+static char *slurp(const char *rel, size_t *len) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", cli_dir, rel);
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *b = malloc((size_t)n + 1);
+    size_t got = fread(b, 1, (size_t)n, f);
+    b[got] = '\0';
+    fclose(f);
+    if (len) *len = got;
+    return b;
+}
+
+/* The text of a CSV without one named column (time columns differ between runs). */
+static char *without_column(const char *text, const char *col) {
+    char *out = calloc(strlen(text) + 1, 1);
+    const char *eol = strchr(text, '\n');
+    int drop = -1, c = 0;
+    for (const char *p = text; p < eol; c++) {
+        const char *q = p + strcspn(p, ",\n");
+        if ((size_t)(q - p) == strlen(col) && !strncmp(p, col, (size_t)(q - p))) drop = c;
+        p = *q == ',' ? q + 1 : q;
+        if (*q == '\n') break;
+    }
+    cr_assert(drop >= 0, "no column %s", col);
+    size_t k = 0;
+    for (const char *p = text; *p;) {
+        c = 0;
+        while (*p && *p != '\n') {
+            const char *q = p + strcspn(p, ",\n");
+            if (c != drop) {
+                if (k && out[k - 1] != '\n') out[k++] = ',';
+                memcpy(out + k, p, (size_t)(q - p));
+                k += (size_t)(q - p);
+            }
+            c++;
+            p = *q == ',' ? q + 1 : q;
+        }
+        if (*p == '\n') out[k++] = *p++;
+    }
+    return out;
+}
+
+static const char *tiny_runs[] = {"clip-max_norm=0.1-seed1", "clip-max_norm=0.1-seed2",
+                                  "clip-max_norm=1-seed1",   "clip-max_norm=1-seed2",
+                                  "clip-max_norm=10-seed1",  "clip-max_norm=10-seed2",
+                                  "none-seed1",              "none-seed2"};
+
+TestSuite(sweep, .init = cli_mkdir, .fini = cli_rmdir, .timeout = 240);
+
+Test(sweep, runs_writes_statuses_and_summary) {
+    cli_write("tiny.ini", TINY);
+    cli_write("tiny.sweep", TINY_SWEEP);
+    char out[65536];
+    cr_assert_eq(cli_run("--sweep tiny.sweep -j 2", out, sizeof out, 1), 0, "%s", out);
+    for (size_t i = 0; i < sizeof tiny_runs / sizeof *tiny_runs; i++) {
+        char rel[200];
+        snprintf(rel, sizeof rel, "runs/tiny/%s.result.txt", tiny_runs[i]);
+        cr_assert(cli_exists(rel), "%s missing", rel);
+    }
+    char *csv = slurp("runs/tiny/sweep.csv", NULL);
+    cr_assert(csv);
+    cr_assert(strstr(csv, "run,group,clip.max_norm,seed,status,final_val_loss,best_val_loss,"
+                          "clip_frac,median_grad_norm,wall_s\n"), "%s", csv);
+    cr_assert(strstr(csv, "clip-max_norm=1-seed1,clip,1,1,ok,"), "%s", csv);
+    cr_assert(strstr(csv, "none-seed1,none,,1,diverged at step "), "%s", csv);
+    free(csv);
+    cr_assert(cli_exists("runs/tiny/summary.png"));
+    cr_assert(cli_exists("runs/tiny/summary.csv"));
+    /* progress is the sweep's, one line per finished run, not the runs' own lines */
+    cr_assert(strstr(out, "8/8 done"), "%s", out);
+    cr_assert(!strstr(out, "steps/s"), "a run's own progress leaked into the sweep's:\n%s", out);
+    /* the numbers against Python's computation from the runs' metrics.csv */
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "/usr/bin/python3 tests/ref/ref_sweep.py check %s/runs/tiny", cli_dir);
+    cr_assert_eq(system(cmd), 0, "ref_sweep.py found mismatches (above)");
+}
+
+Test(sweep, a_failing_run_does_not_stop_the_others) {
+    /* the failing run: a held-out set too big for a 1 MB arena, an error that
+     * only shows when the run evaluates (the config loads) */
+    cli_write("tiny.ini", TINY);
+    char out[65536];
+    int rc = cli_run("--sweep tiny.ini --name f --vary train.arena_mb=1,64 rnn.eval_size=20000 -j 2",
+                     out, sizeof out, 1);
+    cr_assert_eq(rc, 1, "a failed run makes the sweep exit 1: %s", out);
+    char *csv = slurp("runs/f/sweep.csv", NULL);
+    cr_assert(csv, "sweep.csv written even when a run failed");
+    cr_assert(strstr(csv, "arena_mb=1,,1,,error (exit 1),nan,nan"), "%s", csv);
+    cr_assert(strstr(csv, "arena_mb=64,,64,,ok,"), "%s", csv);
+    char *log = slurp("runs/f/arena_mb=1.log.txt", NULL);
+    cr_assert(log && strstr(log, "arena"), "the run's error is in its log.txt: %s", log ? log : "");
+    free(log);
+    free(csv);
+}
+
+Test(sweep, a_bad_spec_or_config_writes_nothing) {
+    cli_write("tiny.ini", TINY);
+    char out[8192];
+    cr_assert_eq(cli_run("--sweep tiny.ini --vary clip.max_norm=log:0.1:10", out, sizeof out, 1), 2);
+    cr_assert(strstr(out, "log:LO:HI:N"), "%s", out);
+    /* every value is checked by the strict config loader before any run starts */
+    cr_assert_eq(cli_run("--sweep tiny.ini --vary clip.max_norm=1,-1", out, sizeof out, 1), 2);
+    cr_assert(strstr(out, "max_norm"), "%s", out);
+    cr_assert(strstr(out, "nothing was run"), "%s", out);
+    cr_assert_eq(cli_run("--sweep tiny.ini --vary clip.max_nrom=1,2", out, sizeof out, 1), 2);
+    cr_assert(strstr(out, "max_nrom"), "%s", out);
+    cr_assert(!cli_exists("runs"), "a refused sweep must write nothing");
+}
+
+static long mtime_ns(const char *rel) {
+    char path[1024];
+    struct stat sb;
+    snprintf(path, sizeof path, "%s/%s", cli_dir, rel);
+    if (stat(path, &sb) != 0) return -1;
+    return (long)sb.st_mtim.tv_sec * 1000000000L + sb.st_mtim.tv_nsec;
+}
+
+Test(sweep, resumes_after_being_killed) {
+    /* longer runs, one worker, so the kill lands with runs complete and one in flight */
+    cli_write("tiny.ini", TINY);
+    const char *args = "--sweep tiny.ini --name k --vary clip.max_norm=0.5,1,2,4,8,16 train.steps=600";
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "cd %s && exec %s %s -j 1 >killed.txt 2>&1", cli_dir, cli_bin, args);
+    pid_t pid = fork();
+    cr_assert(pid >= 0);
+    if (pid == 0) {
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    int complete = 0;
+    for (int tries = 0; tries < 6000 && complete < 2; tries++) {
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+        complete = cli_exists("runs/k/max_norm=0.5.result.txt") + cli_exists("runs/k/max_norm=1.result.txt");
+    }
+    cr_assert_eq(complete, 2, "the first two runs never completed");
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    struct timespec ts = {0, 200 * 1000 * 1000};
+    nanosleep(&ts, NULL); /* the worker in flight dies with its parent (PR_SET_PDEATHSIG) */
+    cr_assert(!cli_exists("runs/k/sweep.csv"), "killed before the end: no summary yet");
+    cr_assert(!cli_exists("runs/k/max_norm=16.result.txt"), "the kill came too late to test resume");
+    long t0 = mtime_ns("runs/k/max_norm=0.5/metrics.csv");
+    char *before = slurp("runs/k/max_norm=0.5/metrics.csv", NULL);
+    char out[65536];
+    cr_assert_eq(cli_run(args, out, sizeof out, 1), 0, "%s", out);
+    cr_assert(strstr(out, "k: "), "%s", out);
+    int skipped = 0;
+    const char *m = strstr(out, "runs already complete");
+    cr_assert(m, "resume did not report skipped runs:\n%s", out);
+    while (m > out && m[-1] != '\n') m--;
+    cr_assert_eq(sscanf(m, "sweep k: %d of 6 runs", &skipped), 1, "%s", m);
+    cr_assert(skipped >= 2 && skipped < 6, "skipped %d of 6:\n%s", skipped, out);
+    cr_assert_eq(mtime_ns("runs/k/max_norm=0.5/metrics.csv"), t0, "a complete run was run again");
+    char *after = slurp("runs/k/max_norm=0.5/metrics.csv", NULL);
+    cr_assert_str_eq(before, after);
+    char *csv = slurp("runs/k/sweep.csv", NULL);
+    int ok = 0;
+    for (const char *p = csv; (p = strstr(p, ",ok,")); p++) ok++;
+    cr_assert_eq(ok, 6, "every run complete after resuming:\n%s", csv);
+    /* a second resume runs nothing */
+    cr_assert_eq(cli_run(args, out, sizeof out, 1), 0, "%s", out);
+    cr_assert(strstr(out, "6 of 6 runs already complete"), "%s", out);
+    free(before), free(after), free(csv);
+}
+
+/* Run the tiny sweep in subfolder sub with the given prefix/suffix (mpirun, -j). */
+static void tiny_sweep_in(const char *sub, const char *prefix, const char *jobs) {
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "cd %s && mkdir -p %s && cp tiny.ini tiny.sweep %s/ && cd %s && "
+             "%s %s --sweep tiny.sweep %s >out.txt 2>&1", cli_dir, sub, sub, sub, prefix, cli_bin, jobs);
+    int st = system(cmd);
+    char rel[256];
+    snprintf(rel, sizeof rel, "%s/out.txt", sub);
+    char *o = slurp(rel, NULL);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s failed:\n%s", cmd, o ? o : "");
+    free(o);
+}
+
+static void same_results(const char *a, const char *b) {
+    char ra[512], rb[512];
+    for (size_t i = 0; i < sizeof tiny_runs / sizeof *tiny_runs; i++) {
+        snprintf(ra, sizeof ra, "%s/runs/tiny/%s/metrics.csv", a, tiny_runs[i]);
+        snprintf(rb, sizeof rb, "%s/runs/tiny/%s/metrics.csv", b, tiny_runs[i]);
+        char *x = slurp(ra, NULL), *y = slurp(rb, NULL);
+        cr_assert(x && y, "%s or %s missing", ra, rb);
+        char *x2 = without_column(x, "time_ms"), *y2 = without_column(y, "time_ms");
+        cr_assert(strcmp(x2, y2) == 0, "%s differs between %s and %s", tiny_runs[i], a, b);
+        free(x), free(y), free(x2), free(y2);
+    }
+    snprintf(ra, sizeof ra, "%s/runs/tiny/sweep.csv", a);
+    snprintf(rb, sizeof rb, "%s/runs/tiny/sweep.csv", b);
+    char *x = slurp(ra, NULL), *y = slurp(rb, NULL);
+    char *x2 = without_column(x, "wall_s"), *y2 = without_column(y, "wall_s");
+    cr_assert_str_eq(x2, y2, "sweep.csv differs between %s and %s", a, b);
+    snprintf(ra, sizeof ra, "%s/runs/tiny/summary.csv", a);
+    snprintf(rb, sizeof rb, "%s/runs/tiny/summary.csv", b);
+    char *s1 = slurp(ra, NULL), *s2 = slurp(rb, NULL);
+    cr_assert_str_eq(s1, s2, "summary.csv differs between %s and %s", a, b);
+    free(x), free(y), free(x2), free(y2), free(s1), free(s2);
+}
+
+Test(sweep, results_do_not_depend_on_workers) {
+    cli_write("tiny.ini", TINY);
+    cli_write("tiny.sweep", TINY_SWEEP);
+    tiny_sweep_in("j1", "", "-j 1");
+    tiny_sweep_in("j3", "", "-j 3");
+    same_results("j1", "j3");
+}
+
+Test(sweep, mpi_three_ranks_equal_one_host) {
+#ifndef CLIPLAB_MPI
+    cr_skip("built without Open MPI (pkg-config ompi-c not found)");
+#else
+    cli_write("tiny.ini", TINY);
+    cli_write("tiny.sweep", TINY_SWEEP);
+    tiny_sweep_in("local", "", "-j 2");
+    /* Under ASan (make test-asan) Open MPI's own allocations left at exit would
+     * fail the ranks, so leak detection is off in this test only (other ASan
+     * checks stay on); the same sweep and worker code is leak-checked by the
+     * tests above, which run without MPI. */
+    tiny_sweep_in("mpi", "ASAN_OPTIONS=detect_leaks=0 mpirun --oversubscribe --allow-run-as-root -np 3", "");
+    char *o = slurp("mpi/out.txt", NULL);
+    cr_assert(strstr(o, "rank 2 of 3"), "not 3 ranks:\n%s", o);
+    free(o);
+    same_results("local", "mpi");
+#endif
+}
+
+Test(sweep, help_documents_the_syntax) {
+    char out[256];
+    cr_assert_eq(cli_run("--help", out, sizeof out, 0), 0);
+    size_t n;
+    char *help = slurp("stdout.txt", &n);
+    const char *want[] = {"--sweep", "--vary section.key=VALUES", "clip.exclude=w_out,b_out",
+                          "log:LO:HI:N", "--seeds", "--group", "-j N", "mpirun"};
+    for (size_t i = 0; i < sizeof want / sizeof *want; i++)
+        cr_assert(strstr(help, want[i]), "--help lacks '%s'", want[i]);
+    free(help);
+}
