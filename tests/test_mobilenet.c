@@ -252,6 +252,7 @@ Test(mobilenet, layout_residuals_and_weight_decay) {
     cr_assert_float_eq(m.stem.rvar->data[0], 1.0f, 0);
     cr_assert_float_eq(m.stem.bn_w->data[3], 1.0f, 0);
     mobilenet_free_params(&m);
+    memset(&m, 0, sizeof m); /* a fresh model: build does not reuse what free released */
     cfg.batchnorm = 0;
     mobilenet_build(&m, &cfg, 28, 28, 10, &r);
     cr_assert_null(param_find(&m.ps, "stem.bn.w"));
