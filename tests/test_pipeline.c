@@ -29,6 +29,7 @@
 #include "ops.h"
 #include "params.h"
 #include "train.h"
+#include "tsettings.h"
 
 /* ---------------------------------------------------------------- the toy model
  * Groups "a" (w[2]) and "b" (u[2]). The loss depends on toy_mode. */
@@ -141,41 +142,13 @@ static ModelDef toy_def = {
 
 /* ---------------------------------------------------------------- settings from an INI */
 
-typedef struct Setup {
-    TrainerSettings s;
-    GroupSettings store[4];
-    Config cfg;
-} Setup;
+typedef TSettings Setup;
 
 static Setup *last_setup; /* freed by finish() */
 
-/* Every default, then the INI text (through the real loader and group sections). */
-static void setup(Setup *st, const char *ini) {
-    memset(st, 0, sizeof *st);
-    const CfgSection *secs[] = {&run_config_section, &train_config_section, &optim_config_section,
-                                &clip_config_section, &recovery_config_section};
-    void *structs[] = {&st->s.run, &st->s.train, &st->s.optim, &st->s.clip, &st->s.recovery};
-    cfg_init(&st->cfg, secs, structs, 5);
-    int n = train_groups_register(&st->cfg, st->store, 0, 4, toy_def.groups);
-    char path[] = "/tmp/cliplab_pipe_XXXXXX";
-    int fd = mkstemp(path);
-    cr_assert(fd >= 0);
-    FILE *f = fdopen(fd, "w");
-    fputs(ini, f);
-    fclose(f);
-    char err[1024];
-    CfgStatus rc = cfg_load_file(&st->cfg, path, err, sizeof err);
-    unlink(path);
-    cr_assert_eq(rc, CFG_OK, "%s", err);
-    cfg_resolve_groups(&st->cfg);
-    cr_assert_eq(train_groups_select(&st->cfg, &st->s, st->store, n, toy_def.groups, err, sizeof err), 0,
-                 "%s", err);
-    st->s.train.quiet = 1;
-}
-
 static Trainer *make(Setup *st, int mode, const char *ini) {
     toy_mode = mode;
-    setup(st, ini);
+    tsettings_load(st, toy_def.groups, NULL, NULL, ini);
     last_setup = st;
     return trainer_create(&toy_def, NULL, &st->s);
 }

@@ -309,12 +309,11 @@ Test(wgan_metrics, at_bounds) {
 #include <unistd.h>
 
 #include "train.h"
+#include "tsettings.h"
 
 typedef struct Setup {
-    TrainerSettings s;
-    GroupSettings store[4];
+    TSettings t;
     WganConfig wc;
-    Config cfg;
 } Setup;
 
 static const char *ini_two_groups =
@@ -325,26 +324,8 @@ static const char *ini_two_groups =
 
 static Trainer *make_trainer(Setup *st, const char *ini) {
     memset(st, 0, sizeof *st);
-    const CfgSection *secs[] = {&run_config_section,  &train_config_section,    &optim_config_section,
-                                &clip_config_section, &recovery_config_section, wgan_model.section};
-    void *structs[] = {&st->s.run, &st->s.train, &st->s.optim, &st->s.clip, &st->s.recovery, &st->wc};
-    cfg_init(&st->cfg, secs, structs, 6);
-    int n = train_groups_register(&st->cfg, st->store, 0, 4, wgan_model.groups);
-    char path[] = "/tmp/cliplab_wgan_XXXXXX";
-    int fd = mkstemp(path);
-    cr_assert(fd >= 0);
-    FILE *f = fdopen(fd, "w");
-    fputs(ini, f);
-    fclose(f);
-    char err[1024];
-    CfgStatus rc = cfg_load_file(&st->cfg, path, err, sizeof err);
-    unlink(path);
-    cr_assert_eq(rc, CFG_OK, "%s", err);
-    cfg_resolve_groups(&st->cfg);
-    cr_assert_eq(train_groups_select(&st->cfg, &st->s, st->store, n, wgan_model.groups, err,
-                                     sizeof err), 0, "%s", err);
-    st->s.train.quiet = 1;
-    return trainer_create(&wgan_model, &st->wc, &st->s);
+    tsettings_load(&st->t, wgan_model.groups, wgan_model.section, &st->wc, ini);
+    return trainer_create(&wgan_model, &st->wc, &st->t.s);
 }
 
 static float *copy_of(const ParamSet *ps) {
@@ -382,7 +363,7 @@ Test(wgan_trainer, no_crossing_between_groups) {
     for (int g = 0; g < tr->ngroups; g++) cr_assert(all_zero(tr->groups[g].ps), "stale gradient");
     free(g0), free(d0);
     trainer_destroy(tr);
-    cfg_free(&st.cfg);
+    cfg_free(&st.t.cfg);
 }
 
 /* Same seed, same numbers: three generator iterations twice. */
@@ -396,7 +377,7 @@ Test(wgan_trainer, deterministic) {
             w[k][tr->step] = tr->extra[((Wgan *)tr->model)->col[0]];
         }
         trainer_destroy(tr);
-        cfg_free(&st.cfg);
+        cfg_free(&st.t.cfg);
     }
     for (int i = 0; i < 3; i++) {
         cr_assert(isfinite(w[0][i]));
