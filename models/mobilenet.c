@@ -718,9 +718,13 @@ static int act_compare_figure(const char *const *dirs, int n, const char *out, c
     return rc;
 }
 
-/* ./train A.ini B.ini ...: <compare>_quant.png (one line per run) and
- * <compare>_act_max.png. */
-static int mb_compare(const char *const *dirs, int n, const char *path) {
+/* ./train A.ini B.ini ...: the trainer's comparison figure, then beside it
+ * <compare>_quant.png (one line per run) and <compare>_act_max.png. */
+static int mb_compare(const RunResult *runs, const void *const *cfgs, int n, const char *path) {
+    (void)cfgs;
+    if (trainer_compare_plot(runs, n, path) != 0) return -1;
+    const char **dirs = xcalloc((size_t)n, sizeof *dirs);
+    for (int i = 0; i < n; i++) dirs[i] = runs[i].out_dir;
     QuantCurve *q = xcalloc((size_t)n, sizeof *q);
     char err[512], out[2048], names[256] = "";
     int nq = 0, rc = 0;
@@ -746,6 +750,7 @@ static int mb_compare(const char *const *dirs, int n, const char *path) {
     }
     if (rc != 0) fprintf(stderr, "cliplab: error: %s\n", err);
     free(q);
+    free(dirs);
     return rc;
 }
 
@@ -860,7 +865,7 @@ const ModelDef mobilenet_model = {
     .save_state = mb_save_state,
     .load_state = mb_load_state,
     .destroy = mb_destroy,
-    .compare = mb_compare,
+    .compare_plot = mb_compare,
     .main_metric = "val_acc",
     .main_metric_higher = 1,
 };

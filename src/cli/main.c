@@ -331,12 +331,6 @@ static int compare_runs(RunSpec *specs, const RunResult *res, int n, const char 
         rc = def->compare_plot(res, cfgs, n, path);
         free(cfgs);
     }
-    if (rc == 0 && def && def->compare) { /* the model's extra figures beside it */
-        const char **outs = xcalloc((size_t)n, sizeof *outs);
-        for (int i = 0; i < n; i++) outs[i] = specs[i].set.run.out_dir;
-        rc = def->compare(outs, n, path);
-        free(outs);
-    }
     return rc;
 }
 

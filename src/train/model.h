@@ -72,14 +72,12 @@ typedef struct ModelDef {
     /* Optional: the model's own clipping in a few words ("ratio clip 0.2"),
      * put in the run's label beside the gradient clip. */
     void (*describe)(const void *m, char *buf, size_t len);
-    /* Optional: when several runs of this model are compared (./train A.ini B.ini),
-     * extra figures drawn from what the runs wrote into out_dirs[0..n); path is
-     * the comparison PNG (write beside it). 0 = ok, else a message was printed. */
-    int (*compare)(const char *const *out_dirs, int n, const char *path);
     /* Optional: the figure comparing several runs when every run is of this
      * model (./train A.ini B.ini ...), written to path instead of the generic
      * loss / grad-norm overlay (cfgs[i]: run i's model section; each run's
-     * files are in runs[i].out_dir); NULL = trainer_compare_plot.
+     * files are in runs[i].out_dir); NULL = trainer_compare_plot. A model
+     * that only adds figures beside the generic one calls trainer_compare_plot
+     * first (MobileNet: accuracy against bits, activation ranges).
      * 0 when written, else non-zero with a message printed. */
     int (*compare_plot)(const struct RunResult *runs, const void *const *cfgs, int n,
                         const char *path);
