@@ -104,6 +104,53 @@ Test(mobilenet, torch_parity_train_mode_with_threads) {
     parity_train_mode(4);
 }
 
+/* Every gradient of the default network on 13 random images (a batch that
+ * the 8 weight-gradient slices split unevenly), with the convolutions on 1, 2,
+ * 3 and 5 threads: bit for bit the same, so [train] threads never changes a
+ * run's numbers. */
+static void default_net_grads(int threads, float *out, size_t *n) {
+    ops_set_threads(threads);
+    MobilenetConfig cfg;
+    mobilenet_default_config(&cfg);
+    Mobilenet m;
+    memset(&m, 0, sizeof m);
+    Rng r;
+    rng_seed(&r, 7, 1);
+    mobilenet_build(&m, &cfg, 28, 28, 10, &r);
+    enum { B = 13 };
+    static float x[B * 28 * 28];
+    int y[B];
+    for (size_t i = 0; i < sizeof x / sizeof x[0]; i++) x[i] = (float)rng_normal(&r);
+    for (int i = 0; i < B; i++) y[i] = (int)rng_below(&r, 10);
+    Ctx c;
+    ctx_init(&c, 64 << 20, 4096);
+    ad_backward(&c, ad_cross_entropy(&c, mobilenet_logits(&m, &c, x, B), y), 1.0f);
+    *n = m.ps.n;
+    memcpy(out, m.ps.grad, m.ps.n * sizeof(float));
+    ctx_free(&c);
+    mobilenet_free_params(&m);
+    ops_set_threads(1);
+}
+
+Test(mobilenet, gradients_do_not_depend_on_the_thread_count) {
+    static float g1[1 << 17], gt[1 << 17];
+    size_t n1, nt;
+    default_net_grads(1, g1, &n1);
+    cr_assert(n1 > 40000 && n1 < (1 << 17), "%zu parameters", n1);
+    double norm = 0;
+    for (size_t i = 0; i < n1; i++) norm += (double)g1[i] * g1[i];
+    cr_assert(norm > 1e-8, "gradient norm^2 %g", norm);
+    int threads[] = {2, 3, 5};
+    for (int k = 0; k < 3; k++) {
+        default_net_grads(threads[k], gt, &nt);
+        cr_assert_eq(nt, n1);
+        size_t diff = 0;
+        for (size_t i = 0; i < n1; i++) diff += memcmp(&g1[i], &gt[i], sizeof(float)) != 0;
+        cr_assert_eq(diff, 0, "%d threads: %zu of %zu gradients differ from 1 thread",
+                     threads[k], diff, n1);
+    }
+}
+
 Test(mobilenet, torch_parity_eval_mode_forward) {
     TFile *tf = tfile_load("ref_mobilenet");
     Mobilenet m;

@@ -482,6 +482,9 @@ int sweep_main(int argc, char **argv, SweepCheckFn check) {
         int jobs = s->jobs ? s->jobs : nranks > 1 ? 1 : (int)(cores > 0 ? cores : 1);
         setenv("OPENBLAS_NUM_THREADS", "1", 1); /* the sweep is the parallelism */
         setenv("OMP_NUM_THREADS", "1", 1);
+        char tcap[24]; /* and a run's [train] threads share what the workers leave */
+        snprintf(tcap, sizeof tcap, "%ld", cores > jobs ? cores / jobs : 1L);
+        setenv("CLIPLAB_THREAD_CAP", tcap, 1);
         if (rank == 0)
             printf("sweep %s: %d runs (%s; %d group%s, %d seed%s) -> %s/, %d worker%s%s\n", s->name,
                    s->nruns, s->config, s->ngroups, s->ngroups > 1 ? "s" : "",

@@ -573,11 +573,16 @@ static int conv_is_pointwise(const ConvShape *s) {
     return s->KH == 1 && s->KW == 1 && s->stride == 1 && s->pad == 0;
 }
 
-/* Convolutions split the batch over nt threads (ops_set_threads; OpenMP, a
- * static schedule so a thread count gives the same numbers every run). Each
- * thread has its own im2col scratch; weight and bias gradients are summed
- * into per-thread partials and added in thread order after the loop. nt = 1
- * is the plain loop. */
+/* Convolutions split the batch over nt threads (ops_set_threads; OpenMP). Each
+ * thread has its own im2col scratch. Weight and bias gradients are summed into
+ * CONV_CHUNKS partials, one per fixed slice of the batch whatever nt is, and
+ * added in slice order after the loop: every thread count (1 included) adds
+ * the same numbers in the same order, so results do not depend on [train]
+ * threads. */
+enum { CONV_CHUNKS = 8 };
+
+/* Slices of a batch of N: min(N, CONV_CHUNKS); slice j is images [j*N/P, (j+1)*N/P). */
+static int conv_chunks(int N) { return N < CONV_CHUNKS ? N : CONV_CHUNKS; }
 
 /* out[n] = w[COUT,CKK] @ col(x[n]) + bias; col[nt][CKK,HO*WO] is scratch */
 static void conv2d_forward(float *out, float *col, const float *x, const float *w,
@@ -604,38 +609,40 @@ static void conv2d_forward(float *out, float *col, const float *x, const float *
 
 /* dw += dout[n] @ col^T; dcol = w^T @ dout[n], then col2im into dx; dbias += sum dout.
  * col is recomputed per image (one image of scratch per thread instead of N).
- * With nt > 1, part[nt][COUT*CKK + COUT] receives each thread's dw and dbias. */
+ * part[P][COUT*CKK + COUT] (P = conv_chunks(N)) receives each slice's dw and dbias. */
 static void conv2d_backward(float *dx, float *dw, float *dbias, float *col, float *part,
                             const float *dout, const float *x, const float *w, int N, int nt,
                             const ConvShape *s) {
     /* dx[N,CIN,H,W], dw[COUT,CKK], dbias[COUT], col[nt,CKK,HO*WO] scratch,
-     * part[nt,COUT*CKK+COUT] scratch (nt > 1), dout[N,COUT,HO,WO], x[N,CIN,H,W],
+     * part[P,COUT*CKK+COUT] scratch, dout[N,COUT,HO,WO], x[N,CIN,H,W],
      * w[COUT,CKK]; dx, dw, dbias may be NULL */
     int CKK = s->CIN * s->KH * s->KW, HOWO = s->HO * s->WO, pw = conv_is_pointwise(s);
+    int P = conv_chunks(N), ntp = nt < P ? nt : P;
     size_t np = (size_t)s->COUT * CKK + s->COUT;
-    if (nt > 1) memset(part, 0, (size_t)nt * np * sizeof(float));
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
-    for (int n = 0; n < N; n++) {
-        int t = omp_get_thread_num();
-        float *ct = pw ? NULL : col + (size_t)t * CKK * HOWO;
-        float *dwt = nt > 1 ? part + (size_t)t * np : dw;
-        float *dbt = nt > 1 ? part + (size_t)t * np + (size_t)s->COUT * CKK : dbias;
-        const float *xn = x + (size_t)n * s->CIN * s->H * s->W;
-        const float *dn = dout + (size_t)n * s->COUT * HOWO;
-        if (dbias)
-            for (int co = 0; co < s->COUT; co++) dbt[co] += row_sum(dn + (size_t)co * HOWO, HOWO);
-        if (dw) {
-            if (!pw) im2col(ct, xn, s);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, s->COUT, CKK, HOWO, 1.0f, dn,
-                        HOWO, pw ? xn : ct, HOWO, 1.0f, dwt, CKK);
+    memset(part, 0, (size_t)P * np * sizeof(float));
+#pragma omp parallel for num_threads(ntp) schedule(static) if (ntp > 1)
+    for (int j = 0; j < P; j++) {
+        float *ct = pw ? NULL : col + (size_t)omp_get_thread_num() * CKK * HOWO;
+        float *dwt = part + (size_t)j * np, *dbt = dwt + (size_t)s->COUT * CKK;
+        for (int n = j * N / P; n < (j + 1) * N / P; n++) {
+            const float *xn = x + (size_t)n * s->CIN * s->H * s->W;
+            const float *dn = dout + (size_t)n * s->COUT * HOWO;
+            if (dbias)
+                for (int co = 0; co < s->COUT; co++)
+                    dbt[co] += row_sum(dn + (size_t)co * HOWO, HOWO);
+            if (dw) {
+                if (!pw) im2col(ct, xn, s);
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, s->COUT, CKK, HOWO, 1.0f, dn,
+                            HOWO, pw ? xn : ct, HOWO, 1.0f, dwt, CKK);
+            }
+            if (!dx) continue;
+            float *dxn = dx + (size_t)n * s->CIN * s->H * s->W;
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, CKK, HOWO, s->COUT, 1.0f, w, CKK,
+                        dn, HOWO, pw ? 1.0f : 0.0f, pw ? dxn : ct, HOWO);
+            if (!pw) col2im_add(dxn, ct, s);
         }
-        if (!dx) continue;
-        float *dxn = dx + (size_t)n * s->CIN * s->H * s->W;
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, CKK, HOWO, s->COUT, 1.0f, w, CKK, dn,
-                    HOWO, pw ? 1.0f : 0.0f, pw ? dxn : ct, HOWO);
-        if (!pw) col2im_add(dxn, ct, s);
     }
-    for (int t = 0; nt > 1 && t < nt; t++) {
+    for (int t = 0; t < P; t++) {
         const float *pt = part + (size_t)t * np;
         if (dw)
             for (size_t i = 0; i < (size_t)s->COUT * CKK; i++) dw[i] += pt[i];
@@ -647,7 +654,7 @@ static void conv2d_backward(float *dx, float *dw, float *dbias, float *col, floa
 typedef struct {
     ConvShape s;
     float *col;  /* [nt, CKK, HO*WO] scratch (dwconv: [nt, 3, HP, WP]) */
-    float *part; /* [nt, COUT*CKK + COUT] per-thread gradient partials (conv2d, nt > 1) */
+    float *part; /* [P, COUT*CKK + COUT] per-slice gradient partials (conv2d backward) */
     int nt;      /* threads over the batch */
 } ConvCtx;
 
@@ -693,8 +700,8 @@ Tensor *ad_conv2d(Ctx *c, Tensor *x, Tensor *w, Tensor *bias, int stride, int pa
                    k->nt, &s);
     TapeNode *nd = tape_record(c, "conv2d", conv2d_bwd, out, in, 3);
     if (nd) {
-        if (k->nt > 1)
-            k->part = arena_alloc(&c->arena, (size_t)k->nt * (s.COUT * ckk + s.COUT) * sizeof(float));
+        k->part = arena_alloc(&c->arena, (size_t)conv_chunks(x->shape[0]) *
+                                             (s.COUT * ckk + s.COUT) * sizeof(float));
         nd->ctx = k;
     }
     return out;

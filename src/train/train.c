@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -326,8 +327,17 @@ Trainer *trainer_create(const ModelDef *def, const void *model_cfg, const Traine
     tr->set = s;
     tr->run = s->run;
     tr->train = s->train;
+    /* A sweep worker shares the cores with the other workers: the sweep sets
+     * CLIPLAB_THREAD_CAP to cores / jobs so [train] threads cannot oversubscribe
+     * them (the numbers do not depend on the thread count). */
+    const char *cap = getenv("CLIPLAB_THREAD_CAP");
+    if (cap && atoi(cap) >= 1 && tr->train.threads > atoi(cap)) {
+        printf("[train] threads = %d capped at %d (the sweep's workers share the cores)\n",
+               tr->train.threads, atoi(cap));
+        tr->train.threads = atoi(cap);
+    }
     recovery_init(&tr->rec, &s->recovery, s->train.steps);
-    openblas_set_num_threads(s->train.threads);
+    openblas_set_num_threads(tr->train.threads);
     ctx_init(&tr->ctx, (size_t)s->train.arena_mb << 20, (size_t)s->train.max_nodes);
     rng_seed(&tr->rng, (uint64_t)s->run.seed, 54);
     tr->model = def->create(tr, model_cfg);
