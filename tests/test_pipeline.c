@@ -28,6 +28,7 @@
 
 #include "ops.h"
 #include "params.h"
+#include "recovery.h"
 #include "train.h"
 #include "tsettings.h"
 
@@ -401,4 +402,24 @@ Test(contract, group_section_of_another_model_is_refused) {
     cr_assert_eq(train_groups_select(&st.cfg, &st.s, st.store, n, toy_one_group, err, sizeof err), -1);
     cr_assert(strstr(err, "[optim.b]") && strstr(err, "[optim.a]"), "%s", err);
     cfg_free(&st.cfg);
+}
+
+/* The recovery ring: a step stored again (the trainer passes the restored
+ * step's checkpoint again after a rollback, and resume stores every slot) keeps
+ * one copy, even when the rollback emptied a slot ahead of it in the ring. */
+Test(recovery, ring_keeps_one_copy_of_a_step) {
+    RecoveryConfig cfg = {.enabled = 1, .spike_factor = 3, .ema_beta = 0.9, .checkpoint_every = 10,
+                          .rollback_steps = 10, .skip_batches = 0, .max_rollbacks = 5};
+    Recovery r;
+    recovery_init(&r, &cfg, 1000);
+    cr_assert_eq(r.nring, 4);
+    for (long s = 0; s <= 40; s += 10) recovery_store(&r, s, malloc(8), 8); /* 40 replaces 0 */
+    recovery_record(&r, 45, 10.0, 1.0, 10); /* forgets 20, 30 and 40 (slot 0) */
+    recovery_store(&r, 10, malloc(8), 8);
+    recovery_store(&r, 20, malloc(8), 8);
+    int tens = 0, held = 0;
+    for (int i = 0; i < r.nring; i++) tens += r.ring[i].step == 10, held += r.ring[i].step >= 0;
+    cr_assert_eq(tens, 1, "step 10 is in %d slots", tens);
+    cr_assert_eq(held, 2, "%d slots hold a checkpoint (10 and 20)", held);
+    recovery_free(&r);
 }

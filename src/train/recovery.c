@@ -63,13 +63,16 @@ void recovery_free(Recovery *r) {
 
 /* The ring slot for a new checkpoint at `step`: the one already at that step,
  * else an empty one, else the oldest. */
+/* The slot already holding step (a step stored again after a rollback or a
+ * resume replaces its copy), else an empty one, else the oldest. */
 static RecoverySnapshot *slot_for(Recovery *r, long step) {
-    RecoverySnapshot *oldest = &r->ring[0];
+    RecoverySnapshot *empty = NULL, *oldest = &r->ring[0];
     for (int i = 0; i < r->nring; i++) {
-        if (r->ring[i].step == step || r->ring[i].step < 0) return &r->ring[i];
+        if (r->ring[i].step == step) return &r->ring[i];
+        if (r->ring[i].step < 0 && !empty) empty = &r->ring[i];
         if (r->ring[i].step < oldest->step) oldest = &r->ring[i];
     }
-    return oldest;
+    return empty ? empty : oldest;
 }
 
 int recovery_due(const Recovery *r, long step) {
