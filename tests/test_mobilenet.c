@@ -104,19 +104,24 @@ Test(mobilenet, torch_parity_train_mode_with_threads) {
     parity_train_mode(4);
 }
 
+/* The default network (mobilenet_default_config) for 28x28 inputs, 10 classes. */
+static void build_default(Mobilenet *m, Rng *r, uint64_t seed) {
+    MobilenetConfig cfg;
+    mobilenet_default_config(&cfg);
+    memset(m, 0, sizeof *m);
+    rng_seed(r, seed, 1);
+    mobilenet_build(m, &cfg, 28, 28, 10, r);
+}
+
 /* Every gradient of the default network on 13 random images (a batch that
  * the 8 weight-gradient slices split unevenly), with the convolutions on 1, 2,
  * 3 and 5 threads: bit for bit the same, so [train] threads never changes a
  * run's numbers. */
 static void default_net_grads(int threads, float *out, size_t *n) {
     ops_set_threads(threads);
-    MobilenetConfig cfg;
-    mobilenet_default_config(&cfg);
     Mobilenet m;
-    memset(&m, 0, sizeof m);
     Rng r;
-    rng_seed(&r, 7, 1);
-    mobilenet_build(&m, &cfg, 28, 28, 10, &r);
+    build_default(&m, &r, 7);
     enum { B = 13 };
     static float x[B * 28 * 28];
     int y[B];
@@ -273,13 +278,9 @@ Test(mobilenet_ops, fake_quant_matches_torch_and_the_paper) {
 /* -------------------------------------------------------------- the model */
 
 Test(mobilenet, layout_residuals_and_weight_decay) {
-    MobilenetConfig cfg;
-    mobilenet_default_config(&cfg);
     Mobilenet m;
-    memset(&m, 0, sizeof m);
     Rng r;
-    rng_seed(&r, 1, 1);
-    mobilenet_build(&m, &cfg, 28, 28, 10, &r);
+    build_default(&m, &r, 1);
     /* 1:16:1:1, 6:24:2:2, 6:32:2:2 (torchvision's first group has no expansion) */
     cr_assert_eq(m.nblocks, 5);
     int res[5] = {1, 0, 1, 0, 1}, stride[5] = {1, 2, 1, 2, 1};
@@ -299,6 +300,8 @@ Test(mobilenet, layout_residuals_and_weight_decay) {
     cr_assert_float_eq(m.stem.rvar->data[0], 1.0f, 0);
     cr_assert_float_eq(m.stem.bn_w->data[3], 1.0f, 0);
     mobilenet_free_params(&m);
+    MobilenetConfig cfg;
+    mobilenet_default_config(&cfg);
     memset(&m, 0, sizeof m); /* a fresh model: build does not reuse what free released */
     cfg.batchnorm = 0;
     mobilenet_build(&m, &cfg, 28, 28, 10, &r);
