@@ -578,7 +578,9 @@ static int conv_is_pointwise(const ConvShape *s) {
  * CONV_CHUNKS partials, one per fixed slice of the batch whatever nt is, and
  * added in slice order after the loop: every thread count (1 included) adds
  * the same numbers in the same order, so results do not depend on [train]
- * threads. */
+ * threads. Work is handed out dynamically (each unit writes only its own
+ * outputs), so a thread the OS deschedules on a busy machine delays the
+ * others by one unit, not by its whole static share. */
 enum { CONV_CHUNKS = 8 };
 
 /* Slices of a batch of N: min(N, CONV_CHUNKS); slice j is images [j*N/P, (j+1)*N/P). */
@@ -589,7 +591,7 @@ static void conv2d_forward(float *out, float *col, const float *x, const float *
                            const float *bias, int N, int nt, const ConvShape *s) {
     /* out[N,COUT,HO,WO], col[nt,CKK,HO*WO], x[N,CIN,H,W], w[COUT,CKK], bias[COUT] or NULL */
     int CKK = s->CIN * s->KH * s->KW, HOWO = s->HO * s->WO;
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+#pragma omp parallel for num_threads(nt) schedule(dynamic) if (nt > 1)
     for (int n = 0; n < N; n++) {
         const float *xn = x + (size_t)n * s->CIN * s->H * s->W;
         float *on = out + (size_t)n * s->COUT * HOWO;
@@ -620,7 +622,7 @@ static void conv2d_backward(float *dx, float *dw, float *dbias, float *col, floa
     int P = conv_chunks(N), ntp = nt < P ? nt : P;
     size_t np = (size_t)s->COUT * CKK + s->COUT;
     memset(part, 0, (size_t)P * np * sizeof(float));
-#pragma omp parallel for num_threads(ntp) schedule(static) if (ntp > 1)
+#pragma omp parallel for num_threads(ntp) schedule(dynamic) if (ntp > 1)
     for (int j = 0; j < P; j++) {
         float *ct = pw ? NULL : col + (size_t)omp_get_thread_num() * CKK * HOWO;
         float *dwt = part + (size_t)j * np, *dbt = dwt + (size_t)s->COUT * CKK;
@@ -832,7 +834,7 @@ static void dwconv2d_forward(float *out, float *scratch, const float *x, const f
     size_t HOWO = (size_t)s->HO * s->WO, HW = (size_t)s->H * s->W, KK = (size_t)s->KH * s->KW;
     int WP = s->W + 2 * s->pad, HP = s->H + 2 * s->pad;
     size_t planes = (size_t)N * s->CIN;
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 16) if (nt > 1)
     for (size_t p = 0; p < planes; p++) {
         int ch = (int)(p % (size_t)s->CIN);
         float *xp = scratch + (size_t)omp_get_thread_num() * 3 * HP * WP;
@@ -866,7 +868,7 @@ static void dwconv2d_backward(float *dx, float *dw, float *dbias, float *scratch
         float *xp = scratch + (size_t)omp_get_thread_num() * 3 * HP * WP;
         float *dxp = xp + (size_t)HP * WP, *dfull = dxp + (size_t)HP * WP;
         if (s->stride == 1) memset(dfull, 0, (size_t)HP * WP * sizeof(float)); /* row ends stay 0 */
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic)
         for (int ch = 0; ch < s->CIN; ch++)
             for (int n = 0; n < N; n++) {
                 size_t p = (size_t)n * s->CIN + ch;

@@ -4,8 +4,10 @@
  *          stride 1, residual, ReLU6, batchnorm in train mode) on 32 x 16 x 28 x 28
  *          random inputs, loss = MSE against a random target;
  *   net:   the whole default network of models/mobilenet.c (ReLU6) on 32
- *          random 28 x 28 images, mean cross-entropy.
- * Usage: bench_mobilenet REPS [block|net] (default block).
+ *          random 28 x 28 images, mean cross-entropy;
+ *   net28: the same with the stem's stride 1, so every plane is 4x larger
+ *          (28x28, 14x14, 7x7 instead of 14x14, 7x7, 4x4).
+ * Usage: bench_mobilenet REPS [block|net|net28] (default block).
  * tests/bench/bench_mobilenet.py runs this beside the same steps in PyTorch. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,9 +23,11 @@ enum { B = 32, HW = 28, C = 16 };
 
 int main(int argc, char **argv) {
     int reps = argc > 1 ? atoi(argv[1]) : 20, warm = 3;
-    int net = argc > 2 && strcmp(argv[2], "net") == 0;
+    int net28 = argc > 2 && strcmp(argv[2], "net28") == 0;
+    int net = net28 || (argc > 2 && strcmp(argv[2], "net") == 0);
     MobilenetConfig cfg;
     mobilenet_default_config(&cfg);
+    if (net28) cfg.stem_stride = 1; /* the same network on 28x28 planes (4x the work) */
     if (!net) {
         cfg.stem = C, cfg.stem_stride = 1;
         snprintf(cfg.blocks, sizeof cfg.blocks, "6:16:1:1");

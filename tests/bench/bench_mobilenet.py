@@ -7,7 +7,11 @@ Two steps, each = zero grads, forward, loss, backward, Adam step (lr 1e-3):
   net:   the whole default network of models/mobilenet.c (stem conv 3x3
          1 -> 16 stride 2, blocks t:c:n:s = 1:16:1:1, 6:24:2:2, 6:32:2:2, head
          1x1 -> 128, average pool, Linear 128 -> 10; ReLU6, batchnorm) on 32
-         random 28 x 28 images, cross-entropy.
+         random 28 x 28 images, cross-entropy;
+  net28: the same network with the stem's stride 1 (planes 28, 14, 7 instead of
+         14, 7, 4): not a demo, it shows how the ratio depends on the plane size
+         (PyTorch's CPU depthwise convolution is fast on small planes and slow on
+         28x28 ones).
 Both sides: one thread (OPENBLAS_NUM_THREADS=1 and OMP_NUM_THREADS=1 set by
 `make bench`, torch.set_num_threads(1)), medians of several steps after a
 warm-up, the two sides interleaved in rounds (benchlib.py). Also prints the
@@ -50,8 +54,8 @@ class InvertedResidual(nn.Module):
         return x + self.conv(x) if self.res else self.conv(x)
 
 
-def network():
-    layers = conv_bn(1, 16, 3, 2)
+def network(stem_stride=2):
+    layers = conv_bn(1, 16, 3, stem_stride)
     cin = 16
     for t, c, n, s in [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 2, 2)]:
         for i in range(n):
@@ -67,7 +71,7 @@ def make_step(mode):
         x, tgt = torch.randn(B, 16, HW, HW), torch.randn(B, 16, HW, HW)
         loss_fn = lambda: F.mse_loss(model(x), tgt)
     else:
-        model = network()
+        model = network(1 if mode == "net28" else 2)
         x, y = torch.randn(B, 1, HW, HW), torch.randint(0, 10, (B,))
         loss_fn = lambda: F.cross_entropy(model(x), y)
     model.train()
@@ -86,7 +90,7 @@ def run_c(binary, mode):
 
 
 binary = os.path.join(sys.argv[1] if len(sys.argv) > 1 else "build/bench", "bench_mobilenet")
-for mode in ("block", "net"):
+for mode in ("block", "net", "net28"):
     step, nparams = make_step(mode)
     time_steps(step, WARM)
     t_meds, c_runs = [], []
@@ -97,8 +101,10 @@ for mode in ("block", "net"):
     ratios = sorted(t / r["c_step_ms"] for t, r in zip(t_meds, c_runs))
     t_ms, c_ms = statistics.median(t_meds), c["c_step_ms"]
     assert int(c["params"]) == nparams, f"{mode}: C has {int(c['params'])} params, torch {nparams}"
-    what = ("inverted residual block step (16 ch, t=6, 28x28, batch 32" if mode == "block"
-            else "whole-network step (default MobileNetV2, batch 32")
+    what = {"block": "inverted residual block step (16 ch, t=6, 28x28, batch 32",
+            "net": "whole-network step (default MobileNetV2, the demo's, batch 32",
+            "net28": "whole network without the stem's stride (planes 28/14/7, not a demo), batch 32",
+            }[mode]
     print(f"mobilenet {what}, {nparams} params, 1 thread): cliplab {c_ms:.2f} ms "
           f"(forward {c['c_fwd_ms']:.1f}, backward {c['c_bwd_ms']:.1f}), pytorch {t_ms:.2f} ms, "
           f"speed-up x{t_ms / c_ms:.2f} (target >= 3; per-round x{ratios[0]:.2f}..x{ratios[-1]:.2f})",
