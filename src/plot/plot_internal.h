@@ -81,6 +81,8 @@ void frame_rect(Canvas *cv, Rect r, PlotColor c); /* a 1-px outline just outside
 /* A crisp 1-px horizontal or vertical line covering pixel row/column v. */
 void pixel_hline(Canvas *cv, int x0, int x1, int y, PlotColor c);
 void pixel_vline(Canvas *cv, int x, int y0, int y1, PlotColor c);
+/* Stroke the path width wide in c, over a white halo halo wide (0: none). */
+void stroke_halo(cairo_t *cr, PlotColor c, double width, double halo);
 void dashed_line(cairo_t *cr, double ax, double ay, double bx, double by, double on, double off,
                  PlotColor c);
 /* Marker m of radius r at (x, y) in colour c; edge: a white rim (on a busy background). */

@@ -205,9 +205,7 @@ void pixel_vline(Canvas *cv, int x, int y0, int y1, PlotColor c) {
 
 void frame_rect(Canvas *cv, Rect r, PlotColor c) {
     cairo_rectangle(cv->cr, r.x0 - 0.5, r.y0 - 0.5, r.x1 - r.x0 + 1, r.y1 - r.y0 + 1);
-    set_colour(cv->cr, c, 1);
-    cairo_set_line_width(cv->cr, 1);
-    cairo_stroke(cv->cr);
+    stroke_halo(cv->cr, c, 1, 0);
 }
 
 void dashed_line(cairo_t *cr, double ax, double ay, double bx, double by, double on, double off,
@@ -216,70 +214,61 @@ void dashed_line(cairo_t *cr, double ax, double ay, double bx, double by, double
     cairo_save(cr);
     cairo_set_dash(cr, d, 2, 0);
     cairo_set_line_cap(cr, CAIRO_LINE_CAP_BUTT);
-    cairo_set_line_width(cr, 1.8);
     cairo_move_to(cr, ax, ay);
     cairo_line_to(cr, bx, by);
-    set_colour(cr, c, 1);
-    cairo_stroke(cr);
+    stroke_halo(cr, c, 1.8, 0);
     cairo_restore(cr);
 }
 
+void stroke_halo(cairo_t *cr, PlotColor c, double width, double halo) {
+    if (halo > 0) {
+        cairo_set_line_width(cr, halo);
+        set_colour(cr, C_WHITE, 1);
+        cairo_stroke_preserve(cr);
+    }
+    cairo_set_line_width(cr, width);
+    set_colour(cr, c, 1);
+    cairo_stroke(cr);
+}
+
+/* An x (plus = 0) or a + of half-size h centred on (x, y). */
+static void cross_path(cairo_t *cr, double x, double y, double h, int plus) {
+    double a = plus ? 0 : h;
+    cairo_move_to(cr, x - h, y - a);
+    cairo_line_to(cr, x + h, y + a);
+    cairo_move_to(cr, x - a, y + h);
+    cairo_line_to(cr, x + a, y - h);
+}
+
 void draw_marker(cairo_t *cr, int m, double x, double y, double r, PlotColor c, int edge) {
-    switch (m) {
-    case PLOT_MARK_SQUARE: cairo_rectangle(cr, x - 0.85 * r, y - 0.85 * r, 1.7 * r, 1.7 * r); break;
-    case PLOT_MARK_TRIANGLE:
-        cairo_move_to(cr, x, y - 1.2 * r);
-        cairo_line_to(cr, x + 1.1 * r, y + 0.8 * r);
-        cairo_line_to(cr, x - 1.1 * r, y + 0.8 * r);
-        cairo_close_path(cr);
-        break;
-    case PLOT_MARK_DIAMOND:
-        cairo_move_to(cr, x, y - 1.25 * r);
-        cairo_line_to(cr, x + r, y);
-        cairo_line_to(cr, x, y + 1.25 * r);
-        cairo_line_to(cr, x - r, y);
-        cairo_close_path(cr);
-        break;
-    case PLOT_MARK_CROSS:
-    case PLOT_MARK_PLUS: {
-        double h = m == PLOT_MARK_CROSS ? 0.8 * r : 1.1 * r, k = m == PLOT_MARK_CROSS;
-        cairo_move_to(cr, x - h, y - h * k);
-        cairo_line_to(cr, x + h, y + h * k);
-        cairo_move_to(cr, x - h * k, y + h * !k);
-        cairo_line_to(cr, x + h * k, y - h * !k);
-        if (edge) {
-            cairo_set_line_width(cr, 4.5);
-            set_colour(cr, C_WHITE, 1);
-            cairo_stroke_preserve(cr);
-        }
-        cairo_set_line_width(cr, 2.2);
-        set_colour(cr, c, 1);
-        cairo_stroke(cr);
+    /* square, triangle and diamond: vertices in radii */
+    static const double poly[][4][2] = {
+        [PLOT_MARK_SQUARE] = {{-.85, -.85}, {.85, -.85}, {.85, .85}, {-.85, .85}},
+        [PLOT_MARK_TRIANGLE] = {{0, -1.2}, {1.1, .8}, {-1.1, .8}, {0, -1.2}},
+        [PLOT_MARK_DIAMOND] = {{0, -1.25}, {1, 0}, {0, 1.25}, {-1, 0}}};
+    if (m == PLOT_MARK_CROSS || m == PLOT_MARK_PLUS) {
+        cross_path(cr, x, y, m == PLOT_MARK_CROSS ? 0.8 * r : 1.1 * r, m == PLOT_MARK_PLUS);
+        stroke_halo(cr, c, 2.2, edge ? 4.5 : 0);
         return;
     }
-    default: cairo_new_sub_path(cr), cairo_arc(cr, x, y, r, 0, 2 * M_PI);
-    }
+    cairo_new_sub_path(cr); /* no current point: the first line_to starts the shape */
+    if (m >= PLOT_MARK_SQUARE && m <= PLOT_MARK_DIAMOND)
+        for (int i = 0; i < 4; i++) cairo_line_to(cr, x + r * poly[m][i][0], y + r * poly[m][i][1]);
+    else
+        cairo_arc(cr, x, y, r, 0, 2 * M_PI);
+    cairo_close_path(cr);
     set_colour(cr, c, 1);
     if (!edge) {
         cairo_fill(cr);
         return;
     }
     cairo_fill_preserve(cr);
-    cairo_set_line_width(cr, 1.5);
-    set_colour(cr, C_WHITE, 1);
-    cairo_stroke(cr);
+    stroke_halo(cr, C_WHITE, 1.5, 0);
 }
 
 void draw_cross(cairo_t *cr, double x, double y, double h) {
-    for (int pass = 0; pass < 2; pass++) {
-        cairo_move_to(cr, x - h, y - h);
-        cairo_line_to(cr, x + h, y + h);
-        cairo_move_to(cr, x - h, y + h);
-        cairo_line_to(cr, x + h, y - h);
-        cairo_set_line_width(cr, pass == 0 ? 6.5 : 3.0);
-        set_colour(cr, pass == 0 ? C_WHITE : C_RED, 1);
-        cairo_stroke(cr);
-    }
+    cross_path(cr, x, y, h, 0);
+    stroke_halo(cr, C_RED, 3.0, 6.5);
 }
 
 /* ---- text ---- */
