@@ -629,10 +629,6 @@ int plot_figure_render(PlotImage *im, const char *title, const PlotPanel *panels
 
 int plot_figure_grid(const char *path, const char *title, const PlotPanel *panels, int npanels,
                      int ncols, int width, int height, char *err, size_t errlen) {
-    if (!path || !*path) {
-        set_err(err, errlen, "plot_figure: no output path");
-        return -1;
-    }
     PlotImage im = {0};
     int rc = plot_figure_render(&im, title, panels, npanels, ncols, width, height, err, errlen);
     return image_png_free(path, &im, rc, err, errlen);

@@ -103,10 +103,6 @@ int plot_filmstrip_render(PlotImage *im, const PlotFilmstrip *fs, char *err, siz
 }
 
 int plot_filmstrip(const char *path, const PlotFilmstrip *fs, char *err, size_t errlen) {
-    if (!path || !*path) {
-        set_err(err, errlen, "plot_filmstrip: no output path");
-        return -1;
-    }
     PlotImage im = {0};
     int rc = plot_filmstrip_render(&im, fs, err, errlen);
     return image_png_free(path, &im, rc, err, errlen);

@@ -163,10 +163,6 @@ int plot_heatmap_render(PlotImage *im, const char *title, const char *xlabel,
 int plot_heatmap(const char *path, const char *title, const char *xlabel,
                  const char *const *row_labels, int rows, const double *x, int cols,
                  const double *values, int logscale, char *err, size_t errlen) {
-    if (!path || !*path) {
-        set_err(err, errlen, "plot_heatmap: no output path");
-        return -1;
-    }
     PlotImage im = {0};
     int rc = plot_heatmap_render(&im, title, xlabel, row_labels, rows, x, cols, values, logscale,
                                  err, errlen);

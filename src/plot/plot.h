@@ -17,8 +17,8 @@
  *   text in the cell's own coordinates), so callers never call cairo.
  *
  * Every kind can also render into memory (PlotImage, cairo's ARGB32 pixels,
- * which SDL_PIXELFORMAT_ARGB8888 reads directly): the PNG functions are that
- * plus plot_png_write.
+ * which SDL_PIXELFORMAT_ARGB8888 reads directly): the PNG functions render
+ * that way, then write the PNG.
  *
  * Functions return 0 on success, -1 on failure with a message in err. */
 #ifndef CLIPLAB_PLOT_H
@@ -35,7 +35,6 @@ typedef struct PlotColor {
 
 /* Colour of series i (Okabe-Ito palette, cycled; any i). */
 PlotColor plot_palette(int i);
-void plot_series_color(int i, unsigned char rgb[3]);
 
 /* ---- line panels ---- */
 
@@ -180,8 +179,6 @@ int plot_filmstrip_render(PlotImage *im, const PlotFilmstrip *fs, char *err, siz
 void plot_image_free(PlotImage *im);
 /* The pixels as [h][w][3] RGB. */
 void plot_image_rgb(const PlotImage *im, unsigned char *rgb);
-/* PNG via "<path>.tmp" and rename; nothing is left at path or path.tmp on failure. */
-int plot_png_write(const char *path, const PlotImage *im, char *err, size_t errlen);
 
 /* The font file used (DejaVu Sans from fonts-dejavu-core). */
 #define PLOT_FONT_PATH "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"

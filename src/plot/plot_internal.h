@@ -71,7 +71,7 @@ void canvas_free(Canvas *cv);
  * mask with coverage 1/255 (a legend would rather not hide them, but may). */
 long mask_count(const Canvas *m, Rect r, long *refs);
 /* When rc is 0, write im (no longer needed: turned to RGB in its own buffer) as the
- * PNG at path; then free it. Returns rc or the writer's status. */
+ * PNG at path, via "<path>.tmp" and rename; then free it. Returns rc or the writer's. */
 int image_png_free(const char *path, PlotImage *im, int rc, char *err, size_t errlen);
 
 void set_colour(cairo_t *cr, PlotColor c, double alpha);

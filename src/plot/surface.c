@@ -1,11 +1,8 @@
 /* surface.c: the canvas every figure is drawn on: a cairo ARGB32 image surface
  * over a PlotImage's pixels, its primitives (crisp 1-px rules, dashes, markers,
  * the non-finite cross), text in DejaVu Sans through cairo-ft (FreeType face
- * loaded once), and the PNG writer (stb_image_write, via "<path>.tmp" and rename).
- *
- * Series colours are the Okabe-Ito colour-blind-safe palette (Okabe & Ito 2008).
- * Leaves to others: axes and legends (axes.c), figure kinds (figure.c, heatmap.c,
- * film.c). The only global state is the font. */
+ * loaded once: the only global state), and the PNG writer (stb_image_write).
+ * Series colours are the Okabe-Ito colour-blind-safe palette (Okabe & Ito 2008). */
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
@@ -17,6 +14,8 @@
 #include <cairo-ft.h>
 #include <ft2build.h>
 #include FT_FREETYPE_H
+/* compiled here and nowhere else; a system header (libstb-dev), its warnings are not ours */
+#define STB_IMAGE_WRITE_IMPLEMENTATION
 #include <stb/stb_image_write.h>
 
 #include "plot_internal.h"
@@ -39,50 +38,25 @@ static const PlotColor PALETTE[] = {{0, 114, 178, 255},   {230, 159, 0, 255},   
                                     {204, 121, 167, 255}, {86, 180, 233, 255},  {213, 94, 0, 255},
                                     {0, 0, 0, 255},       {117, 112, 179, 255}, {140, 86, 75, 255},
                                     {127, 127, 127, 255}, {188, 189, 34, 255}};
-#define NPALETTE ((int)(sizeof PALETTE / sizeof PALETTE[0]))
 
-PlotColor plot_palette(int i) { return PALETTE[((i % NPALETTE) + NPALETTE) % NPALETTE]; }
-
-void plot_series_color(int i, unsigned char rgb[3]) {
-    PlotColor c = plot_palette(i);
-    rgb[0] = c.r, rgb[1] = c.g, rgb[2] = c.b;
+PlotColor plot_palette(int i) {
+    const int n = (int)(sizeof PALETTE / sizeof PALETTE[0]);
+    return PALETTE[((i % n) + n) % n];
 }
 
-/* ---- font (the only global state) ---- */
+/* ---- canvas ---- */
 
 static struct {
     FT_Library lib;
     FT_Face face;
     cairo_font_face_t *cf;
-    char err[400];
 } g_font;
 static pthread_once_t g_font_once = PTHREAD_ONCE_INIT;
 
 static void font_load_once(void) {
-    FILE *f = fopen(PLOT_FONT_PATH, "rb");
-    if (!f) {
-        snprintf(g_font.err, sizeof g_font.err,
-                 "cannot open font %s: %s (install the Debian package fonts-dejavu-core)",
-                 PLOT_FONT_PATH, strerror(errno));
-        return;
-    }
-    fclose(f);
-    if (FT_Init_FreeType(&g_font.lib) || FT_New_Face(g_font.lib, PLOT_FONT_PATH, 0, &g_font.face)) {
-        snprintf(g_font.err, sizeof g_font.err,
-                 "%s is not a font FreeType can read (reinstall fonts-dejavu-core)",
-                 PLOT_FONT_PATH);
-        return;
-    }
-    g_font.cf = cairo_ft_font_face_create_for_ft_face(g_font.face, 0);
+    if (!FT_Init_FreeType(&g_font.lib) && !FT_New_Face(g_font.lib, PLOT_FONT_PATH, 0, &g_font.face))
+        g_font.cf = cairo_ft_font_face_create_for_ft_face(g_font.face, 0);
 }
-
-static cairo_font_face_t *font_get(char *err, size_t errlen) {
-    pthread_once(&g_font_once, font_load_once);
-    if (!g_font.cf) set_err(err, errlen, "%s", g_font.err);
-    return g_font.cf;
-}
-
-/* ---- canvas ---- */
 
 Rect rect_make(int x0, int y0, int w, int h) { return (Rect){x0, y0, x0 + w, y0 + h}; }
 
@@ -94,6 +68,11 @@ int rect_inside(Rect a, Rect o) {
     return a.x0 >= o.x0 && a.y0 >= o.y0 && a.x1 <= o.x1 && a.y1 <= o.y1;
 }
 
+void plot_image_free(PlotImage *im) {
+    free(im->px);
+    *im = (PlotImage){0};
+}
+
 static int image_alloc(PlotImage *im, int w, int h) {
     if (im->px && im->w == w && im->h == h) return 0;
     plot_image_free(im);
@@ -103,46 +82,45 @@ static int image_alloc(PlotImage *im, int w, int h) {
     return 0;
 }
 
-void plot_image_free(PlotImage *im) {
-    free(im->px);
-    *im = (PlotImage){0};
+static int canvas_init(Canvas *cv, cairo_surface_t *s, int w, int h) {
+    *cv = (Canvas){s, cairo_create(s), w, h};
+    cairo_set_line_join(cv->cr, CAIRO_LINE_JOIN_ROUND);
+    cairo_set_line_cap(cv->cr, CAIRO_LINE_CAP_ROUND);
+    return cairo_status(cv->cr) == CAIRO_STATUS_SUCCESS ? 0 : -1;
 }
 
 int canvas_begin(Canvas *cv, PlotImage *im, int w, int h, char *err, size_t errlen) {
     *cv = (Canvas){0};
-    cairo_font_face_t *font = font_get(err, errlen);
-    if (!font) return -1;
+    pthread_once(&g_font_once, font_load_once);
+    if (!g_font.cf) {
+        set_err(err, errlen, "cannot load the font %s (install Debian's fonts-dejavu-core)",
+                PLOT_FONT_PATH);
+        return -1;
+    }
     if (w < 1 || h < 1 || w > MAX_SIDE || h > MAX_SIDE || image_alloc(im, w, h)) {
         set_err(err, errlen, "plot: cannot make a %dx%d canvas (1..%d per side, memory)", w, h,
                 MAX_SIDE);
         return -1;
     }
-    cv->w = w, cv->h = h;
-    cv->s = cairo_image_surface_create_for_data((unsigned char *)im->px, CAIRO_FORMAT_ARGB32, w, h,
-                                                im->stride);
-    cv->cr = cairo_create(cv->s);
+    canvas_init(cv, cairo_image_surface_create_for_data((unsigned char *)im->px,
+                                                        CAIRO_FORMAT_ARGB32, w, h, im->stride),
+                w, h);
     cairo_set_source_rgb(cv->cr, 1, 1, 1);
     cairo_paint(cv->cr);
-    cairo_set_font_face(cv->cr, font);
+    cairo_set_font_face(cv->cr, g_font.cf);
     cairo_font_options_t *fo = cairo_font_options_create();
     cairo_font_options_set_antialias(fo, CAIRO_ANTIALIAS_GRAY);
     cairo_font_options_set_hint_style(fo, CAIRO_HINT_STYLE_SLIGHT);
     cairo_font_options_set_hint_metrics(fo, CAIRO_HINT_METRICS_OFF);
     cairo_set_font_options(cv->cr, fo);
     cairo_font_options_destroy(fo);
-    cairo_set_line_join(cv->cr, CAIRO_LINE_JOIN_ROUND);
-    cairo_set_line_cap(cv->cr, CAIRO_LINE_CAP_ROUND);
     return 0;
 }
 
 int canvas_mask(Canvas *cv, int w, int h) {
-    cv->w = w, cv->h = h;
-    cv->s = cairo_image_surface_create(CAIRO_FORMAT_A8, w, h);
-    cv->cr = cairo_create(cv->s);
+    int rc = canvas_init(cv, cairo_image_surface_create(CAIRO_FORMAT_A8, w, h), w, h);
     cairo_set_antialias(cv->cr, CAIRO_ANTIALIAS_NONE); /* where, not how smooth */
-    cairo_set_line_join(cv->cr, CAIRO_LINE_JOIN_ROUND);
-    cairo_set_line_cap(cv->cr, CAIRO_LINE_CAP_ROUND);
-    return cairo_status(cv->cr) == CAIRO_STATUS_SUCCESS ? 0 : -1;
+    return rc;
 }
 
 void canvas_free(Canvas *cv) {
@@ -274,11 +252,8 @@ void draw_cross(cairo_t *cr, double x, double y, double h) {
 /* ---- text ---- */
 
 /* DejaVu Sans: hhea ascender 1901 and cap height 1493 of 2048 units per em. */
-#define ASCENT_EM 0.928
-#define CAP_EM 0.729
-
-double text_ascent(double px) { return ASCENT_EM * px; }
-double baseline_centred(double y, double px) { return y + 0.5 * CAP_EM * px; }
+double text_ascent(double px) { return 0.928 * px; }
+double baseline_centred(double y, double px) { return y + 0.5 * 0.729 * px; }
 
 double text_width(Canvas *cv, const char *s, double px) {
     if (!s || !*s) return 0;
@@ -297,7 +272,6 @@ void text_draw(Canvas *cv, const char *s, double px, double x, double ybase, dou
 }
 
 void text_draw_up(Canvas *cv, const char *s, double px, double xbase, double yc, PlotColor c) {
-    if (!s || !*s) return;
     cairo_save(cv->cr);
     cairo_translate(cv->cr, xbase, yc);
     cairo_rotate(cv->cr, -M_PI / 2);
@@ -321,74 +295,43 @@ void plot_image_rgb(const PlotImage *im, unsigned char *rgb) {
     }
 }
 
-typedef struct PngSink {
-    FILE *f;
-    int failed;
-} PngSink;
+static void png_sink(void *f, void *data, int size) { fwrite(data, 1, (size_t)size, f); }
 
-static void png_sink(void *ctx, void *data, int size) {
-    PngSink *s = ctx;
-    if (size > 0 && fwrite(data, 1, (size_t)size, s->f) != (size_t)size) s->failed = 1;
-}
-
-/* rgb [h][w][3] as PNG via "<path>.tmp" and rename. */
-static int png_write_rgb(const char *path, const unsigned char *rgb, int w, int h, char *err,
-                         size_t errlen) {
-    size_t n = strlen(path);
-    char *tmp = malloc(n + 5);
-    PngSink s = {NULL, 0};
-    if (!tmp) {
-        set_err(err, errlen, "plot: out of memory");
+/* im as RGB (turned in place: no second buffer) to "<path>.tmp", then renamed to path. */
+static int png_write(const char *path, PlotImage *im, char *err, size_t errlen) {
+    char tmp[4096];
+    if (!path || !*path || snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp) {
+        set_err(err, errlen, "plot: no output path, or one too long");
         return -1;
     }
-    snprintf(tmp, n + 5, "%s.tmp", path);
-    if (!(s.f = fopen(tmp, "wb"))) {
+    FILE *f = fopen(tmp, "wb");
+    if (!f) {
         set_err(err, errlen,
                 "cannot write plot %s: %s (does the output folder exist and is it writable?)", tmp,
                 strerror(errno));
-        free(tmp);
         return -1;
     }
+    plot_image_rgb(im, (unsigned char *)im->px);
     /* the "sub" filter on every row and the encoder's shortest match search: on figures
      * (mostly flat colour) half the time of its defaults for files ~1% larger */
     stbi_write_force_png_filter = 1;
     stbi_write_png_compression_level = 5;
     errno = 0;
-    int ok = stbi_write_png_to_func(png_sink, &s, w, h, 3, rgb, w * 3);
-    ok = ok && !s.failed && fflush(s.f) == 0;
+    int ok = stbi_write_png_to_func(png_sink, f, im->w, im->h, 3, im->px, im->w * 3);
+    ok = ok && fflush(f) == 0 && !ferror(f);
     int e = errno;
-    ok = (fclose(s.f) == 0) && ok;
+    ok = fclose(f) == 0 && ok;
     if (ok && rename(tmp, path) != 0) ok = 0, e = errno;
     if (!ok) {
         remove(tmp);
         set_err(err, errlen, "cannot write plot %s: %s", path,
                 e ? strerror(e) : "PNG encoder failed");
     }
-    free(tmp);
     return ok ? 0 : -1;
 }
 
-int plot_png_write(const char *path, const PlotImage *im, char *err, size_t errlen) {
-    if (!path || !*path || !im || !im->px) {
-        set_err(err, errlen, "plot: no output path or no image to write");
-        return -1;
-    }
-    unsigned char *rgb = malloc((size_t)im->w * (size_t)im->h * 3);
-    if (!rgb) {
-        set_err(err, errlen, "plot: out of memory");
-        return -1;
-    }
-    plot_image_rgb(im, rgb);
-    int rc = png_write_rgb(path, rgb, im->w, im->h, err, errlen);
-    free(rgb);
-    return rc;
-}
-
 int image_png_free(const char *path, PlotImage *im, int rc, char *err, size_t errlen) {
-    if (rc == 0) {
-        plot_image_rgb(im, (unsigned char *)im->px);
-        rc = png_write_rgb(path, (unsigned char *)im->px, im->w, im->h, err, errlen);
-    }
+    if (rc == 0) rc = png_write(path, im, err, errlen);
     plot_image_free(im);
     return rc;
 }
