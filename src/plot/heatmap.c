@@ -65,7 +65,7 @@ static void heat_row_labels(Canvas *cv, Rect p, const char *const *labels, int r
         for (size_t n = strlen(lab); n > 4 && text_width(cv, lab, FONT_TICK) > maxw; n--)
             snprintf(lab + n - 4, 5, "...");
         double yc = p.y0 + (r + 0.5) * rh;
-        pixel_hline(cv, p.x0 - 6, p.x0 - 1, (int)yc, C_AXIS);
+        fill_rect(cv, (Rect){p.x0 - 6, (int)yc, p.x0 - 1, (int)yc + 1}, C_AXIS, 1);
         text_draw(cv, lab, FONT_TICK, p.x0 - 9, baseline_centred(yc, FONT_TICK), 1, C_INK);
     }
 }
@@ -124,12 +124,10 @@ static void heat_draw(Canvas *cv, const char *title, const char *xlabel,
     Rect p = {16 + lw + 12, 52, cv->w - need - 5, 52 + ph};
     text_draw(cv, title, FONT_TITLE, (p.x0 + p.x1) / 2.0, 32, 0.5, C_INK);
     paint_cells(cv, &hs, p, values, rows, cols, 0);
-    if (ph / rows >= 10)
-        for (int r = 1; r < rows; r++)
-            fill_rect(cv,
-                      (Rect){p.x0, p.y0 + (int)ceil((double)r * ph / rows), p.x1,
-                             p.y0 + (int)ceil((double)r * ph / rows) + 1},
-                      C_WHITE, 0.6);
+    for (int r = 1; ph / rows >= 10 && r < rows; r++) { /* rows apart */
+        int y = p.y0 + (int)ceil((double)r * ph / rows);
+        fill_rect(cv, (Rect){p.x0, y, p.x1, y + 1}, C_WHITE, 0.6);
+    }
     frame_rect(cv, p, C_AXIS);
     heat_row_labels(cv, p, row_labels, rows, maxw);
     heat_x_ticks(cv, p, xs, cols, xlabel);

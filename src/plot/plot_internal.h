@@ -1,6 +1,6 @@
 /* plot_internal.h: what the plot files share and nobody else sees: the cairo
- * canvas and its primitives (surface.c), ticks, axes, legends and the colour
- * scale (axes.c), the cell painter (heatmap.c). Layers point down: figure.c,
+ * canvas and its primitives (surface.c), ticks, axes and the colour scale
+ * (axes.c), the cell painter (heatmap.c). Layers point down: figure.c,
  * heatmap.c and film.c use axes.c, which uses surface.c. */
 #ifndef CLIPLAB_PLOT_INTERNAL_H
 #define CLIPLAB_PLOT_INTERNAL_H
@@ -78,9 +78,6 @@ void set_colour(cairo_t *cr, PlotColor c, double alpha);
 void clip_to(cairo_t *cr, Rect r); /* after cairo_save */
 void fill_rect(Canvas *cv, Rect r, PlotColor c, double alpha);
 void frame_rect(Canvas *cv, Rect r, PlotColor c); /* a 1-px outline just outside r */
-/* A crisp 1-px horizontal or vertical line covering pixel row/column v. */
-void pixel_hline(Canvas *cv, int x0, int x1, int y, PlotColor c);
-void pixel_vline(Canvas *cv, int x, int y0, int y1, PlotColor c);
 /* Stroke the path width wide in c, over a white halo halo wide (0: none). */
 void stroke_halo(cairo_t *cr, PlotColor c, double width, double halo);
 void dashed_line(cairo_t *cr, double ax, double ay, double bx, double by, double on, double off,
@@ -116,26 +113,15 @@ typedef struct Axis {
 void axis_add(Axis *ax, double v, int major, const char *label);
 void axis_linear_ticks(Axis *ax, int maxticks);
 void axis_log_ticks(Axis *ax, double pxlen, double min_gap);
-/* The most linear ticks (one per 90 px down to 2, at most `most`) whose labels fit in w. */
 void axis_fit_ticks(Axis *ax, Canvas *cv, double w, int most);
-double axis_frac(const Axis *ax, double v); /* 0..1 along the axis, NaN if not shown */
+double axis_unit(const Axis *ax, double v); /* v in axis units, NaN if not shown */
+/* Pixel of u (axis units) from p0 (at lo) to p1, within 100 axis lengths of them. */
+double axis_px(const Axis *ax, double u, double p0, double p1);
 double axis_label_width(const Axis *ax, Canvas *cv, double px);
 void limits_linear(double lo, double hi, double pad, double *a, double *b);
-void limits_log(double lo, double hi, double *a, double *b);
+void limits_log(double lo, double hi, double pad, int widen, double *a, double *b);
 /* One x tick below rect r at pixel column x: its mark and label. */
 void draw_x_tick(Canvas *cv, Rect r, int x, const char *label);
-
-typedef enum { SW_LINE, SW_DOTS, SW_LINE_MARK, SW_BOX, SW_VLINE, SW_HLINE, SW_CROSS } Swatch;
-
-typedef struct LegendEntry {
-    const char *label;
-    int kind; /* Swatch */
-    PlotColor col;
-    int marker, band;
-} LegendEntry;
-
-void legend_size(Canvas *cv, const LegendEntry *e, int n, int *w, int *h);
-void legend_draw(Canvas *cv, Rect box, const LegendEntry *e, int n);
 
 /* A colour scale: range in scale units (log10 on a log scale), and what was seen. */
 typedef struct Heat {
@@ -144,7 +130,8 @@ typedef struct Heat {
 } Heat;
 
 PlotColor viridis(double t);
-void heat_scale(Heat *hs, const double *v, size_t n, int logscale);
+/* Returns how many values are on the scale (finite; positive on a log scale). */
+int heat_scale(Heat *hs, const double *v, size_t n, int logscale);
 PlotColor heat_colour(const Heat *hs, double v);
 /* Width the colour bar, its tick labels and its label need right of the plot. */
 int colorbar_need(Heat *hs, Canvas *cv, int h, const char *label);

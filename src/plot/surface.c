@@ -173,14 +173,6 @@ void fill_rect(Canvas *cv, Rect r, PlotColor c, double alpha) {
     cairo_fill(cv->cr);
 }
 
-void pixel_hline(Canvas *cv, int x0, int x1, int y, PlotColor c) {
-    fill_rect(cv, (Rect){x0, y, x1, y + 1}, c, 1);
-}
-
-void pixel_vline(Canvas *cv, int x, int y0, int y1, PlotColor c) {
-    fill_rect(cv, (Rect){x, y0, x + 1, y1}, c, 1);
-}
-
 void frame_rect(Canvas *cv, Rect r, PlotColor c) {
     cairo_rectangle(cv->cr, r.x0 - 0.5, r.y0 - 0.5, r.x1 - r.x0 + 1, r.y1 - r.y0 + 1);
     stroke_halo(cv->cr, c, 1, 0);
