@@ -216,10 +216,9 @@ static int panel_check(const PlotPanel *p, int i, char *err, size_t errlen) {
     if (f && (!f->v || f->nx < 1 || f->ny < 1 || f->nx > 100000 || f->ny > 100000 ||
               !(f->x0 < f->x1) || !(f->y0 < f->y1)))
         bad = "a field needs values, nx, ny >= 1 and x0 < x1, y0 < y1";
-    if (bad)
-        set_err(err, errlen, "plot_figure: panel %d (%s): %s", i, p->title ? p->title : "untitled",
-                bad);
-    return bad ? -1 : 0;
+    return bad ? set_err(err, errlen, "plot_figure: panel %d (%s): %s", i,
+                         p->title ? p->title : "untitled", bad)
+               : 0;
 }
 
 /* Layout-independent setup of a panel: scales, histograms, ranges, divergences, legend. */
@@ -231,10 +230,8 @@ static int panel_prepare(Panel *P, const PlotPanel *p, int i, char *err, size_t 
     P->leg = calloc((size_t)p->nseries + (size_t)p->nhists + 3, sizeof *P->leg);
     P->hlab = calloc((size_t)p->nhists + 1, sizeof *P->hlab);
     P->counts = calloc((size_t)p->nhists * (size_t)P->bins + 1, sizeof *P->counts);
-    if (!P->div || !P->leg || !P->hlab || !P->counts) {
-        set_err(err, errlen, "plot: out of memory");
-        return -1;
-    }
+    if (!P->div || !P->leg || !P->hlab || !P->counts)
+        return set_err(err, errlen, "plot: out of memory");
     P->y.log = plot_choose_logy(p);
     P->x.log = p->logx && !p->field && !p->nhists;
     if (p->nhists) hist_count(P);
@@ -443,7 +440,9 @@ static Rect best_spot(const Panel *P, const Canvas *occ, const Rect *cand, int n
     Rect pick = cand[0];
     for (int c = 0; c < n; c++) {
         long refs, area = (long)(cand[c].x1 - cand[c].x0) * (cand[c].y1 - cand[c].y0);
-        long cost = mask_count(occ, cand[c], &refs) + 2 * area * !rect_inside(cand[c], P->plot);
+        Rect r = cand[c], o = P->plot;
+        int inside = r.x0 >= o.x0 && r.y0 >= o.y0 && r.x1 <= o.x1 && r.y1 <= o.y1;
+        long cost = mask_count(occ, r, &refs) + (inside ? 0 : 2 * area);
         if (best < 0 || cost * 1000 + refs < best) best = cost * 1000 + refs, pick = cand[c];
     }
     *hidden = best / 1000;
@@ -496,7 +495,7 @@ static int figure_layout(Panel *P, int np, int ncols, Canvas *cv, int top) {
     int rows = (np + ncols - 1) / ncols, cw = cv->w / ncols, ph = (cv->h - top) / rows;
     int left[64] = {0}, right[64], wmax[64] = {0}, outside = 0, fits = 1;
     Canvas occ = {0};
-    if (canvas_mask(&occ, cv->w, cv->h)) return canvas_free(&occ), -1;
+    if (canvas_mask(&occ, cv->w, cv->h)) return canvas_end(&occ, -1, NULL, 0);
     for (int c = 0; c < ncols; c++) right[c] = 20;
     for (int i = 0; i < np; i++) {
         int c = i % ncols, r = i / ncols;
@@ -524,8 +523,7 @@ static int figure_layout(Panel *P, int np, int ncols, Canvas *cv, int top) {
             panel_place(&P[i], cv, &occ, left[c], right[c]);
         }
     }
-    canvas_free(&occ);
-    return 0;
+    return canvas_end(&occ, 0, NULL, 0);
 }
 
 /* ---- drawing ---- */
@@ -585,31 +583,26 @@ static void panel_draw(const Panel *P, Canvas *cv) {
 
 int plot_figure_render(PlotImage *im, const char *title, const PlotPanel *panels, int npanels,
                        int ncols, int width, int height, char *err, size_t errlen) {
-    if (!panels || npanels < 1) {
-        set_err(err, errlen, "plot_figure: no panels to draw");
-        return -1;
-    }
+    if (!panels || npanels < 1) return set_err(err, errlen, "plot_figure: no panels to draw");
     ncols = imax(1, imin(ncols, imin(npanels, 64)));
     int rows = (npanels + ncols - 1) / ncols, top = title && *title ? 44 : 0;
     int w = width > 0 ? width : ncols == 1 ? 1000 : 560 * ncols;
     int h = height > 0 ? height : 420 * rows;
-    if (w < 320 || w / ncols < 240 || (h - top) / rows < 170 || w > MAX_SIDE || h > MAX_SIDE) {
-        set_err(err, errlen,
-                "plot_figure: canvas %dx%d does not fit %d panel(s) in %d column(s) (need width "
-                "320..%d, 240 per column, and 170..%d pixels of height per row)",
-                w, h, npanels, ncols, MAX_SIDE, MAX_SIDE);
-        return -1;
-    }
+    if (w < 320 || w / ncols < 240 || (h - top) / rows < 170 || w > MAX_SIDE || h > MAX_SIDE)
+        return set_err(err, errlen,
+                       "plot_figure: canvas %dx%d does not fit %d panel(s) in %d column(s) (need "
+                       "width 320..%d, 240 per column, and 170..%d pixels of height per row)",
+                       w, h, npanels, ncols, MAX_SIDE, MAX_SIDE);
     Canvas cv = {0};
     Panel *P = calloc((size_t)npanels, sizeof *P);
-    int rc = P ? canvas_begin(&cv, im, w, h, err, errlen) : -1;
-    if (!P) set_err(err, errlen, "plot: out of memory");
+    int rc = P ? canvas_begin(&cv, im, w, h, err, errlen)
+               : set_err(err, errlen, "plot: out of memory");
     for (int i = 0; rc == 0 && i < npanels; i++)
         rc = panel_prepare(&P[i], &panels[i], i, err, errlen);
     if (rc == 0) {
         text_draw(&cv, title, FONT_FIGTITLE, w / 2.0, 30, 0.5, C_INK);
-        rc = figure_layout(P, npanels, ncols, &cv, top);
-        if (rc) set_err(err, errlen, "plot: out of memory for the layout mask");
+        if (figure_layout(P, npanels, ncols, &cv, top))
+            rc = set_err(err, errlen, "plot: out of memory for the layout mask");
         for (int i = 0; rc == 0 && i < npanels; i++) panel_draw(&P[i], &cv);
     }
     rc = canvas_end(&cv, rc, err, errlen);

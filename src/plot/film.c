@@ -65,22 +65,17 @@ void plot_draw_text(PlotDraw *d, double x, double y, double halign, double size_
 
 int plot_filmstrip_render(PlotImage *im, const PlotFilmstrip *fs, char *err, size_t errlen) {
     if (!fs || fs->ncells < 1 || fs->ncells > 10000 || !fs->draw || !(fs->view[1] > fs->view[0]) ||
-        !(fs->view[3] > fs->view[2])) {
-        set_err(err, errlen,
-                "plot_filmstrip: need 1..10000 cells, a draw callback and a view with "
-                "xmin < xmax, ymin < ymax");
-        return -1;
-    }
+        !(fs->view[3] > fs->view[2]))
+        return set_err(err, errlen, "plot_filmstrip: need 1..10000 cells, a draw callback and a "
+                                    "view with xmin < xmax, ymin < ymax");
     int cols = fs->ncols > 0 ? imin(fs->ncols, fs->ncells) : imin(fs->ncells, 6);
     int rows = (fs->ncells + cols - 1) / cols, gap = 8, top = fs->title && *fs->title ? 44 : gap;
     int cw = fs->cell_w > 0 ? fs->cell_w : 200, ch = fs->cell_h > 0 ? fs->cell_h : 150;
     int caph = fs->captions ? CAPTION_H : 0;
     long w = gap + (long)cols * (cw + gap), h = top + (long)rows * (ch + caph + gap);
-    if (w > MAX_SIDE || h > MAX_SIDE) {
-        set_err(err, errlen, "plot_filmstrip: %d cells of %dx%d make a %ldx%ld canvas (max %d)",
-                fs->ncells, cw, ch, w, h, MAX_SIDE);
-        return -1;
-    }
+    if (w > MAX_SIDE || h > MAX_SIDE)
+        return set_err(err, errlen, "plot_filmstrip: %d cells of %dx%d make a %ldx%ld canvas "
+                                    "(max %d)", fs->ncells, cw, ch, w, h, MAX_SIDE);
     Canvas cv;
     if (canvas_begin(&cv, im, (int)w, (int)h, err, errlen)) return -1;
     text_draw(&cv, fs->title, FONT_FIGTITLE, w / 2.0, 30, 0.5, C_INK);

@@ -38,10 +38,11 @@
 #define C_WHITE ((PlotColor){255, 255, 255, 255})
 #define C_NONPOS ((PlotColor){200, 200, 200, 255}) /* cells <= 0 on a log colour scale */
 
-int imin(int a, int b);
-int imax(int a, int b);
-double clampd(double v, double lo, double hi);
-void set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static inline int imin(int a, int b) { return a < b ? a : b; }
+static inline int imax(int a, int b) { return a > b ? a : b; }
+static inline double clampd(double v, double a, double b) { return v < a ? a : v > b ? b : v; }
+/* The message in err (when there is one); returns -1, so a failure is one statement. */
+int set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* ---- canvas (surface.c) ---- */
 
@@ -55,18 +56,15 @@ typedef struct Canvas {
     int w, h;
 } Canvas;
 
-Rect rect_make(int x0, int y0, int w, int h);
-int rect_overlap(Rect a, Rect b);
-int rect_inside(Rect a, Rect outer);
+static inline Rect rect_make(int x, int y, int w, int h) { return (Rect){x, y, x + w, y + h}; }
 
 /* A white w x h canvas drawing into im's pixels (allocated or reused). */
 int canvas_begin(Canvas *cv, PlotImage *im, int w, int h, char *err, size_t errlen);
-/* Flushes and releases the cairo objects; the pixels stay in the image. Returns rc, or
- * -1 with a message when cairo reported an error. */
-int canvas_end(Canvas *cv, int rc, char *err, size_t errlen);
 /* An 8-bit coverage canvas (where data is drawn, for placing legends and labels). */
 int canvas_mask(Canvas *cv, int w, int h);
-void canvas_free(Canvas *cv);
+/* Releases the cairo objects (a canvas_begin's pixels stay in its image). Returns rc, or
+ * -1 with a message when cairo reported an error. */
+int canvas_end(Canvas *cv, int rc, char *err, size_t errlen);
 /* Pixels of data inside r; *refs (when not NULL): pixels of reference lines, drawn in the
  * mask with coverage 1/255 (a legend would rather not hide them, but may). */
 long mask_count(const Canvas *m, Rect r, long *refs);

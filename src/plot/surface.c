@@ -20,16 +20,12 @@
 
 #include "plot_internal.h"
 
-int imin(int a, int b) { return a < b ? a : b; }
-int imax(int a, int b) { return a > b ? a : b; }
-double clampd(double v, double lo, double hi) { return v < lo ? lo : v > hi ? hi : v; }
-
-void set_err(char *err, size_t errlen, const char *fmt, ...) {
-    if (!err || errlen == 0) return;
+int set_err(char *err, size_t errlen, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
+    if (err && errlen > 0) vsnprintf(err, errlen, fmt, ap);
     va_end(ap);
+    return -1;
 }
 
 /* Okabe & Ito (2008), yellow left out (too faint on white), then four more distinct
@@ -58,16 +54,6 @@ static void font_load_once(void) {
         g_font.cf = cairo_ft_font_face_create_for_ft_face(g_font.face, 0);
 }
 
-Rect rect_make(int x0, int y0, int w, int h) { return (Rect){x0, y0, x0 + w, y0 + h}; }
-
-int rect_overlap(Rect a, Rect b) {
-    return a.x0 < b.x1 && b.x0 < a.x1 && a.y0 < b.y1 && b.y0 < a.y1;
-}
-
-int rect_inside(Rect a, Rect o) {
-    return a.x0 >= o.x0 && a.y0 >= o.y0 && a.x1 <= o.x1 && a.y1 <= o.y1;
-}
-
 void plot_image_free(PlotImage *im) {
     free(im->px);
     *im = (PlotImage){0};
@@ -92,16 +78,12 @@ static int canvas_init(Canvas *cv, cairo_surface_t *s, int w, int h) {
 int canvas_begin(Canvas *cv, PlotImage *im, int w, int h, char *err, size_t errlen) {
     *cv = (Canvas){0};
     pthread_once(&g_font_once, font_load_once);
-    if (!g_font.cf) {
-        set_err(err, errlen, "cannot load the font %s (install Debian's fonts-dejavu-core)",
-                PLOT_FONT_PATH);
-        return -1;
-    }
-    if (w < 1 || h < 1 || w > MAX_SIDE || h > MAX_SIDE || image_alloc(im, w, h)) {
-        set_err(err, errlen, "plot: cannot make a %dx%d canvas (1..%d per side, memory)", w, h,
-                MAX_SIDE);
-        return -1;
-    }
+    if (!g_font.cf)
+        return set_err(err, errlen, "cannot load the font %s (install Debian's fonts-dejavu-core)",
+                       PLOT_FONT_PATH);
+    if (w < 1 || h < 1 || w > MAX_SIDE || h > MAX_SIDE || image_alloc(im, w, h))
+        return set_err(err, errlen, "plot: cannot make a %dx%d canvas (1..%d per side, memory)",
+                       w, h, MAX_SIDE);
     canvas_init(cv, cairo_image_surface_create_for_data((unsigned char *)im->px,
                                                         CAIRO_FORMAT_ARGB32, w, h, im->stride),
                 w, h);
@@ -123,21 +105,14 @@ int canvas_mask(Canvas *cv, int w, int h) {
     return rc;
 }
 
-void canvas_free(Canvas *cv) {
-    if (cv->cr) cairo_destroy(cv->cr);
-    if (cv->s) cairo_surface_destroy(cv->s);
-    cv->cr = NULL, cv->s = NULL;
-}
-
 int canvas_end(Canvas *cv, int rc, char *err, size_t errlen) {
     if (!cv->cr) return rc;
-    cairo_surface_flush(cv->s);
     cairo_status_t st = cairo_status(cv->cr);
-    if (rc == 0 && st != CAIRO_STATUS_SUCCESS) {
-        set_err(err, errlen, "plot: cairo: %s", cairo_status_to_string(st));
-        rc = -1;
-    }
-    canvas_free(cv);
+    if (rc == 0 && st != CAIRO_STATUS_SUCCESS)
+        rc = set_err(err, errlen, "plot: cairo: %s", cairo_status_to_string(st));
+    cairo_destroy(cv->cr);
+    cairo_surface_destroy(cv->s); /* flushes it */
+    *cv = (Canvas){0};
     return rc;
 }
 
@@ -292,17 +267,13 @@ static void png_sink(void *f, void *data, int size) { fwrite(data, 1, (size_t)si
 /* im as RGB (turned in place: no second buffer) to "<path>.tmp", then renamed to path. */
 static int png_write(const char *path, PlotImage *im, char *err, size_t errlen) {
     char tmp[4096];
-    if (!path || !*path || snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp) {
-        set_err(err, errlen, "plot: no output path, or one too long");
-        return -1;
-    }
+    if (!path || !*path || snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
+        return set_err(err, errlen, "plot: no output path, or one too long");
     FILE *f = fopen(tmp, "wb");
-    if (!f) {
-        set_err(err, errlen,
-                "cannot write plot %s: %s (does the output folder exist and is it writable?)", tmp,
-                strerror(errno));
-        return -1;
-    }
+    if (!f)
+        return set_err(err, errlen,
+                       "cannot write plot %s: %s (does the output folder exist and is it "
+                       "writable?)", tmp, strerror(errno));
     plot_image_rgb(im, (unsigned char *)im->px);
     /* the "sub" filter on every row and the encoder's shortest match search: on figures
      * (mostly flat colour) half the time of its defaults for files ~1% larger */
@@ -314,12 +285,10 @@ static int png_write(const char *path, PlotImage *im, char *err, size_t errlen) 
     int e = errno;
     ok = fclose(f) == 0 && ok;
     if (ok && rename(tmp, path) != 0) ok = 0, e = errno;
-    if (!ok) {
-        remove(tmp);
-        set_err(err, errlen, "cannot write plot %s: %s", path,
-                e ? strerror(e) : "PNG encoder failed");
-    }
-    return ok ? 0 : -1;
+    if (ok) return 0;
+    remove(tmp);
+    return set_err(err, errlen, "cannot write plot %s: %s", path,
+                   e ? strerror(e) : "PNG encoder failed");
 }
 
 int image_png_free(const char *path, PlotImage *im, int rc, char *err, size_t errlen) {
