@@ -1,13 +1,12 @@
-/* axes.c: ticks, axis limits and labels, the colour scale with its bar and the cell
- * painter of heatmaps.
+/* axes.c: ticks, axis limits and labels, the colour scale and its bar.
  *
  * Ticks follow the 1-2-5 "nice numbers" rule (Heckbert, Graphics Gems 1990); a log
  * axis labels decades (every k-th when crowded) with 2..9 x 10^e minor ticks. The
  * colour scale is matplotlib's viridis (van der Walt & Smith 2015), linearly
  * interpolated between 9 of its control points. */
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "plot_internal.h"
@@ -30,28 +29,28 @@ static double tick_step(double lo, double hi, int maxticks) {
     return 0;
 }
 
-static int ticks_from_step(double lo, double hi, double s, double *out, int cap) {
-    if (!(s > 0)) return 0;
-    double k0 = ceil(lo / s - 1e-9), cnt = floor(hi / s + 1e-9) - k0 + 1;
+int plot_ticks(double lo, double hi, int maxticks, double *out, int cap) {
+    double s = tick_step(lo, hi, maxticks);
     int n = 0;
-    for (int i = 0; i < cnt && n < cap; i++) {
-        double v = (k0 + i) * s;
-        out[n++] = fabs(v) < s * 1e-9 ? 0 : v;
-    }
+    if (!(s > 0)) return 0;
+    for (double k = ceil(lo / s - 1e-9); k <= floor(hi / s + 1e-9) && n < cap; k++)
+        out[n++] = fabs(k * s) < s * 1e-9 ? 0 : k * s;
     return n;
 }
 
-int plot_ticks(double lo, double hi, int maxticks, double *out, int cap) {
-    return ticks_from_step(lo, hi, tick_step(lo, hi, maxticks), out, cap);
-}
-
-/* Add a tick; hyphens in its label become minus signs (U+2212), as in typeset figures. */
-void axis_add(Axis *ax, double v, int major, const char *label) {
+/* Add a tick labelled printf-style ("%s", "": none); hyphens become minus signs (U+2212),
+ * as in typeset figures. */
+void axis_add(Axis *ax, double v, int major, const char *fmt, ...) {
     if (ax->nt >= MAX_TICKS) return;
     Tick *t = &ax->t[ax->nt++];
+    char lab[48];
     size_t k = 0;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(lab, sizeof lab, fmt, ap);
+    va_end(ap);
     t->v = v, t->major = major;
-    for (const char *p = label ? label : ""; *p && k + 4 < sizeof t->label; p++)
+    for (const char *p = lab; *p && k + 4 < sizeof t->label; p++)
         if (*p == '-')
             memcpy(t->label + k, "\xE2\x88\x92", 3), k += 3;
         else
@@ -62,67 +61,53 @@ void axis_add(Axis *ax, double v, int major, const char *label) {
 /* 1-2-5 ticks labelled with the digits the step needs, 2.5e6 style when large or small. */
 void axis_linear_ticks(Axis *ax, int maxticks) {
     double v[MAX_TICKS], step = tick_step(ax->lo, ax->hi, maxticks), mag = 0;
-    int n = ticks_from_step(ax->lo, ax->hi, step, v, MAX_TICKS);
+    int n = plot_ticks(ax->lo, ax->hi, maxticks, v, MAX_TICKS);
     int es = (int)floor(log10(step) + 1e-9);
     for (int i = 0; i < n; i++) mag = fmax(mag, fabs(v[i]));
     ax->nt = 0;
     for (int i = 0; i < n; i++) {
-        char lab[48];
         int ev = v[i] == 0 ? 0 : (int)floor(log10(fabs(v[i])) + 1e-9);
         if (v[i] != 0 && (mag >= 1e6 || mag < 1e-3)) /* %g drops the mantissa's trailing 0s */
-            snprintf(lab, sizeof lab, "%.*ge%d", imax(1, imin(ev - es + 1, 7)), v[i] / pow(10, ev),
-                     ev);
+            axis_add(ax, v[i], 1, "%.*ge%d", imax(1, imin(ev - es + 1, 7)), v[i] / pow(10, ev), ev);
         else
-            snprintf(lab, sizeof lab, "%.*f", v[i] == 0 || es >= 0 ? 0 : imin(-es, 12), v[i]);
-        axis_add(ax, v[i], 1, lab);
-    }
-}
-
-/* A log axis shorter than a decade: label 1, 2 and 5 x 10^e, or else both ends. */
-static void axis_log_short(Axis *ax) {
-    static const int mant[3] = {1, 2, 5};
-    ax->nt = 0;
-    for (int e = (int)floor(ax->lo); e <= (int)ceil(ax->hi); e++)
-        for (int i = 0; i < 3; i++) {
-            double u = e + log10(mant[i]);
-            char lab[48];
-            snprintf(lab, sizeof lab, "%g", mant[i] * pow(10, e));
-            if (u >= ax->lo - 1e-9 && u <= ax->hi + 1e-9) axis_add(ax, u, 1, lab);
-        }
-    if (ax->nt >= 2) return;
-    ax->nt = 0;
-    for (int i = 0; i < 2; i++) {
-        char lab[48];
-        double u = i ? ax->hi : ax->lo;
-        snprintf(lab, sizeof lab, "%.3g", pow(10, u));
-        axis_add(ax, u, 1, lab);
+            axis_add(ax, v[i], 1, "%.*f", v[i] == 0 || es >= 0 ? 0 : imin(-es, 12), v[i]);
     }
 }
 
 /* Decades on a log axis of pxlen pixels: every k-th decade labelled (0.1, 1, 10, 100,
  * 1000 written out, else 1e-2, 1e4) so labels are at least min_gap apart; other decades
- * and, when there is room, 2..9 x 10^e as minor ticks. */
+ * and, when there is room, 2..9 x 10^e as minor ticks. An axis shorter than a decade
+ * labels 1, 2 and 5 x 10^e, or else both ends. */
 void axis_log_ticks(Axis *ax, double pxlen, double min_gap) {
-    static const int ks[] = {1, 2, 3, 5, 10, 20, 25, 50, 100};
+    static const int ks[] = {1, 2, 3, 5, 10, 20, 25, 50, 100}, mant[3] = {1, 2, 5};
     double per_dec = pxlen / (ax->hi - ax->lo);
     int k = 0, e0 = (int)ceil(ax->lo - 1e-9), e1 = (int)floor(ax->hi + 1e-9);
     while (k < 8 && ks[k] * per_dec < min_gap) k++;
     ax->nt = 0;
-    for (int e = e0; e <= e1; e++) {
-        char lab[48];
-        snprintf(lab, sizeof lab, "1e%d", e);
-        if (e >= -1 && e <= 3) snprintf(lab, sizeof lab, "%g", pow(10, e));
-        if (e % ks[k] == 0)
-            axis_add(ax, e, 1, lab);
+    for (int e = e0; e <= e1; e++)
+        if (e % ks[k] == 0 && e >= -1 && e <= 3)
+            axis_add(ax, e, 1, "%g", pow(10, e));
+        else if (e % ks[k] == 0)
+            axis_add(ax, e, 1, "1e%d", e);
         else if (per_dec >= 6)
-            axis_add(ax, e, 0, NULL);
-    }
+            axis_add(ax, e, 0, "%s", "");
     for (int e = (int)floor(ax->lo); per_dec >= 45 && e <= e1; e++)
         for (int m = 2; m <= 9; m++) {
             double u = e + log10(m);
-            if (u >= ax->lo && u <= ax->hi) axis_add(ax, u, -1, NULL);
+            if (u >= ax->lo && u <= ax->hi) axis_add(ax, u, -1, "%s", "");
         }
-    if (e1 - e0 < 1) axis_log_short(ax);
+    if (e1 - e0 >= 1) return;
+    ax->nt = 0;
+    for (int e = (int)floor(ax->lo); e <= (int)ceil(ax->hi); e++)
+        for (int i = 0; i < 3; i++) {
+            double u = e + log10(mant[i]);
+            if (u >= ax->lo - 1e-9 && u <= ax->hi + 1e-9)
+                axis_add(ax, u, 1, "%g", mant[i] * pow(10, e));
+        }
+    if (ax->nt >= 2) return;
+    ax->nt = 0;
+    axis_add(ax, ax->lo, 1, "%.3g", pow(10, ax->lo));
+    axis_add(ax, ax->hi, 1, "%.3g", pow(10, ax->hi));
 }
 
 /* The most linear ticks (one per 90 px down to 2, at most `most`) whose labels fit in w. */

@@ -424,7 +424,7 @@ static void x_ticks(Panel *P, Canvas *cv, double w) {
         int k = imax(1, (int)ceil((lw + 12) * p->ncats / w));
         P->x.nt = 0;
         for (int i = 0; i < p->ncats; i++)
-            axis_add(&P->x, i, i % k == 0 ? 1 : -1, i % k ? NULL : p->xcats[i]);
+            axis_add(&P->x, i, i % k == 0 ? 1 : -1, "%s", i % k ? "" : p->xcats[i]);
     } else if (P->x.log) {
         axis_log_ticks(&P->x, w, 56);
     } else {

@@ -71,11 +71,7 @@ static double col_x(const double *x, int c) { return x ? x[c] : c; }
 static void heat_x_ticks(Canvas *cv, Rect p, const double *x, int cols, const char *xlabel) {
     Axis ax = {.lo = col_x(x, 0), .hi = col_x(x, cols - 1)};
     axis_fit_ticks(&ax, cv, p.x1 - p.x0, cols);
-    if (ax.nt == 0) { /* one column */
-        char lab[48];
-        snprintf(lab, sizeof lab, "%g", ax.lo);
-        axis_add(&ax, ax.lo, 1, lab);
-    }
+    if (ax.nt == 0) axis_add(&ax, ax.lo, 1, "%g", ax.lo); /* one column */
     for (int i = 0; i < ax.nt; i++) {
         double v = ax.t[i].v, f = 0;
         int c = 0;

@@ -108,7 +108,8 @@ typedef struct Axis {
     Tick t[MAX_TICKS];
 } Axis;
 
-void axis_add(Axis *ax, double v, int major, const char *label);
+void axis_add(Axis *ax, double v, int major, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 void axis_linear_ticks(Axis *ax, int maxticks);
 void axis_log_ticks(Axis *ax, double pxlen, double min_gap);
 void axis_fit_ticks(Axis *ax, Canvas *cv, double w, int most);
