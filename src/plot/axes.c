@@ -1,4 +1,6 @@
-/* axes.c: ticks, axis limits and labels, the colour scale and its bar.
+/* axes.c: ticks, axis limits and labels; the colour scale, its bar and the heatmap cell
+ * painter (when several cells share a pixel it shows the largest, or red if any is
+ * non-finite, so a one-step spike stays visible).
  *
  * Ticks follow the 1-2-5 "nice numbers" rule (Heckbert, Graphics Gems 1990); a log
  * axis labels decades (every k-th when crowded) with 2..9 x 10^e minor ticks. The
@@ -167,7 +169,7 @@ void draw_x_tick(Canvas *cv, Rect r, int x, const char *label) {
 
 /* ---- colour scale ---- */
 
-PlotColor viridis(double t) {
+static PlotColor viridis(double t) {
     static const unsigned char V[9][3] = {{68, 1, 84},    {71, 44, 122},  {59, 81, 139},
                                           {44, 113, 142}, {33, 145, 140}, {40, 174, 128},
                                           {94, 201, 98},  {173, 220, 48}, {253, 231, 37}};
@@ -198,10 +200,44 @@ int heat_scale(Heat *hs, const double *v, size_t n, int logscale) {
     return any;
 }
 
-PlotColor heat_colour(const Heat *hs, double v) {
+static PlotColor heat_colour(const Heat *hs, double v) {
     if (!isfinite(v)) return C_RED;
     if (hs->ax.log && v <= 0) return C_NONPOS;
     return viridis((axis_unit(&hs->ax, v) - hs->ax.lo) / (hs->ax.hi - hs->ax.lo));
+}
+
+/* Value shown for a block of cells: non-finite if any is, else the largest. */
+static double heat_block(const double *values, int cols, int r0, int r1, int c0, int c1) {
+    double m = -INFINITY;
+    for (int r = r0; r < r1; r++)
+        for (int c = c0; c < c1; c++) {
+            double v = values[(size_t)r * (size_t)cols + (size_t)c];
+            if (!isfinite(v)) return NAN;
+            m = fmax(m, v);
+        }
+    return m;
+}
+
+void paint_cells(Canvas *cv, const Heat *hs, Rect p, const double *values, int rows, int cols,
+                 int flip) {
+    p = (Rect){imax(p.x0, 0), imax(p.y0, 0), imin(p.x1, cv->w), imin(p.y1, cv->h)};
+    int pw = p.x1 - p.x0, ph = p.y1 - p.y0, stride = cairo_image_surface_get_stride(cv->s);
+    if (pw <= 0 || ph <= 0) return;
+    cairo_surface_flush(cv->s);
+    unsigned char *data = cairo_image_surface_get_data(cv->s);
+    for (int y = 0; y < ph; y++) {
+        int yy = flip ? ph - 1 - y : y;
+        int r0 = (int)((double)yy * rows / ph),
+            r1 = imin(rows, imax(r0 + 1, (int)((double)(yy + 1) * rows / ph)));
+        uint32_t *row = (uint32_t *)(data + (size_t)(p.y0 + y) * stride) + p.x0;
+        for (int x = 0; x < pw; x++) {
+            int c0 = (int)((double)x * cols / pw), c1 = (int)((double)(x + 1) * cols / pw);
+            PlotColor c = heat_colour(hs, heat_block(values, cols, r0, r1, c0,
+                                                     imin(cols, imax(c0 + 1, c1))));
+            row[x] = 0xFF000000u | (uint32_t)c.r << 16 | (uint32_t)c.g << 8 | c.b;
+        }
+    }
+    cairo_surface_mark_dirty(cv->s);
 }
 
 int colorbar_need(Heat *hs, Canvas *cv, int h, const char *label) {

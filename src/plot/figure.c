@@ -1,9 +1,6 @@
-/* figure.c: panels laid out in a column or a grid, each with its axes (linear, log or
- * categorical x; linear or log y), a function heatmap under everything, histogram
- * bars, shaded lo..hi bands under the lines, line and point series, reference lines,
- * the red non-finite crosses with their labels, and a legend placed inside where it
- * hides the fewest drawn pixels (measured on a coverage mask), else in a column right
- * of the plots so x stays aligned. */
+/* figure.c: panels (what they draw: plot.h) laid out in a column or a grid, with the
+ * legend placed inside where it hides the fewest drawn pixels (counted on a coverage
+ * mask), else in a column right of the plots so x stays aligned. */
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
@@ -468,21 +465,22 @@ static void panel_place(Panel *P, Canvas *cv, Canvas *occ, int left, int right) 
         d->px = px_x(P, d->last >= 0 ? series_x(s, (size_t)d->last) : d->x);
         d->py = d->last >= 0 ? px_y(P, s->y[d->last]) : P->plot.y0 + 10;
         int w = (int)ceil(text_width(cv, d->text, FONT_NOTE)) + 8, h = 20;
-        int xl = (int)d->px - 11 - w, xr = (int)d->px + 11, yt = (int)d->py - 11 - h;
-        int yb = (int)d->py + 11;
-        Rect cand[4] = {rect_make(xr, yt, w, h), rect_make(xr, yb, w, h), rect_make(xl, yt, w, h),
-                        rect_make(xl, yb, w, h)};
+        int x = (int)d->px, y = (int)d->py;
+        Rect cand[4]; /* right above, right below, left above, left below */
+        for (int c = 0; c < 4; c++)
+            cand[c] = rect_make(c < 2 ? x + 11 : x - 11 - w, c % 2 ? y + 11 : y - 11 - h, w, h);
         long hidden;
         d->label = best_spot(P, occ, cand, 4, &hidden);
         fill_rect(occ, rect_make((int)d->px - 9, (int)d->py - 9, 18, 18), C_WHITE, 1);
         fill_rect(occ, d->label, C_WHITE, 1);
     }
-    const int w = P->lw, h = P->lh, xl = P->plot.x0 + 10, xr = P->plot.x1 - 10 - w,
-              xc = (P->plot.x0 + P->plot.x1 - w) / 2, yt = P->plot.y0 + 10,
-              yb = P->plot.y1 - 10 - h, yc = (P->plot.y0 + P->plot.y1 - h) / 2;
-    Rect cand[8] = {rect_make(xr, yt, w, h), rect_make(xl, yt, w, h), rect_make(xr, yb, w, h),
-                    rect_make(xl, yb, w, h), rect_make(xc, yt, w, h), rect_make(xc, yb, w, h),
-                    rect_make(xr, yc, w, h), rect_make(xl, yc, w, h)};
+    /* the corners, then the middles of the top and bottom, then of the sides */
+    static const double at[8][2] = {{1, 0},  {0, 0},  {1, 1},  {0, 1},
+                                    {.5, 0}, {.5, 1}, {1, .5}, {0, .5}};
+    Rect cand[8], r = P->plot;
+    for (int c = 0; c < 8; c++)
+        cand[c] = rect_make(r.x0 + 10 + (int)(at[c][0] * (r.x1 - r.x0 - 20 - P->lw)),
+                            r.y0 + 10 + (int)(at[c][1] * (r.y1 - r.y0 - 20 - P->lh)), P->lw, P->lh);
     P->hidden = 0;
     if (P->nleg) P->legend = best_spot(P, occ, cand, 8, &P->hidden);
 }

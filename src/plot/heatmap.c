@@ -1,47 +1,11 @@
 /* heatmap.c: the matrix heatmap (rows x columns, e.g. per-layer gradient norms over
- * steps) with row labels, a step axis and a colour bar; and the cell painter the
- * function heatmap of a panel (figure.c) shares. When several cells share a pixel,
- * it shows the largest, or red if any is non-finite, so a one-step spike stays
- * visible. Leaves to others: what the matrix holds (the trainer bins its steps). */
+ * steps) with row labels, a step axis and a colour bar. Leaves to others: what the
+ * matrix holds (the trainer bins its steps). */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "plot_internal.h"
-
-/* Value shown for a block of cells: non-finite if any is, else the largest. */
-static double heat_block(const double *values, int cols, int r0, int r1, int c0, int c1) {
-    double m = -INFINITY;
-    for (int r = r0; r < r1; r++)
-        for (int c = c0; c < c1; c++) {
-            double v = values[(size_t)r * (size_t)cols + (size_t)c];
-            if (!isfinite(v)) return NAN;
-            m = fmax(m, v);
-        }
-    return m;
-}
-
-void paint_cells(Canvas *cv, const Heat *hs, Rect p, const double *values, int rows, int cols,
-                 int flip) {
-    p = (Rect){imax(p.x0, 0), imax(p.y0, 0), imin(p.x1, cv->w), imin(p.y1, cv->h)};
-    int pw = p.x1 - p.x0, ph = p.y1 - p.y0, stride = cairo_image_surface_get_stride(cv->s);
-    if (pw <= 0 || ph <= 0) return;
-    cairo_surface_flush(cv->s);
-    unsigned char *data = cairo_image_surface_get_data(cv->s);
-    for (int y = 0; y < ph; y++) {
-        int yy = flip ? ph - 1 - y : y;
-        int r0 = (int)((double)yy * rows / ph),
-            r1 = imin(rows, imax(r0 + 1, (int)((double)(yy + 1) * rows / ph)));
-        uint32_t *row = (uint32_t *)(data + (size_t)(p.y0 + y) * stride) + p.x0;
-        for (int x = 0; x < pw; x++) {
-            int c0 = (int)((double)x * cols / pw), c1 = (int)((double)(x + 1) * cols / pw);
-            PlotColor c = heat_colour(hs, heat_block(values, cols, r0, r1, c0,
-                                                     imin(cols, imax(c0 + 1, c1))));
-            row[x] = 0xFF000000u | (uint32_t)c.r << 16 | (uint32_t)c.g << 8 | c.b;
-        }
-    }
-    cairo_surface_mark_dirty(cv->s);
-}
 
 void plot_heatmap_size(int rows, int *width, int *height) {
     int ph = imax(160, imin(rows * 22, 560));

@@ -1,7 +1,6 @@
-/* plot_internal.h: what the plot files share and nobody else sees: the cairo
- * canvas and its primitives (surface.c), ticks, axes and the colour scale
- * (axes.c), the cell painter (heatmap.c). Layers point down: figure.c,
- * heatmap.c and film.c use axes.c, which uses surface.c. */
+/* plot_internal.h: what the plot files share and nobody else sees: the cairo canvas
+ * and its primitives (surface.c), ticks, axes and the colour scale (axes.c). Layers
+ * point down: figure.c, heatmap.c and film.c use axes.c, which uses surface.c. */
 #ifndef CLIPLAB_PLOT_INTERNAL_H
 #define CLIPLAB_PLOT_INTERNAL_H
 
@@ -128,16 +127,11 @@ typedef struct Heat {
     int nonfinite, nonpos;
 } Heat;
 
-PlotColor viridis(double t);
 /* Returns how many values are on the scale (finite; positive on a log scale). */
 int heat_scale(Heat *hs, const double *v, size_t n, int logscale);
-PlotColor heat_colour(const Heat *hs, double v);
 /* Width the colour bar, its tick labels and its label need right of the plot. */
 int colorbar_need(Heat *hs, Canvas *cv, int h, const char *label);
 void colorbar_draw(Canvas *cv, const Heat *hs, Rect bar, const char *label);
-
-/* ---- cells (heatmap.c) ---- */
-
 /* Paint values[rows][cols] over rect p, each pixel the block of cells under it (the
  * largest value, or non-finite when any is); flip: row 0 at the bottom. */
 void paint_cells(Canvas *cv, const Heat *hs, Rect p, const double *values, int rows, int cols,
