@@ -65,6 +65,10 @@ static int band_ok(const Panel *P, const PlotSeries *s, size_t i) {
 
 static int hline_shown(const Panel *P) { return P->p->hline_label && shown(&P->y, P->p->hline); }
 
+static void grow(double *lo, double *hi, const Axis *ax, double v) {
+    if (shown(ax, v)) *lo = fmin(*lo, v), *hi = fmax(*hi, v);
+}
+
 int plot_choose_logy(const PlotPanel *p) {
     if (p->field) return 0;
     if (p->logy != PLOT_LOGY_AUTO || p->nhists > 0) return p->logy == PLOT_LOGY_ON;
@@ -97,9 +101,7 @@ static void hist_count(Panel *P) {
     const PlotPanel *p = P->p;
     double lo = INFINITY, hi = -INFINITY;
     for (int h = 0; h < p->nhists; h++)
-        for (size_t i = 0; i < p->hists[h].n; i++)
-            if (isfinite(p->hists[h].v[i]))
-                lo = fmin(lo, p->hists[h].v[i]), hi = fmax(hi, p->hists[h].v[i]);
+        for (size_t i = 0; i < p->hists[h].n; i++) grow(&lo, &hi, &P->x, p->hists[h].v[i]);
     if (p->hist_lo < p->hist_hi)
         lo = p->hist_lo, hi = p->hist_hi;
     else
@@ -138,10 +140,6 @@ static Diverge find_divergence(const Panel *P, const PlotSeries *s) {
     return d;
 }
 
-static void grow(double *lo, double *hi, const Axis *ax, double v) {
-    if (shown(ax, v)) *lo = fmin(*lo, v), *hi = fmax(*hi, v);
-}
-
 static void panel_ranges(Panel *P) {
     const PlotPanel *p = P->p;
     double xl = INFINITY, xh = -INFINITY, yl = INFINITY, yh = -INFINITY;
@@ -175,53 +173,54 @@ static void panel_ranges(Panel *P) {
     }
 }
 
+static void legend_add(Panel *P, const char *label, int kind, PlotColor c, int marker, int band) {
+    P->leg[P->nleg++] = (LegendEntry){label, kind, c, marker, band};
+}
+
 static void legend_build(Panel *P) {
     const PlotPanel *p = P->p;
     int any_div = 0;
-    for (int h = 0; h < p->nhists; h++)
-        P->leg[P->nleg++] = (LegendEntry){P->hlab[h], SW_BOX, plot_palette(h), 0, 0};
+    for (int h = 0; h < p->nhists; h++) legend_add(P, P->hlab[h], SW_BOX, plot_palette(h), 0, 0);
     for (int k = 0; k < p->nseries; k++) {
         const PlotSeries *s = &p->series[k];
-        int kind = s->style == PLOT_DOTS || s->style == PLOT_LINE_MARKERS ? s->style : PLOT_LINE;
-        P->leg[P->nleg++] = (LegendEntry){s->label ? s->label : "(unnamed)", kind,
-                                          series_colour(P, k), s->marker, has_band(s)};
+        legend_add(P, s->label ? s->label : "(unnamed)",
+                   s->style == PLOT_DOTS || s->style == PLOT_LINE_MARKERS ? s->style : PLOT_LINE,
+                   series_colour(P, k), s->marker, has_band(s));
         any_div |= P->div[k].has;
     }
     if (p->vlines && p->nvlines > 0)
-        P->leg[P->nleg++] =
-            (LegendEntry){p->vline_label ? p->vline_label : "event", SW_VLINE, C_EVENT, 0, 0};
-    if (hline_shown(P))
-        P->leg[P->nleg++] = (LegendEntry){p->hline_label, SW_HLINE, C_REFLINE, 0, 0};
-    if (any_div) P->leg[P->nleg++] = (LegendEntry){"non-finite (diverged)", SW_CROSS, C_RED, 0, 0};
+        legend_add(P, p->vline_label ? p->vline_label : "event", SW_VLINE, C_EVENT, 0, 0);
+    if (hline_shown(P)) legend_add(P, p->hline_label, SW_HLINE, C_REFLINE, 0, 0);
+    if (any_div) legend_add(P, "non-finite (diverged)", SW_CROSS, C_RED, 0, 0);
 }
 
-static int panel_check(const PlotPanel *p, int i, char *err, size_t errlen) {
-    const char *bad = NULL;
-    for (int k = 0; k < p->nseries && !bad; k++) {
-        const PlotSeries *s = &p->series[k];
-        if (s->n > 0 && (!s->y || (!s->lo != !s->hi)))
-            bad = !s->y ? "a series has points but no y values" : "a series has lo without hi";
-    }
-    for (int h = 0; h < p->nhists && !bad; h++)
-        if (p->hists[h].n > 0 && !p->hists[h].v) bad = "a histogram has samples but no values";
+static const char *panel_check(const PlotPanel *p) {
+    const PlotField *f = p->field;
     if (p->nseries < 0 || (p->nseries > 0 && !p->series) || p->nhists < 0 ||
         (p->nhists > 0 && !p->hists))
-        bad = "bad series or histogram list";
+        return "bad series or histogram list";
+    for (int k = 0; k < p->nseries; k++) {
+        const PlotSeries *s = &p->series[k];
+        if (s->n > 0 && !s->y) return "a series has points but no y values";
+        if (s->n > 0 && !s->lo != !s->hi) return "a series has lo without hi";
+    }
+    for (int h = 0; h < p->nhists; h++)
+        if (p->hists[h].n > 0 && !p->hists[h].v) return "a histogram has samples but no values";
     if (p->xcats && (p->ncats < 1 || p->logx))
-        bad = "a categorical x axis needs ncats >= 1, not log";
-    const PlotField *f = p->field;
+        return "a categorical x axis needs ncats >= 1, not log";
     if (f && (!f->v || f->nx < 1 || f->ny < 1 || f->nx > 100000 || f->ny > 100000 ||
               !(f->x0 < f->x1) || !(f->y0 < f->y1)))
-        bad = "a field needs values, nx, ny >= 1 and x0 < x1, y0 < y1";
-    return bad ? set_err(err, errlen, "plot_figure: panel %d (%s): %s", i,
-                         p->title ? p->title : "untitled", bad)
-               : 0;
+        return "a field needs values, nx, ny >= 1 and x0 < x1, y0 < y1";
+    return NULL;
 }
 
 /* Layout-independent setup of a panel: scales, histograms, ranges, divergences, legend. */
 static int panel_prepare(Panel *P, const PlotPanel *p, int i, char *err, size_t errlen) {
+    const char *bad = panel_check(p);
+    if (bad)
+        return set_err(err, errlen, "plot_figure: panel %d (%s): %s", i,
+                       p->title ? p->title : "untitled", bad);
     P->p = p;
-    if (panel_check(p, i, err, errlen)) return -1;
     P->bins = p->bins > 0 ? imin(p->bins, 10000) : 30;
     P->div = calloc((size_t)p->nseries + 1, sizeof *P->div);
     P->leg = calloc((size_t)p->nseries + (size_t)p->nhists + 3, sizeof *P->leg);
@@ -296,32 +295,26 @@ static void stroke_series(cairo_t *cr, const Panel *P, const PlotSeries *s, Plot
                         P->p->field != NULL);
 }
 
-static void draw_hists(cairo_t *cr, const Panel *P) {
+/* What legends and labels should not hide: histograms, bands and series. */
+static void draw_data(cairo_t *cr, const Panel *P) {
     const PlotPanel *p = P->p;
-    double bw = (P->hhi - P->hlo) / P->bins, base = P->plot.y1;
+    double bw = (P->hhi - P->hlo) / P->bins;
+    cairo_save(cr);
+    clip_to(cr, P->plot);
     for (int h = 0; h < p->nhists; h++)
         for (int b = 0; b < P->bins; b++) {
             double n = P->counts[(size_t)h * P->bins + b], a = P->hlo + b * bw, e = a + bw;
             if (!shown(&P->y, n) || n <= 0) continue;
             if (p->hist_side) a += bw * h / p->nhists, e = a + bw / p->nhists;
             double x0 = px_x(P, a), x1 = px_x(P, e), y = px_y(P, n);
-            cairo_rectangle(cr, x0, y, x1 - x0, base - y);
+            cairo_rectangle(cr, x0, y, x1 - x0, P->plot.y1 - y);
             set_colour(cr, plot_palette(h), p->hist_side ? 0.85 : 0.4);
             cairo_fill_preserve(cr);
             stroke_halo(cr, plot_palette(h), 1, 0);
         }
-}
-
-/* What legends and labels should not hide: histograms, bands and series. */
-static void draw_data(cairo_t *cr, const Panel *P) {
-    cairo_save(cr);
-    clip_to(cr, P->plot);
-    draw_hists(cr, P);
-    for (int k = 0; k < P->p->nseries; k++)
-        if (has_band(&P->p->series[k]))
-            fill_band(cr, P, &P->p->series[k], series_colour(P, k), 0.22);
-    for (int k = 0; k < P->p->nseries; k++)
-        stroke_series(cr, P, &P->p->series[k], series_colour(P, k));
+    for (int k = 0; k < p->nseries; k++)
+        if (has_band(&p->series[k])) fill_band(cr, P, &p->series[k], series_colour(P, k), 0.22);
+    for (int k = 0; k < p->nseries; k++) stroke_series(cr, P, &p->series[k], series_colour(P, k));
     cairo_restore(cr);
 }
 
@@ -347,13 +340,6 @@ static void draw_refs(const Panel *P, cairo_t *cr, int mask) {
 #define LEGEND_PAD 8
 #define LEGEND_ROW 21
 #define LEGEND_SWATCH 30
-
-static void legend_size(Panel *P, Canvas *cv) {
-    double tw = 0;
-    for (int i = 0; i < P->nleg; i++) tw = fmax(tw, text_width(cv, P->leg[i].label, FONT_LEGEND));
-    P->lw = P->nleg ? 2 * LEGEND_PAD + LEGEND_SWATCH + 8 + (int)ceil(tw) : 0;
-    P->lh = P->nleg ? 2 * LEGEND_PAD + P->nleg * LEGEND_ROW - 4 : 0;
-}
 
 static void draw_swatch(Canvas *cv, const LegendEntry *e, int x, int yc) {
     cairo_t *cr = cv->cr;
@@ -408,62 +394,53 @@ static void panel_layout_v(Panel *P, Canvas *cv, Rect area) {
     P->cbar = P->p->field ? colorbar_need(&P->heat, cv, (int)h, P->p->field->label) : 0;
 }
 
-static int panel_left_need(const Panel *P, Canvas *cv) {
-    return 12 + (P->p->ylabel ? 24 : 0) + (int)ceil(axis_label_width(&P->y, cv, FONT_TICK)) + 12;
-}
-
-/* x ticks for width w: category names (every k-th so they fit), decades, or 1-2-5. */
-static void x_ticks(Panel *P, Canvas *cv, double w) {
-    const PlotPanel *p = P->p;
-    if (p->xcats) {
-        double lw = 0;
-        for (int i = 0; i < p->ncats; i++) lw = fmax(lw, text_width(cv, p->xcats[i], FONT_TICK));
-        int k = imax(1, (int)ceil((lw + 12) * p->ncats / w));
-        P->x.nt = 0;
-        for (int i = 0; i < p->ncats; i++)
-            axis_add(&P->x, i, i % k == 0 ? 1 : -1, "%s", i % k ? "" : p->xcats[i]);
-    } else if (P->x.log) {
-        axis_log_ticks(&P->x, w, 56);
-    } else {
-        axis_fit_ticks(&P->x, cv, w, INT_MAX);
-    }
-}
-
 /* The candidate spot that hides the fewest drawn pixels of the mask, then the fewest of
  * its reference lines (coverage 1/255); one not inside the plot counts as hiding twice
  * its area. *hidden: what the chosen one hides, so counted. */
 static Rect best_spot(const Panel *P, const Canvas *occ, const Rect *cand, int n, long *hidden) {
     long best = -1;
-    Rect pick = cand[0];
+    Rect pick = cand[0], o = P->plot;
     for (int c = 0; c < n; c++) {
-        long refs, area = (long)(cand[c].x1 - cand[c].x0) * (cand[c].y1 - cand[c].y0);
-        Rect r = cand[c], o = P->plot;
+        Rect r = cand[c];
+        long refs, area = (long)(r.x1 - r.x0) * (r.y1 - r.y0);
         int inside = r.x0 >= o.x0 && r.y0 >= o.y0 && r.x1 <= o.x1 && r.y1 <= o.y1;
         long cost = mask_count(occ, r, &refs) + (inside ? 0 : 2 * area);
-        if (best < 0 || cost * 1000 + refs < best) best = cost * 1000 + refs, pick = cand[c];
+        if (best < 0 || cost * 1000 + refs < best) best = cost * 1000 + refs, pick = r;
     }
     *hidden = best / 1000;
     return pick;
 }
 
-/* Plot rect from the margins, x ticks, the data drawn into the mask, each divergence
- * label on the side of its marker where it hides the least (then marker and label join
- * the mask), and the legend in the inside spot that hides the least (P->hidden). */
+/* Plot rect from the margins; x ticks (category names, every k-th so they fit; decades;
+ * or 1-2-5); the data drawn into the mask; each divergence label on the side of its
+ * marker where it hides the least (then marker and label join the mask); the legend in
+ * the inside spot that hides the least (P->hidden). */
 static void panel_place(Panel *P, Canvas *cv, Canvas *occ, int left, int right) {
-    P->plot.x0 = P->area.x0 + left;
-    P->plot.x1 = P->area.x1 - right;
-    x_ticks(P, cv, P->plot.x1 - P->plot.x0);
+    const PlotPanel *p = P->p;
+    Rect r = P->plot = (Rect){P->area.x0 + left, P->plot.y0, P->area.x1 - right, P->plot.y1};
+    if (p->xcats) {
+        double lw = 0;
+        for (int i = 0; i < p->ncats; i++) lw = fmax(lw, text_width(cv, p->xcats[i], FONT_TICK));
+        int k = imax(1, (int)ceil((lw + 12) * p->ncats / (r.x1 - r.x0)));
+        P->x.nt = 0;
+        for (int i = 0; i < p->ncats; i++)
+            axis_add(&P->x, i, i % k == 0 ? 1 : -1, "%s", i % k ? "" : p->xcats[i]);
+    } else if (P->x.log) {
+        axis_log_ticks(&P->x, r.x1 - r.x0, 56);
+    } else {
+        axis_fit_ticks(&P->x, cv, r.x1 - r.x0, INT_MAX);
+    }
     cairo_set_operator(occ->cr, CAIRO_OPERATOR_CLEAR);
     cairo_paint(occ->cr);
     cairo_set_operator(occ->cr, CAIRO_OPERATOR_OVER);
     draw_refs(P, occ->cr, 1);
     draw_data(occ->cr, P);
-    for (int k = 0; k < P->p->nseries; k++) {
+    for (int k = 0; k < p->nseries; k++) {
         Diverge *d = &P->div[k];
-        const PlotSeries *s = &P->p->series[k];
+        const PlotSeries *s = &p->series[k];
         if (!d->has) continue;
         d->px = px_x(P, d->last >= 0 ? series_x(s, (size_t)d->last) : d->x);
-        d->py = d->last >= 0 ? px_y(P, s->y[d->last]) : P->plot.y0 + 10;
+        d->py = d->last >= 0 ? px_y(P, s->y[d->last]) : r.y0 + 10;
         int w = (int)ceil(text_width(cv, d->text, FONT_NOTE)) + 8, h = 20;
         int x = (int)d->px, y = (int)d->py;
         Rect cand[4]; /* right above, right below, left above, left below */
@@ -471,13 +448,13 @@ static void panel_place(Panel *P, Canvas *cv, Canvas *occ, int left, int right) 
             cand[c] = rect_make(c < 2 ? x + 11 : x - 11 - w, c % 2 ? y + 11 : y - 11 - h, w, h);
         long hidden;
         d->label = best_spot(P, occ, cand, 4, &hidden);
-        fill_rect(occ, rect_make((int)d->px - 9, (int)d->py - 9, 18, 18), C_WHITE, 1);
+        fill_rect(occ, rect_make(x - 9, y - 9, 18, 18), C_WHITE, 1);
         fill_rect(occ, d->label, C_WHITE, 1);
     }
     /* the corners, then the middles of the top and bottom, then of the sides */
     static const double at[8][2] = {{1, 0},  {0, 0},  {1, 1},  {0, 1},
                                     {.5, 0}, {.5, 1}, {1, .5}, {0, .5}};
-    Rect cand[8], r = P->plot;
+    Rect cand[8];
     for (int c = 0; c < 8; c++)
         cand[c] = rect_make(r.x0 + 10 + (int)(at[c][0] * (r.x1 - r.x0 - 20 - P->lw)),
                             r.y0 + 10 + (int)(at[c][1] * (r.y1 - r.y0 - 20 - P->lh)), P->lw, P->lh);
@@ -497,9 +474,14 @@ static int figure_layout(Panel *P, int np, int ncols, Canvas *cv, int top) {
     for (int c = 0; c < ncols; c++) right[c] = 20;
     for (int i = 0; i < np; i++) {
         int c = i % ncols, r = i / ncols;
+        double tw = 0;
         panel_layout_v(&P[i], cv, (Rect){c * cw, top + r * ph, (c + 1) * cw, top + (r + 1) * ph});
-        legend_size(&P[i], cv);
-        left[c] = imax(left[c], panel_left_need(&P[i], cv));
+        for (int e = 0; e < P[i].nleg; e++)
+            tw = fmax(tw, text_width(cv, P[i].leg[e].label, FONT_LEGEND));
+        P[i].lw = P[i].nleg ? 2 * LEGEND_PAD + LEGEND_SWATCH + 8 + (int)ceil(tw) : 0;
+        P[i].lh = P[i].nleg ? 2 * LEGEND_PAD + P[i].nleg * LEGEND_ROW - 4 : 0;
+        left[c] = imax(left[c], 24 + (P[i].p->ylabel ? 24 : 0) +
+                                    (int)ceil(axis_label_width(&P[i].y, cv, FONT_TICK)));
         right[c] = imax(right[c], P[i].cbar + 20);
         wmax[c] = imax(wmax[c], P[i].lw);
     }
