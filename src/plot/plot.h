@@ -38,6 +38,7 @@ PlotColor plot_palette(int i);
 
 /* ---- line panels ---- */
 
+/* A solid line; points (sparse series, scatter sets); a line with a marker at each point. */
 typedef enum { PLOT_LINE = 0, PLOT_DOTS = 1, PLOT_LINE_MARKERS = 2 } PlotStyle;
 
 typedef enum {
@@ -54,8 +55,7 @@ typedef struct PlotSeries {
     const double *x; /* n values (NULL: 0, 1, 2, ...); on a categorical axis, the index */
     const double *y; /* n values; NaN/inf mark divergence */
     size_t n;
-    int style;        /* PlotStyle: 0 solid line, 1 points (sparse series, scatter sets),
-                         2 line with a marker at each point */
+    int style;        /* PlotStyle */
     const double *lo; /* optional band: shaded between lo[i] and hi[i] (e.g. min and max */
     const double *hi; /* over seeds around a median y), drawn under every line; NULL = none */
     int marker;       /* PlotMarker of the points (styles 1 and 2) */
@@ -179,9 +179,6 @@ int plot_filmstrip_render(PlotImage *im, const PlotFilmstrip *fs, char *err, siz
 void plot_image_free(PlotImage *im);
 /* The pixels as [h][w][3] RGB. */
 void plot_image_rgb(const PlotImage *im, unsigned char *rgb);
-
-/* The font file used (DejaVu Sans from fonts-dejavu-core). */
-#define PLOT_FONT_PATH "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
 
 /* ---- helpers (also used by tests) ---- */
 

@@ -71,7 +71,9 @@ long mask_count(const Canvas *m, Rect r, long *refs);
  * PNG at path, via "<path>.tmp" and rename; then free it. Returns rc or the writer's. */
 int image_png_free(const char *path, PlotImage *im, int rc, char *err, size_t errlen);
 
-void set_colour(cairo_t *cr, PlotColor c, double alpha);
+static inline void set_colour(cairo_t *cr, PlotColor c, double alpha) {
+    cairo_set_source_rgba(cr, c.r / 255.0, c.g / 255.0, c.b / 255.0, alpha * c.a / 255.0);
+}
 void clip_to(cairo_t *cr, Rect r); /* after cairo_save */
 void fill_rect(Canvas *cv, Rect r, PlotColor c, double alpha);
 void frame_rect(Canvas *cv, Rect r, PlotColor c); /* a 1-px outline just outside r */
@@ -85,8 +87,10 @@ void draw_marker(cairo_t *cr, int m, double x, double y, double r, PlotColor c, 
 void draw_cross(cairo_t *cr, double x, double y, double h);
 
 double text_width(Canvas *cv, const char *s, double px);
-double text_ascent(double px);
-double baseline_centred(double y, double px); /* baseline centring digits on y */
+/* DejaVu Sans: hhea ascender 1901 and cap height 1493 of 2048 units per em. */
+static inline double text_ascent(double px) { return 0.928 * px; }
+/* The baseline that centres digits on y. */
+static inline double baseline_centred(double y, double px) { return y + 0.5 * 0.729 * px; }
 void text_draw(Canvas *cv, const char *s, double px, double x, double ybase, double halign,
                PlotColor c);
 /* Turned 90 degrees counter-clockwise, centred on yc, baseline on column xbase. */

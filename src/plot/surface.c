@@ -20,6 +20,8 @@
 
 #include "plot_internal.h"
 
+#define FONT_PATH "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf" /* fonts-dejavu-core */
+
 int set_err(char *err, size_t errlen, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
@@ -42,16 +44,14 @@ PlotColor plot_palette(int i) {
 
 /* ---- canvas ---- */
 
-static struct {
-    FT_Library lib;
-    FT_Face face;
-    cairo_font_face_t *cf;
-} g_font;
+static cairo_font_face_t *g_font;
 static pthread_once_t g_font_once = PTHREAD_ONCE_INIT;
 
 static void font_load_once(void) {
-    if (!FT_Init_FreeType(&g_font.lib) && !FT_New_Face(g_font.lib, PLOT_FONT_PATH, 0, &g_font.face))
-        g_font.cf = cairo_ft_font_face_create_for_ft_face(g_font.face, 0);
+    static FT_Library lib; /* both kept for the process: the cairo font face uses them */
+    static FT_Face face;
+    if (!FT_Init_FreeType(&lib) && !FT_New_Face(lib, FONT_PATH, 0, &face))
+        g_font = cairo_ft_font_face_create_for_ft_face(face, 0);
 }
 
 void plot_image_free(PlotImage *im) {
@@ -78,9 +78,9 @@ static int canvas_init(Canvas *cv, cairo_surface_t *s, int w, int h) {
 int canvas_begin(Canvas *cv, PlotImage *im, int w, int h, char *err, size_t errlen) {
     *cv = (Canvas){0};
     pthread_once(&g_font_once, font_load_once);
-    if (!g_font.cf)
+    if (!g_font)
         return set_err(err, errlen, "cannot load the font %s (install Debian's fonts-dejavu-core)",
-                       PLOT_FONT_PATH);
+                       FONT_PATH);
     if (w < 1 || h < 1 || w > MAX_SIDE || h > MAX_SIDE || image_alloc(im, w, h))
         return set_err(err, errlen, "plot: cannot make a %dx%d canvas (1..%d per side, memory)",
                        w, h, MAX_SIDE);
@@ -89,7 +89,7 @@ int canvas_begin(Canvas *cv, PlotImage *im, int w, int h, char *err, size_t errl
                 w, h);
     cairo_set_source_rgb(cv->cr, 1, 1, 1);
     cairo_paint(cv->cr);
-    cairo_set_font_face(cv->cr, g_font.cf);
+    cairo_set_font_face(cv->cr, g_font);
     cairo_font_options_t *fo = cairo_font_options_create();
     cairo_font_options_set_antialias(fo, CAIRO_ANTIALIAS_GRAY);
     cairo_font_options_set_hint_style(fo, CAIRO_HINT_STYLE_SLIGHT);
@@ -131,10 +131,6 @@ long mask_count(const Canvas *m, Rect r, long *refs) {
 }
 
 /* ---- primitives ---- */
-
-void set_colour(cairo_t *cr, PlotColor c, double alpha) {
-    cairo_set_source_rgba(cr, c.r / 255.0, c.g / 255.0, c.b / 255.0, alpha * c.a / 255.0);
-}
 
 void clip_to(cairo_t *cr, Rect r) {
     cairo_rectangle(cr, r.x0, r.y0, r.x1 - r.x0, r.y1 - r.y0);
@@ -217,10 +213,6 @@ void draw_cross(cairo_t *cr, double x, double y, double h) {
 }
 
 /* ---- text ---- */
-
-/* DejaVu Sans: hhea ascender 1901 and cap height 1493 of 2048 units per em. */
-double text_ascent(double px) { return 0.928 * px; }
-double baseline_centred(double y, double px) { return y + 0.5 * 0.729 * px; }
 
 double text_width(Canvas *cv, const char *s, double px) {
     if (!s || !*s) return 0;
