@@ -198,8 +198,8 @@ Test(live, window_draws_the_rendered_frame_closes_and_train_runs_live, .init = c
               "pixels differ; -1: its first row is nowhere)", mismatch, fw * fh);
     /* and it is not a blank that matches anything: the frame has the curve's colour */
     long coloured = 0;
-    unsigned char c0[3];
-    plot_series_color(0, c0);
+    PlotColor pc = plot_palette(0);
+    const unsigned char c0[3] = {pc.r, pc.g, pc.b};
     for (long i = 0; i < (long)fw * fh; i++) coloured += !memcmp(rgb + 3 * i, c0, 3);
     cr_assert(coloured > 200, "the frame has %ld curve pixels", coloured);
 

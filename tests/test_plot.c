@@ -178,9 +178,9 @@ Test(plot, canvas_has_text_and_series_colours) {
     long nw = count_non_white(&im);
     cr_expect(nw > 10000 && nw < (long)im.w * im.h / 2, "non-white pixels %ld", nw);
     for (int k = 0; k < 2; k++) {
-        unsigned char c[3];
+        PlotColor pc = plot_palette(k);
+        const unsigned char c[3] = {pc.r, pc.g, pc.b};
         int xmin, xmax;
-        plot_series_color(k, c);
         long n = count_colour(&im, c, &xmin, &xmax);
         /* full-coverage line pixels across the plot, not just the legend swatch */
         cr_expect(n > 500, "series %d: %ld pixels of its colour", k, n);
@@ -192,10 +192,8 @@ Test(plot, canvas_has_text_and_series_colours) {
 Test(plot, palette_colours_differ) {
     for (int i = 0; i < 7; i++)
         for (int j = i + 1; j < 7; j++) {
-            unsigned char a[3], b[3];
-            plot_series_color(i, a);
-            plot_series_color(j, b);
-            cr_expect(memcmp(a, b, 3) != 0, "colours %d and %d equal", i, j);
+            PlotColor a = plot_palette(i), b = plot_palette(j);
+            cr_expect(a.r != b.r || a.g != b.g || a.b != b.b, "colours %d and %d equal", i, j);
         }
 }
 

@@ -246,6 +246,32 @@ Test(plot_kinds, markers_differ_in_shape) {
     free(im.px);
 }
 
+/* An x marker is two diagonals: its middle row is narrow, its top and bottom rows reach
+ * both sides (a horizontal stroke would fill the middle row edge to edge). */
+Test(plot_kinds, cross_marker_is_an_x) {
+    double x[1] = {0}, y[1] = {0};
+    PlotSeries s = {.label = "x", .x = x, .y = y, .n = 1, .style = PLOT_DOTS,
+                    .marker = PLOT_MARK_CROSS};
+    PlotPanel p = {.series = &s, .nseries = 1};
+    Img im = render(&p, 1, 1, 700, 400);
+    Blob b[8];
+    int nb = blobs(&im, plot_palette(0), b, 8), checked = 0;
+    for (int i = 0; i < nb; i++) {
+        if (b[i].n < 6) continue;
+        int w = b[i].x1 - b[i].x0 + 1, h = b[i].y1 - b[i].y0 + 1, mid = 0, top = 0;
+        for (int xx = b[i].x0; xx <= b[i].x1; xx++) {
+            mid += coverage(at(&im, xx, (b[i].y0 + b[i].y1) / 2), plot_palette(0)) >= 0.5;
+            top += coverage(at(&im, xx, b[i].y0 + 1), plot_palette(0)) >= 0.5;
+        }
+        cr_expect(abs(w - h) <= 1, "marker %d: %dx%d, not square", i, w, h);
+        cr_expect(mid < 0.7 * w && top >= 2, "marker %d: middle row %d of %d px, top row %d", i,
+                  mid, w, top);
+        checked++;
+    }
+    cr_expect(checked >= 3, "%d markers (1 point + 2 legend dots)", checked);
+    free(im.px);
+}
+
 /* ---- field heatmap with scatter sets and polylines ---- */
 
 enum { FN = 40 };

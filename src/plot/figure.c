@@ -1,17 +1,23 @@
-/* figure.c: panels laid out in a column or a grid, each with its axes (linear, log or
- * categorical x; linear or log y), a function heatmap under everything, histogram
- * bars, shaded lo..hi bands under the lines, line and point series, reference lines,
- * the red non-finite crosses with their labels, and a legend placed inside where it
- * hides the fewest drawn pixels (measured on a coverage mask), else in a column right
- * of the plots so x stays aligned. Leaves to others: what the panels hold (callers),
- * ticks and legends (axes.c), pixels (surface.c). */
+/* figure.c: panels (what they draw: plot.h) laid out in a column or a grid, with the
+ * legend placed inside where it hides the fewest drawn pixels (counted on a coverage
+ * mask), else in a column right of the plots so x stays aligned. */
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "plot_internal.h"
+
+/* A legend entry's swatch: the series' PlotStyle (line, dots, line with markers) or one
+ * of these. */
+enum { SW_BOX = 3, SW_VLINE, SW_HLINE, SW_CROSS };
+
+typedef struct LegendEntry {
+    const char *label;
+    int kind;
+    PlotColor col;
+    int marker, band;
+} LegendEntry;
 
 /* Where a series first went non-finite: its last drawable point before that (index, or
  * -1: mark the top edge at x), what the value was, and where marker and text go. */
@@ -28,7 +34,8 @@ typedef struct Panel {
     Axis x, y;
     Rect area, plot, legend;
     LegendEntry *leg;
-    int nleg;
+    int nleg, lw, lh;  /* legend entries and size */
+    long hidden;       /* drawn pixels the legend hides inside the plot */
     char (*hlab)[160]; /* [nhists] legend labels with what was left out */
     Diverge *div;      /* [nseries] */
     double *counts;    /* [nhists][bins] */
@@ -58,6 +65,10 @@ static int band_ok(const Panel *P, const PlotSeries *s, size_t i) {
 
 static int hline_shown(const Panel *P) { return P->p->hline_label && shown(&P->y, P->p->hline); }
 
+static void grow(double *lo, double *hi, const Axis *ax, double v) {
+    if (shown(ax, v)) *lo = fmin(*lo, v), *hi = fmax(*hi, v);
+}
+
 int plot_choose_logy(const PlotPanel *p) {
     if (p->field) return 0;
     if (p->logy != PLOT_LOGY_AUTO || p->nhists > 0) return p->logy == PLOT_LOGY_ON;
@@ -78,12 +89,10 @@ int plot_choose_logy(const PlotPanel *p) {
 
 int plot_field_range(const PlotField *f, double *lo, double *hi) {
     Heat hs;
-    size_t n = (size_t)f->nx * (size_t)f->ny, any = 0;
-    for (size_t i = 0; i < n; i++) any += isfinite(f->v[i]) && (!f->logscale || f->v[i] > 0);
-    heat_scale(&hs, f->v, n, f->logscale);
+    int any = heat_scale(&hs, f->v, (size_t)f->nx * (size_t)f->ny, f->logscale);
     *lo = hs.ax.log ? pow(10, hs.ax.lo) : hs.ax.lo;
     *hi = hs.ax.log ? pow(10, hs.ax.hi) : hs.ax.hi;
-    return any > 0;
+    return any;
 }
 
 /* ---- data: ranges, histograms, divergences, legend ---- */
@@ -91,11 +100,8 @@ int plot_field_range(const PlotField *f, double *lo, double *hi) {
 static void hist_count(Panel *P) {
     const PlotPanel *p = P->p;
     double lo = INFINITY, hi = -INFINITY;
-    P->bins = p->bins > 0 ? imin(p->bins, 10000) : 30;
     for (int h = 0; h < p->nhists; h++)
-        for (size_t i = 0; i < p->hists[h].n; i++)
-            if (isfinite(p->hists[h].v[i]))
-                lo = fmin(lo, p->hists[h].v[i]), hi = fmax(hi, p->hists[h].v[i]);
+        for (size_t i = 0; i < p->hists[h].n; i++) grow(&lo, &hi, &P->x, p->hists[h].v[i]);
     if (p->hist_lo < p->hist_hi)
         lo = p->hist_lo, hi = p->hist_hi;
     else
@@ -105,47 +111,33 @@ static void hist_count(Panel *P) {
         long bad = 0, out = 0;
         for (size_t i = 0; i < p->hists[h].n; i++) {
             double v = p->hists[h].v[i];
-            int b = (int)floor((v - lo) / (hi - lo) * P->bins);
-            if (v == hi) b = P->bins - 1;
+            double b = v == hi ? P->bins - 1 : floor((v - lo) / (hi - lo) * P->bins);
             if (!isfinite(v))
                 bad++;
             else if (b < 0 || b >= P->bins)
                 out++;
             else
-                P->counts[(size_t)h * P->bins + b]++;
+                P->counts[(size_t)h * P->bins + (size_t)b]++;
         }
-        int k = snprintf(P->hlab[h], sizeof P->hlab[h], "%s",
-                         p->hists[h].label ? p->hists[h].label : "(unnamed)");
+        char note[80] = "";
         if (bad || out)
-            snprintf(P->hlab[h] + k, sizeof P->hlab[h] - (size_t)k, " (%ld %s not binned)",
-                     bad + out, out ? "outside the range or non-finite" : "non-finite");
+            snprintf(note, sizeof note, " (%ld %s not binned)", bad + out,
+                     out ? "outside the range or non-finite" : "non-finite");
+        snprintf(P->hlab[h], sizeof P->hlab[h], "%s%s",
+                 p->hists[h].label ? p->hists[h].label : "(unnamed)", note);
     }
 }
 
 static Diverge find_divergence(const Panel *P, const PlotSeries *s) {
-    Diverge d = {0};
-    d.last = -1;
-    for (size_t i = 0; i < s->n; i++) {
-        double y = s->y[i];
-        if (isfinite(y) || !isfinite(series_x(s, i))) continue;
-        d.has = 1;
-        d.x = series_x(s, i);
-        snprintf(d.text, sizeof d.text, "diverged (%s)",
-                 isnan(y) ? "NaN"
-                 : y > 0  ? "+inf"
-                          : "-inf");
-        for (size_t j = i; j-- > 0;)
-            if (point_ok(P, s, j)) {
-                d.last = (long)j;
-                break;
-            }
-        break;
-    }
+    Diverge d = {.last = -1};
+    size_t i = 0;
+    while (i < s->n && (isfinite(s->y[i]) || !isfinite(series_x(s, i)))) i++;
+    if (i == s->n) return d;
+    d.has = 1, d.x = series_x(s, i), d.last = (long)i - 1;
+    snprintf(d.text, sizeof d.text, "diverged (%s)",
+             isnan(s->y[i]) ? "NaN" : s->y[i] > 0 ? "+inf" : "-inf");
+    while (d.last >= 0 && !point_ok(P, s, (size_t)d.last)) d.last--;
     return d;
-}
-
-static void grow(double *lo, double *hi, const Axis *ax, double v) {
-    if (shown(ax, v)) *lo = fmin(*lo, v), *hi = fmax(*hi, v);
 }
 
 static void panel_ranges(Panel *P) {
@@ -165,15 +157,12 @@ static void panel_ranges(Panel *P) {
     for (size_t i = 0; i < (size_t)p->nhists * P->bins; i++) grow(&yl, &yh, &P->y, P->counts[i]);
     if (p->nhists) grow(&xl, &xh, &P->x, P->hlo), grow(&xl, &xh, &P->x, P->hhi);
     if (p->nhists && P->y.log) grow(&yl, &yh, &P->y, 0.3); /* a count of 1 stays visible */
-    if (P->x.log) { /* padded 5%, not widened to decades: 1-2-5 labels inside one */
-        limits_log(xl, xh, &P->x.lo, &P->x.hi);
-        if (xl < xh)
-            P->x.lo = log10(xl) - 0.05 * log10(xh / xl),
-            P->x.hi = log10(xh) + 0.05 * log10(xh / xl);
-    } else
+    if (P->x.log) /* padded 5%, not widened to decades: 1-2-5 labels inside one */
+        limits_log(xl, xh, 0.05, !(xl < xh), &P->x.lo, &P->x.hi);
+    else
         limits_linear(xl, xh, 0.02, &P->x.lo, &P->x.hi);
     if (P->y.log)
-        limits_log(yl, yh, &P->y.lo, &P->y.hi);
+        limits_log(yl, yh, 0.05, 1, &P->y.lo, &P->y.hi);
     else
         limits_linear(p->nhists ? fmin(0, yl) : yl, yh, 0.05, &P->y.lo, &P->y.hi);
     if (p->nhists && !P->y.log && yl >= 0) P->y.lo = 0;
@@ -184,65 +173,61 @@ static void panel_ranges(Panel *P) {
     }
 }
 
+static void legend_add(Panel *P, const char *label, int kind, PlotColor c, int marker, int band) {
+    P->leg[P->nleg++] = (LegendEntry){label, kind, c, marker, band};
+}
+
 static void legend_build(Panel *P) {
     const PlotPanel *p = P->p;
     int any_div = 0;
-    for (int h = 0; h < p->nhists; h++)
-        P->leg[P->nleg++] = (LegendEntry){P->hlab[h], SW_BOX, plot_palette(h), 0, 0};
+    for (int h = 0; h < p->nhists; h++) legend_add(P, P->hlab[h], SW_BOX, plot_palette(h), 0, 0);
     for (int k = 0; k < p->nseries; k++) {
         const PlotSeries *s = &p->series[k];
-        int kind = s->style == PLOT_DOTS           ? SW_DOTS
-                   : s->style == PLOT_LINE_MARKERS ? SW_LINE_MARK
-                                                   : SW_LINE;
-        P->leg[P->nleg++] = (LegendEntry){s->label ? s->label : "(unnamed)", kind,
-                                          series_colour(P, k), s->marker, has_band(s)};
+        legend_add(P, s->label ? s->label : "(unnamed)",
+                   s->style == PLOT_DOTS || s->style == PLOT_LINE_MARKERS ? s->style : PLOT_LINE,
+                   series_colour(P, k), s->marker, has_band(s));
         any_div |= P->div[k].has;
     }
     if (p->vlines && p->nvlines > 0)
-        P->leg[P->nleg++] =
-            (LegendEntry){p->vline_label ? p->vline_label : "event", SW_VLINE, C_EVENT, 0, 0};
-    if (hline_shown(P))
-        P->leg[P->nleg++] = (LegendEntry){p->hline_label, SW_HLINE, C_REFLINE, 0, 0};
-    if (any_div) P->leg[P->nleg++] = (LegendEntry){"non-finite (diverged)", SW_CROSS, C_RED, 0, 0};
+        legend_add(P, p->vline_label ? p->vline_label : "event", SW_VLINE, C_EVENT, 0, 0);
+    if (hline_shown(P)) legend_add(P, p->hline_label, SW_HLINE, C_REFLINE, 0, 0);
+    if (any_div) legend_add(P, "non-finite (diverged)", SW_CROSS, C_RED, 0, 0);
 }
 
-static int panel_check(const PlotPanel *p, int i, char *err, size_t errlen) {
-    const char *bad = NULL;
-    for (int k = 0; k < p->nseries && !bad; k++) {
-        const PlotSeries *s = &p->series[k];
-        if (s->n > 0 && (!s->y || (!s->lo != !s->hi)))
-            bad = !s->y ? "a series has points but no y values" : "a series has lo without hi";
-    }
-    for (int h = 0; h < p->nhists && !bad; h++)
-        if (p->hists[h].n > 0 && !p->hists[h].v) bad = "a histogram has samples but no values";
+static const char *panel_check(const PlotPanel *p) {
+    const PlotField *f = p->field;
     if (p->nseries < 0 || (p->nseries > 0 && !p->series) || p->nhists < 0 ||
         (p->nhists > 0 && !p->hists))
-        bad = "bad series or histogram list";
+        return "bad series or histogram list";
+    for (int k = 0; k < p->nseries; k++) {
+        const PlotSeries *s = &p->series[k];
+        if (s->n > 0 && !s->y) return "a series has points but no y values";
+        if (s->n > 0 && !s->lo != !s->hi) return "a series has lo without hi";
+    }
+    for (int h = 0; h < p->nhists; h++)
+        if (p->hists[h].n > 0 && !p->hists[h].v) return "a histogram has samples but no values";
     if (p->xcats && (p->ncats < 1 || p->logx))
-        bad = "a categorical x axis needs ncats >= 1, not log";
-    const PlotField *f = p->field;
+        return "a categorical x axis needs ncats >= 1, not log";
     if (f && (!f->v || f->nx < 1 || f->ny < 1 || f->nx > 100000 || f->ny > 100000 ||
               !(f->x0 < f->x1) || !(f->y0 < f->y1)))
-        bad = "a field needs values, nx, ny >= 1 and x0 < x1, y0 < y1";
-    if (bad)
-        set_err(err, errlen, "plot_figure: panel %d (%s): %s", i, p->title ? p->title : "untitled",
-                bad);
-    return bad ? -1 : 0;
+        return "a field needs values, nx, ny >= 1 and x0 < x1, y0 < y1";
+    return NULL;
 }
 
 /* Layout-independent setup of a panel: scales, histograms, ranges, divergences, legend. */
 static int panel_prepare(Panel *P, const PlotPanel *p, int i, char *err, size_t errlen) {
+    const char *bad = panel_check(p);
+    if (bad)
+        return set_err(err, errlen, "plot_figure: panel %d (%s): %s", i,
+                       p->title ? p->title : "untitled", bad);
     P->p = p;
-    if (panel_check(p, i, err, errlen)) return -1;
+    P->bins = p->bins > 0 ? imin(p->bins, 10000) : 30;
     P->div = calloc((size_t)p->nseries + 1, sizeof *P->div);
     P->leg = calloc((size_t)p->nseries + (size_t)p->nhists + 3, sizeof *P->leg);
     P->hlab = calloc((size_t)p->nhists + 1, sizeof *P->hlab);
-    P->counts = calloc((size_t)p->nhists * (p->bins > 0 ? (size_t)imin(p->bins, 10000) : 30) + 1,
-                       sizeof *P->counts);
-    if (!P->div || !P->leg || !P->hlab || !P->counts) {
-        set_err(err, errlen, "plot: out of memory");
-        return -1;
-    }
+    P->counts = calloc((size_t)p->nhists * (size_t)P->bins + 1, sizeof *P->counts);
+    if (!P->div || !P->leg || !P->hlab || !P->counts)
+        return set_err(err, errlen, "plot: out of memory");
     P->y.log = plot_choose_logy(p);
     P->x.log = p->logx && !p->field && !p->nhists;
     if (p->nhists) hist_count(P);
@@ -259,27 +244,24 @@ static int panel_prepare(Panel *P, const PlotPanel *p, int i, char *err, size_t 
 /* Canvas coordinates of data values (kept within 100 plot sizes of the plot, for values
  * beyond the +-1e300 the limits are clamped to). */
 static double px_x(const Panel *P, double x) {
-    return P->plot.x0 + clampd(axis_frac(&P->x, x), -100, 100) * (P->plot.x1 - P->plot.x0);
+    return axis_px(&P->x, axis_unit(&P->x, x), P->plot.x0, P->plot.x1);
 }
 
 static double px_y(const Panel *P, double y) {
-    return P->plot.y1 - clampd(axis_frac(&P->y, y), -100, 100) * (P->plot.y1 - P->plot.y0);
+    return axis_px(&P->y, axis_unit(&P->y, y), P->plot.y1, P->plot.y0);
 }
 
 /* The lo..hi band of a series as filled polygons, one per run of drawable points. */
 static void fill_band(cairo_t *cr, const Panel *P, const PlotSeries *s, PlotColor c, double a) {
-    size_t i = 0;
-    while (i < s->n) {
-        size_t j = i;
+    for (size_t i = 0, j = 0; i < s->n; i = ++j) {
         while (j < s->n && band_ok(P, s, j)) j++;
-        if (j - i >= 2) {
-            for (size_t k = i; k < j; k++)
-                cairo_line_to(cr, px_x(P, series_x(s, k)), px_y(P, s->hi[k]));
-            for (size_t k = j; k-- > i;)
-                cairo_line_to(cr, px_x(P, series_x(s, k)), px_y(P, s->lo[k]));
-            cairo_close_path(cr);
-        }
-        i = j + 1;
+        if (j - i < 2) continue;
+        cairo_new_sub_path(cr);
+        for (size_t k = i; k < j; k++)
+            cairo_line_to(cr, px_x(P, series_x(s, k)), px_y(P, s->hi[k]));
+        for (size_t k = j; k-- > i;)
+            cairo_line_to(cr, px_x(P, series_x(s, k)), px_y(P, s->lo[k]));
+        cairo_close_path(cr);
     }
     set_colour(cr, c, a);
     cairo_fill(cr);
@@ -313,37 +295,88 @@ static void stroke_series(cairo_t *cr, const Panel *P, const PlotSeries *s, Plot
                         P->p->field != NULL);
 }
 
-static void draw_hists(cairo_t *cr, const Panel *P) {
+/* What legends and labels should not hide: histograms, bands and series. */
+static void draw_data(cairo_t *cr, const Panel *P) {
     const PlotPanel *p = P->p;
-    double bw = (P->hhi - P->hlo) / P->bins, base = P->plot.y1;
-    for (int h = 0; h < p->nhists; h++) {
-        PlotColor c = plot_palette(h);
+    double bw = (P->hhi - P->hlo) / P->bins;
+    cairo_save(cr);
+    clip_to(cr, P->plot);
+    for (int h = 0; h < p->nhists; h++)
         for (int b = 0; b < P->bins; b++) {
             double n = P->counts[(size_t)h * P->bins + b], a = P->hlo + b * bw, e = a + bw;
             if (!shown(&P->y, n) || n <= 0) continue;
             if (p->hist_side) a += bw * h / p->nhists, e = a + bw / p->nhists;
             double x0 = px_x(P, a), x1 = px_x(P, e), y = px_y(P, n);
-            cairo_rectangle(cr, x0, y, x1 - x0, base - y);
-            set_colour(cr, c, p->hist_side ? 0.85 : 0.4);
+            cairo_rectangle(cr, x0, y, x1 - x0, P->plot.y1 - y);
+            set_colour(cr, plot_palette(h), p->hist_side ? 0.85 : 0.4);
             cairo_fill_preserve(cr);
-            set_colour(cr, c, 1);
-            cairo_set_line_width(cr, 1);
-            cairo_stroke(cr);
+            stroke_halo(cr, plot_palette(h), 1, 0);
         }
+    for (int k = 0; k < p->nseries; k++)
+        if (has_band(&p->series[k])) fill_band(cr, P, &p->series[k], series_colour(P, k), 0.22);
+    for (int k = 0; k < p->nseries; k++) stroke_series(cr, P, &p->series[k], series_colour(P, k));
+    cairo_restore(cr);
+}
+
+/* The event and reference lines; into the layout mask (mask) with coverage 1/255. */
+static void draw_refs(const Panel *P, cairo_t *cr, int mask) {
+    const PlotPanel *p = P->p;
+    const Rect r = P->plot;
+    const PlotColor faint = {0, 0, 0, 1};
+    cairo_save(cr);
+    clip_to(cr, r);
+    for (int k = 0; p->vlines && k < p->nvlines; k++) {
+        double x = px_x(P, p->vlines[k]);
+        if (isfinite(x)) dashed_line(cr, x, r.y0, x, r.y1, 6, 4, mask ? faint : C_EVENT);
+    }
+    if (hline_shown(P))
+        dashed_line(cr, r.x0, px_y(P, p->hline), r.x1, px_y(P, p->hline), 12, 6,
+                    mask ? faint : C_REFLINE);
+    cairo_restore(cr);
+}
+
+/* ---- legend ---- */
+
+#define LEGEND_PAD 8
+#define LEGEND_ROW 21
+#define LEGEND_SWATCH 30
+
+static void draw_swatch(Canvas *cv, const LegendEntry *e, int x, int yc) {
+    cairo_t *cr = cv->cr;
+    double x1 = x + LEGEND_SWATCH, xm = x + LEGEND_SWATCH / 2.0;
+    if (e->band || e->kind == SW_BOX)
+        fill_rect(cv, (Rect){x + 2, yc - 7, (int)x1 - 2, yc + 7}, e->col, e->band ? 0.25 : 0.7);
+    switch (e->kind) {
+    case PLOT_LINE:
+    case PLOT_LINE_MARKERS:
+        cairo_move_to(cr, x + 2, yc);
+        cairo_line_to(cr, x1 - 2, yc);
+        stroke_halo(cr, e->col, LINE_WIDTH, 0);
+        if (e->kind == PLOT_LINE_MARKERS)
+            draw_marker(cr, e->marker, xm, yc, MARK_RADIUS, e->col, 0);
+        break;
+    case PLOT_DOTS:
+        draw_marker(cr, e->marker, xm - 8, yc, DOT_RADIUS, e->col, 0);
+        draw_marker(cr, e->marker, xm + 8, yc, DOT_RADIUS, e->col, 0);
+        break;
+    case SW_VLINE: dashed_line(cr, xm, yc - 8, xm, yc + 9, 6, 4, e->col); break;
+    case SW_HLINE: dashed_line(cr, x, yc, x1, yc, 12, 6, e->col); break;
+    case SW_CROSS: draw_cross(cr, xm, yc, 6); break;
+    default: break;
     }
 }
 
-/* What legends and labels should not hide: histograms, bands and series. */
-static void draw_data(cairo_t *cr, const Panel *P) {
-    cairo_save(cr);
-    clip_to(cr, P->plot);
-    draw_hists(cr, P);
-    for (int k = 0; k < P->p->nseries; k++)
-        if (has_band(&P->p->series[k]))
-            fill_band(cr, P, &P->p->series[k], series_colour(P, k), 0.22);
-    for (int k = 0; k < P->p->nseries; k++)
-        stroke_series(cr, P, &P->p->series[k], series_colour(P, k));
-    cairo_restore(cr);
+static void legend_draw(Canvas *cv, const Panel *P) {
+    const Rect b = P->legend;
+    if (P->nleg == 0) return;
+    fill_rect(cv, b, C_WHITE, 0.92);
+    frame_rect(cv, (Rect){b.x0 + 1, b.y0 + 1, b.x1 - 1, b.y1 - 1}, C_LEGEND_EDGE);
+    for (int i = 0; i < P->nleg; i++) {
+        int yc = b.y0 + LEGEND_PAD + i * LEGEND_ROW + LEGEND_ROW / 2 - 2;
+        draw_swatch(cv, &P->leg[i], b.x0 + LEGEND_PAD, yc);
+        text_draw(cv, P->leg[i].label, FONT_LEGEND, b.x0 + LEGEND_PAD + LEGEND_SWATCH + 8,
+                  baseline_centred(yc, FONT_LEGEND), 0, C_INK);
+    }
 }
 
 /* ---- layout ---- */
@@ -361,103 +394,72 @@ static void panel_layout_v(Panel *P, Canvas *cv, Rect area) {
     P->cbar = P->p->field ? colorbar_need(&P->heat, cv, (int)h, P->p->field->label) : 0;
 }
 
-static int panel_left_need(const Panel *P, Canvas *cv) {
-    return 12 + (P->p->ylabel ? 24 : 0) + (int)ceil(axis_label_width(&P->y, cv, FONT_TICK)) + 12;
+/* The candidate spot that hides the fewest drawn pixels of the mask, then the fewest of
+ * its reference lines (coverage 1/255); one not inside the plot counts as hiding twice
+ * its area. *hidden: what the chosen one hides, so counted. */
+static Rect best_spot(const Panel *P, const Canvas *occ, const Rect *cand, int n, long *hidden) {
+    long best = -1;
+    Rect pick = cand[0], o = P->plot;
+    for (int c = 0; c < n; c++) {
+        Rect r = cand[c];
+        long refs, area = (long)(r.x1 - r.x0) * (r.y1 - r.y0);
+        int inside = r.x0 >= o.x0 && r.y0 >= o.y0 && r.x1 <= o.x1 && r.y1 <= o.y1;
+        long cost = mask_count(occ, r, &refs) + (inside ? 0 : 2 * area);
+        if (best < 0 || cost * 1000 + refs < best) best = cost * 1000 + refs, pick = r;
+    }
+    *hidden = best / 1000;
+    return pick;
 }
 
-/* x ticks for width w: category names (every k-th so they fit), decades, or 1-2-5. */
-static void x_ticks(Panel *P, Canvas *cv, double w) {
+/* Plot rect from the margins; x ticks (category names, every k-th so they fit; decades;
+ * or 1-2-5); the data drawn into the mask; each divergence label on the side of its
+ * marker where it hides the least (then marker and label join the mask); the legend in
+ * the inside spot that hides the least (P->hidden). */
+static void panel_place(Panel *P, Canvas *cv, Canvas *occ, int left, int right) {
     const PlotPanel *p = P->p;
+    Rect r = P->plot = (Rect){P->area.x0 + left, P->plot.y0, P->area.x1 - right, P->plot.y1};
     if (p->xcats) {
         double lw = 0;
         for (int i = 0; i < p->ncats; i++) lw = fmax(lw, text_width(cv, p->xcats[i], FONT_TICK));
-        int k = imax(1, (int)ceil((lw + 12) * p->ncats / w));
+        int k = imax(1, (int)ceil((lw + 12) * p->ncats / (r.x1 - r.x0)));
         P->x.nt = 0;
         for (int i = 0; i < p->ncats; i++)
-            axis_add(&P->x, i, i % k == 0 ? 1 : -1, i % k ? NULL : p->xcats[i]);
+            axis_add(&P->x, i, i % k == 0 ? 1 : -1, "%s", i % k ? "" : p->xcats[i]);
     } else if (P->x.log) {
-        axis_log_ticks(&P->x, w, 56);
+        axis_log_ticks(&P->x, r.x1 - r.x0, 56);
     } else {
-        axis_fit_ticks(&P->x, cv, w, INT_MAX);
+        axis_fit_ticks(&P->x, cv, r.x1 - r.x0, INT_MAX);
     }
-}
-
-/* Cost of a divergence label at r: drawn pixels it hides, and much more for leaving the
- * plot or covering a label already placed. */
-static long label_cost(const Panel *P, const Canvas *occ, Rect r, const Rect *done, int ndone) {
-    long n = mask_count(occ, r, NULL) + (rect_inside(r, P->plot) ? 0 : 100000L);
-    for (int j = 0; j < ndone; j++) n += rect_overlap(r, done[j]) ? 50000L : 0;
-    return n;
-}
-
-/* Each divergence label goes on the side of its marker where it hides the least;
- * markers and labels are then added to the mask. */
-static void place_divergences(Panel *P, Canvas *cv, Canvas *occ) {
-    const PlotPanel *p = P->p;
-    int placed = 0;
-    Rect done[64];
-    for (int k = 0; k < p->nseries; k++) {
-        Diverge *d = &P->div[k];
-        if (!d->has) continue;
-        const PlotSeries *s = &p->series[k];
-        d->px = px_x(P, d->last >= 0 ? series_x(s, (size_t)d->last) : d->x);
-        d->py = d->last >= 0 ? px_y(P, s->y[d->last]) : P->plot.y0 + 10;
-        int w = (int)ceil(text_width(cv, d->text, FONT_NOTE)) + 8, h = 20, x = (int)d->px,
-            y = (int)d->py;
-        Rect cand[4] = {rect_make(x + 11, y - 11 - h, w, h), rect_make(x + 11, y + 11, w, h),
-                        rect_make(x - 11 - w, y - 11 - h, w, h),
-                        rect_make(x - 11 - w, y + 11, w, h)};
-        long best = -1;
-        for (int c = 0; c < 4; c++) {
-            long cost = label_cost(P, occ, cand[c], done, placed);
-            if (best < 0 || cost < best) best = cost, d->label = cand[c];
-        }
-        if (placed < 64) done[placed++] = d->label;
-    }
-    for (int k = 0; k < p->nseries; k++)
-        if (P->div[k].has) {
-            fill_rect(occ, rect_make((int)P->div[k].px - 9, (int)P->div[k].py - 9, 18, 18), C_WHITE,
-                      1);
-            fill_rect(occ, P->div[k].label, C_WHITE, 1);
-        }
-}
-
-/* Put the legend in the inside spot that covers the fewest drawn pixels (then the fewest
- * of the reference lines); returns how many drawn pixels it covers. */
-static long legend_inside(Panel *P, const Canvas *occ, int w, int h) {
-    const int m = 10;
-    Rect r = P->plot;
-    int xl = r.x0 + m, xr = r.x1 - m - w, xc = (r.x0 + r.x1 - w) / 2;
-    int yt = r.y0 + m, yb = r.y1 - m - h, yc = (r.y0 + r.y1 - h) / 2;
-    Rect cand[8] = {rect_make(xr, yt, w, h), rect_make(xl, yt, w, h), rect_make(xr, yb, w, h),
-                    rect_make(xl, yb, w, h), rect_make(xc, yt, w, h), rect_make(xc, yb, w, h),
-                    rect_make(xr, yc, w, h), rect_make(xl, yc, w, h)};
-    long best = -1;
-    for (int c = 0; c < 8; c++) {
-        long refs,
-            n = mask_count(occ, cand[c], &refs) + (rect_inside(cand[c], r) ? 0 : (long)w * h);
-        if (best < 0 || n * 1000 + refs < best) best = n * 1000 + refs, P->legend = cand[c];
-    }
-    return best / 1000;
-}
-
-/* Plot rect from the margins, x ticks, the data drawn into the mask, divergence labels
- * placed; returns how many drawn pixels the best inside legend spot would hide. */
-static void draw_refs(const Panel *P, cairo_t *cr, int mask);
-
-static long panel_place(Panel *P, Canvas *cv, Canvas *occ, int left, int right) {
-    int w, h;
-    legend_size(cv, P->leg, P->nleg, &w, &h);
-    P->plot.x0 = P->area.x0 + left;
-    P->plot.x1 = P->area.x1 - right;
-    x_ticks(P, cv, P->plot.x1 - P->plot.x0);
     cairo_set_operator(occ->cr, CAIRO_OPERATOR_CLEAR);
     cairo_paint(occ->cr);
     cairo_set_operator(occ->cr, CAIRO_OPERATOR_OVER);
     draw_refs(P, occ->cr, 1);
     draw_data(occ->cr, P);
-    place_divergences(P, cv, occ);
-    return P->nleg > 0 ? legend_inside(P, occ, w, h) : 0;
+    for (int k = 0; k < p->nseries; k++) {
+        Diverge *d = &P->div[k];
+        const PlotSeries *s = &p->series[k];
+        if (!d->has) continue;
+        d->px = px_x(P, d->last >= 0 ? series_x(s, (size_t)d->last) : d->x);
+        d->py = d->last >= 0 ? px_y(P, s->y[d->last]) : r.y0 + 10;
+        int w = (int)ceil(text_width(cv, d->text, FONT_NOTE)) + 8, h = 20;
+        int x = (int)d->px, y = (int)d->py;
+        Rect cand[4]; /* right above, right below, left above, left below */
+        for (int c = 0; c < 4; c++)
+            cand[c] = rect_make(c < 2 ? x + 11 : x - 11 - w, c % 2 ? y + 11 : y - 11 - h, w, h);
+        long hidden;
+        d->label = best_spot(P, occ, cand, 4, &hidden);
+        fill_rect(occ, rect_make(x - 9, y - 9, 18, 18), C_WHITE, 1);
+        fill_rect(occ, d->label, C_WHITE, 1);
+    }
+    /* the corners, then the middles of the top and bottom, then of the sides */
+    static const double at[8][2] = {{1, 0},  {0, 0},  {1, 1},  {0, 1},
+                                    {.5, 0}, {.5, 1}, {1, .5}, {0, .5}};
+    Rect cand[8];
+    for (int c = 0; c < 8; c++)
+        cand[c] = rect_make(r.x0 + 10 + (int)(at[c][0] * (r.x1 - r.x0 - 20 - P->lw)),
+                            r.y0 + 10 + (int)(at[c][1] * (r.y1 - r.y0 - 20 - P->lh)), P->lw, P->lh);
+    P->hidden = 0;
+    if (P->nleg) P->legend = best_spot(P, occ, cand, 8, &P->hidden);
 }
 
 /* Panels in cells with a left margin shared by each column; legends go inside where they
@@ -467,83 +469,79 @@ static long panel_place(Panel *P, Canvas *cv, Canvas *occ, int left, int right) 
 static int figure_layout(Panel *P, int np, int ncols, Canvas *cv, int top) {
     int rows = (np + ncols - 1) / ncols, cw = cv->w / ncols, ph = (cv->h - top) / rows;
     int left[64] = {0}, right[64], wmax[64] = {0}, outside = 0, fits = 1;
-    long *cost = calloc((size_t)np, sizeof *cost);
     Canvas occ = {0};
-    if (!cost || canvas_mask(&occ, cv->w, cv->h)) return free(cost), canvas_free(&occ), -1;
+    if (canvas_mask(&occ, cv->w, cv->h)) return canvas_end(&occ, -1, NULL, 0);
     for (int c = 0; c < ncols; c++) right[c] = 20;
     for (int i = 0; i < np; i++) {
-        int c = i % ncols, r = i / ncols, w, h;
+        int c = i % ncols, r = i / ncols;
+        double tw = 0;
         panel_layout_v(&P[i], cv, (Rect){c * cw, top + r * ph, (c + 1) * cw, top + (r + 1) * ph});
-        left[c] = imax(left[c], panel_left_need(&P[i], cv));
+        for (int e = 0; e < P[i].nleg; e++)
+            tw = fmax(tw, text_width(cv, P[i].leg[e].label, FONT_LEGEND));
+        P[i].lw = P[i].nleg ? 2 * LEGEND_PAD + LEGEND_SWATCH + 8 + (int)ceil(tw) : 0;
+        P[i].lh = P[i].nleg ? 2 * LEGEND_PAD + P[i].nleg * LEGEND_ROW - 4 : 0;
+        left[c] = imax(left[c], 24 + (P[i].p->ylabel ? 24 : 0) +
+                                    (int)ceil(axis_label_width(&P[i].y, cv, FONT_TICK)));
         right[c] = imax(right[c], P[i].cbar + 20);
-        legend_size(cv, P[i].leg, P[i].nleg, &w, &h);
-        wmax[c] = imax(wmax[c], w);
+        wmax[c] = imax(wmax[c], P[i].lw);
     }
-    for (int i = 0; i < np; i++)
-        outside |= (cost[i] = panel_place(&P[i], cv, &occ, left[i % ncols], right[i % ncols])) > 0;
+    for (int i = 0; i < np; i++) {
+        panel_place(&P[i], cv, &occ, left[i % ncols], right[i % ncols]);
+        outside |= P[i].hidden > 0;
+    }
     for (int c = 0; c < ncols; c++) fits &= cw - left[c] - wmax[c] - 36 >= cw / 2;
     for (int i = 0; outside && i < np; i++) {
-        int c = i % ncols, w, h;
-        legend_size(cv, P[i].leg, P[i].nleg, &w, &h);
+        int c = i % ncols;
         if (fits) {
             panel_place(&P[i], cv, &occ, left[c], imax(right[c], P[i].cbar + wmax[c] + 28));
-            P[i].legend = rect_make(P[i].plot.x1 + P[i].cbar + 16, P[i].plot.y0, w, h);
-        } else if (cost[i] > 0 && !P[i].p->field) {
+            P[i].legend = rect_make(P[i].plot.x1 + P[i].cbar + 16, P[i].plot.y0, P[i].lw, P[i].lh);
+        } else if (P[i].hidden > 0 && !P[i].p->field) {
             Axis *y = &P[i].y;
-            double frac = (double)(h + 20) / (P[i].plot.y1 - P[i].plot.y0);
+            double frac = (double)(P[i].lh + 20) / (P[i].plot.y1 - P[i].plot.y0);
             y->hi = y->lo + (y->hi - y->lo) / (1 - fmin(frac, 0.6));
             panel_layout_v(&P[i], cv, P[i].area);
             panel_place(&P[i], cv, &occ, left[c], right[c]);
         }
     }
-    free(cost);
-    canvas_free(&occ);
-    return 0;
+    return canvas_end(&occ, 0, NULL, 0);
 }
 
 /* ---- drawing ---- */
 
-/* Pixel column and row of a tick (its value is in axis units: log10 on a log axis). */
-static int tick_x(const Panel *P, const Tick *t) {
-    return (int)floor(P->plot.x0 +
-                      (t->v - P->x.lo) / (P->x.hi - P->x.lo) * (P->plot.x1 - P->plot.x0));
-}
-
-static int tick_y(const Panel *P, const Tick *t) {
-    return (int)floor(P->plot.y1 -
-                      (t->v - P->y.lo) / (P->y.hi - P->y.lo) * (P->plot.y1 - P->plot.y0));
-}
-
-static void draw_grid(const Panel *P, Canvas *cv) {
-    for (int i = 0; i < P->y.nt; i++)
-        if (P->y.t[i].major >= 0)
-            pixel_hline(cv, P->plot.x0, P->plot.x1, tick_y(P, &P->y.t[i]),
-                        P->y.t[i].major ? C_GRID : C_GRID_MINOR);
-    for (int i = 0; i < P->x.nt; i++)
-        if (P->x.t[i].major >= 0)
-            pixel_vline(cv, tick_x(P, &P->x.t[i]), P->plot.y0, P->plot.y1,
-                        P->x.t[i].major ? C_GRID : C_GRID_MINOR);
-}
-
-/* The event and reference lines; into the layout mask (mask) with coverage 1/255. */
-static void draw_refs(const Panel *P, cairo_t *cr, int mask) {
-    const PlotPanel *p = P->p;
-    const PlotColor faint = {0, 0, 0, 1};
-    cairo_save(cr);
-    clip_to(cr, P->plot);
-    for (int k = 0; p->vlines && k < p->nvlines; k++) {
-        double x = px_x(P, p->vlines[k]);
-        if (isfinite(x))
-            dashed_line(cr, x, P->plot.y0, x, P->plot.y1, 6, 4, mask ? faint : C_EVENT);
+/* Grid lines across the plot at the ticks (grid) or, left of and below it, the tick marks
+ * with their labels. */
+static void draw_ticks(const Panel *P, Canvas *cv, int grid) {
+    const Rect r = P->plot;
+    for (int i = 0; i < P->y.nt; i++) {
+        const Tick *t = &P->y.t[i];
+        int y = (int)floor(axis_px(&P->y, t->v, r.y1, r.y0));
+        if (!grid) {
+            fill_rect(cv, (Rect){r.x0 - (t->major > 0 ? 7 : 4), y, r.x0 - 1, y + 1}, C_AXIS, 1);
+            text_draw(cv, t->label, FONT_TICK, r.x0 - 10, baseline_centred(y + 0.5, FONT_TICK), 1,
+                      C_INK);
+        } else if (t->major >= 0) {
+            fill_rect(cv, (Rect){r.x0, y, r.x1, y + 1}, t->major ? C_GRID : C_GRID_MINOR, 1);
+        }
     }
-    if (hline_shown(P)) {
-        double y = px_y(P, p->hline);
-        dashed_line(cr, P->plot.x0, y, P->plot.x1, y, 12, 6, mask ? faint : C_REFLINE);
+    for (int i = 0; i < P->x.nt; i++) {
+        const Tick *t = &P->x.t[i];
+        int x = (int)floor(axis_px(&P->x, t->v, r.x0, r.x1));
+        if (!grid)
+            draw_x_tick(cv, r, x, t->label);
+        else if (t->major >= 0)
+            fill_rect(cv, (Rect){x, r.y0, x + 1, r.y1}, t->major ? C_GRID : C_GRID_MINOR, 1);
     }
-    cairo_restore(cr);
 }
 
-static void draw_divergences(const Panel *P, Canvas *cv) {
+static void panel_draw(const Panel *P, Canvas *cv) {
+    const PlotField *f = P->p->field;
+    const Rect r = P->plot;
+    if (f)
+        paint_cells(cv, &P->heat, r, f->v, f->ny, f->nx, 1);
+    else
+        draw_ticks(P, cv, 1);
+    draw_refs(P, cv->cr, 0);
+    draw_data(cv->cr, P);
     for (int k = 0; k < P->p->nseries; k++) {
         const Diverge *d = &P->div[k];
         if (!d->has) continue;
@@ -551,73 +549,40 @@ static void draw_divergences(const Panel *P, Canvas *cv) {
         fill_rect(cv, d->label, C_WHITE, 0.85);
         text_draw(cv, d->text, FONT_NOTE, d->label.x0 + 4, d->label.y0 + 15, 0, C_DARK_RED);
     }
-}
-
-static void draw_axes(const Panel *P, Canvas *cv) {
-    const Rect r = P->plot;
-    const PlotPanel *p = P->p;
     frame_rect(cv, r, C_AXIS);
-    for (int i = 0; i < P->y.nt; i++) {
-        const Tick *t = &P->y.t[i];
-        int y = tick_y(P, t), len = t->major > 0 ? 6 : 3;
-        pixel_hline(cv, r.x0 - 1 - len, r.x0 - 1, y, C_AXIS);
-        text_draw(cv, t->label, FONT_TICK, r.x0 - 10, baseline_centred(y + 0.5, FONT_TICK), 1,
-                  C_INK);
-    }
-    for (int i = 0; i < P->x.nt; i++) draw_x_tick(cv, r, tick_x(P, &P->x.t[i]), P->x.t[i].label);
-    text_draw(cv, p->title, FONT_TITLE, (r.x0 + r.x1) / 2.0, P->area.y0 + 27, 0.5, C_INK);
-    text_draw(cv, p->xlabel, FONT_LABEL, (r.x0 + r.x1) / 2.0, r.y1 + 48, 0.5, C_INK);
-    text_draw_up(cv, p->ylabel, FONT_LABEL, P->area.x0 + 12 + text_ascent(FONT_LABEL),
+    draw_ticks(P, cv, 0);
+    text_draw(cv, P->p->title, FONT_TITLE, (r.x0 + r.x1) / 2.0, P->area.y0 + 27, 0.5, C_INK);
+    text_draw(cv, P->p->xlabel, FONT_LABEL, (r.x0 + r.x1) / 2.0, r.y1 + 48, 0.5, C_INK);
+    text_draw_up(cv, P->p->ylabel, FONT_LABEL, P->area.x0 + 12 + text_ascent(FONT_LABEL),
                  (r.y0 + r.y1) / 2.0, C_INK);
-}
-
-static void panel_draw(const Panel *P, Canvas *cv) {
-    const PlotField *f = P->p->field;
-    if (f)
-        paint_cells(cv, &P->heat, P->plot, f->v, f->ny, f->nx, 1);
-    else
-        draw_grid(P, cv);
-    draw_refs(P, cv->cr, 0);
-    draw_data(cv->cr, P);
-    draw_divergences(P, cv);
-    draw_axes(P, cv);
-    if (f)
-        colorbar_draw(cv, &P->heat,
-                      (Rect){P->plot.x1 + 24, P->plot.y0, P->plot.x1 + 42, P->plot.y1}, f->label);
-    legend_draw(cv, P->legend, P->leg, P->nleg);
+    if (f) colorbar_draw(cv, &P->heat, (Rect){r.x1 + 24, r.y0, r.x1 + 42, r.y1}, f->label);
+    legend_draw(cv, P);
 }
 
 /* ---- entry points ---- */
 
 int plot_figure_render(PlotImage *im, const char *title, const PlotPanel *panels, int npanels,
                        int ncols, int width, int height, char *err, size_t errlen) {
-    if (!panels || npanels < 1) {
-        set_err(err, errlen, "plot_figure: no panels to draw");
-        return -1;
-    }
+    if (!panels || npanels < 1) return set_err(err, errlen, "plot_figure: no panels to draw");
     ncols = imax(1, imin(ncols, imin(npanels, 64)));
     int rows = (npanels + ncols - 1) / ncols, top = title && *title ? 44 : 0;
-    int w = width > 0    ? width
-            : ncols == 1 ? 1000
-                         : 560 * ncols,
-        h = height > 0 ? height : 420 * rows;
-    if (w < 320 || w / ncols < 240 || (h - top) / rows < 170 || w > MAX_SIDE || h > MAX_SIDE) {
-        set_err(err, errlen,
-                "plot_figure: canvas %dx%d does not fit %d panel(s) in %d column(s) (need width "
-                "320..%d, 240 per column, and 170..%d pixels of height per row)",
-                w, h, npanels, ncols, MAX_SIDE, MAX_SIDE);
-        return -1;
-    }
+    int w = width > 0 ? width : ncols == 1 ? 1000 : 560 * ncols;
+    int h = height > 0 ? height : 420 * rows;
+    if (w < 320 || w / ncols < 240 || (h - top) / rows < 170 || w > MAX_SIDE || h > MAX_SIDE)
+        return set_err(err, errlen,
+                       "plot_figure: canvas %dx%d does not fit %d panel(s) in %d column(s) (need "
+                       "width 320..%d, 240 per column, and 170..%d pixels of height per row)",
+                       w, h, npanels, ncols, MAX_SIDE, MAX_SIDE);
     Canvas cv = {0};
     Panel *P = calloc((size_t)npanels, sizeof *P);
-    int rc = P ? canvas_begin(&cv, im, w, h, err, errlen) : -1;
-    if (!P) set_err(err, errlen, "plot: out of memory");
+    int rc = P ? canvas_begin(&cv, im, w, h, err, errlen)
+               : set_err(err, errlen, "plot: out of memory");
     for (int i = 0; rc == 0 && i < npanels; i++)
         rc = panel_prepare(&P[i], &panels[i], i, err, errlen);
     if (rc == 0) {
         text_draw(&cv, title, FONT_FIGTITLE, w / 2.0, 30, 0.5, C_INK);
-        rc = figure_layout(P, npanels, ncols, &cv, top);
-        if (rc) set_err(err, errlen, "plot: out of memory for the layout mask");
+        if (figure_layout(P, npanels, ncols, &cv, top))
+            rc = set_err(err, errlen, "plot: out of memory for the layout mask");
         for (int i = 0; rc == 0 && i < npanels; i++) panel_draw(&P[i], &cv);
     }
     rc = canvas_end(&cv, rc, err, errlen);
@@ -629,10 +594,6 @@ int plot_figure_render(PlotImage *im, const char *title, const PlotPanel *panels
 
 int plot_figure_grid(const char *path, const char *title, const PlotPanel *panels, int npanels,
                      int ncols, int width, int height, char *err, size_t errlen) {
-    if (!path || !*path) {
-        set_err(err, errlen, "plot_figure: no output path");
-        return -1;
-    }
     PlotImage im = {0};
     int rc = plot_figure_render(&im, title, panels, npanels, ncols, width, height, err, errlen);
     return image_png_free(path, &im, rc, err, errlen);

@@ -17,8 +17,8 @@
  *   text in the cell's own coordinates), so callers never call cairo.
  *
  * Every kind can also render into memory (PlotImage, cairo's ARGB32 pixels,
- * which SDL_PIXELFORMAT_ARGB8888 reads directly): the PNG functions are that
- * plus plot_png_write.
+ * which SDL_PIXELFORMAT_ARGB8888 reads directly): the PNG functions render
+ * that way, then write the PNG.
  *
  * Functions return 0 on success, -1 on failure with a message in err. */
 #ifndef CLIPLAB_PLOT_H
@@ -35,10 +35,10 @@ typedef struct PlotColor {
 
 /* Colour of series i (Okabe-Ito palette, cycled; any i). */
 PlotColor plot_palette(int i);
-void plot_series_color(int i, unsigned char rgb[3]);
 
 /* ---- line panels ---- */
 
+/* A solid line; points (sparse series, scatter sets); a line with a marker at each point. */
 typedef enum { PLOT_LINE = 0, PLOT_DOTS = 1, PLOT_LINE_MARKERS = 2 } PlotStyle;
 
 typedef enum {
@@ -55,8 +55,7 @@ typedef struct PlotSeries {
     const double *x; /* n values (NULL: 0, 1, 2, ...); on a categorical axis, the index */
     const double *y; /* n values; NaN/inf mark divergence */
     size_t n;
-    int style;        /* PlotStyle: 0 solid line, 1 points (sparse series, scatter sets),
-                         2 line with a marker at each point */
+    int style;        /* PlotStyle */
     const double *lo; /* optional band: shaded between lo[i] and hi[i] (e.g. min and max */
     const double *hi; /* over seeds around a median y), drawn under every line; NULL = none */
     int marker;       /* PlotMarker of the points (styles 1 and 2) */
@@ -180,11 +179,6 @@ int plot_filmstrip_render(PlotImage *im, const PlotFilmstrip *fs, char *err, siz
 void plot_image_free(PlotImage *im);
 /* The pixels as [h][w][3] RGB. */
 void plot_image_rgb(const PlotImage *im, unsigned char *rgb);
-/* PNG via "<path>.tmp" and rename; nothing is left at path or path.tmp on failure. */
-int plot_png_write(const char *path, const PlotImage *im, char *err, size_t errlen);
-
-/* The font file used (DejaVu Sans from fonts-dejavu-core). */
-#define PLOT_FONT_PATH "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
 
 /* ---- helpers (also used by tests) ---- */
 

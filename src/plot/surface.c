@@ -1,11 +1,8 @@
 /* surface.c: the canvas every figure is drawn on: a cairo ARGB32 image surface
  * over a PlotImage's pixels, its primitives (crisp 1-px rules, dashes, markers,
  * the non-finite cross), text in DejaVu Sans through cairo-ft (FreeType face
- * loaded once), and the PNG writer (stb_image_write, via "<path>.tmp" and rename).
- *
- * Series colours are the Okabe-Ito colour-blind-safe palette (Okabe & Ito 2008).
- * Leaves to others: axes and legends (axes.c), figure kinds (figure.c, heatmap.c,
- * film.c). The only global state is the font. */
+ * loaded once: the only global state), and the PNG writer (stb_image_write).
+ * Series colours are the Okabe-Ito colour-blind-safe palette (Okabe & Ito 2008). */
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
@@ -17,20 +14,20 @@
 #include <cairo-ft.h>
 #include <ft2build.h>
 #include FT_FREETYPE_H
+/* compiled here and nowhere else; a system header (libstb-dev), its warnings are not ours */
+#define STB_IMAGE_WRITE_IMPLEMENTATION
 #include <stb/stb_image_write.h>
 
 #include "plot_internal.h"
 
-int imin(int a, int b) { return a < b ? a : b; }
-int imax(int a, int b) { return a > b ? a : b; }
-double clampd(double v, double lo, double hi) { return v < lo ? lo : v > hi ? hi : v; }
+#define FONT_PATH "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf" /* fonts-dejavu-core */
 
-void set_err(char *err, size_t errlen, const char *fmt, ...) {
-    if (!err || errlen == 0) return;
+int set_err(char *err, size_t errlen, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
+    if (err && errlen > 0) vsnprintf(err, errlen, fmt, ap);
     va_end(ap);
+    return -1;
 }
 
 /* Okabe & Ito (2008), yellow left out (too faint on white), then four more distinct
@@ -39,59 +36,27 @@ static const PlotColor PALETTE[] = {{0, 114, 178, 255},   {230, 159, 0, 255},   
                                     {204, 121, 167, 255}, {86, 180, 233, 255},  {213, 94, 0, 255},
                                     {0, 0, 0, 255},       {117, 112, 179, 255}, {140, 86, 75, 255},
                                     {127, 127, 127, 255}, {188, 189, 34, 255}};
-#define NPALETTE ((int)(sizeof PALETTE / sizeof PALETTE[0]))
 
-PlotColor plot_palette(int i) { return PALETTE[((i % NPALETTE) + NPALETTE) % NPALETTE]; }
-
-void plot_series_color(int i, unsigned char rgb[3]) {
-    PlotColor c = plot_palette(i);
-    rgb[0] = c.r, rgb[1] = c.g, rgb[2] = c.b;
-}
-
-/* ---- font (the only global state) ---- */
-
-static struct {
-    FT_Library lib;
-    FT_Face face;
-    cairo_font_face_t *cf;
-    char err[400];
-} g_font;
-static pthread_once_t g_font_once = PTHREAD_ONCE_INIT;
-
-static void font_load_once(void) {
-    FILE *f = fopen(PLOT_FONT_PATH, "rb");
-    if (!f) {
-        snprintf(g_font.err, sizeof g_font.err,
-                 "cannot open font %s: %s (install the Debian package fonts-dejavu-core)",
-                 PLOT_FONT_PATH, strerror(errno));
-        return;
-    }
-    fclose(f);
-    if (FT_Init_FreeType(&g_font.lib) || FT_New_Face(g_font.lib, PLOT_FONT_PATH, 0, &g_font.face)) {
-        snprintf(g_font.err, sizeof g_font.err,
-                 "%s is not a font FreeType can read (reinstall fonts-dejavu-core)",
-                 PLOT_FONT_PATH);
-        return;
-    }
-    g_font.cf = cairo_ft_font_face_create_for_ft_face(g_font.face, 0);
-}
-
-static cairo_font_face_t *font_get(char *err, size_t errlen) {
-    pthread_once(&g_font_once, font_load_once);
-    if (!g_font.cf) set_err(err, errlen, "%s", g_font.err);
-    return g_font.cf;
+PlotColor plot_palette(int i) {
+    const int n = (int)(sizeof PALETTE / sizeof PALETTE[0]);
+    return PALETTE[((i % n) + n) % n];
 }
 
 /* ---- canvas ---- */
 
-Rect rect_make(int x0, int y0, int w, int h) { return (Rect){x0, y0, x0 + w, y0 + h}; }
+static cairo_font_face_t *g_font;
+static pthread_once_t g_font_once = PTHREAD_ONCE_INIT;
 
-int rect_overlap(Rect a, Rect b) {
-    return a.x0 < b.x1 && b.x0 < a.x1 && a.y0 < b.y1 && b.y0 < a.y1;
+static void font_load_once(void) {
+    static FT_Library lib; /* both kept for the process: the cairo font face uses them */
+    static FT_Face face;
+    if (!FT_Init_FreeType(&lib) && !FT_New_Face(lib, FONT_PATH, 0, &face))
+        g_font = cairo_ft_font_face_create_for_ft_face(face, 0);
 }
 
-int rect_inside(Rect a, Rect o) {
-    return a.x0 >= o.x0 && a.y0 >= o.y0 && a.x1 <= o.x1 && a.y1 <= o.y1;
+void plot_image_free(PlotImage *im) {
+    free(im->px);
+    *im = (PlotImage){0};
 }
 
 static int image_alloc(PlotImage *im, int w, int h) {
@@ -103,63 +68,51 @@ static int image_alloc(PlotImage *im, int w, int h) {
     return 0;
 }
 
-void plot_image_free(PlotImage *im) {
-    free(im->px);
-    *im = (PlotImage){0};
+static int canvas_init(Canvas *cv, cairo_surface_t *s, int w, int h) {
+    *cv = (Canvas){s, cairo_create(s), w, h};
+    cairo_set_line_join(cv->cr, CAIRO_LINE_JOIN_ROUND);
+    cairo_set_line_cap(cv->cr, CAIRO_LINE_CAP_ROUND);
+    return cairo_status(cv->cr) == CAIRO_STATUS_SUCCESS ? 0 : -1;
 }
 
 int canvas_begin(Canvas *cv, PlotImage *im, int w, int h, char *err, size_t errlen) {
     *cv = (Canvas){0};
-    cairo_font_face_t *font = font_get(err, errlen);
-    if (!font) return -1;
-    if (w < 1 || h < 1 || w > MAX_SIDE || h > MAX_SIDE || image_alloc(im, w, h)) {
-        set_err(err, errlen, "plot: cannot make a %dx%d canvas (1..%d per side, memory)", w, h,
-                MAX_SIDE);
-        return -1;
-    }
-    cv->w = w, cv->h = h;
-    cv->s = cairo_image_surface_create_for_data((unsigned char *)im->px, CAIRO_FORMAT_ARGB32, w, h,
-                                                im->stride);
-    cv->cr = cairo_create(cv->s);
+    pthread_once(&g_font_once, font_load_once);
+    if (!g_font)
+        return set_err(err, errlen, "cannot load the font %s (install Debian's fonts-dejavu-core)",
+                       FONT_PATH);
+    if (w < 1 || h < 1 || w > MAX_SIDE || h > MAX_SIDE || image_alloc(im, w, h))
+        return set_err(err, errlen, "plot: cannot make a %dx%d canvas (1..%d per side, memory)",
+                       w, h, MAX_SIDE);
+    canvas_init(cv, cairo_image_surface_create_for_data((unsigned char *)im->px,
+                                                        CAIRO_FORMAT_ARGB32, w, h, im->stride),
+                w, h);
     cairo_set_source_rgb(cv->cr, 1, 1, 1);
     cairo_paint(cv->cr);
-    cairo_set_font_face(cv->cr, font);
+    cairo_set_font_face(cv->cr, g_font);
     cairo_font_options_t *fo = cairo_font_options_create();
     cairo_font_options_set_antialias(fo, CAIRO_ANTIALIAS_GRAY);
     cairo_font_options_set_hint_style(fo, CAIRO_HINT_STYLE_SLIGHT);
     cairo_font_options_set_hint_metrics(fo, CAIRO_HINT_METRICS_OFF);
     cairo_set_font_options(cv->cr, fo);
     cairo_font_options_destroy(fo);
-    cairo_set_line_join(cv->cr, CAIRO_LINE_JOIN_ROUND);
-    cairo_set_line_cap(cv->cr, CAIRO_LINE_CAP_ROUND);
     return 0;
 }
 
 int canvas_mask(Canvas *cv, int w, int h) {
-    cv->w = w, cv->h = h;
-    cv->s = cairo_image_surface_create(CAIRO_FORMAT_A8, w, h);
-    cv->cr = cairo_create(cv->s);
+    int rc = canvas_init(cv, cairo_image_surface_create(CAIRO_FORMAT_A8, w, h), w, h);
     cairo_set_antialias(cv->cr, CAIRO_ANTIALIAS_NONE); /* where, not how smooth */
-    cairo_set_line_join(cv->cr, CAIRO_LINE_JOIN_ROUND);
-    cairo_set_line_cap(cv->cr, CAIRO_LINE_CAP_ROUND);
-    return cairo_status(cv->cr) == CAIRO_STATUS_SUCCESS ? 0 : -1;
-}
-
-void canvas_free(Canvas *cv) {
-    if (cv->cr) cairo_destroy(cv->cr);
-    if (cv->s) cairo_surface_destroy(cv->s);
-    cv->cr = NULL, cv->s = NULL;
+    return rc;
 }
 
 int canvas_end(Canvas *cv, int rc, char *err, size_t errlen) {
     if (!cv->cr) return rc;
-    cairo_surface_flush(cv->s);
     cairo_status_t st = cairo_status(cv->cr);
-    if (rc == 0 && st != CAIRO_STATUS_SUCCESS) {
-        set_err(err, errlen, "plot: cairo: %s", cairo_status_to_string(st));
-        rc = -1;
-    }
-    canvas_free(cv);
+    if (rc == 0 && st != CAIRO_STATUS_SUCCESS)
+        rc = set_err(err, errlen, "plot: cairo: %s", cairo_status_to_string(st));
+    cairo_destroy(cv->cr);
+    cairo_surface_destroy(cv->s); /* flushes it */
+    *cv = (Canvas){0};
     return rc;
 }
 
@@ -179,10 +132,6 @@ long mask_count(const Canvas *m, Rect r, long *refs) {
 
 /* ---- primitives ---- */
 
-void set_colour(cairo_t *cr, PlotColor c, double alpha) {
-    cairo_set_source_rgba(cr, c.r / 255.0, c.g / 255.0, c.b / 255.0, alpha * c.a / 255.0);
-}
-
 void clip_to(cairo_t *cr, Rect r) {
     cairo_rectangle(cr, r.x0, r.y0, r.x1 - r.x0, r.y1 - r.y0);
     cairo_clip(cr);
@@ -195,19 +144,9 @@ void fill_rect(Canvas *cv, Rect r, PlotColor c, double alpha) {
     cairo_fill(cv->cr);
 }
 
-void pixel_hline(Canvas *cv, int x0, int x1, int y, PlotColor c) {
-    fill_rect(cv, (Rect){x0, y, x1, y + 1}, c, 1);
-}
-
-void pixel_vline(Canvas *cv, int x, int y0, int y1, PlotColor c) {
-    fill_rect(cv, (Rect){x, y0, x + 1, y1}, c, 1);
-}
-
 void frame_rect(Canvas *cv, Rect r, PlotColor c) {
     cairo_rectangle(cv->cr, r.x0 - 0.5, r.y0 - 0.5, r.x1 - r.x0 + 1, r.y1 - r.y0 + 1);
-    set_colour(cv->cr, c, 1);
-    cairo_set_line_width(cv->cr, 1);
-    cairo_stroke(cv->cr);
+    stroke_halo(cv->cr, c, 1, 0);
 }
 
 void dashed_line(cairo_t *cr, double ax, double ay, double bx, double by, double on, double off,
@@ -216,80 +155,64 @@ void dashed_line(cairo_t *cr, double ax, double ay, double bx, double by, double
     cairo_save(cr);
     cairo_set_dash(cr, d, 2, 0);
     cairo_set_line_cap(cr, CAIRO_LINE_CAP_BUTT);
-    cairo_set_line_width(cr, 1.8);
     cairo_move_to(cr, ax, ay);
     cairo_line_to(cr, bx, by);
-    set_colour(cr, c, 1);
-    cairo_stroke(cr);
+    stroke_halo(cr, c, 1.8, 0);
     cairo_restore(cr);
 }
 
+void stroke_halo(cairo_t *cr, PlotColor c, double width, double halo) {
+    if (halo > 0) {
+        cairo_set_line_width(cr, halo);
+        set_colour(cr, C_WHITE, 1);
+        cairo_stroke_preserve(cr);
+    }
+    cairo_set_line_width(cr, width);
+    set_colour(cr, c, 1);
+    cairo_stroke(cr);
+}
+
+/* An x (plus = 0) or a + of half-size h centred on (x, y). */
+static void cross_path(cairo_t *cr, double x, double y, double h, int plus) {
+    double a = plus ? 0 : h;
+    cairo_move_to(cr, x - h, y - a);
+    cairo_line_to(cr, x + h, y + a);
+    cairo_move_to(cr, x - a, y + h);
+    cairo_line_to(cr, x + a, y - h);
+}
+
 void draw_marker(cairo_t *cr, int m, double x, double y, double r, PlotColor c, int edge) {
-    switch (m) {
-    case PLOT_MARK_SQUARE: cairo_rectangle(cr, x - 0.85 * r, y - 0.85 * r, 1.7 * r, 1.7 * r); break;
-    case PLOT_MARK_TRIANGLE:
-        cairo_move_to(cr, x, y - 1.2 * r);
-        cairo_line_to(cr, x + 1.1 * r, y + 0.8 * r);
-        cairo_line_to(cr, x - 1.1 * r, y + 0.8 * r);
-        cairo_close_path(cr);
-        break;
-    case PLOT_MARK_DIAMOND:
-        cairo_move_to(cr, x, y - 1.25 * r);
-        cairo_line_to(cr, x + r, y);
-        cairo_line_to(cr, x, y + 1.25 * r);
-        cairo_line_to(cr, x - r, y);
-        cairo_close_path(cr);
-        break;
-    case PLOT_MARK_CROSS:
-    case PLOT_MARK_PLUS: {
-        double h = m == PLOT_MARK_CROSS ? 0.8 * r : 1.1 * r, k = m == PLOT_MARK_CROSS;
-        cairo_move_to(cr, x - h, y - h * k);
-        cairo_line_to(cr, x + h, y + h * k);
-        cairo_move_to(cr, x - h * k, y + h * !k);
-        cairo_line_to(cr, x + h * k, y - h * !k);
-        if (edge) {
-            cairo_set_line_width(cr, 4.5);
-            set_colour(cr, C_WHITE, 1);
-            cairo_stroke_preserve(cr);
-        }
-        cairo_set_line_width(cr, 2.2);
-        set_colour(cr, c, 1);
-        cairo_stroke(cr);
+    /* square, triangle and diamond: vertices in radii */
+    static const double poly[][4][2] = {
+        [PLOT_MARK_SQUARE] = {{-.85, -.85}, {.85, -.85}, {.85, .85}, {-.85, .85}},
+        [PLOT_MARK_TRIANGLE] = {{0, -1.2}, {1.1, .8}, {-1.1, .8}, {0, -1.2}},
+        [PLOT_MARK_DIAMOND] = {{0, -1.25}, {1, 0}, {0, 1.25}, {-1, 0}}};
+    if (m == PLOT_MARK_CROSS || m == PLOT_MARK_PLUS) {
+        cross_path(cr, x, y, m == PLOT_MARK_CROSS ? 0.8 * r : 1.1 * r, m == PLOT_MARK_PLUS);
+        stroke_halo(cr, c, 2.2, edge ? 4.5 : 0);
         return;
     }
-    default: cairo_new_sub_path(cr), cairo_arc(cr, x, y, r, 0, 2 * M_PI);
-    }
+    cairo_new_sub_path(cr); /* no current point: the first line_to starts the shape */
+    if (m >= PLOT_MARK_SQUARE && m <= PLOT_MARK_DIAMOND)
+        for (int i = 0; i < 4; i++) cairo_line_to(cr, x + r * poly[m][i][0], y + r * poly[m][i][1]);
+    else
+        cairo_arc(cr, x, y, r, 0, 2 * M_PI);
+    cairo_close_path(cr);
     set_colour(cr, c, 1);
     if (!edge) {
         cairo_fill(cr);
         return;
     }
     cairo_fill_preserve(cr);
-    cairo_set_line_width(cr, 1.5);
-    set_colour(cr, C_WHITE, 1);
-    cairo_stroke(cr);
+    stroke_halo(cr, C_WHITE, 1.5, 0);
 }
 
 void draw_cross(cairo_t *cr, double x, double y, double h) {
-    for (int pass = 0; pass < 2; pass++) {
-        cairo_move_to(cr, x - h, y - h);
-        cairo_line_to(cr, x + h, y + h);
-        cairo_move_to(cr, x - h, y + h);
-        cairo_line_to(cr, x + h, y - h);
-        cairo_set_line_width(cr, pass == 0 ? 6.5 : 3.0);
-        set_colour(cr, pass == 0 ? C_WHITE : C_RED, 1);
-        cairo_stroke(cr);
-    }
+    cross_path(cr, x, y, h, 0);
+    stroke_halo(cr, C_RED, 3.0, 6.5);
 }
 
 /* ---- text ---- */
-
-/* DejaVu Sans: hhea ascender 1901 and cap height 1493 of 2048 units per em. */
-#define ASCENT_EM 0.928
-#define CAP_EM 0.729
-
-double text_ascent(double px) { return ASCENT_EM * px; }
-double baseline_centred(double y, double px) { return y + 0.5 * CAP_EM * px; }
 
 double text_width(Canvas *cv, const char *s, double px) {
     if (!s || !*s) return 0;
@@ -308,7 +231,6 @@ void text_draw(Canvas *cv, const char *s, double px, double x, double ybase, dou
 }
 
 void text_draw_up(Canvas *cv, const char *s, double px, double xbase, double yc, PlotColor c) {
-    if (!s || !*s) return;
     cairo_save(cv->cr);
     cairo_translate(cv->cr, xbase, yc);
     cairo_rotate(cv->cr, -M_PI / 2);
@@ -332,74 +254,37 @@ void plot_image_rgb(const PlotImage *im, unsigned char *rgb) {
     }
 }
 
-typedef struct PngSink {
-    FILE *f;
-    int failed;
-} PngSink;
+static void png_sink(void *f, void *data, int size) { fwrite(data, 1, (size_t)size, f); }
 
-static void png_sink(void *ctx, void *data, int size) {
-    PngSink *s = ctx;
-    if (size > 0 && fwrite(data, 1, (size_t)size, s->f) != (size_t)size) s->failed = 1;
-}
-
-/* rgb [h][w][3] as PNG via "<path>.tmp" and rename. */
-static int png_write_rgb(const char *path, const unsigned char *rgb, int w, int h, char *err,
-                         size_t errlen) {
-    size_t n = strlen(path);
-    char *tmp = malloc(n + 5);
-    PngSink s = {NULL, 0};
-    if (!tmp) {
-        set_err(err, errlen, "plot: out of memory");
-        return -1;
-    }
-    snprintf(tmp, n + 5, "%s.tmp", path);
-    if (!(s.f = fopen(tmp, "wb"))) {
-        set_err(err, errlen,
-                "cannot write plot %s: %s (does the output folder exist and is it writable?)", tmp,
-                strerror(errno));
-        free(tmp);
-        return -1;
-    }
+/* im as RGB (turned in place: no second buffer) to "<path>.tmp", then renamed to path. */
+static int png_write(const char *path, PlotImage *im, char *err, size_t errlen) {
+    char tmp[4096];
+    if (!path || !*path || snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
+        return set_err(err, errlen, "plot: no output path, or one too long");
+    FILE *f = fopen(tmp, "wb");
+    if (!f)
+        return set_err(err, errlen,
+                       "cannot write plot %s: %s (does the output folder exist and is it "
+                       "writable?)", tmp, strerror(errno));
+    plot_image_rgb(im, (unsigned char *)im->px);
     /* the "sub" filter on every row and the encoder's shortest match search: on figures
      * (mostly flat colour) half the time of its defaults for files ~1% larger */
     stbi_write_force_png_filter = 1;
     stbi_write_png_compression_level = 5;
     errno = 0;
-    int ok = stbi_write_png_to_func(png_sink, &s, w, h, 3, rgb, w * 3);
-    ok = ok && !s.failed && fflush(s.f) == 0;
+    int ok = stbi_write_png_to_func(png_sink, f, im->w, im->h, 3, im->px, im->w * 3);
+    ok = ok && fflush(f) == 0 && !ferror(f);
     int e = errno;
-    ok = (fclose(s.f) == 0) && ok;
+    ok = fclose(f) == 0 && ok;
     if (ok && rename(tmp, path) != 0) ok = 0, e = errno;
-    if (!ok) {
-        remove(tmp);
-        set_err(err, errlen, "cannot write plot %s: %s", path,
-                e ? strerror(e) : "PNG encoder failed");
-    }
-    free(tmp);
-    return ok ? 0 : -1;
-}
-
-int plot_png_write(const char *path, const PlotImage *im, char *err, size_t errlen) {
-    if (!path || !*path || !im || !im->px) {
-        set_err(err, errlen, "plot: no output path or no image to write");
-        return -1;
-    }
-    unsigned char *rgb = malloc((size_t)im->w * (size_t)im->h * 3);
-    if (!rgb) {
-        set_err(err, errlen, "plot: out of memory");
-        return -1;
-    }
-    plot_image_rgb(im, rgb);
-    int rc = png_write_rgb(path, rgb, im->w, im->h, err, errlen);
-    free(rgb);
-    return rc;
+    if (ok) return 0;
+    remove(tmp);
+    return set_err(err, errlen, "cannot write plot %s: %s", path,
+                   e ? strerror(e) : "PNG encoder failed");
 }
 
 int image_png_free(const char *path, PlotImage *im, int rc, char *err, size_t errlen) {
-    if (rc == 0) {
-        plot_image_rgb(im, (unsigned char *)im->px);
-        rc = png_write_rgb(path, (unsigned char *)im->px, im->w, im->h, err, errlen);
-    }
+    if (rc == 0) rc = png_write(path, im, err, errlen);
     plot_image_free(im);
     return rc;
 }
