@@ -62,7 +62,7 @@ static void *toy_create(Trainer *tr, const void *cfg) {
     param_set_init(&m->a, "a", toy_ntensors + 4);
     m->w = param_add(&m->a, "w", 1, (int[]){2}, 0);
     for (int i = 1; i < toy_ntensors; i++) {
-        char name[16];
+        char name[24];
         snprintf(name, sizeof name, "extra%d", i);
         param_add(&m->a, name, 1, (int[]){1}, 0);
     }

@@ -120,7 +120,7 @@ static int columns_figure(const char *path, const char *title, const MetricsLog 
 
 /* curves.png: the model's plot_columns, one panel each */
 static int write_columns(const Trainer *tr) {
-    char path[CFG_STR_MAX + 32], desc[96], title[CFG_STR_MAX + 128];
+    char path[CFG_STR_MAX + 32], desc[96], title[CFG_STR_MAX + 224]; /* name, desc, own */
     const MetricsLog *lp = &tr->log;
     const char *label = tr->run.name;
     snprintf(path, sizeof path, "%s/curves.png", tr->run.out_dir);

@@ -88,7 +88,7 @@ int train_groups_select(const Config *cfg, TrainerSettings *s, const GroupSettin
         if (mine) continue;
         const char *base[] = {"optim", "clip"};
         for (int b = 0; b < 2; b++) {
-            char sec[CFG_NAME_MAX];
+            char sec[CFG_NAME_MAX + 8]; /* "optim." + a group name */
             snprintf(sec, sizeof sec, "%s.%s", base[b], store[j].name);
             int si = cfg_find_section(cfg, sec);
             if (si < 0 || !cfg->touched[si]) continue;
