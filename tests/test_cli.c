@@ -275,3 +275,17 @@ Test(cli, override_of_another_models_section) {
     cr_assert(strstr(err, "[transformer]") && strstr(err, "does not apply"), "%s", err);
     cr_assert(!cli_exists("runs"));
 }
+
+/* A sweep's workers share the cores: the sweep sets CLIPLAB_THREAD_CAP (cores /
+ * jobs) and a run's [train] threads is held to it. */
+Test(cli, thread_cap_of_a_sweep_worker) {
+    char out[8192];
+    cli_write("ok.ini", SMALL_RNN);
+    setenv("CLIPLAB_THREAD_CAP", "1", 1);
+    int rc = cli_run("ok.ini train.threads=2", out, sizeof out, 1);
+    unsetenv("CLIPLAB_THREAD_CAP");
+    cr_assert_eq(rc, 0, "%s", out);
+    cr_assert(strstr(out, "threads = 2 capped at 1"), "%s", out);
+    cr_assert_eq(cli_run("ok.ini train.threads=2 run.out_dir=runs/b", out, sizeof out, 1), 0);
+    cr_assert(!strstr(out, "capped"), "no cap without the sweep's variable:\n%s", out);
+}
