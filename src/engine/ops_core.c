@@ -381,6 +381,8 @@ static void sigmoid_backward(float *restrict dx, const float *restrict y,
  * clamp(0, inf), relu6 is clamp(0, 6) (Krizhevsky 2010). */
 static void clamp_forward(float *restrict out, const float *restrict x, float lo, float hi,
                           size_t n) {
+    int nt = OPS_ELEM_THREADS(n);
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
     for (size_t i = 0; i < n; i++) {
         float v = x[i];
         out[i] = v < lo ? lo : (v > hi ? hi : v);
@@ -390,6 +392,8 @@ static void clamp_forward(float *restrict out, const float *restrict x, float lo
 /* dx[n] += dout where lo <= x <= hi (torch.clamp backward) */
 static void clamp_backward(float *restrict dx, const float *restrict x,
                            const float *restrict dout, float lo, float hi, size_t n) {
+    int nt = OPS_ELEM_THREADS(n);
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
     for (size_t i = 0; i < n; i++) {
         float v = x[i], g = dout[i];
         dx[i] += (v >= lo && v <= hi) ? g : 0.0f;
@@ -400,6 +404,8 @@ static void clamp_backward(float *restrict dx, const float *restrict x,
  * (relu6), zero at the kinks; written as torch does, so NaN lets dout through. */
 static void hardtanh_backward(float *restrict dx, const float *restrict x,
                               const float *restrict dout, float lo, float hi, size_t n) {
+    int nt = OPS_ELEM_THREADS(n);
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
     for (size_t i = 0; i < n; i++) {
         float v = x[i], g = dout[i];
         dx[i] += (v <= lo || v >= hi) ? 0.0f : g;
@@ -409,6 +415,8 @@ static void hardtanh_backward(float *restrict dx, const float *restrict x,
 /* dx[n] += dout except where x <= 0 (torch threshold_backward, zero at the kink) */
 static void relu_backward(float *restrict dx, const float *restrict x,
                           const float *restrict dout, size_t n) {
+    int nt = OPS_ELEM_THREADS(n);
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
     for (size_t i = 0; i < n; i++) {
         float v = x[i], g = dout[i];
         dx[i] += v <= 0.0f ? 0.0f : g;

@@ -384,6 +384,8 @@ Tensor *ad_layernorm(Ctx *c, Tensor *x, Tensor *w, Tensor *b, float eps) {
 static void batchnorm_stats(float *mean, float *var, const float *x, int N, int C, size_t S) {
     /* mean[C], var[C], x[N,C,S] */
     double M = (double)N * (double)S;
+    int nt = OPS_ELEM_THREADS((size_t)N * C * S);
+#pragma omp parallel for num_threads(nt) schedule(dynamic) if (nt > 1)
     for (int ch = 0; ch < C; ch++) {
         double s = 0.0, v = 0.0;
         for (int n = 0; n < N; n++) s += row_sum(x + ((size_t)n * C + ch) * S, S);
@@ -398,25 +400,32 @@ static void batchnorm_stats(float *mean, float *var, const float *x, int N, int 
 static void batchnorm_apply(float *out, const float *x, const float *mean, const float *rstd,
                             const float *w, const float *b, int N, int C, size_t S) {
     /* out[N,C,S], x[N,C,S], mean[C], rstd[C], w[C], b[C] */
-    for (int n = 0; n < N; n++)
-        for (int ch = 0; ch < C; ch++) {
-            size_t o = ((size_t)n * C + ch) * S;
-            float sc = rstd[ch] * w[ch], sh = b[ch] - mean[ch] * sc;
-            for (size_t i = 0; i < S; i++) out[o + i] = x[o + i] * sc + sh;
-        }
+    int nt = OPS_ELEM_THREADS((size_t)N * C * S);
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+    for (int p = 0; p < N * C; p++) {
+        int ch = p % C;
+        size_t o = (size_t)p * S;
+        float sc = rstd[ch] * w[ch], sh = b[ch] - mean[ch] * sc;
+        for (size_t i = 0; i < S; i++) out[o + i] = x[o + i] * sc + sh;
+    }
 }
 
 /* Per-channel sums of dout and dout * xhat over N and S. */
 static void batchnorm_reduce(double *sdy, double *sdyx, const float *dout, const float *x,
                              const float *mean, const float *rstd, int N, int C, size_t S) {
-    /* sdy[C], sdyx[C], dout[N,C,S], x[N,C,S], mean[C], rstd[C] */
-    for (int ch = 0; ch < C; ch++) sdy[ch] = sdyx[ch] = 0.0;
-    for (int n = 0; n < N; n++)
-        for (int ch = 0; ch < C; ch++) {
+    /* sdy[C], sdyx[C], dout[N,C,S], x[N,C,S], mean[C], rstd[C]; each channel's
+     * sums run over n in order, whichever thread has the channel */
+    int nt = OPS_ELEM_THREADS((size_t)N * C * S);
+#pragma omp parallel for num_threads(nt) schedule(dynamic) if (nt > 1)
+    for (int ch = 0; ch < C; ch++) {
+        double a = 0.0, b = 0.0;
+        for (int n = 0; n < N; n++) {
             size_t o = ((size_t)n * C + ch) * S;
-            sdy[ch] += row_sum(dout + o, S);
-            sdyx[ch] += (double)rstd[ch] * row_dot_dev(dout + o, x + o, mean[ch], S);
+            a += row_sum(dout + o, S);
+            b += (double)rstd[ch] * row_dot_dev(dout + o, x + o, mean[ch], S);
         }
+        sdy[ch] = a, sdyx[ch] = b;
+    }
 }
 
 /* Train mode: dx = w * rstd * (dy - mean(dy) - xhat * mean(dy * xhat)) (the
@@ -435,15 +444,17 @@ static void batchnorm_backward(float *dinp, float *dw, float *db, const float *d
     }
     if (!dinp) return;
     double M = (double)N * (double)S;
-    for (int n = 0; n < N; n++)
-        for (int ch = 0; ch < C; ch++) {
-            size_t o = ((size_t)n * C + ch) * S;
-            float g = w[ch] * rstd[ch], m = mean[ch], rs = rstd[ch];
-            float a = train ? (float)(sdy[ch] / M) : 0.0f;
-            float bb = train ? (float)(sdyx[ch] / M) : 0.0f;
-            for (size_t i = 0; i < S; i++)
-                dinp[o + i] += g * (dout[o + i] - a - (x[o + i] - m) * rs * bb);
-        }
+    int nt = OPS_ELEM_THREADS((size_t)N * C * S);
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+    for (int p = 0; p < N * C; p++) {
+        int ch = p % C;
+        size_t o = (size_t)p * S;
+        float g = w[ch] * rstd[ch], m = mean[ch], rs = rstd[ch];
+        float a = train ? (float)(sdy[ch] / M) : 0.0f;
+        float bb = train ? (float)(sdyx[ch] / M) : 0.0f;
+        for (size_t i = 0; i < S; i++)
+            dinp[o + i] += g * (dout[o + i] - a - (x[o + i] - m) * rs * bb);
+    }
 }
 
 typedef struct {
