@@ -16,6 +16,7 @@
 #include "ppo.h"
 #include "train.h"
 #include "tfile.h"
+#include "tsettings.h"
 
 static PpoConfig default_config(void) {
     return (PpoConfig){.num_envs = 4, .num_steps = 128, .gamma = 0.99, .gae_lambda = 0.95,
@@ -250,38 +251,13 @@ Test(ppo, bad_minibatch_count_is_a_clear_error, .init = cli_mkdir, .fini = cli_r
 
 /* ---------------------------------------------------------- checkpoint state */
 
-typedef struct Setup {
-    TrainerSettings s;
-    GroupSettings store[4];
-    Config cfg;
-} Setup;
+typedef TSettings Setup;
 
 /* Every default (the trainer's and [ppo]'s), then ini (may be NULL), then the
  * overrides below. */
 static Trainer *make_trainer_ini(Setup *st, PpoConfig *pc, int num_envs, int num_steps,
                                  const char *ini) {
-    memset(st, 0, sizeof *st);
-    const CfgSection *secs[] = {&run_config_section, &train_config_section, &optim_config_section,
-                                &clip_config_section, &recovery_config_section, ppo_model.section};
-    void *structs[] = {&st->s.run, &st->s.train, &st->s.optim, &st->s.clip, &st->s.recovery, pc};
-    cfg_init(&st->cfg, secs, structs, 6);
-    int n = train_groups_register(&st->cfg, st->store, 0, 4, ppo_model.groups);
-    if (ini) {
-        char path[] = "/tmp/cliplab_ppo_XXXXXX";
-        int fd = mkstemp(path);
-        cr_assert(fd >= 0);
-        FILE *f = fdopen(fd, "w");
-        fputs(ini, f);
-        fclose(f);
-        char e[1024];
-        CfgStatus rc = cfg_load_file(&st->cfg, path, e, sizeof e);
-        unlink(path);
-        cr_assert_eq(rc, CFG_OK, "%s", e);
-    }
-    cfg_resolve_groups(&st->cfg);
-    char err[512];
-    cr_assert_eq(train_groups_select(&st->cfg, &st->s, st->store, n, ppo_model.groups, err, sizeof err),
-                 0, "%s", err);
+    tsettings_load(st, ppo_model.groups, ppo_model.section, pc, ini ? ini : "");
     st->s.train.quiet = 1;
     st->s.train.steps = 10;
     pc->num_envs = num_envs, pc->num_steps = num_steps, pc->eval_episodes = 0;

@@ -8,16 +8,22 @@
 #include "ops.h"
 #include "tfile.h"
 
+/* An RNN for task (W_hh init init, spectral radius 1), built from rng stream (seed, stream). */
+static void build_rnn(Rnn *m, Rng *r, RnnTask task, int seq_len, int hidden, RnnInit init,
+                      uint64_t seed, uint64_t stream) {
+    RnnConfig cfg = {.task = task, .seq_len = seq_len, .hidden = hidden, .init = init,
+                     .spectral_radius = 1.0, .eval_size = 1};
+    memset(m, 0, sizeof *m);
+    rng_seed(r, seed, stream);
+    rnn_build(m, &cfg, r);
+}
+
 static void parity(const char *task, RnnTask kind) {
     TFile *tf = tfile_load("ref_rnn");
     char key[64];
-    RnnConfig cfg = {.task = kind, .seq_len = 20, .hidden = 16, .init = RNN_INIT_UNIFORM,
-                     .spectral_radius = 1.0, .eval_size = 1};
     Rnn m;
-    memset(&m, 0, sizeof m);
     Rng r;
-    rng_seed(&r, 1, 1);
-    rnn_build(&m, &cfg, &r);
+    build_rnn(&m, &r, kind, 20, 16, RNN_INIT_UNIFORM, 1, 1);
     const char *names[] = {"w_ih", "b_ih", "w_hh", "b_hh", "w_out", "b_out"};
     for (int i = 0; i < 6; i++) {
         Param *p = param_find(&m.ps, names[i]);
@@ -116,13 +122,9 @@ Test(rnn, initial_loss_known_values) {
     RnnTask tasks[2] = {RNN_TASK_ADDING, RNN_TASK_TEMPORAL_ORDER};
     double expect[2] = {1.0 / 6.0 + 1.0, log(4.0)};
     for (int k = 0; k < 2; k++) {
-        RnnConfig cfg = {.task = tasks[k], .seq_len = 30, .hidden = 32, .init = RNN_INIT_ORTHOGONAL,
-                         .spectral_radius = 1.0, .eval_size = 1};
         Rnn m;
-        memset(&m, 0, sizeof m);
         Rng r;
-        rng_seed(&r, 5, 0);
-        rnn_build(&m, &cfg, &r);
+        build_rnn(&m, &r, tasks[k], 30, 32, RNN_INIT_ORTHOGONAL, 5, 0);
         for (size_t i = 0; i < m.w_out->n; i++) m.w_out->data[i] *= 1e-4f;
         enum { B = 4096 };
         float *x = malloc(sizeof(float) * 30 * B * 6), *y = malloc(sizeof(float) * B);
@@ -146,13 +148,9 @@ Test(rnn, initial_loss_known_values) {
 Test(rnn, success_rate_counts_fresh_sequences) {
     RnnTask tasks[2] = {RNN_TASK_ADDING, RNN_TASK_TEMPORAL_ORDER};
     for (int k = 0; k < 2; k++) {
-        RnnConfig cfg = {.task = tasks[k], .seq_len = 12, .hidden = 8, .init = RNN_INIT_ORTHOGONAL,
-                         .spectral_radius = 1.0, .eval_size = 1};
         Rnn m;
-        memset(&m, 0, sizeof m);
         Rng r;
-        rng_seed(&r, 3, 0);
-        rnn_build(&m, &cfg, &r);
+        build_rnn(&m, &r, tasks[k], 12, 8, RNN_INIT_ORTHOGONAL, 3, 0);
         memset(m.w_out->data, 0, m.w_out->n * sizeof(float));
         if (k == 0) m.b_out->data[0] = 1.0f;      /* predict the mean sum */
         else m.b_out->data[2] = 1.0f;             /* always class 2 (Y then X) */
