@@ -29,9 +29,9 @@
  * Only the --vary operator sweeps; a spec that does not parse, or any run whose
  * config does not load, is refused before anything is written.
  *
- * Outputs in runs/NAME/: one folder per run (its config.ini, metrics.csv, plots,
- * log.txt with its terminal output, result.txt written last: the mark of a
- * complete run), sweep.csv, summary.csv (the numbers drawn), summary.png and,
+ * Outputs in runs/NAME/: one folder per run (its config.ini, metrics.csv,
+ * plots) with <run>.log.txt (its terminal output) and <run>.result.txt (written
+ * last: the mark of a complete run) beside it, sweep.csv, summary.csv (the numbers drawn), summary.png and,
  * with --map, map.png. */
 #ifndef CLIPLAB_SWEEP_H
 #define CLIPLAB_SWEEP_H

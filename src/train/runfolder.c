@@ -108,15 +108,14 @@ static int is_run_config(const char *dir) {
     return ok;
 }
 
-/* The first entry of dir (other than . and .. and the writer's log.txt) into
- * name; 0 if there is none. */
+/* The first entry of dir (other than . and ..) into name; 0 if it is empty. */
 static int first_entry(const char *dir, char *name, size_t len) {
     DIR *d = opendir(dir);
     if (!d) return -1;
     struct dirent *e;
     int found = 0;
     while (!found && (e = readdir(d)))
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") && strcmp(e->d_name, RUNFOLDER_LOG)) {
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
             snprintf(name, len, "%s", e->d_name);
             found = 1;
         }
@@ -237,12 +236,6 @@ int runfolder_begin(RunFolder *rf, const char *dir, const char *note, char *err,
         remove_tree(tmp);
         return -1;
     }
-    /* the writer's log.txt (a sweep worker's output, open in this process) goes
-     * with the new run: a rename keeps the file the output is written to */
-    char log_old[PATH_MAX + 16], log_new[PATH_MAX + NAME_MAX + 48];
-    path_join(log_old, sizeof log_old, rf->dir, RUNFOLDER_LOG);
-    path_join(log_new, sizeof log_new, tmp, RUNFOLDER_LOG);
-    if (st != RUNFOLDER_ABSENT) rename(log_old, log_new);
     int rc;
     if (st == RUNFOLDER_ABSENT) {
         rc = rename(tmp, rf->dir);

@@ -15,9 +15,8 @@
  *   - A run removes IN_PROGRESS as its last act: without it the folder is a
  *     complete run.
  *   - A folder that holds other files and is not a run folder (no IN_PROGRESS,
- *     no cliplab config.ini) is never replaced: the run is refused. log.txt,
- *     the output of the process writing the folder (sweep workers), is the
- *     new run's and moves with it.
+ *     no cliplab config.ini) is never replaced: the run is refused. (A sweep
+ *     keeps its own files about a run beside the folder, not in it.)
  *
  * Paths are compared resolved (symlinks, ".", "..", "//"), even for folders
  * that do not exist yet. */
@@ -27,9 +26,6 @@
 #include <stddef.h>
 
 #define RUNFOLDER_MARKER "IN_PROGRESS"
-/* The output of the process writing the folder (a sweep worker's log): not a
- * previous run's file, and kept when the folder is swapped. */
-#define RUNFOLDER_LOG "log.txt"
 
 /* dir as an absolute path without ".", "..", symlinks or repeated '/', also
  * when its last components do not exist yet. 0, or -1 with errno set. */
