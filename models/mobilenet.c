@@ -240,7 +240,7 @@ void mobilenet_build(Mobilenet *m, const MobilenetConfig *cfg, int rows, int col
     m->fc_b = param_add(&m->ps, "fc.b", 1, (int[]){classes}, 0);
     param_alloc(&m->ps);
     /* init in declaration order, so a seed fixes every weight */
-    int fi = cfg->init == 1;
+    int fi = cfg->init == MB_INIT_FAN_IN;
     conv_init(&m->stem, init_rng, fi);
     for (int i = 0; i < m->nblocks; i++) {
         if (m->blocks[i].expand) conv_init(&m->blocks[i].exp, init_rng, fi);
@@ -422,7 +422,7 @@ static void *mb_create(Trainer *tr, const void *cfgp) {
         die("%s/%s holds %dx%d images but %s/%s holds %dx%d (expected the same size)",
             cfg->data_dir, cfg->train_images, m->train.rows, m->train.cols, cfg->data_dir,
             cfg->test_images, m->test.rows, m->test.cols);
-    ops_set_threads(tr->train.threads); /* conv kernels split the batch over [train] threads */
+    ops_set_threads(tr->train.threads); /* convs and batchnorm split over [train] threads */
     m->batch = tr->train.batch_size;
     if (m->batch > m->train.n)
         die("[train] batch_size = %d is larger than the %d training examples", m->batch,

@@ -20,8 +20,8 @@
  * instead (the no-BN divergence experiment).
  *
  * Init (torchvision): conv kaiming_normal_(mode="fan_out") (std sqrt(2 /
- * (COUT*KH*KW)); [mobilenet] init = fan_in: sqrt(2 / (CIN*KH*KW))), conv biases 0, BN weight 1 and bias 0, linear N(0, 0.01)
- * with bias 0; PACT alpha = pact_init (10 in the paper). Weight decay
+ * (COUT*KH*KW)); [mobilenet] init = fan_in: sqrt(2 / (CIN*KH*KW))), conv
+ * biases 0, BN weight 1 and bias 0, linear N(0, 0.01) with bias 0; PACT alpha = pact_init (10 in the paper). Weight decay
  * (Param.decay): conv and linear weights and PACT's alphas (the paper
  * L2-regularises alpha); never BN parameters or biases. */
 #ifndef CLIPLAB_MODELS_MOBILENET_H
@@ -34,13 +34,15 @@
 #include "rng.h"
 
 typedef enum { MB_RELU6, MB_RELU, MB_CLAMP, MB_PACT } MbActivation;
+/* [mobilenet] init, in init_choices order: kaiming over fan_out (torchvision) or fan_in */
+typedef enum { MB_INIT_FAN_OUT, MB_INIT_FAN_IN } MbInit;
 
 typedef struct MobilenetConfig {
     int activation;               /* MbActivation */
     double act_max;               /* clamp level of activation = clamp */
     double pact_init;             /* PACT alpha at initialisation */
     int batchnorm;                /* 1: conv + BN; 0: conv with bias */
-    int init;                     /* 0: kaiming fan_out (torchvision), 1: fan_in */
+    int init;                     /* MbInit */
     double bn_momentum;
     int stem;                     /* stem output channels */
     int stem_stride;

@@ -7,8 +7,9 @@
  * over raw pointers, outputs first, inputs const, sizes last) and a tape
  * wrapper. Backward kernels ADD into gradients. Saved context lives in the
  * step arena; nothing here calls malloc. Linear algebra, elementwise ops,
- * reductions and shape ops are in ops_core.c. conv2d and dwconv2d split the
- * batch over ops_num_threads OpenMP threads (ops_set_threads in ops_act.c);
+ * reductions and shape ops are in ops_core.c. conv2d, dwconv2d and batchnorm
+ * split their work over ops_num_threads OpenMP threads (ops_set_threads in
+ * ops_act.c), every sum in one order whatever the count;
  * depthwise planes are zero-padded copies so the tap loops need no bounds.
  *
  * Dimension legend: N rows (leading dims flattened) or batch for images,

@@ -61,9 +61,7 @@ void recovery_free(Recovery *r) {
     memset(r, 0, sizeof *r);
 }
 
-/* The ring slot for a new checkpoint at `step`: the one already at that step,
- * else an empty one, else the oldest. */
-/* The slot already holding step (a step stored again after a rollback or a
+/* The ring slot for a new checkpoint at `step`: the slot already holding step (a step stored again after a rollback or a
  * resume replaces its copy), else an empty one, else the oldest. */
 static RecoverySnapshot *slot_for(Recovery *r, long step) {
     RecoverySnapshot *empty = NULL, *oldest = &r->ring[0];

@@ -330,11 +330,12 @@ Trainer *trainer_create(const ModelDef *def, const void *model_cfg, const Traine
     /* A sweep worker shares the cores with the other workers: the sweep sets
      * CLIPLAB_THREAD_CAP to cores / jobs so [train] threads cannot oversubscribe
      * them (the numbers do not depend on the thread count). */
-    const char *cap = getenv("CLIPLAB_THREAD_CAP");
-    if (cap && atoi(cap) >= 1 && tr->train.threads > atoi(cap)) {
+    const char *cap_env = getenv("CLIPLAB_THREAD_CAP");
+    int cap = cap_env ? atoi(cap_env) : 0;
+    if (cap >= 1 && tr->train.threads > cap) {
         printf("[train] threads = %d capped at %d (the sweep's workers share the cores)\n",
-               tr->train.threads, atoi(cap));
-        tr->train.threads = atoi(cap);
+               tr->train.threads, cap);
+        tr->train.threads = cap;
     }
     recovery_init(&tr->rec, &s->recovery, s->train.steps);
     openblas_set_num_threads(tr->train.threads);
