@@ -55,18 +55,21 @@ DEB_PACKAGES := pkg-config libopenblas-dev libstb-dev libinih-dev libcriterion-d
 #   clip    the clipping library (libc + libm only)
 #   plot    figure kinds (cairo), the live window
 #   engine  tensors, tape, ops, ParamSet, optimizers, RNG
+#   data    datasets: the IDX reader, image-classification batches and evaluation
 #   train   the model contract, the update pipeline, the loop, run outputs
-#   models  one file per network (the registry is reached through model.h)
+#   models  one file per network (the registry is reached through model.h);
+#           data and train are side by side: neither includes the other
 #   cli     main, sweeps, the live view
 INC_src/base   := src/base
 INC_src/config := src/base src/config
 INC_src/clip   := src/clip
 INC_src/plot   := src/base src/plot
 INC_src/engine := src/base src/config src/engine
+INC_src/data   := src/base src/config src/engine src/data
 INC_src/train  := src/base src/config src/clip src/plot src/engine src/train
-INC_models     := $(INC_src/train) models
+INC_models     := $(INC_src/train) src/data models
 INC_src/cli    := $(INC_src/train) src/cli
-SRC_DIRS  := src/base src/config src/clip src/plot src/engine src/train models src/cli
+SRC_DIRS  := src/base src/config src/clip src/plot src/engine src/data src/train models src/cli
 INC_tests := $(SRC_DIRS) tests
 LIB_SRC   := $(foreach d,$(SRC_DIRS),$(wildcard $(d)/*.c))
 LIB_SRC   := $(filter-out src/cli/main.c,$(LIB_SRC))
