@@ -23,12 +23,6 @@
 
 /* ---------------------------------------------------------------- utils */
 
-double now_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* mkdir -p; returns 0 or -1 with errno set. */
 static int make_dirs(const char *path) {
     char buf[CFG_STR_MAX + 64];
