@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "blas_pin.h"
 #include "clipper.h"
 #include "live_view.h"
 #include "common.h"
@@ -348,6 +349,7 @@ static LiveView *open_live(RunSpec *specs, int n, int *rc) {
 }
 
 int main(int argc, char **argv) {
+    blas_pin(); /* before any BLAS call, sweeps included: one kernel on every machine */
     ASSERT(model_registry_count < 63, "registry too large");
     for (int i = 0; i < model_registry_count; i++) model_choices[i] = model_registry[i]->name;
     model_keys[0].def = model_registry[0]->name;
@@ -419,6 +421,7 @@ int main(int argc, char **argv) {
     if (rc == 0 && npaths > 1) remove(cmp_path);
     LiveView *lv = rc == 0 && live ? open_live(specs, npaths, &rc) : NULL;
     RunResult *res = xcalloc((size_t)npaths, sizeof *res);
+    if (rc == 0 && !specs[0].set.train.quiet) printf("BLAS: %s\n", blas_describe());
     for (int i = 0; i < npaths && rc == 0; i++) {
         RunSpec *s = &specs[i];
         if (!s->set.train.quiet) print_config(&s->cfg, s->path);
