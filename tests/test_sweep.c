@@ -19,6 +19,7 @@
 #include "model.h"
 #include "sweep.h"
 #include "tfile.h"
+#include "tskip.h"
 
 /* ------------------------------------------------------------ parser */
 
@@ -389,7 +390,8 @@ Test(sweep, results_do_not_depend_on_workers) {
 
 Test(sweep, mpi_three_ranks_equal_one_host) {
 #ifndef CLIPLAB_MPI
-    cr_skip("built without Open MPI (pkg-config ompi-c not found)");
+    tskip("built without Open MPI (pkg-config ompi-c not found when it was compiled): `make deps` "
+          "installs openmpi-bin and libopenmpi-dev; then `make clean && make test`");
 #else
     cli_write("tiny.ini", TINY);
     cli_write("tiny.sweep", TINY_SWEEP);
