@@ -41,12 +41,14 @@ LIVE    ?= $(shell pkg-config --exists sdl2 2>/dev/null && echo 1 || echo 0)
 ifeq ($(LIVE),1)
 CPPFLAGS += -DCLIPLAB_HAVE_SDL $(shell pkg-config --cflags sdl2)
 LDLIBS   += $(shell pkg-config --libs sdl2)
+# test_live closes the window as a window manager does (an X ClientMessage)
+TEST_LDLIBS += $(shell pkg-config --libs x11)
 endif
 
 DEB_PACKAGES := pkg-config libopenblas-dev libstb-dev libinih-dev libcriterion-dev libcairo2-dev libfreetype-dev \
                 fonts-dejavu-core python3-torch python3-numpy fortunes-min fortunes \
                 zlib1g-dev dataset-fashion-mnist liblapacke-dev openmpi-bin libopenmpi-dev \
-                libsdl2-dev xvfb
+                libsdl2-dev libx11-dev xvfb
 
 # The layers, bottom to top (docs/design.md): each folder compiles with the
 # include paths of its own layer and the layers below it, so an #include of a
