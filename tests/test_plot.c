@@ -537,3 +537,36 @@ Test(plot, png_equals_the_in_memory_render) {
     plot_image_free(&im);
     cr_expect(im.px == NULL);
 }
+
+/* A run that explodes to +inf in the first 3% of x beside one that learns from 1 to 0.01:
+ * the y range fits the finite run (its line spans most of the plot's height, not a flat
+ * line under 1e30), and the zoom inset draws the explosion away from the left edge. */
+Test(plot, divergence_leaves_frame_and_zoom_shows_it) {
+    char err[256] = "";
+    enum { N = 1000 };
+    double x[N], good[N], bad[N];
+    for (int i = 0; i < N; i++) {
+        x[i] = i;
+        good[i] = pow(10, -2.0 * i / (N - 1));
+        bad[i] = i < 30 ? pow(10, i) : INFINITY;
+    }
+    PlotSeries s[2] = {{.label = "explodes", .x = x, .y = bad, .n = N},
+                       {.label = "learns", .x = x, .y = good, .n = N}};
+    PlotPanel p = panel_of("divergence", s, 2);
+    cr_assert_eq(plot_figure(tmp_path("dv.png"), NULL, &p, 1, 1000, 500, err, sizeof err), 0,
+                 "%s", err);
+    Img im = load(tmp_path("dv.png"));
+    PlotColor c0 = plot_palette(0), c1 = plot_palette(1);
+    unsigned char k0[3] = {c0.r, c0.g, c0.b}, k1[3] = {c1.r, c1.g, c1.b};
+    long upper = 0, far = 0; /* the learning run's pixels in the upper half; the exploding
+                                run's right of the first quarter (the legend has ~50 each) */
+    for (int y = 0; y < im.h; y++)
+        for (int xx = 0; xx < im.w; xx++) {
+            upper += y < im.h / 2 && !memcmp(at(&im, xx, y), k1, 3);
+            far += xx > im.w / 4 && !memcmp(at(&im, xx, y), k0, 3);
+        }
+    cr_expect(upper > 150, "the finite run fills the height (upper half: %ld pixels)", upper);
+    cr_expect(far > 150, "the exploding run drawn in the inset, away from the left edge: %ld", far);
+    cr_expect(count_if(&im, is_cross_red, 0, 0, im.w, im.h / 3) > 30, "a cross near the top");
+    stbi_image_free(im.px);
+}

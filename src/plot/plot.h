@@ -61,6 +61,7 @@ typedef struct PlotSeries {
     int marker;       /* PlotMarker of the points (styles 1 and 2) */
     int color;        /* 0: palette colour of the series' position in the panel (after its
                          histograms); k > 0: palette colour k-1 */
+    int dash;         /* 1: a dashed line (e.g. the post-clip twin of a solid pre-clip line) */
 } PlotSeries;
 
 /* Samples of one histogram (a set of values binned on the panel's shared bins). */

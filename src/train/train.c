@@ -480,7 +480,13 @@ int trainer_run(const ModelDef *def, const void *model_cfg, const TrainerSetting
         if (def->describe) {
             def->describe(tr->model, own + 2, sizeof own - 4);
             own[0] = ';', own[1] = ' ';
+            snprintf(res->own, sizeof res->own, "%s", own + 2);
         }
+        if (def->title)
+            def->title(tr->model, res->title, sizeof res->title);
+        else
+            snprintf(res->title, sizeof res->title, "%s", def->name);
+        res->seed = run->seed;
         snprintf(res->label, sizeof res->label, "%s (clip: %s%s%s)", run->name, res->clip_desc,
                  own, res->recovery ? "; spike recovery on" : "");
         res->events = tr->rec.events;

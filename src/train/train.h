@@ -190,6 +190,9 @@ typedef struct RunResult {
     char out_dir[CFG_STR_MAX];    /* where the run wrote its files */
     const ModelDef *def;          /* the model it trained */
     char label[CFG_STR_MAX + 128];
+    char title[96];               /* the model and task (ModelDef.title) */
+    char own[96];                 /* the model's own clipping (ModelDef.describe), or "" */
+    long seed;
     MetricsLog log;               /* owned copy of the rows for comparison plots */
     double baseline;              /* trivial-predictor loss or NaN */
     char clip_desc[96];           /* what the clip step did ("global L2 norm 1") */
