@@ -46,6 +46,10 @@ DEB_PACKAGES := pkg-config libopenblas-dev libstb-dev libinih-dev libcriterion-d
                 zlib1g-dev dataset-fashion-mnist liblapacke-dev openmpi-bin libopenmpi-dev \
                 libsdl2-dev xvfb
 
+# the commit every figure's provenance names (git describe; a fallback outside git),
+# compiled into main.o only; the stamp changes when the description does
+CLIPLAB_COMMIT := $(shell git describe --always --dirty 2>/dev/null || echo "unknown (not a git checkout)")
+
 SRC_DIRS  := src/engine src/clip src/train src/plot src/cli models tests
 CPPFLAGS  += $(addprefix -I,$(SRC_DIRS))
 LIB_SRC   := $(foreach d,$(filter-out tests,$(SRC_DIRS)),$(wildcard $(d)/*.c))
@@ -69,6 +73,16 @@ all: $(TRAIN)
 
 $(TRAIN): $(BUILD)/obj/src/cli/main.o $(LIB_OBJ)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/commit.stamp: FORCE
+	@mkdir -p $(dir $@)
+	@echo '$(CLIPLAB_COMMIT)' > $@.new; if cmp -s $@.new $@; then rm $@.new; else mv $@.new $@; fi
+.PHONY: FORCE
+FORCE:
+
+$(BUILD)/obj/src/cli/main.o: src/cli/main.c $(HEADERS) $(BUILD)/commit.stamp
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -DCLIPLAB_COMMIT='"$(CLIPLAB_COMMIT)"' $(CFLAGS) -c -o $@ $<
 
 $(BUILD)/obj/%.o: %.c $(HEADERS)
 	@mkdir -p $(dir $@)

@@ -570,3 +570,44 @@ Test(plot, divergence_leaves_frame_and_zoom_shows_it) {
     cr_expect(count_if(&im, is_cross_red, 0, 0, im.w, im.h / 3) > 30, "a cross near the top");
     stbi_image_free(im.px);
 }
+
+/* The provenance items come back from the PNG's text chunks read by an independent reader
+ * (Python's zlib and struct: chunk lengths, types, CRC-32s checked), in order, tEXt for
+ * ASCII and iTXt for UTF-8; and the footer makes the image taller than the figure. */
+Test(plot, provenance_in_text_chunks_and_footer) {
+    char err[256] = "";
+    double x[3] = {0, 1, 2}, y[3] = {1, 2, 3};
+    PlotSeries s = {.label = "s", .x = x, .y = y, .n = 3};
+    PlotPanel p = panel_of("provenance", &s, 1);
+    cr_assert_eq(plot_provenance("Command", "./train configs/a.ini clip.max_norm=0.5"), 0);
+    cr_assert_eq(plot_provenance("Seed", "7"), 0);
+    cr_assert_eq(plot_provenance("Where", "Z\xc3\xbcrich"), 0); /* UTF-8: iTXt */
+    cr_assert_eq(plot_provenance("bad\tkey", "x"), -1);
+    int rc = plot_figure(tmp_path("pv.png"), "t", &p, 1, 600, 300, err, sizeof err);
+    plot_provenance("Command", NULL), plot_provenance("Seed", NULL), plot_provenance("Where", NULL);
+    cr_assert_eq(rc, 0, "%s", err);
+    Img im = load(tmp_path("pv.png"));
+    cr_expect_eq(im.w, 600);
+    cr_expect(im.h > 300, "the footer adds rows under the figure: height %d", im.h);
+    stbi_image_free(im.px);
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd,
+             "/usr/bin/python3 -c \"import struct,sys,zlib\n"
+             "b=open(sys.argv[1],'rb').read(); assert b[:8]==b'\\x89PNG\\r\\n\\x1a\\n'; i=8\n"
+             "while i<len(b):\n"
+             " n,t=struct.unpack('>I4s',b[i:i+8]); d=b[i+8:i+8+n]\n"
+             " assert struct.unpack('>I',b[i+8+n:i+12+n])[0]==zlib.crc32(t+d), t\n"
+             " if t==b'tEXt': k,v=d.split(b'\\0',1); print('tEXt',k.decode(),v.decode('latin-1'))\n"
+             " if t==b'iTXt': k,r=d.split(b'\\0',1); print('iTXt',k.decode(),r[4:].decode('utf-8'))\n"
+             " i+=12+n\n\" %s",
+             tmp_path("pv.png"));
+    FILE *f = popen(cmd, "r");
+    cr_assert(f);
+    char out[2048] = "";
+    size_t n = fread(out, 1, sizeof out - 1, f);
+    out[n] = '\0';
+    cr_assert_eq(pclose(f), 0, "the reader failed (bad chunk or CRC):\n%s", out);
+    cr_expect_str_eq(out, "tEXt Command ./train configs/a.ini clip.max_norm=0.5\n"
+                          "tEXt Seed 7\n"
+                          "iTXt Where Z\xc3\xbcrich\n");
+}

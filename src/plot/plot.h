@@ -181,6 +181,16 @@ void plot_image_free(PlotImage *im);
 /* The pixels as [h][w][3] RGB. */
 void plot_image_rgb(const PlotImage *im, unsigned char *rgb);
 
+/* ---- provenance: what made a figure ---- */
+
+/* Set (value not NULL) or remove (NULL) one item of provenance: key is a PNG text keyword
+ * (1-79 printable ASCII characters: "Command", "Seed", "Commit", "BLAS"). Every PNG this
+ * process writes afterwards carries the items, in the order first set, in a footer under
+ * the figure ("Key: value", wrapped) and as text chunks after IHDR (tEXt, or iTXt when the
+ * value is not ASCII). At most 8 keys; -1 for a bad key or a ninth. The render functions
+ * (the live window) draw no footer. */
+int plot_provenance(const char *key, const char *value);
+
 /* ---- helpers (also used by tests) ---- */
 
 /* 1 when the panel's y axis is drawn on a log scale: PLOT_LOGY_ON, or PLOT_LOGY_AUTO

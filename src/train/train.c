@@ -17,6 +17,7 @@
 #include "budget.h"
 #include "checkpoint.h"
 #include "common.h"
+#include "plot.h"
 #include "resume.h"
 #include "runfolder.h"
 
@@ -450,6 +451,9 @@ int trainer_run(const ModelDef *def, const void *model_cfg, const TrainerSetting
         if (rc == 0) rc = recovery_write_log(&tr->rec, run->out_dir);
     }
     double baseline = def->baseline_loss ? def->baseline_loss(tr->model) : NAN;
+    char seed[32];
+    snprintf(seed, sizeof seed, "%ld", run->seed);
+    plot_provenance("Seed", seed); /* on this run's figures */
     if (trained && rc == 0 && run->plots) rc = run_plots_write(tr, baseline);
     if (trained && rc == 0 && def->finish && !tr->diverged) def->finish(tr->model, tr);
     if (trained && rc == 0) { /* complete; then its resume.bin is not needed */
