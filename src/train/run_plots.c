@@ -134,10 +134,102 @@ static int write_columns(const Trainer *tr) {
     return columns_figure(path, title, &lp, &label, 1, tr->def->plot_columns);
 }
 
+/* Clipping as an adaptive step size (Zhang, He, Sra & Jadbabaie 2020: clipped GD is GD
+ * with step lr * min(1, c / ||g||)): per logged step of each run, the effective learning
+ * rate and the update's norm against the pre-clip gradient norm (points), with the rule
+ * lr * min(1, c / ||g||) drawn (over the clipped runs' norms) when every run has one lr
+ * and one constant threshold c;
+ * below, the cosine between the gradient before and after the clip step over the steps
+ * (1 when the clip only scales). Runs without the columns (older logs) are left out. */
+int run_plots_step_size(const char *path, const char *title, const MetricsLog *const *logs,
+                        const char *const *labels, int n) {
+    PlotSeries *es = xcalloc((size_t)n + 1, sizeof *es), *us = xcalloc((size_t)n, sizeof *us);
+    PlotSeries *cs = xcalloc((size_t)n, sizeof *cs);
+    double **b = xcalloc((size_t)n * 5 + 2, sizeof *b);
+    int ne = 0, nu = 0, nc = 0, one_rule = 1;
+    double lr = NAN, c = NAN, gmin = INFINITY, gmax = 0;
+    for (int i = 0; i < n; i++) {
+        const MetricsLog *l = logs[i];
+        int ce = metrics_col(l, "eff_lr"), cu = metrics_col(l, "update_norm");
+        int cc = metrics_col(l, "clip_cos"), cg = metrics_col(l, "grad_norm");
+        int ct = metrics_col(l, "clip_threshold"), cl = metrics_col(l, "lr");
+        if (ce < 0 || cu < 0 || cc < 0 || cg < 0) continue;
+        double **v = b + 5 * i;
+        for (int k = 0; k < 5; k++) v[k] = xmalloc((l->nrows + 1) * sizeof(double));
+        metrics_column(l, 0, v[0]);
+        metrics_column(l, cg, v[1]);
+        metrics_column(l, ce, v[2]);
+        metrics_column(l, cu, v[3]);
+        metrics_column(l, cc, v[4]);
+        for (size_t r = 0; r < l->nrows; r++) {
+            double g = v[1][r], t = ct >= 0 ? l->rows[r * (size_t)l->ncols + ct] : NAN;
+            double rl = cl >= 0 ? l->rows[r * (size_t)l->ncols + cl] : NAN;
+            if (isfinite(g) && g > 0 && isfinite(t)) gmin = fmin(gmin, g), gmax = fmax(gmax, g);
+            if (isnan(lr)) lr = rl;
+            one_rule &= rl == lr;
+            if (isfinite(t)) {
+                if (isnan(c)) c = t;
+                one_rule &= t == c;
+            }
+        }
+        es[ne++] = (PlotSeries){.label = labels[i], .x = v[1], .y = v[2], .n = l->nrows,
+                                .style = PLOT_DOTS, .color = i + 1};
+        us[nu++] = (PlotSeries){.label = labels[i], .x = v[1], .y = v[3], .n = l->nrows,
+                                .style = PLOT_DOTS, .color = i + 1};
+        cs[nc++] = (PlotSeries){.label = labels[i], .x = v[0], .y = v[4], .n = l->nrows,
+                                .color = i + 1};
+    }
+    if (ne == 0) {
+        free(es), free(us), free(cs), free(b);
+        return 0;
+    }
+    enum { RULE = 64 };
+    char rule[96];
+    if (one_rule && isfinite(lr) && isfinite(c) && gmin < gmax) {
+        double *rx = b[5 * n] = xmalloc(RULE * sizeof(double));
+        double *ry = b[5 * n + 1] = xmalloc(RULE * sizeof(double));
+        for (int k = 0; k < RULE; k++) {
+            rx[k] = gmin * pow(gmax / gmin, k / (RULE - 1.0));
+            ry[k] = lr * fmin(1.0, c / rx[k]);
+        }
+        snprintf(rule, sizeof rule, "lr \u00b7 min(1, c / \u2016g\u2016), lr = %g, c = %g", lr, c);
+        es[ne++] = (PlotSeries){.label = rule, .x = rx, .y = ry, .n = RULE, .color = 8};
+    }
+    PlotPanel panels[3] = {
+        {.title = "Effective learning rate: lr \u00d7 clip coefficient, against the gradient norm",
+         .xlabel = "pre-clip global gradient L2 norm \u2016g\u2016", .ylabel = "lr \u00d7 coefficient",
+         .logx = 1, .logy = PLOT_LOGY_AUTO, .series = es, .nseries = ne, .hline = NAN},
+        {.title = "Length of the update \u2016\u0394\u03b8\u2016 (optimizer step), against the gradient norm",
+         .xlabel = "pre-clip global gradient L2 norm \u2016g\u2016", .ylabel = "\u2016\u0394\u03b8\u2016",
+         .logx = 1, .logy = PLOT_LOGY_AUTO, .series = us, .nseries = nu, .hline = NAN},
+        {.title = "Cosine between the gradient before and after the clip step (1: only scaled)",
+         .xlabel = "step", .ylabel = "cosine", .logy = PLOT_LOGY_OFF, .series = cs, .nseries = nc,
+         .hline = NAN},
+    };
+    char err[256];
+    int rc = plot_figure(path, title, panels, 3, 1100, 1300, err, sizeof err);
+    if (rc != 0) fprintf(stderr, "cliplab: error: writing %s: %s\n", path, err);
+    for (int i = 0; i < 5 * n + 2; i++) free(b[i]);
+    free(es), free(us), free(cs), free(b);
+    return rc;
+}
+
+static int write_step_size(const Trainer *tr) {
+    char path[CFG_STR_MAX + 32], title[CFG_STR_MAX + 160], desc[96];
+    const MetricsLog *lp = &tr->log;
+    const char *label = desc;
+    clipper_describe_run(&tr->groups[0].clip, desc, sizeof desc);
+    snprintf(path, sizeof path, "%s/step_size.png", tr->run.out_dir);
+    snprintf(title, sizeof title, "%s (clip: %s): clipping as an adaptive step size", tr->run.name,
+             desc);
+    return run_plots_step_size(path, title, &lp, &label, 1);
+}
+
 int run_plots_write(const Trainer *tr, double baseline) {
     int rc = tr->log.nrows ? write_loss_and_norm(tr, baseline) : 0;
     if (rc == 0 && tr->pnorm_log.nrows) rc = write_heatmap(tr);
     if (rc == 0 && tr->log.nrows && tr->def->plot_columns) rc = write_columns(tr);
+    if (rc == 0 && tr->log.nrows) rc = write_step_size(tr);
     return rc;
 }
 
@@ -369,6 +461,18 @@ int trainer_compare_plot(const RunResult *runs, int n, const char *path) {
     char err[256];
     int rc = plot_figure(path, title, panels, 2, 1100, 900, err, sizeof err);
     if (rc != 0) fprintf(stderr, "cliplab: error: writing %s: %s\n", path, err);
+    if (rc == 0) { /* beside it: <path without .png>_step_size.png */
+        size_t pl = strlen(path);
+        char *sp = xmalloc(pl + 32), st[640];
+        snprintf(sp, pl + 32, "%.*s_step_size.png",
+                 (int)(pl > 4 && !strcmp(path + pl - 4, ".png") ? pl - 4 : pl), path);
+        snprintf(st, sizeof st, "Clipping as an adaptive step size (Zhang et al. 2020): %s",
+                 runs[0].title);
+        const MetricsLog **logs = xcalloc((size_t)n, sizeof *logs);
+        for (int i = 0; i < n; i++) logs[i] = &runs[i].log;
+        rc = run_plots_step_size(sp, st, logs, (const char *const *)legends, n);
+        free(logs), free(sp);
+    }
     for (int i = 0; i < 10 * n; i++) free(bufs[i]);
     for (int i = 0; i < nextra; i++) free(extra[i]);
     for (int i = 0; i < n; i++) free(legends[i]);

@@ -66,7 +66,7 @@ static void log_columns(Trainer *tr) {
     MetricsLog *l = &tr->log;
     const char *base[] = {"step",      "loss",    "grad_norm", "grad_norm_clipped",
                           "clip_coef", "clip_threshold", "clipped", "clip_frac",
-                          "lr",        "time_ms"};
+                          "lr",        "time_ms", "clip_cos", "update_norm", "eff_lr"};
     for (size_t i = 0; i < sizeof base / sizeof *base; i++) metrics_add_col(l, base[i]);
     for (int g = 1; g < tr->ngroups; g++) {
         const char *suffix[] = {"grad_norm", "grad_norm_clipped", "clip_coef"};
@@ -107,6 +107,9 @@ static void log_step(Trainer *tr, double loss) {
     v[k++] = g0->updates ? (double)g0->clipped / (double)g0->updates : 0.0;
     v[k++] = g0->lr;
     v[k++] = 1000.0 * (now_seconds() - tr->t_start);
+    v[k++] = g0->cos_clip;
+    v[k++] = g0->update_norm;
+    v[k++] = g0->eff_lr;
     for (int g = 1; g < tr->ngroups; g++) {
         v[k++] = tr->groups[g].last.pre_norm;
         v[k++] = tr->groups[g].last.post_norm;
@@ -359,6 +362,7 @@ void trainer_destroy(Trainer *tr) {
     for (int g = 0; g < tr->ngroups; g++) {
         optim_free(&tr->groups[g].optim);
         clipper_free(&tr->groups[g].clip);
+        free(tr->groups[g].scratch);
     }
     metrics_free(&tr->log);
     metrics_free(&tr->pnorm_log);
