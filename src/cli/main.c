@@ -11,8 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include <cblas.h> /* openblas_get_config, openblas_get_corename */
-
+#include "blas_pin.h"
 #include "clipper.h"
 #include "live_view.h"
 #include "common.h"
@@ -65,11 +64,7 @@ static void set_provenance(int argc, char **argv) {
             k += (size_t)snprintf(cmd + k, sizeof cmd - k, *c == '\'' ? "'\\''" : "%c", *c);
         if (k < sizeof cmd) k += (size_t)snprintf(cmd + k, sizeof cmd - k, "'");
     }
-    const char *cfg = openblas_get_config(); /* "OpenBLAS 0.3.21 NO_LAPACKE DYNAMIC_ARCH ..." */
-    int vl = 0, sp = 0;
-    while (cfg[vl] && (cfg[vl] != ' ' || ++sp < 2)) vl++;
-    snprintf(blas, sizeof blas, "%.*s, %s kernel (chosen by this machine)", vl, cfg,
-             openblas_get_corename());
+    snprintf(blas, sizeof blas, "%s", blas_describe());
     plot_provenance("Command", cmd);
     plot_provenance("Seed", "(set per run)");
     plot_provenance("Commit", "cliplab " CLIPLAB_COMMIT);
@@ -385,6 +380,7 @@ static LiveView *open_live(RunSpec *specs, int n, int *rc) {
 }
 
 int main(int argc, char **argv) {
+    blas_pin(); /* before any BLAS call, sweeps included: one kernel on every machine */
     ASSERT(model_registry_count < 63, "registry too large");
     for (int i = 0; i < model_registry_count; i++) model_choices[i] = model_registry[i]->name;
     model_keys[0].def = model_registry[0]->name;
@@ -457,6 +453,7 @@ int main(int argc, char **argv) {
     if (rc == 0 && npaths > 1) remove(cmp_path);
     LiveView *lv = rc == 0 && live ? open_live(specs, npaths, &rc) : NULL;
     RunResult *res = xcalloc((size_t)npaths, sizeof *res);
+    if (rc == 0 && !specs[0].set.train.quiet) printf("BLAS: %s\n", blas_describe());
     for (int i = 0; i < npaths && rc == 0; i++) {
         RunSpec *s = &specs[i];
         if (!s->set.train.quiet) print_config(&s->cfg, s->path);

@@ -236,6 +236,4 @@ int trainer_compare_plot(const RunResult *runs, int n, const char *path);
 int run_plots_step_size(const char *path, const char *title, const MetricsLog *const *logs,
                         const char *const *labels, int n);
 
-double now_seconds(void);
-
 #endif
