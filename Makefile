@@ -50,6 +50,10 @@ DEB_PACKAGES := pkg-config libopenblas-dev libstb-dev libinih-dev libcriterion-d
                 zlib1g-dev dataset-fashion-mnist liblapacke-dev openmpi-bin libopenmpi-dev \
                 libsdl2-dev libx11-dev xvfb
 
+# the commit every figure's provenance names (git describe; a fallback outside git),
+# compiled into main.o only; the stamp changes when the description does
+CLIPLAB_COMMIT := $(shell git describe --always --dirty 2>/dev/null || echo "unknown (not a git checkout)")
+
 # The layers, bottom to top (docs/design.md): each folder compiles with the
 # include paths of its own layer and the layers below it, so an #include of a
 # header from a layer above does not compile. Tests, benchmarks and fuzzers see
@@ -98,6 +102,15 @@ all: $(TRAIN)
 
 $(TRAIN): $(BUILD)/obj/src/cli/main.o $(LIB_OBJ)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/commit.stamp: FORCE
+	@mkdir -p $(dir $@)
+	@echo '$(CLIPLAB_COMMIT)' > $@.new; if cmp -s $@.new $@; then rm $@.new; else mv $@.new $@; fi
+.PHONY: FORCE
+FORCE:
+
+$(BUILD)/obj/src/cli/main.o: $(BUILD)/commit.stamp
+$(BUILD)/obj/src/cli/main.o: CPPFLAGS += -DCLIPLAB_COMMIT='"$(CLIPLAB_COMMIT)"'
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)

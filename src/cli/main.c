@@ -18,6 +18,7 @@
 #include "config.h"
 #include "model.h"
 #include "optim.h"
+#include "plot.h"
 #include "recovery.h"
 #include "runfolder.h"
 #include "sweep.h"
@@ -38,6 +39,36 @@ static _Noreturn void usage_error(const char *fmt, ...) {
     fputc('\n', stderr);
     va_end(ap);
     exit(EXIT_USAGE);
+}
+
+#ifndef CLIPLAB_COMMIT /* the Makefile passes `git describe --always --dirty` */
+#define CLIPLAB_COMMIT "unknown (built outside git)"
+#endif
+
+/* Provenance of every figure this process writes (plot.h): the command that remakes it
+ * (./train and the arguments, quoted for a shell where needed), the commit, the BLAS in
+ * force; the trainer adds each run's seed. */
+static void set_provenance(int argc, char **argv) {
+    char cmd[4096] = "./train", blas[256];
+    size_t k = strlen(cmd);
+    for (int i = 1; i < argc && k < sizeof cmd; i++) {
+        int plain = argv[i][0] != '\0';
+        for (const char *c = argv[i]; *c; c++)
+            plain &= !strchr(" \t\n'\"\\$`*?[]{}()<>|&;#~!", *c);
+        if (plain) {
+            k += (size_t)snprintf(cmd + k, sizeof cmd - k, " %s", argv[i]);
+            continue;
+        }
+        k += (size_t)snprintf(cmd + k, sizeof cmd - k, " '");
+        for (const char *c = argv[i]; *c && k < sizeof cmd; c++)
+            k += (size_t)snprintf(cmd + k, sizeof cmd - k, *c == '\'' ? "'\\''" : "%c", *c);
+        if (k < sizeof cmd) k += (size_t)snprintf(cmd + k, sizeof cmd - k, "'");
+    }
+    snprintf(blas, sizeof blas, "%s", blas_describe());
+    plot_provenance("Command", cmd);
+    plot_provenance("Seed", "(set per run)");
+    plot_provenance("Commit", "cliplab " CLIPLAB_COMMIT);
+    plot_provenance("BLAS", blas);
 }
 
 static const char *model_choices[64];
@@ -355,6 +386,7 @@ int main(int argc, char **argv) {
     model_keys[0].def = model_registry[0]->name;
     model_keys[0].offset = offsetof(ModelSel, type);
 
+    set_provenance(argc, argv);
     if (argc > 1 && !strcmp(argv[1], "--sweep")) return sweep_main(argc - 2, argv + 2, sweep_check);
 
     const char *paths[MAX_RUNS];
@@ -429,6 +461,16 @@ int main(int argc, char **argv) {
                          &res[i]);
     }
     if (rc == 0 && npaths > 1) {
+        char seeds[256] = "";
+        size_t k = 0;
+        for (int i = 0; i < npaths && k < sizeof seeds; i++) {
+            int dup = 0;
+            for (int j = 0; j < i; j++) dup |= specs[j].set.run.seed == specs[i].set.run.seed;
+            if (!dup)
+                k += (size_t)snprintf(seeds + k, sizeof seeds - k, "%s%ld", k ? ", " : "",
+                                      specs[i].set.run.seed);
+        }
+        plot_provenance("Seed", seeds);
         if (!compare) mkdir("runs", 0777);
         rc = compare_runs(specs, res, npaths, cmp_path) == 0 ? 0 : 1;
         if (rc == 0) printf("comparison plot: %s\n", cmp_path);

@@ -38,6 +38,8 @@ UpdateGroup *trainer_add_group(Trainer *tr, ParamSet *ps) {
     g->optim_cfg = gs ? gs->optim : tr->set->optim;
     optim_init(&g->optim, &g->optim_cfg, ps->n);
     clipper_init(&g->clip, gs ? &gs->clip : &tr->set->clip, ps);
+    g->scratch = xmalloc((ps->n ? ps->n : 1) * sizeof *g->scratch);
+    g->cos_clip = g->update_norm = g->eff_lr = NAN;
     return g;
 }
 
@@ -54,8 +56,22 @@ static void refuse(UpdateGroup *g) {
     param_zero_grad(g->ps);
     g->last.post_norm = g->last.coef = NAN;
     g->last.clipped = 0;
+    g->cos_clip = g->update_norm = g->eff_lr = NAN;
     if (g->clip.param_norms) /* the clip step did not run: no per-tensor norms this step */
         for (int i = 0; i < clipper_nparams(&g->clip); i++) g->clip.param_norms[i] = NAN;
+}
+
+/* cos(a, b) and ||a - b||, summed in double in index order (NaN for a zero vector). */
+static double cosine(const float *a, const float *b, size_t n) {
+    double ab = 0, aa = 0, bb = 0;
+    for (size_t i = 0; i < n; i++) ab += (double)a[i] * b[i], aa += (double)a[i] * a[i], bb += (double)b[i] * b[i];
+    return aa > 0 && bb > 0 ? ab / sqrt(aa * bb) : NAN;
+}
+
+static double distance(const float *a, const float *b, size_t n) {
+    double s = 0;
+    for (size_t i = 0; i < n; i++) s += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
+    return sqrt(s);
 }
 
 PipeResult pipeline_update(UpdateGroup *g, double loss_scale, double lr) {
@@ -72,12 +88,18 @@ PipeResult pipeline_update(UpdateGroup *g, double loss_scale, double lr) {
         refuse(g);
         return PIPE_NONFINITE;
     }
-    /* 4. all-reduce: single process, nothing to reduce. 5. gradient clip */
+    /* 4. all-reduce: single process, nothing to reduce. 5. gradient clip; the cosine of
+     * the gradient before and after it */
+    memcpy(g->scratch, ps->grad, ps->n * sizeof *ps->grad);
     clipper_apply(&g->clip, pre, &g->last);
     g->clipped += g->last.clipped;
-    /* 6. optimizer step */
+    g->cos_clip = cosine(g->scratch, ps->grad, ps->n);
+    /* 6. optimizer step; the update's norm ||delta theta|| and lr x clip coefficient */
     g->lr = lr;
+    g->eff_lr = lr * g->last.coef;
+    memcpy(g->scratch, ps->data, ps->n * sizeof *ps->data);
     optim_step(&g->optim, ps, lr);
+    g->update_norm = distance(ps->data, g->scratch, ps->n);
     /* 7. weight clip */
     clipper_clamp_weights(&g->clip);
     g->updates++;

@@ -18,6 +18,7 @@
 #include "budget.h"
 #include "checkpoint.h"
 #include "common.h"
+#include "plot.h"
 #include "resume.h"
 #include "runfolder.h"
 
@@ -60,7 +61,7 @@ static void log_columns(Trainer *tr) {
     MetricsLog *l = &tr->log;
     const char *base[] = {"step",      "loss",    "grad_norm", "grad_norm_clipped",
                           "clip_coef", "clip_threshold", "clipped", "clip_frac",
-                          "lr",        "time_ms"};
+                          "lr",        "time_ms", "clip_cos", "update_norm", "eff_lr"};
     for (size_t i = 0; i < sizeof base / sizeof *base; i++) metrics_add_col(l, base[i]);
     for (int g = 1; g < tr->ngroups; g++) {
         const char *suffix[] = {"grad_norm", "grad_norm_clipped", "clip_coef"};
@@ -101,6 +102,9 @@ static void log_step(Trainer *tr, double loss) {
     v[k++] = g0->updates ? (double)g0->clipped / (double)g0->updates : 0.0;
     v[k++] = g0->lr;
     v[k++] = 1000.0 * (now_seconds() - tr->t_start);
+    v[k++] = g0->cos_clip;
+    v[k++] = g0->update_norm;
+    v[k++] = g0->eff_lr;
     for (int g = 1; g < tr->ngroups; g++) {
         v[k++] = tr->groups[g].last.pre_norm;
         v[k++] = tr->groups[g].last.post_norm;
@@ -355,6 +359,7 @@ void trainer_destroy(Trainer *tr) {
     for (int g = 0; g < tr->ngroups; g++) {
         optim_free(&tr->groups[g].optim);
         clipper_free(&tr->groups[g].clip);
+        free(tr->groups[g].scratch);
     }
     metrics_free(&tr->log);
     metrics_free(&tr->pnorm_log);
@@ -447,6 +452,9 @@ int trainer_run(const ModelDef *def, const void *model_cfg, const TrainerSetting
         if (rc == 0) rc = recovery_write_log(&tr->rec, run->out_dir);
     }
     double baseline = def->baseline_loss ? def->baseline_loss(tr->model) : NAN;
+    char seed[32];
+    snprintf(seed, sizeof seed, "%ld", run->seed);
+    plot_provenance("Seed", seed); /* on this run's figures */
     if (trained && rc == 0 && run->plots) rc = run_plots_write(tr, baseline);
     if (trained && rc == 0 && def->finish && !tr->diverged) def->finish(tr->model, tr);
     if (trained && rc == 0) { /* complete; then its resume.bin is not needed */
@@ -477,7 +485,13 @@ int trainer_run(const ModelDef *def, const void *model_cfg, const TrainerSetting
         if (def->describe) {
             def->describe(tr->model, own + 2, sizeof own - 4);
             own[0] = ';', own[1] = ' ';
+            snprintf(res->own, sizeof res->own, "%s", own + 2);
         }
+        if (def->title)
+            def->title(tr->model, res->title, sizeof res->title);
+        else
+            snprintf(res->title, sizeof res->title, "%s", def->name);
+        res->seed = run->seed;
         snprintf(res->label, sizeof res->label, "%s (clip: %s%s%s)", run->name, res->clip_desc,
                  own, res->recovery ? "; spike recovery on" : "");
         res->events = tr->rec.events;

@@ -130,6 +130,13 @@ typedef struct UpdateGroup {
     Clipper clip;
     ClipStats last;               /* stats of the latest update */
     double lr;
+    /* what the clip did to the step, measured by the pipeline (NaN when refused):
+     * cos_clip, cosine of the gradient before and after the clip step (1: only scaled;
+     * below 1: turned, as value clipping does); update_norm, ||delta theta|| of the
+     * optimizer step; eff_lr, lr x clip coefficient (Zhang et al. 2020: clipping as an
+     * adaptive step size) */
+    double cos_clip, update_norm, eff_lr;
+    float *scratch;               /* ps->n floats: the pre-clip gradient, then the pre-step weights */
     long updates, clipped, skipped;
 } UpdateGroup;
 
@@ -190,6 +197,9 @@ typedef struct RunResult {
     char out_dir[CFG_STR_MAX];    /* where the run wrote its files */
     const ModelDef *def;          /* the model it trained */
     char label[CFG_STR_MAX + 128];
+    char title[96];               /* the model and task (ModelDef.title) */
+    char own[96];                 /* the model's own clipping (ModelDef.describe), or "" */
+    long seed;
     MetricsLog log;               /* owned copy of the rows for comparison plots */
     double baseline;              /* trivial-predictor loss or NaN */
     char clip_desc[96];           /* what the clip step did ("global L2 norm 1") */
@@ -220,5 +230,10 @@ int run_plots_write(const Trainer *tr, double baseline);
 /* several runs' loss and grad-norm curves (two panels) overlaid in one PNG,
  * or their model's plot_columns (one panel each) when it names some. */
 int trainer_compare_plot(const RunResult *runs, int n, const char *path);
+/* Clipping as an adaptive step size: effective lr and ||delta theta|| against the
+ * pre-clip norm, and the clip's cosine over steps, for n runs' logs (a run's
+ * step_size.png; the comparison's <name>_step_size.png). 0, or -1 with a message. */
+int run_plots_step_size(const char *path, const char *title, const MetricsLog *const *logs,
+                        const char *const *labels, int n);
 
 #endif
