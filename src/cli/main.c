@@ -97,6 +97,7 @@ static int build_sections(const CfgSection **secs, void **structs, RunSpec *rs) 
     secs[n] = &optim_config_section, structs[n++] = &rs->set.optim;
     secs[n] = &clip_config_section, structs[n++] = &rs->set.clip;
     secs[n] = &recovery_config_section, structs[n++] = &rs->set.recovery;
+    secs[n] = &scaler_config_section, structs[n++] = &rs->set.scaler;
     for (int i = 0; i < model_registry_count; i++) {
         if (!model_registry[i]->section) continue;
         if (rs) rs->model_cfg[i] = xcalloc(1, model_registry[i]->cfg_size);
@@ -213,6 +214,13 @@ static int check_run_name(const char *name, const char *path) {
 
 static int check_combinations(const RunSpec *rs, const char *path) {
     if (check_optim(&rs->set.optim, rs->set.train.steps, "optim", path)) return -1;
+    char err[512];
+    int si = cfg_find_section(&rs->cfg, "scaler");
+    if (scaler_check(&rs->set.train, &rs->set.scaler, si >= 0 && rs->cfg.touched[si], path, err,
+                     sizeof err, stderr)) {
+        fprintf(stderr, "cliplab: error: %s\n", err);
+        return -1;
+    }
     for (int g = 0; g < rs->set.ngroups; g++) {
         char sec[CFG_NAME_MAX];
         snprintf(sec, sizeof sec, "optim.%s", rs->set.groups[g].name);

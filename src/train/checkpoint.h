@@ -1,7 +1,8 @@
 /* checkpoint.h: the whole training state in one binary format: step, the
  * trainer's RNG, every group's parameters, buffers, optimizer moments and step
  * count, clip-method state, update counters, the spike detector's running
- * average, and the model's own state (data position) through its hooks.
+ * average, the loss scaler (scale, growth tracker, skips), and the model's
+ * own state (data position) through its hooks.
  * Restoring it and replaying gives the same numbers bit for bit.
  *
  * Used in memory by spike recovery and on disk (written to a temporary name,

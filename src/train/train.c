@@ -72,6 +72,10 @@ static void log_columns(Trainer *tr) {
         }
     }
     for (int i = 0; i < tr->nextra; i++) metrics_add_col(l, tr->extra_names[i]);
+    if (tr->scaler.dynamic) { /* the scale the step ran with; 1 where an overflow skipped it */
+        metrics_add_col(l, "loss_scale");
+        metrics_add_col(l, "overflow_skip");
+    }
     /* grad_norms.csv: every tensor of every group (qualified names past the first group) */
     int any = 0;
     for (int g = 0; g < tr->ngroups; g++) any |= tr->groups[g].clip.param_norms != NULL;
@@ -111,6 +115,10 @@ static void log_step(Trainer *tr, double loss) {
         v[k++] = tr->groups[g].last.coef;
     }
     for (int i = 0; i < tr->nextra; i++) v[k++] = tr->extra[i];
+    if (tr->scaler.dynamic) {
+        v[k++] = tr->scaler.last_scale;
+        v[k++] = tr->scaler.last_found_inf;
+    }
     ASSERT(k == tr->log.ncols, "row has %d values for %d columns", k, tr->log.ncols);
     metrics_row(&tr->log, v);
     if (!tr->pnorm_log.ncols) return;
@@ -341,6 +349,8 @@ Trainer *trainer_create(const ModelDef *def, const void *model_cfg, const Traine
     blas_pin(); /* before the first BLAS call: one kernel on every machine */
     openblas_set_num_threads(tr->train.threads);
     ctx_init(&tr->ctx, (size_t)s->train.arena_mb << 20, (size_t)s->train.max_nodes);
+    tr->ctx.precision = s->train.precision;
+    scaler_init(&tr->scaler, &s->scaler, s->train.loss_scale);
     rng_seed(&tr->rng, (uint64_t)s->run.seed, 54);
     tr->model = def->create(tr, model_cfg);
     ASSERT(tr->ngroups > 0, "model %s registered no parameter group", def->name);
