@@ -36,6 +36,7 @@ UpdateGroup *trainer_add_group(Trainer *tr, ParamSet *ps) {
     memset(g, 0, sizeof *g);
     g->ps = ps;
     g->optim_cfg = gs ? gs->optim : tr->set->optim;
+    g->dist = tr->set->dist;
     optim_init(&g->optim, &g->optim_cfg, ps->n);
     clipper_init(&g->clip, gs ? &gs->clip : &tr->set->clip, ps);
     return g;
@@ -65,16 +66,34 @@ PipeResult pipeline_update(UpdateGroup *g, double loss_scale, double lr) {
         float inv = (float)(1.0 / loss_scale);
         for (size_t i = 0; i < ps->n; i++) ps->grad[i] *= inv;
     }
-    /* 3. non-finite check (the global L2 norm is non-finite iff an element is) */
+    /* 3. non-finite check (the global L2 norm is non-finite iff an element is;
+     * under mpirun every rank refuses when one rank's gradient is non-finite) */
     double pre = clipper_global_norm(&g->clip);
     g->last.pre_norm = pre;
-    if (!isfinite(pre)) {
+    if (dist_any(!isfinite(pre))) {
         refuse(g);
         return PIPE_NONFINITE;
     }
-    /* 4. all-reduce: single process, nothing to reduce. 5. gradient clip */
-    clipper_apply(&g->clip, pre, &g->last);
+    /* 4. all-reduce across ranks (dist.h): each rank's gradient is already 1/N
+     * of its share (the backward seed), so the rank-ordered sum is DDP's mean.
+     * [dist] clip = local: each rank clips its own gradient first, by its own
+     * norm (the Horovod mistake); the reduced gradient is then not clipped. */
+    g->rank_norm = pre;
+    int local_clip = dist_size() > 1 && g->dist.clip == DIST_CLIP_LOCAL;
+    if (local_clip) clipper_apply(&g->clip, pre, &g->last);
+    if (dist_size() > 1) {
+        dist_allreduce_ordered(ps->grad, ps->n);
+        pre = clipper_global_norm(&g->clip);
+        g->last.pre_norm = pre;
+    }
+    /* 5. gradient clip: once, on the reduced gradient */
+    if (local_clip) { /* it ran per rank (coef: this rank's); the step gets the reduced gradient */
+        g->last.post_norm = pre;
+    } else {
+        clipper_apply(&g->clip, pre, &g->last);
+    }
     g->clipped += g->last.clipped;
+    g->update_norm = g->last.post_norm;
     /* 6. optimizer step */
     g->lr = lr;
     optim_step(&g->optim, ps, lr);
@@ -111,6 +130,40 @@ static int in_list(const UpdateGroup *g, UpdateGroup *const *upd, int nupd) {
     return 0;
 }
 
+/* A micro-batch another rank computes: its data is drawn and dropped here, so
+ * every rank's data stream stays where one process's would be. */
+static void skip_micro_batch(Trainer *tr) {
+    ASSERT(tr->def->loss, "model %s: only supervised models skip micro-batches", tr->def->name);
+    if (tr->def->skip_batch) {
+        tr->def->skip_batch(tr->model, tr);
+        return;
+    }
+    int prev = ctx_set_grad(&tr->ctx, 0);
+    ctx_reset(&tr->ctx);
+    tr->def->loss(tr->model, &tr->ctx, tr);
+    ctx_set_grad(&tr->ctx, prev);
+}
+
+/* Step 1's accumulation in a fixed order: each micro-batch's gradient is
+ * computed into zeroed buffers, then added to the sum of the earlier ones
+ * (sum + new, elementwise), the adds the rank-ordered all-reduce makes, so
+ * grad_accum = N on one process and N ranks give the same bytes. */
+static void accumulate_begin(UpdateGroup *const *upd, int nupd) {
+    for (int i = 0; i < nupd; i++) {
+        ParamSet *ps = upd[i]->ps;
+        if (!upd[i]->acc) upd[i]->acc = xmalloc(ps->n * sizeof *upd[i]->acc);
+        memcpy(upd[i]->acc, ps->grad, ps->n * sizeof *ps->grad);
+        param_zero_grad(ps);
+    }
+}
+static void accumulate_end(UpdateGroup *const *upd, int nupd) {
+    for (int i = 0; i < nupd; i++) {
+        ParamSet *ps = upd[i]->ps;
+        const float *acc = upd[i]->acc;
+        for (size_t j = 0; j < ps->n; j++) ps->grad[j] = acc[j] + ps->grad[j];
+    }
+}
+
 double trainer_step(Trainer *tr, UpdateGroup *const *upd, int nupd, TrainerLossFn fn, void *model,
                     void *arg) {
     ASSERT(nupd > 0, "trainer_step with no group to update");
@@ -119,19 +172,44 @@ double trainer_step(Trainer *tr, UpdateGroup *const *upd, int nupd, TrainerLossF
     /* groups outside the update are frozen: no gradient is recorded into them */
     for (int i = 0; i < tr->ngroups; i++)
         if (!in_list(&tr->groups[i], upd, nupd)) param_set_requires_grad(tr->groups[i].ps, 0);
-    int k = tr->train.grad_accum;
-    double loss_sum = 0.0;
-    for (int i = 0; i < k; i++) {
+    /* 1. backward. Under mpirun rank r computes micro-batches r*k .. r*k+k-1 of
+     * the K = k*N the step takes (k = grad_accum) and draws past the others;
+     * each loss is seeded with loss_scale / K, so the sum is the mean. */
+    int k = tr->train.grad_accum, nranks = dist_size(), me = dist_rank(), K = k * nranks;
+    double *mine = xcalloc((size_t)k, sizeof *mine), *all = xcalloc((size_t)K, sizeof *all);
+    int done = 0, stopped = 0;
+    for (int i = 0; i < K; i++) {
+        if (stopped && !tr->def->loss) break; /* a custom-step model's data is its own */
+        if (i / k != me || stopped) { /* another rank's, or after a non-finite loss */
+            skip_micro_batch(tr);
+            continue;
+        }
+        if (done > 0) accumulate_begin(upd, nupd);
         ctx_reset(&tr->ctx);
         Tensor *loss = fn(model, &tr->ctx, tr, arg);
         ASSERT(loss && loss->n == 1, "a loss function must return a scalar");
-        loss_sum += loss->data[0];
-        if (!isfinite(loss->data[0])) break; /* no use running backward on NaN */
-        if (loss->grad) ad_backward(&tr->ctx, loss, (float)(tr->train.loss_scale / k));
+        mine[done++] = loss->data[0];
+        if (!isfinite(loss->data[0])) { /* no use running backward on NaN */
+            stopped = 1;
+            continue;
+        }
+        if (loss->grad) ad_backward(&tr->ctx, loss, (float)(tr->train.loss_scale / K));
+        if (done > 1) accumulate_end(upd, nupd);
     }
     ctx_reset(&tr->ctx);
     for (int i = 0; i < tr->ngroups; i++) param_set_requires_grad(tr->groups[i].ps, 1);
-    double loss = loss_sum / k;
+    /* the step's loss: the micro-batch losses in order, up to the first non-finite one */
+    dist_allgather_doubles(all, mine, k);
+    double loss_sum = 0.0;
+    for (int i = 0; i < K; i++) {
+        loss_sum += all[i];
+        if (!isfinite(all[i])) break;
+    }
+    free(mine);
+    free(all);
+    /* the model's metrics of the step are those of the last micro-batch's rank */
+    if (nranks > 1 && tr->nextra > 0) dist_bcast_doubles(tr->extra, tr->nextra, nranks - 1);
+    double loss = loss_sum / K;
     if (!isfinite(loss)) {
         for (int i = 0; i < nupd; i++) {
             refuse(upd[i]);

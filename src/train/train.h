@@ -22,7 +22,9 @@
  *      each scaled by 1/grad_accum, so the update sees their mean)
  *   2. unscale: divide gradients by [train] loss_scale (mixed-precision order)
  *   3. non-finite check of the gradients: [train] on_nonfinite = stop|skip|error
- *   4. (all-reduce across ranks: cliplab trains on one process, so none)
+ *   4. all-reduce across ranks (dist.h; under mpirun: the mean over the ranks,
+ *      summed in rank order; [dist] clip = local clips each rank's gradient
+ *      first, the Horovod mistake)
  *   5. gradient clip (clipper.h): pre-clip norm, post-clip norm, coefficient
  *   6. optimizer step at the group's scheduled learning rate
  *   7. weight clip (WGAN-style clamp after the step)
@@ -45,6 +47,7 @@
 
 #include "clipper.h"
 #include "config.h"
+#include "dist.h"
 #include "metrics.h"
 #include "model.h"
 #include "optim.h"
@@ -100,6 +103,7 @@ typedef struct TrainerSettings {
     OptimConfig optim;
     ClipConfig clip;
     RecoveryConfig recovery;
+    DistConfig dist;              /* [dist]: data-parallel switches (under mpirun) */
     GroupSettings groups[TRAINER_MAX_GROUPS]; /* in ModelDef.groups order; none: [optim]/[clip] */
     int ngroups;
     /* Optional: called after each metrics row is logged (tr->log's last row), e.g.
@@ -129,6 +133,10 @@ typedef struct UpdateGroup {
     Optim optim;
     Clipper clip;
     ClipStats last;               /* stats of the latest update */
+    DistConfig dist;              /* the run's [dist] */
+    double rank_norm;             /* this rank's pre-clip L2 norm before the all-reduce */
+    double update_norm;           /* L2 norm of the gradient the optimizer stepped with */
+    float *acc;                   /* accumulation buffer (micro-batches summed in order) */
     double lr;
     long updates, clipped, skipped;
 } UpdateGroup;
