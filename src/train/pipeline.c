@@ -78,10 +78,15 @@ PipeResult pipeline_update(UpdateGroup *g, double loss_scale, double lr) {
      * of its share (the backward seed), so the rank-ordered sum is DDP's mean.
      * [dist] clip = local: each rank clips its own gradient first, by its own
      * norm (the Horovod mistake); the reduced gradient is then not clipped. */
-    g->rank_norm = pre;
-    int local_clip = dist_size() > 1 && g->dist.clip == DIST_CLIP_LOCAL;
-    if (local_clip) clipper_apply(&g->clip, pre, &g->last);
-    if (dist_size() > 1) {
+    int nranks = dist_size(), local_clip = nranks > 1 && g->dist.clip == DIST_CLIP_LOCAL;
+    g->rank_norm = pre * nranks; /* the norm of this rank's own mean gradient */
+    if (local_clip) { /* clip this rank's own mean gradient (x N), then back to its 1/N share */
+        float up = (float)nranks, down = (float)(1.0 / nranks);
+        for (size_t i = 0; i < ps->n; i++) ps->grad[i] *= up;
+        clipper_apply(&g->clip, g->rank_norm, &g->last);
+        for (size_t i = 0; i < ps->n; i++) ps->grad[i] *= down;
+    }
+    if (nranks > 1) {
         dist_allreduce_ordered(ps->grad, ps->n);
         pre = clipper_global_norm(&g->clip);
         g->last.pre_norm = pre;

@@ -7,6 +7,7 @@
 #include <cblas.h>
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -274,9 +275,25 @@ static int rollback_if_spike(Trainer *tr, double loss) {
 
 /* ---------------------------------------------------------------- the loop */
 
+/* The fault tests' hook (tests/test_ddp.c): CLIPLAB_KILL_AT=RANK:STEP makes
+ * that rank SIGKILL itself at the start of STEP, a rank dying mid-run at a
+ * step that does not depend on timing. -1 when unset or for another rank. */
+static long kill_step(void) {
+    const char *e = getenv("CLIPLAB_KILL_AT");
+    int rank;
+    long step;
+    if (!e || sscanf(e, "%d:%ld", &rank, &step) != 2 || rank != dist_rank()) return -1;
+    return step;
+}
+
 void trainer_train(Trainer *tr) {
     double last_print = now_seconds();
+    long kill_at = kill_step();
     for (; tr->step < tr->train.steps; tr->step++) { /* from 0, or a resumed step */
+        if (tr->step == kill_at) {
+            fflush(stdout);
+            raise(SIGKILL);
+        }
         if (checkpoint_if_due(tr) != 0 || resume_if_due(tr) != 0) {
             tr->failed = 1;
             break;
