@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "tfile.h"
 
 static char repo[512];
 
@@ -252,4 +253,35 @@ Test(ddp, custom_step_models_are_refused, .init = setup, .fini = cli_rmdir, .tim
     cr_assert_eq(rc, 2, "%s", o);
     cr_assert(strstr(o, "not split over ranks yet") && !cli_exists("runs"), "%s", o);
     free(o);
+}
+
+/* PyTorch DDP (gloo, 2 processes on the CPU, tests/ref/ref_ddp.py): 4 steps of
+ * an MLP with clip_grad_norm_ after the all-reduce; ours under mpirun -np 2
+ * from the same weights and batches gives the same norms and weights. */
+Test(ddp, matches_pytorch_ddp_gloo, .init = setup, .fini = cli_rmdir, .timeout = 120) {
+    NEED_MPI();
+    TFile *ref = tfile_load("ref_ddp");
+    const TRec *norms = tfile_get(ref, "norms@f64"), *w = tfile_get(ref, "w_final");
+    char path[1024], *o;
+    const char *dir = tfile_dir(); /* relative to the repo root, where the tests start */
+    snprintf(path, sizeof path, "%s%s%s/ref_ddp.bin", dir[0] == '/' ? "" : repo, dir[0] == '/' ? "" : "/", dir);
+    int rc = sh(&o, MPIRUN "-np 2 %s mlp %s", helper(), path);
+    cr_assert_eq(rc, 0, "%s", o);
+    const char *p = o;
+    for (size_t i = 0; i < norms->n; i++) {
+        p = strstr(p, "norm ");
+        cr_assert(p, "step %zu's norm missing:\n%s", i, o);
+        double got = strtod(p + 5, (char **)&p), want = ((const double *)norms->data)[i];
+        cr_assert(fabs(got - want) <= 1e-5 * fabs(want), "step %zu: norm %.9g, torch %.9g", i, got, want);
+        cr_assert(want > 0.5, "step %zu: the clip at 0.5 did not bite (norm %g): a weak test", i, want);
+    }
+    p = strstr(o, "\nw ");
+    cr_assert(p, "%s", o);
+    p += 3;
+    for (size_t i = 0; i < w->n; i++) {
+        double got = strtod(p, (char **)&p), want = ((const float *)w->data)[i];
+        cr_assert(fabs(got - want) <= 1e-6 + 1e-5 * fabs(want), "weight %zu: %.9g, torch %.9g", i, got, want);
+    }
+    free(o);
+    tfile_free(ref);
 }

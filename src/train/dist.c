@@ -31,9 +31,9 @@ static const CfgKey dist_keys[] = {
     DI_KEY("norm", CFG_ENUM, norm, "global", 0, 0, norm_choices,
            "with shard: global = the norm of the whole gradient; local = each rank's shard "
            "only (the FSDP pitfall; not built yet: refused)"),
-    DI_KEY("verbose", CFG_BOOL, verbose, "false", 0, 1, NULL,
-           "under mpirun: print each rank's pre-clip norm, the reduced norm, the update norm "
-           "and the loss at every logged step (make ddp)"),
+    DI_KEY("report_every", CFG_INT, report_every, "0", 0, 100000000, NULL,
+           "under mpirun: every this many steps (and at the first), rank 0 prints each rank's "
+           "pre-clip norm, the reduced norm, the norm of the update and the loss (0 = never)"),
 };
 const CfgSection dist_config_section = {"dist", dist_keys, (int)(sizeof dist_keys / sizeof *dist_keys),
                                         "data-parallel training under mpirun (docs/ddp.md)", NULL};

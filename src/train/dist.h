@@ -29,7 +29,7 @@ typedef struct DistConfig {
                    clips its own gradient before the all-reduce (the Horovod mistake) */
     int shard;  /* not yet: refused (see docs/ddp.md) */
     int norm;   /* DistNorm (with shard) */
-    int verbose; /* print each rank's pre-clip norm and the reduced norm every logged step */
+    int report_every; /* print each rank's pre-clip norm, the reduced and update norms every this many steps */
 } DistConfig;
 
 extern const CfgSection dist_config_section; /* [dist] */

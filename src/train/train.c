@@ -139,7 +139,7 @@ static void print_progress(Trainer *tr, double loss, double t_now, int final) {
     fflush(stdout);
 }
 
-/* [dist] verbose: each rank's pre-clip norm (gathered), the reduced norm, the
+/* [dist] report_every: each rank's pre-clip norm (gathered), the reduced norm, the
  * norm of the update the optimizer got and the loss, printed by rank 0. */
 static void dist_report(const Trainer *tr, double loss) {
     const UpdateGroup *g0 = &tr->groups[0];
@@ -312,9 +312,11 @@ void trainer_train(Trainer *tr) {
         }
         if (tr->step % tr->train.log_every == 0 || last) {
             log_step(tr, loss);
-            if (tr->set && tr->set->dist.verbose && dist_size() > 1) dist_report(tr, loss);
             if (tr->set && tr->set->observer) tr->set->observer(tr, tr->set->observer_arg);
         }
+        int every = tr->set ? tr->set->dist.report_every : 0; /* a collective: every rank */
+        if (every > 0 && dist_size() > 1 && (tr->step == 0 || (tr->step + 1) % every == 0 || last))
+            dist_report(tr, loss);
         double t = now_seconds();
         if (!tr->train.quiet && (t - last_print >= 1.0 || tr->step == 0 || last)) {
             print_progress(tr, loss, t, last);
