@@ -325,12 +325,12 @@ Test(mobilenet, initial_loss_is_near_ln_10) {
         Rng r;
         rng_seed(&r, 5, 1);
         mobilenet_build(&m, &cfg, 28, 28, 10, &r);
-        m.mean = 0.286f, m.std = 0.353f;
+        ImageSet norm = {.mean = 0.286f, .std = 0.353f};
         enum { B = 200 };
         int idx[B], y[B];
         static float x[B * 784];
         for (int i = 0; i < B; i++) idx[i] = i * 37;
-        mobilenet_fill_batch(&m, &d, idx, B, x, y);
+        imageset_fill(&norm, &d, idx, B, x, y);
         Ctx c;
         ctx_init(&c, 512 << 20, 4096);
         double loss = ad_cross_entropy(&c, mobilenet_logits(&m, &c, x, B), y)->data[0];

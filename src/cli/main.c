@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <zlib.h>
 
+#include "blas_pin.h"
 #include "clipper.h"
 #include "live_view.h"
 #include "common.h"
@@ -381,6 +382,7 @@ static int ranks_agree(int argc, char **argv) {
 }
 
 int main(int argc, char **argv) {
+    blas_pin(); /* before any BLAS call, sweeps included: one kernel on every machine */
     ASSERT(model_registry_count < 63, "registry too large");
     for (int i = 0; i < model_registry_count; i++) model_choices[i] = model_registry[i]->name;
     model_keys[0].def = model_registry[0]->name;
@@ -472,6 +474,7 @@ static int run_main(int argc, char **argv) {
     if (rc == 0 && npaths > 1 && dist_rank() == 0) remove(cmp_path);
     LiveView *lv = rc == 0 && live ? open_live(specs, npaths, &rc) : NULL;
     RunResult *res = xcalloc((size_t)npaths, sizeof *res);
+    if (rc == 0 && !specs[0].set.train.quiet) printf("BLAS: %s\n", blas_describe());
     for (int i = 0; i < npaths && rc == 0; i++) {
         RunSpec *s = &specs[i];
         if (!s->set.train.quiet && dist_rank() == 0) print_config(&s->cfg, s->path);

@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "blas_pin.h"
 #include "budget.h"
 #include "checkpoint.h"
 #include "common.h"
@@ -22,12 +23,6 @@
 #include "runfolder.h"
 
 /* ---------------------------------------------------------------- utils */
-
-double now_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 /* mkdir -p; returns 0 or -1 with errno set. */
 static int make_dirs(const char *path) {
@@ -343,6 +338,7 @@ static int open_outputs(Trainer *tr, const Config *cfg) {
         return -1;
     }
     cfg_write(cfg, f);
+    fprintf(f, "\n; made with BLAS: %s\n", blas_describe());
     if (fclose(f) != 0 || rename(tmp, path) != 0) {
         fprintf(stderr, "cliplab: error: cannot write %s: %s\n", path, strerror(errno));
         return -1;
@@ -377,6 +373,7 @@ Trainer *trainer_create(const ModelDef *def, const void *model_cfg, const Traine
         tr->train.threads = cap;
     }
     recovery_init(&tr->rec, &s->recovery, s->train.steps);
+    blas_pin(); /* before the first BLAS call: one kernel on every machine */
     openblas_set_num_threads(tr->train.threads);
     ctx_init(&tr->ctx, (size_t)s->train.arena_mb << 20, (size_t)s->train.max_nodes);
     rng_seed(&tr->rng, (uint64_t)s->run.seed, 54);

@@ -229,6 +229,4 @@ int run_plots_write(const Trainer *tr, double baseline);
  * or their model's plot_columns (one panel each) when it names some. */
 int trainer_compare_plot(const RunResult *runs, int n, const char *path);
 
-double now_seconds(void);
-
 #endif
