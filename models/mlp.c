@@ -6,7 +6,6 @@
  *
  * Init as torch.nn.Linear: weights and biases U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
  * Weight decay (Param.decay) on the weight matrices only. */
-#include <math.h>
 #include <stddef.h>
 #include <stdlib.h>
 
@@ -72,9 +71,9 @@ static void *mlp_create(Trainer *tr, const void *cfgp) {
 }
 
 static Tensor *mlp_loss(void *mp, Ctx *c, Trainer *tr) {
+    (void)tr;
     Mlp *m = mp;
     int B = imageset_next(&m->data);
-    trainer_set_metric(tr, m->m_acc, NAN); /* evaluate() fills it on evaluation steps */
     return ad_cross_entropy(c, mlp_logits(m, c, m->data.x, B), m->data.y);
 }
 
