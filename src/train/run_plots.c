@@ -67,10 +67,12 @@ static int write_loss_and_norm(const Trainer *tr, double baseline) {
         metrics_column(l, metrics_col(l, "clip_threshold"), th);
         int has_th = 0;
         for (size_t r = 0; r < n; r++) has_th |= isfinite(th[r]);
-        PlotSeries gs[3] = {{.label = "pre-clip norm", .x = x, .y = gn, .n = n},
-                            {.label = "post-clip norm", .x = x, .y = gc, .n = n},
-                            {.label = "clip threshold", .x = x, .y = th, .n = n}};
-        if (!has_th) gs[2] = gs[1]; /* value/norm/agc have no global threshold */
+        /* the post-clip line is drawn last, over the threshold it sits on whenever
+         * the clip acts; each keeps its colour whichever lines are drawn */
+        PlotSeries gs[3] = {{.label = "pre-clip norm", .x = x, .y = gn, .n = n, .color = 1},
+                            {.label = "clip threshold", .x = x, .y = th, .n = n, .color = 3},
+                            {.label = "post-clip norm", .x = x, .y = gc, .n = n, .color = 2}};
+        if (!has_th) gs[1] = gs[2]; /* value/norm/agc have no global threshold */
         PlotPanel gp = {.title = "Global gradient L2 norm", .xlabel = "step", .ylabel = "norm",
                         .logy = PLOT_LOGY_AUTO, .series = gs,
                         .nseries = tr->groups[0].clip.cfg.grad == CLIP_NONE ? 1 : 2 + has_th};
