@@ -17,7 +17,7 @@
  *    through the same call with every group updated.
  *  - The stop-gradient inside one forward is ad_detach() (ops.h).
  *
- * The update pipeline (DESIGN.md), per group, in this order:
+ * The update pipeline (docs/design.md), per group, in this order:
  *   1. backward (trainer_step; gradients accumulate over the micro-batches,
  *      each scaled by 1/grad_accum, so the update sees their mean)
  *   2. unscale: multiply gradients by 1/scale ([train] loss_scale, or the
