@@ -77,6 +77,11 @@ static Tensor *mlp_loss(void *mp, Ctx *c, Trainer *tr) {
     return ad_cross_entropy(c, mlp_logits(m, c, m->data.x, B), m->data.y);
 }
 
+static void mlp_skip_batch(void *mp, Trainer *tr) {
+    (void)tr;
+    imageset_skip(&((Mlp *)mp)->data);
+}
+
 static double mlp_evaluate(void *mp, Trainer *tr) {
     Mlp *m = mp;
     double loss, acc;
@@ -109,6 +114,7 @@ const ModelDef mlp_model = {
     .cfg_size = sizeof(MlpConfig),
     .create = mlp_create,
     .loss = mlp_loss,
+    .skip_batch = mlp_skip_batch,
     .evaluate = mlp_evaluate,
     .baseline_loss = mlp_baseline,
     .save_state = mlp_save_state,
