@@ -53,6 +53,9 @@
  *   tr->train     batch_size, steps, threads, quiet ([train])
  *   tr->diverged  1 once a non-finite loss or gradient stopped the run
  *   tr->log       the metrics rows so far (figures drawn in `finish`)
+ *   a group       the UpdateGroup trainer_add_group / trainer_group return
+ *                 (tr->groups[i]): its settings (clip.cfg, optim_cfg) and what
+ *                 its last update did (last: the clip's statistics)
  * and calls trainer_add_group, trainer_group, trainer_add_metric,
  * trainer_set_metric and (custom-step) trainer_step (train.h).
  *
