@@ -109,3 +109,38 @@ Test(contract, the_check_names_what_is_missing) {
     d.destroy = NULL;
     cr_assert(strstr(model_def_problem(&d), "destroy"));
 }
+
+/* ---------------------------------------------------------------- clip methods */
+
+/* Every [clip] key but the general ones is read by some methods and not by
+ * others: a method's new keys without their row in clip_key_unused's readers
+ * would count as read by every method, and set for another method would never
+ * warn. Each method's name is one of the grad choices, in enum order. */
+Test(contract, every_method_specific_clip_key_names_its_readers) {
+    const CfgSection *s = &clip_config_section;
+    static const char *const general[] = {"grad", "weight", "weight_only", "weight_exclude",
+                                          "log_param_norms"};
+    const CfgKey *grad = NULL;
+    for (int j = 0; j < s->nkeys; j++)
+        if (!strcmp(s->keys[j].name, "grad")) grad = &s->keys[j];
+    cr_assert(grad && grad->choices);
+    int nchoices = 0;
+    while (grad->choices[nchoices]) nchoices++;
+    cr_assert_eq(nchoices, CLIP_METHOD_COUNT);
+    for (int j = 0; j < s->nkeys; j++) {
+        const CfgKey *k = &s->keys[j];
+        int is_general = 0;
+        for (size_t g = 0; g < sizeof general / sizeof *general; g++) is_general |= !strcmp(k->name, general[g]);
+        if (is_general) continue;
+        int readers = 0;
+        for (int m = 0; m < CLIP_METHOD_COUNT; m++) {
+            ClipConfig c;
+            memset(&c, 0, sizeof c);
+            c.grad = m;
+            readers += s->unused(&c, k) == NULL;
+        }
+        cr_assert(readers < CLIP_METHOD_COUNT,
+                  "[clip] %s counts as read by every method: give it a row in clip_key_unused's "
+                  "readers (clipper.c)", k->name);
+    }
+}

@@ -31,7 +31,8 @@
  *  2. its enumerator here, just before CLIP_METHOD_COUNT, and its name at the
  *     same place in method_choices (a static assertion holds the two to the
  *     same count); its keys in clip_keys (a prefix such as rms_, listed in
- *     clip_key_unused's readers so a key set for another method warns);
+ *     clip_key_unused's readers so a key set for another method warns:
+ *     test_contract fails on a method key without its row);
  *  3. its case in clipper_apply and describe_method (-Wswitch names a
  *     missing one); a stateful method also its state in Clipper, its
  *     set-up in clipper_init and its clipper_save / clipper_load case.
