@@ -267,7 +267,7 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(LIB_OBJ)
 MPI_HELPERS := $(patsubst tests/mpi/%.c,$(BUILD)/tests/mpi_%,$(wildcard tests/mpi/*.c))
 $(BUILD)/tests/mpi_%: tests/mpi/%.c $(LIB_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(CPPFLAGS) $(addprefix -I,$(INC_tests)) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 test: deps
 	$(MAKE) $(TRAIN) $(BUILD)/test_all $(REF_BIN) $(MPI_HELPERS)
