@@ -157,15 +157,16 @@ Test(fingerprint, every_key_outside_the_documented_list_refuses_a_resume, .init 
     int nex = 0, nkeys = 0;
     int nsec = a->cfg.nsections;
     for (int s = 0; s < nsec; s++) {
-        const CfgSection *sec = a->cfg.sections[s];
-        for (int k = 0; k < sec->nkeys; k++) {
-            const CfgKey *key = &sec->keys[k];
-            char cur[CFG_STR_MAX + 64], val[CFG_STR_MAX + 128], name[160];
-            snprintf(name, sizeof name, "%s.%s", sec->name, key->name);
+        for (int k = 0; k < a->cfg.sections[s]->nkeys; k++) {
+            /* a fresh configuration each time: every default, this key changed */
             free_sections(a);
             memset(a, 0, sizeof *a);
             all_sections(a);
             cr_assert_eq(a->cfg.nsections, nsec);
+            const CfgSection *sec = a->cfg.sections[s];
+            const CfgKey *key = &sec->keys[k];
+            char cur[CFG_STR_MAX + 64], val[CFG_STR_MAX + 128], name[160];
+            snprintf(name, sizeof name, "%s.%s", sec->name, key->name);
             cfg_format_value(key, a->cfg.structs[s], cur, sizeof cur);
             cr_assert(other_value(key, cur, val, sizeof val), "%s: no other value than %s", name, cur);
             CfgStatus st = cfg_set(&a->cfg, sec->name, key->name, val, "test", err, sizeof err);
