@@ -598,6 +598,7 @@ static void ppo_describe(const void *mp, char *buf, size_t len) {
 
 static const char *const ppo_groups[] = {"agent", NULL};
 static const char *const ppo_plot_columns[] = {"episodic_return", "approx_kl", "entropy", NULL};
+static const char *const ppo_progress_columns[] = {"episodic_return", "approx_kl", NULL};
 
 const ModelDef ppo_model = {
     .name = "ppo",
@@ -614,5 +615,6 @@ const ModelDef ppo_model = {
     .main_metric = "return_100", /* mean return of the last 100 training episodes */
     .main_metric_higher = 1,
     .plot_columns = ppo_plot_columns,
+    .progress_columns = ppo_progress_columns,
     .describe = ppo_describe,
 };

@@ -69,6 +69,11 @@ typedef struct ModelDef {
      * comparison figure (PPO: episodic_return, approx_kl, entropy). A NaN in
      * such a column means "no value this step" and is left out of the line. */
     const char *const *plot_columns;
+    /* Optional, NULL-terminated, at most 3: model metrics columns shown in the
+     * progress line in place of the loss, each at its last finite value (PPO:
+     * episodic_return, approx_kl: its total loss mixes three terms and swings
+     * by orders of magnitude). NULL: the loss. */
+    const char *const *progress_columns;
     /* Optional: the model's own clipping in a few words ("ratio clip 0.2"),
      * put in the run's label beside the gradient clip. */
     void (*describe)(const void *m, char *buf, size_t len);

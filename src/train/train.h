@@ -84,6 +84,7 @@ typedef struct ModelSel {
 } ModelSel;
 
 #define TRAINER_MAX_GROUPS 4
+#define TRAINER_MAX_PROGRESS 4
 #define TRAINER_MAX_METRICS 64
 
 /* One update group's settings: [optim.G] and [clip.G] resolved over [optim] and [clip]. */
@@ -148,6 +149,11 @@ struct Trainer {
     char extra_names[TRAINER_MAX_METRICS][32];
     double extra[TRAINER_MAX_METRICS];
     int val_metric;               /* extra column "val_loss" (models with evaluate), or -1 */
+    /* the progress line's model columns (ModelDef.progress_columns, then
+     * val_loss) and the last finite value of each, NaN before the first */
+    int progress_col[TRAINER_MAX_PROGRESS];
+    double progress_last[TRAINER_MAX_PROGRESS];
+    int nprogress;
     Recovery rec;                 /* loss-spike rollback state */
     int saw_nonfinite;            /* the current step met a non-finite loss or gradient */
     int diverged;                 /* a non-finite loss or gradient was seen and the run stopped */
