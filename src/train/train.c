@@ -455,8 +455,8 @@ static int complete_differs(Trainer *tr, const char *dir) {
         if (nlen == strlen(eq + 3) && !strncmp(now, eq + 3, nlen)) continue;
         size_t used = strlen(diffs);
         if (n++ < 6 && used < sizeof diffs - 200)
-            snprintf(diffs + used, sizeof diffs - used, "%s%.*s = %s in the finished run, %.*s now",
-                     used ? "; " : "", (int)strlen(want) - 1, want, eq + 3, (int)nlen, now);
+            snprintf(diffs + used, sizeof diffs - used, "%s%.*s = %.60s in the finished run, %.*s now",
+                     used ? "; " : "", (int)strlen(want) - 1, want, eq + 3, (int)(nlen > 60 ? 60 : nlen), now);
     }
     fclose(f);
     if (!n) return 0;
