@@ -96,7 +96,7 @@ static char *read_loss_column(const char *rel) {
     char *out = malloc(1 << 16), line[1024];
     size_t k = 0;
     cr_assert(fgets(line, sizeof line, f));
-    cr_assert(!strncmp(line, "step,loss,grad_norm,grad_norm_clipped,clip_coef,", 48), "%s", line);
+    cr_assert(!strncmp(line, "step,loss,grad_norm,grad_norm_clipped,grad_clip_coef,", 53), "%s", line);
     while (fgets(line, sizeof line, f)) {
         char *c1 = strchr(line, ','), *c2 = c1 ? strchr(c1 + 1, ',') : NULL;
         cr_assert(c2);
@@ -155,7 +155,7 @@ Test(cli, comparison_plot) {
 Test(cli, rollback_replays_exactly) {
     char err[4096];
     cli_write("r.ini", SMALL_RNN "[recovery]\nenabled = true\nspike_factor = 1\nema_beta = 0\nwarmup = 3\n"
-                                  "checkpoint_every = 4\nrollback_steps = 4\nskip_batches = 0\n"
+                                  "snapshot_every = 4\nrollback_steps = 4\nskip_batches = 0\n"
                                   "max_rollbacks = 3\n[clip]\nlog_param_norms = true\n");
     cr_assert_eq(run_train("r.ini run.out_dir=rec", err, sizeof err), 0, "%s", err);
     cr_assert_eq(run_train("r.ini run.out_dir=plain recovery.enabled=false", err, sizeof err), 0,
@@ -189,7 +189,7 @@ Test(cli, rollback_replays_exactly) {
 Test(cli, rollback_skips_batches) {
     char err[4096];
     cli_write("r.ini", SMALL_RNN "[recovery]\nenabled = true\nspike_factor = 1\nema_beta = 0\nwarmup = 3\n"
-                                  "checkpoint_every = 4\nrollback_steps = 4\nskip_batches = 5\n"
+                                  "snapshot_every = 4\nrollback_steps = 4\nskip_batches = 5\n"
                                   "max_rollbacks = 1\n");
     cr_assert_eq(run_train("r.ini run.out_dir=rec", err, sizeof err), 0, "%s", err);
     cr_assert_eq(run_train("r.ini run.out_dir=plain recovery.enabled=false", err, sizeof err), 0,

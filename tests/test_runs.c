@@ -87,9 +87,9 @@ Test(runs, overrides_as_strict_as_files) {
 #define RESUMABLE                                                                          \
     "[model]\ntype = rnn\n[rnn]\nseq_len = 20\nhidden = 16\neval_size = 16\n"              \
     "[train]\nsteps = 300\nbatch_size = 8\nquiet = true\neval_every = 50\n"                \
-    "[optim]\nkind = adam\nlr = 0.02\n[run]\ncheckpoint_every = 7\n"                       \
+    "[optim]\nkind = adam\nlr = 0.02\n[run]\nresume_every = 7\n"                       \
     "[recovery]\nenabled = true\nspike_factor = 1.6\nema_beta = 0.98\nwarmup = 20\n"       \
-    "checkpoint_every = 5\nrollback_steps = 5\nskip_batches = 3\nmax_rollbacks = 40\n"    \
+    "snapshot_every = 5\nrollback_steps = 5\nskip_batches = 3\nmax_rollbacks = 40\n"    \
     "[clip]\ngrad = zclip\nlog_param_norms = true\n"
 
 /* A CSV with the column named `drop` left out (time_ms: wall-clock). */
@@ -336,9 +336,9 @@ Test(runs, memory_budget_refuses_before_writing) {
     char err[4096];
     cli_write("ok.ini", TINY_RNN);
     /* the recovery ring: a checkpoint every step, kept for 10^8 steps */
-    cr_assert_eq(run("ok.ini train.steps=100000000 recovery.enabled=true recovery.checkpoint_every=1 "
+    cr_assert_eq(run("ok.ini train.steps=100000000 recovery.enabled=true recovery.snapshot_every=1 "
                      "recovery.rollback_steps=100000000", err, sizeof err), 2, "%s", err);
-    cr_assert(strstr(err, "recovery ring") && strstr(err, "[recovery] checkpoint_every") &&
+    cr_assert(strstr(err, "recovery ring") && strstr(err, "[recovery] snapshot_every") &&
               strstr(err, "80% of physical memory"), "%s", err);
     /* a budget set by hand: the default 256 MiB arena does not fit in 64 */
     cr_assert_eq(run("ok.ini run.memory_mb=64", err, sizeof err), 2, "%s", err);

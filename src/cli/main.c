@@ -128,7 +128,7 @@ static void usage(FILE *f) {
             "train.quiet, are left out of the name). The settings that differ from the\n"
             "defaults are printed at the start (--all-settings: all of them).\n"
             "--resume continues each run its folder holds from its resume.bin ([run]\n"
-            "checkpoint_every), starts a run that has none, and leaves a complete run as it is.\n\n"
+            "resume_every), starts a run that has none, and leaves a complete run as it is.\n\n"
             "Exit status:\n"
             "  0  done (a run stopped at a non-finite loss with on_nonfinite = stop included)\n"
             "  2  bad config file, override or command line (nothing written), a run over its\n"
@@ -152,6 +152,19 @@ static void usage(FILE *f) {
             "--live opens a window that redraws the loss and gradient-norm panels as the runs\n"
             "train (closing it leaves training running) and keeps the last frame up until it is\n"
             "closed; --live-close closes it when training ends.\n");
+}
+
+/* "  name         text..." with the text wrapped at 100 columns under itself. */
+static void print_wrapped(const char *name, const char *text) {
+    int col = printf("  %-12s", name);
+    while (*text) {
+        while (*text == ' ') text++;
+        int n = (int)strcspn(text, " ");
+        if (col + 1 + n > 100 && col > 15) col = printf("\n%14s", "") - 1;
+        col += printf(" %.*s", n, text);
+        text += n;
+    }
+    printf("\n");
 }
 
 /* --help: everything; --help SECTION: that section's keys alone. */
@@ -187,7 +200,7 @@ static void print_help(const char *section) {
     printf("\nModels ([model] type):\n");
     for (int i = 0; i < model_registry_count; i++) {
         const ModelDef *d = model_registry[i];
-        printf("  %-12s %s\n", d->name, d->summary);
+        print_wrapped(d->name, d->summary);
         for (int g = 0; d->groups && d->groups[g]; g++)
             printf("%s%s%s", g ? ", " : "               update groups: ", d->groups[g],
                    d->groups[g + 1] ? "" : "\n");
@@ -346,6 +359,11 @@ static int load_spec(RunSpec *rs, const char *path, char **overrides, int nover)
     int n = build_sections(secs, structs, rs);
     snprintf(rs->path, sizeof rs->path, "%s", path);
     cfg_init(&rs->cfg, secs, structs, n);
+    cfg_renamed(&rs->cfg, "run", run_renamed_keys);
+    cfg_renamed(&rs->cfg, "recovery", recovery_renamed_keys);
+    for (int i = 0; i < model_registry_count; i++)
+        if (model_registry[i]->section && model_registry[i]->renamed_keys)
+            cfg_renamed(&rs->cfg, model_registry[i]->section->name, model_registry[i]->renamed_keys);
     for (int i = 0; i < model_registry_count; i++)
         rs->ngstore = train_groups_register(&rs->cfg, rs->gstore, rs->ngstore, MAX_GROUP_NAMES,
                                             model_registry[i]->groups);

@@ -371,7 +371,8 @@ static CfgStatus unknown_key(const Config *cfg, int si, const char *where, const
     for (int i = 0; renamed && renamed[i]; i += 2)
         if (!strcmp(renamed[i], key))
             return fail(err, errlen, CFG_ERR_KEY, "%s: [%s] %s = '%s': this key was renamed to %s "
-                        "(write %s = %s)", where, s->name, key, value, renamed[i + 1],
+                        "(accepted: %s = %s in [%s], or %s.%s=%s on the command line)", where, s->name,
+                        key, value, renamed[i + 1], renamed[i + 1], value, s->name, s->name,
                         renamed[i + 1], value);
     const char *names[CFG_MAX_KEYS];
     for (int j = 0; j < s->nkeys; j++) names[j] = s->keys[j].name;

@@ -74,6 +74,9 @@ typedef struct ModelDef {
      * episodic_return, approx_kl: its total loss mixes three terms and swings
      * by orders of magnitude). NULL: the loss. */
     const char *const *progress_columns;
+    /* Optional, NULL-terminated pairs {old, new, ...}: keys of the model's
+     * section that were renamed (an old name is an error naming the new one). */
+    const char *const *renamed_keys;
     /* Optional: the model's own clipping in a few words ("ratio clip 0.2"),
      * put in the run's label beside the gradient clip. */
     void (*describe)(const void *m, char *buf, size_t len);

@@ -32,7 +32,7 @@
 /* Keys that cannot change the numbers a run computes. */
 int resume_key_outside(const char *section, const char *key) {
     static const char *const keys[] = {
-        "run.name",        "run.out_dir",   "run.plots",         "run.checkpoint_every",
+        "run.name",        "run.out_dir",   "run.plots",         "run.resume_every",
         "run.memory_mb",   "train.quiet",   "train.arena_mb",    "train.max_nodes",
         "recovery.save_file", NULL};
     char full[2 * CFG_NAME_MAX + 2];

@@ -1,4 +1,4 @@
-/* resume.h: ./train CONFIG --resume. Every [run] checkpoint_every steps the
+/* resume.h: ./train CONFIG --resume. Every [run] resume_every steps the
  * run writes <out_dir>/resume.bin: the settings that change the numbers (its
  * fingerprint), the trainer checkpoint (checkpoint.h), the elapsed time, the
  * recovery ring and rollbacks, and how many rows metrics.csv and

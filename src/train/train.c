@@ -60,11 +60,11 @@ void trainer_set_metric(Trainer *tr, int idx, double value) {
 static void log_columns(Trainer *tr) {
     MetricsLog *l = &tr->log;
     const char *base[] = {"step",      "loss",    "grad_norm", "grad_norm_clipped",
-                          "clip_coef", "clip_threshold", "clipped", "clip_frac",
+                          "grad_clip_coef", "clip_threshold", "clipped", "grad_clip_frac",
                           "lr",        "time_ms", "clip_cos", "update_norm", "eff_lr"};
     for (size_t i = 0; i < sizeof base / sizeof *base; i++) metrics_add_col(l, base[i]);
     for (int g = 1; g < tr->ngroups; g++) {
-        const char *suffix[] = {"grad_norm", "grad_norm_clipped", "clip_coef"};
+        const char *suffix[] = {"grad_norm", "grad_norm_clipped", "grad_clip_coef"};
         for (int s = 0; s < 3; s++) {
             char name[METRICS_NAME_MAX];
             snprintf(name, sizeof name, "%s_%s", tr->groups[g].ps->name, suffix[s]);
@@ -211,7 +211,7 @@ static int checkpoint_if_due(Trainer *tr) {
     return 0;
 }
 
-/* Before step tr->step: resume.bin when [run] checkpoint_every says so, and
+/* Before step tr->step: resume.bin when [run] resume_every says so, and
  * right after a rollback (the logs were cut back: the file must agree). */
 static int resume_if_due(Trainer *tr) {
     long every = tr->run.checkpoint_every;
@@ -497,14 +497,14 @@ static int open_run(Trainer *tr, const Config *cfg, RunFolder *rf) {
         }
         if (st == RUNFOLDER_IN_PROGRESS)
             fprintf(stderr, "cliplab: warning: --resume: %s holds an interrupted run without resume.bin "
-                    "(it had [run] checkpoint_every = 0, or stopped before its first checkpoint): "
+                    "(it had [run] resume_every = 0, or stopped before its first checkpoint): "
                     "starting the run from step 0\n", dir);
         else if (!tr->train.quiet)
             printf("%s: no checkpoint to resume in %s: starting the run from step 0\n", run->name, dir);
     }
     if (run->resume && run->checkpoint_every <= 0)
-        fprintf(stderr, "cliplab: warning: --resume with [run] checkpoint_every = 0: this run writes no "
-                "resume.bin, so if it is interrupted it cannot be resumed (set run.checkpoint_every, "
+        fprintf(stderr, "cliplab: warning: --resume with [run] resume_every = 0: this run writes no "
+                "resume.bin, so if it is interrupted it cannot be resumed (set run.resume_every, "
                 "e.g. 100)\n");
     char note[CFG_STR_MAX * 2 + 256];
     snprintf(note, sizeof note,
@@ -514,7 +514,7 @@ static int open_run(Trainer *tr, const Config *cfg, RunFolder *rf) {
              (long)getpid(), run->name,
              run->checkpoint_every > 0
                  ? "Interrupted? ./train CONFIG --resume continues it from resume.bin."
-                 : "Not resumable: [run] checkpoint_every = 0 (no resume.bin).");
+                 : "Not resumable: [run] resume_every = 0 (no resume.bin).");
     if (runfolder_begin(rf, run->out_dir, note, err, sizeof err) != 0) {
         fprintf(stderr, "cliplab: error: %s\n", err);
         return -1;

@@ -118,6 +118,8 @@ typedef struct TrainerSettings {
 } TrainerSettings;
 
 extern const CfgSection run_config_section;    /* [run] */
+/* Renamed keys of [run] (cfg_renamed): checkpoint_every -> resume_every. */
+extern const char *const run_renamed_keys[];
 extern const CfgSection train_config_section;  /* [train] */
 
 /* Register [optim.G] and [clip.G] in cfg for each name not yet in store
