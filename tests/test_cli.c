@@ -240,14 +240,14 @@ Test(cli, saved_config_reproduces_the_run) {
     cli_write("a.ini", SMALL_RNN "[clip]\ngrad = global_norm\nmax_norm = 0.5\n");
     cr_assert_eq(run_train("a.ini run.seed=5", err, sizeof err), 0, "%s", err);
     char path[512], line[512];
-    snprintf(path, sizeof path, "%s/runs/a/config.ini", cli_dir);
+    snprintf(path, sizeof path, "%s/runs/a,run.seed=5/config.ini", cli_dir); /* named for its override */
     FILE *f = fopen(path, "r");
     cr_assert(f);
     while (fgets(line, sizeof line, f)) cr_assert(strncmp(line, "[transformer]", 13) != 0,
                                                   "another model's section was saved");
     fclose(f);
-    cr_assert_eq(run_train("runs/a/config.ini run.out_dir=again", err, sizeof err), 0, "%s", err);
-    char *a = read_loss_column("runs/a/metrics.csv"), *b = read_loss_column("again/metrics.csv");
+    cr_assert_eq(run_train("'runs/a,run.seed=5/config.ini' run.out_dir=again", err, sizeof err), 0, "%s", err);
+    char *a = read_loss_column("runs/a,run.seed=5/metrics.csv"), *b = read_loss_column("again/metrics.csv");
     cr_assert_str_eq(a, b, "re-running the saved config gave different numbers");
     free(a), free(b);
 }
@@ -263,7 +263,7 @@ Test(cli, unused_key_warns) {
     cr_assert_eq(run_train("quiet.ini train.steps=2", err, sizeof err), 0, "%s", err);
     cr_assert(!strstr(err, "warning"), "a key the method reads: no warning:\n%s", err);
     /* the saved config.ini loads back without warnings: unread keys are comments there */
-    cr_assert_eq(run_train("runs/w/config.ini run.out_dir=runs/w2", err, sizeof err), 0, "%s", err);
+    cr_assert_eq(run_train("runs/w,train.steps=2/config.ini run.out_dir=runs/w2", err, sizeof err), 0, "%s", err);
     cr_assert(!strstr(err, "warning"), "%s", err);
 }
 

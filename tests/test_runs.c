@@ -298,7 +298,8 @@ Test(runs, a_folder_never_mixes_two_runs) {
     cr_assert_eq(run("a.ini", err, sizeof err), 0, "%s", err);
     cr_assert(cli_exists("runs/a/loss.png") && !cli_exists("runs/a/" RUNFOLDER_MARKER));
     /* the same config, failing at its first step (arena full): exit 1 */
-    cr_assert_eq(run("a.ini train.arena_mb=1 rnn.seq_len=2000 rnn.hidden=256", err, sizeof err), 1, "%s", err);
+    cr_assert_eq(run("a.ini run.name=a train.arena_mb=1 rnn.seq_len=2000 rnn.hidden=256", err, sizeof err), 1,
+                 "%s", err); /* run.name=a: the same folder (overrides would name another) */
     cr_assert(strstr(err, "arena"), "%s", err);
     cr_assert(cli_exists("runs/a/" RUNFOLDER_MARKER), "the failed run is not marked in progress");
     cr_assert(!cli_exists("runs/a/loss.png") && !cli_exists("runs/a/grad_norm.png"),
