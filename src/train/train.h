@@ -26,7 +26,9 @@
  *   3. non-finite check of the gradients: [train] on_nonfinite = stop|skip|error;
  *      with loss_scale = dynamic an overflow skips the step and backs the scale
  *      off (trainer_step updates the scaler once after every group's pipeline)
- *   4. (all-reduce across ranks: cliplab trains on one process, so none)
+ *   4. all-reduce across ranks (dist.h; under mpirun: the mean over the ranks,
+ *      summed in rank order; [dist] clip = local clips each rank's gradient
+ *      first, the Horovod mistake)
  *   5. gradient clip (clipper.h): pre-clip norm, post-clip norm, coefficient
  *   6. optimizer step at the group's scheduled learning rate
  *   7. weight clip (WGAN-style clamp after the step)
@@ -49,6 +51,7 @@
 
 #include "clipper.h"
 #include "config.h"
+#include "dist.h"
 #include "metrics.h"
 #include "model.h"
 #include "optim.h"
@@ -109,6 +112,7 @@ typedef struct TrainerSettings {
     ClipConfig clip;
     RecoveryConfig recovery;
     ScalerConfig scaler;          /* [scaler] (read when [train] loss_scale = dynamic) */
+    DistConfig dist;              /* [dist]: data-parallel switches (under mpirun) */
     GroupSettings groups[TRAINER_MAX_GROUPS]; /* in ModelDef.groups order; none: [optim]/[clip] */
     int ngroups;
     /* Optional: called after each metrics row is logged (tr->log's last row), e.g.
@@ -140,6 +144,9 @@ typedef struct UpdateGroup {
     Optim optim;
     Clipper clip;
     ClipStats last;               /* stats of the latest update */
+    DistConfig dist;              /* the run's [dist] */
+    double rank_norm;             /* this rank's pre-clip L2 norm before the all-reduce */
+    float *acc;                   /* accumulation buffer (micro-batches summed in order) */
     double lr;
     /* what the clip did to the step, measured by the pipeline (NaN when refused):
      * cos_clip, cosine of the gradient before and after the clip step (1: only scaled;
