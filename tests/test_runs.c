@@ -249,7 +249,7 @@ static void spit(const char *rel, const char *b, size_t len) {
 
 /* A resume that cannot be honest is refused (exit 2), naming the differing
  * keys or what is wrong with the file, and the folder is left as it was. */
-Test(runs, resume_refuses_other_settings_and_damaged_files, .timeout = 120) {
+Test(runs, resume_refuses_other_settings_and_damaged_files, .timeout = 600) {
     char err[4096];
     interrupted_run();
     size_t mlen, rlen, n;

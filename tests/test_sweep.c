@@ -226,7 +226,7 @@ static const char *tiny_runs[] = {"clip-max_norm=0.1-seed1", "clip-max_norm=0.1-
                                   "clip-max_norm=10-seed1",  "clip-max_norm=10-seed2",
                                   "none-seed1",              "none-seed2"};
 
-TestSuite(sweep, .init = cli_mkdir, .fini = cli_rmdir, .timeout = 240);
+TestSuite(sweep, .init = cli_mkdir, .fini = cli_rmdir, .timeout = 900);
 
 Test(sweep, runs_writes_statuses_and_summary) {
     cli_write("tiny.ini", TINY);
