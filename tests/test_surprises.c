@@ -161,3 +161,27 @@ Test(surprises, start_and_progress_lines_show_what_matters) {
     cr_assert(p && strstr(p, "| episodic_return ") && strstr(p, "| approx_kl "), "%s", out);
     cr_assert(!strstr(p, "| loss "), "PPO's total loss in its progress line: %s", p);
 }
+
+/* The shipped configs load without a warning (make recovery printed eight):
+ * each is loaded as a run would, then refused by a 1 MiB memory budget
+ * before anything trains. */
+Test(surprises, shipped_configs_load_without_warnings) {
+    char out[16384], cmd[1024], cwd[512];
+    cr_assert(getcwd(cwd, sizeof cwd));
+    snprintf(cmd, sizeof cmd, "ls %s/configs/*.ini > %s/list.txt", cwd, cli_dir);
+    cr_assert_eq(system(cmd), 0);
+    snprintf(cmd, sizeof cmd, "%s/list.txt", cli_dir);
+    FILE *f = fopen(cmd, "r");
+    cr_assert(f);
+    char path[600];
+    int n = 0;
+    while (fgets(path, sizeof path, f)) {
+        path[strcspn(path, "\n")] = '\0';
+        snprintf(cmd, sizeof cmd, "%s run.memory_mb=1", path);
+        cr_assert_eq(run(cmd, out, sizeof out), 2, "%s: %s", path, out);
+        cr_assert(strstr(out, "memory") && !strstr(out, "warning"), "%s:\n%s", path, out);
+        n++;
+    }
+    fclose(f);
+    cr_assert(n >= 30, "%d configs", n);
+}
