@@ -112,7 +112,13 @@ FORCE:
 $(BUILD)/obj/src/cli/main.o: $(BUILD)/commit.stamp
 $(BUILD)/obj/src/cli/main.o: CPPFLAGS += -DCLIPLAB_COMMIT='"$(CLIPLAB_COMMIT)"'
 
-$(BUILD)/obj/%.o: %.c
+# an object without its .d (built before -MMD, or interrupted) is rebuilt: its
+# header list is unknown, so a changed header could otherwise be missed
+# (an explicit list: a pattern rule would make the .d an intermediate file,
+# whose absence rebuilds nothing)
+DEP_FILES := $(patsubst %.o,%.d,$(LIB_OBJ) $(TEST_OBJ) $(BUILD)/obj/src/cli/main.o)
+$(DEP_FILES):
+$(BUILD)/obj/%.o: %.c $(BUILD)/obj/%.d
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(addprefix -I,$(INC_$(patsubst %/,%,$(dir $<)))) $(DEPFLAGS) $(CFLAGS) -c -o $@ $<
 
@@ -267,7 +273,7 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(LIB_OBJ)
 MPI_HELPERS := $(patsubst tests/mpi/%.c,$(BUILD)/tests/mpi_%,$(wildcard tests/mpi/*.c))
 $(BUILD)/tests/mpi_%: tests/mpi/%.c $(LIB_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(CPPFLAGS) $(addprefix -I,$(INC_tests)) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 test: deps
 	$(MAKE) $(TRAIN) $(BUILD)/test_all $(REF_BIN) $(MPI_HELPERS)
