@@ -177,7 +177,7 @@ recovery: deps
 	$(MAKE) train
 	./train configs/rnn_recovery_off.ini configs/rnn_recovery.ini --compare runs/rnn_recovery.png
 
-# PPO on CartPole: clip_coef 0.1 / 0.2 / 0.3 / inf at 10 epochs and lr 1e-3,
+# PPO on CartPole: [ppo] ratio_clip 0.1 / 0.2 / 0.3 / inf at 10 epochs and lr 1e-3,
 # return, approx_kl and entropy per update in one PNG (~40 s on one core);
 # then CleanRL's own settings (ppo_cleanrl.ini, ~4 s)
 .PHONY: ppo

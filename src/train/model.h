@@ -128,6 +128,14 @@ typedef struct ModelDef {
      * (PPO: episodic_return, approx_kl, entropy); NULL = loss and gradient
      * norm. Independent of plot_columns. */
     const char *const *compare_columns;
+    /* Optional, NULL-terminated, at most 3: model metrics columns shown in the
+     * progress line in place of the loss, each at its last finite value (PPO:
+     * episodic_return, approx_kl: its total loss mixes three terms and swings
+     * by orders of magnitude). NULL: the loss. */
+    const char *const *progress_columns;
+    /* Optional, NULL-terminated pairs {old, new, ...}: keys of the model's
+     * section that were renamed (an old name is an error naming the new one). */
+    const char *const *renamed_keys;
     /* Optional: the model's own clipping in a few words ("ratio clip 0.2"),
      * put in the run's label beside the gradient clip. */
     void (*describe)(const void *m, char *buf, size_t len);

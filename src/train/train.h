@@ -94,6 +94,7 @@ typedef struct ModelSel {
 } ModelSel;
 
 #define TRAINER_MAX_GROUPS 4
+#define TRAINER_MAX_PROGRESS 4
 #define TRAINER_MAX_METRICS 64
 
 /* One update group's settings: [optim.G] and [clip.G] resolved over [optim] and [clip]. */
@@ -121,6 +122,8 @@ typedef struct TrainerSettings {
 } TrainerSettings;
 
 extern const CfgSection run_config_section;    /* [run] */
+/* Renamed keys of [run] (cfg_renamed): checkpoint_every -> resume_every. */
+extern const char *const run_renamed_keys[];
 extern const CfgSection train_config_section;  /* [train] */
 
 /* Register [optim.G] and [clip.G] in cfg for each name not yet in store
@@ -171,6 +174,11 @@ struct Trainer {
     char extra_names[TRAINER_MAX_METRICS][32];
     double extra[TRAINER_MAX_METRICS];
     int val_metric;               /* extra column "val_loss" (models with evaluate), or -1 */
+    /* the progress line's model columns (ModelDef.progress_columns, then
+     * val_loss) and the last finite value of each, NaN before the first */
+    int progress_col[TRAINER_MAX_PROGRESS];
+    double progress_last[TRAINER_MAX_PROGRESS];
+    int nprogress;
     Recovery rec;                 /* loss-spike rollback state */
     GradScaler scaler;            /* the loss scale, static or dynamic: one for every group */
     int saw_nonfinite;            /* the current step met a non-finite loss or gradient */
