@@ -223,6 +223,11 @@ int trainer_run(const ModelDef *def, const void *model_cfg, const TrainerSetting
 /* Drop logged rows of steps >= step (a rollback replays them) and rewrite the CSV. */
 void trainer_truncate_log(Trainer *tr, long step);
 void run_result_free(RunResult *r);
+/* ./train --plot: a finished run's figures redrawn from its folder (s->run.out_dir:
+ * metrics.csv, grad_norms.csv and rollbacks.csv when there), nothing trained; res (when
+ * not NULL) as trainer_run fills it, for a comparison. 0, or 1 with a message. */
+int trainer_replot(const ModelDef *def, const void *model_cfg, const TrainerSettings *s,
+                   RunResult *res);
 
 /* run_plots.c: a run's loss.png, grad_norm.png and grad_norm_heatmap.png (and
  * curves.png of the model's plot_columns); */
