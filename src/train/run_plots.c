@@ -355,6 +355,63 @@ static void compare_title(const RunResult *runs, int n, char *const *legends, ch
     snprintf(buf, len, "%s: %s%s", same_title ? runs[0].title : "Runs", what, seeds);
 }
 
+/* Five or more runs: one panel per run (two columns), its smoothed training loss in
+ * colour over the first run's in grey (the reference every panel shares), the trivial
+ * predictor dashed; then the step-size figure beside it. */
+static int small_multiples(const RunResult *runs, int n, const char *const *legends,
+                           const char *title, const char *path) {
+    size_t longest = 0;
+    for (int i = 0; i < n; i++) longest = runs[i].log.nrows > longest ? runs[i].log.nrows : longest;
+    size_t w = longest > 600 ? longest / 200 : 1;
+    double **b = xcalloc(2 * (size_t)n, sizeof *b);
+    PlotSeries *ser = xcalloc(2 * (size_t)n, sizeof *ser);
+    PlotPanel *pan = xcalloc((size_t)n, sizeof *pan);
+    char ref[300], ylab[64];
+    snprintf(ref, sizeof ref, "%s (reference)", legends[0]);
+    snprintf(ylab, sizeof ylab, w > 1 ? "loss (mean of %zu steps)" : "loss", w);
+    for (int i = 0; i < n; i++) {
+        const MetricsLog *l = &runs[i].log;
+        double *raw = xmalloc((l->nrows + 1) * sizeof *raw);
+        b[2 * i] = xmalloc((l->nrows + 1) * sizeof(double));
+        b[2 * i + 1] = xmalloc((l->nrows + 1) * sizeof(double));
+        metrics_column(l, 0, b[2 * i]);
+        metrics_column(l, metrics_col(l, "loss"), raw);
+        smooth(raw, l->nrows, w, 0, b[2 * i + 1]);
+        free(raw);
+    }
+    for (int i = 0; i < n; i++) {
+        PlotSeries *s = ser + 2 * i;
+        int ns = 0;
+        if (i > 0)
+            s[ns++] = (PlotSeries){.label = ref, .x = b[0], .y = b[1], .n = runs[0].log.nrows,
+                                   .faint = 1};
+        s[ns++] = (PlotSeries){.label = "this run", .x = b[2 * i], .y = b[2 * i + 1],
+                               .n = runs[i].log.nrows, .color = i + 1};
+        pan[i] = (PlotPanel){.title = legends[i], .xlabel = "step", .ylabel = ylab,
+                             .logy = PLOT_LOGY_ON, .series = s, .nseries = ns,
+                             .hline = runs[0].baseline, .hline_label = "trivial predictor"};
+    }
+    char err[256];
+    int rows = (n + 1) / 2;
+    int rc = plot_figure_grid(path, title, pan, n, 2, 1300, 44 + 320 * rows, err, sizeof err);
+    if (rc != 0) fprintf(stderr, "cliplab: error: writing %s: %s\n", path, err);
+    if (rc == 0) {
+        size_t pl = strlen(path);
+        char *sp = xmalloc(pl + 32), st[640];
+        snprintf(sp, pl + 32, "%.*s_step_size.png",
+                 (int)(pl > 4 && !strcmp(path + pl - 4, ".png") ? pl - 4 : pl), path);
+        snprintf(st, sizeof st, "Clipping as an adaptive step size (Zhang et al. 2020): %s",
+                 runs[0].title);
+        const MetricsLog **logs = xcalloc((size_t)n, sizeof *logs);
+        for (int i = 0; i < n; i++) logs[i] = &runs[i].log;
+        rc = run_plots_step_size(sp, st, logs, legends, n);
+        free(logs), free(sp);
+    }
+    for (int i = 0; i < 2 * n; i++) free(b[i]);
+    free(b), free(ser), free(pan);
+    return rc;
+}
+
 int trainer_compare_plot(const RunResult *runs, int n, const char *path) {
     char **legends = xcalloc((size_t)n, sizeof *legends), title[512];
     for (int i = 0; i < n; i++) {
@@ -374,12 +431,18 @@ int trainer_compare_plot(const RunResult *runs, int n, const char *path) {
         free(legends);
         return rc;
     }
+    if (n >= 5) { /* too many lines for one panel: small multiples of the loss */
+        int rc = small_multiples(runs, n, (const char *const *)legends, title, path);
+        for (int i = 0; i < n; i++) free(legends[i]);
+        free(legends);
+        return rc;
+    }
     /* loss: one line per run and its rollbacks; norm: pre-clip (solid), post-clip (dashed)
      * and the threshold (a line when every clipped run has the same constant one, else each
      * run's own, dashed, instead of its post-clip norm) */
-    PlotSeries *ls = xcalloc(2 * (size_t)n, sizeof *ls), *gs = xcalloc(2 * (size_t)n, sizeof *gs);
+    PlotSeries *ls = xcalloc(3 * (size_t)n, sizeof *ls), *gs = xcalloc(2 * (size_t)n, sizeof *gs);
     double **bufs = xcalloc((size_t)n * 10, sizeof *bufs);
-    char **extra = xcalloc(3 * (size_t)n, sizeof *extra);
+    char **extra = xcalloc(6 * (size_t)n, sizeof *extra);
     int nls = n, ngs = 0, nextra = 0;
     double baseline = NAN, common_th = NAN;
     int th_common = 1;
@@ -432,16 +495,42 @@ int trainer_compare_plot(const RunResult *runs, int n, const char *path) {
                                      .color = i + 1, .dash = 1};
         }
     }
-    for (int i = 0; i < n; i++) { /* each run's rollbacks: its spikes as points */
+    /* each run's rollbacks: the spike as a point, a dashed line at its loss back to the
+     * step whose checkpoint was restored (a marker there), and a line at each restored step */
+    size_t nev = 1;
+    for (int i = 0; i < n; i++) nev += (size_t)runs[i].nevents;
+    double *rv = xcalloc(nev, sizeof *rv);
+    int nrv = 0;
+    long skipped = -1;
+    for (int i = 0; i < n; i++) {
         const RunResult *r = &runs[i];
         if (!r->nevents) continue;
         double **b = bufs + 10 * i;
         rollback_points(r->events, r->nevents, &b[5], &b[6]);
         char *label = extra[nextra++] = xmalloc(300);
-        snprintf(label, 300, "%s: spike, rolled back", legends[i]);
+        snprintf(label, 300, n > 2 ? "%s: loss spike" : "loss spike%.0s", legends[i]);
         ls[nls++] = (PlotSeries){.label = label, .x = b[5], .y = b[6], .n = (size_t)r->nevents,
-                                 .style = 1, .color = i + 1};
+                                 .style = PLOT_DOTS, .marker = PLOT_MARK_DIAMOND, .color = i + 1};
+        /* the arrows: (spike, loss) -> (restored, loss), one series of NaN-separated pairs */
+        b[9] = xmalloc(3 * (size_t)r->nevents * sizeof(double));
+        double *ay = xmalloc(3 * (size_t)r->nevents * sizeof(double));
+        extra[nextra++] = (char *)ay;
+        for (int e = 0; e < r->nevents; e++) {
+            b[9][3 * e] = (double)r->events[e].spike_step, ay[3 * e] = r->events[e].loss;
+            b[9][3 * e + 1] = (double)r->events[e].restored_step, ay[3 * e + 1] = r->events[e].loss;
+            b[9][3 * e + 2] = NAN, ay[3 * e + 2] = NAN;
+            rv[nrv++] = (double)r->events[e].restored_step;
+            skipped = r->events[e].skipped;
+        }
+        char *al = extra[nextra++] = xmalloc(300);
+        snprintf(al, 300, n > 2 ? "%s: back to the restored step" : "back to the restored step%.0s",
+                 legends[i]);
+        ls[nls++] = (PlotSeries){.label = al, .x = b[9], .y = ay, .n = 3 * (size_t)r->nevents,
+                                 .style = PLOT_LINE_MARKERS, .marker = PLOT_MARK_SQUARE,
+                                 .color = i + 1, .dash = 1};
     }
+    char rvlab[96];
+    snprintf(rvlab, sizeof rvlab, "restored step; %ld batches skipped", skipped);
     char lt[96], gt[128], thl[64];
     if (w > 1) {
         snprintf(lt, sizeof lt, "Training loss (mean of the last %zu logged steps)", w);
@@ -453,7 +542,8 @@ int trainer_compare_plot(const RunResult *runs, int n, const char *path) {
     snprintf(thl, sizeof thl, "clip threshold %g", common_th);
     PlotPanel panels[2] = {
         {.title = lt, .xlabel = "step", .ylabel = "loss", .logy = PLOT_LOGY_AUTO, .series = ls,
-         .nseries = nls, .hline = baseline, .hline_label = "trivial predictor"},
+         .nseries = nls, .hline = baseline, .hline_label = "trivial predictor",
+         .vlines = nrv ? rv : NULL, .nvlines = nrv, .vline_label = rvlab},
         {.title = gt, .xlabel = "step", .ylabel = "norm",
          .logy = PLOT_LOGY_AUTO, .series = gs, .nseries = ngs,
          .hline = th_common ? common_th : NAN, .hline_label = th_common ? thl : NULL},
@@ -476,6 +566,6 @@ int trainer_compare_plot(const RunResult *runs, int n, const char *path) {
     for (int i = 0; i < 10 * n; i++) free(bufs[i]);
     for (int i = 0; i < nextra; i++) free(extra[i]);
     for (int i = 0; i < n; i++) free(legends[i]);
-    free(bufs), free(ls), free(gs), free(extra), free(legends);
+    free(bufs), free(ls), free(gs), free(extra), free(legends), free(rv);
     return rc;
 }

@@ -305,6 +305,8 @@ static int open_outputs(Trainer *tr, const Config *cfg) {
     }
     cfg_write(cfg, f);
     fprintf(f, "\n; made with BLAS: %s\n", blas_describe());
+    if (tr->def->baseline_loss) /* read back by sweep maps, which mark it on their colour scale */
+        fprintf(f, "; trivial-predictor loss: %.9g\n", tr->def->baseline_loss(tr->model));
     if (fclose(f) != 0 || rename(tmp, path) != 0) {
         fprintf(stderr, "cliplab: error: cannot write %s: %s\n", path, strerror(errno));
         return -1;
