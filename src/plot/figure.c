@@ -211,6 +211,7 @@ static void legend_add(Panel *P, const char *label, int kind, PlotColor c, int m
 
 static void legend_build(Panel *P) {
     const PlotPanel *p = P->p;
+    if (p->legend_off) return;
     int any_div = 0;
     for (int h = 0; h < p->nhists; h++) legend_add(P, P->hlab[h], SW_BOX, plot_palette(h), 0, 0);
     for (int k = 0; k < p->nseries; k++) {

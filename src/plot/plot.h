@@ -110,6 +110,7 @@ typedef struct PlotPanel {
     double hist_lo, hist_hi; /* bin range; lo >= hi (e.g. both 0): the data's range */
     /* a function heatmap under the series (axes linear, limits = its edges) */
     const PlotField *field;
+    int legend_off; /* 1: no legend (small multiples: one panel carries it) */
 } PlotPanel;
 
 /* Panels in a column. Size 0: width 1000, 420 per panel. Build PlotPanel and

@@ -355,45 +355,87 @@ static void compare_title(const RunResult *runs, int n, char *const *legends, ch
     snprintf(buf, len, "%s: %s%s", same_title ? runs[0].title : "Runs", what, seeds);
 }
 
-/* Five or more runs: one panel per run (two columns), its smoothed training loss in
- * colour over the first run's in grey (the reference every panel shares), the trivial
- * predictor dashed; then the step-size figure beside it. */
+/* Three or more runs: one panel per run, its smoothed training loss in colour (its
+ * validation loss as points) over the first run's in grey (the reference every panel
+ * shares), the trivial predictor dashed. Up to four runs: one column each, with a second
+ * row of its gradient norms (pre-clip solid, post-clip dashed, the threshold in black);
+ * more: the loss alone, two columns. Then the step-size figure beside it. */
 static int small_multiples(const RunResult *runs, int n, const char *const *legends,
                            const char *title, const char *path) {
     size_t longest = 0;
     for (int i = 0; i < n; i++) longest = runs[i].log.nrows > longest ? runs[i].log.nrows : longest;
     size_t w = longest > 600 ? longest / 200 : 1;
-    double **b = xcalloc(2 * (size_t)n, sizeof *b);
-    PlotSeries *ser = xcalloc(2 * (size_t)n, sizeof *ser);
-    PlotPanel *pan = xcalloc((size_t)n, sizeof *pan);
-    char ref[300], ylab[64];
+    int norms = n <= 4;
+    double **b = xcalloc(8 * (size_t)n, sizeof *b);
+    PlotSeries *ser = xcalloc(8 * (size_t)n, sizeof *ser);
+    PlotPanel *pan = xcalloc(2 * (size_t)n, sizeof *pan);
+    size_t *nv = xcalloc((size_t)n, sizeof *nv);
+    char ref[300], ylab[64], nlab[64];
     snprintf(ref, sizeof ref, "%s (reference)", legends[0]);
     snprintf(ylab, sizeof ylab, w > 1 ? "loss (mean of %zu steps)" : "loss", w);
+    snprintf(nlab, sizeof nlab, w > 1 ? "norm (max of %zu steps)" : "norm", w);
     for (int i = 0; i < n; i++) {
         const MetricsLog *l = &runs[i].log;
-        double *raw = xmalloc((l->nrows + 1) * sizeof *raw);
-        b[2 * i] = xmalloc((l->nrows + 1) * sizeof(double));
-        b[2 * i + 1] = xmalloc((l->nrows + 1) * sizeof(double));
-        metrics_column(l, 0, b[2 * i]);
+        double *raw = xmalloc((l->nrows + 1) * sizeof *raw), **v = b + 8 * i;
+        for (int k = 0; k < 8; k++) v[k] = xmalloc((l->nrows + 1) * sizeof(double));
+        metrics_column(l, 0, v[0]);
         metrics_column(l, metrics_col(l, "loss"), raw);
-        smooth(raw, l->nrows, w, 0, b[2 * i + 1]);
+        smooth(raw, l->nrows, w, 0, v[1]);
+        metrics_column(l, metrics_col(l, "grad_norm"), raw);
+        smooth(raw, l->nrows, w, 1, v[2]);
+        metrics_column(l, metrics_col(l, "grad_norm_clipped"), raw);
+        smooth(raw, l->nrows, w, 1, v[3]);
+        int tc = metrics_col(l, "clip_threshold"), vc = metrics_col(l, "val_loss");
+        if (tc >= 0) metrics_column(l, tc, v[4]);
+        else for (size_t r = 0; r < l->nrows; r++) v[4][r] = NAN;
+        for (size_t r = 0; vc >= 0 && r < l->nrows; r++) {
+            double val = l->rows[r * (size_t)l->ncols + vc];
+            if (!isnan(val)) v[5][nv[i]] = v[0][r], v[6][nv[i]++] = val;
+        }
         free(raw);
     }
     for (int i = 0; i < n; i++) {
-        PlotSeries *s = ser + 2 * i;
-        int ns = 0;
+        PlotSeries *s = ser + 8 * i;
+        double **v = b + 8 * i;
+        size_t m = runs[i].log.nrows;
+        int ns = 0, clipped = strcmp(runs[i].clip_desc, "none") != 0, has_th = 0;
         if (i > 0)
             s[ns++] = (PlotSeries){.label = ref, .x = b[0], .y = b[1], .n = runs[0].log.nrows,
                                    .faint = 1};
-        s[ns++] = (PlotSeries){.label = "this run", .x = b[2 * i], .y = b[2 * i + 1],
-                               .n = runs[i].log.nrows, .color = i + 1};
+        s[ns++] = (PlotSeries){.label = "training loss", .x = v[0], .y = v[1], .n = m,
+                               .color = i + 1};
+        if (nv[i])
+            s[ns++] = (PlotSeries){.label = "validation loss", .x = v[5], .y = v[6], .n = nv[i],
+                                   .style = PLOT_DOTS, .color = i + 1};
         pan[i] = (PlotPanel){.title = legends[i], .xlabel = "step", .ylabel = ylab,
                              .logy = PLOT_LOGY_ON, .series = s, .nseries = ns,
                              .hline = runs[0].baseline, .hline_label = "trivial predictor"};
+        if (!norms) continue;
+        PlotSeries *g = s + ns;
+        int ng = 0;
+        for (size_t r = 0; r < m; r++) has_th |= isfinite(v[4][r]);
+        g[ng++] = (PlotSeries){.label = "pre-clip", .x = v[0], .y = v[2], .n = m, .color = i + 1};
+        if (clipped)
+            g[ng++] = (PlotSeries){.label = "post-clip", .x = v[0], .y = v[3], .n = m,
+                                   .color = i + 1, .dash = 1};
+        if (has_th)
+            g[ng++] = (PlotSeries){.label = "clip threshold", .x = v[0], .y = v[4], .n = m,
+                                   .color = 7};
+        pan[n + i] = (PlotPanel){.title = "global gradient L2 norm", .xlabel = "step",
+                                 .ylabel = nlab, .logy = PLOT_LOGY_AUTO, .series = g,
+                                 .nseries = ng, .hline = NAN};
+    }
+    /* one legend per row: on the panel with the most entries */
+    for (int row = 0; row < (norms ? 2 : 1); row++) {
+        int best = 0;
+        for (int i = 1; i < n; i++)
+            if (pan[row * n + i].nseries > pan[row * n + best].nseries) best = i;
+        for (int i = 0; i < n; i++) pan[row * n + i].legend_off = i != best;
     }
     char err[256];
-    int rows = (n + 1) / 2;
-    int rc = plot_figure_grid(path, title, pan, n, 2, 1300, 44 + 320 * rows, err, sizeof err);
+    int rows = norms ? 2 : (n + 1) / 2, cols = norms ? n : 2;
+    int rc = plot_figure_grid(path, title, pan, norms ? 2 * n : n, cols, norms ? 1500 : 1300,
+                              44 + (norms ? 400 : 320) * rows, err, sizeof err);
     if (rc != 0) fprintf(stderr, "cliplab: error: writing %s: %s\n", path, err);
     if (rc == 0) {
         size_t pl = strlen(path);
@@ -407,8 +449,8 @@ static int small_multiples(const RunResult *runs, int n, const char *const *lege
         rc = run_plots_step_size(sp, st, logs, legends, n);
         free(logs), free(sp);
     }
-    for (int i = 0; i < 2 * n; i++) free(b[i]);
-    free(b), free(ser), free(pan);
+    for (int i = 0; i < 8 * n; i++) free(b[i]);
+    free(b), free(ser), free(pan), free(nv);
     return rc;
 }
 
@@ -431,7 +473,7 @@ int trainer_compare_plot(const RunResult *runs, int n, const char *path) {
         free(legends);
         return rc;
     }
-    if (n >= 5) { /* too many lines for one panel: small multiples of the loss */
+    if (n >= 3) { /* too many lines for one panel: small multiples */
         int rc = small_multiples(runs, n, (const char *const *)legends, title, path);
         for (int i = 0; i < n; i++) free(legends[i]);
         free(legends);
