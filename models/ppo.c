@@ -603,6 +603,8 @@ static void ppo_title(const void *mp, char *buf, size_t len) {
 
 static const char *const ppo_groups[] = {"agent", NULL};
 static const char *const ppo_plot_columns[] = {"episodic_return", "approx_kl", "entropy", NULL};
+static const double ppo_column_refs[] = {475.0, NAN, NAN};
+static const char *const ppo_column_ref_labels[] = {"solved (CartPole-v1: 475)", NULL, NULL};
 
 const ModelDef ppo_model = {
     .name = "ppo",
@@ -619,6 +621,8 @@ const ModelDef ppo_model = {
     .main_metric = "return_100", /* mean return of the last 100 training episodes */
     .main_metric_higher = 1,
     .plot_columns = ppo_plot_columns,
+    .plot_column_refs = ppo_column_refs,
+    .plot_column_ref_labels = ppo_column_ref_labels,
     .describe = ppo_describe,
     .title = ppo_title,
 };

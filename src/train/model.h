@@ -69,6 +69,10 @@ typedef struct ModelDef {
      * comparison figure (PPO: episodic_return, approx_kl, entropy). A NaN in
      * such a column means "no value this step" and is left out of the line. */
     const char *const *plot_columns;
+    /* Optional, parallel to plot_columns: a reference line in that column's panel (NaN:
+     * none) and its legend text (PPO: CartPole-v1 is solved at a return of 475). */
+    const double *plot_column_refs;
+    const char *const *plot_column_ref_labels;
     /* Optional: the model's own clipping in a few words ("ratio clip 0.2"),
      * put in the run's label beside the gradient clip. */
     void (*describe)(const void *m, char *buf, size_t len);

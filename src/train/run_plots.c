@@ -116,7 +116,8 @@ static int write_heatmap(const Trainer *tr) {
 }
 
 static int columns_figure(const char *path, const char *title, const MetricsLog *const *logs,
-                          const char *const *labels, int n, const char *const *cols);
+                          const char *const *labels, int n, const char *const *cols,
+                          const double *refs, const char *const *ref_labels);
 
 /* curves.png: the model's plot_columns, one panel each */
 static int write_columns(const Trainer *tr) {
@@ -131,7 +132,8 @@ static int write_columns(const Trainer *tr) {
         tr->def->describe(tr->model, own + 2, sizeof own - 2);
     }
     snprintf(title, sizeof title, "%s  (gradient clip: %s%s)", tr->run.name, desc, own);
-    return columns_figure(path, title, &lp, &label, 1, tr->def->plot_columns);
+    return columns_figure(path, title, &lp, &label, 1, tr->def->plot_columns,
+                          tr->def->plot_column_refs, tr->def->plot_column_ref_labels);
 }
 
 /* Clipping as an adaptive step size (Zhang, He, Sra & Jadbabaie 2020: clipped GD is GD
@@ -261,7 +263,8 @@ static void smooth(const double *y, size_t n, size_t w, int use_max, double *out
 /* One panel per model column (ModelDef.plot_columns) over n runs' logs: NaN
  * rows dropped (no value that step), the rest smoothed as the loss curves. */
 static int columns_figure(const char *path, const char *title, const MetricsLog *const *logs,
-                          const char *const *labels, int n, const char *const *cols) {
+                          const char *const *labels, int n, const char *const *cols,
+                          const double *refs, const char *const *ref_labels) {
     int ncols = 0;
     while (cols[ncols]) ncols++;
     PlotPanel *panels = xcalloc((size_t)ncols, sizeof *panels);
@@ -294,7 +297,9 @@ static int columns_figure(const char *path, const char *title, const MetricsLog 
             snprintf(titles[c], sizeof titles[c], "%s", cols[c]);
         panels[c] = (PlotPanel){.title = titles[c], .xlabel = "step", .ylabel = cols[c],
                                 .logy = PLOT_LOGY_AUTO, .series = series + (size_t)c * n,
-                                .nseries = n, .hline = NAN};
+                                .nseries = n, .hline = refs ? refs[c] : NAN,
+                                .hline_label = refs && ref_labels ? ref_labels[c] : NULL,
+                                .legend_off = c > 0 && n > 1}; /* the runs named once */
     }
     char err[256];
     int rc = plot_figure(path, title, panels, ncols, 1100, 380 * ncols + 80, err, sizeof err);
@@ -454,6 +459,118 @@ static int small_multiples(const RunResult *runs, int n, const char *const *lege
     return rc;
 }
 
+/* Runs that differ only by their seed (same model and task, clip, own clipping, recovery)
+ * form a group; group[i] is the group of run i, numbered in order of first appearance.
+ * Returns how many groups. */
+static int seed_groups(const RunResult *runs, int n, int *group) {
+    int ng = 0;
+    for (int i = 0; i < n; i++) {
+        group[i] = -1;
+        for (int j = 0; j < i && group[i] < 0; j++)
+            if (!strcmp(runs[i].title, runs[j].title) && !strcmp(runs[i].clip_desc, runs[j].clip_desc) &&
+                !strcmp(runs[i].own, runs[j].own) && runs[i].recovery == runs[j].recovery &&
+                runs[i].seed != runs[j].seed)
+                group[i] = group[j];
+        if (group[i] < 0) group[i] = ng++;
+    }
+    return ng;
+}
+
+static int cmp_dbl(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Several seeds of each configuration: per column (the model's plot_columns, else the
+ * loss and the pre-clip norm), each group's median over its seeds with the min-max band.
+ * Each seed's curve is smoothed as in the other figures (the norm by its running max),
+ * then read on a common grid of steps (its last value at or before each grid step); a
+ * seed that went non-finite counts as +inf from there, so the band reaches the top. */
+static int seed_figure(const RunResult *runs, int n, const int *group, int ng,
+                       const char *const *legends, const char *title, const char *path) {
+    static const char *const base[] = {"loss", "grad_norm", NULL};
+    const char *const *cols = runs[0].plot_columns ? runs[0].plot_columns : base;
+    int nc = 0;
+    while (cols[nc]) nc++;
+    enum { G = 300 };
+    double xmax = 0;
+    for (int i = 0; i < n; i++)
+        if (runs[i].log.nrows) xmax = fmax(xmax, runs[i].log.rows[(runs[i].log.nrows - 1) * (size_t)runs[i].log.ncols]);
+    double *grid = xmalloc(G * sizeof *grid), *vals = xmalloc((size_t)n * sizeof *vals);
+    for (int k = 0; k < G; k++) grid[k] = xmax * k / (G - 1.0);
+    PlotPanel *pan = xcalloc((size_t)nc, sizeof *pan);
+    PlotSeries *ser = xcalloc((size_t)nc * (size_t)ng, sizeof *ser);
+    double **bufs = xcalloc((size_t)nc * (size_t)ng * 3, sizeof *bufs);
+    char (*labels)[300] = xcalloc((size_t)ng, sizeof *labels), (*titles)[160] = xcalloc((size_t)nc, sizeof *titles);
+    int *count = xcalloc((size_t)ng, sizeof *count), *first = xcalloc((size_t)ng, sizeof *first);
+    for (int i = n - 1; i >= 0; i--) count[group[i]]++, first[group[i]] = i;
+    double **cur = xcalloc((size_t)n, sizeof *cur); /* each run's column, smoothed, on the grid */
+    for (int i = 0; i < n; i++) cur[i] = xmalloc(G * sizeof(double));
+    size_t longest = 0;
+    for (int i = 0; i < n; i++) longest = runs[i].log.nrows > longest ? runs[i].log.nrows : longest;
+    size_t w = longest > 600 ? longest / 200 : 1;
+    for (int c = 0; c < nc; c++) {
+        int use_max = !strcmp(cols[c], "grad_norm");
+        for (int i = 0; i < n; i++) {
+            const MetricsLog *l = &runs[i].log;
+            int col = metrics_col(l, cols[c]);
+            double *x = xmalloc((l->nrows + 1) * sizeof *x), *y = xmalloc((l->nrows + 1) * sizeof *y);
+            double *sm = xmalloc((l->nrows + 1) * sizeof *sm);
+            size_t m = 0;
+            for (size_t r = 0; col >= 0 && r < l->nrows; r++) {
+                double v = l->rows[r * (size_t)l->ncols + col];
+                if (isnan(v) && strcmp(cols[c], "loss") && strcmp(cols[c], "grad_norm")) continue;
+                x[m] = l->rows[r * (size_t)l->ncols], y[m++] = v;
+            }
+            smooth(y, m, w, use_max, sm);
+            size_t r = 0;
+            int bad = 0;
+            for (int k = 0; k < G; k++) {
+                while (r < m && x[r] <= grid[k]) bad |= !isfinite(sm[r]), r++;
+                cur[i][k] = bad ? INFINITY : r ? sm[r - 1] : NAN;
+            }
+            free(x), free(y), free(sm);
+        }
+        for (int g = 0; g < ng; g++) {
+            double **b = bufs + 3 * ((size_t)c * ng + g);
+            for (int k = 0; k < 3; k++) b[k] = xmalloc(G * sizeof(double));
+            for (int k = 0; k < G; k++) {
+                int m = 0;
+                for (int i = 0; i < n; i++)
+                    if (group[i] == g && !isnan(cur[i][k])) vals[m++] = cur[i][k];
+                qsort(vals, (size_t)m, sizeof *vals, cmp_dbl);
+                b[0][k] = m ? (m % 2 ? vals[m / 2] : 0.5 * (vals[m / 2 - 1] + vals[m / 2])) : NAN;
+                b[1][k] = m ? vals[0] : NAN;
+                b[2][k] = m ? fmin(vals[m - 1], 1e300) : NAN;
+                if (isinf(b[0][k])) b[0][k] = NAN; /* the median seed diverged: no line */
+            }
+            snprintf(labels[g], sizeof labels[g], "%s: median of %d seed%s, min-max band",
+                     legends[first[g]], count[g], count[g] > 1 ? "s" : "");
+            ser[(size_t)c * ng + g] = (PlotSeries){.label = labels[g], .x = grid, .y = b[0], .n = G,
+                                                   .lo = b[1], .hi = b[2], .color = g + 1};
+        }
+        snprintf(titles[c], sizeof titles[c], "%s (%s of the last %zu logged steps)",
+                 !strcmp(cols[c], "grad_norm") ? "pre-clip global gradient L2 norm" : cols[c],
+                 use_max ? "max" : "mean", w);
+        pan[c] = (PlotPanel){.title = titles[c], .xlabel = "step", .ylabel = cols[c],
+                             .logy = PLOT_LOGY_AUTO, .series = ser + (size_t)c * ng, .nseries = ng,
+                             .hline = c == 0 && !runs[0].plot_columns ? runs[0].baseline
+                                      : runs[0].plot_column_refs ? runs[0].plot_column_refs[c] : NAN,
+                             .hline_label = c == 0 && !runs[0].plot_columns ? "trivial predictor"
+                                            : runs[0].plot_column_ref_labels
+                                                ? runs[0].plot_column_ref_labels[c] : NULL,
+                             .legend_off = c > 0};
+    }
+    char err[256];
+    int rc = plot_figure(path, title, pan, nc, 1100, 80 + 380 * nc, err, sizeof err);
+    if (rc != 0) fprintf(stderr, "cliplab: error: writing %s: %s\n", path, err);
+    for (int i = 0; i < n; i++) free(cur[i]);
+    for (size_t i = 0; i < (size_t)nc * ng * 3; i++) free(bufs[i]);
+    free(cur), free(bufs), free(ser), free(pan), free(labels), free(titles), free(count), free(first);
+    free(grid), free(vals);
+    return rc;
+}
+
 int trainer_compare_plot(const RunResult *runs, int n, const char *path) {
     char **legends = xcalloc((size_t)n, sizeof *legends), title[512];
     for (int i = 0; i < n; i++) {
@@ -461,13 +578,42 @@ int trainer_compare_plot(const RunResult *runs, int n, const char *path) {
         run_legend(runs, n, i, legends[i], 256);
     }
     compare_title(runs, n, legends, title, sizeof title);
+    int *group = xcalloc((size_t)n, sizeof *group), ng = seed_groups(runs, n, group);
+    if (ng < n) { /* several seeds of a configuration: medians and bands */
+        char **gl = xcalloc((size_t)n, sizeof *gl), seeds[200] = "";
+        int k = 0;
+        long lo = runs[0].seed, hi = runs[0].seed;
+        for (int i = 0; i < n; i++) {
+            gl[i] = xmalloc(256);
+            run_legend(runs, n, i, gl[i], 256);
+            char *sp = strstr(gl[i], ", seed "); /* the legend without its seed */
+            if (sp) *sp = '\0';
+            if (!strncmp(gl[i], "seed ", 5)) snprintf(gl[i], 256, "%s", runs[i].name);
+            lo = runs[i].seed < lo ? runs[i].seed : lo, hi = runs[i].seed > hi ? runs[i].seed : hi;
+        }
+        k = snprintf(seeds, sizeof seeds, "seeds %ld-%ld", lo, hi);
+        (void)k;
+        char gt[700], what[400] = "";
+        size_t m = 0;
+        for (int g = 0, i; g < ng && m < sizeof what; g++) {
+            for (i = 0; group[i] != g; i++) continue;
+            m += (size_t)snprintf(what + m, sizeof what - m, "%s%s", g ? " vs " : "", gl[i]);
+        }
+        snprintf(gt, sizeof gt, "%s: %s, %s", runs[0].title, what, seeds);
+        int rc = seed_figure(runs, n, group, ng, (const char *const *)gl, gt, path);
+        for (int i = 0; i < n; i++) free(gl[i]), free(legends[i]);
+        free(gl), free(legends), free(group);
+        return rc;
+    }
+    free(group);
     int same_columns = runs[0].plot_columns != NULL;
     for (int i = 1; i < n; i++) same_columns &= runs[i].plot_columns == runs[0].plot_columns;
     if (same_columns) { /* one model's own curves; mixed models fall back to loss and norm */
         const MetricsLog **logs = xcalloc((size_t)n, sizeof *logs);
         for (int i = 0; i < n; i++) logs[i] = &runs[i].log;
         int rc = columns_figure(path, title, logs, (const char *const *)legends, n,
-                                runs[0].plot_columns);
+                                runs[0].plot_columns, runs[0].plot_column_refs,
+                                runs[0].plot_column_ref_labels);
         free(logs);
         for (int i = 0; i < n; i++) free(legends[i]);
         free(legends);

@@ -463,6 +463,8 @@ static void fill_result(Trainer *tr, double baseline, RunResult *res) {
     memset(&tr->log, 0, sizeof tr->log);
     res->baseline = baseline;
     res->plot_columns = def->plot_columns;
+    res->plot_column_refs = def->plot_column_refs;
+    res->plot_column_ref_labels = def->plot_column_ref_labels;
 }
 
 int trainer_run(const ModelDef *def, const void *model_cfg, const TrainerSettings *s,

@@ -207,6 +207,8 @@ typedef struct RunResult {
     RecoveryEvent *events;        /* its rollbacks (owned) */
     int nevents;
     const char *const *plot_columns; /* the model's (ModelDef.plot_columns), or NULL */
+    const double *plot_column_refs;  /* and its reference lines (ModelDef), or NULL */
+    const char *const *plot_column_ref_labels;
 } RunResult;
 
 /* Build the model and its groups without writing anything (tests drive
