@@ -211,6 +211,23 @@ cliff: deps
 	$(MAKE) train
 	./train configs/cliff_noclip.ini configs/cliff_clip.ini --compare runs/cliff.png
 
+# Several seeds of the chaotic pairs (one seed's outcome is chance there): each
+# configuration's median over the seeds with its min-max band. SEEDS="1 2 3" for fewer.
+SEEDS ?= 1 2 3 4 5
+.PHONY: ppo-seeds recovery-seeds
+ppo-seeds: deps
+	$(MAKE) train
+	for s in $(SEEDS); do for c in ppo_noclip ppo_clip; do ./train configs/$$c.ini run.seed=$$s \
+	  run.out_dir=runs/ppo_seeds/$$c-seed$$s run.plots=false train.quiet=true || exit 1; done; done
+	./train --plot $(foreach c,ppo_noclip ppo_clip,$(foreach s,$(SEEDS),runs/ppo_seeds/$(c)-seed$(s))) \
+	  --compare runs/ppo_seeds.png
+recovery-seeds: deps
+	$(MAKE) train
+	for s in $(SEEDS); do for c in rnn_recovery_off rnn_recovery; do ./train configs/$$c.ini run.seed=$$s \
+	  run.out_dir=runs/recovery_seeds/$$c-seed$$s run.plots=false train.quiet=true || exit 1; done; done
+	./train --plot $(foreach c,rnn_recovery_off rnn_recovery,$(foreach s,$(SEEDS),runs/recovery_seeds/$(c)-seed$(s))) \
+	  --compare runs/recovery_seeds.png
+
 # ---- the gallery ----
 # Every demo figure, regenerated and copied into docs/figures/ (committed; the
 # gallery docs/README.md shows each with its command). About an hour on an

@@ -383,8 +383,11 @@ static int write_figure_groups(const SweepSpec *s, const Line *L, int nl) {
             sr[ns++] = (PlotSeries){.label = labels[2 * l + 1], .x = dx, .y = dy, .n = (size_t)kd,
                                     .style = PLOT_DOTS, .marker = PLOT_MARK_CROSS, .color = 7};
         snprintf(titles[np], sizeof titles[0], "%s: %d of %d runs diverged", ln->label, ndiv, nrun);
+        double ymin = INFINITY;
+        for (int q = 0; q < k; q++) ymin = fmin(ymin, lo[q]);
+        int logy = ymin > 0 && isfinite(ymax) && ymax / ymin > 100; /* the baseline included */
         pan[np] = (PlotPanel){.title = titles[np], .xlabel = ln->xkey, .ylabel = s->metric,
-                                .logy = PLOT_LOGY_AUTO, .series = sr, .nseries = ns,
+                                .logy = logy ? PLOT_LOGY_ON : PLOT_LOGY_AUTO, .series = sr, .nseries = ns,
                                 .logx = xmin > 0 && xmax / xmin >= 100, .hline = base,
                                 .hline_label = isfinite(base) ? blab : NULL};
         np++;
@@ -604,6 +607,11 @@ int sweep_write_summary(const SweepSpec *s) {
     Line *L = build_lines(s, &nl);
     int rc = write_sweep_csv(s);
     if (rc == 0) rc = write_summary_csv(s, L, nl);
+    char seeds[200] = "the config's own";
+    size_t k = 0;
+    for (int i = 0; i < s->nseeds && k < sizeof seeds; i++)
+        k += (size_t)snprintf(seeds + k, sizeof seeds - k, "%s%ld", i ? ", " : "", s->seeds[i]);
+    plot_provenance("Seed", seeds); /* every run of each point */
     if (rc == 0) rc = write_figure(s, L, nl);
     if (rc == 0 && s->map) rc = write_map(s, L, nl);
     if (rc == 0)
