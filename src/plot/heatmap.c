@@ -3,6 +3,7 @@
  * matrix holds (the trainer bins its steps). */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "plot_internal.h"
@@ -107,7 +108,15 @@ int plot_matrix(const char *path, const char *title, const char *xlabel,
     Heat hs;
     int ph = rows * 44, w = 1100, h = 60 + ph + 100, lw = 24;
     if (canvas_begin(&cv, &im, w, h, err, errlen)) return -1;
-    heat_scale(&hs, values, (size_t)rows * (size_t)cols, logscale);
+    { /* the scale covers the mark too */
+        size_t nv = (size_t)rows * (size_t)cols;
+        double *vm = malloc((nv + 1) * sizeof *vm);
+        if (!vm) return canvas_end(&cv, set_err(err, errlen, "plot: out of memory"), err, errlen);
+        memcpy(vm, values, nv * sizeof *vm);
+        vm[nv] = mark_label ? mark : NAN;
+        heat_scale(&hs, vm, nv + 1, logscale);
+        free(vm);
+    }
     int need = colorbar_need(&hs, &cv, ph, NULL);
     if (mark_label && isfinite(mark))
         need += 8 + (int)ceil(text_width(&cv, mark_label, FONT_NOTE));
