@@ -20,9 +20,15 @@
  * The update pipeline (DESIGN.md), per group, in this order:
  *   1. backward (trainer_step; gradients accumulate over the micro-batches,
  *      each scaled by 1/grad_accum, so the update sees their mean)
- *   2. unscale: divide gradients by [train] loss_scale (mixed-precision order)
- *   3. non-finite check of the gradients: [train] on_nonfinite = stop|skip|error
- *   4. (all-reduce across ranks: cliplab trains on one process, so none)
+ *   2. unscale: multiply gradients by 1/scale ([train] loss_scale, or the
+ *      dynamic scaler's current scale: scaler.h); clip_before_unscale = true
+ *      runs step 5 before this one (the bug, on the scaled gradient)
+ *   3. non-finite check of the gradients: [train] on_nonfinite = stop|skip|error;
+ *      with loss_scale = dynamic an overflow skips the step and backs the scale
+ *      off (trainer_step updates the scaler once after every group's pipeline)
+ *   4. all-reduce across ranks (dist.h; under mpirun: the mean over the ranks,
+ *      summed in rank order; [dist] clip = local clips each rank's gradient
+ *      first, the Horovod mistake)
  *   5. gradient clip (clipper.h): pre-clip norm, post-clip norm, coefficient
  *   6. optimizer step at the group's scheduled learning rate
  *   7. weight clip (WGAN-style clamp after the step)
@@ -45,12 +51,14 @@
 
 #include "clipper.h"
 #include "config.h"
+#include "dist.h"
 #include "metrics.h"
 #include "model.h"
 #include "optim.h"
 #include "params.h"
 #include "recovery.h"
 #include "rng.h"
+#include "scaler.h"
 #include "tensor.h"
 
 typedef enum { NONFINITE_STOP, NONFINITE_SKIP, NONFINITE_ERROR } NonfinitePolicy;
@@ -72,7 +80,9 @@ typedef struct TrainConfig {
     int eval_every;
     int on_nonfinite;             /* NonfinitePolicy */
     int grad_accum;
-    double loss_scale;
+    double loss_scale;            /* 0: dynamic (the GradScaler, scaler.h) */
+    int precision;                /* HalfFormat (half.h): AMP's matrix-product format */
+    int clip_before_unscale;      /* the bug: step 7 runs before step 2 */
     int threads;
     int arena_mb;
     int max_nodes;
@@ -100,6 +110,8 @@ typedef struct TrainerSettings {
     OptimConfig optim;
     ClipConfig clip;
     RecoveryConfig recovery;
+    ScalerConfig scaler;          /* [scaler] (read when [train] loss_scale = dynamic) */
+    DistConfig dist;              /* [dist]: data-parallel switches (under mpirun) */
     GroupSettings groups[TRAINER_MAX_GROUPS]; /* in ModelDef.groups order; none: [optim]/[clip] */
     int ngroups;
     /* Optional: called after each metrics row is logged (tr->log's last row), e.g.
@@ -129,6 +141,9 @@ typedef struct UpdateGroup {
     Optim optim;
     Clipper clip;
     ClipStats last;               /* stats of the latest update */
+    DistConfig dist;              /* the run's [dist] */
+    double rank_norm;             /* this rank's pre-clip L2 norm before the all-reduce */
+    float *acc;                   /* accumulation buffer (micro-batches summed in order) */
     double lr;
     /* what the clip did to the step, measured by the pipeline (NaN when refused):
      * cos_clip, cosine of the gradient before and after the clip step (1: only scaled;
@@ -138,6 +153,7 @@ typedef struct UpdateGroup {
     double cos_clip, update_norm, eff_lr;
     float *scratch;               /* ps->n floats: the pre-clip gradient, then the pre-step weights */
     long updates, clipped, skipped;
+    int clip_before_unscale;      /* [train] clip_before_unscale: the pipeline's wrong order */
 } UpdateGroup;
 
 struct Trainer {
@@ -156,6 +172,7 @@ struct Trainer {
     double extra[TRAINER_MAX_METRICS];
     int val_metric;               /* extra column "val_loss" (models with evaluate), or -1 */
     Recovery rec;                 /* loss-spike rollback state */
+    GradScaler scaler;            /* the loss scale, static or dynamic: one for every group */
     int saw_nonfinite;            /* the current step met a non-finite loss or gradient */
     int diverged;                 /* a non-finite loss or gradient was seen and the run stopped */
     double t_start;
