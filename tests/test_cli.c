@@ -172,6 +172,28 @@ Test(cli, plot_redraws_from_folders) {
     cr_expect(strstr(err, "nowhere"), "%s", err);
 }
 
+/* Runs that differ only by their seed are drawn as one configuration each, the median
+ * over its seeds with a min-max band (a figure 1100 wide, one panel per column), not as
+ * four runs side by side (1500 wide); the footer's Seed lists each seed once. */
+Test(cli, plot_groups_seeds) {
+    char err[4096], cmd[1024];
+    cli_write("a.ini", SMALL_RNN);
+    cli_write("b.ini", SMALL_RNN "[clip]\ngrad = global_norm\nmax_norm = 0.5\n");
+    for (int s = 1; s <= 2; s++) {
+        snprintf(cmd, sizeof cmd, "a.ini b.ini run.seed=%d run.plots=false", s);
+        cr_assert_eq(run_train(cmd, err, sizeof err), 0, "%s", err);
+        snprintf(cmd, sizeof cmd, "cd %s && mv runs/a runs/a%d && mv runs/b runs/b%d", cli_dir, s, s);
+        cr_assert_eq(system(cmd), 0);
+    }
+    cr_assert_eq(run_train("--plot runs/a1 runs/a2 runs/b1 runs/b2 --compare s.png", err, sizeof err), 0,
+                 "%s", err);
+    snprintf(cmd, sizeof cmd,
+             "cd %s && /usr/bin/python3 -c \"import struct,sys; b=open('s.png','rb').read(); "
+             "sys.exit(0 if struct.unpack('>I', b[16:20])[0] == 1100 and b'Seed\\x001, 2' in b else 1)\"",
+             cli_dir);
+    cr_expect_eq(system(cmd), 0, "s.png is not the seeds figure (width 1100, Seed 1, 2)");
+}
+
 /* A rollback restores exactly the state it saved. ema_beta = 0 and factor 1
  * make any loss above the previous one a "spike". With no batches skipped the
  * replay reaches the same spike with the same loss (so every rollback row is
