@@ -239,6 +239,7 @@ recovery-seeds: deps
 # Each line: the make target, the figure it writes, the gallery's file name.
 GALLERY := \
   demo:runs/compare_rnn_noclip_vs_rnn_clip.png:rnn_clip_vs_noclip.png \
+  demo:runs/compare_rnn_noclip_vs_rnn_clip_step_size.png:rnn_step_size.png \
   ablation:runs/rnn_methods.png:rnn_methods.png \
   recovery:runs/rnn_recovery.png:rnn_recovery.png \
   order:runs/compare_rnn_order_noclip_vs_rnn_order_clip.png:rnn_order.png \
@@ -262,10 +263,11 @@ GALLERY_TARGETS := $(sort $(foreach g,$(GALLERY),$(word 1,$(subst :, ,$(g)))))
 .PHONY: figures
 figures: deps
 	$(MAKE) train
+	@date +%s > $(BUILD)/figures.start
 	for t in $(GALLERY_TARGETS); do $(MAKE) $$t || exit 1; done
 	@mkdir -p docs/figures
 	$(foreach g,$(GALLERY),cp $(word 2,$(subst :, ,$(g))) docs/figures/$(word 3,$(subst :, ,$(g))) && ) true
-	@echo "figures: $(words $(GALLERY)) figures in docs/figures/"
+	@echo "figures: $(words $(GALLERY)) figures in docs/figures/ in $$(( $$(date +%s) - $$(cat $(BUILD)/figures.start) )) s wall"
 
 # ---- tests ----
 $(BUILD)/ref/%.bin: tests/ref/%.py tests/ref/tfile.py

@@ -136,6 +136,8 @@ static int write_columns(const Trainer *tr) {
                           tr->def->plot_column_refs, tr->def->plot_column_ref_labels);
 }
 
+static void smooth(const double *y, size_t n, size_t w, int use_max, double *out);
+
 /* Clipping as an adaptive step size (Zhang, He, Sra & Jadbabaie 2020: clipped GD is GD
  * with step lr * min(1, c / ||g||)): per logged step of each run, the effective learning
  * rate and the update's norm against the pre-clip gradient norm (points), with the rule
@@ -147,7 +149,7 @@ int run_plots_step_size(const char *path, const char *title, const MetricsLog *c
                         const char *const *labels, int n) {
     PlotSeries *es = xcalloc((size_t)n + 1, sizeof *es), *us = xcalloc((size_t)n, sizeof *us);
     PlotSeries *cs = xcalloc((size_t)n, sizeof *cs);
-    double **b = xcalloc((size_t)n * 5 + 2, sizeof *b);
+    double **b = xcalloc((size_t)n * 7 + 2, sizeof *b);
     int ne = 0, nu = 0, nc = 0, one_rule = 1;
     double lr = NAN, c = NAN, gmin = INFINITY, gmax = 0;
     for (int i = 0; i < n; i++) {
@@ -178,8 +180,24 @@ int run_plots_step_size(const char *path, const char *title, const MetricsLog *c
                                 .style = PLOT_DOTS, .color = i + 1};
         us[nu++] = (PlotSeries){.label = labels[i], .x = v[1], .y = v[3], .n = l->nrows,
                                 .style = PLOT_DOTS, .color = i + 1};
-        cs[nc++] = (PlotSeries){.label = labels[i], .x = v[0], .y = v[4], .n = l->nrows,
-                                .color = i + 1};
+        { /* the cosine over a trailing window: its mean, and its min-max band */
+            size_t w = l->nrows > 600 ? l->nrows / 200 : 1;
+            double *raw = xmalloc((l->nrows + 1) * sizeof *raw);
+            memcpy(raw, v[4], l->nrows * sizeof *raw);
+            smooth(raw, l->nrows, w, 0, v[4]);
+            b[5 * n + 2 + 2 * i] = xmalloc((l->nrows + 1) * sizeof(double));
+            b[5 * n + 3 + 2 * i] = xmalloc((l->nrows + 1) * sizeof(double));
+            double *lo = b[5 * n + 2 + 2 * i], *hi = b[5 * n + 3 + 2 * i];
+            for (size_t r = 0; r < l->nrows; r++) {
+                size_t a = r + 1 >= w ? r + 1 - w : 0;
+                lo[r] = INFINITY, hi[r] = -INFINITY;
+                for (size_t q = a; q <= r; q++) lo[r] = fmin(lo[r], raw[q]), hi[r] = fmax(hi[r], raw[q]);
+                if (!isfinite(lo[r]) || !isfinite(hi[r])) lo[r] = hi[r] = NAN;
+            }
+            free(raw);
+            cs[nc++] = (PlotSeries){.label = labels[i], .x = v[0], .y = v[4], .n = l->nrows,
+                                    .lo = lo, .hi = hi, .color = i + 1};
+        }
     }
     if (ne == 0) {
         free(es), free(us), free(cs), free(b);
@@ -204,14 +222,15 @@ int run_plots_step_size(const char *path, const char *title, const MetricsLog *c
         {.title = "Length of the update \u2016\u0394\u03b8\u2016 (optimizer step), against the gradient norm",
          .xlabel = "pre-clip global gradient L2 norm \u2016g\u2016", .ylabel = "\u2016\u0394\u03b8\u2016",
          .logx = 1, .logy = PLOT_LOGY_AUTO, .series = us, .nseries = nu, .hline = NAN},
-        {.title = "Cosine between the gradient before and after the clip step (1: only scaled)",
+        {.title = "Cosine between the gradient before and after the clip step (1: only scaled; "
+                  "line: running mean, band: min to max)",
          .xlabel = "step", .ylabel = "cosine", .logy = PLOT_LOGY_OFF, .series = cs, .nseries = nc,
          .hline = NAN},
     };
     char err[256];
     int rc = plot_figure(path, title, panels, 3, 1100, 1300, err, sizeof err);
     if (rc != 0) fprintf(stderr, "cliplab: error: writing %s: %s\n", path, err);
-    for (int i = 0; i < 5 * n + 2; i++) free(b[i]);
+    for (int i = 0; i < 7 * n + 2; i++) free(b[i]);
     free(es), free(us), free(cs), free(b);
     return rc;
 }
