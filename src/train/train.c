@@ -368,6 +368,8 @@ static int open_outputs(Trainer *tr, const Config *cfg) {
     }
     cfg_write(cfg, f);
     fprintf(f, "\n; made with BLAS: %s\n", blas_describe());
+    if (tr->def->baseline_loss) /* read back by sweep maps, which mark it on their colour scale */
+        fprintf(f, "; trivial-predictor loss: %.9g\n", tr->def->baseline_loss(tr->model));
     if (fclose(f) != 0 || rename(tmp, path) != 0) {
         fprintf(stderr, "cliplab: error: cannot write %s: %s\n", path, strerror(errno));
         return -1;
@@ -584,6 +586,40 @@ static int open_run(Trainer *tr, const Config *cfg, RunFolder *rf) {
     return 0;
 }
 
+/* What a comparison needs of a finished run; takes its log and rollbacks from tr. */
+static void fill_result(Trainer *tr, double baseline, RunResult *res) {
+    const ModelDef *def = tr->def;
+    const RunConfig *run = &tr->run;
+    snprintf(res->name, sizeof res->name, "%s", run->name);
+    snprintf(res->out_dir, sizeof res->out_dir, "%s", run->out_dir);
+    res->def = tr->def;
+    clipper_describe_run(&tr->groups[0].clip, res->clip_desc, sizeof res->clip_desc);
+    res->recovery = tr->rec.cfg.enabled;
+    char own[96] = "";
+    if (def->describe) {
+        def->describe(tr->model, own + 2, sizeof own - 4);
+        own[0] = ';', own[1] = ' ';
+        snprintf(res->own, sizeof res->own, "%s", own + 2);
+    }
+    if (def->title)
+        def->title(tr->model, res->title, sizeof res->title);
+    else
+        snprintf(res->title, sizeof res->title, "%s", def->name);
+    res->seed = run->seed;
+    snprintf(res->label, sizeof res->label, "%s (clip: %s%s%s)", run->name, res->clip_desc,
+             own, res->recovery ? "; spike recovery on" : "");
+    res->events = tr->rec.events;
+    res->nevents = tr->rec.nevents;
+    tr->rec.events = NULL;
+    res->log = tr->log;
+    memset(&tr->log, 0, sizeof tr->log);
+    res->baseline = baseline;
+    res->plot_columns = def->plot_columns;
+    res->compare_columns = def->compare_columns;
+    res->plot_column_refs = def->plot_column_refs;
+    res->plot_column_ref_labels = def->plot_column_ref_labels;
+}
+
 /* Under mpirun, before anything is written: every rank has the same settings
  * and output folder (else the difference is named), and the run can be
  * split over ranks. 0, or 2 with the message printed by rank 0. */
@@ -679,34 +715,31 @@ int trainer_run(const ModelDef *def, const void *model_cfg, const TrainerSetting
                tr->diverged ? "; the run went non-finite and was stopped" : "");
     }
     if (rc == 0 && tr->diverged == 2) rc = 3;
-    if (res) {
-        snprintf(res->name, sizeof res->name, "%s", run->name);
-        snprintf(res->out_dir, sizeof res->out_dir, "%s", run->out_dir);
-        res->def = tr->def;
-        clipper_describe_run(&tr->groups[0].clip, res->clip_desc, sizeof res->clip_desc);
-        res->recovery = tr->rec.cfg.enabled;
-        char own[96] = "";
-        if (def->describe) {
-            def->describe(tr->model, own + 2, sizeof own - 4);
-            own[0] = ';', own[1] = ' ';
-            snprintf(res->own, sizeof res->own, "%s", own + 2);
-        }
-        if (def->title)
-            def->title(tr->model, res->title, sizeof res->title);
-        else
-            snprintf(res->title, sizeof res->title, "%s", def->name);
-        res->seed = run->seed;
-        snprintf(res->label, sizeof res->label, "%s (clip: %s%s%s)", run->name, res->clip_desc,
-                 own, res->recovery ? "; spike recovery on" : "");
-        res->events = tr->rec.events;
-        res->nevents = tr->rec.nevents;
-        tr->rec.events = NULL;
-        res->log = tr->log;
-        memset(&tr->log, 0, sizeof tr->log);
-        res->baseline = baseline;
-        res->compare_columns = def->compare_columns;
-    }
+    if (res) fill_result(tr, baseline, res);
     trainer_destroy(tr);
     free(fingerprint);
     return rc;
+}
+
+int trainer_replot(const ModelDef *def, const void *model_cfg, const TrainerSettings *s,
+                   RunResult *res) {
+    Trainer *tr = trainer_create(def, model_cfg, s);
+    const char *dir = s->run.out_dir;
+    char err[1024] = "";
+    int rc = metrics_read_csv(&tr->log, dir, "metrics.csv", err, sizeof err);
+    if (rc == 0 && tr->rec.cfg.enabled) rc = recovery_read_log(&tr->rec, dir, err, sizeof err);
+    char path[CFG_STR_MAX + 32];
+    snprintf(path, sizeof path, "%s/grad_norms.csv", dir);
+    if (rc == 0 && access(path, R_OK) == 0)
+        rc = metrics_read_csv(&tr->pnorm_log, dir, "grad_norms.csv", err, sizeof err);
+    if (rc != 0) fprintf(stderr, "cliplab: error: --plot %s: %s\n", dir, err);
+    double baseline = def->baseline_loss ? def->baseline_loss(tr->model) : NAN;
+    char seed[32];
+    snprintf(seed, sizeof seed, "%ld", s->run.seed);
+    plot_provenance("Seed", seed);
+    if (rc == 0 && tr->log.nrows) rc = run_plots_write(tr, baseline);
+    if (rc == 0 && !tr->train.quiet) printf("%s: figures redrawn in %s/\n", s->run.name, dir);
+    if (rc == 0 && res) fill_result(tr, baseline, res);
+    trainer_destroy(tr);
+    return rc == 0 ? 0 : 1;
 }

@@ -232,6 +232,9 @@ typedef struct RunResult {
     RecoveryEvent *events;        /* its rollbacks (owned) */
     int nevents;
     const char *const *compare_columns; /* the model's (ModelDef.compare_columns), or NULL */
+    const char *const *plot_columns; /* the model's (ModelDef.plot_columns), or NULL */
+    const double *plot_column_refs;  /* and its reference lines (ModelDef), or NULL */
+    const char *const *plot_column_ref_labels;
 } RunResult;
 
 /* Build the model and its groups without writing anything (tests drive
@@ -248,6 +251,11 @@ int trainer_run(const ModelDef *def, const void *model_cfg, const TrainerSetting
 /* Drop logged rows of steps >= step (a rollback replays them) and rewrite the CSV. */
 void trainer_truncate_log(Trainer *tr, long step);
 void run_result_free(RunResult *r);
+/* ./train --plot: a finished run's figures redrawn from its folder (s->run.out_dir:
+ * metrics.csv, grad_norms.csv and rollbacks.csv when there), nothing trained; res (when
+ * not NULL) as trainer_run fills it, for a comparison. 0, or 1 with a message. */
+int trainer_replot(const ModelDef *def, const void *model_cfg, const TrainerSettings *s,
+                   RunResult *res);
 
 /* run_plots.c: a run's loss.png, grad_norm.png and grad_norm_heatmap.png (and
  * curves.png of the model's plot_columns); */
