@@ -59,6 +59,19 @@ static void refuse(UpdateGroup *g) {
         for (int i = 0; i < clipper_nparams(&g->clip); i++) g->clip.param_norms[i] = NAN;
 }
 
+/* [dist] clip = local only: the norm of the all-reduced UNclipped gradient
+ * (an extra all-reduce of a copy), so the log's pre-clip norm means the same
+ * in both modes. */
+static void local_unclipped_norm(UpdateGroup *g) {
+    ParamSet *ps = g->ps;
+    if (!g->acc) g->acc = xmalloc(ps->n * sizeof *g->acc);
+    memcpy(g->acc, ps->grad, ps->n * sizeof *ps->grad);
+    dist_allreduce_ordered(g->acc, ps->n);
+    double s = 0.0;
+    for (size_t i = 0; i < ps->n; i++) s += (double)g->acc[i] * (double)g->acc[i];
+    g->unclipped_norm = sqrt(s);
+}
+
 PipeResult pipeline_update(UpdateGroup *g, double loss_scale, double lr) {
     ParamSet *ps = g->ps;
     /* 2. unscale */
@@ -81,6 +94,7 @@ PipeResult pipeline_update(UpdateGroup *g, double loss_scale, double lr) {
     int nranks = dist_size(), local_clip = nranks > 1 && g->dist.clip == DIST_CLIP_LOCAL;
     g->rank_norm = pre * nranks; /* the norm of this rank's own mean gradient */
     if (local_clip) { /* clip this rank's own mean gradient (x N), then back to its 1/N share */
+        local_unclipped_norm(g); /* the reduced norm DDP would have clipped, for the log */
         float up = (float)nranks, down = (float)(1.0 / nranks);
         for (size_t i = 0; i < ps->n; i++) ps->grad[i] *= up;
         clipper_apply(&g->clip, g->rank_norm, &g->last);
@@ -92,8 +106,9 @@ PipeResult pipeline_update(UpdateGroup *g, double loss_scale, double lr) {
         g->last.pre_norm = pre;
     }
     /* 5. gradient clip: once, on the reduced gradient */
-    if (local_clip) { /* it ran per rank (coef: this rank's); the step gets the reduced gradient */
+    if (local_clip) { /* it ran per rank (coef: this rank's); the update is the reduced gradient */
         g->last.post_norm = pre;
+        g->last.pre_norm = g->unclipped_norm;
     } else {
         clipper_apply(&g->clip, pre, &g->last);
     }

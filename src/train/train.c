@@ -570,8 +570,12 @@ int trainer_run(const ModelDef *def, const void *model_cfg, const TrainerSetting
             def->describe(tr->model, own + 2, sizeof own - 4);
             own[0] = ';', own[1] = ' ';
         }
-        snprintf(res->label, sizeof res->label, "%s (clip: %s%s%s)", run->name, res->clip_desc,
-                 own, res->recovery ? "; spike recovery on" : "");
+        char ranks[96] = "";
+        if (dist_size() > 1)
+            snprintf(ranks, sizeof ranks, "; %d ranks, %s", dist_size(),
+                     s->dist.clip == DIST_CLIP_LOCAL ? "each clips before the all-reduce" : "clip after the all-reduce");
+        snprintf(res->label, sizeof res->label, "%s (clip: %s%s%s%s)", run->name, res->clip_desc,
+                 own, res->recovery ? "; spike recovery on" : "", ranks);
         res->events = tr->rec.events;
         res->nevents = tr->rec.nevents;
         tr->rec.events = NULL;

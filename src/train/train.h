@@ -136,6 +136,7 @@ typedef struct UpdateGroup {
     DistConfig dist;              /* the run's [dist] */
     double rank_norm;             /* this rank's pre-clip L2 norm before the all-reduce */
     double update_norm;           /* L2 norm of the gradient the optimizer stepped with */
+    double unclipped_norm;        /* [dist] clip = local: norm of the reduced unclipped gradient */
     float *acc;                   /* accumulation buffer (micro-batches summed in order) */
     double lr;
     long updates, clipped, skipped;
@@ -221,6 +222,9 @@ int trainer_run(const ModelDef *def, const void *model_cfg, const TrainerSetting
 /* Drop logged rows of steps >= step (a rollback replays them) and rewrite the CSV. */
 void trainer_truncate_log(Trainer *tr, long step);
 void run_result_free(RunResult *r);
+/* dist_plot.c: data-parallel runs compared (loss, the update's norm against the
+ * threshold and its histogram on the steps where the clip should bite). */
+int dist_compare_plot(const RunResult *runs, int n, const char *path);
 
 /* run_plots.c: a run's loss.png, grad_norm.png and grad_norm_heatmap.png (and
  * curves.png of the model's plot_columns); */
