@@ -530,8 +530,10 @@ int trainer_run(const ModelDef *def, const void *model_cfg, const TrainerSetting
     if (dist_size() > 1) rc = dist_follow(tr, rc);
     int trained = rc == 0;
     if (rc == 1) rc = 0; /* complete already */
+    double coll = dist_seconds(), train_secs = now_seconds(); /* the loop's, for the share below */
     if (trained) {
         if (tr->step < tr->train.steps) trainer_train(tr);
+        coll = dist_seconds() - coll, train_secs = now_seconds() - train_secs;
         rc = tr->failed ? -1 : 0;
         if (metrics_close(&tr->log) != 0) rc = -1;
         if (metrics_close(&tr->pnorm_log) != 0) rc = -1;
@@ -551,6 +553,11 @@ int trainer_run(const ModelDef *def, const void *model_cfg, const TrainerSetting
         if (rc == 0) remove(path);
     }
     runfolder_release(&rf);
+    if (trained && rc == 0 && dist_size() > 1 && !tr->train.quiet) {
+        printf("%s: %d ranks; time inside the all-reduce and the other collectives (waits for the "
+               "slower rank included): %.3f s of the loop's %.3f s (%.1f%%)\n", run->name, dist_size(),
+               coll, train_secs, train_secs > 0 ? 100.0 * coll / train_secs : 0.0);
+    }
     if (trained && rc == 0 && !tr->train.quiet) {
         printf("%s: wrote %s/ (config.ini, metrics.csv%s)%s\n", run->name, run->out_dir,
                run->plots ? (def->plot_columns ? ", loss.png, grad_norm.png, curves.png"
