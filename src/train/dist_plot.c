@@ -1,7 +1,9 @@
 /* dist_plot.c: the comparison figure of data-parallel runs (./train A.ini
  * B.ini under mpirun, make ddp): what the clip's place in the pipeline does
  * to the update. Panels: the training loss; the norm of the update the
- * optimizer received, step by step, beside the threshold; and its histogram
+ * optimizer received against the norm of the averaged unclipped gradient,
+ * one point per step (after the all-reduce: exactly min(norm, threshold)),
+ * beside the threshold; and its histogram
  * over the steps where the averaged gradient is above the threshold (clip
  * after the all-reduce: every such update has norm exactly the threshold;
  * each rank clipping first: shorter updates, scattered). From metrics.csv's
@@ -49,7 +51,7 @@ int dist_compare_plot(const RunResult *runs, int n, const char *path) {
         for (size_t r = 0; r < m; r++)
             if (b[2][r] > threshold && isfinite(b[3][r])) b[5][nh++] = b[3][r];
         ls[i] = (PlotSeries){.label = runs[i].label, .x = b[0], .y = b[4], .n = m};
-        us[i] = (PlotSeries){.label = runs[i].label, .x = b[0], .y = b[3], .n = m, .style = PLOT_DOTS};
+        us[i] = (PlotSeries){.label = runs[i].label, .x = b[2], .y = b[3], .n = m, .style = PLOT_DOTS};
         hs[i] = (PlotHist){.label = runs[i].label, .v = b[5], .n = nh};
     }
     char lt[96];
@@ -57,8 +59,9 @@ int dist_compare_plot(const RunResult *runs, int n, const char *path) {
     PlotPanel panels[3] = {
         {.title = lt, .xlabel = "step", .ylabel = "loss", .logy = PLOT_LOGY_AUTO, .series = ls,
          .nseries = n},
-        {.title = "Norm of the update the optimizer received, each step", .xlabel = "step",
-         .ylabel = "L2 norm of the update", .logy = PLOT_LOGY_ON, .series = us, .nseries = n,
+        {.title = "Each step: the update's norm against the averaged (unclipped) gradient's",
+         .xlabel = "L2 norm of the gradient averaged over the ranks, before any clip",
+         .ylabel = "L2 norm of the update", .logx = 1, .logy = PLOT_LOGY_ON, .series = us, .nseries = n,
          .hline = threshold, .hline_label = "clip threshold"},
         {.title = "Update norms on the steps whose averaged gradient is above the threshold",
          .xlabel = "L2 norm of the update", .ylabel = "steps", .hists = hs, .nhists = n,

@@ -37,7 +37,13 @@ UpdateGroup *trainer_add_group(Trainer *tr, ParamSet *ps) {
     g->ps = ps;
     g->optim_cfg = gs ? gs->optim : tr->set->optim;
     g->dist = tr->set->dist;
-    optim_init(&g->optim, &g->optim_cfg, ps->n);
+    if (g->dist.shard && dist_size() > 1) { /* ZeRO-2: the optimizer state of this rank's part */
+        size_t lo, hi;
+        dist_chunk(ps->n, dist_rank(), &lo, &hi);
+        optim_init_shard(&g->optim, &g->optim_cfg, lo, hi);
+    } else {
+        optim_init(&g->optim, &g->optim_cfg, ps->n);
+    }
     clipper_init(&g->clip, gs ? &gs->clip : &tr->set->clip, ps);
     return g;
 }
@@ -92,6 +98,7 @@ PipeResult pipeline_update(UpdateGroup *g, double loss_scale, double lr) {
      * [dist] clip = local: each rank clips its own gradient first, by its own
      * norm (the Horovod mistake); the reduced gradient is then not clipped. */
     int nranks = dist_size(), local_clip = nranks > 1 && g->dist.clip == DIST_CLIP_LOCAL;
+    int shard = nranks > 1 && g->dist.shard; /* ZeRO-2 / FSDP: reduce-scatter only */
     g->rank_norm = pre * nranks; /* the norm of this rank's own mean gradient */
     if (local_clip) { /* clip this rank's own mean gradient (x N), then back to its 1/N share */
         local_unclipped_norm(g); /* the reduced norm DDP would have clipped, for the log */
@@ -100,13 +107,20 @@ PipeResult pipeline_update(UpdateGroup *g, double loss_scale, double lr) {
         clipper_apply(&g->clip, g->rank_norm, &g->last);
         for (size_t i = 0; i < ps->n; i++) ps->grad[i] *= down;
     }
-    if (nranks > 1) {
+    if (shard) {
+        dist_reduce_scatter_ordered(ps->grad, ps->n); /* this rank's chunk is reduced */
+    } else if (nranks > 1) {
         dist_allreduce_ordered(ps->grad, ps->n);
         pre = clipper_global_norm(&g->clip);
         g->last.pre_norm = pre;
     }
-    /* 5. gradient clip: once, on the reduced gradient */
-    if (local_clip) { /* it ran per rank (coef: this rank's); the update is the reduced gradient */
+    /* 5. gradient clip: once, on the reduced gradient (sharded: the norm reduced across
+     * the shards, shard.c; [dist] norm = local: each shard's own, the FSDP pitfall) */
+    if (shard) {
+        size_t lo, hi;
+        dist_chunk(ps->n, dist_rank(), &lo, &hi);
+        shard_clip(g, lo, hi, &g->last);
+    } else if (local_clip) { /* it ran per rank (coef: this rank's); the update is the reduced gradient */
         g->last.post_norm = pre;
         g->last.pre_norm = g->unclipped_norm;
     } else {
@@ -116,7 +130,12 @@ PipeResult pipeline_update(UpdateGroup *g, double loss_scale, double lr) {
     g->update_norm = g->last.post_norm;
     /* 6. optimizer step */
     g->lr = lr;
-    optim_step(&g->optim, ps, lr);
+    if (shard) { /* each rank its part (and its part of the state), then the parameters gathered */
+        optim_step_shard(&g->optim, ps, lr);
+        dist_allgather_chunks(ps->data, ps->n);
+    } else {
+        optim_step(&g->optim, ps, lr);
+    }
     /* 7. weight clip */
     clipper_clamp_weights(&g->clip);
     g->updates++;

@@ -137,6 +137,7 @@ typedef struct UpdateGroup {
     double rank_norm;             /* this rank's pre-clip L2 norm before the all-reduce */
     double update_norm;           /* L2 norm of the gradient the optimizer stepped with */
     double unclipped_norm;        /* [dist] clip = local: norm of the reduced unclipped gradient */
+    double rank_coef;             /* [dist] shard: the clip coefficient this rank applied to its part */
     float *acc;                   /* accumulation buffer (micro-batches summed in order) */
     double lr;
     long updates, clipped, skipped;
@@ -222,6 +223,11 @@ int trainer_run(const ModelDef *def, const void *model_cfg, const TrainerSetting
 /* Drop logged rows of steps >= step (a rollback replays them) and rewrite the CSV. */
 void trainer_truncate_log(Trainer *tr, long step);
 void run_result_free(RunResult *r);
+/* shard.c: step 5 on this rank's shard [lo, hi) of the reduce-scattered
+ * gradient ([dist] shard = true): the configured clip with its norm reduced
+ * across the shards ([dist] norm = local: the shard's own). Fills st. */
+void shard_clip(UpdateGroup *g, size_t lo, size_t hi, ClipStats *st);
+
 /* dist_plot.c: data-parallel runs compared (loss, the update's norm against the
  * threshold and its histogram on the steps where the clip should bite). */
 int dist_compare_plot(const RunResult *runs, int n, const char *path);
