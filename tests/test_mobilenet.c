@@ -189,9 +189,12 @@ Test(mobilenet, torch_parity_pact_every_gradient_and_alpha) {
     assert_close(loss->data, tfile_f32(tf, "pact.loss"), 1, 1e-6, 1e-5, "loss");
     ad_backward(&c, loss, 1.0f);
     check_grads(&m, tf, "pact", 2e-6, 2e-4);
-    for (int k = 0; k < m.nacts; k++) {
-        Param *p = param_find(&m.ps, "stem.alpha");
-        cr_assert(p && p->decay == 1, "PACT alpha is weight-decayed (Choi et al. 2018)");
+    for (int k = 0; k < m.nacts; k++) { /* each layer's own alpha, found by its name */
+        char name[64];
+        snprintf(name, sizeof name, "%s.alpha", m.act_names[k]);
+        Param *p = param_find(&m.ps, name);
+        cr_assert(p && &p->t == m.alpha[k], "%s is layer %d's alpha", name, k);
+        cr_assert(p->decay == 1, "%s is weight-decayed (Choi et al. 2018)", name);
         cr_assert(m.alpha[k]->grad[0] != 0.0f, "alpha %d receives gradient", k);
     }
     ctx_free(&c);

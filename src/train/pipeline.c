@@ -35,6 +35,7 @@ UpdateGroup *trainer_add_group(Trainer *tr, ParamSet *ps) {
     UpdateGroup *g = &tr->groups[tr->ngroups++];
     memset(g, 0, sizeof *g);
     g->ps = ps;
+    g->clip_before_unscale = tr->train.clip_before_unscale;
     g->optim_cfg = gs ? gs->optim : tr->set->optim;
     g->dist = tr->set->dist;
     if (g->dist.shard && dist_size() > 1) { /* ZeRO-2: the optimizer state of this rank's part */
@@ -45,6 +46,8 @@ UpdateGroup *trainer_add_group(Trainer *tr, ParamSet *ps) {
         optim_init(&g->optim, &g->optim_cfg, ps->n);
     }
     clipper_init(&g->clip, gs ? &gs->clip : &tr->set->clip, ps);
+    g->scratch = xmalloc((ps->n ? ps->n : 1) * sizeof *g->scratch);
+    g->cos_clip = g->update_norm = g->eff_lr = NAN;
     return g;
 }
 
@@ -61,6 +64,7 @@ static void refuse(UpdateGroup *g) {
     param_zero_grad(g->ps);
     g->last.post_norm = g->last.coef = NAN;
     g->last.clipped = 0;
+    g->cos_clip = g->update_norm = g->eff_lr = NAN;
     if (g->clip.param_norms) /* the clip step did not run: no per-tensor norms this step */
         for (int i = 0; i < clipper_nparams(&g->clip); i++) g->clip.param_norms[i] = NAN;
 }
@@ -78,17 +82,49 @@ static void local_unclipped_norm(UpdateGroup *g) {
     g->unclipped_norm = sqrt(s);
 }
 
+/* cos(a, b) and ||a - b||, summed in double in index order (NaN for a zero vector). */
+static double cosine(const float *a, const float *b, size_t n) {
+    double ab = 0, aa = 0, bb = 0;
+    for (size_t i = 0; i < n; i++) ab += (double)a[i] * b[i], aa += (double)a[i] * a[i], bb += (double)b[i] * b[i];
+    return aa > 0 && bb > 0 ? ab / sqrt(aa * bb) : NAN;
+}
+
+/* cosine() of two vectors held as shards: each rank's three partial sums
+ * over its chunk, summed over the ranks in rank order. */
+static double shard_cosine(const float *a, const float *b, size_t n) {
+    double ab = 0, aa = 0, bb = 0;
+    for (size_t i = 0; i < n; i++) ab += (double)a[i] * b[i], aa += (double)a[i] * a[i], bb += (double)b[i] * b[i];
+    ab = dist_sum_ordered(ab), aa = dist_sum_ordered(aa), bb = dist_sum_ordered(bb);
+    return aa > 0 && bb > 0 ? ab / sqrt(aa * bb) : NAN;
+}
+
+static double distance(const float *a, const float *b, size_t n) {
+    double s = 0;
+    for (size_t i = 0; i < n; i++) s += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
+    return sqrt(s);
+}
+
 PipeResult pipeline_update(UpdateGroup *g, double loss_scale, double lr) {
     ParamSet *ps = g->ps;
-    /* 2. unscale */
-    if (loss_scale != 1.0) {
-        float inv = (float)(1.0 / loss_scale);
-        for (size_t i = 0; i < ps->n; i++) ps->grad[i] *= inv;
+    /* (clip_before_unscale = true: the bug of Lightning #9599, allennlp #5426:
+     * step 5 runs here, on the gradient still multiplied by the scale, so a
+     * threshold tau acts as tau / scale on the true gradient; an overflowed
+     * (inf) norm gives torch 1.13's coefficient 0: finite elements 0, the inf
+     * ones NaN. Its norms are logged in true units, divided by the scale.) */
+    if (g->clip_before_unscale) {
+        memcpy(g->scratch, ps->grad, ps->n * sizeof *ps->grad);
+        clipper_apply(&g->clip, clipper_global_norm(&g->clip), &g->last);
+        g->last.pre_norm /= loss_scale, g->last.post_norm /= loss_scale;
+        g->clipped += g->last.clipped;
+        g->cos_clip = cosine(g->scratch, ps->grad, ps->n); /* the scale cancels */
     }
-    /* 3. non-finite check (the global L2 norm is non-finite iff an element is;
-     * under mpirun every rank refuses when one rank's gradient is non-finite) */
+    /* 2. unscale: * (float)(1/scale), the reciprocal in double (torch's unscale_) */
+    scaler_unscale(ps->grad, ps->n, loss_scale);
+    /* 3. non-finite check (the global L2 norm is non-finite iff an element is);
+     * with the dynamic scaler this is its found_inf: the step is skipped. Under
+     * mpirun every rank refuses when one rank's gradient is non-finite. */
     double pre = clipper_global_norm(&g->clip);
-    g->last.pre_norm = pre;
+    if (!g->clip_before_unscale) g->last.pre_norm = pre;
     if (dist_any(!isfinite(pre))) {
         refuse(g);
         return PIPE_NONFINITE;
@@ -115,27 +151,38 @@ PipeResult pipeline_update(UpdateGroup *g, double loss_scale, double lr) {
         g->last.pre_norm = pre;
     }
     /* 5. gradient clip: once, on the reduced gradient (sharded: the norm reduced across
-     * the shards, shard.c; [dist] norm = local: each shard's own, the FSDP pitfall) */
+     * the shards, shard.c; [dist] norm = local: each shard's own, the FSDP pitfall);
+     * the cosine of the gradient before and after it */
     if (shard) {
         size_t lo, hi;
         dist_chunk(ps->n, dist_rank(), &lo, &hi);
+        memcpy(g->scratch + lo, ps->grad + lo, (hi - lo) * sizeof *ps->grad);
         shard_clip(g, lo, hi, &g->last);
+        g->clipped += g->last.clipped;
+        g->cos_clip = shard_cosine(g->scratch + lo, ps->grad + lo, hi - lo);
     } else if (local_clip) { /* it ran per rank (coef: this rank's); the update is the reduced gradient */
         g->last.post_norm = pre;
         g->last.pre_norm = g->unclipped_norm;
-    } else {
+        g->clipped += g->last.clipped;
+    } else if (!g->clip_before_unscale) {
+        memcpy(g->scratch, ps->grad, ps->n * sizeof *ps->grad);
         clipper_apply(&g->clip, pre, &g->last);
+        g->clipped += g->last.clipped;
+        g->cos_clip = cosine(g->scratch, ps->grad, ps->n);
     }
-    g->clipped += g->last.clipped;
-    g->update_norm = g->last.post_norm;
-    /* 6. optimizer step */
+    /* 6. optimizer step (sharded: each rank its part with its part of the state, then
+     * the parameters all-gathered); the update's norm ||delta theta|| and lr x clip
+     * coefficient */
     g->lr = lr;
-    if (shard) { /* each rank its part (and its part of the state), then the parameters gathered */
+    g->eff_lr = lr * g->last.coef;
+    memcpy(g->scratch, ps->data, ps->n * sizeof *ps->data);
+    if (shard) {
         optim_step_shard(&g->optim, ps, lr);
         dist_allgather_chunks(ps->data, ps->n);
     } else {
         optim_step(&g->optim, ps, lr);
     }
+    g->update_norm = distance(ps->data, g->scratch, ps->n);
     /* 7. weight clip */
     clipper_clamp_weights(&g->clip);
     g->updates++;
@@ -213,7 +260,8 @@ double trainer_step(Trainer *tr, UpdateGroup *const *upd, int nupd, TrainerLossF
         if (!in_list(&tr->groups[i], upd, nupd)) param_set_requires_grad(tr->groups[i].ps, 0);
     /* 1. backward. Under mpirun rank r computes micro-batches r*k .. r*k+k-1 of
      * the K = k*N the step takes (k = grad_accum) and draws past the others;
-     * each loss is seeded with loss_scale / K, so the sum is the mean. */
+     * each loss is seeded with the loss scale / K, so the sum is the mean. */
+    double scale = tr->scaler.scale; /* fixed over the micro-batches */
     int k = tr->train.grad_accum, nranks = dist_size(), me = dist_rank(), K = k * nranks;
     double *mine = xcalloc((size_t)k, sizeof *mine), *all = xcalloc((size_t)K, sizeof *all);
     int done = 0, stopped = 0;
@@ -232,7 +280,7 @@ double trainer_step(Trainer *tr, UpdateGroup *const *upd, int nupd, TrainerLossF
             stopped = 1;
             continue;
         }
-        if (loss->grad) ad_backward(&tr->ctx, loss, (float)(tr->train.loss_scale / K));
+        if (loss->grad) ad_backward(&tr->ctx, loss, (float)(scale / K));
         if (done > 1) accumulate_end(upd, nupd);
     }
     ctx_reset(&tr->ctx);
@@ -257,12 +305,19 @@ double trainer_step(Trainer *tr, UpdateGroup *const *upd, int nupd, TrainerLossF
         }
         return loss;
     }
+    int found_inf = 0;
     for (int i = 0; i < nupd; i++) {
         UpdateGroup *g = upd[i];
         double lr = optim_lr_at(&g->optim_cfg, tr->step, tr->train.steps);
-        if (pipeline_update(g, tr->train.loss_scale, lr) == PIPE_NONFINITE)
-            nonfinite(tr, g, "gradient norm", g->last.pre_norm);
+        if (pipeline_update(g, scale, lr) == PIPE_APPLIED) continue;
+        found_inf = 1;
+        if (!tr->scaler.dynamic) nonfinite(tr, g, "gradient norm", g->last.pre_norm);
+        else g->skipped++;
     }
+    /* the dynamic scaler's update, once for every group of the step (torch:
+     * scaler.update() after each optimizer's scaler.step()); an overflow is a
+     * skipped step and a backoff, not a divergence */
+    scaler_update(&tr->scaler, found_inf);
     /* no stale gradient anywhere: each updated group was zeroed by its
      * pipeline (or its refusal), and the frozen ones received none */
     return loss;

@@ -19,6 +19,7 @@
 #include "budget.h"
 #include "checkpoint.h"
 #include "common.h"
+#include "plot.h"
 #include "resume.h"
 #include "runfolder.h"
 
@@ -61,7 +62,7 @@ static void log_columns(Trainer *tr) {
     MetricsLog *l = &tr->log;
     const char *base[] = {"step",      "loss",    "grad_norm", "grad_norm_clipped",
                           "clip_coef", "clip_threshold", "clipped", "clip_frac",
-                          "lr",        "time_ms"};
+                          "lr",        "time_ms", "clip_cos", "update_norm", "eff_lr"};
     for (size_t i = 0; i < sizeof base / sizeof *base; i++) metrics_add_col(l, base[i]);
     for (int g = 1; g < tr->ngroups; g++) {
         const char *suffix[] = {"grad_norm", "grad_norm_clipped", "clip_coef"};
@@ -72,6 +73,10 @@ static void log_columns(Trainer *tr) {
         }
     }
     for (int i = 0; i < tr->nextra; i++) metrics_add_col(l, tr->extra_names[i]);
+    if (tr->scaler.dynamic) { /* the scale the step ran with; 1 where an overflow skipped it */
+        metrics_add_col(l, "loss_scale");
+        metrics_add_col(l, "overflow_skip");
+    }
     /* grad_norms.csv: every tensor of every group (qualified names past the first group) */
     int any = 0;
     for (int g = 0; g < tr->ngroups; g++) any |= tr->groups[g].clip.param_norms != NULL;
@@ -102,12 +107,19 @@ static void log_step(Trainer *tr, double loss) {
     v[k++] = g0->updates ? (double)g0->clipped / (double)g0->updates : 0.0;
     v[k++] = g0->lr;
     v[k++] = 1000.0 * (now_seconds() - tr->t_start);
+    v[k++] = g0->cos_clip;
+    v[k++] = g0->update_norm;
+    v[k++] = g0->eff_lr;
     for (int g = 1; g < tr->ngroups; g++) {
         v[k++] = tr->groups[g].last.pre_norm;
         v[k++] = tr->groups[g].last.post_norm;
         v[k++] = tr->groups[g].last.coef;
     }
     for (int i = 0; i < tr->nextra; i++) v[k++] = tr->extra[i];
+    if (tr->scaler.dynamic) {
+        v[k++] = tr->scaler.last_scale;
+        v[k++] = tr->scaler.last_found_inf;
+    }
     ASSERT(k == tr->log.ncols, "row has %d values for %d columns", k, tr->log.ncols);
     metrics_row(&tr->log, v);
     if (!tr->pnorm_log.ncols) return;
@@ -152,8 +164,8 @@ static void dist_report(const Trainer *tr, double loss) {
             printf(" | coefs");
             for (int r = 0; r < n; r++) printf(" %.4g", norms[2 * r + 1]);
         }
-        printf(" | %s %.4g | update %.4g | loss %.4f\n", shard ? "global" : "reduced", g0->last.pre_norm,
-               g0->update_norm, loss);
+        printf(" | %s %.4g | to the optimizer %.4g | loss %.4f\n", shard ? "global" : "reduced",
+               g0->last.pre_norm, g0->last.post_norm, loss);
         fflush(stdout);
     }
     free(norms);
@@ -384,6 +396,8 @@ Trainer *trainer_create(const ModelDef *def, const void *model_cfg, const Traine
     blas_pin(); /* before the first BLAS call: one kernel on every machine */
     openblas_set_num_threads(tr->train.threads);
     ctx_init(&tr->ctx, (size_t)s->train.arena_mb << 20, (size_t)s->train.max_nodes);
+    tr->ctx.precision = s->train.precision;
+    scaler_init(&tr->scaler, &s->scaler, s->train.loss_scale);
     rng_seed(&tr->rng, (uint64_t)s->run.seed, 54);
     tr->model = def->create(tr, model_cfg);
     ASSERT(tr->ngroups > 0, "model %s registered no parameter group", def->name);
@@ -402,6 +416,7 @@ void trainer_destroy(Trainer *tr) {
     for (int g = 0; g < tr->ngroups; g++) {
         optim_free(&tr->groups[g].optim);
         clipper_free(&tr->groups[g].clip);
+        free(tr->groups[g].scratch);
         free(tr->groups[g].acc);
     }
     metrics_free(&tr->log);
@@ -565,6 +580,9 @@ int trainer_run(const ModelDef *def, const void *model_cfg, const TrainerSetting
     }
     int writer = dist_rank() == 0; /* the other ranks write nothing */
     double baseline = def->baseline_loss ? def->baseline_loss(tr->model) : NAN;
+    char seed[32];
+    snprintf(seed, sizeof seed, "%ld", run->seed);
+    plot_provenance("Seed", seed); /* on this run's figures */
     if (trained && rc == 0 && run->plots && writer) rc = run_plots_write(tr, baseline);
     if (trained && rc == 0 && def->finish && !tr->diverged && writer) def->finish(tr->model, tr);
     if (trained && rc == 0 && writer) { /* complete; then its resume.bin is not needed */
@@ -600,11 +618,20 @@ int trainer_run(const ModelDef *def, const void *model_cfg, const TrainerSetting
         if (def->describe) {
             def->describe(tr->model, own + 2, sizeof own - 4);
             own[0] = ';', own[1] = ' ';
+            snprintf(res->own, sizeof res->own, "%s", own + 2);
         }
+        if (def->title)
+            def->title(tr->model, res->title, sizeof res->title);
+        else
+            snprintf(res->title, sizeof res->title, "%s", def->name);
+        res->seed = run->seed;
         char ranks[96] = "";
         if (dist_size() > 1)
             snprintf(ranks, sizeof ranks, "; %d ranks, %s", dist_size(),
-                     s->dist.clip == DIST_CLIP_LOCAL ? "each clips before the all-reduce" : "clip after the all-reduce");
+                     s->dist.shard ? (s->dist.norm == DIST_NORM_LOCAL ? "each shard clipped by its own norm"
+                                                                      : "sharded, norm across shards")
+                     : s->dist.clip == DIST_CLIP_LOCAL ? "each clips before the all-reduce"
+                                                       : "clip after the all-reduce");
         snprintf(res->label, sizeof res->label, "%s (clip: %s%s%s%s)", run->name, res->clip_desc,
                  own, res->recovery ? "; spike recovery on" : "", ranks);
         res->events = tr->rec.events;
