@@ -236,6 +236,7 @@ GALLERY := \
   demo:runs/compare_rnn_noclip_vs_rnn_clip.png:rnn_clip_vs_noclip.png \
   ablation:runs/rnn_methods.png:rnn_methods.png \
   recovery:runs/rnn_recovery.png:rnn_recovery.png \
+  ddp:runs/ddp.png:ddp.png \
   order:runs/compare_rnn_order_noclip_vs_rnn_order_clip.png:rnn_order.png \
   sweep-rnn:runs/rnn_threshold/summary.png:sweep_rnn_threshold.png \
   sweep-methods:runs/rnn_methods/summary.png:sweep_rnn_methods.png \

@@ -563,6 +563,10 @@ int trainer_run(const ModelDef *def, const void *model_cfg, const TrainerSetting
     tr->fingerprint = fingerprint;
     RunFolder rf = {.lock_fd = -1};
     char berr[2048] = "";
+    if (dist_size() == 1 && (s->dist.clip != DIST_CLIP_GLOBAL || s->dist.shard || s->dist.norm != DIST_NORM_GLOBAL ||
+                             s->dist.report_every > 0))
+        fprintf(stderr, "cliplab: warning: %s: [dist] settings act only under mpirun (one process: ignored; "
+                "mpirun -np N ./train CONFIG, docs/ddp.md)\n", run->name);
     int rc = dist_size() > 1 ? dist_check(tr, fingerprint) : 0;
     if (rc == 0) rc = budget_check(tr, berr, sizeof berr) == 0 ? (dist_rank() == 0 ? open_run(tr, cfg, &rf) : 0) : 2;
     if (rc == 2 && berr[0]) fprintf(stderr, "cliplab: error: %s: %s\n", run->name, berr);
