@@ -6,6 +6,7 @@
 #   make sweep-rnn / sweep-methods / lr-map   sweeps of the RNN demo (summary.png, map.png)
 #   make order   the temporal-order pair (no clip vs clip)
 #   make recovery / cliff   spike rollback; Pascanu's cliff with the SGD paths on it
+#   make ddp     one run on 2 MPI ranks: clip after the all-reduce vs before it
 #   make test    deps + build + every test (Criterion, PyTorch parity included); a test
 #                whose dependency is missing (Open MPI, SDL2) fails, or with
 #                CLIPLAB_ALLOW_SKIP=1 is skipped and listed after the summary
@@ -237,6 +238,17 @@ recovery-seeds: deps
 	./train --plot $(foreach c,rnn_recovery_off rnn_recovery,$(foreach s,$(SEEDS),runs/recovery_seeds/$(c)-seed$(s))) \
 	  --compare runs/recovery_seeds.png
 
+# data-parallel training (docs/ddp.md): the RNN on 2 MPI ranks, clip after the
+# all-reduce (PyTorch DDP) against each rank clipping before it (the Horovod
+# mistake); each rank's norm, the reduced and update norms printed every 250
+# steps, the figure in runs/ddp.png (~1 min on 2 cores). mpirun refuses to run
+# as root without --allow-run-as-root: MPIRUN adds it for root.
+MPIRUN ?= mpirun --oversubscribe $(if $(filter 0,$(shell id -u)),--allow-run-as-root)
+.PHONY: ddp
+ddp: deps
+	$(MAKE) train
+	$(MPIRUN) -np 2 ./train configs/ddp_global.ini configs/ddp_local.ini --compare runs/ddp.png
+
 # ---- the gallery ----
 # Every demo figure, regenerated and copied into docs/figures/ (committed; the
 # gallery docs/README.md shows each with its command). About an hour on an
@@ -247,6 +259,7 @@ GALLERY := \
   demo:runs/compare_rnn_noclip_vs_rnn_clip_step_size.png:rnn_step_size.png \
   ablation:runs/rnn_methods.png:rnn_methods.png \
   recovery:runs/rnn_recovery.png:rnn_recovery.png \
+  ddp:runs/ddp.png:ddp.png \
   order:runs/compare_rnn_order_noclip_vs_rnn_order_clip.png:rnn_order.png \
   sweep-rnn:runs/rnn_threshold/summary.png:sweep_rnn_threshold.png \
   sweep-methods:runs/rnn_methods/summary.png:sweep_rnn_methods.png \

@@ -438,7 +438,7 @@ static int load_spec(RunSpec *rs, const char *path, char **overrides, int nover)
     if (check_combinations(rs, path) != 0) return -1;
     cfg_warn_unused(&rs->cfg, stderr);
     /* derived defaults go through the same setter, so they are validated too */
-    char value[CFG_STR_MAX + 8];
+    char value[2 * CFG_STR_MAX + 8]; /* a name and its override suffix */
     CfgStatus st = CFG_OK;
     char suffix[CFG_STR_MAX];
     override_suffix(overrides, nover, suffix, sizeof suffix);
@@ -515,7 +515,9 @@ static int compare_runs(RunSpec *specs, const RunResult *res, int n, const char 
     for (int i = 1; i < n; i++)
         if (specs[i].sel.type != specs[0].sel.type) def = NULL;
     int rc = 0;
-    if (!def || !def->compare_plot) {
+    if (dist_size() > 1) { /* data-parallel runs: what the clip's place does to the update */
+        rc = dist_compare_plot(res, n, path);
+    } else if (!def || !def->compare_plot) {
         rc = trainer_compare_plot(res, n, path);
     } else {
         const void **cfgs = xcalloc((size_t)n, sizeof *cfgs);
@@ -780,7 +782,7 @@ static int run_main(int argc, char **argv) {
     if (rc == 0 && npaths > 1 && dist_rank() == 0) remove(cmp_path);
     LiveView *lv = rc == 0 && live ? open_live(specs, npaths, &rc) : NULL;
     RunResult *res = xcalloc((size_t)npaths, sizeof *res);
-    if (rc == 0 && !specs[0].set.train.quiet) printf("BLAS: %s\n", blas_describe());
+    if (rc == 0 && !specs[0].set.train.quiet && dist_rank() == 0) printf("BLAS: %s\n", blas_describe());
     for (int i = 0; i < npaths && rc == 0; i++) {
         RunSpec *s = &specs[i];
         if (!s->set.train.quiet && dist_rank() == 0) print_config(&s->cfg, s->path, all_settings);

@@ -164,14 +164,22 @@ static void print_progress(Trainer *tr, double loss, double t_now, int final) {
  * norm of the update the optimizer got and the loss, printed by rank 0. */
 static void dist_report(const Trainer *tr, double loss) {
     const UpdateGroup *g0 = &tr->groups[0];
-    int n = dist_size();
-    double *norms = xcalloc((size_t)n, sizeof *norms);
-    dist_allgather_doubles(norms, &g0->rank_norm, 1);
+    int n = dist_size(), shard = g0->dist.shard;
+    double *norms = xcalloc(2 * (size_t)n, sizeof *norms), mine[2] = {g0->rank_norm, g0->rank_coef};
+    dist_allgather_doubles(norms, mine, 2);
     if (dist_rank() == 0) {
-        printf("%s step %ld [clip %s]: rank norms", tr->run.name, tr->step + 1,
-               g0->dist.clip == DIST_CLIP_LOCAL ? "local, before the all-reduce" : "global, after the all-reduce");
-        for (int r = 0; r < n; r++) printf(" %.4g", norms[r]);
-        printf(" | reduced %.4g | update %.4g | loss %.4f\n", g0->last.pre_norm, g0->update_norm, loss);
+        const char *how = shard ? (g0->dist.norm == DIST_NORM_LOCAL ? "shard, each by its own norm"
+                                                                    : "shard, norm reduced across shards")
+                          : g0->dist.clip == DIST_CLIP_LOCAL ? "local, before the all-reduce"
+                                                             : "global, after the all-reduce";
+        printf("%s step %ld [clip %s]: %s norms", tr->run.name, tr->step + 1, how, shard ? "shard" : "rank");
+        for (int r = 0; r < n; r++) printf(" %.4g", norms[2 * r]);
+        if (shard) {
+            printf(" | coefs");
+            for (int r = 0; r < n; r++) printf(" %.4g", norms[2 * r + 1]);
+        }
+        printf(" | %s %.4g | to the optimizer %.4g | loss %.4f\n", shard ? "global" : "reduced",
+               g0->last.pre_norm, g0->last.post_norm, loss);
         fflush(stdout);
     }
     free(norms);
@@ -606,8 +614,16 @@ static void fill_result(Trainer *tr, double baseline, RunResult *res) {
     else
         snprintf(res->title, sizeof res->title, "%s", def->name);
     res->seed = run->seed;
-    snprintf(res->label, sizeof res->label, "%s (clip: %s%s%s)", run->name, res->clip_desc,
-             own, res->recovery ? "; spike recovery on" : "");
+    const DistConfig *dc = &tr->set->dist;
+    char ranks[96] = "";
+    if (dist_size() > 1)
+        snprintf(ranks, sizeof ranks, "; %d ranks, %s", dist_size(),
+                 dc->shard ? (dc->norm == DIST_NORM_LOCAL ? "each shard clipped by its own norm"
+                                                          : "sharded, norm across shards")
+                 : dc->clip == DIST_CLIP_LOCAL ? "each clips before the all-reduce"
+                                               : "clip after the all-reduce");
+    snprintf(res->label, sizeof res->label, "%s (clip: %s%s%s%s)", run->name, res->clip_desc,
+             own, res->recovery ? "; spike recovery on" : "", ranks);
     res->events = tr->rec.events;
     res->nevents = tr->rec.nevents;
     tr->rec.events = NULL;
@@ -618,6 +634,23 @@ static void fill_result(Trainer *tr, double baseline, RunResult *res) {
     res->compare_columns = def->compare_columns;
     res->plot_column_refs = def->plot_column_refs;
     res->plot_column_ref_labels = def->plot_column_ref_labels;
+}
+
+/* [dist] shard = true: what the sharded pipeline does not do yet, named. */
+static void shard_refusal(const Trainer *tr, char *err, size_t len) {
+    const char *why = NULL;
+    for (int i = 0; i < tr->ngroups && !why; i++) {
+        const ClipConfig *c = &tr->groups[i].clip.cfg;
+        if (c->grad != CLIP_NONE && c->grad != CLIP_GLOBAL_NORM && c->grad != CLIP_VALUE && c->grad != CLIP_NORM)
+            why = "[clip] grad = agc, zclip, adagc and auto (accepted with shard: none, global_norm, value, norm)";
+        else if (c->log_param_norms)
+            why = "[clip] log_param_norms = true";
+    }
+    if (!why && tr->set->dist.clip == DIST_CLIP_LOCAL) why = "[dist] clip = local (use norm = local for the shard pitfall)";
+    if (!why && (tr->run.checkpoint_every > 0 || tr->rec.cfg.enabled))
+        why = "checkpoints ([run] checkpoint_every, [recovery] enabled): each rank holds only its part of "
+              "the optimizer state";
+    if (why) snprintf(err, len, "%s: [dist] shard = true does not work with %s yet", tr->run.name, why);
 }
 
 /* Under mpirun, before anything is written: every rank has the same settings
@@ -635,8 +668,7 @@ static int dist_check(const Trainer *tr, const char *fingerprint) {
                  "and generator turns), which are not split over ranks yet: run it without mpirun, or "
                  "spread runs over the ranks with ./train --sweep", tr->run.name, tr->def->name);
     else if (rc == 0 && tr->set->dist.shard)
-        snprintf(err, sizeof err, "%s: [dist] shard = true (ZeRO-2 / FSDP) is not built yet "
-                 "(accepted: false)", tr->run.name);
+        shard_refusal(tr, err, sizeof err);
     if (!err[0]) return 0;
     if (dist_rank() == 0) fprintf(stderr, "cliplab: error: %s\n", err);
     return 2;
@@ -677,14 +709,20 @@ int trainer_run(const ModelDef *def, const void *model_cfg, const TrainerSetting
     tr->fingerprint = fingerprint;
     RunFolder rf = {.lock_fd = -1};
     char berr[2048] = "";
+    if (dist_size() == 1 && (s->dist.clip != DIST_CLIP_GLOBAL || s->dist.shard || s->dist.norm != DIST_NORM_GLOBAL ||
+                             s->dist.report_every > 0))
+        fprintf(stderr, "cliplab: warning: %s: [dist] settings act only under mpirun (one process: ignored; "
+                "mpirun -np N ./train CONFIG, docs/ddp.md)\n", run->name);
     int rc = dist_size() > 1 ? dist_check(tr, fingerprint) : 0;
     if (rc == 0) rc = budget_check(tr, berr, sizeof berr) == 0 ? (dist_rank() == 0 ? open_run(tr, cfg, &rf) : 0) : 2;
     if (rc == 2 && berr[0]) fprintf(stderr, "cliplab: error: %s: %s\n", run->name, berr);
     if (dist_size() > 1) rc = dist_follow(tr, rc);
     int trained = rc == 0;
     if (rc == 1) rc = 0; /* complete already */
+    double coll = dist_seconds(), train_secs = now_seconds(); /* the loop's, for the share below */
     if (trained) {
         if (tr->step < tr->train.steps) trainer_train(tr);
+        coll = dist_seconds() - coll, train_secs = now_seconds() - train_secs;
         rc = tr->failed ? -1 : 0;
         if (metrics_close(&tr->log) != 0) rc = -1;
         if (metrics_close(&tr->pnorm_log) != 0) rc = -1;
@@ -707,6 +745,11 @@ int trainer_run(const ModelDef *def, const void *model_cfg, const TrainerSetting
         if (rc == 0) remove(path);
     }
     runfolder_release(&rf);
+    if (trained && rc == 0 && dist_size() > 1 && !tr->train.quiet) {
+        printf("%s: %d ranks; time inside the all-reduce and the other collectives (waits for the "
+               "slower rank included): %.3f s of the loop's %.3f s (%.1f%%)\n", run->name, dist_size(),
+               coll, train_secs, train_secs > 0 ? 100.0 * coll / train_secs : 0.0);
+    }
     if (trained && rc == 0 && !tr->train.quiet) {
         printf("%s: wrote %s/ (config.ini, metrics.csv%s)%s\n", run->name, run->out_dir,
                run->plots ? (def->plot_columns ? ", loss.png, grad_norm.png, curves.png"

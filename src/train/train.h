@@ -146,6 +146,8 @@ typedef struct UpdateGroup {
     ClipStats last;               /* stats of the latest update */
     DistConfig dist;              /* the run's [dist] */
     double rank_norm;             /* this rank's pre-clip L2 norm before the all-reduce */
+    double unclipped_norm;        /* [dist] clip = local: norm of the reduced unclipped gradient */
+    double rank_coef;             /* [dist] shard: the clip coefficient this rank applied to its part */
     float *acc;                   /* accumulation buffer (micro-batches summed in order) */
     double lr;
     /* what the clip did to the step, measured by the pipeline (NaN when refused):
@@ -256,6 +258,15 @@ void run_result_free(RunResult *r);
  * not NULL) as trainer_run fills it, for a comparison. 0, or 1 with a message. */
 int trainer_replot(const ModelDef *def, const void *model_cfg, const TrainerSettings *s,
                    RunResult *res);
+
+/* shard.c: step 5 on this rank's shard [lo, hi) of the reduce-scattered
+ * gradient ([dist] shard = true): the configured clip with its norm reduced
+ * across the shards ([dist] norm = local: the shard's own). Fills st. */
+void shard_clip(UpdateGroup *g, size_t lo, size_t hi, ClipStats *st);
+
+/* dist_plot.c: data-parallel runs compared (loss, the update's norm against the
+ * threshold and its histogram on the steps where the clip should bite). */
+int dist_compare_plot(const RunResult *runs, int n, const char *path);
 
 /* run_plots.c: a run's loss.png, grad_norm.png and grad_norm_heatmap.png (and
  * curves.png of the model's plot_columns); */
