@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 
 #include "clipper.h"
+#include "dp_epsilon.h"
 #include "live_view.h"
 #include "common.h"
 #include "config.h"
@@ -81,6 +82,8 @@ static void usage(FILE *f) {
             "       ./train --sweep CONFIG.ini|SPEC.sweep [--vary section.key=VALUES ...] [--seeds S]\n"
             "               [--group LABEL] [--name NAME] [--x KEY] [--map] [--mark-norm-rule]\n"
             "               [-j N] [section.key=value ...]\n"
+            "       ./train --dp-epsilon N BATCH SIGMA EPOCHS DELTA [--orders tf|opacus]\n"
+            "       ./train --dp-sigma N BATCH EPSILON EPOCHS DELTA [--orders tf|opacus]\n"
             "       ./train --help\n\n"
             "Trains the network a config describes and writes runs/<config name>/:\n"
             "config.ini (effective settings), metrics.csv, loss.png, grad_norm.png.\n"
@@ -354,6 +357,8 @@ int main(int argc, char **argv) {
     model_keys[0].offset = offsetof(ModelSel, type);
 
     if (argc > 1 && !strcmp(argv[1], "--sweep")) return sweep_main(argc - 2, argv + 2, sweep_check);
+    if (argc > 1 && (!strcmp(argv[1], "--dp-epsilon") || !strcmp(argv[1], "--dp-sigma")))
+        return dp_epsilon_main(argc - 2, argv + 2, !strcmp(argv[1], "--dp-sigma"));
 
     const char *paths[MAX_RUNS];
     char *overrides[256];
