@@ -223,6 +223,12 @@ static double rnn_baseline(const void *mp) {
     return m->cfg.task == RNN_TASK_ADDING ? 1.0 / 6.0 : log(4.0);
 }
 
+static void rnn_title(const void *mp, char *buf, size_t len) {
+    const Rnn *m = mp;
+    snprintf(buf, len, "Vanilla RNN, %s problem (T = %d)",
+             m->cfg.task == RNN_TASK_ADDING ? "adding" : "temporal order", m->cfg.seq_len);
+}
+
 static void rnn_destroy(void *mp) {
     Rnn *m = mp;
     param_set_free(&m->ps);
@@ -241,4 +247,5 @@ const ModelDef rnn_model = {
     .evaluate = rnn_evaluate,
     .baseline_loss = rnn_baseline,
     .destroy = rnn_destroy,
+    .title = rnn_title,
 };

@@ -500,6 +500,12 @@ static int tf_load_state(void *mp, FILE *f) {
     return 0;
 }
 
+static void tf_title(const void *mp, char *buf, size_t len) {
+    const Transformer *m = mp;
+    snprintf(buf, len, "Small GPT (%d layers, width %d), fortunes characters", m->cfg.n_layer,
+             m->cfg.d_model);
+}
+
 static void tf_destroy(void *mp) {
     Transformer *m = mp;
     transformer_free_params(m);
@@ -521,4 +527,5 @@ const ModelDef transformer_model = {
     .save_state = tf_save_state,
     .load_state = tf_load_state,
     .destroy = tf_destroy,
+    .title = tf_title,
 };

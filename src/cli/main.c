@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "blas_pin.h"
 #include "clipper.h"
 #include "dp_epsilon.h"
 #include "live_view.h"
@@ -18,6 +19,7 @@
 #include "config.h"
 #include "model.h"
 #include "optim.h"
+#include "plot.h"
 #include "recovery.h"
 #include "runfolder.h"
 #include "sweep.h"
@@ -38,6 +40,36 @@ static _Noreturn void usage_error(const char *fmt, ...) {
     fputc('\n', stderr);
     va_end(ap);
     exit(EXIT_USAGE);
+}
+
+#ifndef CLIPLAB_COMMIT /* the Makefile passes `git describe --always --dirty` */
+#define CLIPLAB_COMMIT "unknown (built outside git)"
+#endif
+
+/* Provenance of every figure this process writes (plot.h): the command that remakes it
+ * (./train and the arguments, quoted for a shell where needed), the commit, the BLAS in
+ * force; the trainer adds each run's seed. */
+static void set_provenance(int argc, char **argv) {
+    char cmd[4096] = "./train", blas[256];
+    size_t k = strlen(cmd);
+    for (int i = 1; i < argc && k < sizeof cmd; i++) {
+        int plain = argv[i][0] != '\0';
+        for (const char *c = argv[i]; *c; c++)
+            plain &= !strchr(" \t\n'\"\\$`*?[]{}()<>|&;#~!", *c);
+        if (plain) {
+            k += (size_t)snprintf(cmd + k, sizeof cmd - k, " %s", argv[i]);
+            continue;
+        }
+        k += (size_t)snprintf(cmd + k, sizeof cmd - k, " '");
+        for (const char *c = argv[i]; *c && k < sizeof cmd; c++)
+            k += (size_t)snprintf(cmd + k, sizeof cmd - k, *c == '\'' ? "'\\''" : "%c", *c);
+        if (k < sizeof cmd) k += (size_t)snprintf(cmd + k, sizeof cmd - k, "'");
+    }
+    snprintf(blas, sizeof blas, "%s", blas_describe());
+    plot_provenance("Command", cmd);
+    plot_provenance("Seed", "(set per run)");
+    plot_provenance("Commit", "cliplab " CLIPLAB_COMMIT);
+    plot_provenance("BLAS", blas);
 }
 
 static const char *model_choices[64];
@@ -66,6 +98,7 @@ static int build_sections(const CfgSection **secs, void **structs, RunSpec *rs) 
     secs[n] = &optim_config_section, structs[n++] = &rs->set.optim;
     secs[n] = &clip_config_section, structs[n++] = &rs->set.clip;
     secs[n] = &recovery_config_section, structs[n++] = &rs->set.recovery;
+    secs[n] = &scaler_config_section, structs[n++] = &rs->set.scaler;
     for (int i = 0; i < model_registry_count; i++) {
         if (!model_registry[i]->section) continue;
         if (rs) rs->model_cfg[i] = xcalloc(1, model_registry[i]->cfg_size);
@@ -184,6 +217,13 @@ static int check_run_name(const char *name, const char *path) {
 
 static int check_combinations(const RunSpec *rs, const char *path) {
     if (check_optim(&rs->set.optim, rs->set.train.steps, "optim", path)) return -1;
+    char err[512];
+    int si = cfg_find_section(&rs->cfg, "scaler");
+    if (scaler_check(&rs->set.train, &rs->set.scaler, si >= 0 && rs->cfg.touched[si], path, err,
+                     sizeof err, stderr)) {
+        fprintf(stderr, "cliplab: error: %s\n", err);
+        return -1;
+    }
     for (int g = 0; g < rs->set.ngroups; g++) {
         char sec[CFG_NAME_MAX];
         snprintf(sec, sizeof sec, "optim.%s", rs->set.groups[g].name);
@@ -351,11 +391,13 @@ static LiveView *open_live(RunSpec *specs, int n, int *rc) {
 }
 
 int main(int argc, char **argv) {
+    blas_pin(); /* before any BLAS call, sweeps included: one kernel on every machine */
     ASSERT(model_registry_count < 63, "registry too large");
     for (int i = 0; i < model_registry_count; i++) model_choices[i] = model_registry[i]->name;
     model_keys[0].def = model_registry[0]->name;
     model_keys[0].offset = offsetof(ModelSel, type);
 
+    set_provenance(argc, argv);
     if (argc > 1 && !strcmp(argv[1], "--sweep")) return sweep_main(argc - 2, argv + 2, sweep_check);
     if (argc > 1 && (!strcmp(argv[1], "--dp-epsilon") || !strcmp(argv[1], "--dp-sigma")))
         return dp_epsilon_main(argc - 2, argv + 2, !strcmp(argv[1], "--dp-sigma"));
@@ -424,6 +466,7 @@ int main(int argc, char **argv) {
     if (rc == 0 && npaths > 1) remove(cmp_path);
     LiveView *lv = rc == 0 && live ? open_live(specs, npaths, &rc) : NULL;
     RunResult *res = xcalloc((size_t)npaths, sizeof *res);
+    if (rc == 0 && !specs[0].set.train.quiet) printf("BLAS: %s\n", blas_describe());
     for (int i = 0; i < npaths && rc == 0; i++) {
         RunSpec *s = &specs[i];
         if (!s->set.train.quiet) print_config(&s->cfg, s->path);
@@ -431,6 +474,16 @@ int main(int argc, char **argv) {
                          &res[i]);
     }
     if (rc == 0 && npaths > 1) {
+        char seeds[256] = "";
+        size_t k = 0;
+        for (int i = 0; i < npaths && k < sizeof seeds; i++) {
+            int dup = 0;
+            for (int j = 0; j < i; j++) dup |= specs[j].set.run.seed == specs[i].set.run.seed;
+            if (!dup)
+                k += (size_t)snprintf(seeds + k, sizeof seeds - k, "%s%ld", k ? ", " : "",
+                                      specs[i].set.run.seed);
+        }
+        plot_provenance("Seed", seeds);
         if (!compare) mkdir("runs", 0777);
         rc = compare_runs(specs, res, npaths, cmp_path) == 0 ? 0 : 1;
         if (rc == 0) printf("comparison plot: %s\n", cmp_path);

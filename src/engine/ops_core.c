@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "common.h"
+#include "half.h"
 
 /* ---------------------------------------------------------------- helpers */
 
@@ -62,6 +63,25 @@ static void colsum_add(float *restrict db, const float *restrict d, float sign, 
         for (size_t j = 0; j < nb; j++) db[j] += sign * d[r * nb + j];
 }
 
+/* ------------------------------------------------------- mixed precision */
+
+static void cast_bw(TapeNode *nd) {
+    float *g = nd->out->grad;
+    half_round(g, nd->out->n, (HalfFormat)nd->iargs[0]); /* dout is in the format */
+    accum(nd->in[0]->grad, g, nd->out->n);
+}
+
+Tensor *ad_cast(Ctx *c, Tensor *x, int fmt) {
+    if (!x) return NULL;
+    Tensor *out = ad_out(c, x->ndim, x->shape, &x, 1);
+    if (fmt == HALF_FP16) half_round_fp16(out->data, x->data, x->n);
+    else if (fmt == HALF_BF16) half_round_bf16(out->data, x->data, x->n);
+    else memcpy(out->data, x->data, x->n * sizeof *out->data);
+    TapeNode *nd = tape_record(c, "cast", cast_bw, out, &x, 1);
+    if (nd) nd->iargs[0] = fmt;
+    return out;
+}
+
 /* ------------------------------------------------------- linear algebra */
 
 /* out[M,N] = a[M,K] @ b[K,N] */
@@ -88,6 +108,13 @@ static void matmul_bw(TapeNode *nd) {
 }
 
 Tensor *ad_matmul(Ctx *c, Tensor *a, Tensor *b) {
+    if (c->precision) { /* AMP: cast(matmul(cast(a), cast(b))), see ops.h */
+        int f = c->precision;
+        c->precision = 0;
+        Tensor *out = ad_matmul(c, ad_cast(c, a, f), ad_cast(c, b, f));
+        c->precision = f;
+        return ad_cast(c, out, f);
+    }
     check_shapes(a->ndim == 2 && b->ndim == 2 && a->shape[1] == b->shape[0], "matmul", a, b);
     int M = a->shape[0], K = a->shape[1], N = b->shape[1];
     Tensor *in[2] = {a, b};
@@ -132,6 +159,13 @@ static void linear_bw(TapeNode *nd) {
 }
 
 Tensor *ad_linear(Ctx *c, Tensor *x, Tensor *w, Tensor *bias) {
+    if (c->precision) { /* AMP: the bias too is cast, as torch's addmm under autocast */
+        int f = c->precision;
+        c->precision = 0;
+        Tensor *out = ad_linear(c, ad_cast(c, x, f), ad_cast(c, w, f), ad_cast(c, bias, f));
+        c->precision = f;
+        return ad_cast(c, out, f);
+    }
     check_shapes(w->ndim == 2 && tensor_cols(x) == w->shape[1], "linear (x, w)", x, w);
     if (bias)
         check_shapes(bias->ndim == 1 && bias->shape[0] == w->shape[0], "linear (w, bias)", w,

@@ -67,6 +67,8 @@ typedef struct Ctx {
     size_t nnodes, cap_nodes;
     int grad_enabled;             /* 0: no-grad mode (evaluation, PPO rollouts) */
     int train;                    /* 1: training mode (batchnorm uses batch statistics) */
+    int precision;                /* HalfFormat (half.h): 0 float32; else matrix products
+                                   * round inputs and outputs to it (AMP, ops_core.c) */
 } Ctx;
 
 void ctx_init(Ctx *c, size_t arena_bytes, size_t max_nodes);

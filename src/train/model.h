@@ -72,6 +72,9 @@ typedef struct ModelDef {
     /* Optional: the model's own clipping in a few words ("ratio clip 0.2"),
      * put in the run's label beside the gradient clip. */
     void (*describe)(const void *m, char *buf, size_t len);
+    /* Optional: what the model and task are, for figure titles ("Vanilla RNN, adding
+     * problem"); NULL: the model's name. */
+    void (*title)(const void *m, char *buf, size_t len);
     /* Optional: the figure comparing several runs when every run is of this
      * model (./train A.ini B.ini ...), written to path instead of the generic
      * loss / grad-norm overlay (cfgs[i]: run i's model section; each run's

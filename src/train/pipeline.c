@@ -35,9 +35,12 @@ UpdateGroup *trainer_add_group(Trainer *tr, ParamSet *ps) {
     UpdateGroup *g = &tr->groups[tr->ngroups++];
     memset(g, 0, sizeof *g);
     g->ps = ps;
+    g->clip_before_unscale = tr->train.clip_before_unscale;
     g->optim_cfg = gs ? gs->optim : tr->set->optim;
     optim_init(&g->optim, &g->optim_cfg, ps->n);
     clipper_init(&g->clip, gs ? &gs->clip : &tr->set->clip, ps);
+    g->scratch = xmalloc((ps->n ? ps->n : 1) * sizeof *g->scratch);
+    g->cos_clip = g->update_norm = g->eff_lr = NAN;
     return g;
 }
 
@@ -54,30 +57,62 @@ static void refuse(UpdateGroup *g) {
     param_zero_grad(g->ps);
     g->last.post_norm = g->last.coef = NAN;
     g->last.clipped = 0;
+    g->cos_clip = g->update_norm = g->eff_lr = NAN;
     if (g->clip.param_norms) /* the clip step did not run: no per-tensor norms this step */
         for (int i = 0; i < clipper_nparams(&g->clip); i++) g->clip.param_norms[i] = NAN;
 }
 
+/* cos(a, b) and ||a - b||, summed in double in index order (NaN for a zero vector). */
+static double cosine(const float *a, const float *b, size_t n) {
+    double ab = 0, aa = 0, bb = 0;
+    for (size_t i = 0; i < n; i++) ab += (double)a[i] * b[i], aa += (double)a[i] * a[i], bb += (double)b[i] * b[i];
+    return aa > 0 && bb > 0 ? ab / sqrt(aa * bb) : NAN;
+}
+
+static double distance(const float *a, const float *b, size_t n) {
+    double s = 0;
+    for (size_t i = 0; i < n; i++) s += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
+    return sqrt(s);
+}
+
 PipeResult pipeline_update(UpdateGroup *g, double loss_scale, double lr) {
     ParamSet *ps = g->ps;
-    /* 2. unscale */
-    if (loss_scale != 1.0) {
-        float inv = (float)(1.0 / loss_scale);
-        for (size_t i = 0; i < ps->n; i++) ps->grad[i] *= inv;
+    /* (clip_before_unscale = true: the bug of Lightning #9599, allennlp #5426:
+     * step 5 runs here, on the gradient still multiplied by the scale, so a
+     * threshold tau acts as tau / scale on the true gradient; an overflowed
+     * (inf) norm gives torch 1.13's coefficient 0: finite elements 0, the inf
+     * ones NaN. Its norms are logged in true units, divided by the scale.) */
+    if (g->clip_before_unscale) {
+        memcpy(g->scratch, ps->grad, ps->n * sizeof *ps->grad);
+        clipper_apply(&g->clip, clipper_global_norm(&g->clip), &g->last);
+        g->last.pre_norm /= loss_scale, g->last.post_norm /= loss_scale;
+        g->clipped += g->last.clipped;
+        g->cos_clip = cosine(g->scratch, ps->grad, ps->n); /* the scale cancels */
     }
-    /* 3. non-finite check (the global L2 norm is non-finite iff an element is) */
+    /* 2. unscale: * (float)(1/scale), the reciprocal in double (torch's unscale_) */
+    scaler_unscale(ps->grad, ps->n, loss_scale);
+    /* 3. non-finite check (the global L2 norm is non-finite iff an element is);
+     * with the dynamic scaler this is its found_inf: the step is skipped */
     double pre = clipper_global_norm(&g->clip);
-    g->last.pre_norm = pre;
+    if (!g->clip_before_unscale) g->last.pre_norm = pre;
     if (!isfinite(pre)) {
         refuse(g);
         return PIPE_NONFINITE;
     }
-    /* 4. all-reduce: single process, nothing to reduce. 5. gradient clip */
-    clipper_apply(&g->clip, pre, &g->last);
-    g->clipped += g->last.clipped;
-    /* 6. optimizer step */
+    /* 4. all-reduce: single process, nothing to reduce. 5. gradient clip; the cosine of
+     * the gradient before and after it */
+    if (!g->clip_before_unscale) {
+        memcpy(g->scratch, ps->grad, ps->n * sizeof *ps->grad);
+        clipper_apply(&g->clip, pre, &g->last);
+        g->clipped += g->last.clipped;
+        g->cos_clip = cosine(g->scratch, ps->grad, ps->n);
+    }
+    /* 6. optimizer step; the update's norm ||delta theta|| and lr x clip coefficient */
     g->lr = lr;
+    g->eff_lr = lr * g->last.coef;
+    memcpy(g->scratch, ps->data, ps->n * sizeof *ps->data);
     optim_step(&g->optim, ps, lr);
+    g->update_norm = distance(ps->data, g->scratch, ps->n);
     /* 7. weight clip */
     clipper_clamp_weights(&g->clip);
     g->updates++;
@@ -120,6 +155,7 @@ double trainer_step(Trainer *tr, UpdateGroup *const *upd, int nupd, TrainerLossF
     for (int i = 0; i < tr->ngroups; i++)
         if (!in_list(&tr->groups[i], upd, nupd)) param_set_requires_grad(tr->groups[i].ps, 0);
     int k = tr->train.grad_accum;
+    double scale = tr->scaler.scale; /* fixed over the micro-batches */
     double loss_sum = 0.0;
     for (int i = 0; i < k; i++) {
         ctx_reset(&tr->ctx);
@@ -127,7 +163,7 @@ double trainer_step(Trainer *tr, UpdateGroup *const *upd, int nupd, TrainerLossF
         ASSERT(loss && loss->n == 1, "a loss function must return a scalar");
         loss_sum += loss->data[0];
         if (!isfinite(loss->data[0])) break; /* no use running backward on NaN */
-        if (loss->grad) ad_backward(&tr->ctx, loss, (float)(tr->train.loss_scale / k));
+        if (loss->grad) ad_backward(&tr->ctx, loss, (float)(scale / k));
     }
     ctx_reset(&tr->ctx);
     for (int i = 0; i < tr->ngroups; i++) param_set_requires_grad(tr->groups[i].ps, 1);
@@ -140,12 +176,19 @@ double trainer_step(Trainer *tr, UpdateGroup *const *upd, int nupd, TrainerLossF
         }
         return loss;
     }
+    int found_inf = 0;
     for (int i = 0; i < nupd; i++) {
         UpdateGroup *g = upd[i];
         double lr = optim_lr_at(&g->optim_cfg, tr->step, tr->train.steps);
-        if (pipeline_update(g, tr->train.loss_scale, lr) == PIPE_NONFINITE)
-            nonfinite(tr, g, "gradient norm", g->last.pre_norm);
+        if (pipeline_update(g, scale, lr) == PIPE_APPLIED) continue;
+        found_inf = 1;
+        if (!tr->scaler.dynamic) nonfinite(tr, g, "gradient norm", g->last.pre_norm);
+        else g->skipped++;
     }
+    /* the dynamic scaler's update, once for every group of the step (torch:
+     * scaler.update() after each optimizer's scaler.step()); an overflow is a
+     * skipped step and a backoff, not a divergence */
+    scaler_update(&tr->scaler, found_inf);
     /* no stale gradient anywhere: each updated group was zeroed by its
      * pipeline (or its refusal), and the frozen ones received none */
     return loss;

@@ -14,19 +14,15 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "blas_pin.h"
 #include "budget.h"
 #include "checkpoint.h"
 #include "common.h"
+#include "plot.h"
 #include "resume.h"
 #include "runfolder.h"
 
 /* ---------------------------------------------------------------- utils */
-
-double now_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 /* mkdir -p; returns 0 or -1 with errno set. */
 static int make_dirs(const char *path) {
@@ -65,7 +61,7 @@ static void log_columns(Trainer *tr) {
     MetricsLog *l = &tr->log;
     const char *base[] = {"step",      "loss",    "grad_norm", "grad_norm_clipped",
                           "clip_coef", "clip_threshold", "clipped", "clip_frac",
-                          "lr",        "time_ms"};
+                          "lr",        "time_ms", "clip_cos", "update_norm", "eff_lr"};
     for (size_t i = 0; i < sizeof base / sizeof *base; i++) metrics_add_col(l, base[i]);
     for (int g = 1; g < tr->ngroups; g++) {
         const char *suffix[] = {"grad_norm", "grad_norm_clipped", "clip_coef"};
@@ -76,6 +72,10 @@ static void log_columns(Trainer *tr) {
         }
     }
     for (int i = 0; i < tr->nextra; i++) metrics_add_col(l, tr->extra_names[i]);
+    if (tr->scaler.dynamic) { /* the scale the step ran with; 1 where an overflow skipped it */
+        metrics_add_col(l, "loss_scale");
+        metrics_add_col(l, "overflow_skip");
+    }
     /* grad_norms.csv: every tensor of every group (qualified names past the first group) */
     int any = 0;
     for (int g = 0; g < tr->ngroups; g++) any |= tr->groups[g].clip.param_norms != NULL;
@@ -106,12 +106,19 @@ static void log_step(Trainer *tr, double loss) {
     v[k++] = g0->updates ? (double)g0->clipped / (double)g0->updates : 0.0;
     v[k++] = g0->lr;
     v[k++] = 1000.0 * (now_seconds() - tr->t_start);
+    v[k++] = g0->cos_clip;
+    v[k++] = g0->update_norm;
+    v[k++] = g0->eff_lr;
     for (int g = 1; g < tr->ngroups; g++) {
         v[k++] = tr->groups[g].last.pre_norm;
         v[k++] = tr->groups[g].last.post_norm;
         v[k++] = tr->groups[g].last.coef;
     }
     for (int i = 0; i < tr->nextra; i++) v[k++] = tr->extra[i];
+    if (tr->scaler.dynamic) {
+        v[k++] = tr->scaler.last_scale;
+        v[k++] = tr->scaler.last_found_inf;
+    }
     ASSERT(k == tr->log.ncols, "row has %d values for %d columns", k, tr->log.ncols);
     metrics_row(&tr->log, v);
     if (!tr->pnorm_log.ncols) return;
@@ -305,6 +312,7 @@ static int open_outputs(Trainer *tr, const Config *cfg) {
         return -1;
     }
     cfg_write(cfg, f);
+    fprintf(f, "\n; made with BLAS: %s\n", blas_describe());
     if (fclose(f) != 0 || rename(tmp, path) != 0) {
         fprintf(stderr, "cliplab: error: cannot write %s: %s\n", path, strerror(errno));
         return -1;
@@ -338,8 +346,11 @@ Trainer *trainer_create(const ModelDef *def, const void *model_cfg, const Traine
         tr->train.threads = cap;
     }
     recovery_init(&tr->rec, &s->recovery, s->train.steps);
+    blas_pin(); /* before the first BLAS call: one kernel on every machine */
     openblas_set_num_threads(tr->train.threads);
     ctx_init(&tr->ctx, (size_t)s->train.arena_mb << 20, (size_t)s->train.max_nodes);
+    tr->ctx.precision = s->train.precision;
+    scaler_init(&tr->scaler, &s->scaler, s->train.loss_scale);
     rng_seed(&tr->rng, (uint64_t)s->run.seed, 54);
     tr->model = def->create(tr, model_cfg);
     ASSERT(tr->ngroups > 0, "model %s registered no parameter group", def->name);
@@ -358,6 +369,7 @@ void trainer_destroy(Trainer *tr) {
     for (int g = 0; g < tr->ngroups; g++) {
         optim_free(&tr->groups[g].optim);
         clipper_free(&tr->groups[g].clip);
+        free(tr->groups[g].scratch);
     }
     metrics_free(&tr->log);
     metrics_free(&tr->pnorm_log);
@@ -450,6 +462,9 @@ int trainer_run(const ModelDef *def, const void *model_cfg, const TrainerSetting
         if (rc == 0) rc = recovery_write_log(&tr->rec, run->out_dir);
     }
     double baseline = def->baseline_loss ? def->baseline_loss(tr->model) : NAN;
+    char seed[32];
+    snprintf(seed, sizeof seed, "%ld", run->seed);
+    plot_provenance("Seed", seed); /* on this run's figures */
     if (trained && rc == 0 && run->plots) rc = run_plots_write(tr, baseline);
     if (trained && rc == 0 && def->finish && !tr->diverged) def->finish(tr->model, tr);
     if (trained && rc == 0) { /* complete; then its resume.bin is not needed */
@@ -480,7 +495,13 @@ int trainer_run(const ModelDef *def, const void *model_cfg, const TrainerSetting
         if (def->describe) {
             def->describe(tr->model, own + 2, sizeof own - 4);
             own[0] = ';', own[1] = ' ';
+            snprintf(res->own, sizeof res->own, "%s", own + 2);
         }
+        if (def->title)
+            def->title(tr->model, res->title, sizeof res->title);
+        else
+            snprintf(res->title, sizeof res->title, "%s", def->name);
+        res->seed = run->seed;
         snprintf(res->label, sizeof res->label, "%s (clip: %s%s%s)", run->name, res->clip_desc,
                  own, res->recovery ? "; spike recovery on" : "");
         res->events = tr->rec.events;

@@ -20,8 +20,12 @@
  * The update pipeline (DESIGN.md), per group, in this order:
  *   1. backward (trainer_step; gradients accumulate over the micro-batches,
  *      each scaled by 1/grad_accum, so the update sees their mean)
- *   2. unscale: divide gradients by [train] loss_scale (mixed-precision order)
- *   3. non-finite check of the gradients: [train] on_nonfinite = stop|skip|error
+ *   2. unscale: multiply gradients by 1/scale ([train] loss_scale, or the
+ *      dynamic scaler's current scale: scaler.h); clip_before_unscale = true
+ *      runs step 5 before this one (the bug, on the scaled gradient)
+ *   3. non-finite check of the gradients: [train] on_nonfinite = stop|skip|error;
+ *      with loss_scale = dynamic an overflow skips the step and backs the scale
+ *      off (trainer_step updates the scaler once after every group's pipeline)
  *   4. (all-reduce across ranks: cliplab trains on one process, so none)
  *   5. gradient clip (clipper.h): pre-clip norm, post-clip norm, coefficient
  *   6. optimizer step at the group's scheduled learning rate
@@ -51,6 +55,7 @@
 #include "params.h"
 #include "recovery.h"
 #include "rng.h"
+#include "scaler.h"
 #include "tensor.h"
 
 typedef enum { NONFINITE_STOP, NONFINITE_SKIP, NONFINITE_ERROR } NonfinitePolicy;
@@ -72,7 +77,9 @@ typedef struct TrainConfig {
     int eval_every;
     int on_nonfinite;             /* NonfinitePolicy */
     int grad_accum;
-    double loss_scale;
+    double loss_scale;            /* 0: dynamic (the GradScaler, scaler.h) */
+    int precision;                /* HalfFormat (half.h): AMP's matrix-product format */
+    int clip_before_unscale;      /* the bug: step 7 runs before step 2 */
     int threads;
     int arena_mb;
     int max_nodes;
@@ -100,6 +107,7 @@ typedef struct TrainerSettings {
     OptimConfig optim;
     ClipConfig clip;
     RecoveryConfig recovery;
+    ScalerConfig scaler;          /* [scaler] (read when [train] loss_scale = dynamic) */
     GroupSettings groups[TRAINER_MAX_GROUPS]; /* in ModelDef.groups order; none: [optim]/[clip] */
     int ngroups;
     /* Optional: called after each metrics row is logged (tr->log's last row), e.g.
@@ -130,7 +138,15 @@ typedef struct UpdateGroup {
     Clipper clip;
     ClipStats last;               /* stats of the latest update */
     double lr;
+    /* what the clip did to the step, measured by the pipeline (NaN when refused):
+     * cos_clip, cosine of the gradient before and after the clip step (1: only scaled;
+     * below 1: turned, as value clipping does); update_norm, ||delta theta|| of the
+     * optimizer step; eff_lr, lr x clip coefficient (Zhang et al. 2020: clipping as an
+     * adaptive step size) */
+    double cos_clip, update_norm, eff_lr;
+    float *scratch;               /* ps->n floats: the pre-clip gradient, then the pre-step weights */
     long updates, clipped, skipped;
+    int clip_before_unscale;      /* [train] clip_before_unscale: the pipeline's wrong order */
 } UpdateGroup;
 
 struct Trainer {
@@ -149,6 +165,7 @@ struct Trainer {
     double extra[TRAINER_MAX_METRICS];
     int val_metric;               /* extra column "val_loss" (models with evaluate), or -1 */
     Recovery rec;                 /* loss-spike rollback state */
+    GradScaler scaler;            /* the loss scale, static or dynamic: one for every group */
     int saw_nonfinite;            /* the current step met a non-finite loss or gradient */
     int diverged;                 /* a non-finite loss or gradient was seen and the run stopped */
     double t_start;
@@ -190,6 +207,9 @@ typedef struct RunResult {
     char out_dir[CFG_STR_MAX];    /* where the run wrote its files */
     const ModelDef *def;          /* the model it trained */
     char label[CFG_STR_MAX + 128];
+    char title[96];               /* the model and task (ModelDef.title) */
+    char own[96];                 /* the model's own clipping (ModelDef.describe), or "" */
+    long seed;
     MetricsLog log;               /* owned copy of the rows for comparison plots */
     double baseline;              /* trivial-predictor loss or NaN */
     char clip_desc[96];           /* what the clip step did ("global L2 norm 1") */
@@ -220,7 +240,10 @@ int run_plots_write(const Trainer *tr, double baseline);
 /* several runs' loss and grad-norm curves (two panels) overlaid in one PNG,
  * or their model's plot_columns (one panel each) when it names some. */
 int trainer_compare_plot(const RunResult *runs, int n, const char *path);
-
-double now_seconds(void);
+/* Clipping as an adaptive step size: effective lr and ||delta theta|| against the
+ * pre-clip norm, and the clip's cosine over steps, for n runs' logs (a run's
+ * step_size.png; the comparison's <name>_step_size.png). 0, or -1 with a message. */
+int run_plots_step_size(const char *path, const char *title, const MetricsLog *const *logs,
+                        const char *const *labels, int n);
 
 #endif

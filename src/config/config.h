@@ -25,7 +25,8 @@
 typedef enum {
     CFG_INT,      /* int, range [min, max] */
     CFG_LONG,     /* long, range [min, max] */
-    CFG_DOUBLE,   /* double, finite, range [min, max] */
+    CFG_DOUBLE,   /* double, finite, range [min, max]; with choices, also the word
+                   * choices[0], stored as 0 (outside the range): loss_scale = dynamic */
     CFG_NORM,     /* double: a p-norm order, p in [min, max] or "inf" (INFINITY) */
     CFG_BOOL,     /* int 0/1 from true/false/yes/no/on/off/1/0 */
     CFG_STRING,   /* char[CFG_STR_MAX]; empty allowed */

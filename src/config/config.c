@@ -150,6 +150,7 @@ static void describe(const CfgKey *k, char *buf, size_t len) {
     case CFG_DOUBLE:
         if (bounded(k)) snprintf(buf, len, "finite number from %s to %s", lo, hi);
         else snprintf(buf, len, "finite number");
+        if (k->choices) append(buf, len, ", or "), append(buf, len, k->choices[0]);
         break;
     case CFG_NORM:
         if (bounded(k)) snprintf(buf, len, "number from %s to %s, or inf", lo, hi);
@@ -199,6 +200,10 @@ static CfgStatus parse_finite(const char *v, double *out, const char **problem) 
 }
 
 static CfgStatus parse_double(const CfgKey *k, const char *v, double *out, const char **problem) {
+    if (k->choices && strcmp(v, k->choices[0]) == 0) {
+        *out = 0.0;
+        return CFG_OK;
+    }
     double x;
     CfgStatus st = parse_finite(v, &x, problem);
     if (st != CFG_OK) return st;
@@ -343,6 +348,9 @@ static void check_table(const CfgSection *s) {
         ASSERT(k->type != CFG_ENUM || (k->choices && k->choices[0]), "[%s] %s: no choices",
                s->name, k->name);
         ASSERT(k->min <= k->max, "[%s] %s: min > max", s->name, k->name);
+        ASSERT(k->type != CFG_DOUBLE || !k->choices || k->min > 0 || k->max < 0,
+               "[%s] %s: 0 stands for the word '%s', so it must lie outside the range", s->name,
+               k->name, k->choices[0]);
         ASSERT(!k->help || !strchr(k->help, '\n'), "[%s] %s: help must be one line", s->name, k->name);
     }
 }
@@ -734,6 +742,11 @@ void cfg_format_value(const CfgKey *k, const void *structp, char *buf, size_t le
     case CFG_INT: snprintf(buf, len, "%d", *(const int *)field); break;
     case CFG_LONG: snprintf(buf, len, "%ld", *(const long *)field); break;
     case CFG_DOUBLE:
+        if (k->choices && *(const double *)field == 0.0) {
+            snprintf(buf, len, "%s", k->choices[0]);
+            break;
+        }
+        /* fall through */
     case CFG_NORM: fmt_double(*(const double *)field, buf, len); break;
     case CFG_BOOL: snprintf(buf, len, "%s", *(const int *)field ? "true" : "false"); break;
     case CFG_STRING: snprintf(buf, len, "%s", field); break;
