@@ -99,6 +99,7 @@ static int build_sections(const CfgSection **secs, void **structs, RunSpec *rs) 
     secs[n] = &clip_config_section, structs[n++] = &rs->set.clip;
     secs[n] = &recovery_config_section, structs[n++] = &rs->set.recovery;
     secs[n] = &scaler_config_section, structs[n++] = &rs->set.scaler;
+    secs[n] = &dp_config_section, structs[n++] = &rs->set.dp;
     for (int i = 0; i < model_registry_count; i++) {
         if (!model_registry[i]->section) continue;
         if (rs) rs->model_cfg[i] = xcalloc(1, model_registry[i]->cfg_size);
@@ -221,6 +222,11 @@ static int check_combinations(const RunSpec *rs, const char *path) {
     int si = cfg_find_section(&rs->cfg, "scaler");
     if (scaler_check(&rs->set.train, &rs->set.scaler, si >= 0 && rs->cfg.touched[si], path, err,
                      sizeof err, stderr)) {
+        fprintf(stderr, "cliplab: error: %s\n", err);
+        return -1;
+    }
+    if (dp_check(&rs->set.dp, rs->set.train.grad_accum, rs->set.train.precision, path, err,
+                 sizeof err, stderr)) {
         fprintf(stderr, "cliplab: error: %s\n", err);
         return -1;
     }

@@ -78,7 +78,7 @@ static double distance(const float *a, const float *b, size_t n) {
 PipeResult pipeline_update(UpdateGroup *g, double loss_scale, double lr) {
     ParamSet *ps = g->ps;
     /* (clip_before_unscale = true: the bug of Lightning #9599, allennlp #5426:
-     * step 5 runs here, on the gradient still multiplied by the scale, so a
+     * step 7 runs here, on the gradient still multiplied by the scale, so a
      * threshold tau acts as tau / scale on the true gradient; an overflowed
      * (inf) norm gives torch 1.13's coefficient 0: finite elements 0, the inf
      * ones NaN. Its norms are logged in true units, divided by the scale.) */
@@ -99,24 +99,38 @@ PipeResult pipeline_update(UpdateGroup *g, double loss_scale, double lr) {
         refuse(g);
         return PIPE_NONFINITE;
     }
-    /* 4. all-reduce: single process, nothing to reduce. 5. gradient clip; the cosine of
-     * the gradient before and after it */
+    /* 4. DP-SGD: each example's gradient clipped to C, the clipped ones summed
+     * (dp.c; the gradient so far held nothing: the weights' gradients were taken
+     * per example in step 1) */
+    if (g->dp && dp_clip_sum(g->dp, ps, loss_scale) != 0) {
+        refuse(g);
+        g->last.pre_norm = NAN;
+        return PIPE_NONFINITE;
+    }
+    /* 5. all-reduce: single process, nothing to reduce. */
+    /* 6. DP-SGD: noise N(0, (sigma C)^2) per coordinate, / expected batch */
+    if (g->dp) {
+        dp_noise(g->dp, ps);
+        pre = clipper_global_norm(&g->clip);
+        g->last.pre_norm = pre;
+    }
+    /* 7. gradient clip; the cosine of the gradient before and after it */
     if (!g->clip_before_unscale) {
         memcpy(g->scratch, ps->grad, ps->n * sizeof *ps->grad);
         clipper_apply(&g->clip, pre, &g->last);
         g->clipped += g->last.clipped;
         g->cos_clip = cosine(g->scratch, ps->grad, ps->n);
     }
-    /* 6. optimizer step; the update's norm ||delta theta|| and lr x clip coefficient */
+    /* 8. optimizer step; the update's norm ||delta theta|| and lr x clip coefficient */
     g->lr = lr;
     g->eff_lr = lr * g->last.coef;
     memcpy(g->scratch, ps->data, ps->n * sizeof *ps->data);
     optim_step(&g->optim, ps, lr);
     g->update_norm = distance(ps->data, g->scratch, ps->n);
-    /* 7. weight clip */
+    /* 9. weight clip */
     clipper_clamp_weights(&g->clip);
     g->updates++;
-    /* 8. zero for the next update */
+    /* 10. zero for the next update */
     param_zero_grad(ps);
     return PIPE_APPLIED;
 }
@@ -159,16 +173,21 @@ double trainer_step(Trainer *tr, UpdateGroup *const *upd, int nupd, TrainerLossF
     double loss_sum = 0.0;
     for (int i = 0; i < k; i++) {
         ctx_reset(&tr->ctx);
+        /* DP-SGD: linear and conv2d hand their weight gradients over per example */
+        if (tr->dp) dp_attach(tr->dp, &tr->ctx, tr->step);
         Tensor *loss = fn(model, &tr->ctx, tr, arg);
         ASSERT(loss && loss->n == 1, "a loss function must return a scalar");
         loss_sum += loss->data[0];
         if (!isfinite(loss->data[0])) break; /* no use running backward on NaN */
         if (loss->grad) ad_backward(&tr->ctx, loss, (float)(scale / k));
     }
-    ctx_reset(&tr->ctx);
+    /* the step's arena lives until the pipeline has run: DP-SGD's step 4 reads
+     * the per-example gradients kept in it */
+    if (tr->dp) dp_detach(tr->dp, &tr->ctx);
     for (int i = 0; i < tr->ngroups; i++) param_set_requires_grad(tr->groups[i].ps, 1);
     double loss = loss_sum / k;
     if (!isfinite(loss)) {
+        ctx_reset(&tr->ctx);
         for (int i = 0; i < nupd; i++) {
             refuse(upd[i]);
             upd[i]->last.pre_norm = NAN; /* no backward ran: the gradient is unknown */
@@ -189,6 +208,8 @@ double trainer_step(Trainer *tr, UpdateGroup *const *upd, int nupd, TrainerLossF
      * scaler.update() after each optimizer's scaler.step()); an overflow is a
      * skipped step and a backoff, not a divergence */
     scaler_update(&tr->scaler, found_inf);
+    ctx_reset(&tr->ctx);
+    if (tr->dp) trainer_dp_log(tr);
     /* no stale gradient anywhere: each updated group was zeroed by its
      * pipeline (or its refusal), and the frozen ones received none */
     return loss;
