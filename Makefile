@@ -263,10 +263,16 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(TEST_LDLIBS) $(LDLIBS)
 
+# helper programs the tests start under mpirun (tests/mpi/*.c)
+MPI_HELPERS := $(patsubst tests/mpi/%.c,$(BUILD)/tests/mpi_%,$(wildcard tests/mpi/*.c))
+$(BUILD)/tests/mpi_%: tests/mpi/%.c $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
 test: deps
-	$(MAKE) $(TRAIN) $(BUILD)/test_all $(REF_BIN)
+	$(MAKE) $(TRAIN) $(BUILD)/test_all $(REF_BIN) $(MPI_HELPERS)
 	@mkdir -p $(BUILD)/xvfb
-	OPENBLAS_NUM_THREADS=1 CLIPLAB_REF_DIR=$(BUILD)/ref CLIPLAB_TRAIN=$(TRAIN) \
+	OPENBLAS_NUM_THREADS=1 CLIPLAB_REF_DIR=$(BUILD)/ref CLIPLAB_TRAIN=$(TRAIN) CLIPLAB_MPI_HELPERS=$(BUILD)/tests \
 	  CLIPLAB_XVFB_SCREEN=$(BUILD)/xvfb/Xvfb_screen0 LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp \
 	  xvfb-run -a -s "-screen 0 1280x1024x24 -fbdir $(BUILD)/xvfb" ./$(BUILD)/test_all --tap=$(BUILD)/test_all.tap
 	@# Criterion's summary leaves skipped tests out of its count: name them. A test

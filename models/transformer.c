@@ -369,6 +369,13 @@ static Tensor *tf_loss(void *mp, Ctx *c, Trainer *tr) {
     return transformer_loss_on(m, c, m->xbuf, m->ybuf, m->batch, T);
 }
 
+/* A data-parallel rank's draw of another rank's micro-batch: the same draws, no forward. */
+static void tf_skip_batch(void *mp, Trainer *tr) {
+    (void)tr;
+    Transformer *m = mp;
+    transformer_sample_batch(&m->data, m->data_rng, m->batch, m->cfg.context, m->xbuf, m->ybuf);
+}
+
 /* Mean loss over eval_batches fixed batches of evenly spaced validation windows. */
 static double tf_evaluate(void *mp, Trainer *tr) {
     Transformer *m = mp;
@@ -521,6 +528,7 @@ const ModelDef transformer_model = {
     .cfg_size = sizeof(TransformerConfig),
     .create = tf_create,
     .loss = tf_loss,
+    .skip_batch = tf_skip_batch,
     .evaluate = tf_evaluate,
     .baseline_loss = tf_baseline,
     .finish = tf_finish,

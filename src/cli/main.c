@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <zlib.h>
 
 #include "blas_pin.h"
 #include "clipper.h"
@@ -17,6 +18,7 @@
 #include "live_view.h"
 #include "common.h"
 #include "config.h"
+#include "dist.h"
 #include "model.h"
 #include "optim.h"
 #include "plot.h"
@@ -100,6 +102,7 @@ static int build_sections(const CfgSection **secs, void **structs, RunSpec *rs) 
     secs[n] = &recovery_config_section, structs[n++] = &rs->set.recovery;
     secs[n] = &scaler_config_section, structs[n++] = &rs->set.scaler;
     secs[n] = &dp_config_section, structs[n++] = &rs->set.dp;
+    secs[n] = &dist_config_section, structs[n++] = &rs->set.dist;
     for (int i = 0; i < model_registry_count; i++) {
         if (!model_registry[i]->section) continue;
         if (rs) rs->model_cfg[i] = xcalloc(1, model_registry[i]->cfg_size);
@@ -396,6 +399,36 @@ static LiveView *open_live(RunSpec *specs, int n, int *rc) {
     return lv;
 }
 
+/* Under mpirun: the ranks run one binary with one command line, or stop
+ * naming the difference. The binary is compared by the CRC-32 of its file. */
+static int run_main(int argc, char **argv);
+
+static int ranks_agree(int argc, char **argv) {
+    char *text = NULL, err[1024];
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    for (int i = 1; i < argc; i++) fprintf(f, "argument %d: %s\n", i, argv[i]);
+    fclose(f);
+    int rc = dist_agree(text, "command lines", err, sizeof err);
+    free(text);
+    if (rc == 0) {
+        char bin[64] = "unreadable";
+        FILE *exe = fopen("/proc/self/exe", "rb");
+        if (exe) {
+            unsigned char buf[65536];
+            uLong crc = crc32(0L, Z_NULL, 0);
+            long total = 0;
+            size_t n;
+            while ((n = fread(buf, 1, sizeof buf, exe)) > 0) crc = crc32(crc, buf, (uInt)n), total += (long)n;
+            fclose(exe);
+            snprintf(bin, sizeof bin, "%ld bytes, CRC-32 %08lx", total, (unsigned long)crc);
+        }
+        rc = dist_agree(bin, "binaries of ./train", err, sizeof err);
+    }
+    if (rc != 0 && dist_rank() == 0) fprintf(stderr, "cliplab: error: %s\n", err);
+    return rc;
+}
+
 int main(int argc, char **argv) {
     blas_pin(); /* before any BLAS call, sweeps included: one kernel on every machine */
     ASSERT(model_registry_count < 63, "registry too large");
@@ -407,6 +440,16 @@ int main(int argc, char **argv) {
     if (argc > 1 && !strcmp(argv[1], "--sweep")) return sweep_main(argc - 2, argv + 2, sweep_check);
     if (argc > 1 && (!strcmp(argv[1], "--dp-epsilon") || !strcmp(argv[1], "--dp-sigma")))
         return dp_epsilon_main(argc - 2, argv + 2, !strcmp(argv[1], "--dp-sigma"));
+    /* ./train CONFIG under mpirun: one run, data-parallel over the ranks (dist.h) */
+    if (dist_init() > 1) {
+        int rc = ranks_agree(argc, argv) == 0 ? run_main(argc, argv) : EXIT_USAGE;
+        return dist_finalize(rc);
+    }
+    return run_main(argc, argv);
+}
+
+/* ./train CONFIG ... (one process, or one rank of a data-parallel run). */
+static int run_main(int argc, char **argv) {
 
     const char *paths[MAX_RUNS];
     char *overrides[256];
@@ -444,6 +487,16 @@ int main(int argc, char **argv) {
     int rc = 0;
     for (int i = 0; i < npaths && rc == 0; i++)
         if (load_spec(&specs[i], paths[i], overrides, nover) != 0) rc = EXIT_USAGE;
+    if (dist_size() > 1 && dist_any(rc != 0)) { /* one rank's files may differ from another's */
+        if (rc == 0) fprintf(stderr, "cliplab: error: rank %d: the config loads here but not on "
+                                     "another rank (see its message)\n", dist_rank());
+        rc = EXIT_USAGE;
+    }
+    if (rc == 0 && live && dist_size() > 1) {
+        if (dist_rank() == 0) fprintf(stderr, "cliplab: error: --live under mpirun is not supported "
+                                              "(run without --live; rank 0 writes the run's PNGs)\n");
+        rc = EXIT_USAGE;
+    }
     /* one folder, one run: compared resolved (runs/a and runs/./a/ are one folder) */
     char (*dirs)[4096] = xcalloc((size_t)npaths, sizeof *dirs);
     for (int i = 0; i < npaths && rc == 0; i++) {
@@ -469,17 +522,17 @@ int main(int argc, char **argv) {
         snprintf(cmp_path + k, sizeof cmp_path - (size_t)k, ".png");
     }
     /* an earlier comparison of these names would show runs their folders no longer hold */
-    if (rc == 0 && npaths > 1) remove(cmp_path);
+    if (rc == 0 && npaths > 1 && dist_rank() == 0) remove(cmp_path);
     LiveView *lv = rc == 0 && live ? open_live(specs, npaths, &rc) : NULL;
     RunResult *res = xcalloc((size_t)npaths, sizeof *res);
     if (rc == 0 && !specs[0].set.train.quiet) printf("BLAS: %s\n", blas_describe());
     for (int i = 0; i < npaths && rc == 0; i++) {
         RunSpec *s = &specs[i];
-        if (!s->set.train.quiet) print_config(&s->cfg, s->path);
+        if (!s->set.train.quiet && dist_rank() == 0) print_config(&s->cfg, s->path);
         rc = trainer_run(model_registry[s->sel.type], s->model_cfg[s->sel.type], &s->set, &s->cfg,
                          &res[i]);
     }
-    if (rc == 0 && npaths > 1) {
+    if (rc == 0 && npaths > 1 && dist_rank() == 0) {
         char seeds[256] = "";
         size_t k = 0;
         for (int i = 0; i < npaths && k < sizeof seeds; i++) {

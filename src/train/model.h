@@ -46,6 +46,11 @@ typedef struct ModelDef {
     void *(*create)(Trainer *tr, const void *cfg);
     /* Supervised: loss of the next training batch, recorded on c (NULL if custom-step). */
     Tensor *(*loss)(void *m, Ctx *c, Trainer *tr);
+    /* Optional (supervised): draw the next training batch exactly as `loss`
+     * would and discard it. A data-parallel rank skips the other ranks'
+     * micro-batches with it; without it the rank runs `loss` without
+     * gradients instead (same draws, slower). */
+    void (*skip_batch)(void *m, Trainer *tr);
     /* Custom-step: one iteration, calling trainer_step(); returns the loss to log. */
     double (*step)(void *m, Trainer *tr);
     /* Optional: held-out loss, logged in the trainer's val_loss column every

@@ -37,6 +37,7 @@ UpdateGroup *trainer_add_group(Trainer *tr, ParamSet *ps) {
     g->ps = ps;
     g->clip_before_unscale = tr->train.clip_before_unscale;
     g->optim_cfg = gs ? gs->optim : tr->set->optim;
+    g->dist = tr->set->dist;
     optim_init(&g->optim, &g->optim_cfg, ps->n);
     clipper_init(&g->clip, gs ? &gs->clip : &tr->set->clip, ps);
     g->scratch = xmalloc((ps->n ? ps->n : 1) * sizeof *g->scratch);
@@ -92,10 +93,11 @@ PipeResult pipeline_update(UpdateGroup *g, double loss_scale, double lr) {
     /* 2. unscale: * (float)(1/scale), the reciprocal in double (torch's unscale_) */
     scaler_unscale(ps->grad, ps->n, loss_scale);
     /* 3. non-finite check (the global L2 norm is non-finite iff an element is);
-     * with the dynamic scaler this is its found_inf: the step is skipped */
+     * with the dynamic scaler this is its found_inf: the step is skipped. Under
+     * mpirun every rank refuses when one rank's gradient is non-finite. */
     double pre = clipper_global_norm(&g->clip);
     if (!g->clip_before_unscale) g->last.pre_norm = pre;
-    if (!isfinite(pre)) {
+    if (dist_any(!isfinite(pre))) {
         refuse(g);
         return PIPE_NONFINITE;
     }
@@ -107,15 +109,35 @@ PipeResult pipeline_update(UpdateGroup *g, double loss_scale, double lr) {
         g->last.pre_norm = NAN;
         return PIPE_NONFINITE;
     }
-    /* 5. all-reduce: single process, nothing to reduce. */
+    /* 5. all-reduce across ranks (dist.h): each rank's gradient is already 1/N
+     * of its share (the backward seed), so the rank-ordered sum is DDP's mean.
+     * [dist] clip = local: each rank clips its own gradient first, by its own
+     * norm (the Horovod mistake); the reduced gradient is then not clipped. */
+    int nranks = dist_size(), local_clip = nranks > 1 && g->dist.clip == DIST_CLIP_LOCAL;
+    g->rank_norm = pre * nranks; /* the norm of this rank's own mean gradient */
+    if (local_clip) { /* clip this rank's own mean gradient (x N), then back to its 1/N share */
+        float up = (float)nranks, down = (float)(1.0 / nranks);
+        for (size_t i = 0; i < ps->n; i++) ps->grad[i] *= up;
+        clipper_apply(&g->clip, g->rank_norm, &g->last);
+        for (size_t i = 0; i < ps->n; i++) ps->grad[i] *= down;
+    }
+    if (nranks > 1) {
+        dist_allreduce_ordered(ps->grad, ps->n);
+        pre = clipper_global_norm(&g->clip);
+        g->last.pre_norm = pre;
+    }
     /* 6. DP-SGD: noise N(0, (sigma C)^2) per coordinate, / expected batch */
     if (g->dp) {
         dp_noise(g->dp, ps);
         pre = clipper_global_norm(&g->clip);
         g->last.pre_norm = pre;
     }
-    /* 7. gradient clip; the cosine of the gradient before and after it */
-    if (!g->clip_before_unscale) {
+    /* 7. gradient clip: once, on the reduced gradient; the cosine of the
+     * gradient before and after it */
+    if (local_clip) { /* it ran per rank (coef: this rank's); the step gets the reduced gradient */
+        g->last.post_norm = pre;
+        g->clipped += g->last.clipped;
+    } else if (!g->clip_before_unscale) {
         memcpy(g->scratch, ps->grad, ps->n * sizeof *ps->grad);
         clipper_apply(&g->clip, pre, &g->last);
         g->clipped += g->last.clipped;
@@ -160,6 +182,40 @@ static int in_list(const UpdateGroup *g, UpdateGroup *const *upd, int nupd) {
     return 0;
 }
 
+/* A micro-batch another rank computes: its data is drawn and dropped here, so
+ * every rank's data stream stays where one process's would be. */
+static void skip_micro_batch(Trainer *tr) {
+    ASSERT(tr->def->loss, "model %s: only supervised models skip micro-batches", tr->def->name);
+    if (tr->def->skip_batch) {
+        tr->def->skip_batch(tr->model, tr);
+        return;
+    }
+    int prev = ctx_set_grad(&tr->ctx, 0);
+    ctx_reset(&tr->ctx);
+    tr->def->loss(tr->model, &tr->ctx, tr);
+    ctx_set_grad(&tr->ctx, prev);
+}
+
+/* Step 1's accumulation in a fixed order: each micro-batch's gradient is
+ * computed into zeroed buffers, then added to the sum of the earlier ones
+ * (sum + new, elementwise), the adds the rank-ordered all-reduce makes, so
+ * grad_accum = N on one process and N ranks give the same bytes. */
+static void accumulate_begin(UpdateGroup *const *upd, int nupd) {
+    for (int i = 0; i < nupd; i++) {
+        ParamSet *ps = upd[i]->ps;
+        if (!upd[i]->acc) upd[i]->acc = xmalloc(ps->n * sizeof *upd[i]->acc);
+        memcpy(upd[i]->acc, ps->grad, ps->n * sizeof *ps->grad);
+        param_zero_grad(ps);
+    }
+}
+static void accumulate_end(UpdateGroup *const *upd, int nupd) {
+    for (int i = 0; i < nupd; i++) {
+        ParamSet *ps = upd[i]->ps;
+        const float *acc = upd[i]->acc;
+        for (size_t j = 0; j < ps->n; j++) ps->grad[j] = acc[j] + ps->grad[j];
+    }
+}
+
 double trainer_step(Trainer *tr, UpdateGroup *const *upd, int nupd, TrainerLossFn fn, void *model,
                     void *arg) {
     ASSERT(nupd > 0, "trainer_step with no group to update");
@@ -168,24 +224,49 @@ double trainer_step(Trainer *tr, UpdateGroup *const *upd, int nupd, TrainerLossF
     /* groups outside the update are frozen: no gradient is recorded into them */
     for (int i = 0; i < tr->ngroups; i++)
         if (!in_list(&tr->groups[i], upd, nupd)) param_set_requires_grad(tr->groups[i].ps, 0);
-    int k = tr->train.grad_accum;
+    /* 1. backward. Under mpirun rank r computes micro-batches r*k .. r*k+k-1 of
+     * the K = k*N the step takes (k = grad_accum) and draws past the others;
+     * each loss is seeded with the loss scale / K, so the sum is the mean. */
     double scale = tr->scaler.scale; /* fixed over the micro-batches */
-    double loss_sum = 0.0;
-    for (int i = 0; i < k; i++) {
+    int k = tr->train.grad_accum, nranks = dist_size(), me = dist_rank(), K = k * nranks;
+    double *mine = xcalloc((size_t)k, sizeof *mine), *all = xcalloc((size_t)K, sizeof *all);
+    int done = 0, stopped = 0;
+    for (int i = 0; i < K; i++) {
+        if (stopped && !tr->def->loss) break; /* a custom-step model's data is its own */
+        if (i / k != me || stopped) { /* another rank's, or after a non-finite loss */
+            skip_micro_batch(tr);
+            continue;
+        }
+        if (done > 0) accumulate_begin(upd, nupd);
         ctx_reset(&tr->ctx);
         /* DP-SGD: linear and conv2d hand their weight gradients over per example */
         if (tr->dp) dp_attach(tr->dp, &tr->ctx, tr->step);
         Tensor *loss = fn(model, &tr->ctx, tr, arg);
         ASSERT(loss && loss->n == 1, "a loss function must return a scalar");
-        loss_sum += loss->data[0];
-        if (!isfinite(loss->data[0])) break; /* no use running backward on NaN */
-        if (loss->grad) ad_backward(&tr->ctx, loss, (float)(scale / k));
+        mine[done++] = loss->data[0];
+        if (!isfinite(loss->data[0])) { /* no use running backward on NaN */
+            stopped = 1;
+            continue;
+        }
+        if (loss->grad) ad_backward(&tr->ctx, loss, (float)(scale / K));
+        if (done > 1) accumulate_end(upd, nupd);
     }
     /* the step's arena lives until the pipeline has run: DP-SGD's step 4 reads
      * the per-example gradients kept in it */
     if (tr->dp) dp_detach(tr->dp, &tr->ctx);
     for (int i = 0; i < tr->ngroups; i++) param_set_requires_grad(tr->groups[i].ps, 1);
-    double loss = loss_sum / k;
+    /* the step's loss: the micro-batch losses in order, up to the first non-finite one */
+    dist_allgather_doubles(all, mine, k);
+    double loss_sum = 0.0;
+    for (int i = 0; i < K; i++) {
+        loss_sum += all[i];
+        if (!isfinite(all[i])) break;
+    }
+    free(mine);
+    free(all);
+    /* the model's metrics of the step are those of the last micro-batch's rank */
+    if (nranks > 1 && tr->nextra > 0) dist_bcast_doubles(tr->extra, tr->nextra, nranks - 1);
+    double loss = loss_sum / K;
     if (!isfinite(loss)) {
         ctx_reset(&tr->ctx);
         for (int i = 0; i < nupd; i++) {

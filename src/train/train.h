@@ -28,7 +28,9 @@
  *      off (trainer_step updates the scaler once after every group's pipeline)
  *   4. DP-SGD ([dp], dp.h): each example's gradient clipped to C and summed
  *      (the per-example norms were taken during step 1's backward)
- *   5. (all-reduce across ranks: cliplab trains on one process, so none)
+ *   5. all-reduce across ranks (dist.h; under mpirun: the mean over the ranks,
+ *      summed in rank order; [dist] clip = local clips each rank's gradient
+ *      first, the Horovod mistake)
  *   6. DP-SGD: Gaussian noise sigma C once per step, divide by the expected batch
  *   7. gradient clip (clipper.h): pre-clip norm, post-clip norm, coefficient
  *   8. optimizer step at the group's scheduled learning rate
@@ -53,6 +55,7 @@
 #include "clipper.h"
 #include "config.h"
 #include "dp.h"
+#include "dist.h"
 #include "metrics.h"
 #include "model.h"
 #include "optim.h"
@@ -113,6 +116,7 @@ typedef struct TrainerSettings {
     RecoveryConfig recovery;
     ScalerConfig scaler;          /* [scaler] (read when [train] loss_scale = dynamic) */
     DpConfig dp;                  /* [dp] DP-SGD (dp.h) */
+    DistConfig dist;              /* [dist]: data-parallel switches (under mpirun) */
     GroupSettings groups[TRAINER_MAX_GROUPS]; /* in ModelDef.groups order; none: [optim]/[clip] */
     int ngroups;
     /* Optional: called after each metrics row is logged (tr->log's last row), e.g.
@@ -142,6 +146,9 @@ typedef struct UpdateGroup {
     Optim optim;
     Clipper clip;
     ClipStats last;               /* stats of the latest update */
+    DistConfig dist;              /* the run's [dist] */
+    double rank_norm;             /* this rank's pre-clip L2 norm before the all-reduce */
+    float *acc;                   /* accumulation buffer (micro-batches summed in order) */
     double lr;
     /* what the clip did to the step, measured by the pipeline (NaN when refused):
      * cos_clip, cosine of the gradient before and after the clip step (1: only scaled;
