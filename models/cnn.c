@@ -30,7 +30,8 @@ typedef struct Cnn {
     ParamSet ps;
     Tensor *w1, *b1, *w2, *b2, *w3, *b3, *w4, *b4;
     ImageSet data;
-    int m_acc;
+    int m_acc, m_epoch;
+    double epoch_per_step;        /* batch / N: the x axis of the figures */
 } Cnn;
 
 static Tensor *act(const Cnn *m, Ctx *c, Tensor *x) {
@@ -97,6 +98,8 @@ static void *cnn_create(Trainer *tr, const void *cfgp) {
     trainer_add_group(tr, &m->ps);
     trainer_dp_examples(tr, d->train.n);
     m->m_acc = trainer_add_metric(tr, "val_acc");
+    m->m_epoch = trainer_add_metric(tr, "epoch");
+    m->epoch_per_step = (double)tr->train.batch_size / d->train.n;
     if (!tr->train.quiet)
         printf("cnn: %zu parameters, act %s, %s batches of %d; %d training and %d test images "
                "from %s\n", m->ps.n, act_choices[cfg->act],
@@ -109,6 +112,7 @@ static Tensor *cnn_loss(void *mp, Ctx *c, Trainer *tr) {
     Cnn *m = mp;
     int B = imageset_next(&m->data);
     trainer_set_metric(tr, m->m_acc, NAN);
+    trainer_set_metric(tr, m->m_epoch, (double)(tr->step + 1) * m->epoch_per_step);
     if (B == 0) { /* an empty Poisson batch: nothing to differentiate */
         int one[1] = {1};
         return tensor_new(c, 1, one, 0);
@@ -165,4 +169,5 @@ const ModelDef cnn_model = {
     .main_metric = "val_acc",
     .main_metric_higher = 1,
     .plot_columns = cnn_plot_columns,
+    .compare_plot = cnn_compare_plot,
 };

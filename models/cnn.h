@@ -31,4 +31,8 @@ typedef struct CnnConfig {
 
 extern const ModelDef cnn_model;
 
+struct RunResult;
+/* cnn_plots.c: the DP-SGD comparison figures (ModelDef.compare_plot). */
+int cnn_compare_plot(const struct RunResult *runs, const void *const *cfgs, int n, const char *path);
+
 #endif

@@ -45,7 +45,8 @@ static const CfgKey dp_keys[] = {
     DP_KEY("count_noise", CFG_DOUBLE, count_noise, "0", 0, 1e12, NULL,
            "adaptive: std sigma_b of the noise on the unclipped count (0 = expected batch / 20)"),
     DP_KEY("log_norms", CFG_BOOL, log_norms, "false", 0, 1, NULL,
-           "write every example's gradient norm at each logged step to dp_norms.csv"),
+           "write every example's gradient norm to dp_norms.csv at the first step, at each "
+           "evaluation ([train] eval_every) and at the last step"),
 };
 
 static const char *dp_unused(const void *s, const CfgKey *k) {
@@ -246,4 +247,5 @@ void dp_noise(Dp *dp, ParamSet *ps) {
     }
     dp->steps_done = dp->step + 1;
     dp->eps = dp_epsilon(dp, dp->steps_done, RDP_CONVERT_BALLE2020, NULL);
+    dp->eps_old = dp_epsilon(dp, dp->steps_done, RDP_CONVERT_MIRONOV2017, NULL);
 }

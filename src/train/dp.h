@@ -77,7 +77,7 @@ typedef struct Dp {
     int unclipped_count;          /* examples with norm <= C this step (adaptive) */
     /* the last step, for the log */
     int batch;
-    double median, max, frac_clipped, eps, C_used;
+    double median, max, frac_clipped, eps, eps_old, C_used; /* eps_old: Mironov 2017 */
 } Dp;
 
 /* Build the DP state for a run of `steps` steps at expected batch `batch`

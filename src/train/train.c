@@ -66,8 +66,8 @@ int trainer_dp_poisson(const Trainer *tr) {
     return tr->set->dp.enabled && tr->set->dp.sampling == DP_POISSON;
 }
 
-static const char *const dp_columns[] = {"dp_batch", "dp_norm_median", "dp_norm_max",
-                                         "dp_clipped", "dp_epsilon", "dp_C", NULL};
+static const char *const dp_columns[] = {"dp_batch", "dp_norm_median", "dp_norm_max", "dp_clipped",
+                                         "dp_epsilon", "dp_epsilon_old", "dp_C", NULL};
 
 /* [dp] enabled: the state, the columns, and what the run's privacy will be. */
 static void dp_setup(Trainer *tr) {
@@ -105,9 +105,13 @@ static void dp_setup(Trainer *tr) {
 /* After each step: the dp_* columns; dp_norms.csv at logged steps. */
 void trainer_dp_log(Trainer *tr) {
     const Dp *dp = tr->dp;
-    double v[6] = {dp->batch, dp->median, dp->max, dp->frac_clipped, dp->eps, dp->C_used};
-    for (int i = 0; i < 6; i++) trainer_set_metric(tr, tr->dp_col + i, v[i]);
-    if (!tr->set->dp.log_norms || tr->step % tr->train.log_every || !tr->run.out_dir[0]) return;
+    double v[7] = {dp->batch, dp->median, dp->max, dp->frac_clipped, dp->eps, dp->eps_old,
+                   dp->C_used};
+    for (int i = 0; i < 7; i++) trainer_set_metric(tr, tr->dp_col + i, v[i]);
+    /* the norms at the first step, at each evaluation and at the last step */
+    long e = tr->train.eval_every;
+    int due = tr->step == 0 || (e > 0 && (tr->step + 1) % e == 0) || tr->step + 1 == tr->train.steps;
+    if (!tr->set->dp.log_norms || !due || !tr->run.out_dir[0]) return;
     if (!tr->dp_norms) {
         char path[CFG_STR_MAX + 32];
         snprintf(path, sizeof path, "%s/dp_norms.csv", tr->run.out_dir);
