@@ -7,10 +7,12 @@
  *  - epsilon by both conversions against the same integral over Opacus's orders;
  *  - the closed forms (q = 0, q = 1, sigma = 0) and the orders lists;
  *  - the noise multiplier from a target epsilon gives that epsilon back within
- *    Opacus's tolerance (and from below). */
+ *    Opacus's tolerance (and from below);
+ *  - ./train --dp-epsilon / --dp-sigma: the printed numbers and the bad input. */
 #include <criterion/criterion.h>
 #include <math.h>
 
+#include "cli.h"
 #include "rdp.h"
 #include "tfile.h"
 
@@ -104,4 +106,28 @@ Test(rdp, noise_multiplier_round_trip) {
     /* a budget no sigma reaches */
     cr_assert(isnan(rdp_noise_multiplier(1e-9, 1e-5, 1.0, 1000000, RDP_ORDERS_OPACUS,
                                          RDP_CONVERT_BALLE2020, 0.01)));
+}
+
+/* ---- ./train --dp-epsilon / --dp-sigma as a user runs them */
+
+Test(rdp, cli_prints_tf_privacy_epsilon_and_order, .init = cli_mkdir, .fini = cli_rmdir) {
+    char out[4096];
+    cr_assert_eq(cli_run("--dp-epsilon 60000 150 1.3 15 1e-5", out, sizeof out, 1), 0, "%s", out);
+    cr_assert(strstr(out, "eps = 0.72422340261") && strstr(out, "optimal RDP order is 19"), "%s",
+              out);
+    cr_assert(strstr(out, "Older conversion"), "both conversions printed: %s", out);
+    cr_assert_eq(cli_run("--dp-sigma 60000 2048 3 40 1e-5 --orders opacus", out, sizeof out, 1), 0);
+    cr_assert(strstr(out, "noise multiplier sigma = 1.9"), "%s", out);
+}
+
+Test(rdp, cli_bad_input, .init = cli_mkdir, .fini = cli_rmdir) {
+    char out[4096];
+    cr_assert_eq(cli_run("--dp-epsilon 100 200 1 1 1e-5", out, sizeof out, 1), 2, "q > 1: %s", out);
+    cr_assert(strstr(out, "q = BATCH/N"), "%s", out);
+    cr_assert_eq(cli_run("--dp-epsilon 100 10 1 1 1x", out, sizeof out, 1), 2);
+    cr_assert_eq(cli_run("--dp-epsilon 100 10 1 1", out, sizeof out, 1), 2, "missing DELTA");
+    cr_assert_eq(cli_run("--dp-epsilon 60000 256 0 1 1e-5", out, sizeof out, 1), 0, "sigma 0 allowed");
+    cr_assert(strstr(out, "no privacy") && strstr(out, "eps = inf"), "said loudly: %s", out);
+    cr_assert_eq(cli_run("--dp-epsilon 1000 10 1 1 0.01", out, sizeof out, 1), 0);
+    cr_assert(strstr(out, "warning: DELTA"), "delta >= 1/N warned: %s", out);
 }
