@@ -7,6 +7,7 @@
 #   make order   the temporal-order pair (no clip vs clip)
 #   make recovery / cliff   spike rollback; Pascanu's cliff with the SGD paths on it
 #   make ddp     one run on 2 MPI ranks: clip after the all-reduce vs before it
+#   make dp / dp-more   DP-SGD: the headline pair; tanh vs ReLU, adaptive C, epsilon and C sweeps
 #   make test    deps + build + every test (Criterion, PyTorch parity included); a test
 #                whose dependency is missing (Open MPI, SDL2) fails, or with
 #                CLIPLAB_ALLOW_SKIP=1 is skipped and listed after the summary
@@ -196,6 +197,21 @@ mobilenet: deps
 	$(MAKE) train
 	./train configs/mobilenet_relu6.ini configs/mobilenet_relu.ini --compare runs/mobilenet.png
 	./train configs/mobilenet_relu6_nobn.ini configs/mobilenet_relu_nobn.ini --compare runs/mobilenet_nobn.png
+# DP-SGD on Fashion-MNIST with the tanh CNN (docs/dp.md). dp: the headline pair,
+# non-private against Tramer and Boneh's DP-SGD settings (epsilon 2.6, or 3 by the
+# older conversion) -> runs/dp.png, runs/dp_norms.png. dp-more: tanh vs ReLU and
+# adaptive C (runs/dp_small.png), then accuracy against epsilon and against C
+# (runs/dp_epsilon/summary.png, runs/dp_clip/summary.png)
+.PHONY: dp dp-more
+dp: deps
+	$(MAKE) train
+	./train configs/dp_nonprivate.ini configs/dp_tramer.ini --compare runs/dp.png
+dp-more: deps
+	$(MAKE) train
+	./train configs/dp_small_tanh.ini configs/dp_small_relu.ini configs/dp_small_adaptive.ini \
+	  --compare runs/dp_small.png
+	./train --sweep configs/sweeps/dp_epsilon.sweep -j 1
+	./train --sweep configs/sweeps/dp_clip.sweep -j 1
 # sweeps (./train --sweep, runs/<name>/sweep.csv and summary.png); -j defaults
 # to the number of cores: make sweep-rnn SWEEP_ARGS="-j 4"
 .PHONY: sweep-rnn sweep-methods lr-map

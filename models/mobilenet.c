@@ -331,6 +331,11 @@ static void *mb_create(Trainer *tr, const void *cfgp) {
     if (parse_bits(cfg->quant_bits, bits, QUANT_MAX) < 0)
         die("[mobilenet] quant_bits = '%s' (accepted: up to %d comma-separated bit widths from 1 "
             "to 16, e.g. 8,6,5,4,3; empty = no quantised evaluation)", cfg->quant_bits, QUANT_MAX);
+    if (tr->set->dp.enabled && cfg->batchnorm)
+        die("[dp] enabled with [mobilenet] batchnorm = true: batchnorm normalises each example "
+            "with statistics of the whole batch, so an example's gradient depends on the others "
+            "and clipping it bounds nothing (Opacus refuses BatchNorm too; GroupNorm is its "
+            "replacement)");
     Mobilenet *m = xcalloc(1, sizeof *m);
     ImageSet *d = &m->data;
     if (imageset_load(d, &cfg->data, "mobilenet", 10, err, sizeof err) != 0) die("%s", err);

@@ -15,6 +15,7 @@
 
 #include "blas_pin.h"
 #include "clipper.h"
+#include "dp_epsilon.h"
 #include "live_view.h"
 #include "common.h"
 #include "config.h"
@@ -102,6 +103,7 @@ static int build_sections(const CfgSection **secs, void **structs, RunSpec *rs) 
     secs[n] = &clip_config_section, structs[n++] = &rs->set.clip;
     secs[n] = &recovery_config_section, structs[n++] = &rs->set.recovery;
     secs[n] = &scaler_config_section, structs[n++] = &rs->set.scaler;
+    secs[n] = &dp_config_section, structs[n++] = &rs->set.dp;
     secs[n] = &dist_config_section, structs[n++] = &rs->set.dist;
     for (int i = 0; i < model_registry_count; i++) {
         if (!model_registry[i]->section) continue;
@@ -120,6 +122,8 @@ static void usage(FILE *f) {
             "               [--group LABEL] [--name NAME] [--x KEY] [--map] [--mark-norm-rule]\n"
             "               [-j N] [section.key=value ...]\n"
             "       ./train --plot RUN_DIR [RUN_DIR ...] [--compare OUT.png]\n"
+            "       ./train --dp-epsilon N BATCH SIGMA EPOCHS DELTA [--orders tf|opacus]\n"
+            "       ./train --dp-sigma N BATCH EPSILON EPOCHS DELTA [--orders tf|opacus]\n"
             "       ./train --help [SECTION]\n\n"
             "Trains the network a config describes and writes runs/<config name>/:\n"
             "config.ini (effective settings), metrics.csv, loss.png, grad_norm.png.\n"
@@ -308,6 +312,11 @@ static int check_combinations(const RunSpec *rs, const char *path) {
     int si = cfg_find_section(&rs->cfg, "scaler");
     if (scaler_check(&rs->set.train, &rs->set.scaler, si >= 0 && rs->cfg.touched[si], path, err,
                      sizeof err, stderr)) {
+        fprintf(stderr, "cliplab: error: %s\n", err);
+        return -1;
+    }
+    if (dp_check(&rs->set.dp, rs->set.train.grad_accum, rs->set.train.precision, path, err,
+                 sizeof err, stderr)) {
         fprintf(stderr, "cliplab: error: %s\n", err);
         return -1;
     }
@@ -651,6 +660,8 @@ int main(int argc, char **argv) {
     set_provenance(argc, argv);
     if (argc > 1 && !strcmp(argv[1], "--sweep")) return sweep_main(argc - 2, argv + 2, sweep_check);
     if (argc > 1 && !strcmp(argv[1], "--plot")) return plot_main(argc - 2, argv + 2);
+    if (argc > 1 && (!strcmp(argv[1], "--dp-epsilon") || !strcmp(argv[1], "--dp-sigma")))
+        return dp_epsilon_main(argc - 2, argv + 2, !strcmp(argv[1], "--dp-sigma"));
     /* ./train CONFIG under mpirun: one run, data-parallel over the ranks (dist.h) */
     if (dist_init() > 1) {
         int rc = ranks_agree(argc, argv) == 0 ? run_main(argc, argv) : EXIT_USAGE;

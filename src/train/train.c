@@ -58,6 +58,77 @@ void trainer_set_metric(Trainer *tr, int idx, double value) {
     tr->extra[idx] = value;
 }
 
+/* ---------------------------------------------------------------- DP-SGD */
+
+void trainer_dp_examples(Trainer *tr, long n) { tr->dp_examples = n; }
+
+int trainer_dp_poisson(const Trainer *tr) {
+    return tr->set->dp.enabled && tr->set->dp.sampling == DP_POISSON;
+}
+
+static const char *const dp_columns[] = {"dp_batch", "dp_norm_median", "dp_norm_max", "dp_clipped",
+                                         "dp_epsilon", "dp_epsilon_old", "dp_C", NULL};
+
+/* [dp] enabled: the state, the columns, and what the run's privacy will be. */
+static void dp_setup(Trainer *tr) {
+    const TrainerSettings *s = tr->set;
+    if (!tr->def->loss)
+        die("[dp] enabled with model %s, which updates its groups itself: DP-SGD needs a "
+            "supervised model (one loss over a batch of examples)", tr->def->name);
+    if (dist_size() > 1)
+        die("[dp] enabled under mpirun: cliplab's DP-SGD runs on one process (the noise would "
+            "be drawn once per rank); run it without mpirun");
+    if (s->recovery.enabled)
+        die("[dp] enabled with [recovery] enabled: a rollback re-runs steps on new batches, and "
+            "each of them spends privacy that the accountant (which counts steps) would not see");
+    if (s->dp.adaptive && s->run.checkpoint_every > 0)
+        die("[dp] adaptive = true with [run] checkpoint_every: the adapted C is not in the "
+            "checkpoint yet, so a resumed run would restart from the initial C");
+    if (tr->ngroups != 1 || !tr->dp_examples)
+        die("[dp] enabled with model %s, which does not support DP-SGD (it declares no training "
+            "set for the accountant: models/ calls trainer_dp_examples)", tr->def->name);
+    tr->dp = dp_create(&s->dp, tr->dp_examples, s->train.batch_size, s->train.steps,
+                       (unsigned long long)s->run.seed);
+    tr->groups[0].dp = tr->dp;
+    for (int i = 0; dp_columns[i]; i++) {
+        int c = trainer_add_metric(tr, dp_columns[i]);
+        if (i == 0) tr->dp_col = c;
+    }
+    double o_new, o_old;
+    double e_new = dp_epsilon(tr->dp, s->train.steps, RDP_CONVERT_BALLE2020, &o_new);
+    double e_old = dp_epsilon(tr->dp, s->train.steps, RDP_CONVERT_MIRONOV2017, &o_old);
+    if (!s->train.quiet)
+        printf("[dp] q = %.5g (expected batch %.1f of %ld), sigma %.4g%s, C %g%s, delta %g: after "
+               "%ld steps epsilon = %.4g (order %g; Balle et al. 2020) or %.4g by the older "
+               "conversion (order %g; what papers before 2021 quote)%s\n",
+               tr->dp->q, tr->dp->expected, tr->dp_examples, tr->dp->sigma,
+               s->dp.adaptive ? " (gradient: raised for the count query)" : "", s->dp.max_grad_norm,
+               s->dp.adaptive ? " (initial, adaptive)" : "", s->dp.delta, s->train.steps, e_new,
+               o_new, e_old, o_old,
+               s->dp.sampling == DP_SHUFFLE ? " [shuffle sampling: not this run's guarantee]" : "");
+}
+
+/* After each step: the dp_* columns; dp_norms.csv at logged steps. */
+void trainer_dp_log(Trainer *tr) {
+    const Dp *dp = tr->dp;
+    double v[7] = {dp->batch, dp->median, dp->max, dp->frac_clipped, dp->eps, dp->eps_old,
+                   dp->C_used};
+    for (int i = 0; i < 7; i++) trainer_set_metric(tr, tr->dp_col + i, v[i]);
+    /* the norms at the first step, at each evaluation and at the last step */
+    long e = tr->train.eval_every;
+    int due = tr->step == 0 || (e > 0 && (tr->step + 1) % e == 0) || tr->step + 1 == tr->train.steps;
+    if (!tr->set->dp.log_norms || !due || !tr->run.out_dir[0]) return;
+    if (!tr->dp_norms) {
+        char path[CFG_STR_MAX + 32];
+        snprintf(path, sizeof path, "%s/dp_norms.csv", tr->run.out_dir);
+        tr->dp_norms = fopen(path, tr->step ? "a" : "w");
+        if (!tr->dp_norms) die("cannot write %s", path);
+        if (!tr->step) fprintf(tr->dp_norms, "step,C,norm\n");
+    }
+    for (int i = 0; i < dp->batch; i++)
+        fprintf(tr->dp_norms, "%ld,%.9g,%.9g\n", tr->step, dp->C_used, dp->norms[i]);
+}
+
 static void log_columns(Trainer *tr) {
     MetricsLog *l = &tr->log;
     const char *base[] = {"step",      "loss",    "grad_norm", "grad_norm_clipped",
@@ -438,6 +509,7 @@ Trainer *trainer_create(const ModelDef *def, const void *model_cfg, const Traine
     for (int i = 0; def->groups && def->groups[i]; i++)
         ASSERT(trainer_group(tr, def->groups[i]), "model %s declares group %s but did not register it",
                def->name, def->groups[i]);
+    if (s->dp.enabled) dp_setup(tr);
     tr->val_metric = def->evaluate ? trainer_add_metric(tr, "val_loss") : -1;
     for (int i = 0; def->progress_columns && def->progress_columns[i]; i++) {
         int c = -1;
@@ -458,6 +530,8 @@ Trainer *trainer_create(const ModelDef *def, const void *model_cfg, const Traine
 
 void trainer_destroy(Trainer *tr) {
     if (tr->def->destroy) tr->def->destroy(tr->model);
+    dp_free(tr->dp);
+    if (tr->dp_norms) fclose(tr->dp_norms);
     for (int g = 0; g < tr->ngroups; g++) {
         optim_free(&tr->groups[g].optim);
         clipper_free(&tr->groups[g].clip);
