@@ -138,18 +138,23 @@ double trainer_step(Trainer *tr, UpdateGroup *const *upd, int nupd, TrainerLossF
         Tensor *loss = fn(model, &tr->ctx, tr, arg);
         ASSERT(loss && loss->n == 1, "a loss function must return a scalar");
         loss_sum += loss->data[0];
-        if (!isfinite(loss->data[0])) break; /* no use running backward on NaN */
+        /* no use running backward on NaN; with the dynamic scaler it runs, as
+         * in torch: the gradient's own finiteness decides (step 3) */
+        if (!isfinite(loss->data[0]) && !tr->scaler.dynamic) break;
         if (loss->grad) ad_backward(&tr->ctx, loss, (float)(scale / k));
+        if (i == 0 && tr->step == tr->train.grad_hist_step && tr->hist.step < 0)
+            grad_hist_record(&tr->hist, &tr->ctx, tr->step, scale);
     }
     ctx_reset(&tr->ctx);
     for (int i = 0; i < tr->ngroups; i++) param_set_requires_grad(tr->groups[i].ps, 1);
     double loss = loss_sum / k;
-    if (!isfinite(loss)) {
+    if (!isfinite(loss) && !tr->scaler.dynamic) {
         for (int i = 0; i < nupd; i++) {
             refuse(upd[i]);
             upd[i]->last.pre_norm = NAN; /* no backward ran: the gradient is unknown */
             nonfinite(tr, upd[i], "loss", loss);
         }
+        scaler_update(&tr->scaler, 1);
         return loss;
     }
     int found_inf = 0;

@@ -49,6 +49,7 @@
 
 #include "clipper.h"
 #include "config.h"
+#include "grad_hist.h"
 #include "metrics.h"
 #include "model.h"
 #include "optim.h"
@@ -84,6 +85,7 @@ typedef struct TrainConfig {
     int arena_mb;
     int max_nodes;
     int quiet;
+    long grad_hist_step;          /* record this step's activation gradients (-1: none) */
 } TrainConfig;
 
 typedef struct ModelSel {
@@ -159,6 +161,7 @@ struct Trainer {
     int val_metric;               /* extra column "val_loss" (models with evaluate), or -1 */
     Recovery rec;                 /* loss-spike rollback state */
     GradScaler scaler;            /* the loss scale, static or dynamic: one for every group */
+    GradHist hist;                /* [train] grad_hist_step's gradients (hist.step -1: none) */
     int saw_nonfinite;            /* the current step met a non-finite loss or gradient */
     int diverged;                 /* a non-finite loss or gradient was seen and the run stopped */
     double t_start;
