@@ -81,11 +81,10 @@ int grad_hist_write(const GradHist *h, const char *dir, const char *run_name, ch
                        {.label = ls, .x = xs, .y = y, .n = (size_t)n, .style = PLOT_LINE_MARKERS,
                         .marker = PLOT_MARK_SQUARE}};
     double vl[3] = {-24, -14, log2(65504.0)};
-    PlotPanel p = {.title = "Share of the step's activation-gradient values per log2 bin; fp16 represents "
-                            "2^-24 (smallest subnormal) .. 2^-14 (smallest normal) .. 65504 (largest)",
+    PlotPanel p = {.title = "share per log2 bin; dashed: fp16's smallest subnormal, smallest normal, largest",
                    .xlabel = "log2 |gradient|", .ylabel = "% of all values", .logy = PLOT_LOGY_ON,
                    .series = s, .nseries = h->scale != 1.0 ? 2 : 1, .vlines = vl, .nvlines = 3,
-                   .vline_label = "fp16: 2^-24, 2^-14, 65504"};
+                   .vline_label = "fp16: 2^-24, 2^-14, 65504 (below 2^-25: zero)"};
     snprintf(title, sizeof title, "%s: activation gradients at step %ld (%.1f%% exactly zero in fp32)",
              run_name, h->step, pct(h->zero, h->total));
     snprintf(path, sizeof path, "%s/grad_hist.png", dir);
