@@ -596,6 +596,11 @@ static void ppo_describe(const void *mp, char *buf, size_t len) {
         snprintf(buf, len, "no ratio clip%s", cfg->clip_vloss ? " (value clip inf)" : "");
 }
 
+static void ppo_title(const void *mp, char *buf, size_t len) {
+    (void)mp;
+    snprintf(buf, len, "PPO on CartPole-v1");
+}
+
 static const char *const ppo_groups[] = {"agent", NULL};
 static const char *const ppo_plot_columns[] = {"episodic_return", "approx_kl", "entropy", NULL};
 
@@ -615,4 +620,5 @@ const ModelDef ppo_model = {
     .main_metric_higher = 1,
     .plot_columns = ppo_plot_columns,
     .describe = ppo_describe,
+    .title = ppo_title,
 };

@@ -10,13 +10,17 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <zlib.h>
 
+#include "blas_pin.h"
 #include "clipper.h"
 #include "live_view.h"
 #include "common.h"
 #include "config.h"
+#include "dist.h"
 #include "model.h"
 #include "optim.h"
+#include "plot.h"
 #include "recovery.h"
 #include "runfolder.h"
 #include "sweep.h"
@@ -37,6 +41,36 @@ static _Noreturn void usage_error(const char *fmt, ...) {
     fputc('\n', stderr);
     va_end(ap);
     exit(EXIT_USAGE);
+}
+
+#ifndef CLIPLAB_COMMIT /* the Makefile passes `git describe --always --dirty` */
+#define CLIPLAB_COMMIT "unknown (built outside git)"
+#endif
+
+/* Provenance of every figure this process writes (plot.h): the command that remakes it
+ * (./train and the arguments, quoted for a shell where needed), the commit, the BLAS in
+ * force; the trainer adds each run's seed. */
+static void set_provenance(int argc, char **argv) {
+    char cmd[4096] = "./train", blas[256];
+    size_t k = strlen(cmd);
+    for (int i = 1; i < argc && k < sizeof cmd; i++) {
+        int plain = argv[i][0] != '\0';
+        for (const char *c = argv[i]; *c; c++)
+            plain &= !strchr(" \t\n'\"\\$`*?[]{}()<>|&;#~!", *c);
+        if (plain) {
+            k += (size_t)snprintf(cmd + k, sizeof cmd - k, " %s", argv[i]);
+            continue;
+        }
+        k += (size_t)snprintf(cmd + k, sizeof cmd - k, " '");
+        for (const char *c = argv[i]; *c && k < sizeof cmd; c++)
+            k += (size_t)snprintf(cmd + k, sizeof cmd - k, *c == '\'' ? "'\\''" : "%c", *c);
+        if (k < sizeof cmd) k += (size_t)snprintf(cmd + k, sizeof cmd - k, "'");
+    }
+    snprintf(blas, sizeof blas, "%s", blas_describe());
+    plot_provenance("Command", cmd);
+    plot_provenance("Seed", "(set per run)");
+    plot_provenance("Commit", "cliplab " CLIPLAB_COMMIT);
+    plot_provenance("BLAS", blas);
 }
 
 static const char *model_choices[64];
@@ -66,6 +100,7 @@ static int build_sections(const CfgSection **secs, void **structs, RunSpec *rs) 
     secs[n] = &clip_config_section, structs[n++] = &rs->set.clip;
     secs[n] = &recovery_config_section, structs[n++] = &rs->set.recovery;
     secs[n] = &scaler_config_section, structs[n++] = &rs->set.scaler;
+    secs[n] = &dist_config_section, structs[n++] = &rs->set.dist;
     for (int i = 0; i < model_registry_count; i++) {
         if (!model_registry[i]->section) continue;
         if (rs) rs->model_cfg[i] = xcalloc(1, model_registry[i]->cfg_size);
@@ -355,13 +390,55 @@ static LiveView *open_live(RunSpec *specs, int n, int *rc) {
     return lv;
 }
 
+/* Under mpirun: the ranks run one binary with one command line, or stop
+ * naming the difference. The binary is compared by the CRC-32 of its file. */
+static int run_main(int argc, char **argv);
+
+static int ranks_agree(int argc, char **argv) {
+    char *text = NULL, err[1024];
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    for (int i = 1; i < argc; i++) fprintf(f, "argument %d: %s\n", i, argv[i]);
+    fclose(f);
+    int rc = dist_agree(text, "command lines", err, sizeof err);
+    free(text);
+    if (rc == 0) {
+        char bin[64] = "unreadable";
+        FILE *exe = fopen("/proc/self/exe", "rb");
+        if (exe) {
+            unsigned char buf[65536];
+            uLong crc = crc32(0L, Z_NULL, 0);
+            long total = 0;
+            size_t n;
+            while ((n = fread(buf, 1, sizeof buf, exe)) > 0) crc = crc32(crc, buf, (uInt)n), total += (long)n;
+            fclose(exe);
+            snprintf(bin, sizeof bin, "%ld bytes, CRC-32 %08lx", total, (unsigned long)crc);
+        }
+        rc = dist_agree(bin, "binaries of ./train", err, sizeof err);
+    }
+    if (rc != 0 && dist_rank() == 0) fprintf(stderr, "cliplab: error: %s\n", err);
+    return rc;
+}
+
 int main(int argc, char **argv) {
+    blas_pin(); /* before any BLAS call, sweeps included: one kernel on every machine */
     ASSERT(model_registry_count < 63, "registry too large");
     for (int i = 0; i < model_registry_count; i++) model_choices[i] = model_registry[i]->name;
     model_keys[0].def = model_registry[0]->name;
     model_keys[0].offset = offsetof(ModelSel, type);
 
+    set_provenance(argc, argv);
     if (argc > 1 && !strcmp(argv[1], "--sweep")) return sweep_main(argc - 2, argv + 2, sweep_check);
+    /* ./train CONFIG under mpirun: one run, data-parallel over the ranks (dist.h) */
+    if (dist_init() > 1) {
+        int rc = ranks_agree(argc, argv) == 0 ? run_main(argc, argv) : EXIT_USAGE;
+        return dist_finalize(rc);
+    }
+    return run_main(argc, argv);
+}
+
+/* ./train CONFIG ... (one process, or one rank of a data-parallel run). */
+static int run_main(int argc, char **argv) {
 
     const char *paths[MAX_RUNS];
     char *overrides[256];
@@ -399,6 +476,16 @@ int main(int argc, char **argv) {
     int rc = 0;
     for (int i = 0; i < npaths && rc == 0; i++)
         if (load_spec(&specs[i], paths[i], overrides, nover) != 0) rc = EXIT_USAGE;
+    if (dist_size() > 1 && dist_any(rc != 0)) { /* one rank's files may differ from another's */
+        if (rc == 0) fprintf(stderr, "cliplab: error: rank %d: the config loads here but not on "
+                                     "another rank (see its message)\n", dist_rank());
+        rc = EXIT_USAGE;
+    }
+    if (rc == 0 && live && dist_size() > 1) {
+        if (dist_rank() == 0) fprintf(stderr, "cliplab: error: --live under mpirun is not supported "
+                                              "(run without --live; rank 0 writes the run's PNGs)\n");
+        rc = EXIT_USAGE;
+    }
     /* one folder, one run: compared resolved (runs/a and runs/./a/ are one folder) */
     char (*dirs)[4096] = xcalloc((size_t)npaths, sizeof *dirs);
     for (int i = 0; i < npaths && rc == 0; i++) {
@@ -424,16 +511,27 @@ int main(int argc, char **argv) {
         snprintf(cmp_path + k, sizeof cmp_path - (size_t)k, ".png");
     }
     /* an earlier comparison of these names would show runs their folders no longer hold */
-    if (rc == 0 && npaths > 1) remove(cmp_path);
+    if (rc == 0 && npaths > 1 && dist_rank() == 0) remove(cmp_path);
     LiveView *lv = rc == 0 && live ? open_live(specs, npaths, &rc) : NULL;
     RunResult *res = xcalloc((size_t)npaths, sizeof *res);
+    if (rc == 0 && !specs[0].set.train.quiet) printf("BLAS: %s\n", blas_describe());
     for (int i = 0; i < npaths && rc == 0; i++) {
         RunSpec *s = &specs[i];
-        if (!s->set.train.quiet) print_config(&s->cfg, s->path);
+        if (!s->set.train.quiet && dist_rank() == 0) print_config(&s->cfg, s->path);
         rc = trainer_run(model_registry[s->sel.type], s->model_cfg[s->sel.type], &s->set, &s->cfg,
                          &res[i]);
     }
-    if (rc == 0 && npaths > 1) {
+    if (rc == 0 && npaths > 1 && dist_rank() == 0) {
+        char seeds[256] = "";
+        size_t k = 0;
+        for (int i = 0; i < npaths && k < sizeof seeds; i++) {
+            int dup = 0;
+            for (int j = 0; j < i; j++) dup |= specs[j].set.run.seed == specs[i].set.run.seed;
+            if (!dup)
+                k += (size_t)snprintf(seeds + k, sizeof seeds - k, "%s%ld", k ? ", " : "",
+                                      specs[i].set.run.seed);
+        }
+        plot_provenance("Seed", seeds);
         if (!compare) mkdir("runs", 0777);
         rc = compare_runs(specs, res, npaths, cmp_path) == 0 ? 0 : 1;
         if (rc == 0) printf("comparison plot: %s\n", cmp_path);

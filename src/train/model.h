@@ -46,6 +46,11 @@ typedef struct ModelDef {
     void *(*create)(Trainer *tr, const void *cfg);
     /* Supervised: loss of the next training batch, recorded on c (NULL if custom-step). */
     Tensor *(*loss)(void *m, Ctx *c, Trainer *tr);
+    /* Optional (supervised): draw the next training batch exactly as `loss`
+     * would and discard it. A data-parallel rank skips the other ranks'
+     * micro-batches with it; without it the rank runs `loss` without
+     * gradients instead (same draws, slower). */
+    void (*skip_batch)(void *m, Trainer *tr);
     /* Custom-step: one iteration, calling trainer_step(); returns the loss to log. */
     double (*step)(void *m, Trainer *tr);
     /* Optional: held-out loss, logged in the trainer's val_loss column every
@@ -72,6 +77,9 @@ typedef struct ModelDef {
     /* Optional: the model's own clipping in a few words ("ratio clip 0.2"),
      * put in the run's label beside the gradient clip. */
     void (*describe)(const void *m, char *buf, size_t len);
+    /* Optional: what the model and task are, for figure titles ("Vanilla RNN, adding
+     * problem"); NULL: the model's name. */
+    void (*title)(const void *m, char *buf, size_t len);
     /* Optional: the figure comparing several runs when every run is of this
      * model (./train A.ini B.ini ...), written to path instead of the generic
      * loss / grad-norm overlay (cfgs[i]: run i's model section; each run's

@@ -7,6 +7,7 @@
 #include <cblas.h>
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,19 +15,15 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "blas_pin.h"
 #include "budget.h"
 #include "checkpoint.h"
 #include "common.h"
+#include "plot.h"
 #include "resume.h"
 #include "runfolder.h"
 
 /* ---------------------------------------------------------------- utils */
-
-double now_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 /* mkdir -p; returns 0 or -1 with errno set. */
 static int make_dirs(const char *path) {
@@ -65,7 +62,7 @@ static void log_columns(Trainer *tr) {
     MetricsLog *l = &tr->log;
     const char *base[] = {"step",      "loss",    "grad_norm", "grad_norm_clipped",
                           "clip_coef", "clip_threshold", "clipped", "clip_frac",
-                          "lr",        "time_ms"};
+                          "lr",        "time_ms", "clip_cos", "update_norm", "eff_lr"};
     for (size_t i = 0; i < sizeof base / sizeof *base; i++) metrics_add_col(l, base[i]);
     for (int g = 1; g < tr->ngroups; g++) {
         const char *suffix[] = {"grad_norm", "grad_norm_clipped", "clip_coef"};
@@ -110,6 +107,9 @@ static void log_step(Trainer *tr, double loss) {
     v[k++] = g0->updates ? (double)g0->clipped / (double)g0->updates : 0.0;
     v[k++] = g0->lr;
     v[k++] = 1000.0 * (now_seconds() - tr->t_start);
+    v[k++] = g0->cos_clip;
+    v[k++] = g0->update_norm;
+    v[k++] = g0->eff_lr;
     for (int g = 1; g < tr->ngroups; g++) {
         v[k++] = tr->groups[g].last.pre_norm;
         v[k++] = tr->groups[g].last.post_norm;
@@ -144,6 +144,23 @@ static void print_progress(Trainer *tr, double loss, double t_now, int final) {
            tr->run.name, done, tr->train.steps, loss, g0->last.pre_norm, g0->last.coef, rate,
            final ? "took" : "ETA", final ? elapsed : eta);
     fflush(stdout);
+}
+
+/* [dist] report_every: each rank's pre-clip norm (gathered), the reduced norm, the
+ * norm of the update the optimizer got and the loss, printed by rank 0. */
+static void dist_report(const Trainer *tr, double loss) {
+    const UpdateGroup *g0 = &tr->groups[0];
+    int n = dist_size();
+    double *norms = xcalloc((size_t)n, sizeof *norms);
+    dist_allgather_doubles(norms, &g0->rank_norm, 1);
+    if (dist_rank() == 0) {
+        printf("%s step %ld [clip %s]: rank norms", tr->run.name, tr->step + 1,
+               g0->dist.clip == DIST_CLIP_LOCAL ? "local, before the all-reduce" : "global, after the all-reduce");
+        for (int r = 0; r < n; r++) printf(" %.4g", norms[r]);
+        printf(" | reduced %.4g | update %.4g | loss %.4f\n", g0->last.pre_norm, g0->update_norm, loss);
+        fflush(stdout);
+    }
+    free(norms);
 }
 
 /* ---------------------------------------------------------------- steps */
@@ -184,7 +201,7 @@ static int checkpoint_if_due(Trainer *tr) {
         return -1;
     }
     recovery_store(&tr->rec, tr->step, buf, len);
-    if (!tr->rec.cfg.save_file) return 0;
+    if (!tr->rec.cfg.save_file || dist_rank() != 0) return 0; /* rank 0 writes the files */
     if (metrics_flush(&tr->log) != 0 || metrics_flush(&tr->pnorm_log) != 0) { /* logs agree with it */
         fprintf(stderr, "cliplab: error: cannot flush the metrics logs: %s\n", strerror(errno));
         return -1;
@@ -205,6 +222,7 @@ static int resume_if_due(Trainer *tr) {
     if (!tr->fingerprint || every <= 0) return 0;
     if (tr->step % every != 0 && !tr->resume_due) return 0;
     tr->resume_due = 0;
+    if (dist_rank() != 0) return 0; /* rank 0 writes the files */
     char err[1024];
     if (resume_save(tr, tr->fingerprint, err, sizeof err) != 0) {
         fprintf(stderr, "cliplab: error: %s\n", err);
@@ -264,9 +282,25 @@ static int rollback_if_spike(Trainer *tr, double loss) {
 
 /* ---------------------------------------------------------------- the loop */
 
+/* The fault tests' hook (tests/test_ddp.c): CLIPLAB_KILL_AT=RANK:STEP makes
+ * that rank SIGKILL itself at the start of STEP, a rank dying mid-run at a
+ * step that does not depend on timing. -1 when unset or for another rank. */
+static long kill_step(void) {
+    const char *e = getenv("CLIPLAB_KILL_AT");
+    int rank;
+    long step;
+    if (!e || sscanf(e, "%d:%ld", &rank, &step) != 2 || rank != dist_rank()) return -1;
+    return step;
+}
+
 void trainer_train(Trainer *tr) {
     double last_print = now_seconds();
+    long kill_at = kill_step();
     for (; tr->step < tr->train.steps; tr->step++) { /* from 0, or a resumed step */
+        if (tr->step == kill_at) {
+            fflush(stdout);
+            raise(SIGKILL);
+        }
         if (checkpoint_if_due(tr) != 0 || resume_if_due(tr) != 0) {
             tr->failed = 1;
             break;
@@ -287,6 +321,9 @@ void trainer_train(Trainer *tr) {
             log_step(tr, loss);
             if (tr->set && tr->set->observer) tr->set->observer(tr, tr->set->observer_arg);
         }
+        int every = tr->set ? tr->set->dist.report_every : 0; /* a collective: every rank */
+        if (every > 0 && dist_size() > 1 && (tr->step == 0 || (tr->step + 1) % every == 0 || last))
+            dist_report(tr, loss);
         double t = now_seconds();
         if (!tr->train.quiet && (t - last_print >= 1.0 || tr->step == 0 || last)) {
             print_progress(tr, loss, t, last);
@@ -313,6 +350,7 @@ static int open_outputs(Trainer *tr, const Config *cfg) {
         return -1;
     }
     cfg_write(cfg, f);
+    fprintf(f, "\n; made with BLAS: %s\n", blas_describe());
     if (fclose(f) != 0 || rename(tmp, path) != 0) {
         fprintf(stderr, "cliplab: error: cannot write %s: %s\n", path, strerror(errno));
         return -1;
@@ -335,6 +373,7 @@ Trainer *trainer_create(const ModelDef *def, const void *model_cfg, const Traine
     tr->set = s;
     tr->run = s->run;
     tr->train = s->train;
+    if (dist_rank() != 0) tr->train.quiet = 1; /* rank 0 speaks for the run */
     /* A sweep worker shares the cores with the other workers: the sweep sets
      * CLIPLAB_THREAD_CAP to cores / jobs so [train] threads cannot oversubscribe
      * them (the numbers do not depend on the thread count). */
@@ -346,6 +385,7 @@ Trainer *trainer_create(const ModelDef *def, const void *model_cfg, const Traine
         tr->train.threads = cap;
     }
     recovery_init(&tr->rec, &s->recovery, s->train.steps);
+    blas_pin(); /* before the first BLAS call: one kernel on every machine */
     openblas_set_num_threads(tr->train.threads);
     ctx_init(&tr->ctx, (size_t)s->train.arena_mb << 20, (size_t)s->train.max_nodes);
     tr->ctx.precision = s->train.precision;
@@ -369,6 +409,8 @@ void trainer_destroy(Trainer *tr) {
     for (int g = 0; g < tr->ngroups; g++) {
         optim_free(&tr->groups[g].optim);
         clipper_free(&tr->groups[g].clip);
+        free(tr->groups[g].scratch);
+        free(tr->groups[g].acc);
     }
     metrics_free(&tr->log);
     metrics_free(&tr->pnorm_log);
@@ -441,34 +483,89 @@ static int open_run(Trainer *tr, const Config *cfg, RunFolder *rf) {
     return 0;
 }
 
+/* Under mpirun, before anything is written: every rank has the same settings
+ * and output folder (else the difference is named), and the run can be
+ * split over ranks. 0, or 2 with the message printed by rank 0. */
+static int dist_check(const Trainer *tr, const char *fingerprint) {
+    char err[1024] = "";
+    size_t n = strlen(fingerprint) + strlen(tr->run.out_dir) + 16;
+    char *text = xmalloc(n);
+    snprintf(text, n, "run.out_dir=%s\n%s", tr->run.out_dir, fingerprint);
+    int rc = dist_agree(text, "settings", err, sizeof err);
+    free(text);
+    if (rc == 0 && !tr->def->loss)
+        snprintf(err, sizeof err, "%s: model %s updates its groups in its own steps (rollouts, critic "
+                 "and generator turns), which are not split over ranks yet: run it without mpirun, or "
+                 "spread runs over the ranks with ./train --sweep", tr->run.name, tr->def->name);
+    else if (rc == 0 && tr->set->dist.shard)
+        snprintf(err, sizeof err, "%s: [dist] shard = true (ZeRO-2 / FSDP) is not built yet "
+                 "(accepted: false)", tr->run.name);
+    if (!err[0]) return 0;
+    if (dist_rank() == 0) fprintf(stderr, "cliplab: error: %s\n", err);
+    return 2;
+}
+
+/* Rank 0 set up the folder (fresh or resumed); the other ranks follow it:
+ * its status, and on a resume the same state from the same resume.bin. */
+static int dist_follow(Trainer *tr, int rc) {
+    double v[2] = {rc, (double)tr->step};
+    dist_bcast_doubles(v, 2, 0);
+    if (dist_rank() == 0) return rc;
+    rc = (int)v[0];
+    tr->t_start = now_seconds();
+    if (rc == 0 && v[1] > 0) { /* rank 0 resumed: the folder must be visible to every rank */
+        char err[1024];
+        double elapsed = 0;
+        if (resume_load(tr, tr->fingerprint, &elapsed, err, sizeof err) != 0 || tr->step != (long)v[1]) {
+            fprintf(stderr, "cliplab: error: rank %d cannot resume what rank 0 resumed (--resume under "
+                    "mpirun needs the run folder on every host): %s\n", dist_rank(), err);
+            dist_abort(2);
+        }
+    }
+    if (rc == 1) load_complete(tr);
+    return rc;
+}
+
 int trainer_run(const ModelDef *def, const void *model_cfg, const TrainerSettings *s,
                 const Config *cfg, RunResult *res) {
     const RunConfig *run = &s->run;
-    const TrainConfig *train = &s->train;
     Trainer *tr = trainer_create(def, model_cfg, s);
     char *fingerprint = resume_fingerprint(cfg);
+    if (dist_size() > 1) { /* another number of ranks is another run (another global batch) */
+        char *fp = xmalloc(strlen(fingerprint) + 32);
+        sprintf(fp, "%sdist.ranks=%d\n", fingerprint, dist_size());
+        free(fingerprint);
+        fingerprint = fp;
+    }
     tr->fingerprint = fingerprint;
     RunFolder rf = {.lock_fd = -1};
     char berr[2048] = "";
-    int rc = budget_check(tr, berr, sizeof berr) == 0 ? open_run(tr, cfg, &rf) : 2, trained = rc == 0;
+    int rc = dist_size() > 1 ? dist_check(tr, fingerprint) : 0;
+    if (rc == 0) rc = budget_check(tr, berr, sizeof berr) == 0 ? (dist_rank() == 0 ? open_run(tr, cfg, &rf) : 0) : 2;
     if (rc == 2 && berr[0]) fprintf(stderr, "cliplab: error: %s: %s\n", run->name, berr);
+    if (dist_size() > 1) rc = dist_follow(tr, rc);
+    int trained = rc == 0;
     if (rc == 1) rc = 0; /* complete already */
     if (trained) {
         if (tr->step < tr->train.steps) trainer_train(tr);
         rc = tr->failed ? -1 : 0;
         if (metrics_close(&tr->log) != 0) rc = -1;
         if (metrics_close(&tr->pnorm_log) != 0) rc = -1;
-        if (rc == 0) rc = recovery_write_log(&tr->rec, run->out_dir);
+        if (rc == 0 && dist_rank() == 0) rc = recovery_write_log(&tr->rec, run->out_dir);
     }
+    int writer = dist_rank() == 0; /* the other ranks write nothing */
     double baseline = def->baseline_loss ? def->baseline_loss(tr->model) : NAN;
-    if (trained && rc == 0 && run->plots) rc = run_plots_write(tr, baseline);
-    if (trained && rc == 0 && tr->hist.step >= 0) {
+    char seed[32];
+    snprintf(seed, sizeof seed, "%ld", run->seed);
+    plot_provenance("Seed", seed); /* on this run's figures */
+    if (trained && rc == 0 && run->plots && writer) rc = run_plots_write(tr, baseline);
+    if (trained && rc == 0 && tr->hist.step >= 0 && writer) {
         char err[512];
         rc = grad_hist_write(&tr->hist, run->out_dir, run->name, err, sizeof err);
         if (rc) fprintf(stderr, "cliplab: error: %s\n", err);
     }
-    if (trained && rc == 0 && def->finish && !tr->diverged) def->finish(tr->model, tr);
-    if (trained && rc == 0) { /* complete; then its resume.bin is not needed */
+    if (trained && rc == 0 && def->finish && !tr->diverged && writer) def->finish(tr->model, tr);
+    if (trained && rc == 0 && writer) { /* complete; then its resume.bin is not needed */
         char path[CFG_STR_MAX + 32], err[1024];
         if (runfolder_complete(&rf, err, sizeof err) != 0) {
             fprintf(stderr, "cliplab: error: %s\n", err);
@@ -478,7 +575,7 @@ int trainer_run(const ModelDef *def, const void *model_cfg, const TrainerSetting
         if (rc == 0) remove(path);
     }
     runfolder_release(&rf);
-    if (trained && rc == 0 && !train->quiet) {
+    if (trained && rc == 0 && !tr->train.quiet) {
         printf("%s: wrote %s/ (config.ini, metrics.csv%s)%s\n", run->name, run->out_dir,
                run->plots ? (def->plot_columns ? ", loss.png, grad_norm.png, curves.png"
                                                : ", loss.png, grad_norm.png")
@@ -496,7 +593,13 @@ int trainer_run(const ModelDef *def, const void *model_cfg, const TrainerSetting
         if (def->describe) {
             def->describe(tr->model, own + 2, sizeof own - 4);
             own[0] = ';', own[1] = ' ';
+            snprintf(res->own, sizeof res->own, "%s", own + 2);
         }
+        if (def->title)
+            def->title(tr->model, res->title, sizeof res->title);
+        else
+            snprintf(res->title, sizeof res->title, "%s", def->name);
+        res->seed = run->seed;
         snprintf(res->label, sizeof res->label, "%s (clip: %s%s%s)", run->name, res->clip_desc,
                  own, res->recovery ? "; spike recovery on" : "");
         res->events = tr->rec.events;

@@ -26,7 +26,9 @@
  *   3. non-finite check of the gradients: [train] on_nonfinite = stop|skip|error;
  *      with loss_scale = dynamic an overflow skips the step and backs the scale
  *      off (trainer_step updates the scaler once after every group's pipeline)
- *   4. (all-reduce across ranks: cliplab trains on one process, so none)
+ *   4. all-reduce across ranks (dist.h; under mpirun: the mean over the ranks,
+ *      summed in rank order; [dist] clip = local clips each rank's gradient
+ *      first, the Horovod mistake)
  *   5. gradient clip (clipper.h): pre-clip norm, post-clip norm, coefficient
  *   6. optimizer step at the group's scheduled learning rate
  *   7. weight clip (WGAN-style clamp after the step)
@@ -49,6 +51,7 @@
 
 #include "clipper.h"
 #include "config.h"
+#include "dist.h"
 #include "grad_hist.h"
 #include "metrics.h"
 #include "model.h"
@@ -110,6 +113,7 @@ typedef struct TrainerSettings {
     ClipConfig clip;
     RecoveryConfig recovery;
     ScalerConfig scaler;          /* [scaler] (read when [train] loss_scale = dynamic) */
+    DistConfig dist;              /* [dist]: data-parallel switches (under mpirun) */
     GroupSettings groups[TRAINER_MAX_GROUPS]; /* in ModelDef.groups order; none: [optim]/[clip] */
     int ngroups;
     /* Optional: called after each metrics row is logged (tr->log's last row), e.g.
@@ -139,7 +143,17 @@ typedef struct UpdateGroup {
     Optim optim;
     Clipper clip;
     ClipStats last;               /* stats of the latest update */
+    DistConfig dist;              /* the run's [dist] */
+    double rank_norm;             /* this rank's pre-clip L2 norm before the all-reduce */
+    float *acc;                   /* accumulation buffer (micro-batches summed in order) */
     double lr;
+    /* what the clip did to the step, measured by the pipeline (NaN when refused):
+     * cos_clip, cosine of the gradient before and after the clip step (1: only scaled;
+     * below 1: turned, as value clipping does); update_norm, ||delta theta|| of the
+     * optimizer step; eff_lr, lr x clip coefficient (Zhang et al. 2020: clipping as an
+     * adaptive step size) */
+    double cos_clip, update_norm, eff_lr;
+    float *scratch;               /* ps->n floats: the pre-clip gradient, then the pre-step weights */
     long updates, clipped, skipped;
     int clip_before_unscale;      /* [train] clip_before_unscale: the pipeline's wrong order */
 } UpdateGroup;
@@ -203,6 +217,9 @@ typedef struct RunResult {
     char out_dir[CFG_STR_MAX];    /* where the run wrote its files */
     const ModelDef *def;          /* the model it trained */
     char label[CFG_STR_MAX + 128];
+    char title[96];               /* the model and task (ModelDef.title) */
+    char own[96];                 /* the model's own clipping (ModelDef.describe), or "" */
+    long seed;
     MetricsLog log;               /* owned copy of the rows for comparison plots */
     double baseline;              /* trivial-predictor loss or NaN */
     char clip_desc[96];           /* what the clip step did ("global L2 norm 1") */
@@ -233,7 +250,10 @@ int run_plots_write(const Trainer *tr, double baseline);
 /* several runs' loss and grad-norm curves (two panels) overlaid in one PNG,
  * or their model's plot_columns (one panel each) when it names some. */
 int trainer_compare_plot(const RunResult *runs, int n, const char *path);
-
-double now_seconds(void);
+/* Clipping as an adaptive step size: effective lr and ||delta theta|| against the
+ * pre-clip norm, and the clip's cosine over steps, for n runs' logs (a run's
+ * step_size.png; the comparison's <name>_step_size.png). 0, or -1 with a message. */
+int run_plots_step_size(const char *path, const char *title, const MetricsLog *const *logs,
+                        const char *const *labels, int n);
 
 #endif

@@ -18,7 +18,7 @@ static const CfgKey run_keys[] = {
     RUN_KEY("out_dir", CFG_STRING, out_dir, "", 0, 0,
             "output folder (default: runs/<name>)"),
     RUN_KEY("seed", CFG_LONG, seed, "1", 0, 2147483647.0,
-            "seed of every random draw (data, initialisation): same seed, same numbers"),
+            "seed of every random draw (data, initialisation): same seed, same numbers on any x86-64 machine"),
     RUN_KEY("plots", CFG_BOOL, plots, "true", 0, 1, "write loss.png and grad_norm.png"),
     RUN_KEY("checkpoint_every", CFG_LONG, checkpoint_every, "0", 0, 1e8,
             "write <out_dir>/resume.bin every this many steps, so ./train CONFIG --resume "
