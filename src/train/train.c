@@ -503,6 +503,7 @@ Trainer *trainer_create(const ModelDef *def, const void *model_cfg, const Traine
     ctx_init(&tr->ctx, (size_t)s->train.arena_mb << 20, (size_t)s->train.max_nodes);
     tr->ctx.precision = s->train.precision;
     scaler_init(&tr->scaler, &s->scaler, s->train.loss_scale);
+    tr->hist.step = -1;
     rng_seed(&tr->rng, (uint64_t)s->run.seed, 54);
     tr->model = def->create(tr, model_cfg);
     ASSERT(tr->ngroups > 0, "model %s registered no parameter group", def->name);
@@ -808,6 +809,11 @@ int trainer_run(const ModelDef *def, const void *model_cfg, const TrainerSetting
     snprintf(seed, sizeof seed, "%ld", run->seed);
     plot_provenance("Seed", seed); /* on this run's figures */
     if (trained && rc == 0 && run->plots && writer) rc = run_plots_write(tr, baseline);
+    if (trained && rc == 0 && tr->hist.step >= 0 && writer) {
+        char err[512];
+        rc = grad_hist_write(&tr->hist, run->out_dir, run->name, err, sizeof err);
+        if (rc) fprintf(stderr, "cliplab: error: %s\n", err);
+    }
     if (trained && rc == 0 && def->finish && !tr->diverged && writer) def->finish(tr->model, tr);
     if (trained && rc == 0 && writer) { /* complete; then its resume.bin is not needed */
         char path[CFG_STR_MAX + 32], err[1024];
