@@ -22,6 +22,7 @@
 #include <stddef.h>
 
 #include "common.h"
+#include "ops_kernel.h"
 
 /* ---- [optim] config table ---- */
 
@@ -121,7 +122,7 @@ typedef struct {
 
 /* Adam (Kingma & Ba 2015, Alg. 1, with eps outside the bias-corrected root as
  * torch has it); AdamW (Loshchilov & Hutter 2019) first shrinks p. */
-static void adam_update(float *restrict p, float *restrict m, float *restrict v,
+OPS_SIMD static void adam_update(float *restrict p, float *restrict m, float *restrict v,
                         const float *restrict g, size_t n, const AdamScalars *s) {
     for (size_t i = 0; i < n; i++) {
         p[i] = p[i] * s->shrink;
@@ -171,9 +172,10 @@ static AdamScalars adam_scalars(const OptimConfig *c, long t, double lr, double 
     return s;
 }
 
-static void step_param(Optim *o, ParamSet *ps, const Param *prm, double lr) {
+/* Elements [lo, hi) of one Param (relative to its start). */
+static void step_param(Optim *o, ParamSet *ps, const Param *prm, double lr, size_t lo, size_t hi) {
     const OptimConfig *c = &o->cfg;
-    size_t off = prm->offset, n = prm->t.n;
+    size_t off = prm->offset + lo, n = hi - lo;
     float *p = ps->data + off, *m = o->m + off, *v = o->v + off;
     const float *g = ps->grad + off;
     double wd = prm->decay ? c->weight_decay : 0.0;
@@ -203,8 +205,17 @@ void optim_step(Optim *o, ParamSet *ps, double lr) {
     ASSERT(o->n == ps->n, "optimizer sized for %zu values, ParamSet %s has %zu", o->n, ps->name,
            ps->n);
     o->t++;
-    for (int i = 0; i < ps->count; i++)
-        if (!ps->params[i].buffer) step_param(o, ps, &ps->params[i], lr);
+    /* every update is elementwise: threads take contiguous blocks of the flat
+     * buffer, each updating the part of every Param inside its block */
+    OPS_PARALLEL_CHUNKS(ps->n, OPS_WORK_THREADS(ps->n), 64, {
+        for (int i = 0; i < ps->count; i++) {
+            const Param *prm = &ps->params[i];
+            size_t a = prm->offset, b = prm->offset + prm->t.n;
+            a = a > lo ? a : lo;
+            b = b < hi ? b : hi;
+            if (!prm->buffer && a < b) step_param(o, ps, prm, lr, a - prm->offset, b - prm->offset);
+        }
+    });
 }
 
 /* ---- schedules ---- */

@@ -44,7 +44,9 @@ static const CfgKey train_keys[] = {
     TR_KEY("loss_scale", CFG_DOUBLE, loss_scale, "1", 1e-8, 1e12, NULL,
            "static loss scale: backward runs on loss*scale, gradients are unscaled "
            "before the clip (mixed-precision order)"),
-    TR_KEY("threads", CFG_INT, threads, "1", 1, 256, NULL, "OpenBLAS threads"),
+    TR_KEY("threads", CFG_INT, threads, "0", 0, 256, NULL,
+           "threads the engine's kernels split work over (0 = all cores); any count gives "
+           "the same numbers"),
     TR_KEY("arena_mb", CFG_INT, arena_mb, "256", 1, 65536, NULL,
            "per-step memory arena (activations and their gradients), MiB"),
     TR_KEY("max_nodes", CFG_INT, max_nodes, "65536", 16, 100000000, NULL,
