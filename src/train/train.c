@@ -389,6 +389,8 @@ static long kill_step(void) {
 }
 
 void trainer_train(Trainer *tr) {
+    ASSERT(tr->def->loss || tr->def->step, "model %s: the loop needs loss or step (model.h)",
+           tr->def->name);
     double last_print = now_seconds();
     long kill_at = kill_step();
     for (; tr->step < tr->train.steps; tr->step++) { /* from 0, or a resumed step */
@@ -479,10 +481,11 @@ const char *model_def_problem(const ModelDef *d) {
 }
 
 Trainer *trainer_create(const ModelDef *def, const void *model_cfg, const TrainerSettings *s) {
-    /* what the loop itself needs; model_def_problem() holds registered models to all of model.h */
-    ASSERT(def->create && !def->loss != !def->step && !def->save_state == !def->load_state,
-           "model %s: needs create, exactly one of loss and step, and save_state with load_state "
-           "(model.h)", def->name);
+    /* what the trainer itself needs (a test may drive trainer_step by hand, with
+     * neither loss nor step); model_def_problem() holds registered models to all of model.h */
+    ASSERT(def->create && !(def->loss && def->step) && !def->save_state == !def->load_state,
+           "model %s: needs create, at most one of loss and step, and save_state with "
+           "load_state (model.h)", def->name);
     Trainer *tr = xcalloc(1, sizeof *tr);
     tr->def = def;
     tr->set = s;
