@@ -254,6 +254,7 @@ GALLERY := \
   wgan-figure1:runs/wgan_figure1.png:wgan_figure1.png \
   ppo:runs/ppo_clip_coef.png:ppo_clip_coef.png \
   ppo:runs/ppo_clip/episode.png:ppo_episode.png \
+  ppo-seeds:runs/ppo_seeds.png:ppo_seeds.png \
   mobilenet:runs/mobilenet.png:mobilenet.png \
   mobilenet:runs/mobilenet_quant.png:mobilenet_quant.png \
   mobilenet:runs/mobilenet_nobn.png:mobilenet_nobn.png \
