@@ -242,6 +242,7 @@ GALLERY := \
   demo:runs/compare_rnn_noclip_vs_rnn_clip_step_size.png:rnn_step_size.png \
   ablation:runs/rnn_methods.png:rnn_methods.png \
   recovery:runs/rnn_recovery.png:rnn_recovery.png \
+  recovery-seeds:runs/recovery_seeds.png:recovery_seeds.png \
   order:runs/compare_rnn_order_noclip_vs_rnn_order_clip.png:rnn_order.png \
   sweep-rnn:runs/rnn_threshold/summary.png:sweep_rnn_threshold.png \
   sweep-methods:runs/rnn_methods/summary.png:sweep_rnn_methods.png \
