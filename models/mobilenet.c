@@ -331,6 +331,11 @@ static void *mb_create(Trainer *tr, const void *cfgp) {
     if (parse_bits(cfg->quant_bits, bits, QUANT_MAX) < 0)
         die("[mobilenet] quant_bits = '%s' (accepted: up to %d comma-separated bit widths from 1 "
             "to 16, e.g. 8,6,5,4,3; empty = no quantised evaluation)", cfg->quant_bits, QUANT_MAX);
+    if (tr->set->dp.enabled && cfg->batchnorm)
+        die("[dp] enabled with [mobilenet] batchnorm = true: batchnorm normalises each example "
+            "with statistics of the whole batch, so an example's gradient depends on the others "
+            "and clipping it bounds nothing (Opacus refuses BatchNorm too; GroupNorm is its "
+            "replacement)");
     Mobilenet *m = xcalloc(1, sizeof *m);
     ImageSet *d = &m->data;
     if (imageset_load(d, &cfg->data, "mobilenet", 10, err, sizeof err) != 0) die("%s", err);
@@ -370,7 +375,6 @@ static Tensor *mb_loss(void *mp, Ctx *c, Trainer *tr) {
     m->record = 1;
     Tensor *loss = ad_cross_entropy(c, mobilenet_logits(m, c, m->data.x, B), m->data.y);
     m->record = 0;
-    trainer_set_metric(tr, m->m_acc, NAN); /* evaluate() fills it on evaluation steps */
     for (int k = 0; k < m->nacts; k++) {
         trainer_set_metric(tr, m->m_act0 + k, m->act_seen[k]);
         if (m->m_alpha0 >= 0) trainer_set_metric(tr, m->m_alpha0 + k, m->alpha[k]->data[0]);

@@ -67,16 +67,34 @@ static int write_loss_and_norm(const Trainer *tr, double baseline) {
         metrics_column(l, metrics_col(l, "clip_threshold"), th);
         int has_th = 0;
         for (size_t r = 0; r < n; r++) has_th |= isfinite(th[r]);
-        PlotSeries gs[3] = {{.label = "pre-clip norm", .x = x, .y = gn, .n = n},
-                            {.label = "post-clip norm", .x = x, .y = gc, .n = n},
-                            {.label = "clip threshold", .x = x, .y = th, .n = n}};
-        if (!has_th) gs[2] = gs[1]; /* value/norm/agc have no global threshold */
-        PlotPanel gp = {.title = "Global gradient L2 norm", .xlabel = "step", .ylabel = "norm",
-                        .logy = PLOT_LOGY_AUTO, .series = gs,
-                        .nseries = tr->groups[0].clip.cfg.grad == CLIP_NONE ? 1 : 2 + has_th};
+        /* the post-clip line is drawn last, over the threshold it sits on whenever
+         * the clip acts; each keeps its colour whichever lines are drawn */
+        PlotSeries gs[3] = {{.label = "pre-clip norm", .x = x, .y = gn, .n = n, .color = 1},
+                            {.label = "clip threshold", .x = x, .y = th, .n = n, .color = 3},
+                            {.label = "post-clip norm", .x = x, .y = gc, .n = n, .color = 2}};
+        if (!has_th) gs[1] = gs[2]; /* value/norm/agc have no global threshold */
+        /* the dynamic loss scale: a line at each overflow (skipped step), and
+         * the scale's trajectory in a second panel */
+        int sc = metrics_col(l, "loss_scale"), sk = metrics_col(l, "overflow_skip");
+        double *scale = xmalloc(n * sizeof *scale), *skips = xmalloc(n * sizeof *skips);
+        int nskip = 0;
+        for (size_t r = 0; sk >= 0 && r < n; r++) {
+            scale[r] = l->rows[r * (size_t)l->ncols + sc];
+            if (l->rows[r * (size_t)l->ncols + sk] != 0) skips[nskip++] = x[r];
+        }
+        PlotSeries ss = {.label = "loss scale (the step's backward ran with it)", .x = x, .y = scale, .n = n};
+        PlotPanel gp[2] = {{.title = "Global gradient L2 norm", .xlabel = "step", .ylabel = "norm",
+                            .logy = PLOT_LOGY_AUTO, .series = gs,
+                            .nseries = tr->groups[0].clip.cfg.grad == CLIP_NONE ? 1 : 2 + has_th,
+                            .vlines = skips, .nvlines = nskip,
+                            .vline_label = "overflow: step skipped, scale backed off"},
+                           {.title = "Dynamic loss scale (GradScaler)", .xlabel = "step",
+                            .ylabel = "scale", .logy = PLOT_LOGY_ON, .series = &ss, .nseries = 1,
+                            .vlines = skips, .nvlines = nskip,
+                            .vline_label = "overflow: step skipped, scale backed off"}};
         snprintf(path, sizeof path, "%s/grad_norm.png", tr->run.out_dir);
-        rc = plot_figure(path, title, &gp, 1, 1000, 480, err, sizeof err);
-        free(th);
+        rc = plot_figure(path, title, gp, sk >= 0 ? 2 : 1, 1000, sk >= 0 ? 860 : 480, err, sizeof err);
+        free(th), free(scale), free(skips);
     }
     if (rc != 0) fprintf(stderr, "cliplab: error: writing plots: %s\n", err);
     free(x), free(loss), free(gn), free(gc), free(val), free(vx), free(ex), free(ey);
@@ -275,7 +293,7 @@ static void smooth(const double *y, size_t n, size_t w, int use_max, double *out
     }
 }
 
-/* One panel per model column (ModelDef.plot_columns) over n runs' logs: NaN
+/* One panel per model column (ModelDef.plot_columns, compare_columns) over n runs' logs: NaN
  * rows dropped (no value that step), the rest smoothed as the loss curves. */
 static int columns_figure(const char *path, const char *title, const MetricsLog *const *logs,
                           const char *const *labels, int n, const char *const *cols,
@@ -496,7 +514,20 @@ static int cmp_dbl(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-/* Several seeds of each configuration: per column (the model's plot_columns, else the
+/* The reference line of model column COL in RunResult R (ModelDef.plot_column_refs,
+ * matched by name, so comparison columns need not be the run's own): NaN when none. */
+static double column_ref(const RunResult *r, const char *col, const char **label) {
+    *label = NULL;
+    if (!r->plot_columns || !r->plot_column_refs) return NAN;
+    for (int i = 0; r->plot_columns[i]; i++)
+        if (!strcmp(r->plot_columns[i], col)) {
+            *label = r->plot_column_ref_labels ? r->plot_column_ref_labels[i] : NULL;
+            return r->plot_column_refs[i];
+        }
+    return NAN;
+}
+
+/* Several seeds of each configuration: per column (the model's compare_columns, else the
  * loss and the pre-clip norm), each group's median over its seeds with the min-max band.
  * Each seed's curve is smoothed as in the other figures (the norm by its running max),
  * then read on a common grid of steps (its last value at or before each grid step); a
@@ -504,7 +535,7 @@ static int cmp_dbl(const void *a, const void *b) {
 static int seed_figure(const RunResult *runs, int n, const int *group, int ng,
                        const char *const *legends, const char *title, const char *path) {
     static const char *const base[] = {"loss", "grad_norm", NULL};
-    const char *const *cols = runs[0].plot_columns ? runs[0].plot_columns : base;
+    const char *const *cols = runs[0].compare_columns ? runs[0].compare_columns : base;
     int nc = 0;
     while (cols[nc]) nc++;
     enum { G = 300 };
@@ -567,13 +598,13 @@ static int seed_figure(const RunResult *runs, int n, const int *group, int ng,
         snprintf(titles[c], sizeof titles[c], "%s (%s of the last %zu logged steps)",
                  !strcmp(cols[c], "grad_norm") ? "pre-clip global gradient L2 norm" : cols[c],
                  use_max ? "max" : "mean", w);
+        const char *ref_label;
+        double ref = column_ref(&runs[0], cols[c], &ref_label);
+        int trivial = c == 0 && !runs[0].compare_columns; /* the loss panel */
         pan[c] = (PlotPanel){.title = titles[c], .xlabel = "step", .ylabel = cols[c],
                              .logy = PLOT_LOGY_AUTO, .series = ser + (size_t)c * ng, .nseries = ng,
-                             .hline = c == 0 && !runs[0].plot_columns ? runs[0].baseline
-                                      : runs[0].plot_column_refs ? runs[0].plot_column_refs[c] : NAN,
-                             .hline_label = c == 0 && !runs[0].plot_columns ? "trivial predictor"
-                                            : runs[0].plot_column_ref_labels
-                                                ? runs[0].plot_column_ref_labels[c] : NULL,
+                             .hline = trivial ? runs[0].baseline : ref,
+                             .hline_label = trivial ? "trivial predictor" : ref_label,
                              .legend_off = c > 0};
     }
     char err[256];
@@ -621,14 +652,19 @@ int trainer_compare_plot(const RunResult *runs, int n, const char *path) {
         return rc;
     }
     free(group);
-    int same_columns = runs[0].plot_columns != NULL;
-    for (int i = 1; i < n; i++) same_columns &= runs[i].plot_columns == runs[0].plot_columns;
+    int same_columns = runs[0].compare_columns != NULL;
+    for (int i = 1; i < n; i++) same_columns &= runs[i].compare_columns == runs[0].compare_columns;
     if (same_columns) { /* one model's own curves; mixed models fall back to loss and norm */
         const MetricsLog **logs = xcalloc((size_t)n, sizeof *logs);
         for (int i = 0; i < n; i++) logs[i] = &runs[i].log;
+        int nc = 0;
+        while (runs[0].compare_columns[nc]) nc++;
+        double *crefs = xcalloc((size_t)nc, sizeof *crefs);
+        const char **clabels = xcalloc((size_t)nc, sizeof *clabels);
+        for (int c = 0; c < nc; c++) crefs[c] = column_ref(&runs[0], runs[0].compare_columns[c], &clabels[c]);
         int rc = columns_figure(path, title, logs, (const char *const *)legends, n,
-                                runs[0].plot_columns, runs[0].plot_column_refs,
-                                runs[0].plot_column_ref_labels);
+                                runs[0].compare_columns, crefs, clabels);
+        free(crefs), free(clabels);
         free(logs);
         for (int i = 0; i < n; i++) free(legends[i]);
         free(legends);
