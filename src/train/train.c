@@ -5,6 +5,7 @@
 #include "train.h"
 
 #include <cblas.h>
+#include <omp.h>
 #include <errno.h>
 #include <math.h>
 #include <signal.h>
@@ -20,6 +21,7 @@
 #include "checkpoint.h"
 #include "common.h"
 #include "plot.h"
+#include "ops.h"
 #include "resume.h"
 #include "runfolder.h"
 
@@ -492,6 +494,11 @@ Trainer *trainer_create(const ModelDef *def, const void *model_cfg, const Traine
      * them (the numbers do not depend on the thread count). */
     const char *cap_env = getenv("CLIPLAB_THREAD_CAP");
     int cap = cap_env ? atoi(cap_env) : 0;
+    if (tr->train.threads == 0) { /* all cores (those this process may run on) */
+        int cores = omp_get_num_procs();
+        tr->train.threads = cores < 1 ? 1 : cores > 256 ? 256 : cores;
+        if (cap >= 1 && tr->train.threads > cap) tr->train.threads = cap;
+    }
     if (cap >= 1 && tr->train.threads > cap) {
         printf("[train] threads = %d capped at %d (the sweep's workers share the cores)\n",
                tr->train.threads, cap);
@@ -499,7 +506,8 @@ Trainer *trainer_create(const ModelDef *def, const void *model_cfg, const Traine
     }
     recovery_init(&tr->rec, &s->recovery, s->train.steps);
     blas_pin(); /* before the first BLAS call: one kernel on every machine */
-    openblas_set_num_threads(tr->train.threads);
+    /* the kernels split over OpenMP threads; OpenBLAS runs on one inside each */
+    ops_set_threads(tr->train.threads);
     ctx_init(&tr->ctx, (size_t)s->train.arena_mb << 20, (size_t)s->train.max_nodes);
     tr->ctx.precision = s->train.precision;
     scaler_init(&tr->scaler, &s->scaler, s->train.loss_scale);

@@ -55,7 +55,9 @@ static const CfgKey train_keys[] = {
     TR_KEY("clip_before_unscale", CFG_BOOL, clip_before_unscale, "false", 0, 1, NULL,
            "the bug: clip the still-scaled gradient (threshold acts as threshold/scale; "
            "an overflow turns into NaN and zeros under the clip)"),
-    TR_KEY("threads", CFG_INT, threads, "1", 1, 256, NULL, "OpenBLAS threads"),
+    TR_KEY("threads", CFG_INT, threads, "0", 0, 256, NULL,
+           "threads the engine's kernels split work over (0 = all cores); any count gives "
+           "the same numbers"),
     TR_KEY("arena_mb", CFG_INT, arena_mb, "256", 1, 65536, NULL,
            "per-step memory arena (activations and their gradients), MiB"),
     TR_KEY("max_nodes", CFG_INT, max_nodes, "65536", 16, 100000000, NULL,
