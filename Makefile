@@ -285,6 +285,7 @@ GALLERY := \
   demo:runs/compare_rnn_noclip_vs_rnn_clip_step_size.png:rnn_step_size.png \
   ablation:runs/rnn_methods.png:rnn_methods.png \
   recovery:runs/rnn_recovery.png:rnn_recovery.png \
+  recovery-seeds:runs/recovery_seeds.png:recovery_seeds.png \
   ddp:runs/ddp.png:ddp.png \
   order:runs/compare_rnn_order_noclip_vs_rnn_order_clip.png:rnn_order.png \
   sweep-rnn:runs/rnn_threshold/summary.png:sweep_rnn_threshold.png \
@@ -298,6 +299,7 @@ GALLERY := \
   wgan-figure1:runs/wgan_figure1.png:wgan_figure1.png \
   ppo:runs/ppo_clip_coef.png:ppo_clip_coef.png \
   ppo:runs/ppo_clip/episode.png:ppo_episode.png \
+  ppo-seeds:runs/ppo_seeds.png:ppo_seeds.png \
   mobilenet:runs/mobilenet.png:mobilenet.png \
   mobilenet:runs/mobilenet_quant.png:mobilenet_quant.png \
   mobilenet:runs/mobilenet_nobn.png:mobilenet_nobn.png \
