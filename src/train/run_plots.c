@@ -379,6 +379,16 @@ static void compare_title(const RunResult *runs, int n, char *const *legends, ch
     snprintf(buf, len, "%s: %s%s", same_title ? runs[0].title : "Runs", what, seeds);
 }
 
+/* A step the dynamic loss scale skipped (overflow) has an inf norm that is not
+ * a divergence: drop those rows from column v (in place); returns the rows kept. */
+static size_t drop_overflow_skips(const MetricsLog *l, double *v) {
+    int sk = metrics_col(l, "overflow_skip");
+    size_t kept = 0;
+    for (size_t r = 0; r < l->nrows; r++)
+        if (sk < 0 || l->rows[r * (size_t)l->ncols + sk] == 0) v[kept++] = v[r];
+    return kept;
+}
+
 int trainer_compare_plot(const RunResult *runs, int n, const char *path) {
     char **legends = xcalloc((size_t)n, sizeof *legends), title[512];
     for (int i = 0; i < n; i++) {
@@ -425,14 +435,17 @@ int trainer_compare_plot(const RunResult *runs, int n, const char *path) {
         const MetricsLog *l = &runs[i].log;
         double **b = bufs + 10 * i;
         for (int k = 0; k < 5; k++) b[k] = xmalloc((l->nrows + 1) * sizeof(double));
+        b[9] = xmalloc((l->nrows + 1) * sizeof(double));
         metrics_column(l, 0, b[0]);
+        metrics_column(l, 0, b[9]);
         metrics_column(l, metrics_col(l, "loss"), b[1]);
         metrics_column(l, metrics_col(l, "grad_norm"), b[2]);
+        size_t nn = drop_overflow_skips(l, b[9]);
+        drop_overflow_skips(l, b[2]);
         smooth(b[1], l->nrows, w, 0, b[3]);
-        smooth(b[2], l->nrows, w, 1, b[4]);
+        smooth(b[2], nn, w, 1, b[4]);
         ls[i] = (PlotSeries){.label = legends[i], .x = b[0], .y = b[3], .n = l->nrows};
-        gs[ngs++] = (PlotSeries){.label = legends[i], .x = b[0], .y = b[4], .n = l->nrows,
-                                 .color = i + 1};
+        gs[ngs++] = (PlotSeries){.label = legends[i], .x = b[9], .y = b[4], .n = nn, .color = i + 1};
         if (isnan(baseline)) baseline = runs[i].baseline;
         if (!strcmp(runs[i].clip_desc, "none")) continue;
         char *pre = extra[nextra++] = xmalloc(300);
@@ -450,9 +463,10 @@ int trainer_compare_plot(const RunResult *runs, int n, const char *path) {
                                      .color = i + 1, .dash = 1};
         } else {
             metrics_column(l, metrics_col(l, "grad_norm_clipped"), b[7]);
-            smooth(b[7], l->nrows, w, 1, b[8]);
+            drop_overflow_skips(l, b[7]);
+            smooth(b[7], nn, w, 1, b[8]);
             snprintf(lab, 300, "%s: post-clip", legends[i]);
-            gs[ngs++] = (PlotSeries){.label = lab, .x = b[0], .y = b[8], .n = l->nrows,
+            gs[ngs++] = (PlotSeries){.label = lab, .x = b[9], .y = b[8], .n = nn,
                                      .color = i + 1, .dash = 1};
         }
     }
