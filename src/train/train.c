@@ -5,6 +5,7 @@
 #include "train.h"
 
 #include <cblas.h>
+#include <omp.h>
 #include <errno.h>
 #include <math.h>
 #include <signal.h>
@@ -20,6 +21,7 @@
 #include "checkpoint.h"
 #include "common.h"
 #include "plot.h"
+#include "ops.h"
 #include "resume.h"
 #include "runfolder.h"
 
@@ -58,14 +60,85 @@ void trainer_set_metric(Trainer *tr, int idx, double value) {
     tr->extra[idx] = value;
 }
 
+/* ---------------------------------------------------------------- DP-SGD */
+
+void trainer_dp_examples(Trainer *tr, long n) { tr->dp_examples = n; }
+
+int trainer_dp_poisson(const Trainer *tr) {
+    return tr->set->dp.enabled && tr->set->dp.sampling == DP_POISSON;
+}
+
+static const char *const dp_columns[] = {"dp_batch", "dp_norm_median", "dp_norm_max", "dp_clipped",
+                                         "dp_epsilon", "dp_epsilon_old", "dp_C", NULL};
+
+/* [dp] enabled: the state, the columns, and what the run's privacy will be. */
+static void dp_setup(Trainer *tr) {
+    const TrainerSettings *s = tr->set;
+    if (!tr->def->loss)
+        die("[dp] enabled with model %s, which updates its groups itself: DP-SGD needs a "
+            "supervised model (one loss over a batch of examples)", tr->def->name);
+    if (dist_size() > 1)
+        die("[dp] enabled under mpirun: cliplab's DP-SGD runs on one process (the noise would "
+            "be drawn once per rank); run it without mpirun");
+    if (s->recovery.enabled)
+        die("[dp] enabled with [recovery] enabled: a rollback re-runs steps on new batches, and "
+            "each of them spends privacy that the accountant (which counts steps) would not see");
+    if (s->dp.adaptive && s->run.checkpoint_every > 0)
+        die("[dp] adaptive = true with [run] checkpoint_every: the adapted C is not in the "
+            "checkpoint yet, so a resumed run would restart from the initial C");
+    if (tr->ngroups != 1 || !tr->dp_examples)
+        die("[dp] enabled with model %s, which does not support DP-SGD (it declares no training "
+            "set for the accountant: models/ calls trainer_dp_examples)", tr->def->name);
+    tr->dp = dp_create(&s->dp, tr->dp_examples, s->train.batch_size, s->train.steps,
+                       (unsigned long long)s->run.seed);
+    tr->groups[0].dp = tr->dp;
+    for (int i = 0; dp_columns[i]; i++) {
+        int c = trainer_add_metric(tr, dp_columns[i]);
+        if (i == 0) tr->dp_col = c;
+    }
+    double o_new, o_old;
+    double e_new = dp_epsilon(tr->dp, s->train.steps, RDP_CONVERT_BALLE2020, &o_new);
+    double e_old = dp_epsilon(tr->dp, s->train.steps, RDP_CONVERT_MIRONOV2017, &o_old);
+    if (!s->train.quiet)
+        printf("[dp] q = %.5g (expected batch %.1f of %ld), sigma %.4g%s, C %g%s, delta %g: after "
+               "%ld steps epsilon = %.4g (order %g; Balle et al. 2020) or %.4g by the older "
+               "conversion (order %g; what papers before 2021 quote)%s\n",
+               tr->dp->q, tr->dp->expected, tr->dp_examples, tr->dp->sigma,
+               s->dp.adaptive ? " (gradient: raised for the count query)" : "", s->dp.max_grad_norm,
+               s->dp.adaptive ? " (initial, adaptive)" : "", s->dp.delta, s->train.steps, e_new,
+               o_new, e_old, o_old,
+               s->dp.sampling == DP_SHUFFLE ? " [shuffle sampling: not this run's guarantee]" : "");
+}
+
+/* After each step: the dp_* columns; dp_norms.csv at logged steps. */
+void trainer_dp_log(Trainer *tr) {
+    const Dp *dp = tr->dp;
+    double v[7] = {dp->batch, dp->median, dp->max, dp->frac_clipped, dp->eps, dp->eps_old,
+                   dp->C_used};
+    for (int i = 0; i < 7; i++) trainer_set_metric(tr, tr->dp_col + i, v[i]);
+    /* the norms at the first step, at each evaluation and at the last step */
+    long e = tr->train.eval_every;
+    int due = tr->step == 0 || (e > 0 && (tr->step + 1) % e == 0) || tr->step + 1 == tr->train.steps;
+    if (!tr->set->dp.log_norms || !due || !tr->run.out_dir[0]) return;
+    if (!tr->dp_norms) {
+        char path[CFG_STR_MAX + 32];
+        snprintf(path, sizeof path, "%s/dp_norms.csv", tr->run.out_dir);
+        tr->dp_norms = fopen(path, tr->step ? "a" : "w");
+        if (!tr->dp_norms) die("cannot write %s", path);
+        if (!tr->step) fprintf(tr->dp_norms, "step,C,norm\n");
+    }
+    for (int i = 0; i < dp->batch; i++)
+        fprintf(tr->dp_norms, "%ld,%.9g,%.9g\n", tr->step, dp->C_used, dp->norms[i]);
+}
+
 static void log_columns(Trainer *tr) {
     MetricsLog *l = &tr->log;
     const char *base[] = {"step",      "loss",    "grad_norm", "grad_norm_clipped",
-                          "clip_coef", "clip_threshold", "clipped", "clip_frac",
+                          "grad_clip_coef", "clip_threshold", "clipped", "grad_clip_frac",
                           "lr",        "time_ms", "clip_cos", "update_norm", "eff_lr"};
     for (size_t i = 0; i < sizeof base / sizeof *base; i++) metrics_add_col(l, base[i]);
     for (int g = 1; g < tr->ngroups; g++) {
-        const char *suffix[] = {"grad_norm", "grad_norm_clipped", "clip_coef"};
+        const char *suffix[] = {"grad_norm", "grad_norm_clipped", "grad_clip_coef"};
         for (int s = 0; s < 3; s++) {
             char name[METRICS_NAME_MAX];
             snprintf(name, sizeof name, "%s_%s", tr->groups[g].ps->name, suffix[s]);
@@ -133,15 +206,29 @@ static void log_step(Trainer *tr, double loss) {
     metrics_row(&tr->pnorm_log, v);
 }
 
+/* After each step: the last finite value of each progress-line column. */
+static void note_progress(Trainer *tr) {
+    for (int i = 0; i < tr->nprogress; i++)
+        if (isfinite(tr->extra[tr->progress_col[i]])) tr->progress_last[i] = tr->extra[tr->progress_col[i]];
+}
+
 static void print_progress(Trainer *tr, double loss, double t_now, int final) {
     double elapsed = t_now - tr->t_start;
     long done = tr->step + 1;
     double rate = elapsed > 0 ? (double)done / elapsed : 0.0;
     double eta = rate > 0 ? (double)(tr->train.steps - done) / rate : 0.0;
     const UpdateGroup *g0 = &tr->groups[0];
-    printf("%-14s step %6ld/%-6ld | loss %10.4g | grad_norm %9.3g | clip_coef %6.3f | "
+    char cols[256] = "";
+    int k = 0;
+    if (!tr->def->progress_columns) k = snprintf(cols, sizeof cols, " | loss %10.4g", loss);
+    for (int i = 0; i < tr->nprogress && k < (int)sizeof cols - 48; i++) {
+        if (tr->progress_col[i] == tr->val_metric && isnan(tr->progress_last[i])) continue;
+        k += snprintf(cols + k, sizeof cols - (size_t)k, " | %s %9.4g", tr->extra_names[tr->progress_col[i]],
+                      tr->progress_last[i]);
+    }
+    printf("%-14s step %6ld/%-6ld%s | grad_norm %9.3g | grad_clip_coef %6.3f | "
            "%7.1f steps/s | %s %.0fs\n",
-           tr->run.name, done, tr->train.steps, loss, g0->last.pre_norm, g0->last.coef, rate,
+           tr->run.name, done, tr->train.steps, cols, g0->last.pre_norm, g0->last.coef, rate,
            final ? "took" : "ETA", final ? elapsed : eta);
     fflush(stdout);
 }
@@ -223,7 +310,7 @@ static int checkpoint_if_due(Trainer *tr) {
     return 0;
 }
 
-/* Before step tr->step: resume.bin when [run] checkpoint_every says so, and
+/* Before step tr->step: resume.bin when [run] resume_every says so, and
  * right after a rollback (the logs were cut back: the file must agree). */
 static int resume_if_due(Trainer *tr) {
     long every = tr->run.checkpoint_every;
@@ -314,6 +401,8 @@ void trainer_train(Trainer *tr) {
             break;
         }
         tr->saw_nonfinite = 0;
+        /* every model column is NaN unless this step sets it (model.h) */
+        for (int i = 0; i < tr->nextra; i++) tr->extra[i] = NAN;
         double loss = tr->def->loss ? supervised_step(tr) : tr->def->step(tr->model, tr);
         if (rollback_if_spike(tr, loss)) {
             if (tr->failed) break;
@@ -323,8 +412,9 @@ void trainer_train(Trainer *tr) {
         if (tr->val_metric >= 0) {
             int due = tr->train.eval_every > 0 && !tr->diverged &&
                       ((tr->step + 1) % tr->train.eval_every == 0 || last);
-            tr->extra[tr->val_metric] = due ? evaluate(tr) : NAN;
+            if (due) tr->extra[tr->val_metric] = evaluate(tr);
         }
+        note_progress(tr);
         if (tr->step % tr->train.log_every == 0 || last) {
             log_step(tr, loss);
             if (tr->set && tr->set->observer) tr->set->observer(tr, tr->set->observer_arg);
@@ -359,6 +449,8 @@ static int open_outputs(Trainer *tr, const Config *cfg) {
     }
     cfg_write(cfg, f);
     fprintf(f, "\n; made with BLAS: %s\n", blas_describe());
+    if (tr->def->baseline_loss) /* read back by sweep maps, which mark it on their colour scale */
+        fprintf(f, "; trivial-predictor loss: %.9g\n", tr->def->baseline_loss(tr->model));
     if (fclose(f) != 0 || rename(tmp, path) != 0) {
         fprintf(stderr, "cliplab: error: cannot write %s: %s\n", path, strerror(errno));
         return -1;
@@ -375,7 +467,22 @@ void run_result_free(RunResult *r) {
     memset(r, 0, sizeof *r);
 }
 
+const char *model_def_problem(const ModelDef *d) {
+    if (!d->name || !d->name[0]) return "no name";
+    if (!d->summary) return "no summary (one line for --help)";
+    if (!d->section || !d->cfg_size) return "no section or cfg_size (its config table)";
+    if (strcmp(d->section->name, d->name) != 0) return "its section is not named like the model";
+    if (!d->create || !d->destroy) return "no create or destroy";
+    if (!d->loss == !d->step) return "not exactly one of loss (supervised) and step (custom)";
+    if (!d->save_state != !d->load_state) return "save_state without load_state, or the reverse";
+    return NULL;
+}
+
 Trainer *trainer_create(const ModelDef *def, const void *model_cfg, const TrainerSettings *s) {
+    /* what the loop itself needs; model_def_problem() holds registered models to all of model.h */
+    ASSERT(def->create && !def->loss != !def->step && !def->save_state == !def->load_state,
+           "model %s: needs create, exactly one of loss and step, and save_state with load_state "
+           "(model.h)", def->name);
     Trainer *tr = xcalloc(1, sizeof *tr);
     tr->def = def;
     tr->set = s;
@@ -387,6 +494,11 @@ Trainer *trainer_create(const ModelDef *def, const void *model_cfg, const Traine
      * them (the numbers do not depend on the thread count). */
     const char *cap_env = getenv("CLIPLAB_THREAD_CAP");
     int cap = cap_env ? atoi(cap_env) : 0;
+    if (tr->train.threads == 0) { /* all cores (those this process may run on) */
+        int cores = omp_get_num_procs();
+        tr->train.threads = cores < 1 ? 1 : cores > 256 ? 256 : cores;
+        if (cap >= 1 && tr->train.threads > cap) tr->train.threads = cap;
+    }
     if (cap >= 1 && tr->train.threads > cap) {
         printf("[train] threads = %d capped at %d (the sweep's workers share the cores)\n",
                tr->train.threads, cap);
@@ -394,17 +506,31 @@ Trainer *trainer_create(const ModelDef *def, const void *model_cfg, const Traine
     }
     recovery_init(&tr->rec, &s->recovery, s->train.steps);
     blas_pin(); /* before the first BLAS call: one kernel on every machine */
-    openblas_set_num_threads(tr->train.threads);
+    /* the kernels split over OpenMP threads; OpenBLAS runs on one inside each */
+    ops_set_threads(tr->train.threads);
     ctx_init(&tr->ctx, (size_t)s->train.arena_mb << 20, (size_t)s->train.max_nodes);
     tr->ctx.precision = s->train.precision;
     scaler_init(&tr->scaler, &s->scaler, s->train.loss_scale);
+    tr->hist.step = -1;
     rng_seed(&tr->rng, (uint64_t)s->run.seed, 54);
     tr->model = def->create(tr, model_cfg);
     ASSERT(tr->ngroups > 0, "model %s registered no parameter group", def->name);
     for (int i = 0; def->groups && def->groups[i]; i++)
         ASSERT(trainer_group(tr, def->groups[i]), "model %s declares group %s but did not register it",
                def->name, def->groups[i]);
+    if (s->dp.enabled) dp_setup(tr);
     tr->val_metric = def->evaluate ? trainer_add_metric(tr, "val_loss") : -1;
+    for (int i = 0; def->progress_columns && def->progress_columns[i]; i++) {
+        int c = -1;
+        for (int j = 0; j < tr->nextra && c < 0; j++)
+            if (!strcmp(tr->extra_names[j], def->progress_columns[i])) c = j;
+        ASSERT(c >= 0 && tr->nprogress < TRAINER_MAX_PROGRESS - 1,
+               "model %s: progress column %s is not one of its metrics (or too many)", def->name,
+               def->progress_columns[i]);
+        tr->progress_col[tr->nprogress++] = c;
+    }
+    if (tr->val_metric >= 0) tr->progress_col[tr->nprogress++] = tr->val_metric;
+    for (int i = 0; i < tr->nprogress; i++) tr->progress_last[i] = NAN;
     log_columns(tr);
     int w = tr->log.ncols > tr->pnorm_log.ncols ? tr->log.ncols : tr->pnorm_log.ncols;
     tr->rowbuf = xcalloc((size_t)w, sizeof *tr->rowbuf);
@@ -413,6 +539,8 @@ Trainer *trainer_create(const ModelDef *def, const void *model_cfg, const Traine
 
 void trainer_destroy(Trainer *tr) {
     if (tr->def->destroy) tr->def->destroy(tr->model);
+    dp_free(tr->dp);
+    if (tr->dp_norms) fclose(tr->dp_norms);
     for (int g = 0; g < tr->ngroups; g++) {
         optim_free(&tr->groups[g].optim);
         clipper_free(&tr->groups[g].clip);
@@ -439,6 +567,56 @@ static int load_complete(Trainer *tr) {
     return 0;
 }
 
+/* --resume of a complete run: the settings in its config.ini that change the
+ * numbers (the fingerprint's keys) must be the ones asked for now, or the
+ * user would get the old run back in silence (a larger train.steps cannot
+ * extend it: resume.bin is removed when a run ends). 0 when they agree. */
+static int complete_differs(Trainer *tr, const char *dir) {
+    if (!tr->fingerprint) return 0;
+    char path[4200], line[1024], sec[128] = "", diffs[1024] = "";
+    snprintf(path, sizeof path, "%s/config.ini", dir);
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    int n = 0;
+    while (fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\r\n")] = '\0';
+        char *p = line;
+        if (*p == '[') {
+            snprintf(sec, sizeof sec, "%.*s", (int)strcspn(p + 1, "]"), p + 1);
+            continue;
+        }
+        static const char unread[] = "; not read by this run (";
+        if (!strncmp(p, unread, sizeof unread - 1)) { /* "...): key = value" */
+            p = strstr(p, "): ");
+            if (!p) continue;
+            p += 3;
+        } else if (*p == ';' || !*p) {
+            continue;
+        }
+        char *eq = strstr(p, " = ");
+        if (!eq) continue;
+        char want[sizeof sec + sizeof line + 2];
+        snprintf(want, sizeof want, "%s.%.*s=", sec, (int)(eq - p), p);
+        const char *now = strstr(tr->fingerprint, want);
+        while (now && now != tr->fingerprint && now[-1] != '\n') now = strstr(now + 1, want);
+        if (!now) continue;
+        now += strlen(want);
+        size_t nlen = strcspn(now, "\n");
+        if (nlen == strlen(eq + 3) && !strncmp(now, eq + 3, nlen)) continue;
+        size_t used = strlen(diffs);
+        if (n++ < 6 && used < sizeof diffs - 200)
+            snprintf(diffs + used, sizeof diffs - used, "%s%.*s = %.60s in the finished run, %.*s now",
+                     used ? "; " : "", (int)strlen(want) - 1, want, eq + 3, (int)(nlen > 60 ? 60 : nlen), now);
+    }
+    fclose(f);
+    if (!n) return 0;
+    fprintf(stderr, "cliplab: error: --resume: %s holds a finished run with other settings (%s). A "
+            "finished run cannot be continued or changed (its resume.bin is removed when it ends): "
+            "leave out --resume to train these settings from step 0 (this replaces the run), or "
+            "give another [run] out_dir\n", dir, diffs);
+    return -1;
+}
+
 /* Set up the folder: a fresh run, or the interrupted one continued.
  * Returns 0, 1 (nothing to do: the run is complete), or an exit status. */
 static int open_run(Trainer *tr, const Config *cfg, RunFolder *rf) {
@@ -447,6 +625,7 @@ static int open_run(Trainer *tr, const Config *cfg, RunFolder *rf) {
     if (run->resume && runfolder_resolve(run->out_dir, dir, sizeof dir) == 0) {
         RunFolderState st = runfolder_state(dir);
         if (st == RUNFOLDER_COMPLETE) {
+            if (complete_differs(tr, dir) != 0) return 2;
             if (!tr->train.quiet) printf("%s: %s holds the complete run: nothing to resume\n", run->name, dir);
             return load_complete(tr) == 0 ? 1 : 2;
         }
@@ -466,9 +645,17 @@ static int open_run(Trainer *tr, const Config *cfg, RunFolder *rf) {
                 printf("%s: resuming %s at step %ld of %ld\n", run->name, dir, tr->step, tr->train.steps);
             return 0;
         }
-        if (!tr->train.quiet)
+        if (st == RUNFOLDER_IN_PROGRESS)
+            fprintf(stderr, "cliplab: warning: --resume: %s holds an interrupted run without resume.bin "
+                    "(it had [run] resume_every = 0, or stopped before its first checkpoint): "
+                    "starting the run from step 0\n", dir);
+        else if (!tr->train.quiet)
             printf("%s: no checkpoint to resume in %s: starting the run from step 0\n", run->name, dir);
     }
+    if (run->resume && run->checkpoint_every <= 0)
+        fprintf(stderr, "cliplab: warning: --resume with [run] resume_every = 0: this run writes no "
+                "resume.bin, so if it is interrupted it cannot be resumed (set run.resume_every, "
+                "e.g. 100)\n");
     char note[CFG_STR_MAX * 2 + 256];
     snprintf(note, sizeof note,
              "cliplab run in progress (pid %ld): %s\n"
@@ -477,7 +664,7 @@ static int open_run(Trainer *tr, const Config *cfg, RunFolder *rf) {
              (long)getpid(), run->name,
              run->checkpoint_every > 0
                  ? "Interrupted? ./train CONFIG --resume continues it from resume.bin."
-                 : "Not resumable: [run] checkpoint_every = 0 (no resume.bin).");
+                 : "Not resumable: [run] resume_every = 0 (no resume.bin).");
     if (runfolder_begin(rf, run->out_dir, note, err, sizeof err) != 0) {
         fprintf(stderr, "cliplab: error: %s\n", err);
         return -1;
@@ -488,6 +675,48 @@ static int open_run(Trainer *tr, const Config *cfg, RunFolder *rf) {
     }
     tr->t_start = now_seconds();
     return 0;
+}
+
+/* What a comparison needs of a finished run; takes its log and rollbacks from tr. */
+static void fill_result(Trainer *tr, double baseline, RunResult *res) {
+    const ModelDef *def = tr->def;
+    const RunConfig *run = &tr->run;
+    snprintf(res->name, sizeof res->name, "%s", run->name);
+    snprintf(res->out_dir, sizeof res->out_dir, "%s", run->out_dir);
+    res->def = tr->def;
+    clipper_describe_run(&tr->groups[0].clip, res->clip_desc, sizeof res->clip_desc);
+    res->recovery = tr->rec.cfg.enabled;
+    char own[96] = "";
+    if (def->describe) {
+        def->describe(tr->model, own + 2, sizeof own - 4);
+        own[0] = ';', own[1] = ' ';
+        snprintf(res->own, sizeof res->own, "%s", own + 2);
+    }
+    if (def->title)
+        def->title(tr->model, res->title, sizeof res->title);
+    else
+        snprintf(res->title, sizeof res->title, "%s", def->name);
+    res->seed = run->seed;
+    const DistConfig *dc = &tr->set->dist;
+    char ranks[96] = "";
+    if (dist_size() > 1)
+        snprintf(ranks, sizeof ranks, "; %d ranks, %s", dist_size(),
+                 dc->shard ? (dc->norm == DIST_NORM_LOCAL ? "each shard clipped by its own norm"
+                                                          : "sharded, norm across shards")
+                 : dc->clip == DIST_CLIP_LOCAL ? "each clips before the all-reduce"
+                                               : "clip after the all-reduce");
+    snprintf(res->label, sizeof res->label, "%s (clip: %s%s%s%s)", run->name, res->clip_desc,
+             own, res->recovery ? "; spike recovery on" : "", ranks);
+    res->events = tr->rec.events;
+    res->nevents = tr->rec.nevents;
+    tr->rec.events = NULL;
+    res->log = tr->log;
+    memset(&tr->log, 0, sizeof tr->log);
+    res->baseline = baseline;
+    res->plot_columns = def->plot_columns;
+    res->compare_columns = def->compare_columns;
+    res->plot_column_refs = def->plot_column_refs;
+    res->plot_column_ref_labels = def->plot_column_ref_labels;
 }
 
 /* [dist] shard = true: what the sharded pipeline does not do yet, named. */
@@ -588,6 +817,11 @@ int trainer_run(const ModelDef *def, const void *model_cfg, const TrainerSetting
     snprintf(seed, sizeof seed, "%ld", run->seed);
     plot_provenance("Seed", seed); /* on this run's figures */
     if (trained && rc == 0 && run->plots && writer) rc = run_plots_write(tr, baseline);
+    if (trained && rc == 0 && tr->hist.step >= 0 && writer) {
+        char err[512];
+        rc = grad_hist_write(&tr->hist, run->out_dir, run->name, err, sizeof err);
+        if (rc) fprintf(stderr, "cliplab: error: %s\n", err);
+    }
     if (trained && rc == 0 && def->finish && !tr->diverged && writer) def->finish(tr->model, tr);
     if (trained && rc == 0 && writer) { /* complete; then its resume.bin is not needed */
         char path[CFG_STR_MAX + 32], err[1024];
@@ -612,41 +846,31 @@ int trainer_run(const ModelDef *def, const void *model_cfg, const TrainerSetting
                tr->diverged ? "; the run went non-finite and was stopped" : "");
     }
     if (rc == 0 && tr->diverged == 2) rc = 3;
-    if (res) {
-        snprintf(res->name, sizeof res->name, "%s", run->name);
-        snprintf(res->out_dir, sizeof res->out_dir, "%s", run->out_dir);
-        res->def = tr->def;
-        clipper_describe_run(&tr->groups[0].clip, res->clip_desc, sizeof res->clip_desc);
-        res->recovery = tr->rec.cfg.enabled;
-        char own[96] = "";
-        if (def->describe) {
-            def->describe(tr->model, own + 2, sizeof own - 4);
-            own[0] = ';', own[1] = ' ';
-            snprintf(res->own, sizeof res->own, "%s", own + 2);
-        }
-        if (def->title)
-            def->title(tr->model, res->title, sizeof res->title);
-        else
-            snprintf(res->title, sizeof res->title, "%s", def->name);
-        res->seed = run->seed;
-        char ranks[96] = "";
-        if (dist_size() > 1)
-            snprintf(ranks, sizeof ranks, "; %d ranks, %s", dist_size(),
-                     s->dist.shard ? (s->dist.norm == DIST_NORM_LOCAL ? "each shard clipped by its own norm"
-                                                                      : "sharded, norm across shards")
-                     : s->dist.clip == DIST_CLIP_LOCAL ? "each clips before the all-reduce"
-                                                       : "clip after the all-reduce");
-        snprintf(res->label, sizeof res->label, "%s (clip: %s%s%s%s)", run->name, res->clip_desc,
-                 own, res->recovery ? "; spike recovery on" : "", ranks);
-        res->events = tr->rec.events;
-        res->nevents = tr->rec.nevents;
-        tr->rec.events = NULL;
-        res->log = tr->log;
-        memset(&tr->log, 0, sizeof tr->log);
-        res->baseline = baseline;
-        res->plot_columns = def->plot_columns;
-    }
+    if (res) fill_result(tr, baseline, res);
     trainer_destroy(tr);
     free(fingerprint);
     return rc;
+}
+
+int trainer_replot(const ModelDef *def, const void *model_cfg, const TrainerSettings *s,
+                   RunResult *res) {
+    Trainer *tr = trainer_create(def, model_cfg, s);
+    const char *dir = s->run.out_dir;
+    char err[1024] = "";
+    int rc = metrics_read_csv(&tr->log, dir, "metrics.csv", err, sizeof err);
+    if (rc == 0 && tr->rec.cfg.enabled) rc = recovery_read_log(&tr->rec, dir, err, sizeof err);
+    char path[CFG_STR_MAX + 32];
+    snprintf(path, sizeof path, "%s/grad_norms.csv", dir);
+    if (rc == 0 && access(path, R_OK) == 0)
+        rc = metrics_read_csv(&tr->pnorm_log, dir, "grad_norms.csv", err, sizeof err);
+    if (rc != 0) fprintf(stderr, "cliplab: error: --plot %s: %s\n", dir, err);
+    double baseline = def->baseline_loss ? def->baseline_loss(tr->model) : NAN;
+    char seed[32];
+    snprintf(seed, sizeof seed, "%ld", s->run.seed);
+    plot_provenance("Seed", seed);
+    if (rc == 0 && tr->log.nrows) rc = run_plots_write(tr, baseline);
+    if (rc == 0 && !tr->train.quiet) printf("%s: figures redrawn in %s/\n", s->run.name, dir);
+    if (rc == 0 && res) fill_result(tr, baseline, res);
+    trainer_destroy(tr);
+    return rc == 0 ? 0 : 1;
 }
