@@ -734,7 +734,7 @@ static void shard_refusal(const Trainer *tr, char *err, size_t len) {
     }
     if (!why && tr->set->dist.clip == DIST_CLIP_LOCAL) why = "[dist] clip = local (use norm = local for the shard pitfall)";
     if (!why && (tr->run.checkpoint_every > 0 || tr->rec.cfg.enabled))
-        why = "checkpoints ([run] checkpoint_every, [recovery] enabled): each rank holds only its part of "
+        why = "checkpoints ([run] resume_every, [recovery] enabled): each rank holds only its part of "
               "the optimizer state";
     if (why) snprintf(err, len, "%s: [dist] shard = true does not work with %s yet", tr->run.name, why);
 }
