@@ -255,7 +255,9 @@ GALLERY := \
   mobilenet:runs/mobilenet.png:mobilenet.png \
   mobilenet:runs/mobilenet_quant.png:mobilenet_quant.png \
   mobilenet:runs/mobilenet_nobn.png:mobilenet_nobn.png \
-  mobilenet:runs/mobilenet_nobn_act_max.png:mobilenet_nobn_act_max.png
+  mobilenet:runs/mobilenet_nobn_act_max.png:mobilenet_nobn_act_max.png \
+  dp:runs/dp.png:dp.png \
+  dp:runs/dp_norms.png:dp_norms.png
 GALLERY_TARGETS := $(sort $(foreach g,$(GALLERY),$(word 1,$(subst :, ,$(g)))))
 
 .PHONY: figures
