@@ -2,10 +2,11 @@
 #   make deps    install missing Debian packages (root), else print the apt-get line
 #   make         build ./train
 #   make demo    deps + build + the RNN no-clip vs clip demo and its comparison plot
-#   make ablation / transformer / transformer-sgd / wgan / ppo / mobilenet   the other demos
+#   make ablation / transformer / transformer-sgd / wgan / ppo / mobilenet / amp   the other demos
 #   make sweep-rnn / sweep-methods / lr-map   sweeps of the RNN demo (summary.png, map.png)
 #   make order   the temporal-order pair (no clip vs clip)
 #   make recovery / cliff   spike rollback; Pascanu's cliff with the SGD paths on it
+#   make ddp     one run on 2 MPI ranks: clip after the all-reduce vs before it
 #   make dp / dp-more   DP-SGD: the headline pair; tanh vs ReLU, adaptive C, epsilon and C sweeps
 #   make test    deps + build + every test (Criterion, PyTorch parity included); a test
 #                whose dependency is missing (Open MPI, SDL2) fails, or with
@@ -19,8 +20,7 @@ CC      ?= cc
 PYTHON  ?= /usr/bin/python3
 # OpenMP threads (MobileNet's [train] threads = 2) sleep at a barrier instead of
 # spinning: on a busy machine a spinning thread takes the core its partner needs
-# (measured: 100 steps with one other busy process, 59 s spinning, 27-30 s passive,
-# 27 s on one thread). Set OMP_WAIT_POLICY yourself when calling ./train directly.
+# (the timings: docs/design.md). Set OMP_WAIT_POLICY yourself when calling ./train directly.
 export OMP_WAIT_POLICY ?= passive
 BUILD   ?= build
 PKGS    := openblas inih cairo freetype2 zlib lapacke
@@ -113,7 +113,13 @@ FORCE:
 $(BUILD)/obj/src/cli/main.o: $(BUILD)/commit.stamp
 $(BUILD)/obj/src/cli/main.o: CPPFLAGS += -DCLIPLAB_COMMIT='"$(CLIPLAB_COMMIT)"'
 
-$(BUILD)/obj/%.o: %.c
+# an object without its .d (built before -MMD, or interrupted) is rebuilt: its
+# header list is unknown, so a changed header could otherwise be missed
+# (an explicit list: a pattern rule would make the .d an intermediate file,
+# whose absence rebuilds nothing)
+DEP_FILES := $(patsubst %.o,%.d,$(LIB_OBJ) $(TEST_OBJ) $(BUILD)/obj/src/cli/main.o)
+$(DEP_FILES):
+$(BUILD)/obj/%.o: %.c $(BUILD)/obj/%.d
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(addprefix -I,$(INC_$(patsubst %/,%,$(dir $<)))) $(DEPFLAGS) $(CFLAGS) -c -o $@ $<
 
@@ -173,7 +179,7 @@ recovery: deps
 	$(MAKE) train
 	./train configs/rnn_recovery_off.ini configs/rnn_recovery.ini --compare runs/rnn_recovery.png
 
-# PPO on CartPole: clip_coef 0.1 / 0.2 / 0.3 / inf at 10 epochs and lr 1e-3,
+# PPO on CartPole: [ppo] ratio_clip 0.1 / 0.2 / 0.3 / inf at 10 epochs and lr 1e-3,
 # return, approx_kl and entropy per update in one PNG (~40 s on one core);
 # then CleanRL's own settings (ppo_cleanrl.ini, ~4 s)
 .PHONY: ppo
@@ -206,6 +212,16 @@ dp-more: deps
 	  --compare runs/dp_small.png
 	./train --sweep configs/sweeps/dp_epsilon.sweep -j 1
 	./train --sweep configs/sweeps/dp_clip.sweep -j 1
+# mixed precision: the small GPT (LLM recipe) in fp32 / bf16 / fp16 / fp16 with
+# the dynamic loss scale / fp16 clipped before unscaling (the bug), one
+# comparison (runs/amp.png); the fp32 run's activation-gradient histogram
+# against fp16's range (runs/amp_fp32/grad_hist.png) and the dynamic scale's
+# trajectory (runs/amp_fp16_dynamic/grad_norm.png). docs/amp.md; ~6 min idle
+.PHONY: amp
+amp: deps
+	$(MAKE) train
+	./train configs/amp_fp32.ini configs/amp_bf16.ini configs/amp_fp16.ini configs/amp_fp16_dynamic.ini \
+	  configs/amp_fp16_clip_before_unscale.ini --compare runs/amp.png
 # sweeps (./train --sweep, runs/<name>/sweep.csv and summary.png); -j defaults
 # to the number of cores: make sweep-rnn SWEEP_ARGS="-j 4"
 .PHONY: sweep-rnn sweep-methods lr-map
@@ -231,6 +247,34 @@ cliff: deps
 	$(MAKE) train
 	./train configs/cliff_noclip.ini configs/cliff_clip.ini --compare runs/cliff.png
 
+# Several seeds of the chaotic pairs (one seed's outcome is chance there): each
+# configuration's median over the seeds with its min-max band. SEEDS="1 2 3" for fewer.
+SEEDS ?= 1 2 3 4 5
+.PHONY: ppo-seeds recovery-seeds
+ppo-seeds: deps
+	$(MAKE) train
+	for s in $(SEEDS); do for c in ppo_noclip ppo_clip; do ./train configs/$$c.ini run.seed=$$s \
+	  run.out_dir=runs/ppo_seeds/$$c-seed$$s run.plots=false train.quiet=true || exit 1; done; done
+	./train --plot $(foreach c,ppo_noclip ppo_clip,$(foreach s,$(SEEDS),runs/ppo_seeds/$(c)-seed$(s))) \
+	  --compare runs/ppo_seeds.png
+recovery-seeds: deps
+	$(MAKE) train
+	for s in $(SEEDS); do for c in rnn_recovery_off rnn_recovery; do ./train configs/$$c.ini run.seed=$$s \
+	  run.out_dir=runs/recovery_seeds/$$c-seed$$s run.plots=false train.quiet=true || exit 1; done; done
+	./train --plot $(foreach c,rnn_recovery_off rnn_recovery,$(foreach s,$(SEEDS),runs/recovery_seeds/$(c)-seed$(s))) \
+	  --compare runs/recovery_seeds.png
+
+# data-parallel training (docs/ddp.md): the RNN on 2 MPI ranks, clip after the
+# all-reduce (PyTorch DDP) against each rank clipping before it (the Horovod
+# mistake); each rank's norm, the reduced and update norms printed every 250
+# steps, the figure in runs/ddp.png (~1 min on 2 cores). mpirun refuses to run
+# as root without --allow-run-as-root: MPIRUN adds it for root.
+MPIRUN ?= mpirun --oversubscribe $(if $(filter 0,$(shell id -u)),--allow-run-as-root)
+.PHONY: ddp
+ddp: deps
+	$(MAKE) train
+	$(MPIRUN) -np 2 ./train configs/ddp_global.ini configs/ddp_local.ini --compare runs/ddp.png
+
 # ---- the gallery ----
 # Every demo figure, regenerated and copied into docs/figures/ (committed; the
 # gallery docs/README.md shows each with its command). About an hour on an
@@ -238,8 +282,10 @@ cliff: deps
 # Each line: the make target, the figure it writes, the gallery's file name.
 GALLERY := \
   demo:runs/compare_rnn_noclip_vs_rnn_clip.png:rnn_clip_vs_noclip.png \
+  demo:runs/compare_rnn_noclip_vs_rnn_clip_step_size.png:rnn_step_size.png \
   ablation:runs/rnn_methods.png:rnn_methods.png \
   recovery:runs/rnn_recovery.png:rnn_recovery.png \
+  ddp:runs/ddp.png:ddp.png \
   order:runs/compare_rnn_order_noclip_vs_rnn_order_clip.png:rnn_order.png \
   sweep-rnn:runs/rnn_threshold/summary.png:sweep_rnn_threshold.png \
   sweep-methods:runs/rnn_methods/summary.png:sweep_rnn_methods.png \
@@ -257,16 +303,20 @@ GALLERY := \
   mobilenet:runs/mobilenet_nobn.png:mobilenet_nobn.png \
   mobilenet:runs/mobilenet_nobn_act_max.png:mobilenet_nobn_act_max.png \
   dp:runs/dp.png:dp.png \
-  dp:runs/dp_norms.png:dp_norms.png
+  dp:runs/dp_norms.png:dp_norms.png \
+  amp:runs/amp.png:amp.png \
+  amp:runs/amp_fp32/grad_hist.png:amp_grad_hist.png \
+  amp:runs/amp_fp16_dynamic/grad_norm.png:amp_loss_scale.png
 GALLERY_TARGETS := $(sort $(foreach g,$(GALLERY),$(word 1,$(subst :, ,$(g)))))
 
 .PHONY: figures
 figures: deps
 	$(MAKE) train
+	@date +%s > $(BUILD)/figures.start
 	for t in $(GALLERY_TARGETS); do $(MAKE) $$t || exit 1; done
 	@mkdir -p docs/figures
 	$(foreach g,$(GALLERY),cp $(word 2,$(subst :, ,$(g))) docs/figures/$(word 3,$(subst :, ,$(g))) && ) true
-	@echo "figures: $(words $(GALLERY)) figures in docs/figures/"
+	@echo "figures: $(words $(GALLERY)) figures in docs/figures/ in $$(( $$(date +%s) - $$(cat $(BUILD)/figures.start) )) s wall"
 
 # ---- tests ----
 $(BUILD)/ref/%.bin: tests/ref/%.py tests/ref/tfile.py
@@ -285,7 +335,7 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(LIB_OBJ)
 MPI_HELPERS := $(patsubst tests/mpi/%.c,$(BUILD)/tests/mpi_%,$(wildcard tests/mpi/*.c))
 $(BUILD)/tests/mpi_%: tests/mpi/%.c $(LIB_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(CPPFLAGS) $(addprefix -I,$(INC_tests)) $(DEPFLAGS) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 test: deps
 	$(MAKE) $(TRAIN) $(BUILD)/test_all $(REF_BIN) $(MPI_HELPERS)

@@ -24,6 +24,7 @@
 
 #include "cli.h"
 #include "tfile.h"
+#include "tskip.h"
 
 static char repo[512];
 
@@ -35,7 +36,9 @@ static void setup(void) {
 #define MPIRUN "ASAN_OPTIONS=detect_leaks=0 mpirun --allow-run-as-root --oversubscribe "
 
 #ifndef CLIPLAB_MPI
-#define NEED_MPI() cr_skip("built without Open MPI (pkg-config ompi-c not found)")
+#define NEED_MPI()                                                                          \
+    tskip("built without Open MPI (pkg-config ompi-c not found when it was compiled): `make deps` " \
+          "installs openmpi-bin and libopenmpi-dev; then `make clean && make test`")
 #else
 #define NEED_MPI() (void)0
 #endif
@@ -164,17 +167,17 @@ static void np_equals_accum(const char *config, const char *over, int np) {
     "train.steps=4 train.eval_every=2 optim.warmup_steps=1 run.plots=false train.quiet=true "        \
     "transformer.sample_chars=0 transformer.eval_batches=1"
 
-Test(ddp, rnn_np_2_3_4_equal_grad_accum, .init = setup, .fini = cli_rmdir, .timeout = 300) {
+Test(ddp, rnn_np_2_3_4_equal_grad_accum, .init = setup, .fini = cli_rmdir, .timeout = 900) {
     NEED_MPI();
     for (int np = 2; np <= 4; np++) np_equals_accum("configs/rnn_clip.ini", RNN_O, np);
 }
 
-Test(ddp, transformer_np_2_3_4_equal_grad_accum, .init = setup, .fini = cli_rmdir, .timeout = 300) {
+Test(ddp, transformer_np_2_3_4_equal_grad_accum, .init = setup, .fini = cli_rmdir, .timeout = 900) {
     NEED_MPI();
     for (int np = 2; np <= 4; np++) np_equals_accum("configs/transformer_clip.ini", TF_O, np);
 }
 
-Test(ddp, rank_zero_alone_writes_and_speaks, .init = setup, .fini = cli_rmdir, .timeout = 120) {
+Test(ddp, rank_zero_alone_writes_and_speaks, .init = setup, .fini = cli_rmdir, .timeout = 600) {
     NEED_MPI();
     char *o;
     int rc = sh(&o, MPIRUN "-np 3 %s %s/configs/rnn_clip.ini train.steps=12 train.eval_every=6 run.out_dir=r",
@@ -193,7 +196,7 @@ Test(ddp, rank_zero_alone_writes_and_speaks, .init = setup, .fini = cli_rmdir, .
 
 #define KILL_O "train.steps=30 train.eval_every=10 run.plots=false run.checkpoint_every=10 train.quiet=true"
 
-Test(ddp, killed_rank_stops_the_job_and_resume_matches, .init = setup, .fini = cli_rmdir, .timeout = 300) {
+Test(ddp, killed_rank_stops_the_job_and_resume_matches, .init = setup, .fini = cli_rmdir, .timeout = 900) {
     NEED_MPI();
     char *o;
     int rc = sh(&o, MPIRUN "-np 2 %s %s/configs/rnn_clip.ini " KILL_O " run.out_dir=u", cli_bin, repo);
@@ -220,7 +223,7 @@ Test(ddp, killed_rank_stops_the_job_and_resume_matches, .init = setup, .fini = c
     cr_assert(!cli_exists("k/resume.bin"), "the resumed run did not complete");
 }
 
-Test(ddp, ranks_with_other_settings_or_binaries_are_refused, .init = setup, .fini = cli_rmdir, .timeout = 120) {
+Test(ddp, ranks_with_other_settings_or_binaries_are_refused, .init = setup, .fini = cli_rmdir, .timeout = 600) {
     NEED_MPI();
     char *o;
     /* other command lines (MPMD) */
@@ -246,7 +249,7 @@ Test(ddp, ranks_with_other_settings_or_binaries_are_refused, .init = setup, .fin
     free(o);
 }
 
-Test(ddp, custom_step_models_are_refused, .init = setup, .fini = cli_rmdir, .timeout = 120) {
+Test(ddp, custom_step_models_are_refused, .init = setup, .fini = cli_rmdir, .timeout = 600) {
     NEED_MPI();
     char *o;
     int rc = sh(&o, MPIRUN "-np 2 %s %s/configs/wgan_clip.ini train.steps=2", cli_bin, repo);
@@ -258,7 +261,7 @@ Test(ddp, custom_step_models_are_refused, .init = setup, .fini = cli_rmdir, .tim
 /* PyTorch DDP (gloo, 2 processes on the CPU, tests/ref/ref_ddp.py): 4 steps of
  * an MLP with clip_grad_norm_ after the all-reduce; ours under mpirun -np 2
  * from the same weights and batches gives the same norms and weights. */
-Test(ddp, matches_pytorch_ddp_gloo, .init = setup, .fini = cli_rmdir, .timeout = 120) {
+Test(ddp, matches_pytorch_ddp_gloo, .init = setup, .fini = cli_rmdir, .timeout = 600) {
     NEED_MPI();
     TFile *ref = tfile_load("ref_ddp");
     const TRec *norms = tfile_get(ref, "norms@f64"), *w = tfile_get(ref, "w_final");
@@ -284,4 +287,56 @@ Test(ddp, matches_pytorch_ddp_gloo, .init = setup, .fini = cli_rmdir, .timeout =
     }
     free(o);
     tfile_free(ref);
+}
+
+/* [dist] shard = true (ZeRO-2 / FSDP, shard.c): reduce-scatter, the clip's norm
+ * reduced across the shards, each rank steps its part with its part of the
+ * optimizer state, all-gather. The RNN's shard boundaries cut w_hh, so the
+ * per-tensor norm is held across a boundary. Same metrics.csv as unsharded. */
+static void shard_equals_unsharded(const char *config, const char *over, int np) {
+    char *o;
+    int rc = sh(&o, MPIRUN "-np %d %s %s/%s %s run.out_dir=u", np, cli_bin, repo, config, over);
+    cr_assert_eq(rc, 0, "%s", o);
+    free(o);
+    rc = sh(&o, MPIRUN "-np %d %s %s/%s %s dist.shard=true run.out_dir=s", np, cli_bin, repo, config, over);
+    cr_assert_eq(rc, 0, "%s", o);
+    free(o);
+    same_metrics("u/metrics.csv", "s/metrics.csv");
+    sh(NULL, "rm -rf u s");
+}
+
+Test(ddp, shard_equals_unsharded_rnn, .init = setup, .fini = cli_rmdir, .timeout = 300) {
+    NEED_MPI();
+    shard_equals_unsharded("configs/rnn_clip.ini", RNN_O, 3);                          /* global L2 */
+    shard_equals_unsharded("configs/rnn_clip.ini", RNN_O " clip.grad=norm", 3);        /* per tensor */
+    shard_equals_unsharded("configs/rnn_clip.ini", RNN_O " clip.norm_type=inf", 2);    /* MAX */
+    shard_equals_unsharded("configs/rnn_clip.ini", RNN_O " clip.norm_type=1", 2);      /* sum |g| */
+}
+
+Test(ddp, shard_equals_unsharded_transformer_adamw, .init = setup, .fini = cli_rmdir, .timeout = 300) {
+    NEED_MPI();
+    shard_equals_unsharded("configs/transformer_clip.ini", TF_O, 2);
+}
+
+/* The FSDP pitfall: each rank clips its shard by its own (smaller) norm, so on
+ * a step where every shard is over the threshold the update has norm sqrt(N)
+ * x threshold, and the shards are scaled by different factors. */
+Test(ddp, shard_local_norm_is_the_fsdp_pitfall, .init = setup, .fini = cli_rmdir, .timeout = 120) {
+    NEED_MPI();
+    char *o;
+    int rc = sh(&o, MPIRUN "-np 2 %s %s/configs/rnn_clip.ini train.steps=1 run.plots=false train.quiet=true "
+                "dist.shard=true dist.norm=local dist.report_every=1 run.out_dir=p", cli_bin, repo);
+    cr_assert_eq(rc, 0, "%s", o);
+    const char *p = strstr(o, "coefs ");
+    cr_assert(p, "%s", o);
+    double c0 = strtod(p + 6, (char **)&p), c1 = strtod(p, NULL);
+    cr_assert(c0 < 1 && c1 < 1 && fabs(c0 - c1) > 1e-3, "shards scaled alike (%g, %g):\n%s", c0, c1, o);
+    p = strstr(o, "| to the optimizer ");
+    cr_assert(p && fabs(strtod(p + 19, NULL) - sqrt(2.0)) < 1e-3, "update norm not sqrt(2):\n%s", o);
+    free(o);
+    rc = sh(&o, MPIRUN "-np 2 %s %s/configs/rnn_clip.ini train.steps=2 dist.shard=true clip.grad=agc run.out_dir=q",
+            cli_bin, repo);
+    cr_assert_eq(rc, 2, "%s", o);
+    cr_assert(strstr(o, "shard = true does not work with [clip] grad = agc"), "%s", o);
+    free(o);
 }

@@ -5,6 +5,7 @@
 #include "train.h"
 
 #include <cblas.h>
+#include <omp.h>
 #include <errno.h>
 #include <math.h>
 #include <signal.h>
@@ -20,6 +21,7 @@
 #include "checkpoint.h"
 #include "common.h"
 #include "plot.h"
+#include "ops.h"
 #include "resume.h"
 #include "runfolder.h"
 
@@ -132,11 +134,11 @@ void trainer_dp_log(Trainer *tr) {
 static void log_columns(Trainer *tr) {
     MetricsLog *l = &tr->log;
     const char *base[] = {"step",      "loss",    "grad_norm", "grad_norm_clipped",
-                          "clip_coef", "clip_threshold", "clipped", "clip_frac",
+                          "grad_clip_coef", "clip_threshold", "clipped", "grad_clip_frac",
                           "lr",        "time_ms", "clip_cos", "update_norm", "eff_lr"};
     for (size_t i = 0; i < sizeof base / sizeof *base; i++) metrics_add_col(l, base[i]);
     for (int g = 1; g < tr->ngroups; g++) {
-        const char *suffix[] = {"grad_norm", "grad_norm_clipped", "clip_coef"};
+        const char *suffix[] = {"grad_norm", "grad_norm_clipped", "grad_clip_coef"};
         for (int s = 0; s < 3; s++) {
             char name[METRICS_NAME_MAX];
             snprintf(name, sizeof name, "%s_%s", tr->groups[g].ps->name, suffix[s]);
@@ -204,15 +206,29 @@ static void log_step(Trainer *tr, double loss) {
     metrics_row(&tr->pnorm_log, v);
 }
 
+/* After each step: the last finite value of each progress-line column. */
+static void note_progress(Trainer *tr) {
+    for (int i = 0; i < tr->nprogress; i++)
+        if (isfinite(tr->extra[tr->progress_col[i]])) tr->progress_last[i] = tr->extra[tr->progress_col[i]];
+}
+
 static void print_progress(Trainer *tr, double loss, double t_now, int final) {
     double elapsed = t_now - tr->t_start;
     long done = tr->step + 1;
     double rate = elapsed > 0 ? (double)done / elapsed : 0.0;
     double eta = rate > 0 ? (double)(tr->train.steps - done) / rate : 0.0;
     const UpdateGroup *g0 = &tr->groups[0];
-    printf("%-14s step %6ld/%-6ld | loss %10.4g | grad_norm %9.3g | clip_coef %6.3f | "
+    char cols[256] = "";
+    int k = 0;
+    if (!tr->def->progress_columns) k = snprintf(cols, sizeof cols, " | loss %10.4g", loss);
+    for (int i = 0; i < tr->nprogress && k < (int)sizeof cols - 48; i++) {
+        if (tr->progress_col[i] == tr->val_metric && isnan(tr->progress_last[i])) continue;
+        k += snprintf(cols + k, sizeof cols - (size_t)k, " | %s %9.4g", tr->extra_names[tr->progress_col[i]],
+                      tr->progress_last[i]);
+    }
+    printf("%-14s step %6ld/%-6ld%s | grad_norm %9.3g | grad_clip_coef %6.3f | "
            "%7.1f steps/s | %s %.0fs\n",
-           tr->run.name, done, tr->train.steps, loss, g0->last.pre_norm, g0->last.coef, rate,
+           tr->run.name, done, tr->train.steps, cols, g0->last.pre_norm, g0->last.coef, rate,
            final ? "took" : "ETA", final ? elapsed : eta);
     fflush(stdout);
 }
@@ -221,14 +237,22 @@ static void print_progress(Trainer *tr, double loss, double t_now, int final) {
  * norm of the update the optimizer got and the loss, printed by rank 0. */
 static void dist_report(const Trainer *tr, double loss) {
     const UpdateGroup *g0 = &tr->groups[0];
-    int n = dist_size();
-    double *norms = xcalloc((size_t)n, sizeof *norms);
-    dist_allgather_doubles(norms, &g0->rank_norm, 1);
+    int n = dist_size(), shard = g0->dist.shard;
+    double *norms = xcalloc(2 * (size_t)n, sizeof *norms), mine[2] = {g0->rank_norm, g0->rank_coef};
+    dist_allgather_doubles(norms, mine, 2);
     if (dist_rank() == 0) {
-        printf("%s step %ld [clip %s]: rank norms", tr->run.name, tr->step + 1,
-               g0->dist.clip == DIST_CLIP_LOCAL ? "local, before the all-reduce" : "global, after the all-reduce");
-        for (int r = 0; r < n; r++) printf(" %.4g", norms[r]);
-        printf(" | reduced %.4g | update %.4g | loss %.4f\n", g0->last.pre_norm, g0->update_norm, loss);
+        const char *how = shard ? (g0->dist.norm == DIST_NORM_LOCAL ? "shard, each by its own norm"
+                                                                    : "shard, norm reduced across shards")
+                          : g0->dist.clip == DIST_CLIP_LOCAL ? "local, before the all-reduce"
+                                                             : "global, after the all-reduce";
+        printf("%s step %ld [clip %s]: %s norms", tr->run.name, tr->step + 1, how, shard ? "shard" : "rank");
+        for (int r = 0; r < n; r++) printf(" %.4g", norms[2 * r]);
+        if (shard) {
+            printf(" | coefs");
+            for (int r = 0; r < n; r++) printf(" %.4g", norms[2 * r + 1]);
+        }
+        printf(" | %s %.4g | to the optimizer %.4g | loss %.4f\n", shard ? "global" : "reduced",
+               g0->last.pre_norm, g0->last.post_norm, loss);
         fflush(stdout);
     }
     free(norms);
@@ -286,7 +310,7 @@ static int checkpoint_if_due(Trainer *tr) {
     return 0;
 }
 
-/* Before step tr->step: resume.bin when [run] checkpoint_every says so, and
+/* Before step tr->step: resume.bin when [run] resume_every says so, and
  * right after a rollback (the logs were cut back: the file must agree). */
 static int resume_if_due(Trainer *tr) {
     long every = tr->run.checkpoint_every;
@@ -377,6 +401,8 @@ void trainer_train(Trainer *tr) {
             break;
         }
         tr->saw_nonfinite = 0;
+        /* every model column is NaN unless this step sets it (model.h) */
+        for (int i = 0; i < tr->nextra; i++) tr->extra[i] = NAN;
         double loss = tr->def->loss ? supervised_step(tr) : tr->def->step(tr->model, tr);
         if (rollback_if_spike(tr, loss)) {
             if (tr->failed) break;
@@ -386,8 +412,9 @@ void trainer_train(Trainer *tr) {
         if (tr->val_metric >= 0) {
             int due = tr->train.eval_every > 0 && !tr->diverged &&
                       ((tr->step + 1) % tr->train.eval_every == 0 || last);
-            tr->extra[tr->val_metric] = due ? evaluate(tr) : NAN;
+            if (due) tr->extra[tr->val_metric] = evaluate(tr);
         }
+        note_progress(tr);
         if (tr->step % tr->train.log_every == 0 || last) {
             log_step(tr, loss);
             if (tr->set && tr->set->observer) tr->set->observer(tr, tr->set->observer_arg);
@@ -422,6 +449,8 @@ static int open_outputs(Trainer *tr, const Config *cfg) {
     }
     cfg_write(cfg, f);
     fprintf(f, "\n; made with BLAS: %s\n", blas_describe());
+    if (tr->def->baseline_loss) /* read back by sweep maps, which mark it on their colour scale */
+        fprintf(f, "; trivial-predictor loss: %.9g\n", tr->def->baseline_loss(tr->model));
     if (fclose(f) != 0 || rename(tmp, path) != 0) {
         fprintf(stderr, "cliplab: error: cannot write %s: %s\n", path, strerror(errno));
         return -1;
@@ -438,7 +467,22 @@ void run_result_free(RunResult *r) {
     memset(r, 0, sizeof *r);
 }
 
+const char *model_def_problem(const ModelDef *d) {
+    if (!d->name || !d->name[0]) return "no name";
+    if (!d->summary) return "no summary (one line for --help)";
+    if (!d->section || !d->cfg_size) return "no section or cfg_size (its config table)";
+    if (strcmp(d->section->name, d->name) != 0) return "its section is not named like the model";
+    if (!d->create || !d->destroy) return "no create or destroy";
+    if (!d->loss == !d->step) return "not exactly one of loss (supervised) and step (custom)";
+    if (!d->save_state != !d->load_state) return "save_state without load_state, or the reverse";
+    return NULL;
+}
+
 Trainer *trainer_create(const ModelDef *def, const void *model_cfg, const TrainerSettings *s) {
+    /* what the loop itself needs; model_def_problem() holds registered models to all of model.h */
+    ASSERT(def->create && !def->loss != !def->step && !def->save_state == !def->load_state,
+           "model %s: needs create, exactly one of loss and step, and save_state with load_state "
+           "(model.h)", def->name);
     Trainer *tr = xcalloc(1, sizeof *tr);
     tr->def = def;
     tr->set = s;
@@ -450,6 +494,11 @@ Trainer *trainer_create(const ModelDef *def, const void *model_cfg, const Traine
      * them (the numbers do not depend on the thread count). */
     const char *cap_env = getenv("CLIPLAB_THREAD_CAP");
     int cap = cap_env ? atoi(cap_env) : 0;
+    if (tr->train.threads == 0) { /* all cores (those this process may run on) */
+        int cores = omp_get_num_procs();
+        tr->train.threads = cores < 1 ? 1 : cores > 256 ? 256 : cores;
+        if (cap >= 1 && tr->train.threads > cap) tr->train.threads = cap;
+    }
     if (cap >= 1 && tr->train.threads > cap) {
         printf("[train] threads = %d capped at %d (the sweep's workers share the cores)\n",
                tr->train.threads, cap);
@@ -457,10 +506,12 @@ Trainer *trainer_create(const ModelDef *def, const void *model_cfg, const Traine
     }
     recovery_init(&tr->rec, &s->recovery, s->train.steps);
     blas_pin(); /* before the first BLAS call: one kernel on every machine */
-    openblas_set_num_threads(tr->train.threads);
+    /* the kernels split over OpenMP threads; OpenBLAS runs on one inside each */
+    ops_set_threads(tr->train.threads);
     ctx_init(&tr->ctx, (size_t)s->train.arena_mb << 20, (size_t)s->train.max_nodes);
     tr->ctx.precision = s->train.precision;
     scaler_init(&tr->scaler, &s->scaler, s->train.loss_scale);
+    tr->hist.step = -1;
     rng_seed(&tr->rng, (uint64_t)s->run.seed, 54);
     tr->model = def->create(tr, model_cfg);
     ASSERT(tr->ngroups > 0, "model %s registered no parameter group", def->name);
@@ -469,6 +520,17 @@ Trainer *trainer_create(const ModelDef *def, const void *model_cfg, const Traine
                def->name, def->groups[i]);
     if (s->dp.enabled) dp_setup(tr);
     tr->val_metric = def->evaluate ? trainer_add_metric(tr, "val_loss") : -1;
+    for (int i = 0; def->progress_columns && def->progress_columns[i]; i++) {
+        int c = -1;
+        for (int j = 0; j < tr->nextra && c < 0; j++)
+            if (!strcmp(tr->extra_names[j], def->progress_columns[i])) c = j;
+        ASSERT(c >= 0 && tr->nprogress < TRAINER_MAX_PROGRESS - 1,
+               "model %s: progress column %s is not one of its metrics (or too many)", def->name,
+               def->progress_columns[i]);
+        tr->progress_col[tr->nprogress++] = c;
+    }
+    if (tr->val_metric >= 0) tr->progress_col[tr->nprogress++] = tr->val_metric;
+    for (int i = 0; i < tr->nprogress; i++) tr->progress_last[i] = NAN;
     log_columns(tr);
     int w = tr->log.ncols > tr->pnorm_log.ncols ? tr->log.ncols : tr->pnorm_log.ncols;
     tr->rowbuf = xcalloc((size_t)w, sizeof *tr->rowbuf);
@@ -505,6 +567,56 @@ static int load_complete(Trainer *tr) {
     return 0;
 }
 
+/* --resume of a complete run: the settings in its config.ini that change the
+ * numbers (the fingerprint's keys) must be the ones asked for now, or the
+ * user would get the old run back in silence (a larger train.steps cannot
+ * extend it: resume.bin is removed when a run ends). 0 when they agree. */
+static int complete_differs(Trainer *tr, const char *dir) {
+    if (!tr->fingerprint) return 0;
+    char path[4200], line[1024], sec[128] = "", diffs[1024] = "";
+    snprintf(path, sizeof path, "%s/config.ini", dir);
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    int n = 0;
+    while (fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\r\n")] = '\0';
+        char *p = line;
+        if (*p == '[') {
+            snprintf(sec, sizeof sec, "%.*s", (int)strcspn(p + 1, "]"), p + 1);
+            continue;
+        }
+        static const char unread[] = "; not read by this run (";
+        if (!strncmp(p, unread, sizeof unread - 1)) { /* "...): key = value" */
+            p = strstr(p, "): ");
+            if (!p) continue;
+            p += 3;
+        } else if (*p == ';' || !*p) {
+            continue;
+        }
+        char *eq = strstr(p, " = ");
+        if (!eq) continue;
+        char want[sizeof sec + sizeof line + 2];
+        snprintf(want, sizeof want, "%s.%.*s=", sec, (int)(eq - p), p);
+        const char *now = strstr(tr->fingerprint, want);
+        while (now && now != tr->fingerprint && now[-1] != '\n') now = strstr(now + 1, want);
+        if (!now) continue;
+        now += strlen(want);
+        size_t nlen = strcspn(now, "\n");
+        if (nlen == strlen(eq + 3) && !strncmp(now, eq + 3, nlen)) continue;
+        size_t used = strlen(diffs);
+        if (n++ < 6 && used < sizeof diffs - 200)
+            snprintf(diffs + used, sizeof diffs - used, "%s%.*s = %.60s in the finished run, %.*s now",
+                     used ? "; " : "", (int)strlen(want) - 1, want, eq + 3, (int)(nlen > 60 ? 60 : nlen), now);
+    }
+    fclose(f);
+    if (!n) return 0;
+    fprintf(stderr, "cliplab: error: --resume: %s holds a finished run with other settings (%s). A "
+            "finished run cannot be continued or changed (its resume.bin is removed when it ends): "
+            "leave out --resume to train these settings from step 0 (this replaces the run), or "
+            "give another [run] out_dir\n", dir, diffs);
+    return -1;
+}
+
 /* Set up the folder: a fresh run, or the interrupted one continued.
  * Returns 0, 1 (nothing to do: the run is complete), or an exit status. */
 static int open_run(Trainer *tr, const Config *cfg, RunFolder *rf) {
@@ -513,6 +625,7 @@ static int open_run(Trainer *tr, const Config *cfg, RunFolder *rf) {
     if (run->resume && runfolder_resolve(run->out_dir, dir, sizeof dir) == 0) {
         RunFolderState st = runfolder_state(dir);
         if (st == RUNFOLDER_COMPLETE) {
+            if (complete_differs(tr, dir) != 0) return 2;
             if (!tr->train.quiet) printf("%s: %s holds the complete run: nothing to resume\n", run->name, dir);
             return load_complete(tr) == 0 ? 1 : 2;
         }
@@ -532,9 +645,17 @@ static int open_run(Trainer *tr, const Config *cfg, RunFolder *rf) {
                 printf("%s: resuming %s at step %ld of %ld\n", run->name, dir, tr->step, tr->train.steps);
             return 0;
         }
-        if (!tr->train.quiet)
+        if (st == RUNFOLDER_IN_PROGRESS)
+            fprintf(stderr, "cliplab: warning: --resume: %s holds an interrupted run without resume.bin "
+                    "(it had [run] resume_every = 0, or stopped before its first checkpoint): "
+                    "starting the run from step 0\n", dir);
+        else if (!tr->train.quiet)
             printf("%s: no checkpoint to resume in %s: starting the run from step 0\n", run->name, dir);
     }
+    if (run->resume && run->checkpoint_every <= 0)
+        fprintf(stderr, "cliplab: warning: --resume with [run] resume_every = 0: this run writes no "
+                "resume.bin, so if it is interrupted it cannot be resumed (set run.resume_every, "
+                "e.g. 100)\n");
     char note[CFG_STR_MAX * 2 + 256];
     snprintf(note, sizeof note,
              "cliplab run in progress (pid %ld): %s\n"
@@ -543,7 +664,7 @@ static int open_run(Trainer *tr, const Config *cfg, RunFolder *rf) {
              (long)getpid(), run->name,
              run->checkpoint_every > 0
                  ? "Interrupted? ./train CONFIG --resume continues it from resume.bin."
-                 : "Not resumable: [run] checkpoint_every = 0 (no resume.bin).");
+                 : "Not resumable: [run] resume_every = 0 (no resume.bin).");
     if (runfolder_begin(rf, run->out_dir, note, err, sizeof err) != 0) {
         fprintf(stderr, "cliplab: error: %s\n", err);
         return -1;
@@ -554,6 +675,65 @@ static int open_run(Trainer *tr, const Config *cfg, RunFolder *rf) {
     }
     tr->t_start = now_seconds();
     return 0;
+}
+
+/* What a comparison needs of a finished run; takes its log and rollbacks from tr. */
+static void fill_result(Trainer *tr, double baseline, RunResult *res) {
+    const ModelDef *def = tr->def;
+    const RunConfig *run = &tr->run;
+    snprintf(res->name, sizeof res->name, "%s", run->name);
+    snprintf(res->out_dir, sizeof res->out_dir, "%s", run->out_dir);
+    res->def = tr->def;
+    clipper_describe_run(&tr->groups[0].clip, res->clip_desc, sizeof res->clip_desc);
+    res->recovery = tr->rec.cfg.enabled;
+    char own[96] = "";
+    if (def->describe) {
+        def->describe(tr->model, own + 2, sizeof own - 4);
+        own[0] = ';', own[1] = ' ';
+        snprintf(res->own, sizeof res->own, "%s", own + 2);
+    }
+    if (def->title)
+        def->title(tr->model, res->title, sizeof res->title);
+    else
+        snprintf(res->title, sizeof res->title, "%s", def->name);
+    res->seed = run->seed;
+    const DistConfig *dc = &tr->set->dist;
+    char ranks[96] = "";
+    if (dist_size() > 1)
+        snprintf(ranks, sizeof ranks, "; %d ranks, %s", dist_size(),
+                 dc->shard ? (dc->norm == DIST_NORM_LOCAL ? "each shard clipped by its own norm"
+                                                          : "sharded, norm across shards")
+                 : dc->clip == DIST_CLIP_LOCAL ? "each clips before the all-reduce"
+                                               : "clip after the all-reduce");
+    snprintf(res->label, sizeof res->label, "%s (clip: %s%s%s%s)", run->name, res->clip_desc,
+             own, res->recovery ? "; spike recovery on" : "", ranks);
+    res->events = tr->rec.events;
+    res->nevents = tr->rec.nevents;
+    tr->rec.events = NULL;
+    res->log = tr->log;
+    memset(&tr->log, 0, sizeof tr->log);
+    res->baseline = baseline;
+    res->plot_columns = def->plot_columns;
+    res->compare_columns = def->compare_columns;
+    res->plot_column_refs = def->plot_column_refs;
+    res->plot_column_ref_labels = def->plot_column_ref_labels;
+}
+
+/* [dist] shard = true: what the sharded pipeline does not do yet, named. */
+static void shard_refusal(const Trainer *tr, char *err, size_t len) {
+    const char *why = NULL;
+    for (int i = 0; i < tr->ngroups && !why; i++) {
+        const ClipConfig *c = &tr->groups[i].clip.cfg;
+        if (c->grad != CLIP_NONE && c->grad != CLIP_GLOBAL_NORM && c->grad != CLIP_VALUE && c->grad != CLIP_NORM)
+            why = "[clip] grad = agc, zclip, adagc and auto (accepted with shard: none, global_norm, value, norm)";
+        else if (c->log_param_norms)
+            why = "[clip] log_param_norms = true";
+    }
+    if (!why && tr->set->dist.clip == DIST_CLIP_LOCAL) why = "[dist] clip = local (use norm = local for the shard pitfall)";
+    if (!why && (tr->run.checkpoint_every > 0 || tr->rec.cfg.enabled))
+        why = "checkpoints ([run] checkpoint_every, [recovery] enabled): each rank holds only its part of "
+              "the optimizer state";
+    if (why) snprintf(err, len, "%s: [dist] shard = true does not work with %s yet", tr->run.name, why);
 }
 
 /* Under mpirun, before anything is written: every rank has the same settings
@@ -571,8 +751,7 @@ static int dist_check(const Trainer *tr, const char *fingerprint) {
                  "and generator turns), which are not split over ranks yet: run it without mpirun, or "
                  "spread runs over the ranks with ./train --sweep", tr->run.name, tr->def->name);
     else if (rc == 0 && tr->set->dist.shard)
-        snprintf(err, sizeof err, "%s: [dist] shard = true (ZeRO-2 / FSDP) is not built yet "
-                 "(accepted: false)", tr->run.name);
+        shard_refusal(tr, err, sizeof err);
     if (!err[0]) return 0;
     if (dist_rank() == 0) fprintf(stderr, "cliplab: error: %s\n", err);
     return 2;
@@ -613,14 +792,20 @@ int trainer_run(const ModelDef *def, const void *model_cfg, const TrainerSetting
     tr->fingerprint = fingerprint;
     RunFolder rf = {.lock_fd = -1};
     char berr[2048] = "";
+    if (dist_size() == 1 && (s->dist.clip != DIST_CLIP_GLOBAL || s->dist.shard || s->dist.norm != DIST_NORM_GLOBAL ||
+                             s->dist.report_every > 0))
+        fprintf(stderr, "cliplab: warning: %s: [dist] settings act only under mpirun (one process: ignored; "
+                "mpirun -np N ./train CONFIG, docs/ddp.md)\n", run->name);
     int rc = dist_size() > 1 ? dist_check(tr, fingerprint) : 0;
     if (rc == 0) rc = budget_check(tr, berr, sizeof berr) == 0 ? (dist_rank() == 0 ? open_run(tr, cfg, &rf) : 0) : 2;
     if (rc == 2 && berr[0]) fprintf(stderr, "cliplab: error: %s: %s\n", run->name, berr);
     if (dist_size() > 1) rc = dist_follow(tr, rc);
     int trained = rc == 0;
     if (rc == 1) rc = 0; /* complete already */
+    double coll = dist_seconds(), train_secs = now_seconds(); /* the loop's, for the share below */
     if (trained) {
         if (tr->step < tr->train.steps) trainer_train(tr);
+        coll = dist_seconds() - coll, train_secs = now_seconds() - train_secs;
         rc = tr->failed ? -1 : 0;
         if (metrics_close(&tr->log) != 0) rc = -1;
         if (metrics_close(&tr->pnorm_log) != 0) rc = -1;
@@ -632,6 +817,11 @@ int trainer_run(const ModelDef *def, const void *model_cfg, const TrainerSetting
     snprintf(seed, sizeof seed, "%ld", run->seed);
     plot_provenance("Seed", seed); /* on this run's figures */
     if (trained && rc == 0 && run->plots && writer) rc = run_plots_write(tr, baseline);
+    if (trained && rc == 0 && tr->hist.step >= 0 && writer) {
+        char err[512];
+        rc = grad_hist_write(&tr->hist, run->out_dir, run->name, err, sizeof err);
+        if (rc) fprintf(stderr, "cliplab: error: %s\n", err);
+    }
     if (trained && rc == 0 && def->finish && !tr->diverged && writer) def->finish(tr->model, tr);
     if (trained && rc == 0 && writer) { /* complete; then its resume.bin is not needed */
         char path[CFG_STR_MAX + 32], err[1024];
@@ -643,6 +833,11 @@ int trainer_run(const ModelDef *def, const void *model_cfg, const TrainerSetting
         if (rc == 0) remove(path);
     }
     runfolder_release(&rf);
+    if (trained && rc == 0 && dist_size() > 1 && !tr->train.quiet) {
+        printf("%s: %d ranks; time inside the all-reduce and the other collectives (waits for the "
+               "slower rank included): %.3f s of the loop's %.3f s (%.1f%%)\n", run->name, dist_size(),
+               coll, train_secs, train_secs > 0 ? 100.0 * coll / train_secs : 0.0);
+    }
     if (trained && rc == 0 && !tr->train.quiet) {
         printf("%s: wrote %s/ (config.ini, metrics.csv%s)%s\n", run->name, run->out_dir,
                run->plots ? (def->plot_columns ? ", loss.png, grad_norm.png, curves.png"
@@ -651,34 +846,31 @@ int trainer_run(const ModelDef *def, const void *model_cfg, const TrainerSetting
                tr->diverged ? "; the run went non-finite and was stopped" : "");
     }
     if (rc == 0 && tr->diverged == 2) rc = 3;
-    if (res) {
-        snprintf(res->name, sizeof res->name, "%s", run->name);
-        snprintf(res->out_dir, sizeof res->out_dir, "%s", run->out_dir);
-        res->def = tr->def;
-        clipper_describe_run(&tr->groups[0].clip, res->clip_desc, sizeof res->clip_desc);
-        res->recovery = tr->rec.cfg.enabled;
-        char own[96] = "";
-        if (def->describe) {
-            def->describe(tr->model, own + 2, sizeof own - 4);
-            own[0] = ';', own[1] = ' ';
-            snprintf(res->own, sizeof res->own, "%s", own + 2);
-        }
-        if (def->title)
-            def->title(tr->model, res->title, sizeof res->title);
-        else
-            snprintf(res->title, sizeof res->title, "%s", def->name);
-        res->seed = run->seed;
-        snprintf(res->label, sizeof res->label, "%s (clip: %s%s%s)", run->name, res->clip_desc,
-                 own, res->recovery ? "; spike recovery on" : "");
-        res->events = tr->rec.events;
-        res->nevents = tr->rec.nevents;
-        tr->rec.events = NULL;
-        res->log = tr->log;
-        memset(&tr->log, 0, sizeof tr->log);
-        res->baseline = baseline;
-        res->plot_columns = def->plot_columns;
-    }
+    if (res) fill_result(tr, baseline, res);
     trainer_destroy(tr);
     free(fingerprint);
     return rc;
+}
+
+int trainer_replot(const ModelDef *def, const void *model_cfg, const TrainerSettings *s,
+                   RunResult *res) {
+    Trainer *tr = trainer_create(def, model_cfg, s);
+    const char *dir = s->run.out_dir;
+    char err[1024] = "";
+    int rc = metrics_read_csv(&tr->log, dir, "metrics.csv", err, sizeof err);
+    if (rc == 0 && tr->rec.cfg.enabled) rc = recovery_read_log(&tr->rec, dir, err, sizeof err);
+    char path[CFG_STR_MAX + 32];
+    snprintf(path, sizeof path, "%s/grad_norms.csv", dir);
+    if (rc == 0 && access(path, R_OK) == 0)
+        rc = metrics_read_csv(&tr->pnorm_log, dir, "grad_norms.csv", err, sizeof err);
+    if (rc != 0) fprintf(stderr, "cliplab: error: --plot %s: %s\n", dir, err);
+    double baseline = def->baseline_loss ? def->baseline_loss(tr->model) : NAN;
+    char seed[32];
+    snprintf(seed, sizeof seed, "%ld", s->run.seed);
+    plot_provenance("Seed", seed);
+    if (rc == 0 && tr->log.nrows) rc = run_plots_write(tr, baseline);
+    if (rc == 0 && !tr->train.quiet) printf("%s: figures redrawn in %s/\n", s->run.name, dir);
+    if (rc == 0 && res) fill_result(tr, baseline, res);
+    trainer_destroy(tr);
+    return rc == 0 ? 0 : 1;
 }

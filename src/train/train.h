@@ -17,7 +17,7 @@
  *    through the same call with every group updated.
  *  - The stop-gradient inside one forward is ad_detach() (ops.h).
  *
- * The update pipeline (DESIGN.md), per group, in this order:
+ * The update pipeline (docs/design.md), per group, in this order:
  *   1. backward (trainer_step; gradients accumulate over the micro-batches,
  *      each scaled by 1/grad_accum, so the update sees their mean)
  *   2. unscale: multiply gradients by 1/scale ([train] loss_scale, or the
@@ -56,6 +56,7 @@
 #include "config.h"
 #include "dp.h"
 #include "dist.h"
+#include "grad_hist.h"
 #include "metrics.h"
 #include "model.h"
 #include "optim.h"
@@ -91,6 +92,7 @@ typedef struct TrainConfig {
     int arena_mb;
     int max_nodes;
     int quiet;
+    long grad_hist_step;          /* record this step's activation gradients (-1: none) */
 } TrainConfig;
 
 typedef struct ModelSel {
@@ -98,6 +100,7 @@ typedef struct ModelSel {
 } ModelSel;
 
 #define TRAINER_MAX_GROUPS 4
+#define TRAINER_MAX_PROGRESS 4
 #define TRAINER_MAX_METRICS 64
 
 /* One update group's settings: [optim.G] and [clip.G] resolved over [optim] and [clip]. */
@@ -126,6 +129,8 @@ typedef struct TrainerSettings {
 } TrainerSettings;
 
 extern const CfgSection run_config_section;    /* [run] */
+/* Renamed keys of [run] (cfg_renamed): checkpoint_every -> resume_every. */
+extern const char *const run_renamed_keys[];
 extern const CfgSection train_config_section;  /* [train] */
 
 /* Register [optim.G] and [clip.G] in cfg for each name not yet in store
@@ -148,6 +153,8 @@ typedef struct UpdateGroup {
     ClipStats last;               /* stats of the latest update */
     DistConfig dist;              /* the run's [dist] */
     double rank_norm;             /* this rank's pre-clip L2 norm before the all-reduce */
+    double unclipped_norm;        /* [dist] clip = local: norm of the reduced unclipped gradient */
+    double rank_coef;             /* [dist] shard: the clip coefficient this rank applied to its part */
     float *acc;                   /* accumulation buffer (micro-batches summed in order) */
     double lr;
     /* what the clip did to the step, measured by the pipeline (NaN when refused):
@@ -177,8 +184,14 @@ struct Trainer {
     char extra_names[TRAINER_MAX_METRICS][32];
     double extra[TRAINER_MAX_METRICS];
     int val_metric;               /* extra column "val_loss" (models with evaluate), or -1 */
+    /* the progress line's model columns (ModelDef.progress_columns, then
+     * val_loss) and the last finite value of each, NaN before the first */
+    int progress_col[TRAINER_MAX_PROGRESS];
+    double progress_last[TRAINER_MAX_PROGRESS];
+    int nprogress;
     Recovery rec;                 /* loss-spike rollback state */
     GradScaler scaler;            /* the loss scale, static or dynamic: one for every group */
+    GradHist hist;                /* [train] grad_hist_step's gradients (hist.step -1: none) */
     int saw_nonfinite;            /* the current step met a non-finite loss or gradient */
     int diverged;                 /* a non-finite loss or gradient was seen and the run stopped */
     double t_start;
@@ -239,7 +252,10 @@ typedef struct RunResult {
     int recovery;                 /* [recovery] enabled */
     RecoveryEvent *events;        /* its rollbacks (owned) */
     int nevents;
+    const char *const *compare_columns; /* the model's (ModelDef.compare_columns), or NULL */
     const char *const *plot_columns; /* the model's (ModelDef.plot_columns), or NULL */
+    const double *plot_column_refs;  /* and its reference lines (ModelDef), or NULL */
+    const char *const *plot_column_ref_labels;
 } RunResult;
 
 /* Build the model and its groups without writing anything (tests drive
@@ -256,12 +272,26 @@ int trainer_run(const ModelDef *def, const void *model_cfg, const TrainerSetting
 /* Drop logged rows of steps >= step (a rollback replays them) and rewrite the CSV. */
 void trainer_truncate_log(Trainer *tr, long step);
 void run_result_free(RunResult *r);
+/* ./train --plot: a finished run's figures redrawn from its folder (s->run.out_dir:
+ * metrics.csv, grad_norms.csv and rollbacks.csv when there), nothing trained; res (when
+ * not NULL) as trainer_run fills it, for a comparison. 0, or 1 with a message. */
+int trainer_replot(const ModelDef *def, const void *model_cfg, const TrainerSettings *s,
+                   RunResult *res);
+
+/* shard.c: step 5 on this rank's shard [lo, hi) of the reduce-scattered
+ * gradient ([dist] shard = true): the configured clip with its norm reduced
+ * across the shards ([dist] norm = local: the shard's own). Fills st. */
+void shard_clip(UpdateGroup *g, size_t lo, size_t hi, ClipStats *st);
+
+/* dist_plot.c: data-parallel runs compared (loss, the update's norm against the
+ * threshold and its histogram on the steps where the clip should bite). */
+int dist_compare_plot(const RunResult *runs, int n, const char *path);
 
 /* run_plots.c: a run's loss.png, grad_norm.png and grad_norm_heatmap.png (and
  * curves.png of the model's plot_columns); */
 int run_plots_write(const Trainer *tr, double baseline);
 /* several runs' loss and grad-norm curves (two panels) overlaid in one PNG,
- * or their model's plot_columns (one panel each) when it names some. */
+ * or their model's compare_columns (one panel each) when it names some. */
 int trainer_compare_plot(const RunResult *runs, int n, const char *path);
 /* Clipping as an adaptive step size: effective lr and ||delta theta|| against the
  * pre-clip norm, and the clip's cosine over steps, for n runs' logs (a run's
