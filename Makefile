@@ -312,6 +312,8 @@ GALLERY := \
   mobilenet:runs/mobilenet_quant.png:mobilenet_quant.png \
   mobilenet:runs/mobilenet_nobn.png:mobilenet_nobn.png \
   mobilenet:runs/mobilenet_nobn_act_max.png:mobilenet_nobn_act_max.png \
+  dp:runs/dp.png:dp.png \
+  dp:runs/dp_norms.png:dp_norms.png \
   amp:runs/amp.png:amp.png \
   amp:runs/amp_fp32/grad_hist.png:amp_grad_hist.png \
   amp:runs/amp_fp16_dynamic/grad_norm.png:amp_loss_scale.png
