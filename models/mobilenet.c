@@ -13,9 +13,9 @@
  * [0, alpha_layer], or for ReLU [0, max of the layer over calib_size training
  * images]) and writes what it measured.
  *
- * Data: batches walk a random permutation of the training set drawn from the
- * trainer's Rng at each epoch (the last partial batch of an epoch is dropped);
- * the permutation and position are checkpoint state. */
+ * Data (imageset.h): batches walk a random permutation of the training set
+ * drawn from the trainer's Rng at each epoch (the last partial batch of an
+ * epoch is dropped); the permutation and position are checkpoint state. */
 #include "mobilenet.h"
 
 #include <errno.h>
@@ -60,22 +60,7 @@ static const CfgKey mb_keys[] = {
            "comma-separated, as torchvision's inverted_residual_setting"),
     MB_KEY("last_channels", CFG_INT, last_channels, "128", 1, 8192, NULL,
            "channels of the final 1x1 conv before pooling"),
-    MB_KEY("data_dir", CFG_STRING, data_dir, "/usr/share/datasets/fashion-mnist", 0, 0, NULL,
-           "folder of the four IDX files (Debian dataset-fashion-mnist; MNIST works too)"),
-    MB_KEY("train_images", CFG_STRING, train_images, "train-images-idx3-ubyte.gz", 0, 0, NULL,
-           "training images in data_dir (IDX, gzip or plain)"),
-    MB_KEY("train_labels", CFG_STRING, train_labels, "train-labels-idx1-ubyte.gz", 0, 0, NULL,
-           "training labels in data_dir"),
-    MB_KEY("test_images", CFG_STRING, test_images, "t10k-images-idx3-ubyte.gz", 0, 0, NULL,
-           "test images in data_dir (val_loss, val_acc and the quantised evaluations)"),
-    MB_KEY("test_labels", CFG_STRING, test_labels, "t10k-labels-idx1-ubyte.gz", 0, 0, NULL,
-           "test labels in data_dir"),
-    MB_KEY("train_limit", CFG_INT, train_limit, "0", 0, 100000000, NULL,
-           "train on the first N training examples only (0 = all)"),
-    MB_KEY("test_limit", CFG_INT, test_limit, "0", 0, 100000000, NULL,
-           "evaluate on the first N test examples only (0 = all)"),
-    MB_KEY("eval_batch", CFG_INT, eval_batch, "100", 1, 100000, NULL,
-           "images per evaluation forward (each needs about 1-3 MB of [train] arena_mb)"),
+    IMAGESET_CFG_KEYS(MobilenetConfig, data),
     MB_KEY("quant_bits", CFG_STRING, quant_bits, "8,6,5,4,3", 0, 0, NULL,
            "after training: test accuracy with every activation fake-quantised to each of "
            "these bit widths (1-16, comma-separated; empty = none) -> quant.csv, quant.png"),
@@ -302,87 +287,18 @@ Tensor *mobilenet_logits(Mobilenet *m, Ctx *c, const float *x, int B) {
     return ad_linear(c, ad_global_avgpool(c, h), m->fc_w, m->fc_b);
 }
 
-/* -------------------------------------------------------------------- data */
-
-void mobilenet_fill_batch(const Mobilenet *m, const IdxDataset *d, const int *idx, int B,
-                          float *x, int *y) {
-    /* x[B,1,H,W], y[B] */
-    size_t S = (size_t)d->rows * d->cols;
-    float a = 1.0f / (255.0f * m->std), b = -m->mean / m->std;
-    for (int i = 0; i < B; i++) {
-        const unsigned char *p = d->images + (size_t)idx[i] * S;
-        for (size_t j = 0; j < S; j++) x[(size_t)i * S + j] = (float)p[j] * a + b;
-        y[i] = d->labels[idx[i]];
-    }
-}
-
-/* Mean and standard deviation of the training pixels / 255 (population). */
-static void pixel_stats(const IdxDataset *d, float *mean, float *std) {
-    size_t n = (size_t)d->n * d->rows * d->cols;
-    double s = 0.0, s2 = 0.0;
-    for (size_t i = 0; i < n; i++) {
-        double v = d->images[i] / 255.0;
-        s += v, s2 += v * v;
-    }
-    double mu = s / (double)n, var = s2 / (double)n - mu * mu;
-    *mean = (float)mu;
-    *std = var > 1e-12 ? (float)sqrt(var) : 1.0f;
-}
-
-static void shuffle(Mobilenet *m) {
-    int n = m->train.n;
-    for (int i = 0; i < n; i++) m->perm[i] = i;
-    for (int i = n - 1; i > 0; i--) {
-        int j = (int)rng_below(m->rng, (uint32_t)i + 1);
-        int t = m->perm[i];
-        m->perm[i] = m->perm[j], m->perm[j] = t;
-    }
-    m->pos = 0;
-}
-
-static void load_split(const MobilenetConfig *cfg, const char *img, const char *lab, int limit,
-                       IdxDataset *d) {
-    char ip[2 * CFG_STR_MAX + 2], lp[2 * CFG_STR_MAX + 2], err[1024];
-    snprintf(ip, sizeof ip, "%s/%s", cfg->data_dir, img);
-    snprintf(lp, sizeof lp, "%s/%s", cfg->data_dir, lab);
-    if (idx_load_pair(ip, lp, 10, d, err, sizeof err) != 0)
-        die("%s; set [mobilenet] data_dir and the file names, or install Fashion-MNIST from the "
-            "Debian package dataset-fashion-mnist (make deps)", err);
-    if (limit > 0 && limit < d->n) d->n = limit;
-}
-
 /* ------------------------------------------------------------- evaluation */
+
+static Tensor *logits_fn(void *mp, Ctx *c, const float *x, int B) {
+    return mobilenet_logits(mp, c, x, B);
+}
 
 void mobilenet_evaluate_on(Mobilenet *m, Ctx *c, const IdxDataset *d, int n, double *loss,
                            double *acc) {
-    int EB = m->cfg.eval_batch, correct = 0, K = m->classes;
-    int *idx = xmalloc((size_t)EB * sizeof *idx), *y = xmalloc((size_t)EB * sizeof *y);
-    float *x = xmalloc((size_t)EB * d->rows * d->cols * sizeof *x);
-    double sum = 0.0;
-    int prev = ctx_set_grad(c, 0), prev_train = c->train, prev_rec = m->record;
-    c->train = 0;
+    int prev_rec = m->record;
     m->record = 0;
-    for (int s = 0; s < n; s += EB) {
-        int B = n - s < EB ? n - s : EB;
-        for (int i = 0; i < B; i++) idx[i] = s + i;
-        mobilenet_fill_batch(m, d, idx, B, x, y);
-        ctx_reset(c);
-        Tensor *lg = mobilenet_logits(m, c, x, B);
-        sum += (double)ad_cross_entropy(c, lg, y)->data[0] * B;
-        for (int i = 0; i < B; i++) {
-            const float *row = lg->data + (size_t)i * K;
-            int best = 0;
-            for (int j = 1; j < K; j++) best = row[j] > row[best] ? j : best;
-            correct += best == y[i];
-        }
-    }
-    ctx_reset(c);
-    ctx_set_grad(c, prev);
-    c->train = prev_train;
+    imageset_evaluate(&m->data, d, n, c, logits_fn, m, loss, acc);
     m->record = prev_rec;
-    *loss = sum / n;
-    *acc = (double)correct / n;
-    free(idx), free(y), free(x);
 }
 
 /* --------------------------------------------------------- ModelDef hooks */
@@ -407,7 +323,7 @@ static int parse_bits(const char *s, int *bits, int max) {
 
 static void *mb_create(Trainer *tr, const void *cfgp) {
     const MobilenetConfig *cfg = cfgp;
-    char err[512];
+    char err[1024];
     int tcns[MB_MAX_BLOCKS][4];
     if (mobilenet_parse_blocks(cfg->blocks, tcns, MB_MAX_BLOCKS, err, sizeof err) < 0)
         die("%s", err);
@@ -416,24 +332,16 @@ static void *mb_create(Trainer *tr, const void *cfgp) {
         die("[mobilenet] quant_bits = '%s' (accepted: up to %d comma-separated bit widths from 1 "
             "to 16, e.g. 8,6,5,4,3; empty = no quantised evaluation)", cfg->quant_bits, QUANT_MAX);
     Mobilenet *m = xcalloc(1, sizeof *m);
-    load_split(cfg, cfg->train_images, cfg->train_labels, cfg->train_limit, &m->train);
-    load_split(cfg, cfg->test_images, cfg->test_labels, cfg->test_limit, &m->test);
-    if (m->train.rows != m->test.rows || m->train.cols != m->test.cols)
-        die("%s/%s holds %dx%d images but %s/%s holds %dx%d (expected the same size)",
-            cfg->data_dir, cfg->train_images, m->train.rows, m->train.cols, cfg->data_dir,
-            cfg->test_images, m->test.rows, m->test.cols);
+    ImageSet *d = &m->data;
+    if (imageset_load(d, &cfg->data, "mobilenet", 10, err, sizeof err) != 0) die("%s", err);
     ops_set_threads(tr->train.threads); /* convs and batchnorm split over [train] threads */
-    m->batch = tr->train.batch_size;
-    if (m->batch > m->train.n)
-        die("[train] batch_size = %d is larger than the %d training examples", m->batch,
-            m->train.n);
-    mobilenet_build(m, cfg, m->train.rows, m->train.cols, 10, &tr->rng);
-    pixel_stats(&m->train, &m->mean, &m->std);
-    m->rng = &tr->rng;
-    m->perm = xmalloc((size_t)m->train.n * sizeof *m->perm);
-    shuffle(m);
-    m->xbuf = xmalloc((size_t)m->batch * m->train.rows * m->train.cols * sizeof *m->xbuf);
-    m->ybuf = xmalloc((size_t)m->batch * sizeof *m->ybuf);
+    if (tr->train.batch_size > d->train.n)
+        die("[train] batch_size = %d is larger than the %d training examples",
+            tr->train.batch_size, d->train.n);
+    mobilenet_build(m, cfg, d->rows, d->cols, 10, &tr->rng);
+    /* the first epoch's order is drawn after the initial weights */
+    if (imageset_start(d, &tr->rng, tr->train.batch_size, IMAGESET_SHUFFLE, err, sizeof err) != 0)
+        die("%s", err);
     trainer_add_group(tr, &m->ps);
     m->m_acc = trainer_add_metric(tr, "val_acc");
     char col[32];
@@ -451,20 +359,17 @@ static void *mb_create(Trainer *tr, const void *cfgp) {
     if (!tr->train.quiet)
         printf("mobilenet: %zu parameters, %d blocks, %d activation layers (%s); %d training and "
                "%d test images of %dx%d from %s\n",
-               m->ps.n, m->nblocks, m->nacts, act_choices[cfg->activation], m->train.n, m->test.n,
-               m->train.rows, m->train.cols, cfg->data_dir);
+               m->ps.n, m->nblocks, m->nacts, act_choices[cfg->activation], d->train.n, d->test.n,
+               d->rows, d->cols, cfg->data.data_dir);
     return m;
 }
 
 static Tensor *mb_loss(void *mp, Ctx *c, Trainer *tr) {
     Mobilenet *m = mp;
-    if (m->pos + m->batch > m->train.n) shuffle(m);
-    mobilenet_fill_batch(m, &m->train, m->perm + m->pos, m->batch, m->xbuf, m->ybuf);
-    m->pos += m->batch;
+    int B = imageset_next(&m->data);
     m->record = 1;
-    Tensor *loss = ad_cross_entropy(c, mobilenet_logits(m, c, m->xbuf, m->batch), m->ybuf);
+    Tensor *loss = ad_cross_entropy(c, mobilenet_logits(m, c, m->data.x, B), m->data.y);
     m->record = 0;
-    trainer_set_metric(tr, m->m_acc, NAN); /* evaluate() fills it on evaluation steps */
     for (int k = 0; k < m->nacts; k++) {
         trainer_set_metric(tr, m->m_act0 + k, m->act_seen[k]);
         if (m->m_alpha0 >= 0) trainer_set_metric(tr, m->m_alpha0 + k, m->alpha[k]->data[0]);
@@ -475,30 +380,21 @@ static Tensor *mb_loss(void *mp, Ctx *c, Trainer *tr) {
 static double mb_evaluate(void *mp, Trainer *tr) {
     Mobilenet *m = mp;
     double loss, acc;
-    mobilenet_evaluate_on(m, &tr->ctx, &m->test, m->test.n, &loss, &acc);
+    mobilenet_evaluate_on(m, &tr->ctx, &m->data.test, m->data.test.n, &loss, &acc);
     trainer_set_metric(tr, m->m_acc, acc);
     return loss;
 }
 
-/* Entropy of the training labels: the loss of predicting the class frequencies
- * (ln 10 for a balanced set), the line a classifier must get below. */
 static double mb_baseline(const void *mp) {
-    const Mobilenet *m = mp;
-    double count[256] = {0}, h = 0.0;
-    for (int i = 0; i < m->train.n; i++) count[m->train.labels[i]] += 1.0;
-    for (int k = 0; k < 256; k++)
-        if (count[k] > 0) {
-            double p = count[k] / m->train.n;
-            h -= p * log(p);
-        }
-    return h;
+    return imageset_label_entropy(&((const Mobilenet *)mp)->data);
 }
 
 /* ReLU's quantisation range: the largest output of each activation layer over
  * the first calib_size images of the training set's current order, eval mode. */
 static void calibrate(Mobilenet *m, Ctx *c, float *hi) {
-    int n = m->cfg.calib_size < m->train.n ? m->cfg.calib_size : m->train.n;
-    int EB = m->cfg.eval_batch;
+    const ImageSet *d = &m->data;
+    int n = m->cfg.calib_size < d->train.n ? m->cfg.calib_size : d->train.n;
+    int EB = d->eval_batch;
     for (int k = 0; k < m->nacts; k++) hi[k] = 0.0f;
     float *x = xmalloc((size_t)EB * m->rows * m->cols * sizeof *x);
     int *y = xmalloc((size_t)EB * sizeof *y);
@@ -506,7 +402,7 @@ static void calibrate(Mobilenet *m, Ctx *c, float *hi) {
     c->train = 0;
     for (int s = 0; s < n; s += EB) {
         int B = n - s < EB ? n - s : EB;
-        mobilenet_fill_batch(m, &m->train, m->perm + s, B, x, y);
+        imageset_fill(d, &d->train, d->perm + s, B, x, y);
         ctx_reset(c);
         m->record = 1;
         mobilenet_logits(m, c, x, B);
@@ -781,11 +677,11 @@ static void mb_finish(void *mp, Trainer *tr) {
     }
     double loss, acc[QUANT_MAX + 1];
     m->quant_bits = 0;
-    mobilenet_evaluate_on(m, &tr->ctx, &m->test, m->test.n, &loss, &acc[0]);
+    mobilenet_evaluate_on(m, &tr->ctx, &m->data.test, m->data.test.n, &loss, &acc[0]);
     memcpy(m->quant_hi, hi, sizeof hi);
     for (int i = 0; i < nb; i++) {
         m->quant_bits = bits[i];
-        mobilenet_evaluate_on(m, &tr->ctx, &m->test, m->test.n, &loss, &acc[i + 1]);
+        mobilenet_evaluate_on(m, &tr->ctx, &m->data.test, m->data.test.n, &loss, &acc[i + 1]);
     }
     m->quant_bits = 0;
     char path[CFG_STR_MAX + 32], tmp[CFG_STR_MAX + 40];
@@ -818,37 +714,20 @@ static void mb_finish(void *mp, Trainer *tr) {
     }
 }
 
-/* Checkpoint state besides parameters: the epoch's order and position. */
-#define MB_STATE_MAGIC 0x3153424du /* "MBS1" */
-
+/* Checkpoint state besides parameters: the data's epoch order and position. */
 static int mb_save_state(const void *mp, FILE *f) {
-    const Mobilenet *m = mp;
-    int32_t hdr[3] = {(int32_t)MB_STATE_MAGIC, m->train.n, m->pos};
-    return io_put(f, hdr, sizeof hdr[0], 3) || io_put(f, m->perm, sizeof *m->perm, (size_t)m->train.n)
-               ? -1 : 0;
+    return imageset_save_state(&((const Mobilenet *)mp)->data, f);
 }
 
 static int mb_load_state(void *mp, FILE *f) {
-    Mobilenet *m = mp;
-    int32_t hdr[3];
-    if (io_get(f, hdr, sizeof hdr[0], 3) || hdr[0] != (int32_t)MB_STATE_MAGIC ||
-        hdr[1] != m->train.n || hdr[2] < 0 || hdr[2] > m->train.n ||
-        io_get(f, m->perm, sizeof *m->perm, (size_t)m->train.n)) {
-        fprintf(stderr, "cliplab: error: mobilenet checkpoint state is truncated, not ours, or "
-                        "taken on a training set of another size (now %d examples)\n", m->train.n);
-        return -1;
-    }
-    m->pos = hdr[2];
-    return 0;
+    return imageset_load_state(&((Mobilenet *)mp)->data, f);
 }
 
 static void mb_destroy(void *mp) {
     Mobilenet *m = mp;
     ops_num_threads = 1;
     mobilenet_free_params(m);
-    idx_dataset_free(&m->train);
-    idx_dataset_free(&m->test);
-    free(m->perm), free(m->xbuf), free(m->ybuf);
+    imageset_free(&m->data);
     free(m);
 }
 

@@ -28,7 +28,7 @@
 #define CLIPLAB_MODELS_MOBILENET_H
 
 #include "config.h"
-#include "idx.h"
+#include "imageset.h"
 #include "model.h"
 #include "params.h"
 #include "rng.h"
@@ -48,11 +48,7 @@ typedef struct MobilenetConfig {
     int stem_stride;
     char blocks[CFG_STR_MAX];     /* "t:c:n:s,..." */
     int last_channels;
-    char data_dir[CFG_STR_MAX];
-    char train_images[CFG_STR_MAX], train_labels[CFG_STR_MAX];
-    char test_images[CFG_STR_MAX], test_labels[CFG_STR_MAX];
-    int train_limit, test_limit;  /* use the first N examples (0 = all) */
-    int eval_batch;               /* images per evaluation forward */
+    ImageSetConfig data;          /* data_dir ... eval_batch (imageset.h) */
     char quant_bits[CFG_STR_MAX]; /* "8,6,5,4,3": fake-quantised evaluations after training */
     int calib_size;               /* training images whose max calibrates ReLU's range */
 } MobilenetConfig;
@@ -89,14 +85,7 @@ typedef struct Mobilenet {
     int record;                   /* 1: forward writes act_seen */
     int quant_bits;               /* > 0: fake-quantise every activation output */
     float quant_hi[MB_MAX_ACTS];  /* ... over [0, quant_hi[k]] */
-    /* data */
-    IdxDataset train, test;
-    float mean, std;              /* of the training pixels / 255 */
-    int *perm, pos;               /* epoch order of the training set, next index */
-    float *xbuf;                  /* [B,1,H,W] normalised batch */
-    int *ybuf;
-    int batch;
-    Rng *rng;
+    ImageSet data;                /* Fashion-MNIST, its batches and evaluation (imageset.h) */
     int m_acc, m_act0, m_alpha0;  /* metrics columns */
 } Mobilenet;
 
@@ -113,10 +102,8 @@ void mobilenet_free_params(Mobilenet *m);
 Tensor *mobilenet_logits(Mobilenet *m, Ctx *c, const float *x, int B);
 /* Inverted residual block i on x[B,cin,H,W] (the bench runs one alone). */
 Tensor *mobilenet_block_forward(Mobilenet *m, Ctx *c, int i, Tensor *x);
-/* Normalise images idx[0..B) of d into x[B,1,H,W] ((p/255 - mean) / std). */
-void mobilenet_fill_batch(const Mobilenet *m, const IdxDataset *d, const int *idx, int B,
-                          float *x, int *y);
-/* Mean loss and accuracy over the first n examples of d, in eval mode on c. */
+/* Mean loss and accuracy over the first n examples of d (one of m->data's
+ * splits), in eval mode on c, activation maxima not recorded. */
 void mobilenet_evaluate_on(Mobilenet *m, Ctx *c, const IdxDataset *d, int n, double *loss,
                            double *acc);
 /* The default config (the [mobilenet] table's defaults). */

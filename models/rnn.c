@@ -161,6 +161,14 @@ static Tensor *rnn_loss(void *mp, Ctx *c, Trainer *tr) {
     return rnn_loss_on(m, c, m->xbuf, m->ybuf, m->cbuf, m->batch);
 }
 
+/* A data-parallel rank's draw of another rank's micro-batch: the same draws, no forward. */
+static void rnn_skip_batch(void *mp, Trainer *tr) {
+    (void)tr;
+    Rnn *m = mp;
+    rnn_make_batch(m->data_rng, (RnnTask)m->cfg.task, m->cfg.seq_len, m->batch, m->xbuf, m->ybuf,
+                   m->cbuf);
+}
+
 /* Pascanu, Mikolov & Bengio (2013), section 4: a run succeeds when fewer than
  * 1% of 10,000 fresh test sequences are misclassified (temporal order) or
  * have a squared error above 0.04 (adding). Fills acc (NaN for adding) and the
@@ -223,6 +231,12 @@ static double rnn_baseline(const void *mp) {
     return m->cfg.task == RNN_TASK_ADDING ? 1.0 / 6.0 : log(4.0);
 }
 
+static void rnn_title(const void *mp, char *buf, size_t len) {
+    const Rnn *m = mp;
+    snprintf(buf, len, "Vanilla RNN, %s problem (T = %d)",
+             m->cfg.task == RNN_TASK_ADDING ? "adding" : "temporal order", m->cfg.seq_len);
+}
+
 static void rnn_destroy(void *mp) {
     Rnn *m = mp;
     param_set_free(&m->ps);
@@ -238,7 +252,9 @@ const ModelDef rnn_model = {
     .cfg_size = sizeof(RnnConfig),
     .create = rnn_create,
     .loss = rnn_loss,
+    .skip_batch = rnn_skip_batch,
     .evaluate = rnn_evaluate,
     .baseline_loss = rnn_baseline,
     .destroy = rnn_destroy,
+    .title = rnn_title,
 };

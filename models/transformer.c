@@ -369,6 +369,13 @@ static Tensor *tf_loss(void *mp, Ctx *c, Trainer *tr) {
     return transformer_loss_on(m, c, m->xbuf, m->ybuf, m->batch, T);
 }
 
+/* A data-parallel rank's draw of another rank's micro-batch: the same draws, no forward. */
+static void tf_skip_batch(void *mp, Trainer *tr) {
+    (void)tr;
+    Transformer *m = mp;
+    transformer_sample_batch(&m->data, m->data_rng, m->batch, m->cfg.context, m->xbuf, m->ybuf);
+}
+
 /* Mean loss over eval_batches fixed batches of evenly spaced validation windows. */
 static double tf_evaluate(void *mp, Trainer *tr) {
     Transformer *m = mp;
@@ -500,6 +507,12 @@ static int tf_load_state(void *mp, FILE *f) {
     return 0;
 }
 
+static void tf_title(const void *mp, char *buf, size_t len) {
+    const Transformer *m = mp;
+    snprintf(buf, len, "Small GPT (%d layers, width %d), fortunes characters", m->cfg.n_layer,
+             m->cfg.d_model);
+}
+
 static void tf_destroy(void *mp) {
     Transformer *m = mp;
     transformer_free_params(m);
@@ -515,10 +528,12 @@ const ModelDef transformer_model = {
     .cfg_size = sizeof(TransformerConfig),
     .create = tf_create,
     .loss = tf_loss,
+    .skip_batch = tf_skip_batch,
     .evaluate = tf_evaluate,
     .baseline_loss = tf_baseline,
     .finish = tf_finish,
     .save_state = tf_save_state,
     .load_state = tf_load_state,
     .destroy = tf_destroy,
+    .title = tf_title,
 };

@@ -572,3 +572,113 @@ Test(clip, counts_report_exactly_what_changed) {
     cr_assert(v[1] == -1.0f && v[5] == 1.0f && v[4] == 1.0f && isnan(v[3]));
     cr_assert(clip_norm_coef(1.0, 0.5) == 1.0f && clip_norm_coef(1.0, 4.0) < 1.0f);
 }
+
+/* ---------------------------------------------------------------- signs */
+
+/* Every norm and every method that measures a norm sees |g|, not g: tensors
+ * that are all negative, and tensors whose decisive extreme is negative (the
+ * fixtures above happen to have positive extremes). References are computed
+ * by hand from the definition (sum |g|^p)^(1/p), max |g| for p = inf. */
+static double hand_norm(const float *g, int n, double p) {
+    double m = 0, s = 0;
+    for (int i = 0; i < n; i++) m = fmax(m, fabs((double)g[i]));
+    if (isinf(p)) return m;
+    for (int i = 0; i < n; i++) s += pow(fabs((double)g[i]), p);
+    return pow(s, 1.0 / p);
+}
+
+/* all negative (3 and 11 elements: the tail loop and the unrolled one), and
+ * mixed signs with the largest magnitude negative */
+static const float neg_a[3] = {-3, -4, -12};
+static const float neg_b[4] = {1, -5, 2, 0.5f};
+static const float neg_c[11] = {-1, -2, -3, -4, -5, -6, -7, -8, -9, -10, -11};
+
+Test(clip, norms_of_negative_gradients_use_the_magnitude) {
+    /* closed forms, so the helper above is checked too */
+    cr_assert(hand_norm(neg_a, 3, INFINITY) == 12 && hand_norm(neg_a, 3, 1) == 19);
+    cr_assert(fabs(hand_norm(neg_a, 3, 2) - 13) < 1e-12);
+    cr_assert(fabs(hand_norm(neg_a, 3, 0.5) - pow(3 * sqrt(3.0) + 2, 2)) < 1e-9);
+    cr_assert(fabs(hand_norm(neg_b, 4, 2) - 5.5) < 1e-12 && hand_norm(neg_b, 4, INFINITY) == 5);
+    cr_assert(hand_norm(neg_c, 11, 1) == 66 && hand_norm(neg_c, 11, INFINITY) == 11);
+    const float *arr[3] = {neg_a, neg_b, neg_c};
+    const int len[3] = {3, 4, 11};
+    for (int k = 0; k < 5; k++) {
+        double p = pval[k];
+        for (int i = 0; i < 3; i++) {
+            float g[11];
+            memcpy(g, arr[i], (size_t)len[i] * sizeof *g);
+            ClipTensor t = {g, NULL, (size_t)len[i], 0};
+            assert_near(clip_total_norm(&t, 1, p), hand_norm(arr[i], len[i], p), 0, 1e-12,
+                        ptag[k], i);
+        }
+        /* three tensors together: the p-norm of the concatenation */
+        float all[18];
+        memcpy(all, neg_a, sizeof neg_a), memcpy(all + 3, neg_b, sizeof neg_b);
+        memcpy(all + 7, neg_c, sizeof neg_c);
+        Views v = views_make(all, (int[]){3, 4, 11}, 3);
+        double want = hand_norm(all, 18, p);
+        assert_near(clip_total_norm(v.t, 3, p), want, 0, 1e-12, "total", k);
+        /* clipping to a third of it scales by max_norm / (norm + 1e-6) */
+        double got = clip_grad_norm(v.t, 3, want / 3, p);
+        assert_near(got, want, 0, 1e-12, "returned norm", k);
+        float c = (float)(want / 3) * (1.0f / ((float)want + 1e-6f));
+        for (int i = 0; i < 18; i++)
+            cr_assert(v.buf[i] == all[i] * c, "%s: element %d: %g, expected %g", ptag[k], i,
+                      (double)v.buf[i], (double)(all[i] * c));
+        assert_near(hand_norm(v.buf, 18, p), want / 3, 0, 1e-6, "clipped norm", k);
+        /* per tensor: each clipped to 4 in its own norm; the largest norm returned */
+        views_load(&v, all);
+        double largest = 0;
+        for (int i = 0; i < 3; i++) largest = fmax(largest, hand_norm(arr[i], len[i], p));
+        assert_near(clip_grad_norm_per_tensor(v.t, 3, 4.0, p), largest, 0, 1e-12, "per tensor", k);
+        for (int i = 0; i < 3; i++) {
+            double n0 = hand_norm(arr[i], len[i], p), n1 = hand_norm(v.t[i].grad, len[i], p);
+            assert_near(n1, n0 > 4 ? 4 : n0, 0, 1e-6, "per-tensor clipped norm", i);
+        }
+        free(v.buf);
+    }
+}
+
+Test(clip, methods_on_negative_gradients_and_weights) {
+    /* value: torch.clamp to [-1, 1] */
+    float g[4] = {-3, -0.5f, -1, 2};
+    ClipTensor t = {g, NULL, 4, 0};
+    cr_assert_eq(clip_grad_value_count(&t, 1, 1.0), 2);
+    cr_assert(g[0] == -1 && g[1] == -0.5f && g[2] == -1 && g[3] == 1);
+    /* AGC with negative weights and gradients: ||W_u|| = 5, ||G_u|| = 50 in each
+     * row, clipping 0.1: G_u <- G_u * 0.5 / 50 */
+    float w[4] = {-3, -4, -4, -3}, ga[4] = {-30, -40, -40, -30};
+    ClipTensor ta = {ga, w, 4, 2};
+    cr_assert_eq(clip_agc_count(&ta, 1, 0.1, CLIP_AGC_EPS), 2);
+    const float want[4] = {-0.3f, -0.4f, -0.4f, -0.3f};
+    for (int i = 0; i < 4; i++)
+        cr_assert(fabsf(ga[i] - want[i]) <= 2e-7f, "agc[%d] = %.9g, expected %g", i, (double)ga[i],
+                  (double)want[i]);
+    /* auto with p = inf: the warm-up's one norm is max |g| = 12; a later step whose
+     * max |g| is 24 is brought back to 12 */
+    ClipAuto au;
+    ClipAutoParams ap = {1, 50, INFINITY};
+    cr_assert(clip_auto_init(&au, &ap) == 0);
+    float a1[3], a2[3];
+    for (int i = 0; i < 3; i++) a1[i] = neg_a[i], a2[i] = 2 * neg_a[i];
+    ClipTensor t1 = {a1, NULL, 3, 0}, t2 = {a2, NULL, 3, 0};
+    cr_assert(clip_auto_step(&au, &t1, 1) == 12);
+    cr_assert(au.threshold == 12, "threshold %g, expected 12", au.threshold);
+    cr_assert(clip_auto_step(&au, &t2, 1) == 24);
+    cr_assert(fabs(hand_norm(a2, 3, INFINITY) - 12) < 1e-5, "clipped to %g", hand_norm(a2, 3, INFINITY));
+    clip_auto_free(&au);
+    /* ZClip and AdaGC take the L2 norm: an all-negative tensor of norm 13 is
+     * clipped to their cap 1 during the warm-up */
+    float z[3], ad[3];
+    memcpy(z, neg_a, sizeof z), memcpy(ad, neg_a, sizeof ad);
+    ClipZClip zc;
+    ClipAdaGC ag;
+    cr_assert(clip_zclip_init(&zc, NULL) == 0 && clip_adagc_init(&ag, NULL, 1) == 0);
+    ClipTensor tz = {z, NULL, 3, 0}, tg = {ad, NULL, 3, 0};
+    assert_near(clip_zclip_step(&zc, &tz, 1), 13, 0, 1e-12, "zclip norm", 0);
+    assert_near(clip_adagc_step(&ag, &tg, 1), 13, 0, 1e-12, "adagc norm", 0);
+    assert_near(hand_norm(z, 3, 2), 1, 0, 1e-6, "zclip clipped", 0);
+    assert_near(hand_norm(ad, 3, 2), 1, 0, 1e-6, "adagc clipped", 0);
+    clip_zclip_free(&zc);
+    clip_adagc_free(&ag);
+}

@@ -189,9 +189,12 @@ Test(mobilenet, torch_parity_pact_every_gradient_and_alpha) {
     assert_close(loss->data, tfile_f32(tf, "pact.loss"), 1, 1e-6, 1e-5, "loss");
     ad_backward(&c, loss, 1.0f);
     check_grads(&m, tf, "pact", 2e-6, 2e-4);
-    for (int k = 0; k < m.nacts; k++) {
-        Param *p = param_find(&m.ps, "stem.alpha");
-        cr_assert(p && p->decay == 1, "PACT alpha is weight-decayed (Choi et al. 2018)");
+    for (int k = 0; k < m.nacts; k++) { /* each layer's own alpha, found by its name */
+        char name[64];
+        snprintf(name, sizeof name, "%s.alpha", m.act_names[k]);
+        Param *p = param_find(&m.ps, name);
+        cr_assert(p && &p->t == m.alpha[k], "%s is layer %d's alpha", name, k);
+        cr_assert(p->decay == 1, "%s is weight-decayed (Choi et al. 2018)", name);
         cr_assert(m.alpha[k]->grad[0] != 0.0f, "alpha %d receives gradient", k);
     }
     ctx_free(&c);
@@ -325,12 +328,12 @@ Test(mobilenet, initial_loss_is_near_ln_10) {
         Rng r;
         rng_seed(&r, 5, 1);
         mobilenet_build(&m, &cfg, 28, 28, 10, &r);
-        m.mean = 0.286f, m.std = 0.353f;
+        ImageSet norm = {.mean = 0.286f, .std = 0.353f};
         enum { B = 200 };
         int idx[B], y[B];
         static float x[B * 784];
         for (int i = 0; i < B; i++) idx[i] = i * 37;
-        mobilenet_fill_batch(&m, &d, idx, B, x, y);
+        imageset_fill(&norm, &d, idx, B, x, y);
         Ctx c;
         ctx_init(&c, 512 << 20, 4096);
         double loss = ad_cross_entropy(&c, mobilenet_logits(&m, &c, x, B), y)->data[0];

@@ -1,4 +1,5 @@
-/* test_optim.c: optimizers and schedules against torch.optim (tests/ref/ref_optim.py),
+/* test_optim.c: optimizers and schedules against torch.optim (tests/ref/ref_optim.py):
+ * the parameters after each step and, far more sensitive, each step's change,
  * closed-form checks of weight decay and schedule landmarks, and a sanity check
  * of the [optim] config table (inspected directly: config.c is not used here). */
 #include <criterion/criterion.h>
@@ -60,6 +61,25 @@ static void make_params(ParamSet *ps, Tensor **w, Tensor **buf, Tensor **b) {
     param_init_const(*buf, 3.0f);
 }
 
+/* Each step's change against torch's: |d - d_ref| <= 2 ulp(parameter) + 2e-6 |d_ref|.
+ * Both parameters are float32, so their difference carries the rounding of the
+ * two new values (half an ulp each side, each of us and torch): 2 ulp; the rest
+ * of the change must agree to 2e-6 of itself (measured: within 1e-7 for every
+ * variant). An error of 1e-5 per step on a
+ * parameter of size 1 is 1e-3 of a change of 1e-2, far outside that, where the
+ * absolute comparison (rtol 1e-5 of the parameter) could not see it. */
+static void assert_delta(const float *now, const float *prev, const float *ref_now,
+                         const float *ref_prev, size_t n, const char *what) {
+    for (size_t i = 0; i < n; i++) {
+        double d = (double)now[i] - prev[i], dr = (double)ref_now[i] - ref_prev[i];
+        float big = fmaxf(fmaxf(fabsf(now[i]), fabsf(prev[i])), fmaxf(fabsf(ref_now[i]), fabsf(ref_prev[i])));
+        double ulp = (double)nextafterf(big, INFINITY) - big;
+        cr_assert(fabs(d - dr) <= 2 * ulp + 2e-6 * fabs(dr),
+                  "%s, element %zu: change %.9g, torch %.9g (off by %.3g of it; parameter %.6g)", what,
+                  i, d, dr, dr != 0 ? fabs(d - dr) / fabs(dr) : INFINITY, (double)now[i]);
+    }
+}
+
 static void run_parity(const char *name) {
     const Variant *var = variant(name);
     TFile *tf = tfile_load("ref_optim");
@@ -78,10 +98,18 @@ static void run_parity(const char *name) {
     memcpy(b->data, tfile_f32(tf, "b0"), NB * sizeof(float));
     Optim o;
     optim_init(&o, &var->cfg, ps.n);
+    const float *w0 = tfile_f32(tf, "w0"), *b0 = tfile_f32(tf, "b0");
+    float wprev[NW], bprev[NB];
     for (int k = 0; k < STEPS; k++) {
         memcpy(w->grad, gw + k * NW, NW * sizeof(float));
         memcpy(b->grad, gb + k * NB, NB * sizeof(float));
+        memcpy(wprev, w->data, sizeof wprev);
+        memcpy(bprev, b->data, sizeof bprev);
         optim_step(&o, &ps, var->cfg.lr * lr_factor[k]);
+        snprintf(what, sizeof what, "%s: w's change in step %d", name, k + 1);
+        assert_delta(w->data, wprev, ref_w + k * NW, k ? ref_w + (k - 1) * NW : w0, NW, what);
+        snprintf(what, sizeof what, "%s: b's change in step %d", name, k + 1);
+        assert_delta(b->data, bprev, ref_b + k * NB, k ? ref_b + (k - 1) * NB : b0, NB, what);
         /* float32 state after <= 5 steps: torch may fuse (FMA) where we round
          * twice, a few ulp at most; atol 1e-6, rtol 1e-5. */
         snprintf(what, sizeof what, "%s: w after step %d", name, k + 1);

@@ -287,6 +287,33 @@ Test(pipeline, pipeline_update_zeroes) {
     finish(tr);
 }
 
+/* What the clip did to the step, by hand: gradient (3, 4) clipped elementwise at 1 is
+ * (1, 1): cos = 7 / (5 sqrt 2) (turned); the SGD step moves w by 0.1 (1, 1), norm 0.1 sqrt 2;
+ * the coefficient post/pre = sqrt 2 / 5, so eff_lr = 0.1 sqrt 2 / 5. Global-norm clipping
+ * only scales: cos = 1, the step is lr * 1 long. */
+Test(pipeline, clip_cosine_update_norm_and_effective_lr) {
+    Setup st;
+    Trainer *tr = make(&st, TOY_DOT_X, SGD "[clip]\ngrad = value\nvalue = 1\n");
+    UpdateGroup *a = trainer_group(tr, "a");
+    a->ps->grad[0] = 3.0f, a->ps->grad[1] = 4.0f;
+    cr_assert_eq(pipeline_update(a, 1.0, 0.1), PIPE_APPLIED);
+    cr_expect_float_eq(a->cos_clip, 7.0 / (5.0 * sqrt(2.0)), 1e-7, "cos %.9g", a->cos_clip);
+    cr_expect_float_eq(a->update_norm, 0.1 * sqrt(2.0), 1e-7, "update norm %.9g", a->update_norm);
+    cr_expect_float_eq(a->eff_lr, 0.1 * sqrt(2.0) / 5.0, 1e-7, "eff_lr %.9g", a->eff_lr);
+    finish(tr);
+    tr = make(&st, TOY_DOT_X, SGD "[clip]\ngrad = global_norm\nmax_norm = 1\n");
+    a = trainer_group(tr, "a");
+    a->ps->grad[0] = 3.0f, a->ps->grad[1] = 4.0f;
+    cr_assert_eq(pipeline_update(a, 1.0, 0.1), PIPE_APPLIED);
+    cr_expect_float_eq(a->cos_clip, 1.0, 1e-7, "cos %.9g", a->cos_clip);
+    cr_expect_float_eq(a->update_norm, 0.1, 1e-7, "update norm %.9g", a->update_norm);
+    cr_expect_float_eq(a->eff_lr, 0.1 / 5.0, 1e-7, "eff_lr %.9g", a->eff_lr);
+    a->ps->grad[0] = INFINITY; /* refused: nothing measured */
+    cr_assert_eq(pipeline_update(a, 1.0, 0.1), PIPE_NONFINITE);
+    cr_expect(isnan(a->cos_clip) && isnan(a->update_norm) && isnan(a->eff_lr));
+    finish(tr);
+}
+
 /* ---------------------------------------------------------------- the contract */
 
 Test(contract, groups_get_their_own_optimizer_from_one_ini) {
@@ -353,7 +380,7 @@ Test(contract, skipped_batches_leave_batchnorm_statistics) {
     toy_def.groups = toy_one_group;
     Setup st;
     Trainer *tr = make(&st, TOY_BN,
-                       SGD "[train]\nsteps = 6\n[recovery]\nenabled = true\ncheckpoint_every = 1\n"
+                       SGD "[train]\nsteps = 6\n[recovery]\nenabled = true\nsnapshot_every = 1\n"
                            "rollback_steps = 0\nskip_batches = 3\nwarmup = 1\nsave_file = false\n");
     toy(tr)->spike_batch = 5;
     trainer_train(tr);

@@ -537,3 +537,77 @@ Test(plot, png_equals_the_in_memory_render) {
     plot_image_free(&im);
     cr_expect(im.px == NULL);
 }
+
+/* A run that explodes to +inf in the first 3% of x beside one that learns from 1 to 0.01:
+ * the y range fits the finite run (its line spans most of the plot's height, not a flat
+ * line under 1e30), and the zoom inset draws the explosion away from the left edge. */
+Test(plot, divergence_leaves_frame_and_zoom_shows_it) {
+    char err[256] = "";
+    enum { N = 1000 };
+    double x[N], good[N], bad[N];
+    for (int i = 0; i < N; i++) {
+        x[i] = i;
+        good[i] = pow(10, -2.0 * i / (N - 1));
+        bad[i] = i < 30 ? pow(10, i) : INFINITY;
+    }
+    PlotSeries s[2] = {{.label = "explodes", .x = x, .y = bad, .n = N},
+                       {.label = "learns", .x = x, .y = good, .n = N}};
+    PlotPanel p = panel_of("divergence", s, 2);
+    cr_assert_eq(plot_figure(tmp_path("dv.png"), NULL, &p, 1, 1000, 500, err, sizeof err), 0,
+                 "%s", err);
+    Img im = load(tmp_path("dv.png"));
+    PlotColor c0 = plot_palette(0), c1 = plot_palette(1);
+    unsigned char k0[3] = {c0.r, c0.g, c0.b}, k1[3] = {c1.r, c1.g, c1.b};
+    long upper = 0, far = 0; /* the learning run's pixels in the upper half; the exploding
+                                run's right of the first quarter (the legend has ~50 each) */
+    for (int y = 0; y < im.h; y++)
+        for (int xx = 0; xx < im.w; xx++) {
+            upper += y < im.h / 2 && !memcmp(at(&im, xx, y), k1, 3);
+            far += xx > im.w / 4 && !memcmp(at(&im, xx, y), k0, 3);
+        }
+    cr_expect(upper > 150, "the finite run fills the height (upper half: %ld pixels)", upper);
+    cr_expect(far > 150, "the exploding run drawn in the inset, away from the left edge: %ld", far);
+    cr_expect(count_if(&im, is_cross_red, 0, 0, im.w, im.h / 3) > 30, "a cross near the top");
+    stbi_image_free(im.px);
+}
+
+/* The provenance items come back from the PNG's text chunks read by an independent reader
+ * (Python's zlib and struct: chunk lengths, types, CRC-32s checked), in order, tEXt for
+ * ASCII and iTXt for UTF-8; and the footer makes the image taller than the figure. */
+Test(plot, provenance_in_text_chunks_and_footer) {
+    char err[256] = "";
+    double x[3] = {0, 1, 2}, y[3] = {1, 2, 3};
+    PlotSeries s = {.label = "s", .x = x, .y = y, .n = 3};
+    PlotPanel p = panel_of("provenance", &s, 1);
+    cr_assert_eq(plot_provenance("Command", "./train configs/a.ini clip.max_norm=0.5"), 0);
+    cr_assert_eq(plot_provenance("Seed", "7"), 0);
+    cr_assert_eq(plot_provenance("Where", "Z\xc3\xbcrich"), 0); /* UTF-8: iTXt */
+    cr_assert_eq(plot_provenance("bad\tkey", "x"), -1);
+    int rc = plot_figure(tmp_path("pv.png"), "t", &p, 1, 600, 300, err, sizeof err);
+    plot_provenance("Command", NULL), plot_provenance("Seed", NULL), plot_provenance("Where", NULL);
+    cr_assert_eq(rc, 0, "%s", err);
+    Img im = load(tmp_path("pv.png"));
+    cr_expect_eq(im.w, 600);
+    cr_expect(im.h > 300, "the footer adds rows under the figure: height %d", im.h);
+    stbi_image_free(im.px);
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd,
+             "/usr/bin/python3 -c \"import struct,sys,zlib\n"
+             "b=open(sys.argv[1],'rb').read(); assert b[:8]==b'\\x89PNG\\r\\n\\x1a\\n'; i=8\n"
+             "while i<len(b):\n"
+             " n,t=struct.unpack('>I4s',b[i:i+8]); d=b[i+8:i+8+n]\n"
+             " assert struct.unpack('>I',b[i+8+n:i+12+n])[0]==zlib.crc32(t+d), t\n"
+             " if t==b'tEXt': k,v=d.split(b'\\0',1); print('tEXt',k.decode(),v.decode('latin-1'))\n"
+             " if t==b'iTXt': k,r=d.split(b'\\0',1); print('iTXt',k.decode(),r[4:].decode('utf-8'))\n"
+             " i+=12+n\n\" %s",
+             tmp_path("pv.png"));
+    FILE *f = popen(cmd, "r");
+    cr_assert(f);
+    char out[2048] = "";
+    size_t n = fread(out, 1, sizeof out - 1, f);
+    out[n] = '\0';
+    cr_assert_eq(pclose(f), 0, "the reader failed (bad chunk or CRC):\n%s", out);
+    cr_expect_str_eq(out, "tEXt Command ./train configs/a.ini clip.max_norm=0.5\n"
+                          "tEXt Seed 7\n"
+                          "iTXt Where Z\xc3\xbcrich\n");
+}

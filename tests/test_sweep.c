@@ -12,12 +12,15 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <sys/prctl.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
+#include "model.h"
 #include "sweep.h"
 #include "tfile.h"
+#include "tskip.h"
 
 /* ------------------------------------------------------------ parser */
 
@@ -223,7 +226,7 @@ static const char *tiny_runs[] = {"clip-max_norm=0.1-seed1", "clip-max_norm=0.1-
                                   "clip-max_norm=10-seed1",  "clip-max_norm=10-seed2",
                                   "none-seed1",              "none-seed2"};
 
-TestSuite(sweep, .init = cli_mkdir, .fini = cli_rmdir, .timeout = 240);
+TestSuite(sweep, .init = cli_mkdir, .fini = cli_rmdir, .timeout = 900);
 
 Test(sweep, runs_writes_statuses_and_summary) {
     cli_write("tiny.ini", TINY);
@@ -238,7 +241,7 @@ Test(sweep, runs_writes_statuses_and_summary) {
     char *csv = slurp("runs/tiny/sweep.csv", NULL);
     cr_assert(csv);
     cr_assert(strstr(csv, "run,group,clip.max_norm,seed,status,final_val_loss,best_val_loss,"
-                          "clip_frac,median_grad_norm,wall_s\n"), "%s", csv);
+                          "grad_clip_frac,median_grad_norm,wall_s\n"), "%s", csv);
     cr_assert(strstr(csv, "clip-max_norm=1-seed1,clip,1,1,ok,"), "%s", csv);
     cr_assert(strstr(csv, "none-seed1,none,,1,diverged at step "), "%s", csv);
     free(csv);
@@ -299,23 +302,33 @@ Test(sweep, resumes_after_being_killed) {
     const char *args = "--sweep tiny.ini --name k --vary clip.max_norm=0.5,1,2,4,8,16 train.steps=600";
     char cmd[2048];
     snprintf(cmd, sizeof cmd, "cd %s && exec %s %s -j 1 >killed.txt 2>&1", cli_dir, cli_bin, args);
-    pid_t pid = fork();
-    cr_assert(pid >= 0);
-    if (pid == 0) {
-        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
-        _exit(127);
-    }
+    /* the sweep's workers, orphaned by the kill, become this process's
+     * children, so the test can wait for their end (an event) instead of
+     * sleeping and hoping they are gone */
+    cr_assert_eq(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
     int complete = 0;
-    for (int tries = 0; tries < 6000 && complete < 2; tries++) {
-        struct timespec ts = {0, 10 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-        complete = cli_exists("runs/k/max_norm=0.5.result.txt") + cli_exists("runs/k/max_norm=1.result.txt");
+    for (int attempt = 0; attempt < 5; attempt++) { /* a kill that came too late: again */
+        snprintf(cmd + 1024, 1024, "rm -rf %s/runs", cli_dir);
+        cr_assert_eq(system(cmd + 1024), 0);
+        pid_t pid = fork();
+        cr_assert(pid >= 0);
+        if (pid == 0) {
+            setpgid(0, 0); /* the sweep and its workers: one group to kill */
+            execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+            _exit(127);
+        }
+        setpgid(pid, pid);
+        complete = 0;
+        for (int tries = 0; tries < 60000 && complete < 2; tries++) {
+            struct timespec ts = {0, 10 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+            complete = cli_exists("runs/k/max_norm=0.5.result.txt") + cli_exists("runs/k/max_norm=1.result.txt");
+        }
+        cr_assert_eq(complete, 2, "the first two runs never completed");
+        kill(-pid, SIGKILL);
+        while (waitpid(-pid, NULL, 0) > 0) {} /* the sweep, then its orphaned workers */
+        if (!cli_exists("runs/k/max_norm=16.result.txt")) break;
     }
-    cr_assert_eq(complete, 2, "the first two runs never completed");
-    kill(pid, SIGKILL);
-    waitpid(pid, NULL, 0);
-    struct timespec ts = {0, 200 * 1000 * 1000};
-    nanosleep(&ts, NULL); /* the worker in flight dies with its parent (PR_SET_PDEATHSIG) */
     cr_assert(!cli_exists("runs/k/sweep.csv"), "killed before the end: no summary yet");
     cr_assert(!cli_exists("runs/k/max_norm=16.result.txt"), "the kill came too late to test resume");
     long t0 = mtime_ns("runs/k/max_norm=0.5/metrics.csv");
@@ -388,7 +401,8 @@ Test(sweep, results_do_not_depend_on_workers) {
 
 Test(sweep, mpi_three_ranks_equal_one_host) {
 #ifndef CLIPLAB_MPI
-    cr_skip("built without Open MPI (pkg-config ompi-c not found)");
+    tskip("built without Open MPI (pkg-config ompi-c not found when it was compiled): `make deps` "
+          "installs openmpi-bin and libopenmpi-dev; then `make clean && make test`");
 #else
     cli_write("tiny.ini", TINY);
     cli_write("tiny.sweep", TINY_SWEEP);
@@ -415,4 +429,124 @@ Test(sweep, help_documents_the_syntax) {
     for (size_t i = 0; i < sizeof want / sizeof *want; i++)
         cr_assert(strstr(help, want[i]), "--help lacks '%s'", want[i]);
     free(help);
+}
+
+/* ------------------------------------------------------------ summaries, both directions */
+
+/* A synthetic sweep (no training): 4 thresholds x 5 seeds, each run's metrics.csv
+ * written here, so the summary's choices can be checked for a metric where lower
+ * is better and for one where higher is better. Per x (finals of the runs that
+ * neither diverged nor failed; D diverged, E failed):
+ *   x=1: 3 1 4 1.5 9           median 3
+ *   x=2: 5 2 7, D D            diverged as worst: lower 7, higher 2
+ *   x=4: 1 2 3, D, E           diverged as worst: lower (2+3)/2, higher (1+2)/2
+ *   x=8: D D D 5 6             diverged as worst: lower +inf, higher -inf
+ * Each run logs its metric as final+2, final-1, nan (not evaluated), final, so its
+ * best is final-1 (lower) or final+2 (higher). */
+static const double synth_final[4][5] = {
+    {3, 1, 4, 1.5, 9}, {NAN, NAN, 5, 2, 7}, {1, 2, 3, NAN, 0}, {NAN, NAN, NAN, 5, 6}};
+
+static void synth_run(const char *dir, const char *metric, double final, int diverged) {
+    char path[1200];
+    snprintf(path, sizeof path, "%s/metrics.csv", dir);
+    cr_assert(mkdir(dir, 0755) == 0, "%s", dir);
+    FILE *f = fopen(path, "w");
+    cr_assert(f);
+    fprintf(f, "step,loss,grad_norm,grad_clip_frac,%s\n", metric);
+    fprintf(f, "1,2.5,1.5,0.5,%.17g\n2,2.0,2.5,0.25,%.17g\n3,1.5,0.5,0.5,nan\n", final + 2, final - 1);
+    if (diverged) fprintf(f, "4,nan,inf,0.75,nan\n");
+    else fprintf(f, "4,1.0,1.25,0.75,%.17g\n", final);
+    fclose(f);
+}
+
+/* The summary.csv value of column col at x (the one line "all runs"). */
+static double summary_value(const char *csv, const char *col, const char *x) {
+    const char *nl = strchr(csv, '\n');
+    int want = -1, c = 0;
+    for (const char *p = csv; p < nl; c++) {
+        size_t n = strcspn(p, ",\n");
+        if (n == strlen(col) && !strncmp(p, col, n)) want = c;
+        if (p[n] != ',') break;
+        p += n + 1;
+    }
+    cr_assert(want >= 0, "summary.csv has no column %s", col);
+    for (const char *p = nl + 1; *p; p += strcspn(p, "\n") + (p[strcspn(p, "\n")] == '\n')) {
+        char line[1024];
+        snprintf(line, sizeof line, "%.*s", (int)strcspn(p, "\n"), p);
+        char *tok[32];
+        int k = 0;
+        for (char *t = line, *q; t && k < 32; t = q) {
+            q = strchr(t, ',');
+            if (q) *q++ = '\0';
+            tok[k++] = t;
+        }
+        if (k > want && !strcmp(tok[2], x)) return strtod(tok[want], NULL);
+    }
+    cr_assert_fail("summary.csv has no x = %s", x);
+    return NAN;
+}
+
+static void synth_sweep(const char *metric, int higher) {
+    SweepSpec s;
+    char err[1024];
+    cr_assert_eq(parse(&s, "synth.ini --vary clip.max_norm=1,2,4,8 --seeds 1:5 --name synth", err), 0,
+                 "%s", err);
+    cr_assert_eq(s.nruns, 20);
+    snprintf(s.out_dir, sizeof s.out_dir, "%s/%s", cli_dir, metric);
+    cr_assert(mkdir(s.out_dir, 0755) == 0);
+    snprintf(s.metric, sizeof s.metric, "%s", metric);
+    s.metric_higher = higher;
+    s.map = 1; /* the map's cells are the same medians, diverged as worst */
+    for (int i = 0; i < s.nruns; i++) {
+        SweepRun *r = &s.runs[i];
+        int xi = (int)log2(strtod(r->val[0], NULL)), seed = (int)r->seed - 1;
+        double final = synth_final[xi][seed];
+        int failed = xi == 2 && seed == 4;
+        char dir[1100], csv[1200];
+        snprintf(dir, sizeof dir, "%s/%s", s.out_dir, r->name);
+        synth_run(dir, metric, isnan(final) ? 1 : final, isnan(final));
+        snprintf(csv, sizeof csv, "%s/metrics.csv", dir);
+        sweep_read_metrics(r, csv, metric, higher, failed ? 1 : 0);
+        r->done = 1, r->wall_s = 1;
+        /* each run's best by hand */
+        if (!isnan(final) && !failed)
+            cr_assert(r->best_metric == (higher ? final + 2 : final - 1) && r->final_metric == final,
+                      "%s: best %g final %g", r->name, r->best_metric, r->final_metric);
+    }
+    cr_assert_eq(sweep_write_summary(&s), 0);
+    char rel[300], col[200];
+    snprintf(rel, sizeof rel, "%s/summary.csv", metric);
+    char *csv = slurp(rel, NULL);
+    cr_assert(csv);
+    snprintf(col, sizeof col, "median_final_%s", metric);
+    cr_assert(summary_value(csv, col, "1") == 3 && summary_value(csv, col, "2") == 5);
+    snprintf(col, sizeof col, "median_final_%s_diverged_as_worst", metric);
+    double w1 = summary_value(csv, col, "1"), w2 = summary_value(csv, col, "2"),
+           w4 = summary_value(csv, col, "4"), w8 = summary_value(csv, col, "8");
+    cr_assert(w1 == 3, "x=1 %g", w1);
+    cr_assert(w2 == (higher ? 2 : 7), "%s (%s is better), x=2: %g", metric, higher ? "higher" : "lower", w2);
+    cr_assert(w4 == (higher ? 1.5 : 2.5), "%s (%s is better), x=4: %g", metric, higher ? "higher" : "lower", w4);
+    cr_assert(w8 == (higher ? -INFINITY : INFINITY), "%s, x=8: %g", metric, w8);
+    free(csv);
+    /* and everything against Python's computation, which knows each metric's direction */
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "/usr/bin/python3 tests/ref/ref_sweep.py check %s", s.out_dir);
+    cr_assert_eq(system(cmd), 0, "ref_sweep.py found mismatches for %s (above)", metric);
+    sweep_free(&s);
+}
+
+/* Every model's main metric, in the direction its ModelDef declares (PPO's
+ * return, MobileNet's accuracy and the WGAN's share are higher-is-better). */
+Test(sweep, summaries_for_every_models_metric_and_direction) {
+    int seen_higher = 0, seen_lower = 0;
+    for (int i = 0; i < model_registry_count; i++) {
+        const ModelDef *d = model_registry[i];
+        const char *metric = d->main_metric ? d->main_metric : "val_loss";
+        char rel[200];
+        snprintf(rel, sizeof rel, "%s", metric);
+        if (cli_exists(rel)) continue; /* same metric as an earlier model */
+        synth_sweep(metric, d->main_metric_higher);
+        seen_higher += d->main_metric_higher, seen_lower += !d->main_metric_higher;
+    }
+    cr_assert(seen_higher >= 3 && seen_lower >= 1, "%d higher, %d lower", seen_higher, seen_lower);
 }

@@ -49,6 +49,7 @@ static inline Fixture *fix_new(const int *rows, int ngroups, const char *const *
     for (int i = 0; i < nover; i++)
         ASSERT(cfg_override(&cfg, over[i], err, sizeof err) == CFG_OK, "%s", err);
     recovery_init(&tr->rec, &x->set.recovery, 1000);
+    scaler_init(&tr->scaler, &x->set.scaler, 1.0);
     for (int g = 0; g < ngroups; g++) { /* every group on the shared [optim] and [clip] */
         GroupSettings *gs = &x->set.groups[x->set.ngroups++];
         snprintf(gs->name, sizeof gs->name, "%s", fix_groups[g]);
@@ -81,6 +82,7 @@ static inline void fix_free(Fixture *x) {
     for (int g = 0; g < x->tr.ngroups; g++) {
         optim_free(&x->tr.groups[g].optim);
         clipper_free(&x->tr.groups[g].clip);
+        free(x->tr.groups[g].scratch), free(x->tr.groups[g].acc); /* as trainer_destroy */
         param_set_free(&x->ps[g]);
     }
     recovery_free(&x->tr.rec);

@@ -481,6 +481,7 @@ int sweep_main(int argc, char **argv, SweepCheckFn check) {
         long cores = sysconf(_SC_NPROCESSORS_ONLN);
         int jobs = s->jobs ? s->jobs : nranks > 1 ? 1 : (int)(cores > 0 ? cores : 1);
         setenv("OPENBLAS_NUM_THREADS", "1", 1); /* the sweep is the parallelism */
+        setenv("CLIPLAB_SWEEP_WORKER", "1", 1); /* a worker is one process, even under mpirun */
         setenv("OMP_NUM_THREADS", "1", 1);
         char tcap[24]; /* and a run's [train] threads share what the workers leave */
         snprintf(tcap, sizeof tcap, "%ld", cores > jobs ? cores / jobs : 1L);

@@ -19,6 +19,19 @@
 
 #include "tensor.h"
 
+/* ---- mixed precision (AMP; torch autocast, Micikevicius et al. 2018) ----
+ * When c->precision is fp16 or bf16 (half.h), the matrix-product ops (matmul,
+ * linear, conv2d, dwconv2d, attention) cast their inputs to the format,
+ * accumulate in float32 and cast their output: out = cast(op(cast(x), cast(w))).
+ * Everything else (softmax, norms, losses, exp/log, reductions, elementwise)
+ * runs in float32 on whatever it is given. A cast's backward rounds the
+ * gradient arriving at its output (a gradient of a value in the format is in
+ * the format), so activation gradients underflow and overflow where a GPU's
+ * would, and a weight's gradient reaches its float32 master gradient rounded.
+ * With c->precision = 0 (fp32) no cast is recorded: the numbers are unchanged. */
+/* out = x rounded to fmt (HalfFormat); backward: dx += round(dout) */
+Tensor *ad_cast(Ctx *c, Tensor *x, int fmt);
+
 /* ---- linear algebra (cblas_sgemm) ---- */
 /* a[M,K] @ b[K,N] -> [M,N] */
 Tensor *ad_matmul(Ctx *c, Tensor *a, Tensor *b);

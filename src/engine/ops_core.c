@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "common.h"
+#include "half.h"
 #include "ops_kernel.h"
 
 /* ---------------------------------------------------------------- helpers */
@@ -70,6 +71,25 @@ OPS_SIMD static void colsum_cols(float *restrict db, const float *restrict d, si
         for (size_t j = 0; j < W; j++) db[j] += d[r * ld + j];
 }
 
+/* ------------------------------------------------------- mixed precision */
+
+static void cast_bw(TapeNode *nd) {
+    float *g = nd->out->grad;
+    half_round(g, nd->out->n, (HalfFormat)nd->iargs[0]); /* dout is in the format */
+    accum(nd->in[0]->grad, g, nd->out->n);
+}
+
+Tensor *ad_cast(Ctx *c, Tensor *x, int fmt) {
+    if (!x) return NULL;
+    Tensor *out = ad_out(c, x->ndim, x->shape, &x, 1);
+    if (fmt == HALF_FP16) half_round_fp16(out->data, x->data, x->n);
+    else if (fmt == HALF_BF16) half_round_bf16(out->data, x->data, x->n);
+    else memcpy(out->data, x->data, x->n * sizeof *out->data);
+    TapeNode *nd = tape_record(c, "cast", cast_bw, out, &x, 1);
+    if (nd) nd->iargs[0] = fmt;
+    return out;
+}
+
 /* ------------------------------------------------------- linear algebra */
 
 /* out[M,N] = a[M,K] @ b[K,N] */
@@ -96,6 +116,13 @@ static void matmul_bw(TapeNode *nd) {
 }
 
 Tensor *ad_matmul(Ctx *c, Tensor *a, Tensor *b) {
+    if (c->precision) { /* AMP: cast(matmul(cast(a), cast(b))), see ops.h */
+        int f = c->precision;
+        c->precision = 0;
+        Tensor *out = ad_matmul(c, ad_cast(c, a, f), ad_cast(c, b, f));
+        c->precision = f;
+        return ad_cast(c, out, f);
+    }
     check_shapes(a->ndim == 2 && b->ndim == 2 && a->shape[1] == b->shape[0], "matmul", a, b);
     int M = a->shape[0], K = a->shape[1], N = b->shape[1];
     Tensor *in[2] = {a, b};
@@ -111,40 +138,36 @@ Tensor *ad_matmul(Ctx *c, Tensor *a, Tensor *b) {
     return out;
 }
 
-/* out[R,OUT] = x[R,IN] @ w[OUT,IN]^T + bias[OUT]; bias may be NULL.
- * Threads take blocks of rows (ops_kernel.h), each its own sgemm: a row of
- * the product is the same sum whichever call computes it. */
+/* out[R,OUT] = x[R,IN] @ w[OUT,IN]^T + bias[OUT]; bias may be NULL. One
+ * sgemm call, never split over threads: the pinned Haswell kernel's sums
+ * depend on how a call's rows and columns are blocked (measured: splitting
+ * M = 1024 rows at 512 changes 12k of 512k products), so only whole calls
+ * run in parallel. */
 static void linear_forward(float *out, const float *x, const float *w, const float *bias,
                            int R, int IN, int OUT) {
-    int nt = OPS_WORK_THREADS((size_t)R * (size_t)OUT);
-    OPS_PARALLEL_CHUNKS((size_t)R, nt, 64, {
-        float *o = out + lo * (size_t)OUT;
-        int rows = (int)(hi - lo);
-        if (bias)
-            for (int r = 0; r < rows; r++) memcpy(o + (size_t)r * OUT, bias, (size_t)OUT * sizeof *o);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, OUT, IN, 1.0f,
-                    x + lo * (size_t)IN, IN, w, IN, bias ? 1.0f : 0.0f, o, OUT);
-    });
+    if (bias)
+        for (int r = 0; r < R; r++) memcpy(out + (size_t)r * OUT, bias, (size_t)OUT * sizeof *out);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, R, OUT, IN, 1.0f, x, IN, w, IN,
+                bias ? 1.0f : 0.0f, out, OUT);
 }
 
 /* dx[R,IN] += dout[R,OUT] @ w[OUT,IN];  dw[OUT,IN] += dout^T @ x[R,IN];
  * dbias[OUT] += column sums of dout. Any of dx/dw/dbias may be NULL.
- * Thread k takes a block of dx's rows, of dw's rows and of dbias: no sum is
- * split (dw's inner dimension R stays whole in one sgemm). */
+ * With threads, dx's sgemm and dw's (then dbias) run at once on two threads:
+ * the same whole calls as on one thread, so the same bits. */
 static void linear_backward(float *dx, float *dw, float *dbias, const float *dout,
                             const float *x, const float *w, int R, int IN, int OUT) {
-    int nt = OPS_WORK_THREADS((size_t)R * (size_t)(IN > OUT ? IN : OUT));
+    int nt = dx && (dw || dbias) ? OPS_WORK_THREADS((size_t)R * (size_t)(IN > OUT ? IN : OUT)) : 1;
+    nt = nt > 2 ? 2 : nt;
 #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
-    for (int k = 0; k < nt; k++) {
-        size_t r0 = ops_chunk((size_t)R, nt, k, 64), r1 = ops_chunk((size_t)R, nt, k + 1, 64);
-        size_t o0 = ops_chunk((size_t)OUT, nt, k, 64), o1 = ops_chunk((size_t)OUT, nt, k + 1, 64);
-        if (dx && r1 > r0)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(r1 - r0), IN, OUT, 1.0f,
-                        dout + r0 * (size_t)OUT, OUT, w, IN, 1.0f, dx + r0 * (size_t)IN, IN);
-        if (dw && o1 > o0)
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(o1 - o0), IN, R, 1.0f,
-                        dout + o0, OUT, x, IN, 1.0f, dw + o0 * (size_t)IN, IN);
-        if (dbias && o1 > o0) colsum_cols(dbias + o0, dout + o0, (size_t)R, (size_t)OUT, o1 - o0);
+    for (int part = 0; part < 2; part++) {
+        if (part == 0 && dx)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, R, IN, OUT, 1.0f, dout, OUT, w,
+                        IN, 1.0f, dx, IN);
+        if (part == 1 && dw)
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OUT, IN, R, 1.0f, dout, OUT, x,
+                        IN, 1.0f, dw, IN);
+        if (part == 1 && dbias) colsum_cols(dbias, dout, (size_t)R, (size_t)OUT, (size_t)OUT);
     }
 }
 
@@ -155,6 +178,13 @@ static void linear_bw(TapeNode *nd) {
 }
 
 Tensor *ad_linear(Ctx *c, Tensor *x, Tensor *w, Tensor *bias) {
+    if (c->precision) { /* AMP: the bias too is cast, as torch's addmm under autocast */
+        int f = c->precision;
+        c->precision = 0;
+        Tensor *out = ad_linear(c, ad_cast(c, x, f), ad_cast(c, w, f), ad_cast(c, bias, f));
+        c->precision = f;
+        return ad_cast(c, out, f);
+    }
     check_shapes(w->ndim == 2 && tensor_cols(x) == w->shape[1], "linear (x, w)", x, w);
     if (bias)
         check_shapes(bias->ndim == 1 && bias->shape[0] == w->shape[0], "linear (w, bias)", w,
@@ -372,10 +402,10 @@ static void log_backward(float *restrict dx, const float *restrict x, const floa
 static inline float tanh_abs(float x);
 
 /* tanh with a relative error near 1e-7 everywhere, straight-line so the loop
- * vectorizes (libm's tanhf was 40% of an RNN step): Cephes tanhf's odd
- * polynomial for |x| < 0.625, tanh_abs (below) elsewhere; both are computed
- * and one selected bitwise, so the loop vectorizes. Measured over
- * all floats in [-20, 20] against double tanh: max relative error 1.5e-7. */
+ * vectorizes (libm's tanhf is not, and dominated an RNN step: docs/design.md
+ * has the numbers): Cephes tanhf's odd polynomial for |x| < 0.625, tanh_abs
+ * (below) elsewhere; both are computed and one selected bitwise, so the loop
+ * vectorizes. */
 static inline float tanh_fast(float x) {
     float z = x * x;
     float p = -5.70498872745e-3f;

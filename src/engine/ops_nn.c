@@ -28,6 +28,7 @@ static int omp_get_thread_num(void) { return 0; }
 #include <string.h>
 
 #include "common.h"
+#include "half.h"
 #include "ops_kernel.h"
 
 /* ------------------------------------------------------------------------ */
@@ -779,6 +780,13 @@ static ConvShape conv_shape(const Tensor *x, const Tensor *w, const Tensor *bias
 }
 
 Tensor *ad_conv2d(Ctx *c, Tensor *x, Tensor *w, Tensor *bias, int stride, int pad) {
+    if (c->precision) { /* AMP: cast(conv2d(cast(x), cast(w), cast(bias))), see ops.h */
+        int f = c->precision;
+        c->precision = 0;
+        Tensor *out = ad_conv2d(c, ad_cast(c, x, f), ad_cast(c, w, f), ad_cast(c, bias, f), stride, pad);
+        c->precision = f;
+        return ad_cast(c, out, f);
+    }
     ConvShape s = conv_shape(x, w, bias, stride, pad, "conv2d");
     ASSERT(w->shape[1] == s.CIN, "conv2d: w has %d input channels, x has %d", w->shape[1], s.CIN);
     int shape[4] = {x->shape[0], s.COUT, s.HO, s.WO};
@@ -999,6 +1007,13 @@ static void dwconv2d_bwd(TapeNode *nd) {
 }
 
 Tensor *ad_dwconv2d(Ctx *c, Tensor *x, Tensor *w, Tensor *bias, int stride, int pad) {
+    if (c->precision) { /* AMP: cast(dwconv2d(cast(x), cast(w), cast(bias))), see ops.h */
+        int f = c->precision;
+        c->precision = 0;
+        Tensor *out = ad_dwconv2d(c, ad_cast(c, x, f), ad_cast(c, w, f), ad_cast(c, bias, f), stride, pad);
+        c->precision = f;
+        return ad_cast(c, out, f);
+    }
     ConvShape s = conv_shape(x, w, bias, stride, pad, "dwconv2d");
     ASSERT(s.COUT == s.CIN && w->shape[1] == 1, "dwconv2d: w must be [%d,1,KH,KW]", s.CIN);
     int shape[4] = {x->shape[0], s.CIN, s.HO, s.WO};
@@ -1057,6 +1072,7 @@ Tensor *ad_global_avgpool(Ctx *c, Tensor *x) {
 
 typedef struct {
     int B, T, C, NH, hd;
+    int fmt; /* HalfFormat: AMP rounds S, P, dP and dS (fp32: nothing) */
 } AttShape;
 
 /* Row t of att: softmax over 0..t, zero after (the causal mask). */
@@ -1081,7 +1097,9 @@ static void attention_forward(float *out, float *att, const float *qkv, const At
         float *p = att + (size_t)u * T * T;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, scale, q, C3, q + C, C3,
                     0.0f, p, T);
-        causal_softmax_rows(p, T);
+        half_round(p, (size_t)T * T, a->fmt); /* S is a matmul output */
+        causal_softmax_rows(p, T);           /* float32 (autocast's softmax) */
+        half_round(p, (size_t)T * T, a->fmt); /* P cast for P V; saved as cast */
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, 1.0f, p, T, q + 2 * C,
                     C3, 0.0f, out + (size_t)b * T * C + h * hd, C);
     }
@@ -1116,9 +1134,11 @@ static void attention_backward(float *dqkv, float *dp, const float *dout, const 
         /* dP = dO V^T; dV += P^T dO */
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, 1.0f, dO, C, v, C3, 0.0f,
                     dp, T);
+        half_round(dp, (size_t)T * T, a->fmt); /* dP: gradient of a value in the format */
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, 1.0f, p, T, dO, C, 1.0f,
                     dv, C3);
         causal_softmax_backward(dp, p, T);
+        half_round(dp, (size_t)T * T, a->fmt); /* dS, likewise */
         /* dQ += scale dS K; dK += scale dS^T Q */
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, scale, dp, T, k, C3,
                     1.0f, dq, C3);
@@ -1147,8 +1167,10 @@ static void attention_bwd(TapeNode *nd) {
 }
 
 Tensor *ad_attention(Ctx *c, Tensor *qkv, int n_head) {
+    int fmt = c->precision;
+    if (fmt) qkv = ad_cast(c, qkv, fmt); /* AMP: cast qkv and the output; S, P, dP, dS inside */
     ASSERT(qkv->ndim == 3 && qkv->shape[2] % 3 == 0, "attention: qkv must be [B,T,3C]");
-    AttShape s = {qkv->shape[0], qkv->shape[1], qkv->shape[2] / 3, n_head, 0};
+    AttShape s = {qkv->shape[0], qkv->shape[1], qkv->shape[2] / 3, n_head, 0, fmt};
     ASSERT(n_head >= 1 && s.C % n_head == 0, "attention: C=%d not divisible by %d heads", s.C,
            n_head);
     s.hd = s.C / n_head;
@@ -1169,7 +1191,7 @@ Tensor *ad_attention(Ctx *c, Tensor *qkv, int n_head) {
         k->dp = arena_alloc(&c->arena, (size_t)k->nt * TT * sizeof(float));
         nd->ctx = k;
     }
-    return out;
+    return fmt ? ad_cast(c, out, fmt) : out;
 }
 
 /* ------------------------------------------------------------------------ */

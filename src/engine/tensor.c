@@ -4,6 +4,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "blas_pin.h"
 #include "common.h"
 
 #define ARENA_ALIGN 64
@@ -40,6 +41,7 @@ void *arena_calloc(Arena *a, size_t bytes) {
 void arena_reset(Arena *a) { a->used = 0; }
 
 void ctx_init(Ctx *c, size_t arena_bytes, size_t max_nodes) {
+    blas_pin(); /* before the first matrix product: one sgemm kernel on every machine */
     memset(c, 0, sizeof *c);
     arena_init(&c->arena, arena_bytes, "[train] arena_mb");
     c->nodes = xmalloc(max_nodes * sizeof *c->nodes);

@@ -1,6 +1,6 @@
 /* tensor.h: float32 row-major tensors, the per-step arena, and the tape.
  *
- * Two lifetimes of memory (DESIGN.md): parameters and their gradients live in
+ * Two lifetimes of memory (docs/design.md): parameters and their gradients live in
  * a ParamSet's flat buffers (params.h); everything made during a step
  * (activations, their gradients, tape nodes, saved context) comes from the
  * Ctx's arena, which ctx_reset() empties after the step. No per-tensor free.
@@ -67,6 +67,8 @@ typedef struct Ctx {
     size_t nnodes, cap_nodes;
     int grad_enabled;             /* 0: no-grad mode (evaluation, PPO rollouts) */
     int train;                    /* 1: training mode (batchnorm uses batch statistics) */
+    int precision;                /* HalfFormat (half.h): 0 float32; else matrix products
+                                   * round inputs and outputs to it (AMP, ops_core.c) */
 } Ctx;
 
 void ctx_init(Ctx *c, size_t arena_bytes, size_t max_nodes);

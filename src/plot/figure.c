@@ -1,10 +1,17 @@
 /* figure.c: panels (what they draw: plot.h) laid out in a column or a grid, with the
  * legend placed inside where it hides the fewest drawn pixels (counted on a coverage
- * mask), else in a column right of the plots so x stays aligned. */
+ * mask), else in a column right of the plots so x stays aligned.
+ *
+ * Divergence: the y range fits the series that stay finite (when one does); a series
+ * that goes non-finite and leaves that range gets an arrow at the frame where it left
+ * and the red cross where it went non-finite, labelled with both x values. When that
+ * happens in the first ZOOM_FRAC of the x range, an inset (placed where it hides the
+ * least) shows the start with every finite value. */
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "plot_internal.h"
 
@@ -16,18 +23,22 @@ typedef struct LegendEntry {
     const char *label;
     int kind;
     PlotColor col;
-    int marker, band;
+    int marker, band, dash;
 } LegendEntry;
 
-/* Where a series first went non-finite: its last drawable point before that (index, or
- * -1: mark the top edge at x), what the value was, and where marker and text go. */
+/* Where a series first went non-finite (x; i: its index): its last drawable point before
+ * that (index, or -1: mark the top edge at x), what the value was, and where marker and
+ * text go. out: it left the y range at x = out_x before (1 above, -1 below, 0 no). */
 typedef struct Diverge {
-    int has;
-    long last;
-    double x, px, py;
-    char text[32];
+    int has, out;
+    long last, i;
+    double x, px, py, out_x;
+    char what[8];
+    char text[96];
     Rect label;
 } Diverge;
+
+#define ZOOM_FRAC 0.05
 
 typedef struct Panel {
     const PlotPanel *p;
@@ -38,6 +49,9 @@ typedef struct Panel {
     long hidden;       /* drawn pixels the legend hides inside the plot */
     char (*hlab)[160]; /* [nhists] legend labels with what was left out */
     Diverge *div;      /* [nseries] */
+    int zoom;          /* an inset of the start: x in [x.lo, zoom_x] */
+    double zoom_x;
+    Rect inset;
     double *counts;    /* [nhists][bins] */
     int bins, cbar;    /* cbar: room the colour bar takes right of the plot */
     double hlo, hhi;   /* histogram bin range */
@@ -52,6 +66,21 @@ static PlotColor series_colour(const Panel *P, int k) {
 }
 
 static int has_band(const PlotSeries *s) { return s->lo && s->hi; }
+
+/* 1 when a y value (x finite) is non-finite: the series diverged. */
+static int goes_nonfinite(const PlotSeries *s) {
+    for (size_t i = 0; i < s->n; i++)
+        if (!isfinite(s->y[i]) && isfinite(s->x ? s->x[i] : (double)i)) return 1;
+    return 0;
+}
+
+/* The series that decide the y range: those that stay finite, or all when none does. */
+static int fits_range(const PlotPanel *p, int k) {
+    if (!goes_nonfinite(&p->series[k])) return 1;
+    for (int j = 0; j < p->nseries; j++)
+        if (!goes_nonfinite(&p->series[j]) && p->series[j].n > 0) return 0;
+    return 1;
+}
 
 static int shown(const Axis *ax, double v) { return isfinite(v) && (!ax->log || v > 0); }
 
@@ -75,6 +104,7 @@ int plot_choose_logy(const PlotPanel *p) {
     double lo = INFINITY, hi = -INFINITY;
     for (int k = 0; p->series && k < p->nseries; k++) {
         const PlotSeries *s = &p->series[k];
+        if (!fits_range(p, k)) continue;
         const double *ys[3] = {s->y, has_band(s) ? s->lo : NULL, has_band(s) ? s->hi : NULL};
         for (int j = 0; j < 3; j++)
             for (size_t i = 0; ys[j] && i < s->n; i++) {
@@ -133,9 +163,8 @@ static Diverge find_divergence(const Panel *P, const PlotSeries *s) {
     size_t i = 0;
     while (i < s->n && (isfinite(s->y[i]) || !isfinite(series_x(s, i)))) i++;
     if (i == s->n) return d;
-    d.has = 1, d.x = series_x(s, i), d.last = (long)i - 1;
-    snprintf(d.text, sizeof d.text, "diverged (%s)",
-             isnan(s->y[i]) ? "NaN" : s->y[i] > 0 ? "+inf" : "-inf");
+    d.has = 1, d.x = series_x(s, i), d.last = (long)i - 1, d.i = (long)i;
+    snprintf(d.what, sizeof d.what, "%s", isnan(s->y[i]) ? "NaN" : s->y[i] > 0 ? "+inf" : "-inf");
     while (d.last >= 0 && !point_ok(P, s, (size_t)d.last)) d.last--;
     return d;
 }
@@ -145,9 +174,11 @@ static void panel_ranges(Panel *P) {
     double xl = INFINITY, xh = -INFINITY, yl = INFINITY, yh = -INFINITY;
     for (int k = 0; k < p->nseries; k++) {
         const PlotSeries *s = &p->series[k];
+        int fit = fits_range(p, k);
         for (size_t i = 0; i < s->n; i++) {
             if (!shown(&P->x, series_x(s, i))) continue;
             grow(&xl, &xh, &P->x, series_x(s, i));
+            if (!fit) continue;
             grow(&yl, &yh, &P->y, s->y[i]);
             if (has_band(s)) grow(&yl, &yh, &P->y, s->lo[i]), grow(&yl, &yh, &P->y, s->hi[i]);
         }
@@ -174,7 +205,7 @@ static void panel_ranges(Panel *P) {
 }
 
 static void legend_add(Panel *P, const char *label, int kind, PlotColor c, int marker, int band) {
-    P->leg[P->nleg++] = (LegendEntry){label, kind, c, marker, band};
+    P->leg[P->nleg++] = (LegendEntry){label, kind, c, marker, band, 0};
 }
 
 static void legend_build(Panel *P) {
@@ -186,6 +217,7 @@ static void legend_build(Panel *P) {
         legend_add(P, s->label ? s->label : "(unnamed)",
                    s->style == PLOT_DOTS || s->style == PLOT_LINE_MARKERS ? s->style : PLOT_LINE,
                    series_colour(P, k), s->marker, has_band(s));
+        P->leg[P->nleg - 1].dash = s->dash;
         any_div |= P->div[k].has;
     }
     if (p->vlines && p->nvlines > 0)
@@ -272,6 +304,10 @@ static void stroke_series(cairo_t *cr, const Panel *P, const PlotSeries *s, Plot
     if (s->style != PLOT_DOTS) {
         cairo_set_line_width(cr, LINE_WIDTH);
         set_colour(cr, c, 1);
+        if (s->dash) {
+            double d[2] = {7, 4};
+            cairo_set_dash(cr, d, 2, 0);
+        }
         int segs = 0; /* stroked in pieces: cairo's cost grows faster than a path's length */
         for (size_t i = 0; i < s->n; i++) {
             if (!point_ok(P, s, i)) continue;
@@ -286,6 +322,7 @@ static void stroke_series(cairo_t *cr, const Panel *P, const PlotSeries *s, Plot
             if (++segs % 128 == 0) cairo_stroke(cr), cairo_move_to(cr, x, y);
         }
         cairo_stroke(cr);
+        cairo_set_dash(cr, NULL, 0, 0);
     }
     if (s->style == PLOT_LINE) return;
     double r = (s->style == PLOT_DOTS ? DOT_RADIUS : MARK_RADIUS) + (P->p->field ? 1 : 0);
@@ -349,9 +386,14 @@ static void draw_swatch(Canvas *cv, const LegendEntry *e, int x, int yc) {
     switch (e->kind) {
     case PLOT_LINE:
     case PLOT_LINE_MARKERS:
+        if (e->dash) {
+            double d[2] = {7, 4};
+            cairo_set_dash(cr, d, 2, 0);
+        }
         cairo_move_to(cr, x + 2, yc);
         cairo_line_to(cr, x1 - 2, yc);
         stroke_halo(cr, e->col, LINE_WIDTH, 0);
+        cairo_set_dash(cr, NULL, 0, 0);
         if (e->kind == PLOT_LINE_MARKERS)
             draw_marker(cr, e->marker, xm, yc, MARK_RADIUS, e->col, 0);
         break;
@@ -411,6 +453,42 @@ static Rect best_spot(const Panel *P, const Canvas *occ, const Rect *cand, int n
     return pick;
 }
 
+/* Where each diverging series left the y range before going non-finite, its label, and
+ * whether the start needs the zoom inset (P->zoom, up to P->zoom_x). */
+static void divergence_exits(Panel *P) {
+    const PlotPanel *p = P->p;
+    const char *xn = p->xlabel && strlen(p->xlabel) <= 16 ? p->xlabel : "x";
+    P->zoom = 0, P->zoom_x = -INFINITY;
+    for (int k = 0; k < p->nseries; k++) {
+        Diverge *d = &P->div[k];
+        const PlotSeries *s = &p->series[k];
+        if (!d->has) continue;
+        d->out = 0;
+        for (long i = 0; i < d->i && !d->out; i++) {
+            double u = point_ok(P, s, (size_t)i) ? axis_unit(&P->y, s->y[i]) : NAN;
+            if (u > P->y.hi || u < P->y.lo) d->out = u > P->y.hi ? 1 : -1, d->out_x = series_x(s, (size_t)i);
+        }
+        if (d->out)
+            snprintf(d->text, sizeof d->text, "left the frame at %s %.6g; %s at %s %.6g", xn,
+                     d->out_x, d->what, xn, d->x);
+        else
+            snprintf(d->text, sizeof d->text, "%s at %s %.6g", d->what, xn, d->x);
+        double f = (axis_unit(&P->x, d->x) - P->x.lo) / (P->x.hi - P->x.lo);
+        if (d->out && !p->xcats && !P->x.log && !p->nhists && !p->field && f <= ZOOM_FRAC)
+            P->zoom = 1, P->zoom_x = fmax(P->zoom_x, d->x);
+    }
+}
+
+/* Candidate spots for a w x h box inside plot r: the corners, then the middles of the top
+ * and bottom, then of the sides. */
+static void inside_spots(Rect r, int w, int h, Rect cand[8]) {
+    static const double at[8][2] = {{1, 0},  {0, 0},  {1, 1},  {0, 1},
+                                    {.5, 0}, {.5, 1}, {1, .5}, {0, .5}};
+    for (int c = 0; c < 8; c++)
+        cand[c] = rect_make(r.x0 + 10 + (int)(at[c][0] * (r.x1 - r.x0 - 20 - w)),
+                            r.y0 + 10 + (int)(at[c][1] * (r.y1 - r.y0 - 20 - h)), w, h);
+}
+
 /* Plot rect from the margins; x ticks (category names, every k-th so they fit; decades;
  * or 1-2-5); the data drawn into the mask; each divergence label on the side of its
  * marker where it hides the least (then marker and label join the mask); the legend in
@@ -435,12 +513,17 @@ static void panel_place(Panel *P, Canvas *cv, Canvas *occ, int left, int right) 
     cairo_set_operator(occ->cr, CAIRO_OPERATOR_OVER);
     draw_refs(P, occ->cr, 1);
     draw_data(occ->cr, P);
+    divergence_exits(P);
     for (int k = 0; k < p->nseries; k++) {
         Diverge *d = &P->div[k];
         const PlotSeries *s = &p->series[k];
         if (!d->has) continue;
-        d->px = px_x(P, d->last >= 0 ? series_x(s, (size_t)d->last) : d->x);
-        d->py = d->last >= 0 ? px_y(P, s->y[d->last]) : r.y0 + 10;
+        /* the cross at the last point when it is in the frame, else on the edge it left by */
+        double u = d->last >= 0 ? axis_unit(&P->y, s->y[d->last]) : NAN;
+        int in = u >= P->y.lo && u <= P->y.hi;
+        d->px = px_x(P, in ? series_x(s, (size_t)d->last) : d->x);
+        d->py = in ? px_y(P, s->y[d->last]) : u < P->y.lo ? r.y1 - 10 : r.y0 + 10;
+        if (d->out) fill_rect(occ, rect_make((int)px_x(P, d->out_x) - 8, d->out > 0 ? r.y0 : r.y1 - 16, 16, 16), C_WHITE, 1);
         int w = (int)ceil(text_width(cv, d->text, FONT_NOTE)) + 8, h = 20;
         int x = (int)d->px, y = (int)d->py;
         Rect cand[4]; /* right above, right below, left above, left below */
@@ -451,13 +534,16 @@ static void panel_place(Panel *P, Canvas *cv, Canvas *occ, int left, int right) 
         fill_rect(occ, rect_make(x - 9, y - 9, 18, 18), C_WHITE, 1);
         fill_rect(occ, d->label, C_WHITE, 1);
     }
-    /* the corners, then the middles of the top and bottom, then of the sides */
-    static const double at[8][2] = {{1, 0},  {0, 0},  {1, 1},  {0, 1},
-                                    {.5, 0}, {.5, 1}, {1, .5}, {0, .5}};
     Rect cand[8];
-    for (int c = 0; c < 8; c++)
-        cand[c] = rect_make(r.x0 + 10 + (int)(at[c][0] * (r.x1 - r.x0 - 20 - P->lw)),
-                            r.y0 + 10 + (int)(at[c][1] * (r.y1 - r.y0 - 20 - P->lh)), P->lw, P->lh);
+    if (P->zoom) { /* the inset first, where it hides the least; the legend avoids it */
+        int w = imin(imax(320, (int)(0.4 * (r.x1 - r.x0))), r.x1 - r.x0 - 20);
+        int h = imin(imax(180, (int)(0.5 * (r.y1 - r.y0))), r.y1 - r.y0 - 20);
+        long hidden;
+        inside_spots(r, w, h, cand);
+        P->inset = best_spot(P, occ, cand, 8, &hidden);
+        fill_rect(occ, P->inset, C_WHITE, 1);
+    }
+    inside_spots(r, P->lw, P->lh, cand);
     P->hidden = 0;
     if (P->nleg) P->legend = best_spot(P, occ, cand, 8, &P->hidden);
 }
@@ -533,6 +619,69 @@ static void draw_ticks(const Panel *P, Canvas *cv, int grid) {
     }
 }
 
+/* An arrow on the frame edge at (x, y) pointing out of the plot (dir 1: up, -1: down). */
+static void draw_exit(cairo_t *cr, double x, double y, int dir, PlotColor c) {
+    double tip = y + (dir > 0 ? 1 : -1), base = y + (dir > 0 ? 15 : -15);
+    cairo_move_to(cr, x, tip);
+    cairo_line_to(cr, x + 7, base);
+    cairo_line_to(cr, x - 7, base);
+    cairo_close_path(cr);
+    set_colour(cr, c, 1);
+    cairo_fill_preserve(cr);
+    stroke_halo(cr, C_WHITE, 1.5, 0);
+}
+
+/* The zoom inset: x from the data's start to past the last early divergence, y over every
+ * finite value there (log when they span more than two decades), the crosses in it. */
+static void inset_draw(const Panel *P, Canvas *cv) {
+    const PlotPanel *p = P->p;
+    Panel Z = *P;
+    double xl = INFINITY, yl = INFINITY, yh = -INFINITY;
+    int neg = 0;
+    for (int k = 0; k < p->nseries; k++)
+        for (size_t i = 0; i < p->series[k].n; i++)
+            if (isfinite(series_x(&p->series[k], i))) xl = fmin(xl, series_x(&p->series[k], i));
+    double xe = P->zoom_x + 0.3 * (P->zoom_x - xl);
+    for (int k = 0; k < p->nseries; k++) {
+        const PlotSeries *s = &p->series[k];
+        for (size_t i = 0; i < s->n; i++) {
+            double x = series_x(s, i), v = s->y[i];
+            if (!isfinite(x) || x > xe || !isfinite(v)) continue;
+            yl = fmin(yl, v), yh = fmax(yh, v), neg |= v <= 0;
+        }
+    }
+    Z.x.log = 0;
+    limits_linear(xl, xe, 0.02, &Z.x.lo, &Z.x.hi);
+    Z.y.log = !neg && yl <= yh && log10(yh) - log10(yl) > 2;
+    Rect o = P->inset;
+    double h = (o.y1 - 30) - (o.y0 + 26);
+    if (Z.y.log) {
+        limits_log(yl, yh, 0.05, 1, &Z.y.lo, &Z.y.hi);
+        axis_log_ticks(&Z.y, h, 20);
+    } else {
+        limits_linear(yl, yh, 0.05, &Z.y.lo, &Z.y.hi);
+        axis_linear_ticks(&Z.y, imax(2, (int)(h / 40)));
+    }
+    int left = 16 + (int)ceil(axis_label_width(&Z.y, cv, FONT_TICK));
+    Z.plot = (Rect){o.x0 + left, o.y0 + 26, o.x1 - 12, o.y1 - 30};
+    axis_fit_ticks(&Z.x, cv, Z.plot.x1 - Z.plot.x0, 5);
+    fill_rect(cv, o, C_WHITE, 1);
+    frame_rect(cv, o, C_LEGEND_EDGE);
+    draw_ticks(&Z, cv, 1);
+    draw_refs(&Z, cv->cr, 0);
+    draw_data(cv->cr, &Z);
+    for (int k = 0; k < p->nseries; k++) {
+        const Diverge *d = &P->div[k];
+        const PlotSeries *s = &p->series[k];
+        if (d->has && d->last >= 0 && series_x(s, (size_t)d->last) <= xe)
+            draw_cross(cv->cr, px_x(&Z, series_x(s, (size_t)d->last)), px_y(&Z, s->y[d->last]), 5);
+    }
+    frame_rect(cv, Z.plot, C_AXIS);
+    draw_ticks(&Z, cv, 0);
+    text_draw(cv, "zoom on the start: every finite value", FONT_NOTE, (o.x0 + o.x1) / 2.0,
+              o.y0 + 18, 0.5, C_INK);
+}
+
 static void panel_draw(const Panel *P, Canvas *cv) {
     const PlotField *f = P->p->field;
     const Rect r = P->plot;
@@ -545,12 +694,15 @@ static void panel_draw(const Panel *P, Canvas *cv) {
     for (int k = 0; k < P->p->nseries; k++) {
         const Diverge *d = &P->div[k];
         if (!d->has) continue;
+        if (d->out) draw_exit(cv->cr, px_x(P, d->out_x), d->out > 0 ? r.y0 : r.y1, d->out,
+                              series_colour(P, k));
         draw_cross(cv->cr, d->px, d->py, 7);
         fill_rect(cv, d->label, C_WHITE, 0.85);
         text_draw(cv, d->text, FONT_NOTE, d->label.x0 + 4, d->label.y0 + 15, 0, C_DARK_RED);
     }
     frame_rect(cv, r, C_AXIS);
     draw_ticks(P, cv, 0);
+    if (P->zoom) inset_draw(P, cv);
     text_draw(cv, P->p->title, FONT_TITLE, (r.x0 + r.x1) / 2.0, P->area.y0 + 27, 0.5, C_INK);
     text_draw(cv, P->p->xlabel, FONT_LABEL, (r.x0 + r.x1) / 2.0, r.y1 + 48, 0.5, C_INK);
     text_draw_up(cv, P->p->ylabel, FONT_LABEL, P->area.x0 + 12 + text_ascent(FONT_LABEL),

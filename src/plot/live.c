@@ -1,7 +1,9 @@
 /* live.c: the live window (see live.h). SDL2 when CLIPLAB_HAVE_SDL is defined
  * (the Makefile defines it when pkg-config finds sdl2), stubs otherwise.
  *
- * One thread owns SDL: it opens the window, handles its events, and when the
+ * One thread owns SDL and is the only one to call it (another thread's
+ * SDL_PushEvent races the window's destruction: see live_close_window): it
+ * opens the window, handles its events, and when the
  * data changed and the rate allows, calls the render function into a
  * PlotImage (cairo ARGB32, which is SDL_PIXELFORMAT_ARGB8888) and copies it
  * onto the window's surface. Nothing here knows what the figure shows. */
@@ -58,6 +60,7 @@ struct Live {
     int open;          /* the window is still open */
     int dirty;         /* new data since the last frame */
     int stop, hold;    /* live_stop asked; then wait for the user to close */
+    int close_asked;   /* live_close_window asked */
     long frames;
     char err[512];
     /* the thread's own */
@@ -124,6 +127,12 @@ static double draw(Live *lv, SDL_Window *win) {
     return cpu_now() - t0;
 }
 
+/* A driver that shows a window someone can see. */
+static int live_real_driver(const char *drv) {
+    return !strcmp(drv, "x11") || !strcmp(drv, "wayland") || !strcmp(drv, "cocoa") ||
+           !strcmp(drv, "windows");
+}
+
 static void *live_main(void *p) {
     Live *lv = p;
     SDL_Window *win = NULL;
@@ -138,10 +147,19 @@ static void *live_main(void *p) {
         ok = 0;
     }
 #endif
-    ok = ok && SDL_Init(SDL_INIT_VIDEO) == 0;
-    if (ok) drv = SDL_GetCurrentVideoDriver();
-    if (ok && !(asked && *asked) && drv && strcmp(drv, "x11") && strcmp(drv, "wayland") &&
-        strcmp(drv, "cocoa") && strcmp(drv, "windows")) {
+    /* a connection to the X server is now and then refused at once (connect:
+     * EAGAIN or reset; how often: docs/design.md), and SDL then falls back to
+     * its offscreen driver: try again before giving up */
+    for (int attempt = 0; ok && attempt < 5; attempt++) {
+        if (attempt) {
+            SDL_Quit();
+            SDL_Delay(20 << attempt);
+        }
+        ok = SDL_Init(SDL_INIT_VIDEO) == 0;
+        drv = ok ? SDL_GetCurrentVideoDriver() : NULL;
+        if (!ok || (asked && *asked) || !drv || live_real_driver(drv)) break;
+    }
+    if (ok && !(asked && *asked) && drv && !live_real_driver(drv)) {
         SDL_SetError("no X11 or Wayland display (SDL found only its %s driver)", drv);
         ok = 0;
     }
@@ -181,6 +199,9 @@ static void *live_main(void *p) {
                                                    e.window.event == SDL_WINDOWEVENT_EXPOSED))
                 live_poke(lv);
         }
+        pthread_mutex_lock(&lv->mu);
+        closed = closed || lv->close_asked;
+        pthread_mutex_unlock(&lv->mu);
         if (closed) break;
         /* the budget: this thread's CPU since start-up may be at most
          * LIVE_CPU_SHARE of the rest of the process's (the training loop's) */
@@ -256,10 +277,15 @@ int live_is_open(Live *lv) {
     return o;
 }
 
+/* A flag, not an SDL event: SDL_PushEvent from another thread wakes the
+ * window's thread with an X ClientMessage sent to its window on a second
+ * connection, and when the window is destroyed in between (a close by the
+ * user, a stop) the X server answers BadWindow and Xlib's error handler ends
+ * the whole process. Only the window's thread ever calls SDL. */
 void live_close_window(Live *lv) {
-    (void)lv;
-    SDL_Event e = {.type = SDL_QUIT};
-    SDL_PushEvent(&e); /* thread-safe; the window's thread handles it */
+    pthread_mutex_lock(&lv->mu);
+    lv->close_asked = 1;
+    pthread_mutex_unlock(&lv->mu);
 }
 
 long live_frames(Live *lv) {

@@ -40,7 +40,8 @@ Live *live_start(const char *title, int w, int h, double fps, LiveRenderFn rende
 void live_poke(Live *lv);
 /* 1 while the window is open (0 once the user closed it). */
 int live_is_open(Live *lv);
-/* Close the window the way a user does (an SDL_QUIT event through its queue). */
+/* Close the window as a user's close does (the window's thread sees it within
+ * 50 ms). Any thread, any moment, any number of times. */
 void live_close_window(Live *lv);
 /* Frames drawn so far. */
 long live_frames(Live *lv);

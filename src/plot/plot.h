@@ -61,6 +61,7 @@ typedef struct PlotSeries {
     int marker;       /* PlotMarker of the points (styles 1 and 2) */
     int color;        /* 0: palette colour of the series' position in the panel (after its
                          histograms); k > 0: palette colour k-1 */
+    int dash;         /* 1: a dashed line (e.g. the post-clip twin of a solid pre-clip line) */
 } PlotSeries;
 
 /* Samples of one histogram (a set of values binned on the panel's shared bins). */
@@ -179,6 +180,16 @@ int plot_filmstrip_render(PlotImage *im, const PlotFilmstrip *fs, char *err, siz
 void plot_image_free(PlotImage *im);
 /* The pixels as [h][w][3] RGB. */
 void plot_image_rgb(const PlotImage *im, unsigned char *rgb);
+
+/* ---- provenance: what made a figure ---- */
+
+/* Set (value not NULL) or remove (NULL) one item of provenance: key is a PNG text keyword
+ * (1-79 printable ASCII characters: "Command", "Seed", "Commit", "BLAS"). Every PNG this
+ * process writes afterwards carries the items, in the order first set, in a footer under
+ * the figure ("Key: value", wrapped) and as text chunks after IHDR (tEXt, or iTXt when the
+ * value is not ASCII). At most 8 keys; -1 for a bad key or a ninth. The render functions
+ * (the live window) draw no footer. */
+int plot_provenance(const char *key, const char *value);
 
 /* ---- helpers (also used by tests) ---- */
 

@@ -6,6 +6,7 @@
 
 #include <cairo.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #include "plot.h"
 
@@ -95,6 +96,13 @@ void text_draw(Canvas *cv, const char *s, double px, double x, double ybase, dou
                PlotColor c);
 /* Turned 90 degrees counter-clockwise, centred on yc, baseline on column xbase. */
 void text_draw_up(Canvas *cv, const char *s, double px, double xbase, double yc, PlotColor c);
+
+/* ---- provenance (provenance.c) ---- */
+
+/* When provenance is set: *im replaced by itself with the footer under it. */
+int prov_footer(PlotImage *im, char *err, size_t errlen);
+/* The provenance text chunks, written at f's position (after IHDR). 0 or -1. */
+int prov_chunks(FILE *f);
 
 /* ---- axes (axes.c) ---- */
 

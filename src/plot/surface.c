@@ -1,7 +1,8 @@
 /* surface.c: the canvas every figure is drawn on: a cairo ARGB32 image surface
  * over a PlotImage's pixels, its primitives (crisp 1-px rules, dashes, markers,
  * the non-finite cross), text in DejaVu Sans through cairo-ft (FreeType face
- * loaded once: the only global state), and the PNG writer (stb_image_write).
+ * loaded once), and the PNG writer (stb_image_write; the provenance footer and text
+ * chunks come from provenance.c).
  * Series colours are the Okabe-Ito colour-blind-safe palette (Okabe & Ito 2008). */
 #include <errno.h>
 #include <math.h>
@@ -254,25 +255,61 @@ void plot_image_rgb(const PlotImage *im, unsigned char *rgb) {
     }
 }
 
-static void png_sink(void *f, void *data, int size) { fwrite(data, 1, (size_t)size, f); }
+/* The encoder's output, gathered in memory so the text chunks can follow IHDR. */
+typedef struct PngBuf {
+    unsigned char *b;
+    size_t n, cap;
+    int oom;
+} PngBuf;
 
-/* im as RGB (turned in place: no second buffer) to "<path>.tmp", then renamed to path. */
+static void png_sink(void *ctx, void *data, int size) {
+    PngBuf *pb = ctx;
+    if (pb->oom || size <= 0) return;
+    if (pb->n + (size_t)size > pb->cap) {
+        size_t cap = (pb->n + (size_t)size) * 2;
+        unsigned char *nb = realloc(pb->b, cap);
+        if (!nb) {
+            pb->oom = 1;
+            return;
+        }
+        pb->b = nb, pb->cap = cap;
+    }
+    memcpy(pb->b + pb->n, data, (size_t)size);
+    pb->n += (size_t)size;
+}
+
+/* im (with the provenance footer, when set) as RGB (turned in place: no second buffer) to
+ * "<path>.tmp": signature and IHDR, the provenance text chunks, the rest; then renamed to
+ * path. */
 static int png_write(const char *path, PlotImage *im, char *err, size_t errlen) {
     char tmp[4096];
     if (!path || !*path || snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
         return set_err(err, errlen, "plot: no output path, or one too long");
-    FILE *f = fopen(tmp, "wb");
-    if (!f)
-        return set_err(err, errlen,
-                       "cannot write plot %s: %s (does the output folder exist and is it "
-                       "writable?)", tmp, strerror(errno));
+    if (prov_footer(im, err, errlen)) return -1;
     plot_image_rgb(im, (unsigned char *)im->px);
     /* the "sub" filter on every row and the encoder's shortest match search: on figures
      * (mostly flat colour) half the time of its defaults for files ~1% larger */
     stbi_write_force_png_filter = 1;
     stbi_write_png_compression_level = 5;
+    PngBuf pb = {0};
+    int ok = stbi_write_png_to_func(png_sink, &pb, im->w, im->h, 3, im->px, im->w * 3);
+    /* 8 signature bytes, then IHDR: length 13, type, 13 bytes, CRC = 33 bytes */
+    ok = ok && !pb.oom && pb.n > 33 && !memcmp(pb.b + 12, "IHDR", 4);
+    if (!ok) {
+        free(pb.b);
+        return set_err(err, errlen, "cannot write plot %s: PNG encoder failed", path);
+    }
+    FILE *f = fopen(tmp, "wb");
+    if (!f) {
+        free(pb.b);
+        return set_err(err, errlen,
+                       "cannot write plot %s: %s (does the output folder exist and is it "
+                       "writable?)", tmp, strerror(errno));
+    }
     errno = 0;
-    int ok = stbi_write_png_to_func(png_sink, f, im->w, im->h, 3, im->px, im->w * 3);
+    ok = fwrite(pb.b, 1, 33, f) == 33 && prov_chunks(f) == 0 &&
+         fwrite(pb.b + 33, 1, pb.n - 33, f) == pb.n - 33;
+    free(pb.b);
     ok = ok && fflush(f) == 0 && !ferror(f);
     int e = errno;
     ok = fclose(f) == 0 && ok;
@@ -280,7 +317,7 @@ static int png_write(const char *path, PlotImage *im, char *err, size_t errlen) 
     if (ok) return 0;
     remove(tmp);
     return set_err(err, errlen, "cannot write plot %s: %s", path,
-                   e ? strerror(e) : "PNG encoder failed");
+                   e ? strerror(e) : "write failed");
 }
 
 int image_png_free(const char *path, PlotImage *im, int rc, char *err, size_t errlen) {

@@ -20,7 +20,7 @@
 #include "train.h"
 
 #define CKPT_MAGIC "CLCK"
-#define CKPT_VERSION 2u /* 1: no length or checksum */
+#define CKPT_VERSION 3u /* 1: no length or checksum; 2: no loss scaler */
 #define CKPT_HEADER 20
 
 static int write_group(const UpdateGroup *g, FILE *f) {
@@ -39,9 +39,12 @@ static int write_group(const UpdateGroup *g, FILE *f) {
 static int write_payload(const Trainer *tr, FILE *f) {
     uint32_t ngroups = (uint32_t)tr->ngroups;
     int64_t step = tr->step;
+    int64_t skipped = tr->scaler.skipped; /* the loss scaler: scale, growth tracker, skips */
     if (io_put(f, &step, sizeof step, 1) || io_put(f, &tr->rng, sizeof tr->rng, 1) ||
         io_put(f, &tr->rec.avg, sizeof tr->rec.avg, 1) || io_put(f, &tr->rec.seen, sizeof tr->rec.seen, 1) ||
-        io_put(f, &ngroups, sizeof ngroups, 1))
+        io_put(f, &tr->scaler.scale, sizeof tr->scaler.scale, 1) ||
+        io_put(f, &tr->scaler.growth_tracker, sizeof tr->scaler.growth_tracker, 1) ||
+        io_put(f, &skipped, sizeof skipped, 1) || io_put(f, &ngroups, sizeof ngroups, 1))
         return -1;
     for (int i = 0; i < tr->ngroups; i++)
         if (write_group(&tr->groups[i], f)) return -1;
@@ -130,10 +133,14 @@ static int read_payload(Trainer *tr, const char *p, size_t n, char *err, size_t 
     Rng rng;
     double avg;
     long seen;
+    float scale;
+    int32_t tracker;
+    int64_t skipped;
     int rc = -1;
     if (io_get(f, &step, sizeof step, 1) || io_get(f, &rng, sizeof rng, 1) ||
         io_get(f, &avg, sizeof avg, 1) || io_get(f, &seen, sizeof seen, 1) ||
-        io_get(f, &ngroups, sizeof ngroups, 1)) {
+        io_get(f, &scale, sizeof scale, 1) || io_get(f, &tracker, sizeof tracker, 1) ||
+        io_get(f, &skipped, sizeof skipped, 1) || io_get(f, &ngroups, sizeof ngroups, 1)) {
         snprintf(err, errlen, "checkpoint payload is too short");
         goto done;
     }
@@ -155,6 +162,7 @@ static int read_payload(Trainer *tr, const char *p, size_t n, char *err, size_t 
         goto done;
     }
     tr->step = step, tr->rng = rng, tr->rec.avg = avg, tr->rec.seen = seen;
+    tr->scaler.scale = scale, tr->scaler.growth_tracker = tracker, tr->scaler.skipped = skipped;
     rc = 0;
 done:
     fclose(f);

@@ -1,15 +1,35 @@
 /* checkpoint.h: the whole training state in one binary format: step, the
  * trainer's RNG, every group's parameters, buffers, optimizer moments and step
  * count, clip-method state, update counters, the spike detector's running
- * average, and the model's own state (data position) through its hooks.
+ * average, the loss scaler (scale, growth tracker, skips), and the model's
+ * own state (data position) through its hooks.
  * Restoring it and replaying gives the same numbers bit for bit.
  *
  * Used in memory by spike recovery and on disk (written to a temporary name,
  * flushed, fsynced and renamed, so a crash never leaves a torn file).
- * Layout: "CLCK", u32 version, u64 payload length, u32 zlib crc32 of the
- * payload, payload (little-endian header; fields in the order of
- * write_payload()). A read refuses a wrong magic, version, length (trailing
- * bytes included), checksum or size, and then leaves the trainer untouched. */
+ * Layout (all little-endian): "CLCK", u32 version (3), u64 payload length,
+ * u32 zlib crc32 of the payload (crc32(0, payload), as Python's zlib.crc32),
+ * then the payload:
+ *   i64 step
+ *   RNG: u64 state, u64 inc, i32 has_spare, 4 padding bytes, f64 spare
+ *   f64 spike detector's running average, i64 losses averaged
+ *   loss scaler: f32 scale, i32 growth tracker, i64 steps skipped for an overflow
+ *   u32 number of groups, then per group:
+ *     u64 n, u64 nbuf; f32[n] parameters, f32[nbuf] buffers, f32[n] first
+ *     moment, f32[n] second moment; i64 optimizer t, i64 updates, i64 clipped,
+ *     i64 skipped; f64 learning rate;
+ *     clip state: "CLPR", i32 method ([clip] grad index), i32 selected tensors
+ *     k, then zclip: i32 warm-up capacity, i32 norms held h, i32 initialized,
+ *     i64 steps, f64 mean, var, z, clip_val, INFO, f64[h] warm-up norms;
+ *     adagc: i64 steps, f64[k] gamma, f64[k] last norms, INFO; auto: i32
+ *     warm-up steps, i32 norms seen h, i64 steps, f64 threshold, INFO, f64[h]
+ *     norms; other methods nothing. INFO = f64 norm, post_norm, threshold,
+ *     coef, i32 clipped, i32 warmup (ClipStepInfo).
+ *   the model's own state (ModelDef.save_state), to the end.
+ * tests/ref/ckpt_format.py reads and writes exactly this, independently of the
+ * C code: change both together. A read refuses a wrong magic, version, length
+ * (trailing bytes included), checksum or size, and then leaves the trainer
+ * untouched. */
 #ifndef CLIPLAB_CHECKPOINT_H
 #define CLIPLAB_CHECKPOINT_H
 

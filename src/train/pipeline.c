@@ -35,9 +35,13 @@ UpdateGroup *trainer_add_group(Trainer *tr, ParamSet *ps) {
     UpdateGroup *g = &tr->groups[tr->ngroups++];
     memset(g, 0, sizeof *g);
     g->ps = ps;
+    g->clip_before_unscale = tr->train.clip_before_unscale;
     g->optim_cfg = gs ? gs->optim : tr->set->optim;
+    g->dist = tr->set->dist;
     optim_init(&g->optim, &g->optim_cfg, ps->n);
     clipper_init(&g->clip, gs ? &gs->clip : &tr->set->clip, ps);
+    g->scratch = xmalloc((ps->n ? ps->n : 1) * sizeof *g->scratch);
+    g->cos_clip = g->update_norm = g->eff_lr = NAN;
     return g;
 }
 
@@ -54,30 +58,83 @@ static void refuse(UpdateGroup *g) {
     param_zero_grad(g->ps);
     g->last.post_norm = g->last.coef = NAN;
     g->last.clipped = 0;
+    g->cos_clip = g->update_norm = g->eff_lr = NAN;
     if (g->clip.param_norms) /* the clip step did not run: no per-tensor norms this step */
         for (int i = 0; i < clipper_nparams(&g->clip); i++) g->clip.param_norms[i] = NAN;
 }
 
+/* cos(a, b) and ||a - b||, summed in double in index order (NaN for a zero vector). */
+static double cosine(const float *a, const float *b, size_t n) {
+    double ab = 0, aa = 0, bb = 0;
+    for (size_t i = 0; i < n; i++) ab += (double)a[i] * b[i], aa += (double)a[i] * a[i], bb += (double)b[i] * b[i];
+    return aa > 0 && bb > 0 ? ab / sqrt(aa * bb) : NAN;
+}
+
+static double distance(const float *a, const float *b, size_t n) {
+    double s = 0;
+    for (size_t i = 0; i < n; i++) s += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
+    return sqrt(s);
+}
+
 PipeResult pipeline_update(UpdateGroup *g, double loss_scale, double lr) {
     ParamSet *ps = g->ps;
-    /* 2. unscale */
-    if (loss_scale != 1.0) {
-        float inv = (float)(1.0 / loss_scale);
-        for (size_t i = 0; i < ps->n; i++) ps->grad[i] *= inv;
+    /* (clip_before_unscale = true: the bug of Lightning #9599, allennlp #5426:
+     * step 5 runs here, on the gradient still multiplied by the scale, so a
+     * threshold tau acts as tau / scale on the true gradient; an overflowed
+     * (inf) norm gives torch 1.13's coefficient 0: finite elements 0, the inf
+     * ones NaN. Its norms are logged in true units, divided by the scale.) */
+    if (g->clip_before_unscale) {
+        memcpy(g->scratch, ps->grad, ps->n * sizeof *ps->grad);
+        clipper_apply(&g->clip, clipper_global_norm(&g->clip), &g->last);
+        g->last.pre_norm /= loss_scale, g->last.post_norm /= loss_scale;
+        g->clipped += g->last.clipped;
+        g->cos_clip = cosine(g->scratch, ps->grad, ps->n); /* the scale cancels */
     }
-    /* 3. non-finite check (the global L2 norm is non-finite iff an element is) */
+    /* 2. unscale: * (float)(1/scale), the reciprocal in double (torch's unscale_) */
+    scaler_unscale(ps->grad, ps->n, loss_scale);
+    /* 3. non-finite check (the global L2 norm is non-finite iff an element is);
+     * with the dynamic scaler this is its found_inf: the step is skipped. Under
+     * mpirun every rank refuses when one rank's gradient is non-finite. */
     double pre = clipper_global_norm(&g->clip);
-    g->last.pre_norm = pre;
-    if (!isfinite(pre)) {
+    if (!g->clip_before_unscale) g->last.pre_norm = pre;
+    if (dist_any(!isfinite(pre))) {
         refuse(g);
         return PIPE_NONFINITE;
     }
-    /* 4. all-reduce: single process, nothing to reduce. 5. gradient clip */
-    clipper_apply(&g->clip, pre, &g->last);
-    g->clipped += g->last.clipped;
-    /* 6. optimizer step */
+    /* 4. all-reduce across ranks (dist.h): each rank's gradient is already 1/N
+     * of its share (the backward seed), so the rank-ordered sum is DDP's mean.
+     * [dist] clip = local: each rank clips its own gradient first, by its own
+     * norm (the Horovod mistake); the reduced gradient is then not clipped. */
+    int nranks = dist_size(), local_clip = nranks > 1 && g->dist.clip == DIST_CLIP_LOCAL;
+    g->rank_norm = pre * nranks; /* the norm of this rank's own mean gradient */
+    if (local_clip) { /* clip this rank's own mean gradient (x N), then back to its 1/N share */
+        float up = (float)nranks, down = (float)(1.0 / nranks);
+        for (size_t i = 0; i < ps->n; i++) ps->grad[i] *= up;
+        clipper_apply(&g->clip, g->rank_norm, &g->last);
+        for (size_t i = 0; i < ps->n; i++) ps->grad[i] *= down;
+    }
+    if (nranks > 1) {
+        dist_allreduce_ordered(ps->grad, ps->n);
+        pre = clipper_global_norm(&g->clip);
+        g->last.pre_norm = pre;
+    }
+    /* 5. gradient clip: once, on the reduced gradient; the cosine of the
+     * gradient before and after it */
+    if (local_clip) { /* it ran per rank (coef: this rank's); the step gets the reduced gradient */
+        g->last.post_norm = pre;
+        g->clipped += g->last.clipped;
+    } else if (!g->clip_before_unscale) {
+        memcpy(g->scratch, ps->grad, ps->n * sizeof *ps->grad);
+        clipper_apply(&g->clip, pre, &g->last);
+        g->clipped += g->last.clipped;
+        g->cos_clip = cosine(g->scratch, ps->grad, ps->n);
+    }
+    /* 6. optimizer step; the update's norm ||delta theta|| and lr x clip coefficient */
     g->lr = lr;
+    g->eff_lr = lr * g->last.coef;
+    memcpy(g->scratch, ps->data, ps->n * sizeof *ps->data);
     optim_step(&g->optim, ps, lr);
+    g->update_norm = distance(ps->data, g->scratch, ps->n);
     /* 7. weight clip */
     clipper_clamp_weights(&g->clip);
     g->updates++;
@@ -111,6 +168,40 @@ static int in_list(const UpdateGroup *g, UpdateGroup *const *upd, int nupd) {
     return 0;
 }
 
+/* A micro-batch another rank computes: its data is drawn and dropped here, so
+ * every rank's data stream stays where one process's would be. */
+static void skip_micro_batch(Trainer *tr) {
+    ASSERT(tr->def->loss, "model %s: only supervised models skip micro-batches", tr->def->name);
+    if (tr->def->skip_batch) {
+        tr->def->skip_batch(tr->model, tr);
+        return;
+    }
+    int prev = ctx_set_grad(&tr->ctx, 0);
+    ctx_reset(&tr->ctx);
+    tr->def->loss(tr->model, &tr->ctx, tr);
+    ctx_set_grad(&tr->ctx, prev);
+}
+
+/* Step 1's accumulation in a fixed order: each micro-batch's gradient is
+ * computed into zeroed buffers, then added to the sum of the earlier ones
+ * (sum + new, elementwise), the adds the rank-ordered all-reduce makes, so
+ * grad_accum = N on one process and N ranks give the same bytes. */
+static void accumulate_begin(UpdateGroup *const *upd, int nupd) {
+    for (int i = 0; i < nupd; i++) {
+        ParamSet *ps = upd[i]->ps;
+        if (!upd[i]->acc) upd[i]->acc = xmalloc(ps->n * sizeof *upd[i]->acc);
+        memcpy(upd[i]->acc, ps->grad, ps->n * sizeof *ps->grad);
+        param_zero_grad(ps);
+    }
+}
+static void accumulate_end(UpdateGroup *const *upd, int nupd) {
+    for (int i = 0; i < nupd; i++) {
+        ParamSet *ps = upd[i]->ps;
+        const float *acc = upd[i]->acc;
+        for (size_t j = 0; j < ps->n; j++) ps->grad[j] = acc[j] + ps->grad[j];
+    }
+}
+
 double trainer_step(Trainer *tr, UpdateGroup *const *upd, int nupd, TrainerLossFn fn, void *model,
                     void *arg) {
     ASSERT(nupd > 0, "trainer_step with no group to update");
@@ -119,19 +210,45 @@ double trainer_step(Trainer *tr, UpdateGroup *const *upd, int nupd, TrainerLossF
     /* groups outside the update are frozen: no gradient is recorded into them */
     for (int i = 0; i < tr->ngroups; i++)
         if (!in_list(&tr->groups[i], upd, nupd)) param_set_requires_grad(tr->groups[i].ps, 0);
-    int k = tr->train.grad_accum;
-    double loss_sum = 0.0;
-    for (int i = 0; i < k; i++) {
+    /* 1. backward. Under mpirun rank r computes micro-batches r*k .. r*k+k-1 of
+     * the K = k*N the step takes (k = grad_accum) and draws past the others;
+     * each loss is seeded with the loss scale / K, so the sum is the mean. */
+    double scale = tr->scaler.scale; /* fixed over the micro-batches */
+    int k = tr->train.grad_accum, nranks = dist_size(), me = dist_rank(), K = k * nranks;
+    double *mine = xcalloc((size_t)k, sizeof *mine), *all = xcalloc((size_t)K, sizeof *all);
+    int done = 0, stopped = 0;
+    for (int i = 0; i < K; i++) {
+        if (stopped && !tr->def->loss) break; /* a custom-step model's data is its own */
+        if (i / k != me || stopped) { /* another rank's, or after a non-finite loss */
+            skip_micro_batch(tr);
+            continue;
+        }
+        if (done > 0) accumulate_begin(upd, nupd);
         ctx_reset(&tr->ctx);
         Tensor *loss = fn(model, &tr->ctx, tr, arg);
         ASSERT(loss && loss->n == 1, "a loss function must return a scalar");
-        loss_sum += loss->data[0];
-        if (!isfinite(loss->data[0])) break; /* no use running backward on NaN */
-        if (loss->grad) ad_backward(&tr->ctx, loss, (float)(tr->train.loss_scale / k));
+        mine[done++] = loss->data[0];
+        if (!isfinite(loss->data[0])) { /* no use running backward on NaN */
+            stopped = 1;
+            continue;
+        }
+        if (loss->grad) ad_backward(&tr->ctx, loss, (float)(scale / K));
+        if (done > 1) accumulate_end(upd, nupd);
     }
     ctx_reset(&tr->ctx);
     for (int i = 0; i < tr->ngroups; i++) param_set_requires_grad(tr->groups[i].ps, 1);
-    double loss = loss_sum / k;
+    /* the step's loss: the micro-batch losses in order, up to the first non-finite one */
+    dist_allgather_doubles(all, mine, k);
+    double loss_sum = 0.0;
+    for (int i = 0; i < K; i++) {
+        loss_sum += all[i];
+        if (!isfinite(all[i])) break;
+    }
+    free(mine);
+    free(all);
+    /* the model's metrics of the step are those of the last micro-batch's rank */
+    if (nranks > 1 && tr->nextra > 0) dist_bcast_doubles(tr->extra, tr->nextra, nranks - 1);
+    double loss = loss_sum / K;
     if (!isfinite(loss)) {
         for (int i = 0; i < nupd; i++) {
             refuse(upd[i]);
@@ -140,12 +257,19 @@ double trainer_step(Trainer *tr, UpdateGroup *const *upd, int nupd, TrainerLossF
         }
         return loss;
     }
+    int found_inf = 0;
     for (int i = 0; i < nupd; i++) {
         UpdateGroup *g = upd[i];
         double lr = optim_lr_at(&g->optim_cfg, tr->step, tr->train.steps);
-        if (pipeline_update(g, tr->train.loss_scale, lr) == PIPE_NONFINITE)
-            nonfinite(tr, g, "gradient norm", g->last.pre_norm);
+        if (pipeline_update(g, scale, lr) == PIPE_APPLIED) continue;
+        found_inf = 1;
+        if (!tr->scaler.dynamic) nonfinite(tr, g, "gradient norm", g->last.pre_norm);
+        else g->skipped++;
     }
+    /* the dynamic scaler's update, once for every group of the step (torch:
+     * scaler.update() after each optimizer's scaler.step()); an overflow is a
+     * skipped step and a backoff, not a divergence */
+    scaler_update(&tr->scaler, found_inf);
     /* no stale gradient anywhere: each updated group was zeroed by its
      * pipeline (or its refusal), and the frozen ones received none */
     return loss;

@@ -67,10 +67,12 @@ static int write_loss_and_norm(const Trainer *tr, double baseline) {
         metrics_column(l, metrics_col(l, "clip_threshold"), th);
         int has_th = 0;
         for (size_t r = 0; r < n; r++) has_th |= isfinite(th[r]);
-        PlotSeries gs[3] = {{.label = "pre-clip norm", .x = x, .y = gn, .n = n},
-                            {.label = "post-clip norm", .x = x, .y = gc, .n = n},
-                            {.label = "clip threshold", .x = x, .y = th, .n = n}};
-        if (!has_th) gs[2] = gs[1]; /* value/norm/agc have no global threshold */
+        /* the post-clip line is drawn last, over the threshold it sits on whenever
+         * the clip acts; each keeps its colour whichever lines are drawn */
+        PlotSeries gs[3] = {{.label = "pre-clip norm", .x = x, .y = gn, .n = n, .color = 1},
+                            {.label = "clip threshold", .x = x, .y = th, .n = n, .color = 3},
+                            {.label = "post-clip norm", .x = x, .y = gc, .n = n, .color = 2}};
+        if (!has_th) gs[1] = gs[2]; /* value/norm/agc have no global threshold */
         PlotPanel gp = {.title = "Global gradient L2 norm", .xlabel = "step", .ylabel = "norm",
                         .logy = PLOT_LOGY_AUTO, .series = gs,
                         .nseries = tr->groups[0].clip.cfg.grad == CLIP_NONE ? 1 : 2 + has_th};
@@ -134,10 +136,102 @@ static int write_columns(const Trainer *tr) {
     return columns_figure(path, title, &lp, &label, 1, tr->def->plot_columns);
 }
 
+/* Clipping as an adaptive step size (Zhang, He, Sra & Jadbabaie 2020: clipped GD is GD
+ * with step lr * min(1, c / ||g||)): per logged step of each run, the effective learning
+ * rate and the update's norm against the pre-clip gradient norm (points), with the rule
+ * lr * min(1, c / ||g||) drawn (over the clipped runs' norms) when every run has one lr
+ * and one constant threshold c;
+ * below, the cosine between the gradient before and after the clip step over the steps
+ * (1 when the clip only scales). Runs without the columns (older logs) are left out. */
+int run_plots_step_size(const char *path, const char *title, const MetricsLog *const *logs,
+                        const char *const *labels, int n) {
+    PlotSeries *es = xcalloc((size_t)n + 1, sizeof *es), *us = xcalloc((size_t)n, sizeof *us);
+    PlotSeries *cs = xcalloc((size_t)n, sizeof *cs);
+    double **b = xcalloc((size_t)n * 5 + 2, sizeof *b);
+    int ne = 0, nu = 0, nc = 0, one_rule = 1;
+    double lr = NAN, c = NAN, gmin = INFINITY, gmax = 0;
+    for (int i = 0; i < n; i++) {
+        const MetricsLog *l = logs[i];
+        int ce = metrics_col(l, "eff_lr"), cu = metrics_col(l, "update_norm");
+        int cc = metrics_col(l, "clip_cos"), cg = metrics_col(l, "grad_norm");
+        int ct = metrics_col(l, "clip_threshold"), cl = metrics_col(l, "lr");
+        if (ce < 0 || cu < 0 || cc < 0 || cg < 0) continue;
+        double **v = b + 5 * i;
+        for (int k = 0; k < 5; k++) v[k] = xmalloc((l->nrows + 1) * sizeof(double));
+        metrics_column(l, 0, v[0]);
+        metrics_column(l, cg, v[1]);
+        metrics_column(l, ce, v[2]);
+        metrics_column(l, cu, v[3]);
+        metrics_column(l, cc, v[4]);
+        for (size_t r = 0; r < l->nrows; r++) {
+            double g = v[1][r], t = ct >= 0 ? l->rows[r * (size_t)l->ncols + ct] : NAN;
+            double rl = cl >= 0 ? l->rows[r * (size_t)l->ncols + cl] : NAN;
+            if (isfinite(g) && g > 0 && isfinite(t)) gmin = fmin(gmin, g), gmax = fmax(gmax, g);
+            if (isnan(lr)) lr = rl;
+            one_rule &= rl == lr;
+            if (isfinite(t)) {
+                if (isnan(c)) c = t;
+                one_rule &= t == c;
+            }
+        }
+        es[ne++] = (PlotSeries){.label = labels[i], .x = v[1], .y = v[2], .n = l->nrows,
+                                .style = PLOT_DOTS, .color = i + 1};
+        us[nu++] = (PlotSeries){.label = labels[i], .x = v[1], .y = v[3], .n = l->nrows,
+                                .style = PLOT_DOTS, .color = i + 1};
+        cs[nc++] = (PlotSeries){.label = labels[i], .x = v[0], .y = v[4], .n = l->nrows,
+                                .color = i + 1};
+    }
+    if (ne == 0) {
+        free(es), free(us), free(cs), free(b);
+        return 0;
+    }
+    enum { RULE = 64 };
+    char rule[96];
+    if (one_rule && isfinite(lr) && isfinite(c) && gmin < gmax) {
+        double *rx = b[5 * n] = xmalloc(RULE * sizeof(double));
+        double *ry = b[5 * n + 1] = xmalloc(RULE * sizeof(double));
+        for (int k = 0; k < RULE; k++) {
+            rx[k] = gmin * pow(gmax / gmin, k / (RULE - 1.0));
+            ry[k] = lr * fmin(1.0, c / rx[k]);
+        }
+        snprintf(rule, sizeof rule, "lr \u00b7 min(1, c / \u2016g\u2016), lr = %g, c = %g", lr, c);
+        es[ne++] = (PlotSeries){.label = rule, .x = rx, .y = ry, .n = RULE, .color = 8};
+    }
+    PlotPanel panels[3] = {
+        {.title = "Effective learning rate: lr \u00d7 clip coefficient, against the gradient norm",
+         .xlabel = "pre-clip global gradient L2 norm \u2016g\u2016", .ylabel = "lr \u00d7 coefficient",
+         .logx = 1, .logy = PLOT_LOGY_AUTO, .series = es, .nseries = ne, .hline = NAN},
+        {.title = "Length of the update \u2016\u0394\u03b8\u2016 (optimizer step), against the gradient norm",
+         .xlabel = "pre-clip global gradient L2 norm \u2016g\u2016", .ylabel = "\u2016\u0394\u03b8\u2016",
+         .logx = 1, .logy = PLOT_LOGY_AUTO, .series = us, .nseries = nu, .hline = NAN},
+        {.title = "Cosine between the gradient before and after the clip step (1: only scaled)",
+         .xlabel = "step", .ylabel = "cosine", .logy = PLOT_LOGY_OFF, .series = cs, .nseries = nc,
+         .hline = NAN},
+    };
+    char err[256];
+    int rc = plot_figure(path, title, panels, 3, 1100, 1300, err, sizeof err);
+    if (rc != 0) fprintf(stderr, "cliplab: error: writing %s: %s\n", path, err);
+    for (int i = 0; i < 5 * n + 2; i++) free(b[i]);
+    free(es), free(us), free(cs), free(b);
+    return rc;
+}
+
+static int write_step_size(const Trainer *tr) {
+    char path[CFG_STR_MAX + 32], title[CFG_STR_MAX + 160], desc[96];
+    const MetricsLog *lp = &tr->log;
+    const char *label = desc;
+    clipper_describe_run(&tr->groups[0].clip, desc, sizeof desc);
+    snprintf(path, sizeof path, "%s/step_size.png", tr->run.out_dir);
+    snprintf(title, sizeof title, "%s (clip: %s): clipping as an adaptive step size", tr->run.name,
+             desc);
+    return run_plots_step_size(path, title, &lp, &label, 1);
+}
+
 int run_plots_write(const Trainer *tr, double baseline) {
     int rc = tr->log.nrows ? write_loss_and_norm(tr, baseline) : 0;
     if (rc == 0 && tr->pnorm_log.nrows) rc = write_heatmap(tr);
     if (rc == 0 && tr->log.nrows && tr->def->plot_columns) rc = write_columns(tr);
+    if (rc == 0 && tr->log.nrows) rc = write_step_size(tr);
     return rc;
 }
 
@@ -166,7 +260,7 @@ static void smooth(const double *y, size_t n, size_t w, int use_max, double *out
     }
 }
 
-/* One panel per model column (ModelDef.plot_columns) over n runs' logs: NaN
+/* One panel per model column (ModelDef.plot_columns, compare_columns) over n runs' logs: NaN
  * rows dropped (no value that step), the rest smoothed as the loss curves. */
 static int columns_figure(const char *path, const char *title, const MetricsLog *const *logs,
                           const char *const *labels, int n, const char *const *cols) {
@@ -212,75 +306,178 @@ static int columns_figure(const char *path, const char *title, const MetricsLog 
     return rc;
 }
 
+/* What a run's legend entry says: what differs between the compared runs (the gradient
+ * clip, the model's own clipping, spike recovery, the seed), else the run's name. */
+static void run_legend(const RunResult *runs, int n, int i, char *buf, size_t len) {
+    int clip = 0, own = 0, rec = 0, seed = 0;
+    for (int j = 1; j < n; j++) {
+        clip |= strcmp(runs[j].clip_desc, runs[0].clip_desc) != 0;
+        own |= strcmp(runs[j].own, runs[0].own) != 0;
+        rec |= runs[j].recovery != runs[0].recovery;
+        seed |= runs[j].seed != runs[0].seed;
+    }
+    const RunResult *r = &runs[i];
+    buf[0] = '\0';
+    size_t k = 0;
+#define PUT(...) (k += (size_t)snprintf(buf + k, k < len ? len - k : 0, __VA_ARGS__), k = k < len ? k : len)
+    if (clip) {
+        if (!strcmp(r->clip_desc, "none"))
+            PUT("no clipping");
+        else if (!strncmp(r->clip_desc, "global", 6) || !strncmp(r->clip_desc, "per-tensor", 10))
+            PUT("clip at %s", r->clip_desc);
+        else
+            PUT("clip: %s", r->clip_desc);
+    }
+    if (own) PUT("%s%s", k ? "; " : "", r->own);
+    if (rec) PUT("%sspike recovery %s", k ? "; " : "", r->recovery ? "on" : "off");
+    if (seed) PUT("%sseed %ld", k ? ", " : "", r->seed);
+    if (!k) PUT("%s", r->name);
+#undef PUT
+}
+
+/* "<model and task>: <legend 1> vs <legend 2>, seed S" (the legends joined when they fit;
+ * else how many runs and what differs). */
+static void compare_title(const RunResult *runs, int n, char *const *legends, char *buf, size_t len) {
+    int same_title = 1, same_seed = 1;
+    for (int j = 1; j < n; j++) {
+        same_title &= !strcmp(runs[j].title, runs[0].title);
+        same_seed &= runs[j].seed == runs[0].seed;
+    }
+    char what[400] = "";
+    size_t k = 0;
+    for (int i = 0; i < n && k < sizeof what; i++)
+        k += (size_t)snprintf(what + k, sizeof what - k, "%s%s", i ? " vs " : "", legends[i]);
+    if (k > 90 || n > 4) {
+        int clip = 0;
+        for (int j = 1; j < n; j++) clip |= strcmp(runs[j].clip_desc, runs[0].clip_desc) != 0;
+        snprintf(what, sizeof what, "%d runs%s", n, clip ? ", gradient clipping compared" : "");
+    }
+    char seeds[32] = "";
+    if (same_seed) snprintf(seeds, sizeof seeds, ", seed %ld", runs[0].seed);
+    snprintf(buf, len, "%s: %s%s", same_title ? runs[0].title : "Runs", what, seeds);
+}
+
 int trainer_compare_plot(const RunResult *runs, int n, const char *path) {
-    int same_columns = runs[0].plot_columns != NULL;
-    for (int i = 1; i < n; i++) same_columns &= runs[i].plot_columns == runs[0].plot_columns;
+    char **legends = xcalloc((size_t)n, sizeof *legends), title[512];
+    for (int i = 0; i < n; i++) {
+        legends[i] = xmalloc(256);
+        run_legend(runs, n, i, legends[i], 256);
+    }
+    compare_title(runs, n, legends, title, sizeof title);
+    int same_columns = runs[0].compare_columns != NULL;
+    for (int i = 1; i < n; i++) same_columns &= runs[i].compare_columns == runs[0].compare_columns;
     if (same_columns) { /* one model's own curves; mixed models fall back to loss and norm */
         const MetricsLog **logs = xcalloc((size_t)n, sizeof *logs);
-        const char **labels = xcalloc((size_t)n, sizeof *labels);
-        for (int i = 0; i < n; i++) logs[i] = &runs[i].log, labels[i] = runs[i].label;
-        int rc = columns_figure(path, "Runs compared", logs, labels, n, runs[0].plot_columns);
-        free(logs), free(labels);
+        for (int i = 0; i < n; i++) logs[i] = &runs[i].log;
+        int rc = columns_figure(path, title, logs, (const char *const *)legends, n,
+                                runs[0].compare_columns);
+        free(logs);
+        for (int i = 0; i < n; i++) free(legends[i]);
+        free(legends);
         return rc;
     }
-    PlotSeries *ls = xcalloc(2 * (size_t)n, sizeof *ls), *gs = xcalloc((size_t)n, sizeof *gs);
-    double **bufs = xcalloc((size_t)n * 7, sizeof *bufs);
-    int nls = n;
-    double baseline = NAN;
+    /* loss: one line per run and its rollbacks; norm: pre-clip (solid), post-clip (dashed)
+     * and the threshold (a line when every clipped run has the same constant one, else each
+     * run's own, dashed, instead of its post-clip norm) */
+    PlotSeries *ls = xcalloc(2 * (size_t)n, sizeof *ls), *gs = xcalloc(2 * (size_t)n, sizeof *gs);
+    double **bufs = xcalloc((size_t)n * 10, sizeof *bufs);
+    char **extra = xcalloc(3 * (size_t)n, sizeof *extra);
+    int nls = n, ngs = 0, nextra = 0;
+    double baseline = NAN, common_th = NAN;
+    int th_common = 1;
     size_t longest = 0;
     for (int i = 0; i < n; i++) longest = runs[i].log.nrows > longest ? runs[i].log.nrows : longest;
     /* one window for all runs: ~200 windows across the longest run */
     size_t w = longest > 600 ? longest / 200 : 1;
+    for (int i = 0; i < n; i++) { /* is there one constant threshold? */
+        const MetricsLog *l = &runs[i].log;
+        int c = metrics_col(l, "clip_threshold");
+        for (size_t r = 0; c >= 0 && r < l->nrows; r++) {
+            double t = l->rows[r * (size_t)l->ncols + c];
+            if (!isfinite(t)) continue;
+            if (isnan(common_th)) common_th = t;
+            th_common &= t == common_th;
+        }
+    }
     for (int i = 0; i < n; i++) {
         const MetricsLog *l = &runs[i].log;
-        double **b = bufs + 7 * i;
+        double **b = bufs + 10 * i;
         for (int k = 0; k < 5; k++) b[k] = xmalloc((l->nrows + 1) * sizeof(double));
         metrics_column(l, 0, b[0]);
         metrics_column(l, metrics_col(l, "loss"), b[1]);
         metrics_column(l, metrics_col(l, "grad_norm"), b[2]);
         smooth(b[1], l->nrows, w, 0, b[3]);
         smooth(b[2], l->nrows, w, 1, b[4]);
-        ls[i] = (PlotSeries){.label = runs[i].label, .x = b[0], .y = b[3], .n = l->nrows};
-        gs[i] = (PlotSeries){.label = runs[i].label, .x = b[0], .y = b[4], .n = l->nrows};
+        ls[i] = (PlotSeries){.label = legends[i], .x = b[0], .y = b[3], .n = l->nrows};
+        gs[ngs++] = (PlotSeries){.label = legends[i], .x = b[0], .y = b[4], .n = l->nrows,
+                                 .color = i + 1};
         if (isnan(baseline)) baseline = runs[i].baseline;
+        if (!strcmp(runs[i].clip_desc, "none")) continue;
+        char *pre = extra[nextra++] = xmalloc(300);
+        snprintf(pre, 300, "%s: pre-clip", legends[i]);
+        gs[ngs - 1].label = pre;
+        int tc = metrics_col(l, "clip_threshold"), has_th = 0;
+        b[7] = xmalloc((l->nrows + 1) * sizeof(double));
+        b[8] = xmalloc((l->nrows + 1) * sizeof(double));
+        if (tc >= 0) metrics_column(l, tc, b[7]);
+        for (size_t r = 0; tc >= 0 && r < l->nrows; r++) has_th |= isfinite(b[7][r]);
+        char *lab = extra[nextra++] = xmalloc(300);
+        if (has_th && !th_common) {
+            snprintf(lab, 300, "%s: threshold", legends[i]);
+            gs[ngs++] = (PlotSeries){.label = lab, .x = b[0], .y = b[7], .n = l->nrows,
+                                     .color = i + 1, .dash = 1};
+        } else {
+            metrics_column(l, metrics_col(l, "grad_norm_clipped"), b[7]);
+            smooth(b[7], l->nrows, w, 1, b[8]);
+            snprintf(lab, 300, "%s: post-clip", legends[i]);
+            gs[ngs++] = (PlotSeries){.label = lab, .x = b[0], .y = b[8], .n = l->nrows,
+                                     .color = i + 1, .dash = 1};
+        }
     }
     for (int i = 0; i < n; i++) { /* each run's rollbacks: its spikes as points */
         const RunResult *r = &runs[i];
         if (!r->nevents) continue;
-        double **b = bufs + 7 * i;
+        double **b = bufs + 10 * i;
         rollback_points(r->events, r->nevents, &b[5], &b[6]);
-        char *label = xmalloc(CFG_STR_MAX + 32);
-        snprintf(label, CFG_STR_MAX + 32, "%s: spike, rolled back", r->name);
+        char *label = extra[nextra++] = xmalloc(300);
+        snprintf(label, 300, "%s: spike, rolled back", legends[i]);
         ls[nls++] = (PlotSeries){.label = label, .x = b[5], .y = b[6], .n = (size_t)r->nevents,
-                                 .style = 1};
+                                 .style = 1, .color = i + 1};
     }
-    int clip_differs = 0, recovery_differs = 0;
-    for (int i = 1; i < n; i++) {
-        clip_differs |= strcmp(runs[i].clip_desc, runs[0].clip_desc) != 0;
-        recovery_differs |= runs[i].recovery != runs[0].recovery;
-    }
-    const char *title = clip_differs && !recovery_differs   ? "Gradient clipping compared"
-                        : recovery_differs && !clip_differs ? "Loss-spike recovery compared"
-                                                            : "Runs compared";
-    char lt[96], gt[96];
+    char lt[96], gt[128], thl[64];
     if (w > 1) {
         snprintf(lt, sizeof lt, "Training loss (mean of the last %zu logged steps)", w);
-        snprintf(gt, sizeof gt, "Pre-clip global gradient L2 norm (max of the last %zu logged steps)", w);
+        snprintf(gt, sizeof gt, "Global gradient L2 norm (max of the last %zu logged steps)", w);
     } else {
         snprintf(lt, sizeof lt, "Training loss");
-        snprintf(gt, sizeof gt, "Pre-clip global gradient L2 norm");
+        snprintf(gt, sizeof gt, "Global gradient L2 norm");
     }
+    snprintf(thl, sizeof thl, "clip threshold %g", common_th);
     PlotPanel panels[2] = {
         {.title = lt, .xlabel = "step", .ylabel = "loss", .logy = PLOT_LOGY_AUTO, .series = ls,
          .nseries = nls, .hline = baseline, .hline_label = "trivial predictor"},
-        {.title = gt, .xlabel = "step", .ylabel = "norm", .logy = PLOT_LOGY_AUTO, .series = gs,
-         .nseries = n},
+        {.title = gt, .xlabel = "step", .ylabel = "norm",
+         .logy = PLOT_LOGY_AUTO, .series = gs, .nseries = ngs,
+         .hline = th_common ? common_th : NAN, .hline_label = th_common ? thl : NULL},
     };
     char err[256];
     int rc = plot_figure(path, title, panels, 2, 1100, 900, err, sizeof err);
     if (rc != 0) fprintf(stderr, "cliplab: error: writing %s: %s\n", path, err);
-    for (int i = 0; i < 7 * n; i++) free(bufs[i]);
-    for (int i = n; i < nls; i++) free((char *)ls[i].label);
-    free(bufs), free(ls), free(gs);
+    if (rc == 0) { /* beside it: <path without .png>_step_size.png */
+        size_t pl = strlen(path);
+        char *sp = xmalloc(pl + 32), st[640];
+        snprintf(sp, pl + 32, "%.*s_step_size.png",
+                 (int)(pl > 4 && !strcmp(path + pl - 4, ".png") ? pl - 4 : pl), path);
+        snprintf(st, sizeof st, "Clipping as an adaptive step size (Zhang et al. 2020): %s",
+                 runs[0].title);
+        const MetricsLog **logs = xcalloc((size_t)n, sizeof *logs);
+        for (int i = 0; i < n; i++) logs[i] = &runs[i].log;
+        rc = run_plots_step_size(sp, st, logs, (const char *const *)legends, n);
+        free(logs), free(sp);
+    }
+    for (int i = 0; i < 10 * n; i++) free(bufs[i]);
+    for (int i = 0; i < nextra; i++) free(extra[i]);
+    for (int i = 0; i < n; i++) free(legends[i]);
+    free(bufs), free(ls), free(gs), free(extra), free(legends);
     return rc;
 }

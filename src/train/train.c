@@ -8,6 +8,7 @@
 #include <omp.h>
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,20 +16,16 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "blas_pin.h"
 #include "budget.h"
 #include "checkpoint.h"
 #include "common.h"
 #include "ops.h"
+#include "plot.h"
 #include "resume.h"
 #include "runfolder.h"
 
 /* ---------------------------------------------------------------- utils */
-
-double now_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 /* mkdir -p; returns 0 or -1 with errno set. */
 static int make_dirs(const char *path) {
@@ -66,11 +63,11 @@ void trainer_set_metric(Trainer *tr, int idx, double value) {
 static void log_columns(Trainer *tr) {
     MetricsLog *l = &tr->log;
     const char *base[] = {"step",      "loss",    "grad_norm", "grad_norm_clipped",
-                          "clip_coef", "clip_threshold", "clipped", "clip_frac",
-                          "lr",        "time_ms"};
+                          "grad_clip_coef", "clip_threshold", "clipped", "grad_clip_frac",
+                          "lr",        "time_ms", "clip_cos", "update_norm", "eff_lr"};
     for (size_t i = 0; i < sizeof base / sizeof *base; i++) metrics_add_col(l, base[i]);
     for (int g = 1; g < tr->ngroups; g++) {
-        const char *suffix[] = {"grad_norm", "grad_norm_clipped", "clip_coef"};
+        const char *suffix[] = {"grad_norm", "grad_norm_clipped", "grad_clip_coef"};
         for (int s = 0; s < 3; s++) {
             char name[METRICS_NAME_MAX];
             snprintf(name, sizeof name, "%s_%s", tr->groups[g].ps->name, suffix[s]);
@@ -78,6 +75,10 @@ static void log_columns(Trainer *tr) {
         }
     }
     for (int i = 0; i < tr->nextra; i++) metrics_add_col(l, tr->extra_names[i]);
+    if (tr->scaler.dynamic) { /* the scale the step ran with; 1 where an overflow skipped it */
+        metrics_add_col(l, "loss_scale");
+        metrics_add_col(l, "overflow_skip");
+    }
     /* grad_norms.csv: every tensor of every group (qualified names past the first group) */
     int any = 0;
     for (int g = 0; g < tr->ngroups; g++) any |= tr->groups[g].clip.param_norms != NULL;
@@ -108,12 +109,19 @@ static void log_step(Trainer *tr, double loss) {
     v[k++] = g0->updates ? (double)g0->clipped / (double)g0->updates : 0.0;
     v[k++] = g0->lr;
     v[k++] = 1000.0 * (now_seconds() - tr->t_start);
+    v[k++] = g0->cos_clip;
+    v[k++] = g0->update_norm;
+    v[k++] = g0->eff_lr;
     for (int g = 1; g < tr->ngroups; g++) {
         v[k++] = tr->groups[g].last.pre_norm;
         v[k++] = tr->groups[g].last.post_norm;
         v[k++] = tr->groups[g].last.coef;
     }
     for (int i = 0; i < tr->nextra; i++) v[k++] = tr->extra[i];
+    if (tr->scaler.dynamic) {
+        v[k++] = tr->scaler.last_scale;
+        v[k++] = tr->scaler.last_found_inf;
+    }
     ASSERT(k == tr->log.ncols, "row has %d values for %d columns", k, tr->log.ncols);
     metrics_row(&tr->log, v);
     if (!tr->pnorm_log.ncols) return;
@@ -127,17 +135,48 @@ static void log_step(Trainer *tr, double loss) {
     metrics_row(&tr->pnorm_log, v);
 }
 
+/* After each step: the last finite value of each progress-line column. */
+static void note_progress(Trainer *tr) {
+    for (int i = 0; i < tr->nprogress; i++)
+        if (isfinite(tr->extra[tr->progress_col[i]])) tr->progress_last[i] = tr->extra[tr->progress_col[i]];
+}
+
 static void print_progress(Trainer *tr, double loss, double t_now, int final) {
     double elapsed = t_now - tr->t_start;
     long done = tr->step + 1;
     double rate = elapsed > 0 ? (double)done / elapsed : 0.0;
     double eta = rate > 0 ? (double)(tr->train.steps - done) / rate : 0.0;
     const UpdateGroup *g0 = &tr->groups[0];
-    printf("%-14s step %6ld/%-6ld | loss %10.4g | grad_norm %9.3g | clip_coef %6.3f | "
+    char cols[256] = "";
+    int k = 0;
+    if (!tr->def->progress_columns) k = snprintf(cols, sizeof cols, " | loss %10.4g", loss);
+    for (int i = 0; i < tr->nprogress && k < (int)sizeof cols - 48; i++) {
+        if (tr->progress_col[i] == tr->val_metric && isnan(tr->progress_last[i])) continue;
+        k += snprintf(cols + k, sizeof cols - (size_t)k, " | %s %9.4g", tr->extra_names[tr->progress_col[i]],
+                      tr->progress_last[i]);
+    }
+    printf("%-14s step %6ld/%-6ld%s | grad_norm %9.3g | grad_clip_coef %6.3f | "
            "%7.1f steps/s | %s %.0fs\n",
-           tr->run.name, done, tr->train.steps, loss, g0->last.pre_norm, g0->last.coef, rate,
+           tr->run.name, done, tr->train.steps, cols, g0->last.pre_norm, g0->last.coef, rate,
            final ? "took" : "ETA", final ? elapsed : eta);
     fflush(stdout);
+}
+
+/* [dist] report_every: each rank's pre-clip norm (gathered), the reduced norm, the
+ * norm of the update the optimizer got and the loss, printed by rank 0. */
+static void dist_report(const Trainer *tr, double loss) {
+    const UpdateGroup *g0 = &tr->groups[0];
+    int n = dist_size();
+    double *norms = xcalloc((size_t)n, sizeof *norms);
+    dist_allgather_doubles(norms, &g0->rank_norm, 1);
+    if (dist_rank() == 0) {
+        printf("%s step %ld [clip %s]: rank norms", tr->run.name, tr->step + 1,
+               g0->dist.clip == DIST_CLIP_LOCAL ? "local, before the all-reduce" : "global, after the all-reduce");
+        for (int r = 0; r < n; r++) printf(" %.4g", norms[r]);
+        printf(" | reduced %.4g | update %.4g | loss %.4f\n", g0->last.pre_norm, g0->update_norm, loss);
+        fflush(stdout);
+    }
+    free(norms);
 }
 
 /* ---------------------------------------------------------------- steps */
@@ -178,7 +217,7 @@ static int checkpoint_if_due(Trainer *tr) {
         return -1;
     }
     recovery_store(&tr->rec, tr->step, buf, len);
-    if (!tr->rec.cfg.save_file) return 0;
+    if (!tr->rec.cfg.save_file || dist_rank() != 0) return 0; /* rank 0 writes the files */
     if (metrics_flush(&tr->log) != 0 || metrics_flush(&tr->pnorm_log) != 0) { /* logs agree with it */
         fprintf(stderr, "cliplab: error: cannot flush the metrics logs: %s\n", strerror(errno));
         return -1;
@@ -192,13 +231,14 @@ static int checkpoint_if_due(Trainer *tr) {
     return 0;
 }
 
-/* Before step tr->step: resume.bin when [run] checkpoint_every says so, and
+/* Before step tr->step: resume.bin when [run] resume_every says so, and
  * right after a rollback (the logs were cut back: the file must agree). */
 static int resume_if_due(Trainer *tr) {
     long every = tr->run.checkpoint_every;
     if (!tr->fingerprint || every <= 0) return 0;
     if (tr->step % every != 0 && !tr->resume_due) return 0;
     tr->resume_due = 0;
+    if (dist_rank() != 0) return 0; /* rank 0 writes the files */
     char err[1024];
     if (resume_save(tr, tr->fingerprint, err, sizeof err) != 0) {
         fprintf(stderr, "cliplab: error: %s\n", err);
@@ -258,14 +298,32 @@ static int rollback_if_spike(Trainer *tr, double loss) {
 
 /* ---------------------------------------------------------------- the loop */
 
+/* The fault tests' hook (tests/test_ddp.c): CLIPLAB_KILL_AT=RANK:STEP makes
+ * that rank SIGKILL itself at the start of STEP, a rank dying mid-run at a
+ * step that does not depend on timing. -1 when unset or for another rank. */
+static long kill_step(void) {
+    const char *e = getenv("CLIPLAB_KILL_AT");
+    int rank;
+    long step;
+    if (!e || sscanf(e, "%d:%ld", &rank, &step) != 2 || rank != dist_rank()) return -1;
+    return step;
+}
+
 void trainer_train(Trainer *tr) {
     double last_print = now_seconds();
+    long kill_at = kill_step();
     for (; tr->step < tr->train.steps; tr->step++) { /* from 0, or a resumed step */
+        if (tr->step == kill_at) {
+            fflush(stdout);
+            raise(SIGKILL);
+        }
         if (checkpoint_if_due(tr) != 0 || resume_if_due(tr) != 0) {
             tr->failed = 1;
             break;
         }
         tr->saw_nonfinite = 0;
+        /* every model column is NaN unless this step sets it (model.h) */
+        for (int i = 0; i < tr->nextra; i++) tr->extra[i] = NAN;
         double loss = tr->def->loss ? supervised_step(tr) : tr->def->step(tr->model, tr);
         if (rollback_if_spike(tr, loss)) {
             if (tr->failed) break;
@@ -275,12 +333,16 @@ void trainer_train(Trainer *tr) {
         if (tr->val_metric >= 0) {
             int due = tr->train.eval_every > 0 && !tr->diverged &&
                       ((tr->step + 1) % tr->train.eval_every == 0 || last);
-            tr->extra[tr->val_metric] = due ? evaluate(tr) : NAN;
+            if (due) tr->extra[tr->val_metric] = evaluate(tr);
         }
+        note_progress(tr);
         if (tr->step % tr->train.log_every == 0 || last) {
             log_step(tr, loss);
             if (tr->set && tr->set->observer) tr->set->observer(tr, tr->set->observer_arg);
         }
+        int every = tr->set ? tr->set->dist.report_every : 0; /* a collective: every rank */
+        if (every > 0 && dist_size() > 1 && (tr->step == 0 || (tr->step + 1) % every == 0 || last))
+            dist_report(tr, loss);
         double t = now_seconds();
         if (!tr->train.quiet && (t - last_print >= 1.0 || tr->step == 0 || last)) {
             print_progress(tr, loss, t, last);
@@ -307,6 +369,7 @@ static int open_outputs(Trainer *tr, const Config *cfg) {
         return -1;
     }
     cfg_write(cfg, f);
+    fprintf(f, "\n; made with BLAS: %s\n", blas_describe());
     if (fclose(f) != 0 || rename(tmp, path) != 0) {
         fprintf(stderr, "cliplab: error: cannot write %s: %s\n", path, strerror(errno));
         return -1;
@@ -323,12 +386,28 @@ void run_result_free(RunResult *r) {
     memset(r, 0, sizeof *r);
 }
 
+const char *model_def_problem(const ModelDef *d) {
+    if (!d->name || !d->name[0]) return "no name";
+    if (!d->summary) return "no summary (one line for --help)";
+    if (!d->section || !d->cfg_size) return "no section or cfg_size (its config table)";
+    if (strcmp(d->section->name, d->name) != 0) return "its section is not named like the model";
+    if (!d->create || !d->destroy) return "no create or destroy";
+    if (!d->loss == !d->step) return "not exactly one of loss (supervised) and step (custom)";
+    if (!d->save_state != !d->load_state) return "save_state without load_state, or the reverse";
+    return NULL;
+}
+
 Trainer *trainer_create(const ModelDef *def, const void *model_cfg, const TrainerSettings *s) {
+    /* what the loop itself needs; model_def_problem() holds registered models to all of model.h */
+    ASSERT(def->create && !def->loss != !def->step && !def->save_state == !def->load_state,
+           "model %s: needs create, exactly one of loss and step, and save_state with load_state "
+           "(model.h)", def->name);
     Trainer *tr = xcalloc(1, sizeof *tr);
     tr->def = def;
     tr->set = s;
     tr->run = s->run;
     tr->train = s->train;
+    if (dist_rank() != 0) tr->train.quiet = 1; /* rank 0 speaks for the run */
     /* A sweep worker shares the cores with the other workers: the sweep sets
      * CLIPLAB_THREAD_CAP to cores / jobs so [train] threads cannot oversubscribe
      * them (the numbers do not depend on the thread count). */
@@ -345,9 +424,12 @@ Trainer *trainer_create(const ModelDef *def, const void *model_cfg, const Traine
         tr->train.threads = cap;
     }
     recovery_init(&tr->rec, &s->recovery, s->train.steps);
+    blas_pin(); /* before the first BLAS call: one kernel on every machine */
     /* the kernels split over OpenMP threads; OpenBLAS runs on one inside each */
     ops_set_threads(tr->train.threads);
     ctx_init(&tr->ctx, (size_t)s->train.arena_mb << 20, (size_t)s->train.max_nodes);
+    tr->ctx.precision = s->train.precision;
+    scaler_init(&tr->scaler, &s->scaler, s->train.loss_scale);
     rng_seed(&tr->rng, (uint64_t)s->run.seed, 54);
     tr->model = def->create(tr, model_cfg);
     ASSERT(tr->ngroups > 0, "model %s registered no parameter group", def->name);
@@ -355,6 +437,17 @@ Trainer *trainer_create(const ModelDef *def, const void *model_cfg, const Traine
         ASSERT(trainer_group(tr, def->groups[i]), "model %s declares group %s but did not register it",
                def->name, def->groups[i]);
     tr->val_metric = def->evaluate ? trainer_add_metric(tr, "val_loss") : -1;
+    for (int i = 0; def->progress_columns && def->progress_columns[i]; i++) {
+        int c = -1;
+        for (int j = 0; j < tr->nextra && c < 0; j++)
+            if (!strcmp(tr->extra_names[j], def->progress_columns[i])) c = j;
+        ASSERT(c >= 0 && tr->nprogress < TRAINER_MAX_PROGRESS - 1,
+               "model %s: progress column %s is not one of its metrics (or too many)", def->name,
+               def->progress_columns[i]);
+        tr->progress_col[tr->nprogress++] = c;
+    }
+    if (tr->val_metric >= 0) tr->progress_col[tr->nprogress++] = tr->val_metric;
+    for (int i = 0; i < tr->nprogress; i++) tr->progress_last[i] = NAN;
     log_columns(tr);
     int w = tr->log.ncols > tr->pnorm_log.ncols ? tr->log.ncols : tr->pnorm_log.ncols;
     tr->rowbuf = xcalloc((size_t)w, sizeof *tr->rowbuf);
@@ -366,6 +459,8 @@ void trainer_destroy(Trainer *tr) {
     for (int g = 0; g < tr->ngroups; g++) {
         optim_free(&tr->groups[g].optim);
         clipper_free(&tr->groups[g].clip);
+        free(tr->groups[g].scratch);
+        free(tr->groups[g].acc);
     }
     metrics_free(&tr->log);
     metrics_free(&tr->pnorm_log);
@@ -387,6 +482,56 @@ static int load_complete(Trainer *tr) {
     return 0;
 }
 
+/* --resume of a complete run: the settings in its config.ini that change the
+ * numbers (the fingerprint's keys) must be the ones asked for now, or the
+ * user would get the old run back in silence (a larger train.steps cannot
+ * extend it: resume.bin is removed when a run ends). 0 when they agree. */
+static int complete_differs(Trainer *tr, const char *dir) {
+    if (!tr->fingerprint) return 0;
+    char path[4200], line[1024], sec[128] = "", diffs[1024] = "";
+    snprintf(path, sizeof path, "%s/config.ini", dir);
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    int n = 0;
+    while (fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\r\n")] = '\0';
+        char *p = line;
+        if (*p == '[') {
+            snprintf(sec, sizeof sec, "%.*s", (int)strcspn(p + 1, "]"), p + 1);
+            continue;
+        }
+        static const char unread[] = "; not read by this run (";
+        if (!strncmp(p, unread, sizeof unread - 1)) { /* "...): key = value" */
+            p = strstr(p, "): ");
+            if (!p) continue;
+            p += 3;
+        } else if (*p == ';' || !*p) {
+            continue;
+        }
+        char *eq = strstr(p, " = ");
+        if (!eq) continue;
+        char want[sizeof sec + sizeof line + 2];
+        snprintf(want, sizeof want, "%s.%.*s=", sec, (int)(eq - p), p);
+        const char *now = strstr(tr->fingerprint, want);
+        while (now && now != tr->fingerprint && now[-1] != '\n') now = strstr(now + 1, want);
+        if (!now) continue;
+        now += strlen(want);
+        size_t nlen = strcspn(now, "\n");
+        if (nlen == strlen(eq + 3) && !strncmp(now, eq + 3, nlen)) continue;
+        size_t used = strlen(diffs);
+        if (n++ < 6 && used < sizeof diffs - 200)
+            snprintf(diffs + used, sizeof diffs - used, "%s%.*s = %.60s in the finished run, %.*s now",
+                     used ? "; " : "", (int)strlen(want) - 1, want, eq + 3, (int)(nlen > 60 ? 60 : nlen), now);
+    }
+    fclose(f);
+    if (!n) return 0;
+    fprintf(stderr, "cliplab: error: --resume: %s holds a finished run with other settings (%s). A "
+            "finished run cannot be continued or changed (its resume.bin is removed when it ends): "
+            "leave out --resume to train these settings from step 0 (this replaces the run), or "
+            "give another [run] out_dir\n", dir, diffs);
+    return -1;
+}
+
 /* Set up the folder: a fresh run, or the interrupted one continued.
  * Returns 0, 1 (nothing to do: the run is complete), or an exit status. */
 static int open_run(Trainer *tr, const Config *cfg, RunFolder *rf) {
@@ -395,6 +540,7 @@ static int open_run(Trainer *tr, const Config *cfg, RunFolder *rf) {
     if (run->resume && runfolder_resolve(run->out_dir, dir, sizeof dir) == 0) {
         RunFolderState st = runfolder_state(dir);
         if (st == RUNFOLDER_COMPLETE) {
+            if (complete_differs(tr, dir) != 0) return 2;
             if (!tr->train.quiet) printf("%s: %s holds the complete run: nothing to resume\n", run->name, dir);
             return load_complete(tr) == 0 ? 1 : 2;
         }
@@ -414,9 +560,17 @@ static int open_run(Trainer *tr, const Config *cfg, RunFolder *rf) {
                 printf("%s: resuming %s at step %ld of %ld\n", run->name, dir, tr->step, tr->train.steps);
             return 0;
         }
-        if (!tr->train.quiet)
+        if (st == RUNFOLDER_IN_PROGRESS)
+            fprintf(stderr, "cliplab: warning: --resume: %s holds an interrupted run without resume.bin "
+                    "(it had [run] resume_every = 0, or stopped before its first checkpoint): "
+                    "starting the run from step 0\n", dir);
+        else if (!tr->train.quiet)
             printf("%s: no checkpoint to resume in %s: starting the run from step 0\n", run->name, dir);
     }
+    if (run->resume && run->checkpoint_every <= 0)
+        fprintf(stderr, "cliplab: warning: --resume with [run] resume_every = 0: this run writes no "
+                "resume.bin, so if it is interrupted it cannot be resumed (set run.resume_every, "
+                "e.g. 100)\n");
     char note[CFG_STR_MAX * 2 + 256];
     snprintf(note, sizeof note,
              "cliplab run in progress (pid %ld): %s\n"
@@ -425,7 +579,7 @@ static int open_run(Trainer *tr, const Config *cfg, RunFolder *rf) {
              (long)getpid(), run->name,
              run->checkpoint_every > 0
                  ? "Interrupted? ./train CONFIG --resume continues it from resume.bin."
-                 : "Not resumable: [run] checkpoint_every = 0 (no resume.bin).");
+                 : "Not resumable: [run] resume_every = 0 (no resume.bin).");
     if (runfolder_begin(rf, run->out_dir, note, err, sizeof err) != 0) {
         fprintf(stderr, "cliplab: error: %s\n", err);
         return -1;
@@ -438,29 +592,84 @@ static int open_run(Trainer *tr, const Config *cfg, RunFolder *rf) {
     return 0;
 }
 
+/* Under mpirun, before anything is written: every rank has the same settings
+ * and output folder (else the difference is named), and the run can be
+ * split over ranks. 0, or 2 with the message printed by rank 0. */
+static int dist_check(const Trainer *tr, const char *fingerprint) {
+    char err[1024] = "";
+    size_t n = strlen(fingerprint) + strlen(tr->run.out_dir) + 16;
+    char *text = xmalloc(n);
+    snprintf(text, n, "run.out_dir=%s\n%s", tr->run.out_dir, fingerprint);
+    int rc = dist_agree(text, "settings", err, sizeof err);
+    free(text);
+    if (rc == 0 && !tr->def->loss)
+        snprintf(err, sizeof err, "%s: model %s updates its groups in its own steps (rollouts, critic "
+                 "and generator turns), which are not split over ranks yet: run it without mpirun, or "
+                 "spread runs over the ranks with ./train --sweep", tr->run.name, tr->def->name);
+    else if (rc == 0 && tr->set->dist.shard)
+        snprintf(err, sizeof err, "%s: [dist] shard = true (ZeRO-2 / FSDP) is not built yet "
+                 "(accepted: false)", tr->run.name);
+    if (!err[0]) return 0;
+    if (dist_rank() == 0) fprintf(stderr, "cliplab: error: %s\n", err);
+    return 2;
+}
+
+/* Rank 0 set up the folder (fresh or resumed); the other ranks follow it:
+ * its status, and on a resume the same state from the same resume.bin. */
+static int dist_follow(Trainer *tr, int rc) {
+    double v[2] = {rc, (double)tr->step};
+    dist_bcast_doubles(v, 2, 0);
+    if (dist_rank() == 0) return rc;
+    rc = (int)v[0];
+    tr->t_start = now_seconds();
+    if (rc == 0 && v[1] > 0) { /* rank 0 resumed: the folder must be visible to every rank */
+        char err[1024];
+        double elapsed = 0;
+        if (resume_load(tr, tr->fingerprint, &elapsed, err, sizeof err) != 0 || tr->step != (long)v[1]) {
+            fprintf(stderr, "cliplab: error: rank %d cannot resume what rank 0 resumed (--resume under "
+                    "mpirun needs the run folder on every host): %s\n", dist_rank(), err);
+            dist_abort(2);
+        }
+    }
+    if (rc == 1) load_complete(tr);
+    return rc;
+}
+
 int trainer_run(const ModelDef *def, const void *model_cfg, const TrainerSettings *s,
                 const Config *cfg, RunResult *res) {
     const RunConfig *run = &s->run;
-    const TrainConfig *train = &s->train;
     Trainer *tr = trainer_create(def, model_cfg, s);
     char *fingerprint = resume_fingerprint(cfg);
+    if (dist_size() > 1) { /* another number of ranks is another run (another global batch) */
+        char *fp = xmalloc(strlen(fingerprint) + 32);
+        sprintf(fp, "%sdist.ranks=%d\n", fingerprint, dist_size());
+        free(fingerprint);
+        fingerprint = fp;
+    }
     tr->fingerprint = fingerprint;
     RunFolder rf = {.lock_fd = -1};
     char berr[2048] = "";
-    int rc = budget_check(tr, berr, sizeof berr) == 0 ? open_run(tr, cfg, &rf) : 2, trained = rc == 0;
+    int rc = dist_size() > 1 ? dist_check(tr, fingerprint) : 0;
+    if (rc == 0) rc = budget_check(tr, berr, sizeof berr) == 0 ? (dist_rank() == 0 ? open_run(tr, cfg, &rf) : 0) : 2;
     if (rc == 2 && berr[0]) fprintf(stderr, "cliplab: error: %s: %s\n", run->name, berr);
+    if (dist_size() > 1) rc = dist_follow(tr, rc);
+    int trained = rc == 0;
     if (rc == 1) rc = 0; /* complete already */
     if (trained) {
         if (tr->step < tr->train.steps) trainer_train(tr);
         rc = tr->failed ? -1 : 0;
         if (metrics_close(&tr->log) != 0) rc = -1;
         if (metrics_close(&tr->pnorm_log) != 0) rc = -1;
-        if (rc == 0) rc = recovery_write_log(&tr->rec, run->out_dir);
+        if (rc == 0 && dist_rank() == 0) rc = recovery_write_log(&tr->rec, run->out_dir);
     }
+    int writer = dist_rank() == 0; /* the other ranks write nothing */
     double baseline = def->baseline_loss ? def->baseline_loss(tr->model) : NAN;
-    if (trained && rc == 0 && run->plots) rc = run_plots_write(tr, baseline);
-    if (trained && rc == 0 && def->finish && !tr->diverged) def->finish(tr->model, tr);
-    if (trained && rc == 0) { /* complete; then its resume.bin is not needed */
+    char seed[32];
+    snprintf(seed, sizeof seed, "%ld", run->seed);
+    plot_provenance("Seed", seed); /* on this run's figures */
+    if (trained && rc == 0 && run->plots && writer) rc = run_plots_write(tr, baseline);
+    if (trained && rc == 0 && def->finish && !tr->diverged && writer) def->finish(tr->model, tr);
+    if (trained && rc == 0 && writer) { /* complete; then its resume.bin is not needed */
         char path[CFG_STR_MAX + 32], err[1024];
         if (runfolder_complete(&rf, err, sizeof err) != 0) {
             fprintf(stderr, "cliplab: error: %s\n", err);
@@ -470,7 +679,7 @@ int trainer_run(const ModelDef *def, const void *model_cfg, const TrainerSetting
         if (rc == 0) remove(path);
     }
     runfolder_release(&rf);
-    if (trained && rc == 0 && !train->quiet) {
+    if (trained && rc == 0 && !tr->train.quiet) {
         printf("%s: wrote %s/ (config.ini, metrics.csv%s)%s\n", run->name, run->out_dir,
                run->plots ? (def->plot_columns ? ", loss.png, grad_norm.png, curves.png"
                                                : ", loss.png, grad_norm.png")
@@ -488,7 +697,13 @@ int trainer_run(const ModelDef *def, const void *model_cfg, const TrainerSetting
         if (def->describe) {
             def->describe(tr->model, own + 2, sizeof own - 4);
             own[0] = ';', own[1] = ' ';
+            snprintf(res->own, sizeof res->own, "%s", own + 2);
         }
+        if (def->title)
+            def->title(tr->model, res->title, sizeof res->title);
+        else
+            snprintf(res->title, sizeof res->title, "%s", def->name);
+        res->seed = run->seed;
         snprintf(res->label, sizeof res->label, "%s (clip: %s%s%s)", run->name, res->clip_desc,
                  own, res->recovery ? "; spike recovery on" : "");
         res->events = tr->rec.events;
@@ -497,7 +712,7 @@ int trainer_run(const ModelDef *def, const void *model_cfg, const TrainerSetting
         res->log = tr->log;
         memset(&tr->log, 0, sizeof tr->log);
         res->baseline = baseline;
-        res->plot_columns = def->plot_columns;
+        res->compare_columns = def->compare_columns;
     }
     trainer_destroy(tr);
     free(fingerprint);

@@ -17,12 +17,18 @@
  *    through the same call with every group updated.
  *  - The stop-gradient inside one forward is ad_detach() (ops.h).
  *
- * The update pipeline (DESIGN.md), per group, in this order:
+ * The update pipeline (docs/design.md), per group, in this order:
  *   1. backward (trainer_step; gradients accumulate over the micro-batches,
  *      each scaled by 1/grad_accum, so the update sees their mean)
- *   2. unscale: divide gradients by [train] loss_scale (mixed-precision order)
- *   3. non-finite check of the gradients: [train] on_nonfinite = stop|skip|error
- *   4. (all-reduce across ranks: cliplab trains on one process, so none)
+ *   2. unscale: multiply gradients by 1/scale ([train] loss_scale, or the
+ *      dynamic scaler's current scale: scaler.h); clip_before_unscale = true
+ *      runs step 5 before this one (the bug, on the scaled gradient)
+ *   3. non-finite check of the gradients: [train] on_nonfinite = stop|skip|error;
+ *      with loss_scale = dynamic an overflow skips the step and backs the scale
+ *      off (trainer_step updates the scaler once after every group's pipeline)
+ *   4. all-reduce across ranks (dist.h; under mpirun: the mean over the ranks,
+ *      summed in rank order; [dist] clip = local clips each rank's gradient
+ *      first, the Horovod mistake)
  *   5. gradient clip (clipper.h): pre-clip norm, post-clip norm, coefficient
  *   6. optimizer step at the group's scheduled learning rate
  *   7. weight clip (WGAN-style clamp after the step)
@@ -45,12 +51,14 @@
 
 #include "clipper.h"
 #include "config.h"
+#include "dist.h"
 #include "metrics.h"
 #include "model.h"
 #include "optim.h"
 #include "params.h"
 #include "recovery.h"
 #include "rng.h"
+#include "scaler.h"
 #include "tensor.h"
 
 typedef enum { NONFINITE_STOP, NONFINITE_SKIP, NONFINITE_ERROR } NonfinitePolicy;
@@ -72,7 +80,9 @@ typedef struct TrainConfig {
     int eval_every;
     int on_nonfinite;             /* NonfinitePolicy */
     int grad_accum;
-    double loss_scale;
+    double loss_scale;            /* 0: dynamic (the GradScaler, scaler.h) */
+    int precision;                /* HalfFormat (half.h): AMP's matrix-product format */
+    int clip_before_unscale;      /* the bug: step 7 runs before step 2 */
     int threads;
     int arena_mb;
     int max_nodes;
@@ -84,6 +94,7 @@ typedef struct ModelSel {
 } ModelSel;
 
 #define TRAINER_MAX_GROUPS 4
+#define TRAINER_MAX_PROGRESS 4
 #define TRAINER_MAX_METRICS 64
 
 /* One update group's settings: [optim.G] and [clip.G] resolved over [optim] and [clip]. */
@@ -100,6 +111,8 @@ typedef struct TrainerSettings {
     OptimConfig optim;
     ClipConfig clip;
     RecoveryConfig recovery;
+    ScalerConfig scaler;          /* [scaler] (read when [train] loss_scale = dynamic) */
+    DistConfig dist;              /* [dist]: data-parallel switches (under mpirun) */
     GroupSettings groups[TRAINER_MAX_GROUPS]; /* in ModelDef.groups order; none: [optim]/[clip] */
     int ngroups;
     /* Optional: called after each metrics row is logged (tr->log's last row), e.g.
@@ -109,6 +122,8 @@ typedef struct TrainerSettings {
 } TrainerSettings;
 
 extern const CfgSection run_config_section;    /* [run] */
+/* Renamed keys of [run] (cfg_renamed): checkpoint_every -> resume_every. */
+extern const char *const run_renamed_keys[];
 extern const CfgSection train_config_section;  /* [train] */
 
 /* Register [optim.G] and [clip.G] in cfg for each name not yet in store
@@ -129,8 +144,19 @@ typedef struct UpdateGroup {
     Optim optim;
     Clipper clip;
     ClipStats last;               /* stats of the latest update */
+    DistConfig dist;              /* the run's [dist] */
+    double rank_norm;             /* this rank's pre-clip L2 norm before the all-reduce */
+    float *acc;                   /* accumulation buffer (micro-batches summed in order) */
     double lr;
+    /* what the clip did to the step, measured by the pipeline (NaN when refused):
+     * cos_clip, cosine of the gradient before and after the clip step (1: only scaled;
+     * below 1: turned, as value clipping does); update_norm, ||delta theta|| of the
+     * optimizer step; eff_lr, lr x clip coefficient (Zhang et al. 2020: clipping as an
+     * adaptive step size) */
+    double cos_clip, update_norm, eff_lr;
+    float *scratch;               /* ps->n floats: the pre-clip gradient, then the pre-step weights */
     long updates, clipped, skipped;
+    int clip_before_unscale;      /* [train] clip_before_unscale: the pipeline's wrong order */
 } UpdateGroup;
 
 struct Trainer {
@@ -148,7 +174,13 @@ struct Trainer {
     char extra_names[TRAINER_MAX_METRICS][32];
     double extra[TRAINER_MAX_METRICS];
     int val_metric;               /* extra column "val_loss" (models with evaluate), or -1 */
+    /* the progress line's model columns (ModelDef.progress_columns, then
+     * val_loss) and the last finite value of each, NaN before the first */
+    int progress_col[TRAINER_MAX_PROGRESS];
+    double progress_last[TRAINER_MAX_PROGRESS];
+    int nprogress;
     Recovery rec;                 /* loss-spike rollback state */
+    GradScaler scaler;            /* the loss scale, static or dynamic: one for every group */
     int saw_nonfinite;            /* the current step met a non-finite loss or gradient */
     int diverged;                 /* a non-finite loss or gradient was seen and the run stopped */
     double t_start;
@@ -190,13 +222,16 @@ typedef struct RunResult {
     char out_dir[CFG_STR_MAX];    /* where the run wrote its files */
     const ModelDef *def;          /* the model it trained */
     char label[CFG_STR_MAX + 128];
+    char title[96];               /* the model and task (ModelDef.title) */
+    char own[96];                 /* the model's own clipping (ModelDef.describe), or "" */
+    long seed;
     MetricsLog log;               /* owned copy of the rows for comparison plots */
     double baseline;              /* trivial-predictor loss or NaN */
     char clip_desc[96];           /* what the clip step did ("global L2 norm 1") */
     int recovery;                 /* [recovery] enabled */
     RecoveryEvent *events;        /* its rollbacks (owned) */
     int nevents;
-    const char *const *plot_columns; /* the model's (ModelDef.plot_columns), or NULL */
+    const char *const *compare_columns; /* the model's (ModelDef.compare_columns), or NULL */
 } RunResult;
 
 /* Build the model and its groups without writing anything (tests drive
@@ -218,9 +253,12 @@ void run_result_free(RunResult *r);
  * curves.png of the model's plot_columns); */
 int run_plots_write(const Trainer *tr, double baseline);
 /* several runs' loss and grad-norm curves (two panels) overlaid in one PNG,
- * or their model's plot_columns (one panel each) when it names some. */
+ * or their model's compare_columns (one panel each) when it names some. */
 int trainer_compare_plot(const RunResult *runs, int n, const char *path);
-
-double now_seconds(void);
+/* Clipping as an adaptive step size: effective lr and ||delta theta|| against the
+ * pre-clip norm, and the clip's cosine over steps, for n runs' logs (a run's
+ * step_size.png; the comparison's <name>_step_size.png). 0, or -1 with a message. */
+int run_plots_step_size(const char *path, const char *title, const MetricsLog *const *logs,
+                        const char *const *labels, int n);
 
 #endif

@@ -1,8 +1,11 @@
-/* bench_util.h: the median the C benchmark programs report (sorts in place). */
+/* bench_util.h: the median the C benchmark programs report (sorts in place);
+ * their clock is common.h's now_seconds(). */
 #ifndef CLIPLAB_BENCH_UTIL_H
 #define CLIPLAB_BENCH_UTIL_H
 
 #include <stdlib.h>
+
+#include "common.h"
 
 static int bench_cmp(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;

@@ -13,11 +13,12 @@ Two uses:
 The rules (sweep_summary.c): a run diverged when its last row has a non-finite
 loss or grad_norm, at the first such row's step, and then has no final value;
 final = the metric's last non-NaN value; best = min (max when higher is better)
-of its finite values; clip_frac = the last row's; median over finite grad_norm.
+of its finite values; grad_clip_frac = the last row's; median over finite grad_norm.
 A line is a group plus the values of its swept keys other than the x key (the
 first numeric one); a point is the median/min/max over the runs of that line and
 x that neither diverged nor failed; the map's value is the median of the same
-runs and the diverged ones counted as +inf.
+runs and the diverged ones counted as the worst value (+inf, or -inf when
+higher is better: HIGHER_IS_BETTER below says which, per metric).
 """
 import csv
 import math
@@ -27,6 +28,17 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+
+# Which way each model's main metric is better, known here and not read from the
+# C code (ModelDef.main_metric_higher): a loss is lower-is-better; an accuracy,
+# a return and a share of good samples are higher-is-better.
+HIGHER_IS_BETTER = {
+    "val_loss": False,    # rnn, transformer, cliff (the default metric)
+    "hq_frac": True,      # wgan: share of generated samples near a mode
+    "return_100": True,   # ppo: mean return of the last 100 episodes
+    "val_acc": True,      # mobilenet: held-out accuracy
+}
 
 
 def close(a, b, rtol=2e-5):
@@ -55,8 +67,8 @@ def run_values(metrics_path, metric, higher):
             first_bad = int(float(r["step"]))
         if math.isfinite(g):
             norms.append(g)
-        if not math.isnan(num(r["clip_frac"])):
-            frac = num(r["clip_frac"])
+        if not math.isnan(num(r["grad_clip_frac"])):
+            frac = num(r["grad_clip_frac"])
         m = num(r.get(metric, "nan"))
         if not math.isnan(m):
             final = m
@@ -73,17 +85,24 @@ def check(run_dir):
     with open(os.path.join(run_dir, "sweep.csv")) as f:
         sweep = list(csv.DictReader(f))
     metric = [c for c in sweep[0] if c.startswith("final_")][0][len("final_"):]
-    higher = False  # every model so far declares lower-is-better
+    if metric not in HIGHER_IS_BETTER:
+        print("ref_sweep: metric %s: is higher or lower better? Add it to HIGHER_IS_BETTER" % metric)
+        return 1
+    higher = HIGHER_IS_BETTER[metric]
     fixed = {"run", "group", "seed", "status", "final_" + metric, "best_" + metric,
-             "clip_frac", "median_grad_norm", "wall_s"}
+             "grad_clip_frac", "median_grad_norm", "wall_s"}
     keys = [c for c in sweep[0] if c not in fixed]
     bad = []
     vals = {}
     for row in sweep:
+        if row["status"].startswith("error"):
+            # the worker's exit status is not in metrics.csv: nothing to recompute
+            vals[row["run"]] = (row["status"], float("nan"), float("nan"), float("nan"), float("nan"))
+            continue
         got = run_values(os.path.join(run_dir, row["run"], "metrics.csv"), metric, higher)
         want = (row["status"], num(row["final_" + metric]), num(row["best_" + metric]),
-                num(row["clip_frac"]), num(row["median_grad_norm"]))
-        for name, a, b in zip(("status", "final", "best", "clip_frac", "median_grad_norm"), got, want):
+                num(row["grad_clip_frac"]), num(row["median_grad_norm"]))
+        for name, a, b in zip(("status", "final", "best", "grad_clip_frac", "median_grad_norm"), got, want):
             if not close(b, a):
                 bad.append("%s: %s sweep.csv %r, python %r" % (row["run"], name, b, a))
         vals[row["run"]] = got
@@ -128,7 +147,8 @@ def check(run_dir):
             bad.append("summary.csv point %s x=%s: python has no such point" % (row["line"], row["x"]))
             continue
         v = np.array(e["v"])
-        worst = np.concatenate([v, np.full(e["div"], np.inf)])
+        # diverged runs count as the worst value: -inf when higher is better
+        worst = np.concatenate([v, np.full(e["div"], -np.inf if higher else np.inf)])
         want = {"runs": e["runs"], "ok": e["ok"], "diverged": e["div"], "errors": e["err"],
                 "median_final_" + metric: float(np.median(v)) if len(v) else float("nan"),
                 "min_final_" + metric: float(v.min()) if len(v) else float("nan"),

@@ -10,8 +10,8 @@
  * truncated data, trailing bytes, a label out of range, image and label counts
  * that differ) is a -1 return with a message naming the file and what was
  * expected; nothing is allocated on failure. */
-#ifndef CLIPLAB_MODELS_IDX_H
-#define CLIPLAB_MODELS_IDX_H
+#ifndef CLIPLAB_DATA_IDX_H
+#define CLIPLAB_DATA_IDX_H
 
 #include <stddef.h>
 

@@ -1,7 +1,14 @@
-/* common.c: die() and the checked allocators declared in common.h. */
+/* common.c: die(), the checked allocators, binary IO and the clock declared in common.h. */
 #include "common.h"
 
 #include <stdarg.h>
+#include <time.h>
+
+double now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
 
 void die(const char *fmt, ...) {
     va_list ap;

@@ -31,4 +31,7 @@ int io_get(FILE *f, void *p, size_t size, size_t n);
 void *xmalloc(size_t bytes);
 void *xcalloc(size_t count, size_t size);
 
+/* Seconds on the monotonic clock (differences only: timings, wall-clock columns). */
+double now_seconds(void);
+
 #endif

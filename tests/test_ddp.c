@@ -1,0 +1,290 @@
+/* test_ddp.c: data-parallel training under mpirun (dist.h, docs/ddp.md).
+ *
+ *   toy         the docs' case through the real pipeline (tests/mpi/ddp_toy.c):
+ *               workers (3, 0) and (0, 0.5), threshold 1: average then clip
+ *               steps by (0.986, 0.164); [dist] clip = local (clip then
+ *               average) by (0.5, 0.25); one process with grad_accum = 2 takes
+ *               the same bytes as two ranks
+ *   identical   mpirun -np N ./train C and ./train C train.grad_accum=N write
+ *               the same metrics.csv (time aside): RNN and transformer, N = 2, 3, 4
+ *   rank 0      alone writes the folder and prints
+ *   faults      a rank killed at a given step (CLIPLAB_KILL_AT, no timing) stops
+ *               the job; --resume on as many ranks ends with the uninterrupted
+ *               run's metrics; on another number of ranks it is refused
+ *   refusals    ranks with other command lines, settings or binaries, and models
+ *               whose steps are not split over ranks, are refused at start
+ *               naming the difference
+ * Every test starts mpirun (Open MPI), so none depends on timing. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "tfile.h"
+#include "tskip.h"
+
+static char repo[512];
+
+static void setup(void) {
+    cli_mkdir();
+    cr_assert(getcwd(repo, sizeof repo));
+}
+
+#define MPIRUN "ASAN_OPTIONS=detect_leaks=0 mpirun --allow-run-as-root --oversubscribe "
+
+#ifndef CLIPLAB_MPI
+#define NEED_MPI()                                                                          \
+    tskip("built without Open MPI (pkg-config ompi-c not found when it was compiled): `make deps` " \
+          "installs openmpi-bin and libopenmpi-dev; then `make clean && make test`")
+#else
+#define NEED_MPI() (void)0
+#endif
+
+/* Run a shell command in the test's folder; stdout+stderr into *out (malloc'd). */
+static int sh(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int sh(char **out, const char *fmt, ...) {
+    char cmd[4096], full[4600];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    snprintf(full, sizeof full, "cd %s && (%s) >sh.txt 2>&1", cli_dir, cmd);
+    int st = system(full);
+    char path[600];
+    snprintf(path, sizeof path, "%s/sh.txt", cli_dir);
+    FILE *f = fopen(path, "r");
+    cr_assert(f);
+    size_t cap = 1 << 20;
+    char *buf = malloc(cap);
+    size_t n = fread(buf, 1, cap - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    if (out) *out = buf;
+    else free(buf);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* A file of the test folder with the time_ms column (the 10th) cut out of every line. */
+static char *without_time(const char *rel) {
+    char path[600];
+    snprintf(path, sizeof path, "%s/%s", cli_dir, rel);
+    FILE *f = fopen(path, "r");
+    cr_assert(f, "%s missing", rel);
+    size_t cap = 1 << 22, n = 0;
+    char *out = malloc(cap), line[8192];
+    while (fgets(line, sizeof line, f)) {
+        int col = 0;
+        for (char *c = line; *c && n + 2 < cap; c++) {
+            if (col != 9) out[n++] = *c;
+            if (*c == ',') col++;
+        }
+    }
+    out[n] = '\0';
+    fclose(f);
+    return out;
+}
+
+static void same_metrics(const char *a, const char *b) {
+    char *x = without_time(a), *y = without_time(b);
+    cr_assert(strchr(x, '\n') && strlen(x) > 100, "%s is nearly empty", a);
+    cr_assert_str_eq(x, y, "%s and %s differ", a, b);
+    free(x);
+    free(y);
+}
+
+static const char *helper(void) {
+    static char path[700];
+    const char *d = getenv("CLIPLAB_MPI_HELPERS");
+    snprintf(path, sizeof path, "%s/%s/mpi_ddp_toy", repo, d && *d ? d : "build/tests");
+    cr_assert(access(path, X_OK) == 0, "%s not built (make test builds it)", path);
+    return path;
+}
+
+/* w after one SGD step of lr 1 from 0 is minus the update. */
+static void toy(const char *how, int np, float *w0, float *w1, char **line) {
+    char *o;
+    int rc = np > 1 ? sh(&o, MPIRUN "-np %d %s %s", np, helper(), how) : sh(&o, "%s %s", helper(), how);
+    cr_assert_eq(rc, 0, "%s", o);
+    char *p = strstr(o, "w ");
+    cr_assert(p, "%s", o);
+    *w0 = strtof(p + 2, &p);
+    *w1 = strtof(p, NULL);
+    *line = o;
+}
+
+Test(ddp, toy_average_then_clip, .init = setup, .fini = cli_rmdir) {
+    NEED_MPI();
+    float a, b;
+    char *o;
+    toy("global", 2, &a, &b, &o);
+    /* mean (1.5, 0.25), norm 1.5207: scaled to norm 1 */
+    cr_assert(fabsf(-a - 0.986394f) < 2e-6f && fabsf(-b - 0.164399f) < 2e-6f, "update (%g, %g): %s", -a, -b, o);
+    cr_assert(strstr(o, "rank_norms 3 0.5 reduced 1.5206906"), "%s", o);
+    free(o);
+}
+
+Test(ddp, toy_clip_then_average, .init = setup, .fini = cli_rmdir) {
+    NEED_MPI();
+    float a, b;
+    char *o;
+    toy("local", 2, &a, &b, &o);
+    /* (3,0) clipped to (1,0), (0,0.5) untouched; their mean */
+    cr_assert(fabsf(-a - 0.5f) < 2e-6f && fabsf(-b - 0.25f) < 2e-6f, "update (%g, %g): %s", -a, -b, o);
+    free(o);
+}
+
+Test(ddp, toy_two_ranks_are_grad_accum_two, .init = setup, .fini = cli_rmdir) {
+    NEED_MPI();
+    float a, b, c, d;
+    char *o1, *o2;
+    toy("global", 2, &a, &b, &o1);
+    toy("global accum", 1, &c, &d, &o2);
+    cr_assert(a == c && b == d, "np 2: %s one process, grad_accum 2: %s", o1, o2);
+    free(o1);
+    free(o2);
+}
+
+/* mpirun -np N ./train C O and ./train C O train.grad_accum=N: same metrics.csv. */
+static void np_equals_accum(const char *config, const char *over, int np) {
+    char *o;
+    int rc = sh(&o, "%s %s/%s %s train.grad_accum=%d run.out_dir=acc%d", cli_bin, repo, config, over, np, np);
+    cr_assert_eq(rc, 0, "%s", o);
+    free(o);
+    rc = sh(&o, MPIRUN "-np %d %s %s/%s %s run.out_dir=np%d", np, cli_bin, repo, config, over, np);
+    cr_assert_eq(rc, 0, "%s", o);
+    char a[32], b[32];
+    snprintf(a, sizeof a, "acc%d/metrics.csv", np);
+    snprintf(b, sizeof b, "np%d/metrics.csv", np);
+    same_metrics(a, b);
+    free(o);
+}
+
+#define RNN_O "train.steps=25 train.eval_every=10 run.plots=false train.quiet=true"
+#define TF_O                                                                                         \
+    "train.steps=4 train.eval_every=2 optim.warmup_steps=1 run.plots=false train.quiet=true "        \
+    "transformer.sample_chars=0 transformer.eval_batches=1"
+
+Test(ddp, rnn_np_2_3_4_equal_grad_accum, .init = setup, .fini = cli_rmdir, .timeout = 900) {
+    NEED_MPI();
+    for (int np = 2; np <= 4; np++) np_equals_accum("configs/rnn_clip.ini", RNN_O, np);
+}
+
+Test(ddp, transformer_np_2_3_4_equal_grad_accum, .init = setup, .fini = cli_rmdir, .timeout = 900) {
+    NEED_MPI();
+    for (int np = 2; np <= 4; np++) np_equals_accum("configs/transformer_clip.ini", TF_O, np);
+}
+
+Test(ddp, rank_zero_alone_writes_and_speaks, .init = setup, .fini = cli_rmdir, .timeout = 600) {
+    NEED_MPI();
+    char *o;
+    int rc = sh(&o, MPIRUN "-np 3 %s %s/configs/rnn_clip.ini train.steps=12 train.eval_every=6 run.out_dir=r",
+                cli_bin, repo);
+    cr_assert_eq(rc, 0, "%s", o);
+    const char *p = strstr(o, "wrote r/");
+    cr_assert(p && !strstr(p + 1, "wrote r/"), "not exactly one 'wrote' line:\n%s", o);
+    cr_assert(cli_exists("r/metrics.csv") && cli_exists("r/loss.png") && cli_exists("r/config.ini"));
+    free(o);
+    /* nothing but rank 0's files: the same listing as one process's */
+    rc = sh(&o, "%s %s/configs/rnn_clip.ini train.steps=12 train.eval_every=6 run.out_dir=s train.quiet=true "
+                "&& ls r > lr.txt && ls s > ls.txt && cmp lr.txt ls.txt", cli_bin, repo);
+    cr_assert_eq(rc, 0, "%s", o);
+    free(o);
+}
+
+#define KILL_O "train.steps=30 train.eval_every=10 run.plots=false run.checkpoint_every=10 train.quiet=true"
+
+Test(ddp, killed_rank_stops_the_job_and_resume_matches, .init = setup, .fini = cli_rmdir, .timeout = 900) {
+    NEED_MPI();
+    char *o;
+    int rc = sh(&o, MPIRUN "-np 2 %s %s/configs/rnn_clip.ini " KILL_O " run.out_dir=u", cli_bin, repo);
+    cr_assert_eq(rc, 0, "%s", o);
+    free(o);
+    /* rank 1 dies at step 15: the job stops (mpirun kills rank 0), not hangs */
+    rc = sh(&o, MPIRUN "-np 2 -x CLIPLAB_KILL_AT=1:15 %s %s/configs/rnn_clip.ini " KILL_O " run.out_dir=k",
+            cli_bin, repo);
+    cr_assert_neq(rc, 0, "the job went on without rank 1:\n%s", o);
+    cr_assert(cli_exists("k/resume.bin"), "no resume.bin at step 10");
+    free(o);
+    /* another number of ranks is another global batch: refused, naming it */
+    rc = sh(&o, MPIRUN "-np 3 %s %s/configs/rnn_clip.ini " KILL_O " run.out_dir=k --resume", cli_bin, repo);
+    cr_assert_eq(rc, 2, "%s", o);
+    cr_assert(strstr(o, "dist.ranks = 2 in the checkpoint, 3 now"), "%s", o);
+    free(o);
+    rc = sh(&o, "%s %s/configs/rnn_clip.ini " KILL_O " run.out_dir=k --resume", cli_bin, repo);
+    cr_assert_eq(rc, 2, "one process resumed a 2-rank run:\n%s", o);
+    free(o);
+    rc = sh(&o, MPIRUN "-np 2 %s %s/configs/rnn_clip.ini " KILL_O " run.out_dir=k --resume", cli_bin, repo);
+    cr_assert_eq(rc, 0, "%s", o);
+    free(o);
+    same_metrics("u/metrics.csv", "k/metrics.csv");
+    cr_assert(!cli_exists("k/resume.bin"), "the resumed run did not complete");
+}
+
+Test(ddp, ranks_with_other_settings_or_binaries_are_refused, .init = setup, .fini = cli_rmdir, .timeout = 600) {
+    NEED_MPI();
+    char *o;
+    /* other command lines (MPMD) */
+    int rc = sh(&o, MPIRUN "-np 1 %s %s/configs/rnn_clip.ini " RNN_O " : -np 1 %s %s/configs/rnn_clip.ini "
+                RNN_O " clip.max_norm=2", cli_bin, repo, cli_bin, repo);
+    cr_assert_eq(rc, 2, "%s", o);
+    cr_assert(strstr(o, "different command lines") && strstr(o, "clip.max_norm=2"), "%s", o);
+    free(o);
+    /* the same command line, other files: the settings differ */
+    rc = sh(&o, "mkdir -p a b && sed 's/^max_norm = 1.0/max_norm = 0.5/' %s/configs/rnn_clip.ini > b/c.ini && "
+                "cp %s/configs/rnn_clip.ini a/c.ini && " MPIRUN "-np 1 -wdir a %s c.ini " RNN_O
+                " run.out_dir=/tmp/x : -np 1 -wdir b %s c.ini " RNN_O " run.out_dir=/tmp/x",
+            repo, repo, cli_bin, cli_bin);
+    cr_assert_eq(rc, 2, "%s", o);
+    cr_assert(strstr(o, "different settings") && strstr(o, "clip.max_norm=1") && strstr(o, "clip.max_norm=0.5"),
+              "%s", o);
+    free(o);
+    /* another binary */
+    rc = sh(&o, "cp %s t2 && printf x >> t2 && " MPIRUN "-np 1 %s %s/configs/rnn_clip.ini " RNN_O
+                " : -np 1 ./t2 %s/configs/rnn_clip.ini " RNN_O, cli_bin, cli_bin, repo, repo);
+    cr_assert_eq(rc, 2, "%s", o);
+    cr_assert(strstr(o, "different binaries"), "%s", o);
+    free(o);
+}
+
+Test(ddp, custom_step_models_are_refused, .init = setup, .fini = cli_rmdir, .timeout = 600) {
+    NEED_MPI();
+    char *o;
+    int rc = sh(&o, MPIRUN "-np 2 %s %s/configs/wgan_clip.ini train.steps=2", cli_bin, repo);
+    cr_assert_eq(rc, 2, "%s", o);
+    cr_assert(strstr(o, "not split over ranks yet") && !cli_exists("runs"), "%s", o);
+    free(o);
+}
+
+/* PyTorch DDP (gloo, 2 processes on the CPU, tests/ref/ref_ddp.py): 4 steps of
+ * an MLP with clip_grad_norm_ after the all-reduce; ours under mpirun -np 2
+ * from the same weights and batches gives the same norms and weights. */
+Test(ddp, matches_pytorch_ddp_gloo, .init = setup, .fini = cli_rmdir, .timeout = 600) {
+    NEED_MPI();
+    TFile *ref = tfile_load("ref_ddp");
+    const TRec *norms = tfile_get(ref, "norms@f64"), *w = tfile_get(ref, "w_final");
+    char path[1024], *o;
+    const char *dir = tfile_dir(); /* relative to the repo root, where the tests start */
+    snprintf(path, sizeof path, "%s%s%s/ref_ddp.bin", dir[0] == '/' ? "" : repo, dir[0] == '/' ? "" : "/", dir);
+    int rc = sh(&o, MPIRUN "-np 2 %s mlp %s", helper(), path);
+    cr_assert_eq(rc, 0, "%s", o);
+    const char *p = o;
+    for (size_t i = 0; i < norms->n; i++) {
+        p = strstr(p, "norm ");
+        cr_assert(p, "step %zu's norm missing:\n%s", i, o);
+        double got = strtod(p + 5, (char **)&p), want = ((const double *)norms->data)[i];
+        cr_assert(fabs(got - want) <= 1e-5 * fabs(want), "step %zu: norm %.9g, torch %.9g", i, got, want);
+        cr_assert(want > 0.5, "step %zu: the clip at 0.5 did not bite (norm %g): a weak test", i, want);
+    }
+    p = strstr(o, "\nw ");
+    cr_assert(p, "%s", o);
+    p += 3;
+    for (size_t i = 0; i < w->n; i++) {
+        double got = strtod(p, (char **)&p), want = ((const float *)w->data)[i];
+        cr_assert(fabs(got - want) <= 1e-6 + 1e-5 * fabs(want), "weight %zu: %.9g, torch %.9g", i, got, want);
+    }
+    free(o);
+    tfile_free(ref);
+}
