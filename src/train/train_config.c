@@ -63,6 +63,9 @@ static const CfgKey train_keys[] = {
     TR_KEY("max_nodes", CFG_INT, max_nodes, "65536", 16, 100000000, NULL,
            "tape capacity: ops recorded per step"),
     TR_KEY("quiet", CFG_BOOL, quiet, "false", 0, 1, NULL, "no progress lines"),
+    TR_KEY("grad_hist_step", CFG_LONG, grad_hist_step, "-1", -1, 1e8, NULL,
+           "record this step's activation gradients: grad_hist.csv/.png, log2 bins against "
+           "fp16's range (-1 = none)"),
 };
 const CfgSection train_config_section = {"train", train_keys,
                                          (int)(sizeof train_keys / sizeof *train_keys),
