@@ -20,8 +20,8 @@
 #include "budget.h"
 #include "checkpoint.h"
 #include "common.h"
-#include "plot.h"
 #include "ops.h"
+#include "plot.h"
 #include "resume.h"
 #include "runfolder.h"
 
