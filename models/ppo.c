@@ -622,6 +622,7 @@ const ModelDef ppo_model = {
     .main_metric = "return_100", /* mean return of the last 100 training episodes */
     .main_metric_higher = 1,
     .plot_columns = ppo_plot_columns,
+    .compare_columns = ppo_plot_columns, /* the comparison shows return, KL, entropy */
     .progress_columns = ppo_progress_columns,
     .renamed_keys = ppo_renamed,
     .describe = ppo_describe,

@@ -252,6 +252,10 @@ static void expect_trainer(const Fields *f, const char *pre, const Trainer *tr) 
               "the RNG as read: %s %s %s %s", rng[0], rng[1], rng[2], rng[3]);
     expect_doubles(f, NAME("%srec_avg", pre), &tr->rec.avg, 1);
     cr_assert_eq(field_int(f, NAME("%srec_seen", pre), 0), tr->rec.seen);
+    char **sc = field(f, NAME("%sscaler", pre));
+    cr_assert(ntok(sc) == 3 && (float)strtod(sc[0], NULL) == tr->scaler.scale &&
+                  atol(sc[1]) == tr->scaler.growth_tracker && atol(sc[2]) == tr->scaler.skipped,
+              "the loss scaler as read: %s %s %s", sc[0], sc[1], sc[2]);
     cr_assert_eq(field_int(f, NAME("%sngroups", pre), 0), tr->ngroups);
     for (int g = 0; g < tr->ngroups; g++) {
         const UpdateGroup *ug = &tr->groups[g];
@@ -322,6 +326,7 @@ Test(checkpoint_format, independent_reader_sees_every_field_of_every_clip_state)
         Fixture *x = fix_new(rows, 2, over, 5, 3 + (uint64_t)k);
         clip_steps(x, 4);
         x->tr.groups[1].skipped = 2, x->tr.groups[0].lr = 0.0123;
+        x->tr.scaler.scale = 4096.0f, x->tr.scaler.growth_tracker = 11 + k, x->tr.scaler.skipped = 3;
         char path[64], err[512];
         tmp_path(path, sizeof path, "test_ckfmt");
         cr_assert_eq(ckpt_save_file(&x->tr, path, err, sizeof err), 0, "%s", err);
@@ -362,6 +367,7 @@ Test(checkpoint_format, a_file_written_by_the_independent_writer_loads) {
     cr_assert(tr->step == 77 && tr->rng.state == 0x0123456789ABCDEFull && tr->rng.inc == 0x55 &&
               tr->rng.has_spare == 1 && tr->rng.spare == -0.5);
     cr_assert(tr->rec.avg == 2.75 && tr->rec.seen == 19 && x->model.pos == 4321);
+    cr_assert(tr->scaler.scale == 1024.0f && tr->scaler.growth_tracker == 37 && tr->scaler.skipped == 6);
     for (int g = 0; g < 2; g++) {
         const UpdateGroup *ug = &tr->groups[g];
         cr_assert_eq(ug->ps->n, (size_t)(rows[g] * 3 + 3));
@@ -400,7 +406,7 @@ Test(checkpoint_format, independent_reader_sees_every_field_of_a_resume_file) {
     recovery_store(&x->tr.rec, 30, snap, slen); /* the ring owns it now */
     recovery_record(&x->tr.rec, 35, 9.5, 1.25, 30);
     clip_steps(x, 2);
-    x->tr.step = 44;
+    x->tr.step = 44, x->tr.scaler.scale = 0.5f, x->tr.scaler.skipped = 9;
     const char *fp = "optim.lr=0.001\nclip.grad=auto\n";
     cr_assert_eq(resume_save(&x->tr, fp, err, sizeof err), 0, "%s", err);
     char path[128];

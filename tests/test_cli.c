@@ -259,6 +259,13 @@ Test(cli, unused_key_warns) {
     cr_assert_eq(run_train("w.ini train.steps=2", err, sizeof err), 0, "%s", err);
     cr_assert(strstr(err, "warning") && strstr(err, "[clip] zclip_alpha") && strstr(err, "grad = zclip"),
               "%s", err);
+    cr_assert(strstr(err, "warning: w.ini: [clip] zclip_alpha"), "the file that set it:\n%s", err);
+    /* a key set on the command line: the warning names the override, not the file */
+    cr_assert_eq(run_train("w.ini train.steps=2 clip.adagc_beta=0.5 run.out_dir=runs/wo", err, sizeof err),
+                 0, "%s", err);
+    cr_assert(strstr(err, "warning: command-line override clip.adagc_beta=0.5: [clip] adagc_beta"),
+              "%s", err);
+    cr_assert(!strstr(err, "w.ini: [clip] adagc_beta"), "%s", err);
     cli_write("quiet.ini", SMALL_RNN "[clip]\ngrad = zclip\nzclip_alpha = 0.5\n");
     cr_assert_eq(run_train("quiet.ini train.steps=2", err, sizeof err), 0, "%s", err);
     cr_assert(!strstr(err, "warning"), "a key the method reads: no warning:\n%s", err);

@@ -260,7 +260,7 @@ Test(clipper, parity_auto) { run_parity(test_config(CLIP_AUTO), NULL); }
 /* exclude = b_out under every method: b_out keeps its bits, and the others
  * equal the library run on the remaining three tensors (run_parity's skip). */
 Test(clipper, exclude_every_method) {
-    for (int m = CLIP_GLOBAL_NORM; m <= CLIP_AUTO; m++) {
+    for (int m = CLIP_GLOBAL_NORM; m < CLIP_METHOD_COUNT; m++) {
         ClipConfig c = test_config(m);
         snprintf(c.exclude, sizeof c.exclude, "b_out");
         run_parity(c, "b_out");
@@ -568,7 +568,7 @@ Test(clipper, defaults_match_references) {
     cr_assert(c.weight == 0 && !c.only[0] && !c.exclude[0] && !c.log_param_norms);
     ParamSet ps;
     make_set(&ps, "model");
-    for (int m = CLIP_NONE; m <= CLIP_AUTO; m++) {
+    for (int m = CLIP_NONE; m < CLIP_METHOD_COUNT; m++) {
         c.grad = m;
         Clipper cl;
         clipper_init(&cl, &c, &ps);
@@ -684,7 +684,8 @@ Test(clipper, describe_labels) {
     ClipConfig d = clip_defaults();
     const char *want[] = {"none", "global L2 norm 1", "value 1", "per-tensor L2 norm 1",
                           "AGC 0.01", "ZClip z>2.5", "AdaGC 1.05", "auto p90"};
-    for (int m = CLIP_NONE; m <= CLIP_AUTO; m++) {
+    _Static_assert(sizeof want / sizeof *want == CLIP_METHOD_COUNT, "a label for every method");
+    for (int m = CLIP_NONE; m < CLIP_METHOD_COUNT; m++) {
         ClipConfig c = d;
         c.grad = m;
         check_label(c, want[m]);
@@ -756,4 +757,48 @@ Test(clipper, agc_clipped_even_when_the_global_norm_cannot_show_it) {
     cr_assert_eq(st.clipped, 1, "clipped not reported");
     clipper_free(&cl);
     param_set_free(&ps);
+}
+
+/* ---------------------------------------------------------------- signs, by hand */
+
+/* The clipper on negative gradients with the max norm (p = inf): the decisive
+ * element is -8 (w1), so a global bound of 2 scales everything by 2 / (8 + 1e-6)
+ * and a per-tensor bound of 2 scales w1 and w_out (max |g| 4) and leaves b1 and
+ * b_out (max |g| 1) alone. Hand-computed, not the library's numbers. */
+Test(clipper, max_norm_of_negative_gradients_by_hand) {
+    for (int method = CLIP_GLOBAL_NORM; method <= CLIP_NORM; method += CLIP_NORM - CLIP_GLOBAL_NORM) {
+        ParamSet ps;
+        make_set(&ps, "model");
+        ClipConfig c = test_config(method);
+        c.max_norm = 2, c.norm_type = INFINITY;
+        Clipper cl;
+        clipper_init(&cl, &c, &ps);
+        for (int i = 0; i < ps.count; i++) {
+            Param *p = &ps.params[i];
+            if (p->buffer) continue;
+            int w1 = !strcmp(p->name, "w1"), wout = !strcmp(p->name, "w_out");
+            for (size_t j = 0; j < p->t.n; j++) /* all negative; w1[3] = -8, w_out up to -4 */
+                p->t.grad[j] = w1 && j == 3 ? -8.0f : wout ? -4.0f + 0.5f * (float)(j % 3) : -1.0f;
+        }
+        float *before = malloc(ps.n * sizeof(float));
+        memcpy(before, ps.grad, ps.n * sizeof(float));
+        ClipStats st;
+        clipper_apply(&cl, clipper_global_norm(&cl), &st);
+        cr_assert(st.clipped, "method %d: nothing clipped", method);
+        for (int i = 0; i < ps.count; i++) {
+            const Param *p = &ps.params[i];
+            if (p->buffer) continue;
+            float tmax = !strcmp(p->name, "w1") ? 8.0f : !strcmp(p->name, "w_out") ? 4.0f : 1.0f;
+            float m = method == CLIP_GLOBAL_NORM ? 8.0f : tmax;
+            float coef = m > 2 ? 2.0f * (1.0f / (m + 1e-6f)) : 1.0f;
+            for (size_t j = 0; j < p->t.n; j++) {
+                float want = before[p->offset + j] * coef;
+                cr_assert(p->t.grad[j] == want, "method %d, %s[%zu]: %.9g, expected %.9g", method,
+                          p->name, j, (double)p->t.grad[j], (double)want);
+            }
+        }
+        free(before);
+        clipper_free(&cl);
+        param_set_free(&ps);
+    }
 }

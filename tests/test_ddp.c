@@ -24,6 +24,7 @@
 
 #include "cli.h"
 #include "tfile.h"
+#include "tskip.h"
 
 static char repo[512];
 
@@ -35,7 +36,9 @@ static void setup(void) {
 #define MPIRUN "ASAN_OPTIONS=detect_leaks=0 mpirun --allow-run-as-root --oversubscribe "
 
 #ifndef CLIPLAB_MPI
-#define NEED_MPI() cr_skip("built without Open MPI (pkg-config ompi-c not found)")
+#define NEED_MPI()                                                                          \
+    tskip("built without Open MPI (pkg-config ompi-c not found when it was compiled): `make deps` " \
+          "installs openmpi-bin and libopenmpi-dev; then `make clean && make test`")
 #else
 #define NEED_MPI() (void)0
 #endif

@@ -15,7 +15,9 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "dist.h"
 #include "resume.h"
+#include "scaler.h"
 #include "trainer_fixture.h"
 
 #define MAXSEC CFG_MAX_SECTIONS
@@ -34,16 +36,17 @@ typedef struct {
     TrainerSettings set;
 } AllSections;
 
-/* Every section of ./train: run, model, train, optim, clip, recovery, each
- * model's own, then each model's group sections; defaults applied. */
+/* Every section of ./train: run, model, train, optim, clip, recovery, scaler,
+ * dist, each model's own, then each model's group sections; defaults applied. */
 static void all_sections(AllSections *a) {
     for (int i = 0; i < model_registry_count; i++) model_names[i] = model_registry[i]->name;
     const CfgSection *secs[MAXSEC];
     int n = 0;
     const CfgSection *shared[] = {&run_config_section,   &model_section,
                                   &train_config_section, &optim_config_section,
-                                  &clip_config_section,  &recovery_config_section};
-    for (int i = 0; i < 6; i++) secs[n++] = shared[i];
+                                  &clip_config_section,  &recovery_config_section,
+                                  &scaler_config_section, &dist_config_section};
+    for (size_t i = 0; i < sizeof shared / sizeof *shared; i++) secs[n++] = shared[i];
     for (int i = 0; i < model_registry_count; i++)
         if (model_registry[i]->section) secs[n++] = model_registry[i]->section;
     for (int i = 0; i < n; i++) {
@@ -154,15 +157,16 @@ Test(fingerprint, every_key_outside_the_documented_list_refuses_a_resume, .init 
     int nex = 0, nkeys = 0;
     int nsec = a->cfg.nsections;
     for (int s = 0; s < nsec; s++) {
-        const CfgSection *sec = a->cfg.sections[s];
-        for (int k = 0; k < sec->nkeys; k++) {
-            const CfgKey *key = &sec->keys[k];
-            char cur[CFG_STR_MAX + 64], val[CFG_STR_MAX + 128], name[160];
-            snprintf(name, sizeof name, "%s.%s", sec->name, key->name);
+        for (int k = 0; k < a->cfg.sections[s]->nkeys; k++) {
+            /* a fresh configuration each time: every default, this key changed */
             free_sections(a);
             memset(a, 0, sizeof *a);
             all_sections(a);
             cr_assert_eq(a->cfg.nsections, nsec);
+            const CfgSection *sec = a->cfg.sections[s];
+            const CfgKey *key = &sec->keys[k];
+            char cur[CFG_STR_MAX + 64], val[CFG_STR_MAX + 128], name[160];
+            snprintf(name, sizeof name, "%s.%s", sec->name, key->name);
             cfg_format_value(key, a->cfg.structs[s], cur, sizeof cur);
             cr_assert(other_value(key, cur, val, sizeof val), "%s: no other value than %s", name, cur);
             CfgStatus st = cfg_set(&a->cfg, sec->name, key->name, val, "test", err, sizeof err);

@@ -466,11 +466,11 @@ static double summary_value(const char *csv, const char *col, const char *x) {
     for (const char *p = csv; p < nl; c++) {
         size_t n = strcspn(p, ",\n");
         if (n == strlen(col) && !strncmp(p, col, n)) want = c;
-        p += n + (p[n] == ',');
-        if (p[-1] != ',' && p[0] == '\n') break;
+        if (p[n] != ',') break;
+        p += n + 1;
     }
     cr_assert(want >= 0, "summary.csv has no column %s", col);
-    for (const char *p = nl + 1; *p; p = strchr(p, '\n') + 1) {
+    for (const char *p = nl + 1; *p; p += strcspn(p, "\n") + (p[strcspn(p, "\n")] == '\n')) {
         char line[1024];
         snprintf(line, sizeof line, "%.*s", (int)strcspn(p, "\n"), p);
         char *tok[32];
@@ -481,7 +481,6 @@ static double summary_value(const char *csv, const char *col, const char *x) {
             tok[k++] = t;
         }
         if (k > want && !strcmp(tok[2], x)) return strtod(tok[want], NULL);
-        if (!strchr(p, '\n')) break;
     }
     cr_assert_fail("summary.csv has no x = %s", x);
     return NAN;

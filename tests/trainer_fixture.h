@@ -82,6 +82,7 @@ static inline void fix_free(Fixture *x) {
     for (int g = 0; g < x->tr.ngroups; g++) {
         optim_free(&x->tr.groups[g].optim);
         clipper_free(&x->tr.groups[g].clip);
+        free(x->tr.groups[g].scratch), free(x->tr.groups[g].acc); /* as trainer_destroy */
         param_set_free(&x->ps[g]);
     }
     recovery_free(&x->tr.rec);

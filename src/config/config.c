@@ -496,8 +496,17 @@ int cfg_warn_unused(const Config *cfg, FILE *f) {
             if (!cfg->set[i][j]) continue;
             const char *why = s->unused(cfg->structs[i], &s->keys[j]);
             if (!why) continue;
+            /* where the value came from: the file, or the override that set it last */
+            char where[600], val[CFG_STR_MAX + 8];
+            if (cfg->over_key[i][j]) {
+                cfg_format_value(&s->keys[j], cfg->structs[i], val, sizeof val);
+                snprintf(where, sizeof where, "command-line override %s.%s=%s", s->name,
+                         s->keys[j].name, val);
+            } else {
+                snprintf(where, sizeof where, "%s", cfg->path);
+            }
             fprintf(f, "cliplab: warning: %s: [%s] %s is set but this run does not read it (%s)\n",
-                    cfg->path, s->name, s->keys[j].name, why);
+                    where, s->name, s->keys[j].name, why);
             n++;
         }
     }

@@ -6,7 +6,7 @@
  * defaults are applied by the same setter that parses the file, so there is one
  * way a value gets in.
  *
- * Strict (DESIGN.md, Config): an unknown section or key, a key outside any
+ * Strict (docs/design.md, Config): an unknown section or key, a key outside any
  * section, a duplicate key, a value that does not parse completely (strtod /
  * strtol end pointer), a value out of range, or a line that is not
  * `key = value` is an error naming the file, the line, the key and what is

@@ -7,12 +7,13 @@
  *
  * Used in memory by spike recovery and on disk (written to a temporary name,
  * flushed, fsynced and renamed, so a crash never leaves a torn file).
- * Layout (all little-endian): "CLCK", u32 version (2), u64 payload length,
+ * Layout (all little-endian): "CLCK", u32 version (3), u64 payload length,
  * u32 zlib crc32 of the payload (crc32(0, payload), as Python's zlib.crc32),
  * then the payload:
  *   i64 step
  *   RNG: u64 state, u64 inc, i32 has_spare, 4 padding bytes, f64 spare
  *   f64 spike detector's running average, i64 losses averaged
+ *   loss scaler: f32 scale, i32 growth tracker, i64 steps skipped for an overflow
  *   u32 number of groups, then per group:
  *     u64 n, u64 nbuf; f32[n] parameters, f32[nbuf] buffers, f32[n] first
  *     moment, f32[n] second moment; i64 optimizer t, i64 updates, i64 clipped,

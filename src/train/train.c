@@ -320,6 +320,8 @@ void trainer_train(Trainer *tr) {
             break;
         }
         tr->saw_nonfinite = 0;
+        /* every model column is NaN unless this step sets it (model.h) */
+        for (int i = 0; i < tr->nextra; i++) tr->extra[i] = NAN;
         double loss = tr->def->loss ? supervised_step(tr) : tr->def->step(tr->model, tr);
         if (rollback_if_spike(tr, loss)) {
             if (tr->failed) break;
@@ -329,7 +331,7 @@ void trainer_train(Trainer *tr) {
         if (tr->val_metric >= 0) {
             int due = tr->train.eval_every > 0 && !tr->diverged &&
                       ((tr->step + 1) % tr->train.eval_every == 0 || last);
-            tr->extra[tr->val_metric] = due ? evaluate(tr) : NAN;
+            if (due) tr->extra[tr->val_metric] = evaluate(tr);
         }
         note_progress(tr);
         if (tr->step % tr->train.log_every == 0 || last) {
@@ -382,7 +384,22 @@ void run_result_free(RunResult *r) {
     memset(r, 0, sizeof *r);
 }
 
+const char *model_def_problem(const ModelDef *d) {
+    if (!d->name || !d->name[0]) return "no name";
+    if (!d->summary) return "no summary (one line for --help)";
+    if (!d->section || !d->cfg_size) return "no section or cfg_size (its config table)";
+    if (strcmp(d->section->name, d->name) != 0) return "its section is not named like the model";
+    if (!d->create || !d->destroy) return "no create or destroy";
+    if (!d->loss == !d->step) return "not exactly one of loss (supervised) and step (custom)";
+    if (!d->save_state != !d->load_state) return "save_state without load_state, or the reverse";
+    return NULL;
+}
+
 Trainer *trainer_create(const ModelDef *def, const void *model_cfg, const TrainerSettings *s) {
+    /* what the loop itself needs; model_def_problem() holds registered models to all of model.h */
+    ASSERT(def->create && !def->loss != !def->step && !def->save_state == !def->load_state,
+           "model %s: needs create, exactly one of loss and step, and save_state with load_state "
+           "(model.h)", def->name);
     Trainer *tr = xcalloc(1, sizeof *tr);
     tr->def = def;
     tr->set = s;
@@ -687,7 +704,7 @@ int trainer_run(const ModelDef *def, const void *model_cfg, const TrainerSetting
         res->log = tr->log;
         memset(&tr->log, 0, sizeof tr->log);
         res->baseline = baseline;
-        res->plot_columns = def->plot_columns;
+        res->compare_columns = def->compare_columns;
     }
     trainer_destroy(tr);
     free(fingerprint);

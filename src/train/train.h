@@ -17,7 +17,7 @@
  *    through the same call with every group updated.
  *  - The stop-gradient inside one forward is ad_detach() (ops.h).
  *
- * The update pipeline (DESIGN.md), per group, in this order:
+ * The update pipeline (docs/design.md), per group, in this order:
  *   1. backward (trainer_step; gradients accumulate over the micro-batches,
  *      each scaled by 1/grad_accum, so the update sees their mean)
  *   2. unscale: multiply gradients by 1/scale ([train] loss_scale, or the
@@ -231,7 +231,7 @@ typedef struct RunResult {
     int recovery;                 /* [recovery] enabled */
     RecoveryEvent *events;        /* its rollbacks (owned) */
     int nevents;
-    const char *const *plot_columns; /* the model's (ModelDef.plot_columns), or NULL */
+    const char *const *compare_columns; /* the model's (ModelDef.compare_columns), or NULL */
 } RunResult;
 
 /* Build the model and its groups without writing anything (tests drive
@@ -253,7 +253,7 @@ void run_result_free(RunResult *r);
  * curves.png of the model's plot_columns); */
 int run_plots_write(const Trainer *tr, double baseline);
 /* several runs' loss and grad-norm curves (two panels) overlaid in one PNG,
- * or their model's plot_columns (one panel each) when it names some. */
+ * or their model's compare_columns (one panel each) when it names some. */
 int trainer_compare_plot(const RunResult *runs, int n, const char *path);
 /* Clipping as an adaptive step size: effective lr and ||delta theta|| against the
  * pre-clip norm, and the clip's cosine over steps, for n runs' logs (a run's

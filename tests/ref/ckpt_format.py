@@ -118,7 +118,7 @@ def clipper(r, out, pre):
 def checkpoint(data, out, pre, model_bytes=None):
     """A whole checkpoint (header and payload); the model's own state is what is
     left after the groups (model_bytes: its expected size, None = all of it)."""
-    head, payload = framed(data, b"CLCK", 2, pre or "checkpoint")
+    head, payload = framed(data, b"CLCK", 3, pre or "checkpoint")
     for k, v in head.items():
         emit(out, pre + k, v)
     r = Reader(payload, pre or "checkpoint")
@@ -129,6 +129,7 @@ def checkpoint(data, out, pre, model_bytes=None):
     emit(out, pre + "rng", state, inc, has_spare, spare)
     emit(out, pre + "rec_avg", r.one("d"))
     emit(out, pre + "rec_seen", r.one("q"))
+    emit(out, pre + "scaler", *r.un("fiq"))  # loss scale, growth tracker, steps skipped
     ngroups = r.one("I")
     emit(out, pre + "ngroups", ngroups)
     for g in range(ngroups):
@@ -185,6 +186,7 @@ def golden():
     p = struct.pack("<q", 77)                                   # step
     p += struct.pack("<QQi", 0x0123456789ABCDEF, 0x55, 1) + b"\0" * 4 + struct.pack("<d", -0.5)
     p += struct.pack("<dq", 2.75, 19)                           # running average, seen
+    p += struct.pack("<fiq", 1024.0, 37, 6)                     # loss scale, tracker, skipped
     p += struct.pack("<I", len(GOLDEN_ROWS))
     for g, rows in enumerate(GOLDEN_ROWS):
         n = rows * 3 + 3
@@ -198,7 +200,7 @@ def golden():
         p += struct.pack("<4d2i", 2.0, 1.0, 1.0, 0.5, 1, 1)
         p += struct.pack("<3d", 1.0 + g, 2.0, 3.0)
     p += struct.pack("<q", 4321)                                # the fixture's data position
-    return b"CLCK" + struct.pack("<IQI", 2, len(p), zlib.crc32(p) & 0xFFFFFFFF) + p
+    return b"CLCK" + struct.pack("<IQI", 3, len(p), zlib.crc32(p) & 0xFFFFFFFF) + p
 
 
 def main(argv):
