@@ -454,7 +454,7 @@ Test(amp_cli, fp32_dynamic_scale_is_byte_identical_to_no_scaling) {
     cr_assert_eq(cli_run(cmd, out, sizeof out, 1), 0, "%s", out);
     snprintf(cmd, sizeof cmd, "%s run.out_dir=runs/dyn train.loss_scale=dynamic", cfg);
     cr_assert_eq(cli_run(cmd, out, sizeof out, 1), 0, "%s", out);
-    const char *cols[] = {"loss", "grad_norm", "grad_norm_clipped", "clip_coef", "val_loss"};
+    const char *cols[] = {"loss", "grad_norm", "grad_norm_clipped", "grad_clip_coef", "val_loss"};
     for (int i = 0; i < 5; i++) {
         char *a = csv_column("runs/plain/metrics.csv", cols[i]), *b = csv_column("runs/dyn/metrics.csv", cols[i]);
         cr_assert(a && b, "column %s missing", cols[i]);
