@@ -84,7 +84,7 @@ static void dp_setup(Trainer *tr) {
         die("[dp] enabled with [recovery] enabled: a rollback re-runs steps on new batches, and "
             "each of them spends privacy that the accountant (which counts steps) would not see");
     if (s->dp.adaptive && s->run.checkpoint_every > 0)
-        die("[dp] adaptive = true with [run] checkpoint_every: the adapted C is not in the "
+        die("[dp] adaptive = true with [run] resume_every: the adapted C is not in the "
             "checkpoint yet, so a resumed run would restart from the initial C");
     if (tr->ngroups != 1 || !tr->dp_examples)
         die("[dp] enabled with model %s, which does not support DP-SGD (it declares no training "
