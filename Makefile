@@ -18,8 +18,7 @@ CC      ?= cc
 PYTHON  ?= /usr/bin/python3
 # OpenMP threads (MobileNet's [train] threads = 2) sleep at a barrier instead of
 # spinning: on a busy machine a spinning thread takes the core its partner needs
-# (measured: 100 steps with one other busy process, 59 s spinning, 27-30 s passive,
-# 27 s on one thread). Set OMP_WAIT_POLICY yourself when calling ./train directly.
+# (the timings: docs/design.md). Set OMP_WAIT_POLICY yourself when calling ./train directly.
 export OMP_WAIT_POLICY ?= passive
 BUILD   ?= build
 PKGS    := openblas inih cairo freetype2 zlib lapacke
@@ -178,7 +177,7 @@ recovery: deps
 	$(MAKE) train
 	./train configs/rnn_recovery_off.ini configs/rnn_recovery.ini --compare runs/rnn_recovery.png
 
-# PPO on CartPole: clip_coef 0.1 / 0.2 / 0.3 / inf at 10 epochs and lr 1e-3,
+# PPO on CartPole: [ppo] ratio_clip 0.1 / 0.2 / 0.3 / inf at 10 epochs and lr 1e-3,
 # return, approx_kl and entropy per update in one PNG (~40 s on one core);
 # then CleanRL's own settings (ppo_cleanrl.ini, ~4 s)
 .PHONY: ppo
@@ -273,7 +272,7 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(LIB_OBJ)
 MPI_HELPERS := $(patsubst tests/mpi/%.c,$(BUILD)/tests/mpi_%,$(wildcard tests/mpi/*.c))
 $(BUILD)/tests/mpi_%: tests/mpi/%.c $(LIB_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(addprefix -I,$(INC_tests)) $(CFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(CPPFLAGS) $(addprefix -I,$(INC_tests)) $(DEPFLAGS) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 test: deps
 	$(MAKE) $(TRAIN) $(BUILD)/test_all $(REF_BIN) $(MPI_HELPERS)

@@ -370,7 +370,6 @@ static Tensor *mb_loss(void *mp, Ctx *c, Trainer *tr) {
     m->record = 1;
     Tensor *loss = ad_cross_entropy(c, mobilenet_logits(m, c, m->data.x, B), m->data.y);
     m->record = 0;
-    trainer_set_metric(tr, m->m_acc, NAN); /* evaluate() fills it on evaluation steps */
     for (int k = 0; k < m->nacts; k++) {
         trainer_set_metric(tr, m->m_act0 + k, m->act_seen[k]);
         if (m->m_alpha0 >= 0) trainer_set_metric(tr, m->m_alpha0 + k, m->alpha[k]->data[0]);

@@ -1,11 +1,11 @@
 /* ppo.c: the PPO agent of ppo.h, its [ppo] section, rollouts, GAE, the
  * clipped-surrogate minibatch loss and the update loop.
  *
- * Ratio clipping is the clipping this model shows: with clip_coef = eps the
+ * Ratio clipping is the clipping this model shows: with ratio_clip = eps the
  * surrogate stops rewarding a move of the probability ratio beyond 1 +- eps
  * (its gradient is zero there), so several epochs over one batch cannot push
  * the policy far from the one that collected it (PPO paper, section 3). With
- * clip_coef = inf the objective is the plain importance-sampled policy
+ * ratio_clip = inf the objective is the plain importance-sampled policy
  * gradient and nothing holds the policy back. The global gradient-norm clip
  * (CleanRL's max_grad_norm 0.5) is the shared pipeline's [clip]. */
 #include "ppo.h"
@@ -34,10 +34,10 @@ static const CfgKey ppo_keys[] = {
             "passes K over each batch"),
     PPO_KEY("norm_adv", CFG_BOOL, norm_adv, "true", 0, 1,
             "normalise advantages per minibatch: (A - mean) / (std + 1e-8)"),
-    PPO_KEY("clip_coef", CFG_NORM, clip_coef, "0.2", 0, 1e6,
+    PPO_KEY("ratio_clip", CFG_NORM, clip_coef, "0.2", 0, 1e6,
             "surrogate clipping eps: ratio clipped to [1-eps, 1+eps]; inf = unclipped"),
     PPO_KEY("clip_vloss", CFG_BOOL, clip_vloss, "true", 0, 1,
-            "clip the value update to V_old +- clip_coef (max of clipped and unclipped loss)"),
+            "clip the value update to V_old +- ratio_clip (max of clipped and unclipped loss)"),
     PPO_KEY("ent_coef", CFG_DOUBLE, ent_coef, "0.01", 0, 100, "entropy bonus coefficient"),
     PPO_KEY("vf_coef", CFG_DOUBLE, vf_coef, "0.5", 0, 100, "value loss coefficient"),
     PPO_KEY("target_kl", CFG_NORM, target_kl, "inf", 0, 1e6,
@@ -267,7 +267,7 @@ enum { M_GLOBAL_STEP, M_RETURN, M_LENGTH, M_RETURN100, M_PG, M_V, M_ENT, M_KL, M
        M_EV, M_COUNT };
 static const char *const metric_names[M_COUNT] = {
     "global_step", "episodic_return", "episodic_length", "return_100",  "policy_loss",
-    "value_loss",  "entropy",         "approx_kl",       "old_approx_kl", "clipfrac",
+    "value_loss",  "entropy",         "approx_kl",       "old_approx_kl", "ratio_clip_frac",
     "explained_variance"};
 
 /* Gather minibatch rows idx[M] of the batch into m->mb / m->mb_act. */
@@ -603,6 +603,9 @@ static void ppo_title(const void *mp, char *buf, size_t len) {
 
 static const char *const ppo_groups[] = {"agent", NULL};
 static const char *const ppo_plot_columns[] = {"episodic_return", "approx_kl", "entropy", NULL};
+static const char *const ppo_progress_columns[] = {"episodic_return", "approx_kl", NULL};
+/* [ppo] clip_coef (CleanRL's name) was renamed: [clip] has the gradient clip's coefficient */
+static const char *const ppo_renamed[] = {"clip_coef", "ratio_clip", NULL};
 
 const ModelDef ppo_model = {
     .name = "ppo",
@@ -619,6 +622,9 @@ const ModelDef ppo_model = {
     .main_metric = "return_100", /* mean return of the last 100 training episodes */
     .main_metric_higher = 1,
     .plot_columns = ppo_plot_columns,
+    .compare_columns = ppo_plot_columns, /* the comparison shows return, KL, entropy */
+    .progress_columns = ppo_progress_columns,
+    .renamed_keys = ppo_renamed,
     .describe = ppo_describe,
     .title = ppo_title,
 };

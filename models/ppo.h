@@ -18,7 +18,7 @@
  * Minibatch loss (CleanRL; PPO paper eq. 7 and 9, signs for minimising):
  *   r      = exp(log pi(a|s) - log pi_old(a|s))
  *   A      = (A - mean A) / (std A + 1e-8)               (norm_adv, per minibatch)
- *   L_pg   = mean(max(-A r, -A clip(r, 1 - eps, 1 + eps)))  (eps = clip_coef; inf: -A r)
+ *   L_pg   = mean(max(-A r, -A clip(r, 1 - eps, 1 + eps)))  (eps = [ppo] ratio_clip; inf: -A r)
  *   L_v    = 0.5 mean(max((V - R)^2, (V_old + clip(V - V_old, -eps, eps) - R)^2))
  *            (clip_vloss; else 0.5 mean((V - R)^2))
  *   L      = L_pg - ent_coef mean(H(pi)) + vf_coef L_v

@@ -1,14 +1,21 @@
-/* registry.c: the models ./train can build, by [model] type name. The first
- * entry is the default. Adding a model = one file in models/ and one line here. */
-#include "cliff.h"
+/* registry.c: the models ./train can build, by [model] type name; the first
+ * is the default. Adding a model: its file in models/ defines
+ * `const ModelDef <name>_model` (model.h says what goes in it), and one line
+ * of MODELS below names it; nothing else in the program lists models. */
 #include "model.h"
-#include "ppo.h"
-#include "rnn.h"
-#include "mobilenet.h"
-#include "transformer.h"
-#include "wgan.h"
 
-const ModelDef *const model_registry[] = {&rnn_model, &transformer_model, &wgan_model, &ppo_model,
-                                         &mobilenet_model, &cliff_model};
+#define MODELS(X)  \
+    X(rnn)         \
+    X(transformer) \
+    X(wgan)        \
+    X(ppo)         \
+    X(mobilenet)   \
+    X(cliff)       \
+    X(mlp)
+
+#define MODEL_DECLARE(name) extern const ModelDef name##_model;
+#define MODEL_ENTRY(name) &name##_model,
+MODELS(MODEL_DECLARE)
+
+const ModelDef *const model_registry[] = {MODELS(MODEL_ENTRY)};
 const int model_registry_count = (int)(sizeof model_registry / sizeof *model_registry);
-

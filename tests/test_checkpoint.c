@@ -392,7 +392,7 @@ Test(checkpoint_format, a_file_written_by_the_independent_writer_loads) {
  * counters, the embedded checkpoint, the rollbacks and the recovery ring. */
 Test(checkpoint_format, independent_reader_sees_every_field_of_a_resume_file) {
     const char *over[] = {"clip.grad=auto", "optim.kind=adam", "clip.auto_warmup=6",
-                          "recovery.enabled=true", "recovery.checkpoint_every=10"};
+                          "recovery.enabled=true", "recovery.snapshot_every=10"};
     int rows[2] = {3, 2};
     Fixture *x = fix_new(rows, 2, over, 5, 8);
     clip_steps(x, 3);

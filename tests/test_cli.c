@@ -96,7 +96,7 @@ static char *read_loss_column(const char *rel) {
     char *out = malloc(1 << 16), line[1024];
     size_t k = 0;
     cr_assert(fgets(line, sizeof line, f));
-    cr_assert(!strncmp(line, "step,loss,grad_norm,grad_norm_clipped,clip_coef,", 48), "%s", line);
+    cr_assert(!strncmp(line, "step,loss,grad_norm,grad_norm_clipped,grad_clip_coef,", 53), "%s", line);
     while (fgets(line, sizeof line, f)) {
         char *c1 = strchr(line, ','), *c2 = c1 ? strchr(c1 + 1, ',') : NULL;
         cr_assert(c2);
@@ -155,7 +155,7 @@ Test(cli, comparison_plot) {
 Test(cli, rollback_replays_exactly) {
     char err[4096];
     cli_write("r.ini", SMALL_RNN "[recovery]\nenabled = true\nspike_factor = 1\nema_beta = 0\nwarmup = 3\n"
-                                  "checkpoint_every = 4\nrollback_steps = 4\nskip_batches = 0\n"
+                                  "snapshot_every = 4\nrollback_steps = 4\nskip_batches = 0\n"
                                   "max_rollbacks = 3\n[clip]\nlog_param_norms = true\n");
     cr_assert_eq(run_train("r.ini run.out_dir=rec", err, sizeof err), 0, "%s", err);
     cr_assert_eq(run_train("r.ini run.out_dir=plain recovery.enabled=false", err, sizeof err), 0,
@@ -189,7 +189,7 @@ Test(cli, rollback_replays_exactly) {
 Test(cli, rollback_skips_batches) {
     char err[4096];
     cli_write("r.ini", SMALL_RNN "[recovery]\nenabled = true\nspike_factor = 1\nema_beta = 0\nwarmup = 3\n"
-                                  "checkpoint_every = 4\nrollback_steps = 4\nskip_batches = 5\n"
+                                  "snapshot_every = 4\nrollback_steps = 4\nskip_batches = 5\n"
                                   "max_rollbacks = 1\n");
     cr_assert_eq(run_train("r.ini run.out_dir=rec", err, sizeof err), 0, "%s", err);
     cr_assert_eq(run_train("r.ini run.out_dir=plain recovery.enabled=false", err, sizeof err), 0,
@@ -240,14 +240,14 @@ Test(cli, saved_config_reproduces_the_run) {
     cli_write("a.ini", SMALL_RNN "[clip]\ngrad = global_norm\nmax_norm = 0.5\n");
     cr_assert_eq(run_train("a.ini run.seed=5", err, sizeof err), 0, "%s", err);
     char path[512], line[512];
-    snprintf(path, sizeof path, "%s/runs/a/config.ini", cli_dir);
+    snprintf(path, sizeof path, "%s/runs/a,run.seed=5/config.ini", cli_dir); /* named for its override */
     FILE *f = fopen(path, "r");
     cr_assert(f);
     while (fgets(line, sizeof line, f)) cr_assert(strncmp(line, "[transformer]", 13) != 0,
                                                   "another model's section was saved");
     fclose(f);
-    cr_assert_eq(run_train("runs/a/config.ini run.out_dir=again", err, sizeof err), 0, "%s", err);
-    char *a = read_loss_column("runs/a/metrics.csv"), *b = read_loss_column("again/metrics.csv");
+    cr_assert_eq(run_train("'runs/a,run.seed=5/config.ini' run.out_dir=again", err, sizeof err), 0, "%s", err);
+    char *a = read_loss_column("runs/a,run.seed=5/metrics.csv"), *b = read_loss_column("again/metrics.csv");
     cr_assert_str_eq(a, b, "re-running the saved config gave different numbers");
     free(a), free(b);
 }
@@ -259,11 +259,18 @@ Test(cli, unused_key_warns) {
     cr_assert_eq(run_train("w.ini train.steps=2", err, sizeof err), 0, "%s", err);
     cr_assert(strstr(err, "warning") && strstr(err, "[clip] zclip_alpha") && strstr(err, "grad = zclip"),
               "%s", err);
+    cr_assert(strstr(err, "warning: w.ini: [clip] zclip_alpha"), "the file that set it:\n%s", err);
+    /* a key set on the command line: the warning names the override, not the file */
+    cr_assert_eq(run_train("w.ini train.steps=2 clip.adagc_beta=0.5 run.out_dir=runs/wo", err, sizeof err),
+                 0, "%s", err);
+    cr_assert(strstr(err, "warning: command-line override clip.adagc_beta=0.5: [clip] adagc_beta"),
+              "%s", err);
+    cr_assert(!strstr(err, "w.ini: [clip] adagc_beta"), "%s", err);
     cli_write("quiet.ini", SMALL_RNN "[clip]\ngrad = zclip\nzclip_alpha = 0.5\n");
     cr_assert_eq(run_train("quiet.ini train.steps=2", err, sizeof err), 0, "%s", err);
     cr_assert(!strstr(err, "warning"), "a key the method reads: no warning:\n%s", err);
     /* the saved config.ini loads back without warnings: unread keys are comments there */
-    cr_assert_eq(run_train("runs/w/config.ini run.out_dir=runs/w2", err, sizeof err), 0, "%s", err);
+    cr_assert_eq(run_train("runs/w,train.steps=2/config.ini run.out_dir=runs/w2", err, sizeof err), 0, "%s", err);
     cr_assert(!strstr(err, "warning"), "%s", err);
 }
 

@@ -167,17 +167,17 @@ static void np_equals_accum(const char *config, const char *over, int np) {
     "train.steps=4 train.eval_every=2 optim.warmup_steps=1 run.plots=false train.quiet=true "        \
     "transformer.sample_chars=0 transformer.eval_batches=1"
 
-Test(ddp, rnn_np_2_3_4_equal_grad_accum, .init = setup, .fini = cli_rmdir, .timeout = 300) {
+Test(ddp, rnn_np_2_3_4_equal_grad_accum, .init = setup, .fini = cli_rmdir, .timeout = 900) {
     NEED_MPI();
     for (int np = 2; np <= 4; np++) np_equals_accum("configs/rnn_clip.ini", RNN_O, np);
 }
 
-Test(ddp, transformer_np_2_3_4_equal_grad_accum, .init = setup, .fini = cli_rmdir, .timeout = 300) {
+Test(ddp, transformer_np_2_3_4_equal_grad_accum, .init = setup, .fini = cli_rmdir, .timeout = 900) {
     NEED_MPI();
     for (int np = 2; np <= 4; np++) np_equals_accum("configs/transformer_clip.ini", TF_O, np);
 }
 
-Test(ddp, rank_zero_alone_writes_and_speaks, .init = setup, .fini = cli_rmdir, .timeout = 120) {
+Test(ddp, rank_zero_alone_writes_and_speaks, .init = setup, .fini = cli_rmdir, .timeout = 600) {
     NEED_MPI();
     char *o;
     int rc = sh(&o, MPIRUN "-np 3 %s %s/configs/rnn_clip.ini train.steps=12 train.eval_every=6 run.out_dir=r",
@@ -196,7 +196,7 @@ Test(ddp, rank_zero_alone_writes_and_speaks, .init = setup, .fini = cli_rmdir, .
 
 #define KILL_O "train.steps=30 train.eval_every=10 run.plots=false run.checkpoint_every=10 train.quiet=true"
 
-Test(ddp, killed_rank_stops_the_job_and_resume_matches, .init = setup, .fini = cli_rmdir, .timeout = 300) {
+Test(ddp, killed_rank_stops_the_job_and_resume_matches, .init = setup, .fini = cli_rmdir, .timeout = 900) {
     NEED_MPI();
     char *o;
     int rc = sh(&o, MPIRUN "-np 2 %s %s/configs/rnn_clip.ini " KILL_O " run.out_dir=u", cli_bin, repo);
@@ -223,7 +223,7 @@ Test(ddp, killed_rank_stops_the_job_and_resume_matches, .init = setup, .fini = c
     cr_assert(!cli_exists("k/resume.bin"), "the resumed run did not complete");
 }
 
-Test(ddp, ranks_with_other_settings_or_binaries_are_refused, .init = setup, .fini = cli_rmdir, .timeout = 120) {
+Test(ddp, ranks_with_other_settings_or_binaries_are_refused, .init = setup, .fini = cli_rmdir, .timeout = 600) {
     NEED_MPI();
     char *o;
     /* other command lines (MPMD) */
@@ -249,7 +249,7 @@ Test(ddp, ranks_with_other_settings_or_binaries_are_refused, .init = setup, .fin
     free(o);
 }
 
-Test(ddp, custom_step_models_are_refused, .init = setup, .fini = cli_rmdir, .timeout = 120) {
+Test(ddp, custom_step_models_are_refused, .init = setup, .fini = cli_rmdir, .timeout = 600) {
     NEED_MPI();
     char *o;
     int rc = sh(&o, MPIRUN "-np 2 %s %s/configs/wgan_clip.ini train.steps=2", cli_bin, repo);
@@ -261,7 +261,7 @@ Test(ddp, custom_step_models_are_refused, .init = setup, .fini = cli_rmdir, .tim
 /* PyTorch DDP (gloo, 2 processes on the CPU, tests/ref/ref_ddp.py): 4 steps of
  * an MLP with clip_grad_norm_ after the all-reduce; ours under mpirun -np 2
  * from the same weights and batches gives the same norms and weights. */
-Test(ddp, matches_pytorch_ddp_gloo, .init = setup, .fini = cli_rmdir, .timeout = 120) {
+Test(ddp, matches_pytorch_ddp_gloo, .init = setup, .fini = cli_rmdir, .timeout = 600) {
     NEED_MPI();
     TFile *ref = tfile_load("ref_ddp");
     const TRec *norms = tfile_get(ref, "norms@f64"), *w = tfile_get(ref, "w_final");

@@ -137,7 +137,7 @@ static int readme_exclusions(char list[][96], int cap) {
 }
 
 Test(fingerprint, every_key_outside_the_documented_list_refuses_a_resume, .init = cli_mkdir,
-     .fini = cli_rmdir, .timeout = 120) {
+     .fini = cli_rmdir, .timeout = 600) {
     AllSections *a = calloc(1, sizeof *a);
     all_sections(a);
     char *fp0 = resume_fingerprint(&a->cfg);

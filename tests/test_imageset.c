@@ -177,6 +177,32 @@ static void check_round_trip(ImageSampling sampling) {
     imageset_free(&b);
 }
 
+/* imageset_skip draws what imageset_next would: a set that skips batch k
+ * then draws k+1 sees the batch k+1 of a set that drew them all. */
+static void check_skip(ImageSampling sampling) {
+    ImageSet a, b;
+    load(&a, 100, 10, 10);
+    load(&b, 100, 10, 10);
+    Rng ra, rb;
+    rng_seed(&ra, 5, 0);
+    rng_seed(&rb, 5, 0);
+    char err[256];
+    cr_assert_eq(imageset_start(&a, &ra, 30, sampling, err, sizeof err), 0);
+    cr_assert_eq(imageset_start(&b, &rb, 30, sampling, err, sizeof err), 0);
+    for (int k = 0; k < 9; k++) { /* three epochs of the shuffle */
+        int Ba = imageset_next(&a), Bb = k % 2 ? imageset_next(&b) : imageset_skip(&b);
+        cr_assert_eq(Ba, Bb, "batch %d", k);
+        if (k % 2) cr_assert(memcmp(a.y, b.y, (size_t)Ba * sizeof *a.y) == 0, "batch %d", k);
+    }
+    imageset_free(&a);
+    imageset_free(&b);
+}
+
+Test(imageset, skip_draws_the_batch_next_would) {
+    check_skip(IMAGESET_SHUFFLE);
+    check_skip(IMAGESET_POISSON);
+}
+
 Test(imageset, state_round_trip_continues_the_same_batches) {
     check_round_trip(IMAGESET_SHUFFLE);
     check_round_trip(IMAGESET_POISSON);

@@ -311,9 +311,9 @@ static void train_closed_by_the_user(const char *cwd) {
     unsigned seed = 7;
     for (int round = 0; round < 6; round++) {
         char cmd[2048];
-        snprintf(cmd, sizeof cmd, "cd %s && rm -rf runs && exec %s %s/configs/rnn_clip.ini "
-                 "%s/configs/rnn_noclip.ini train.steps=300 train.quiet=true --live >out.txt 2>&1",
-                 cli_dir, cli_bin, cwd, cwd);
+        snprintf(cmd, sizeof cmd, "cd %s && rm -rf runs && exec %s %s/configs/rnn_clip.ini:run.name=a "
+                 "%s/configs/rnn_noclip.ini:run.name=b train.steps=300 train.quiet=true --live "
+                 ">out.txt 2>&1", cli_dir, cli_bin, cwd, cwd);
         pid_t pid = fork();
         cr_assert(pid >= 0);
         if (pid == 0) {
@@ -344,9 +344,9 @@ static void train_closed_by_the_user(const char *cwd) {
         fclose(f);
         cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "round %d: %s", round, out);
         cr_assert(strstr(out, "frames drawn"), "round %d: %s", round, out);
-        cr_assert(cli_exists("runs/rnn_clip/loss.png") && cli_exists("runs/rnn_noclip/loss.png") &&
-                  cli_exists("runs/compare_rnn_clip_vs_rnn_noclip.png"), "round %d: %s", round, out);
-        snprintf(path, sizeof path, "%s/runs/rnn_clip/metrics.csv", cli_dir);
+        cr_assert(cli_exists("runs/a/loss.png") && cli_exists("runs/b/loss.png") &&
+                  cli_exists("runs/compare_a_vs_b.png"), "round %d: %s", round, out);
+        snprintf(path, sizeof path, "%s/runs/a/metrics.csv", cli_dir);
         f = fopen(path, "r");
         cr_assert(f);
         char line[4096], last[4096] = "";
@@ -464,8 +464,9 @@ Test(live, window_draws_the_rendered_frame_closes_and_train_runs_live, .init = c
     long nf = 0;
     cr_assert(fr && sscanf(fr, "live: %ld frames drawn", &nf) == 1, "%s", out);
     cr_assert(nf >= 2, "%ld frames in two runs of 400 steps", nf);
-    cr_assert(cli_exists("runs/rnn_clip/loss.png") && cli_exists("runs/rnn_noclip/grad_norm.png"));
-    cr_assert(cli_exists("runs/compare_rnn_clip_vs_rnn_noclip.png"));
+    cr_assert(cli_exists("runs/rnn_clip,train.steps=400/loss.png") &&
+              cli_exists("runs/rnn_noclip,train.steps=400/grad_norm.png"));
+    cr_assert(cli_exists("runs/compare_rnn_clip,train.steps=400_vs_rnn_noclip,train.steps=400.png"));
 
     /* 5. ./train --live closed by the window manager at random moments */
     train_closed_by_the_user(cwd);

@@ -380,7 +380,7 @@ Test(contract, skipped_batches_leave_batchnorm_statistics) {
     toy_def.groups = toy_one_group;
     Setup st;
     Trainer *tr = make(&st, TOY_BN,
-                       SGD "[train]\nsteps = 6\n[recovery]\nenabled = true\ncheckpoint_every = 1\n"
+                       SGD "[train]\nsteps = 6\n[recovery]\nenabled = true\nsnapshot_every = 1\n"
                            "rollback_steps = 0\nskip_batches = 3\nwarmup = 1\nsave_file = false\n");
     toy(tr)->spike_batch = 5;
     trainer_train(tr);

@@ -221,7 +221,7 @@ Test(ppo, train_is_deterministic_and_the_return_rises, .init = cli_mkdir, .fini 
     cr_assert(strcmp(a, c) != 0, "another seed gave the same metrics");
     free(a), free(b), free(c);
     const char *cols[] = {"global_step", "episodic_return", "episodic_length", "policy_loss",
-                          "value_loss", "entropy", "approx_kl", "old_approx_kl", "clipfrac",
+                          "value_loss", "entropy", "approx_kl", "old_approx_kl", "ratio_clip_frac",
                           "explained_variance"};
     double v[64];
     for (size_t k = 0; k < sizeof cols / sizeof *cols; k++)

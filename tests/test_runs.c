@@ -87,9 +87,9 @@ Test(runs, overrides_as_strict_as_files) {
 #define RESUMABLE                                                                          \
     "[model]\ntype = rnn\n[rnn]\nseq_len = 20\nhidden = 16\neval_size = 16\n"              \
     "[train]\nsteps = 300\nbatch_size = 8\nquiet = true\neval_every = 50\n"                \
-    "[optim]\nkind = adam\nlr = 0.02\n[run]\ncheckpoint_every = 7\n"                       \
+    "[optim]\nkind = adam\nlr = 0.02\n[run]\nresume_every = 7\n"                       \
     "[recovery]\nenabled = true\nspike_factor = 1.6\nema_beta = 0.98\nwarmup = 20\n"       \
-    "checkpoint_every = 5\nrollback_steps = 5\nskip_batches = 3\nmax_rollbacks = 40\n"    \
+    "snapshot_every = 5\nrollback_steps = 5\nskip_batches = 3\nmax_rollbacks = 40\n"    \
     "[clip]\ngrad = zclip\nlog_param_norms = true\n"
 
 /* A CSV with the column named `drop` left out (time_ms: wall-clock). */
@@ -249,7 +249,7 @@ static void spit(const char *rel, const char *b, size_t len) {
 
 /* A resume that cannot be honest is refused (exit 2), naming the differing
  * keys or what is wrong with the file, and the folder is left as it was. */
-Test(runs, resume_refuses_other_settings_and_damaged_files, .timeout = 120) {
+Test(runs, resume_refuses_other_settings_and_damaged_files, .timeout = 600) {
     char err[4096];
     interrupted_run();
     size_t mlen, rlen, n;
@@ -298,7 +298,8 @@ Test(runs, a_folder_never_mixes_two_runs) {
     cr_assert_eq(run("a.ini", err, sizeof err), 0, "%s", err);
     cr_assert(cli_exists("runs/a/loss.png") && !cli_exists("runs/a/" RUNFOLDER_MARKER));
     /* the same config, failing at its first step (arena full): exit 1 */
-    cr_assert_eq(run("a.ini train.arena_mb=1 rnn.seq_len=2000 rnn.hidden=256", err, sizeof err), 1, "%s", err);
+    cr_assert_eq(run("a.ini run.name=a train.arena_mb=1 rnn.seq_len=2000 rnn.hidden=256", err, sizeof err), 1,
+                 "%s", err); /* run.name=a: the same folder (overrides would name another) */
     cr_assert(strstr(err, "arena"), "%s", err);
     cr_assert(cli_exists("runs/a/" RUNFOLDER_MARKER), "the failed run is not marked in progress");
     cr_assert(!cli_exists("runs/a/loss.png") && !cli_exists("runs/a/grad_norm.png"),
@@ -336,9 +337,9 @@ Test(runs, memory_budget_refuses_before_writing) {
     char err[4096];
     cli_write("ok.ini", TINY_RNN);
     /* the recovery ring: a checkpoint every step, kept for 10^8 steps */
-    cr_assert_eq(run("ok.ini train.steps=100000000 recovery.enabled=true recovery.checkpoint_every=1 "
+    cr_assert_eq(run("ok.ini train.steps=100000000 recovery.enabled=true recovery.snapshot_every=1 "
                      "recovery.rollback_steps=100000000", err, sizeof err), 2, "%s", err);
-    cr_assert(strstr(err, "recovery ring") && strstr(err, "[recovery] checkpoint_every") &&
+    cr_assert(strstr(err, "recovery ring") && strstr(err, "[recovery] snapshot_every") &&
               strstr(err, "80% of physical memory"), "%s", err);
     /* a budget set by hand: the default 256 MiB arena does not fit in 64 */
     cr_assert_eq(run("ok.ini run.memory_mb=64", err, sizeof err), 2, "%s", err);

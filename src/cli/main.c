@@ -22,6 +22,7 @@
 #include "optim.h"
 #include "plot.h"
 #include "recovery.h"
+#include "resume.h"
 #include "runfolder.h"
 #include "sweep.h"
 #include "train.h"
@@ -113,18 +114,24 @@ static int build_sections(const CfgSection **secs, void **structs, RunSpec *rs) 
 static void usage(FILE *f) {
     fprintf(f,
             "usage: ./train CONFIG.ini [CONFIG.ini ...] [section.key=value ...] [--compare OUT.png]\n"
-            "               [--resume] [--live | --live-close]\n"
+            "               [--resume] [--live | --live-close] [--all-settings]\n"
             "       ./train --sweep CONFIG.ini|SPEC.sweep [--vary section.key=VALUES ...] [--seeds S]\n"
             "               [--group LABEL] [--name NAME] [--x KEY] [--map] [--mark-norm-rule]\n"
             "               [-j N] [section.key=value ...]\n"
-            "       ./train --help\n\n"
+            "       ./train --help [SECTION]\n\n"
             "Trains the network a config describes and writes runs/<config name>/:\n"
             "config.ini (effective settings), metrics.csv, loss.png, grad_norm.png.\n"
             "Several configs: each is trained in turn and their curves are overlaid in\n"
             "runs/compare_<name>_vs_<name>.png (or --compare OUT.png).\n"
-            "Overrides apply to every config: ./train configs/rnn_clip.ini clip.max_norm=0.5\n"
+            "Overrides apply to every config: ./train configs/rnn_clip.ini clip.max_norm=0.5;\n"
+            "CONFIG.ini:key=value:key=value to one config alone (two settings side by side:\n"
+            "./train configs/rnn_clip.ini configs/rnn_clip.ini:clip.max_norm=0.25). A run with\n"
+            "overrides is named for them, runs/rnn_clip,clip.max_norm=0.25/, so it never\n"
+            "replaces another run (overrides that cannot change the numbers, such as\n"
+            "train.quiet, are left out of the name). The settings that differ from the\n"
+            "defaults are printed at the start (--all-settings: all of them).\n"
             "--resume continues each run its folder holds from its resume.bin ([run]\n"
-            "checkpoint_every), starts a run that has none, and leaves a complete run as it is.\n\n"
+            "resume_every), starts a run that has none, and leaves a complete run as it is.\n\n"
             "Exit status:\n"
             "  0  done (a run stopped at a non-finite loss with on_nonfinite = stop included)\n"
             "  2  bad config file, override or command line (nothing written), a run over its\n"
@@ -150,12 +157,53 @@ static void usage(FILE *f) {
             "closed; --live-close closes it when training ends.\n");
 }
 
-static void print_help(void) {
+/* "  name         text..." with the text wrapped at 100 columns under itself. */
+static void print_wrapped(const char *name, const char *text) {
+    int col = printf("  %-12s", name);
+    while (*text) {
+        while (*text == ' ') text++;
+        int n = (int)strcspn(text, " ");
+        if (col + 1 + n > 100 && col > 15) col = printf("\n%14s", "") - 1;
+        col += printf(" %.*s", n, text);
+        text += n;
+    }
+    printf("\n");
+}
+
+/* --help: everything; --help SECTION: that section's keys alone. */
+static void print_help(const char *section) {
+    const CfgSection *secs[CFG_MAX_SECTIONS];
+    void *structs[CFG_MAX_SECTIONS];
+    RunSpec *tmp = xcalloc(1, sizeof *tmp);
+    int n = build_sections(secs, structs, tmp);
+    if (section) {
+        const char *names[CFG_MAX_SECTIONS];
+        int found = -1;
+        char want[CFG_NAME_MAX];
+        snprintf(want, sizeof want, "%.*s", (int)strcspn(section, "[]"), section + (section[0] == '['));
+        for (int i = 0; i < n; i++) {
+            names[i] = secs[i]->name;
+            if (!strcmp(secs[i]->name, want)) found = i;
+        }
+        if (found >= 0) {
+            cfg_print_help(secs + found, 1, stdout);
+        } else {
+            const char *near = cfg_closest(want, names, n);
+            fprintf(stderr, "cliplab: error: --help %s: no such section%s%s%s (accepted:", section,
+                    near ? "; did you mean " : "", near ? near : "", near ? "?" : "");
+            for (int i = 0; i < n; i++) fprintf(stderr, " %s", names[i]);
+            fprintf(stderr, ")\n");
+        }
+        for (int i = 0; i < model_registry_count; i++) free(tmp->model_cfg[i]);
+        free(tmp);
+        if (found < 0) exit(EXIT_USAGE);
+        return;
+    }
     usage(stdout);
     printf("\nModels ([model] type):\n");
     for (int i = 0; i < model_registry_count; i++) {
         const ModelDef *d = model_registry[i];
-        printf("  %-12s %s\n", d->name, d->summary);
+        print_wrapped(d->name, d->summary);
         for (int g = 0; d->groups && d->groups[g]; g++)
             printf("%s%s%s", g ? ", " : "               update groups: ", d->groups[g],
                    d->groups[g + 1] ? "" : "\n");
@@ -165,11 +213,8 @@ static void print_help(void) {
            "override [optim] / [clip] for that group, the others follow them. Overrides:\n"
            "optim.critic.lr=1e-4. A set key the run does not read (zclip_* with grad =\n"
            "global_norm) is warned about.\n");
-    printf("\nSettings (section, key, type, default, accepted values):\n\n");
-    const CfgSection *secs[CFG_MAX_SECTIONS];
-    void *structs[CFG_MAX_SECTIONS];
-    RunSpec *tmp = xcalloc(1, sizeof *tmp);
-    int n = build_sections(secs, structs, tmp);
+    printf("\nSettings (section, key, type, default, accepted values; one section alone:\n"
+           "./train --help clip):\n\n");
     cfg_print_help(secs, n, stdout);
     for (int i = 0; i < model_registry_count; i++) free(tmp->model_cfg[i]);
     free(tmp);
@@ -215,8 +260,45 @@ static int check_run_name(const char *name, const char *path) {
     return -1;
 }
 
+/* A gradient clip that zeroes every gradient trains nothing: refused, where
+ * weight = 0 in the same section means "off". */
+static int check_clip(const ClipConfig *c, const char *sec, const char *path) {
+    const char *key = NULL;
+    if ((c->grad == CLIP_GLOBAL_NORM || c->grad == CLIP_NORM) && c->max_norm == 0) key = "max_norm";
+    else if (c->grad == CLIP_VALUE && c->value == 0) key = "value";
+    else if (c->grad == CLIP_AGC && c->agc_clipping == 0) key = "agc_clipping";
+    if (!key) return 0;
+    fprintf(stderr, "cliplab: error: %s: [%s] %s = 0 with grad = %s scales every gradient to zero, "
+            "so nothing would train (accepted: a number above 0; to turn gradient clipping off, "
+            "grad = none)\n", path, sec, key,
+            c->grad == CLIP_VALUE ? "value" : c->grad == CLIP_AGC ? "agc" :
+            c->grad == CLIP_NORM ? "norm" : "global_norm");
+    return -1;
+}
+
+/* Valid but surprising: [clip] weight on a model with several update groups
+ * clamps every group (the WGAN recipe clamps the critic alone). */
+static void warn_groups(const RunSpec *rs, const char *path) {
+    int si = cfg_find_section(&rs->cfg, "clip");
+    int ki = -1;
+    for (int k = 0; si >= 0 && k < clip_config_section.nkeys; k++)
+        if (!strcmp(clip_config_section.keys[k].name, "weight")) ki = k;
+    if (rs->set.ngroups < 2 || si < 0 || ki < 0 || !rs->cfg.set[si][ki] || rs->set.clip.weight <= 0) return;
+    char list[256] = "";
+    int n = 0;
+    for (int g = 0; g < rs->set.ngroups; g++)
+        if (rs->set.groups[g].clip.weight > 0)
+            n++, snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", strlen(list) ? ", " : "",
+                          rs->set.groups[g].name);
+    if (n < 2) return;
+    fprintf(stderr, "cliplab: warning: %s: [clip] weight = %g clamps the weights of every update group "
+            "(%s); to clamp one group alone (the WGAN critic), set [clip.%s] weight instead\n",
+            path, rs->set.clip.weight, list, rs->set.groups[0].name);
+}
+
 static int check_combinations(const RunSpec *rs, const char *path) {
     if (check_optim(&rs->set.optim, rs->set.train.steps, "optim", path)) return -1;
+    if (check_clip(&rs->set.clip, "clip", path)) return -1;
     char err[512];
     int si = cfg_find_section(&rs->cfg, "scaler");
     if (scaler_check(&rs->set.train, &rs->set.scaler, si >= 0 && rs->cfg.touched[si], path, err,
@@ -225,11 +307,52 @@ static int check_combinations(const RunSpec *rs, const char *path) {
         return -1;
     }
     for (int g = 0; g < rs->set.ngroups; g++) {
-        char sec[CFG_NAME_MAX];
+        char sec[CFG_NAME_MAX + 8];
         snprintf(sec, sizeof sec, "optim.%s", rs->set.groups[g].name);
         if (check_optim(&rs->set.groups[g].optim, rs->set.train.steps, sec, path)) return -1;
+        snprintf(sec, sizeof sec, "clip.%s", rs->set.groups[g].name);
+        if (check_clip(&rs->set.groups[g].clip, sec, path)) return -1;
     }
+    warn_groups(rs, path);
     return 0;
+}
+static int cmp_str(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Hydra-style run names: the overrides that change a run's numbers (not
+ * train.quiet, run.plots, ...: resume_key_outside), sorted and joined by
+ * commas, so `./train a.ini clip.max_norm=0.25` writes runs/a,clip.max_norm=0.25
+ * and never replaces runs/a; the same command names the same folder, so a
+ * rerun replaces its own. Empty when there are none, or when an override
+ * names the run or its folder itself. Too long for a folder name: a hash of
+ * them stands in. */
+static void override_suffix(char **ov, int n, char *out, size_t len) {
+    char *keep[256];
+    int k = 0;
+    out[0] = '\0';
+    for (int i = 0; i < n && k < 256; i++) {
+        const char *eq = strchr(ov[i], '='), *dot = NULL;
+        for (const char *p = ov[i]; eq && p < eq; p++)
+            if (*p == '.') dot = p;
+        if (!eq || !dot) continue;
+        char sec[CFG_NAME_MAX * 2], key[CFG_NAME_MAX];
+        snprintf(sec, sizeof sec, "%.*s", (int)(dot - ov[i]), ov[i]);
+        snprintf(key, sizeof key, "%.*s", (int)(eq - dot - 1), dot + 1);
+        if (!strcmp(sec, "run") && (!strcmp(key, "name") || !strcmp(key, "out_dir"))) return;
+        if (!resume_key_outside(sec, key)) keep[k++] = ov[i];
+    }
+    qsort(keep, (size_t)k, sizeof *keep, cmp_str);
+    size_t used = 0;
+    unsigned long h = 1469598103934665603ul;
+    for (int i = 0; i < k; i++) {
+        for (const char *p = keep[i]; *p; p++) h = (h ^ (unsigned char)*p) * 1099511628211ul;
+        h = (h ^ ',') * 1099511628211ul;
+        if (used + 1 < len) used += (size_t)snprintf(out + used, len - used, "%s%s", i ? "," : "", keep[i]);
+    }
+    for (char *p = out; *p; p++)
+        if (*p == '/' || (unsigned char)*p < 0x20) *p = '_';
+    if (used > 100) snprintf(out, len, "overrides-%08lx", h & 0xfffffffful);
 }
 
 /* Load one config and the overrides; 0 on success, message printed otherwise. */
@@ -239,10 +362,21 @@ static int load_spec(RunSpec *rs, const char *path, char **overrides, int nover)
     int n = build_sections(secs, structs, rs);
     snprintf(rs->path, sizeof rs->path, "%s", path);
     cfg_init(&rs->cfg, secs, structs, n);
+    cfg_renamed(&rs->cfg, "run", run_renamed_keys);
+    cfg_renamed(&rs->cfg, "recovery", recovery_renamed_keys);
+    for (int i = 0; i < model_registry_count; i++)
+        if (model_registry[i]->section && model_registry[i]->renamed_keys)
+            cfg_renamed(&rs->cfg, model_registry[i]->section->name, model_registry[i]->renamed_keys);
     for (int i = 0; i < model_registry_count; i++)
         rs->ngstore = train_groups_register(&rs->cfg, rs->gstore, rs->ngstore, MAX_GROUP_NAMES,
                                             model_registry[i]->groups);
     char err[1024];
+    size_t plen = strlen(path);
+    if (plen > 6 && !strcmp(path + plen - 6, ".sweep")) {
+        fprintf(stderr, "cliplab: error: %s is a sweep spec, not a config: run it with ./train --sweep %s\n",
+                path, path);
+        return -1;
+    }
     if (cfg_load_file(&rs->cfg, path, err, sizeof err) != CFG_OK) {
         fprintf(stderr, "cliplab: error: %s\n", err);
         return -1;
@@ -301,11 +435,18 @@ static int load_spec(RunSpec *rs, const char *path, char **overrides, int nover)
     /* derived defaults go through the same setter, so they are validated too */
     char value[CFG_STR_MAX + 8];
     CfgStatus st = CFG_OK;
-    if (!rs->set.run.name[0]) {
-        base_name(path, value, sizeof value);
+    char suffix[CFG_STR_MAX];
+    override_suffix(overrides, nover, suffix, sizeof suffix);
+    if (!rs->set.run.name[0] || suffix[0]) {
+        if (rs->set.run.name[0]) snprintf(value, sizeof value, "%s", rs->set.run.name);
+        else base_name(path, value, sizeof value);
+        if (suffix[0]) snprintf(value + strlen(value), sizeof value - strlen(value), ",%s", suffix);
         st = cfg_set(&rs->cfg, "run", "name", value, path, err, sizeof err);
     }
-    if (st == CFG_OK && !rs->set.run.out_dir[0]) {
+    if (st == CFG_OK && rs->set.run.out_dir[0] && suffix[0]) { /* a folder the file names */
+        snprintf(value, sizeof value, "%s,%s", rs->set.run.out_dir, suffix);
+        st = cfg_set(&rs->cfg, "run", "out_dir", value, path, err, sizeof err);
+    } else if (st == CFG_OK && !rs->set.run.out_dir[0]) {
         snprintf(value, sizeof value, "runs/%s", rs->set.run.name);
         st = cfg_set(&rs->cfg, "run", "out_dir", value, path, err, sizeof err);
     }
@@ -318,17 +459,20 @@ static int load_spec(RunSpec *rs, const char *path, char **overrides, int nover)
 
 /* The effective configuration, one line per section (config.ini in the run's
  * folder has the same values with every key's help). */
-static void print_config(const Config *cfg, const char *path) {
-    printf("== %s (effective settings; commented copy in the run's config.ini)\n", path);
+static void print_config(const Config *cfg, const char *path, int all) {
+    printf("== %s (%s; every key in the run's config.ini%s)\n", path,
+           all ? "effective settings" : "settings that differ from the defaults",
+           all ? "" : ", or --all-settings");
     for (int i = 0; i < cfg->nsections; i++) {
         if (cfg->hidden[i]) continue;
         const CfgSection *sec = cfg->sections[i];
-        int group = cfg->groups[i] != NULL, nset = 0;
-        for (int k = 0; k < sec->nkeys; k++) nset += cfg->set[i][k];
-        if (group && !nset) continue; /* follows its base section entirely */
+        int group = cfg->groups[i] != NULL, nshow = 0;
+        for (int k = 0; k < sec->nkeys; k++)
+            nshow += group ? cfg->set[i][k] : all || !cfg_is_default(&sec->keys[k], cfg->structs[i]);
+        if (!nshow) continue; /* a group that follows its base; a section at its defaults */
         int col = printf("  [%s]", sec->name);
         for (int k = 0; k < sec->nkeys; k++) {
-            if (group && !cfg->set[i][k]) continue;
+            if (group ? !cfg->set[i][k] : !all && cfg_is_default(&sec->keys[k], cfg->structs[i])) continue;
             char v[CFG_STR_MAX + 64];
             cfg_format_value(&sec->keys[k], cfg->structs[i], v, sizeof v);
             if (col > 70) col = printf("\n   ") - 1;
@@ -442,25 +586,62 @@ static int run_main(int argc, char **argv) {
 
     const char *paths[MAX_RUNS];
     char *overrides[256];
+    /* CONFIG.ini:key=value:key=value: overrides for that config alone */
+    char *own[MAX_RUNS][64];
+    int nown[MAX_RUNS] = {0};
     int npaths = 0, nover = 0;
     const char *compare = NULL;
-    int resume = 0;
+    int resume = 0, all_settings = 0;
     int live = 0; /* 1: --live (hold the last frame), 2: --live-close */
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h") || !strcmp(argv[i], "--help-config")) {
-            print_help();
+        const char *a = argv[i];
+        size_t alen = strlen(a);
+        if (!strcmp(a, "--help") || !strcmp(a, "-h") || !strcmp(a, "--help-config")) {
+            print_help(i + 1 < argc && argv[i + 1][0] != '-' ? argv[i + 1] : NULL);
             return 0;
-        } else if (!strcmp(argv[i], "--compare")) {
+        } else if (!strcmp(a, "--compare")) {
             if (i + 1 >= argc) usage_error("--compare needs an output path, e.g. --compare runs/cmp.png");
             compare = argv[++i];
-        } else if (!strcmp(argv[i], "--resume")) {
+        } else if (!strcmp(a, "--resume")) {
             resume = 1;
-        } else if (!strcmp(argv[i], "--live") || !strcmp(argv[i], "--live-close")) {
-            live = !strcmp(argv[i], "--live") ? 1 : 2;
-        } else if (argv[i][0] == '-') {
+        } else if (!strcmp(a, "--all-settings")) {
+            all_settings = 1;
+        } else if (!strcmp(a, "--live") || !strcmp(a, "--live-close")) {
+            live = !strcmp(a, "--live") ? 1 : 2;
+        } else if (a[0] == '-') {
+            static const char *const options[] = {"--help", "--help-config", "--compare", "--resume",
+                                                  "--all-settings", "--live", "--live-close", "--sweep"};
+            const char *near = cfg_closest(a, options, (int)(sizeof options / sizeof *options));
             usage(stderr);
-            usage_error("unknown option %s", argv[i]);
-        } else if (strchr(argv[i], '=')) {
+            if (!strcmp(a, "--sweep")) usage_error("--sweep comes first: ./train --sweep CONFIG|SPEC.sweep ...");
+            if (near) usage_error("unknown option %s; did you mean %s?", a, near);
+            usage_error("unknown option %s", a);
+        } else if (!strcmp(a, "=") || (a[0] == '=' && i > 1) ||
+                   (alen > 1 && a[alen - 1] == '=' && i + 1 < argc && !strchr(argv[i + 1], '=') &&
+                    argv[i + 1][0] != '-' && !strstr(argv[i + 1], ".ini"))) {
+            /* clip.max_norm = 0.5 typed with spaces: two or three arguments */
+            const char *key = a[0] == '=' && i > 1 ? argv[i - 1] : a, *val = "";
+            if (!strcmp(a, "=")) val = i + 1 < argc ? argv[i + 1] : "";
+            else if (a[0] == '=') val = a + 1;
+            else val = argv[i + 1];
+            int klen = (int)strcspn(key, "=");
+            usage_error("'%.*s = %s': an override is one argument, with no spaces around '=' "
+                        "(write %.*s=%s)", klen, key, val, klen, key, val);
+        } else if (strstr(a, ".ini:") && strchr(a, '=')) {
+            if (npaths == MAX_RUNS) usage_error("at most %d configs at once", MAX_RUNS);
+            char *copy = xmalloc(alen + 1);
+            memcpy(copy, a, alen + 1);
+            char *colon = strstr(copy, ".ini:") + 4;
+            *colon = '\0';
+            for (char *tok = colon + 1; tok && *tok;) {
+                char *next = strchr(tok, ':');
+                if (next) *next++ = '\0';
+                if (nown[npaths] == 64) usage_error("%s: at most 64 overrides for one config", copy);
+                own[npaths][nown[npaths]++] = tok;
+                tok = next;
+            }
+            paths[npaths++] = copy;
+        } else if (strchr(a, '=')) {
             if (nover == 256) usage_error("too many overrides (at most 256)");
             overrides[nover++] = argv[i];
         } else {
@@ -472,10 +653,19 @@ static int run_main(int argc, char **argv) {
         usage(stderr);
         usage_error("no config file given (try: ./train configs/rnn_clip.ini)");
     }
+    if (compare && npaths == 1)
+        usage_error("--compare overlays two or more runs and one config was given (compare one config "
+                    "with itself under other settings: ./train %s %s:clip.max_norm=0.25 --compare %s)",
+                    paths[0], paths[0], compare);
     RunSpec *specs = xcalloc((size_t)npaths, sizeof *specs);
     int rc = 0;
-    for (int i = 0; i < npaths && rc == 0; i++)
-        if (load_spec(&specs[i], paths[i], overrides, nover) != 0) rc = EXIT_USAGE;
+    for (int i = 0; i < npaths && rc == 0; i++) {
+        char *mine[256 + 64];
+        int nmine = 0;
+        for (int k = 0; k < nover; k++) mine[nmine++] = overrides[k];
+        for (int k = 0; k < nown[i]; k++) mine[nmine++] = own[i][k];
+        if (load_spec(&specs[i], paths[i], mine, nmine) != 0) rc = EXIT_USAGE;
+    }
     if (dist_size() > 1 && dist_any(rc != 0)) { /* one rank's files may differ from another's */
         if (rc == 0) fprintf(stderr, "cliplab: error: rank %d: the config loads here but not on "
                                      "another rank (see its message)\n", dist_rank());
@@ -517,7 +707,7 @@ static int run_main(int argc, char **argv) {
     if (rc == 0 && !specs[0].set.train.quiet) printf("BLAS: %s\n", blas_describe());
     for (int i = 0; i < npaths && rc == 0; i++) {
         RunSpec *s = &specs[i];
-        if (!s->set.train.quiet && dist_rank() == 0) print_config(&s->cfg, s->path);
+        if (!s->set.train.quiet && dist_rank() == 0) print_config(&s->cfg, s->path, all_settings);
         rc = trainer_run(model_registry[s->sel.type], s->model_cfg[s->sel.type], &s->set, &s->cfg,
                          &res[i]);
     }
@@ -548,6 +738,8 @@ static int run_main(int argc, char **argv) {
     }
     free(res);
     free(specs);
+    for (int i = 0; i < npaths; i++)
+        if (nown[i]) free((char *)paths[i]);
     /* trainer_run: 0, 3 (non-finite, error policy) or another failure */
     return rc == EXIT_DONE || rc == EXIT_USAGE || rc == EXIT_NONFINITE ? rc : EXIT_FAILURE_OTHER;
 }

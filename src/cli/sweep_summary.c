@@ -56,7 +56,7 @@ int sweep_read_metrics(SweepRun *r, const char *path, const char *metric, int hi
                 if (!strcmp(p, "step")) c_step = col;
                 if (!strcmp(p, "loss")) c_loss = col;
                 if (!strcmp(p, "grad_norm")) c_norm = col;
-                if (!strcmp(p, "clip_frac")) c_frac = col;
+                if (!strcmp(p, "grad_clip_frac") || !strcmp(p, "clip_frac")) c_frac = col; /* the name before 2026-12 too */
                 if (!strcmp(p, metric)) c_met = col;
             }
             rc = c_step >= 0 && c_loss >= 0 && c_norm >= 0 ? 0 : -1;
@@ -269,7 +269,7 @@ static int write_sweep_csv(const SweepSpec *s) {
         }
     fprintf(f, "run,group");
     for (int k = 0; k < nk; k++) fprintf(f, ",%s", keys[k]);
-    fprintf(f, ",seed,status,final_%s,best_%s,clip_frac,median_grad_norm,wall_s\n", s->metric,
+    fprintf(f, ",seed,status,final_%s,best_%s,grad_clip_frac,median_grad_norm,wall_s\n", s->metric,
             s->metric);
     for (int i = 0; i < s->nruns; i++) {
         const SweepRun *r = &s->runs[i];

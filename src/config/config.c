@@ -94,6 +94,12 @@ static int find_section(const Config *cfg, const char *name) {
 
 int cfg_find_section(const Config *cfg, const char *name) { return find_section(cfg, name); }
 
+void cfg_renamed(Config *cfg, const char *name, const char *const *pairs) {
+    int si = find_section(cfg, name);
+    ASSERT(si >= 0, "cfg_renamed: no section [%s]", name);
+    cfg->renamed[si] = pairs;
+}
+
 static int find_key(const CfgSection *s, const char *name) {
     for (int j = 0; j < s->nkeys; j++)
         if (strcmp(s->keys[j].name, name) == 0) return j;
@@ -153,7 +159,8 @@ static void describe(const CfgKey *k, char *buf, size_t len) {
         if (k->choices) append(buf, len, ", or "), append(buf, len, k->choices[0]);
         break;
     case CFG_NORM:
-        if (bounded(k)) snprintf(buf, len, "number from %s to %s, or inf", lo, hi);
+        if (bounded(k) && k->min > 0) snprintf(buf, len, "number from %s to %s, or inf", lo, hi);
+        else if (bounded(k)) snprintf(buf, len, "number above 0, at most %s, or inf", hi);
         else snprintf(buf, len, "positive number, or inf");
         break;
     case CFG_BOOL: snprintf(buf, len, "true/false, yes/no, on/off, 1/0"); break;
@@ -313,22 +320,82 @@ static CfgStatus set_key(Config *cfg, int si, int ki, const char *value, const c
                 value, problem, accepted);
 }
 
+/* Edit distance (insertions, deletions, substitutions, adjacent swaps). */
+static int edit_distance(const char *a, const char *b) {
+    size_t n = strlen(a), m = strlen(b);
+    if (n > 63 || m > 63) return 64;
+    int d[64][64];
+    for (size_t i = 0; i <= n; i++) d[i][0] = (int)i;
+    for (size_t j = 0; j <= m; j++) d[0][j] = (int)j;
+    for (size_t i = 1; i <= n; i++)
+        for (size_t j = 1; j <= m; j++) {
+            int best = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+            if (d[i - 1][j] + 1 < best) best = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < best) best = d[i][j - 1] + 1;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] && d[i - 2][j - 2] + 1 < best)
+                best = d[i - 2][j - 2] + 1;
+            d[i][j] = best;
+        }
+    return d[n][m];
+}
+
+const char *cfg_closest(const char *name, const char *const *cands, int n) {
+    const char *best = NULL;
+    int bestd = 1 << 30, limit = (int)strlen(name) / 3;
+    if (limit < 1) limit = 1;
+    for (int i = 0; i < n; i++) {
+        if (!cands[i]) continue;
+        int d = edit_distance(name, cands[i]);
+        if (d > limit && strlen(name) >= 3 && !strncmp(cands[i], name, strlen(name))) d = limit;
+        if (d <= limit && d < bestd) best = cands[i], bestd = d;
+    }
+    return best;
+}
+
+/* " did you mean 'x'?" for an unknown section name (or ""). */
+static void suggest_section(const Config *cfg, const char *name, char *buf, size_t len) {
+    const char *names[CFG_MAX_SECTIONS];
+    for (int i = 0; i < cfg->nsections; i++) names[i] = cfg->sections[i]->name;
+    const char *c = cfg_closest(name, names, cfg->nsections);
+    if (c) snprintf(buf, len, "; did you mean [%s]?", c);
+    else buf[0] = '\0';
+}
+
+/* The error for a key the section does not have: renamed, or misspelt. */
+static CfgStatus unknown_key(const Config *cfg, int si, const char *where, const char *key,
+                             const char *value, char *err, size_t errlen) {
+    const CfgSection *s = cfg->sections[si];
+    const char *const *renamed = cfg->renamed[si];
+    if (!renamed && cfg->groups[si]) renamed = cfg->renamed[cfg->groups[si]->base];
+    char list[LIST_MAX], hint[CFG_NAME_MAX + 32] = "";
+    for (int i = 0; renamed && renamed[i]; i += 2)
+        if (!strcmp(renamed[i], key))
+            return fail(err, errlen, CFG_ERR_KEY, "%s: [%s] %s = '%s': this key was renamed to %s "
+                        "(accepted: %s = %s in [%s], or %s.%s=%s on the command line)", where, s->name,
+                        key, value, renamed[i + 1], renamed[i + 1], value, s->name, s->name,
+                        renamed[i + 1], value);
+    const char *names[CFG_MAX_KEYS];
+    for (int j = 0; j < s->nkeys; j++) names[j] = s->keys[j].name;
+    const char *c = cfg_closest(key, names, s->nkeys);
+    if (c) snprintf(hint, sizeof hint, "; did you mean %s?", c);
+    list_keys(s, list, sizeof list);
+    return fail(err, errlen, CFG_ERR_KEY, "%s: [%s] %s = '%s': unknown key%s (accepted: %s)", where,
+                s->name, key, value, hint, list);
+}
+
 CfgStatus cfg_set(Config *cfg, const char *section, const char *key, const char *value,
                   const char *where, char *err, size_t errlen) {
-    char list[LIST_MAX];
+    char list[LIST_MAX], hint[CFG_NAME_MAX + 32];
     if (!where) where = "";
     int si = find_section(cfg, section);
     if (si < 0) {
         list_sections(cfg, list, sizeof list);
-        return fail(err, errlen, CFG_ERR_SECTION, "%s: [%s] %s = '%s': unknown section (accepted: %s)",
-                    where, section, key, value, list);
+        suggest_section(cfg, section, hint, sizeof hint);
+        return fail(err, errlen, CFG_ERR_SECTION, "%s: [%s] %s = '%s': unknown section%s (accepted: %s)",
+                    where, section, key, value, hint, list);
     }
     int ki = find_key(cfg->sections[si], key);
-    if (ki < 0) {
-        list_keys(cfg->sections[si], list, sizeof list);
-        return fail(err, errlen, CFG_ERR_KEY, "%s: [%s] %s = '%s': unknown key (accepted: %s)", where,
-                    section, key, value, list);
-    }
+    if (ki < 0) return unknown_key(cfg, si, where, key, value, err, errlen);
     CfgStatus st = set_key(cfg, si, ki, value, where, err, errlen);
     if (st == CFG_OK) cfg->set[si][ki] = 1, cfg->touched[si] = 1;
     return st;
@@ -429,8 +496,17 @@ int cfg_warn_unused(const Config *cfg, FILE *f) {
             if (!cfg->set[i][j]) continue;
             const char *why = s->unused(cfg->structs[i], &s->keys[j]);
             if (!why) continue;
+            /* where the value came from: the file, or the override that set it last */
+            char where[600], val[CFG_STR_MAX + 8];
+            if (cfg->over_key[i][j]) {
+                cfg_format_value(&s->keys[j], cfg->structs[i], val, sizeof val);
+                snprintf(where, sizeof where, "command-line override %s.%s=%s", s->name,
+                         s->keys[j].name, val);
+            } else {
+                snprintf(where, sizeof where, "%s", cfg->path);
+            }
             fprintf(f, "cliplab: warning: %s: [%s] %s is set but this run does not read it (%s)\n",
-                    cfg->path, s->name, s->keys[j].name, why);
+                    where, s->name, s->keys[j].name, why);
             n++;
         }
     }
@@ -530,9 +606,10 @@ static void note_header(Loader *ld, const char *line, size_t n) {
         if (!ld->cfg->present[si]) ld->cfg->present[si] = ld->line;
         return;
     }
-    char list[LIST_MAX];
+    char list[LIST_MAX], hint[CFG_NAME_MAX + 32];
     list_sections(ld->cfg, list, sizeof list);
-    load_fail(ld, CFG_ERR_SECTION, "[%s]: unknown section (accepted: %s)", name, list);
+    suggest_section(ld->cfg, name, hint, sizeof hint);
+    load_fail(ld, CFG_ERR_SECTION, "[%s]: unknown section%s (accepted: %s)", name, hint, list);
 }
 
 /* One physical line at p (avail bytes): its length without the line ending,
@@ -758,6 +835,19 @@ void cfg_format_value(const CfgKey *k, const void *structp, char *buf, size_t le
         break;
     }
     }
+}
+
+int cfg_is_default(const CfgKey *k, const void *structp) {
+    union { int i; long l; double d; char s[CFG_STR_MAX]; } tmp;
+    memset(&tmp, 0, sizeof tmp);
+    const char *problem = "";
+    CfgKey at0 = *k;
+    at0.offset = 0;
+    if (parse_into(&at0, k->def, (char *)&tmp, &problem) != CFG_OK) return 0;
+    char a[CFG_STR_MAX + 64], b[CFG_STR_MAX + 64];
+    cfg_format_value(k, structp, a, sizeof a);
+    cfg_format_value(&at0, &tmp, b, sizeof b);
+    return !strcmp(a, b);
 }
 
 void cfg_hide_section(Config *cfg, const char *name) {

@@ -6,7 +6,7 @@
  * defaults are applied by the same setter that parses the file, so there is one
  * way a value gets in.
  *
- * Strict (DESIGN.md, Config): an unknown section or key, a key outside any
+ * Strict (docs/design.md, Config): an unknown section or key, a key outside any
  * section, a duplicate key, a value that does not parse completely (strtod /
  * strtol end pointer), a value out of range, or a line that is not
  * `key = value` is an error naming the file, the line, the key and what is
@@ -54,6 +54,11 @@ typedef struct CfgSection {
     const char *(*unused)(const void *s, const CfgKey *k);
 } CfgSection;
 
+/* The candidate closest to name in spelling (edit distance at most a third of
+ * its length, at least 1; a candidate that starts with name counts too), or
+ * NULL: for "did you mean ...?" (keys, sections, command-line options). */
+const char *cfg_closest(const char *name, const char *const *cands, int n);
+
 typedef enum {
     CFG_OK = 0,
     CFG_ERR_IO,          /* file missing or unreadable */
@@ -92,6 +97,7 @@ typedef struct Config {
     int noverrides;                     /* overrides accepted so far */
     unsigned short over_key[CFG_MAX_SECTIONS][CFG_MAX_KEYS]; /* number of the override that set it */
     char path[512];                     /* the file loaded, for messages */
+    const char *const *renamed[CFG_MAX_SECTIONS]; /* cfg_renamed: old key names, or NULL */
 } Config;
 
 /* Register sections and apply every default. structs[i] receives sections[i]. */
@@ -102,6 +108,10 @@ int cfg_add_group(Config *cfg, const char *base, const char *group, void *struct
 /* After the file and the overrides: every group section's struct = its base's
  * values, with the keys the group section set in place of them. */
 void cfg_resolve_groups(Config *cfg);
+/* Key names section `name` used to have: NULL-terminated pairs {old, new,
+ * old, new, ..., NULL}; a file or override that uses an old name gets an
+ * error naming the new one. Call after cfg_init. */
+void cfg_renamed(Config *cfg, const char *name, const char *const *pairs);
 /* Index of a registered section, -1 if none. */
 int cfg_find_section(const Config *cfg, const char *name);
 /* Warnings for keys that were set but that the run does not read (CfgSection.
@@ -132,6 +142,8 @@ void cfg_hide_section(Config *cfg, const char *name);
 void cfg_write(const Config *cfg, FILE *f);
 /* Print every section and key: type, default, range/choices, help. */
 void cfg_print_help(const CfgSection *const *sections, int n, FILE *f);
+/* 1 when the key's value in structp is its default. */
+int cfg_is_default(const CfgKey *k, const void *structp);
 /* The text form of one key's current value (for printing and saving). */
 void cfg_format_value(const CfgKey *k, const void *structp, char *buf, size_t len);
 

@@ -112,25 +112,35 @@ int imageset_start(ImageSet *s, Rng *rng, int batch, ImageSampling sampling, cha
     return 0;
 }
 
-int imageset_next(ImageSet *s) {
-    ASSERT(s->perm, "imageset_next before imageset_start");
-    int B;
+/* The next batch's members: s->perm[*first .. *first + B); returns B. */
+static int draw(ImageSet *s, int *first) {
+    ASSERT(s->perm, "a batch before imageset_start");
     if (s->sampling == IMAGESET_SHUFFLE) {
         if (s->pos + s->batch > s->train.n) shuffle(s);
-        B = s->batch;
-        imageset_fill(s, &s->train, s->perm + s->pos, B, s->x, s->y);
-        s->pos += B;
-        return B;
+        *first = s->pos;
+        s->pos += s->batch;
+        return s->batch;
     }
     /* Poisson: one uniform per example, in index order (Opacus draws
      * torch.rand(N) < q); the members, ascending, are the batch */
     double q = (double)s->batch / s->train.n;
-    B = 0;
+    int B = 0;
     for (int i = 0; i < s->train.n; i++)
         if (rng_uniform(s->rng) < q) s->perm[B++] = i;
-    reserve(s, B);
-    imageset_fill(s, &s->train, s->perm, B, s->x, s->y);
+    *first = 0;
     return B;
+}
+
+int imageset_next(ImageSet *s) {
+    int first, B = draw(s, &first);
+    reserve(s, B);
+    imageset_fill(s, &s->train, s->perm + first, B, s->x, s->y);
+    return B;
+}
+
+int imageset_skip(ImageSet *s) {
+    int first;
+    return draw(s, &first);
 }
 
 void imageset_fill(const ImageSet *s, const IdxDataset *d, const int *idx, int B, float *x,

@@ -109,6 +109,10 @@ int imageset_start(ImageSet *s, Rng *rng, int batch, ImageSampling sampling, cha
 /* The next training batch into s->x, s->y; returns its size B (shuffle:
  * always `batch`; poisson: Binomial(N, batch/N), possibly 0). */
 int imageset_next(ImageSet *s);
+/* Draw the next batch exactly as imageset_next would, without filling x and
+ * y (ModelDef.skip_batch: a data-parallel rank skipping the others' batches);
+ * returns its size. */
+int imageset_skip(ImageSet *s);
 /* Normalise examples idx[0..B) of split d into x[B,1,rows,cols], labels into y[B]. */
 void imageset_fill(const ImageSet *s, const IdxDataset *d, const int *idx, int B, float *x,
                    int *y);

@@ -1,6 +1,6 @@
 /* tensor.h: float32 row-major tensors, the per-step arena, and the tape.
  *
- * Two lifetimes of memory (DESIGN.md): parameters and their gradients live in
+ * Two lifetimes of memory (docs/design.md): parameters and their gradients live in
  * a ParamSet's flat buffers (params.h); everything made during a step
  * (activations, their gradients, tape nodes, saved context) comes from the
  * Ctx's arena, which ctx_reset() empties after the step. No per-tensor free.

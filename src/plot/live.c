@@ -148,8 +148,8 @@ static void *live_main(void *p) {
     }
 #endif
     /* a connection to the X server is now and then refused at once (connect:
-     * EAGAIN or reset; measured on Xvfb: about 1 in 200), and SDL then falls
-     * back to its offscreen driver: try again before giving up */
+     * EAGAIN or reset; how often: docs/design.md), and SDL then falls back to
+     * its offscreen driver: try again before giving up */
     for (int attempt = 0; ok && attempt < 5; attempt++) {
         if (attempt) {
             SDL_Quit();

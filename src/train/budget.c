@@ -49,8 +49,8 @@ int budget_check(const Trainer *tr, char *err, size_t errlen) {
     if (budget <= 0 || e.total <= budget) return 0;
     snprintf(err, errlen,
              "this run would need about %.0f MiB, over the budget of %.0f MiB (%s): "
-             "recovery ring %.0f MiB (%ld snapshots of %.1f MiB: [recovery] checkpoint_every, "
-             "rollback_steps and [train] steps), checkpoint copies %.0f MiB ([run] checkpoint_every), "
+             "recovery ring %.0f MiB (%ld snapshots of %.1f MiB: [recovery] snapshot_every, "
+             "rollback_steps and [train] steps), checkpoint copies %.0f MiB ([run] resume_every), "
              "arena %.0f MiB ([train] arena_mb), tape %.0f MiB ([train] max_nodes), parameters and "
              "optimizer state %.0f MiB (the model's size keys), logs %.0f MiB ([train] steps, "
              "log_every); lower those or raise [run] memory_mb",

@@ -19,6 +19,8 @@
 /* Order = ClipMethod. */
 static const char *const method_choices[] = {"none", "global_norm", "value", "norm", "agc",
                                              "zclip", "adagc", "auto", NULL};
+_Static_assert(sizeof method_choices / sizeof *method_choices == CLIP_METHOD_COUNT + 1,
+               "one [clip] grad name per ClipMethod, in enum order (clipper.h)");
 static const char *const zclip_mode_choices[] = {"zscore", "percentile", NULL};
 
 #define CLIP_KEY(n, t, f, d, lo, hi, ch, h) {n, t, offsetof(ClipConfig, f), d, lo, hi, ch, h}
@@ -234,7 +236,7 @@ static void init_state(Clipper *cl) {
 
 void clipper_init(Clipper *cl, const ClipConfig *cfg, ParamSet *ps) {
     memset(cl, 0, sizeof *cl);
-    ASSERT(cfg->grad >= CLIP_NONE && cfg->grad <= CLIP_AUTO, "clip method %d", cfg->grad);
+    ASSERT(cfg->grad >= CLIP_NONE && cfg->grad < CLIP_METHOD_COUNT, "clip method %d", cfg->grad);
     cl->cfg = *cfg;
     init_views(cl, ps);
     note_unmatched("only", cfg->only, ps);
@@ -321,6 +323,7 @@ void clipper_apply(Clipper *cl, double pre_l2, ClipStats *st) {
     case CLIP_ZCLIP: apply_zclip(cl, st); break;
     case CLIP_ADAGC: apply_adagc(cl, st); break;
     case CLIP_AUTO: apply_auto(cl, st); break;
+    case CLIP_METHOD_COUNT: ASSERT(0, "not a clip method"); break;
     }
     st->post_norm = st->clipped ? clipper_global_norm(cl) : pre_l2;
     st->coef = pre_l2 > 0 ? st->post_norm / pre_l2 : 1.0;
@@ -483,6 +486,7 @@ static void describe_method(const ClipConfig *c, double chosen, char *buf, size_
         if (isnan(chosen)) snprintf(buf, len, "auto p%g", c->auto_percentile);
         else snprintf(buf, len, "auto p%g (threshold chosen: %.3g)", c->auto_percentile, chosen);
         break;
+    case CLIP_METHOD_COUNT: ASSERT(0, "not a clip method"); break;
     }
 }
 

@@ -22,8 +22,21 @@
 #include "config.h"
 #include "params.h"
 
-/* Values are the [clip] grad choices in this order; CLIP_NONE and
- * CLIP_GLOBAL_NORM keep 0 and 1. */
+/* The [clip] grad methods, in the order of their names in clipper.c's
+ * method_choices; CLIP_NONE and CLIP_GLOBAL_NORM keep 0 and 1.
+ *
+ * ADDING A METHOD (say, clip by the RMS of the gradient):
+ *  1. the mathematics in src/clip/clip.{c,h} (raw float arrays, libc + libm),
+ *     with its tests against a reference;
+ *  2. its enumerator here, just before CLIP_METHOD_COUNT, and its name at the
+ *     same place in method_choices (a static assertion holds the two to the
+ *     same count); its keys in clip_keys (a prefix such as rms_, listed in
+ *     clip_key_unused's readers so a key set for another method warns:
+ *     test_contract fails on a method key without its row);
+ *  3. its case in clipper_apply and describe_method (-Wswitch names a
+ *     missing one); a stateful method also its state in Clipper, its
+ *     set-up in clipper_init and its clipper_save / clipper_load case.
+ * The tests loop over every method up to CLIP_METHOD_COUNT. */
 typedef enum {
     CLIP_NONE,         /* no gradient clipping */
     CLIP_GLOBAL_NORM,  /* clip_grad_norm: one coefficient for all selected tensors */
@@ -32,7 +45,8 @@ typedef enum {
     CLIP_AGC,          /* clip_agc, unit-wise relative to the weights (NFNets) */
     CLIP_ZCLIP,        /* ClipZClip: z-score of the norm against its EMA */
     CLIP_ADAGC,        /* ClipAdaGC: per-tensor EMA thresholds */
-    CLIP_AUTO          /* ClipAuto: a percentile of the warm-up norms */
+    CLIP_AUTO,         /* ClipAuto: a percentile of the warm-up norms */
+    CLIP_METHOD_COUNT  /* not a method: the number of them */
 } ClipMethod;
 
 typedef struct ClipConfig {

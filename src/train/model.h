@@ -1,10 +1,28 @@
 /* model.h: the interface every network in models/ implements, and the registry.
  *
- * Two kinds of model plug in without changing src/:
- *  - supervised (RNN, transformer, MobileNet): `loss` builds the loss of the
- *    next training batch on the tape; the trainer updates every group from it
- *    through trainer_step (backward with loss scale and accumulation, then the
- *    update pipeline);
+ * ADDING A MODEL (models/mlp.c is the worked example: 120 lines, no header):
+ *  1. models/<name>.c: the model's config struct and its CfgSection (one
+ *     table, the section named like the model: [<name>]), the network, and
+ *     `const ModelDef <name>_model` with every field marked REQUIRED below.
+ *     An image classifier takes its data from src/data/imageset.h (the data
+ *     keys, batches, evaluation, baseline and checkpoint state), so its file
+ *     is the network.
+ *  2. One line X(<name>) in the MODELS list of models/registry.c.
+ *  3. configs/<name>.ini, and tests/test_<name>.c: the initial loss at its
+ *     known value (ln K for K classes), a short trajectory that repeats for
+ *     the same seed, and, when the model keeps state besides its parameters
+ *     (a data order, an environment), a checkpoint round trip: forgetting
+ *     save_state / load_state makes --resume continue with other batches.
+ *  A header models/<name>.h only when tests or benchmarks call the model's
+ *  functions. Nothing under src/ changes; --help, strict parsing, the saved
+ *  config, the resume fingerprint and the unused-key warning come from the
+ *  section's table.
+ *
+ * Two kinds of model plug in:
+ *  - supervised (RNN, transformer, MobileNet, MLP): `loss` builds the loss of
+ *    the next training batch on the tape; the trainer updates every group from
+ *    it through trainer_step (backward with loss scale and accumulation, then
+ *    the update pipeline);
  *  - custom-step (WGAN: several critic updates per generator update over two
  *    groups; PPO: no-grad rollouts then epochs of minibatches): `step` runs
  *    one iteration and calls trainer_step() once per optimizer update, naming
@@ -17,8 +35,29 @@
  *    ad_backward or the pipeline itself, so loss scale, accumulation, context
  *    reset, zeroing and freezing are the same for every model;
  *  - inside one forward, ad_detach() stops a gradient (x.detach()).
- * Extra metrics columns: trainer_add_metric(). Batchnorm train/eval is
- * Ctx.train (the trainer sets it for evaluation and for skipped batches).
+ * Batchnorm train/eval is Ctx.train (the trainer sets it for evaluation and
+ * for skipped batches).
+ *
+ * Metrics columns: trainer_add_metric() in create, trainer_set_metric() in
+ * loss / step / evaluate. The trainer sets every model column to NaN before
+ * each step, so a column holds a value only on the steps that set it (an
+ * accuracy set in evaluate is NaN between evaluations, drawn as points, never
+ * as a staircase of stale values).
+ *
+ * What a model may use of the Trainer (read-only; the rest of struct Trainer
+ * is the trainer's own):
+ *   tr->rng       the run's random stream ([run] seed): initialisation, data order
+ *   tr->ctx       a Ctx for forwards outside `loss` (evaluation, rollouts, samples)
+ *   tr->step      the 0-based current step
+ *   tr->run       name, out_dir, seed, plots ([run])
+ *   tr->train     batch_size, steps, threads, quiet ([train])
+ *   tr->diverged  1 once a non-finite loss or gradient stopped the run
+ *   tr->log       the metrics rows so far (figures drawn in `finish`)
+ *   a group       the UpdateGroup trainer_add_group / trainer_group return
+ *                 (tr->groups[i]): its settings (clip.cfg, optim_cfg) and what
+ *                 its last update did (last: the clip's statistics)
+ * and calls trainer_add_group, trainer_group, trainer_add_metric,
+ * trainer_set_metric and (custom-step) trainer_step (train.h).
  *
  * The registry (model_registry) is defined in models/registry.c, so src/ never
  * includes a models/ file. */
@@ -35,16 +74,23 @@ typedef struct Trainer Trainer;
 struct RunResult;
 
 typedef struct ModelDef {
-    const char *name;                 /* [model] type = <name> */
-    const char *summary;              /* one line for --help */
-    const CfgSection *section;        /* the model's own section, named like the model */
-    size_t cfg_size;                  /* size of the struct the section fills */
-    /* Update-group names, NULL-terminated; NULL = one group of any name that
-     * follows [optim] and [clip] (no group sections). */
+    /* REQUIRED: [model] type = <name>; also the name of its section */
+    const char *name;
+    /* REQUIRED: one line for --help */
+    const char *summary;
+    /* REQUIRED: the model's own section [<name>] (a table of CfgKey, config.h) */
+    const CfgSection *section;
+    /* REQUIRED: size of the struct the section fills (create receives it) */
+    size_t cfg_size;
+    /* Optional: update-group names, NULL-terminated; NULL = one group of any
+     * name that follows [optim] and [clip] (no group sections). */
     const char *const *groups;
-    /* Build parameters and data; register groups and metrics with the trainer. */
+    /* REQUIRED: build parameters and data from the filled config struct;
+     * register groups (trainer_add_group) and metrics columns with the
+     * trainer; a user error (missing data) is die() with what to set. */
     void *(*create)(Trainer *tr, const void *cfg);
-    /* Supervised: loss of the next training batch, recorded on c (NULL if custom-step). */
+    /* REQUIRED, exactly one of loss and step.
+     * Supervised: loss of the next training batch, recorded on c. */
     Tensor *(*loss)(void *m, Ctx *c, Trainer *tr);
     /* Optional (supervised): draw the next training batch exactly as `loss`
      * would and discard it. A data-parallel rank skips the other ranks'
@@ -60,20 +106,35 @@ typedef struct ModelDef {
     double (*baseline_loss)(const void *m);
     /* Optional: after the last step (e.g. print a generated sample). */
     void (*finish)(void *m, Trainer *tr);
-    /* Optional: model state a checkpoint must carry besides parameters
-     * (data position, environment); save writes it, load restores it; 0 = ok. */
+    /* Optional, but REQUIRED when the model keeps state besides its parameters
+     * (a data order or position, an environment): a checkpoint (--resume,
+     * [recovery] rollbacks) must carry it; save writes it, load restores it
+     * or refuses a state that is not its own; 0 = ok. */
     int (*save_state)(const void *m, FILE *f);
     int (*load_state)(void *m, FILE *f);
+    /* REQUIRED: free everything create made */
     void (*destroy)(void *m);
-    /* The metrics column that sums up a run (sweeps): NULL = "val_loss";
+    /* Optional: the metrics column that sums up a run (sweeps): NULL = "val_loss";
      * main_metric_higher = 1 when higher is better (accuracy, return). */
     const char *main_metric;
     int main_metric_higher;
     /* Optional, NULL-terminated: model metrics columns drawn one panel each in
-     * the run's curves.png and, instead of loss and gradient norm, in the
-     * comparison figure (PPO: episodic_return, approx_kl, entropy). A NaN in
-     * such a column means "no value this step" and is left out of the line. */
+     * the run's curves.png (beside loss.png and grad_norm.png). A NaN in such
+     * a column means "no value this step" and is left out of the line. */
     const char *const *plot_columns;
+    /* Optional, NULL-terminated: the panels of the comparison figure
+     * (./train A.ini B.ini) instead of loss and gradient norm, one per column
+     * (PPO: episodic_return, approx_kl, entropy); NULL = loss and gradient
+     * norm. Independent of plot_columns. */
+    const char *const *compare_columns;
+    /* Optional, NULL-terminated, at most 3: model metrics columns shown in the
+     * progress line in place of the loss, each at its last finite value (PPO:
+     * episodic_return, approx_kl: its total loss mixes three terms and swings
+     * by orders of magnitude). NULL: the loss. */
+    const char *const *progress_columns;
+    /* Optional, NULL-terminated pairs {old, new, ...}: keys of the model's
+     * section that were renamed (an old name is an error naming the new one). */
+    const char *const *renamed_keys;
     /* Optional: the model's own clipping in a few words ("ratio clip 0.2"),
      * put in the run's label beside the gradient clip. */
     void (*describe)(const void *m, char *buf, size_t len);
@@ -93,5 +154,10 @@ typedef struct ModelDef {
 
 extern const ModelDef *const model_registry[];
 extern const int model_registry_count;
+
+/* NULL when d has every field marked REQUIRED above (exactly one of loss and
+ * step, save_state with load_state), else what is missing. A test holds every
+ * registered model to it; trainer_create asserts the part the loop needs. */
+const char *model_def_problem(const ModelDef *d);
 
 #endif

@@ -20,8 +20,8 @@ static const CfgKey recovery_keys[] = {
             "running average of the loss: avg = beta*avg + (1-beta)*loss"),
     REC_KEY("warmup", CFG_LONG, warmup, "100", 0, 1e9,
             "steps of averaging before spikes are looked for"),
-    REC_KEY("checkpoint_every", CFG_LONG, checkpoint_every, "50", 1, 1e9,
-            "take a checkpoint every this many steps"),
+    REC_KEY("snapshot_every", CFG_LONG, checkpoint_every, "50", 1, 1e9,
+            "take a rollback snapshot (kept in memory) every this many steps (not [run] resume_every)"),
     REC_KEY("rollback_steps", CFG_LONG, rollback_steps, "100", 0, 1e9,
             "restore the last checkpoint taken at least this many steps before the spike"),
     REC_KEY("skip_batches", CFG_LONG, skip_batches, "200", 0, 1e9,
@@ -35,6 +35,9 @@ static const char *recovery_key_unused(const void *s, const CfgKey *k) {
     const RecoveryConfig *c = s;
     return c->enabled || !strcmp(k->name, "enabled") ? NULL : "read only with enabled = true";
 }
+
+/* [recovery] checkpoint_every and [run] checkpoint_every meant different things */
+const char *const recovery_renamed_keys[] = {"checkpoint_every", "snapshot_every", NULL};
 
 const CfgSection recovery_config_section = {
     "recovery", recovery_keys, (int)(sizeof recovery_keys / sizeof *recovery_keys),

@@ -4,7 +4,7 @@
  * before, skip the next skip_batches batches, and go on.
  *
  * Checkpoints (checkpoint.h, made by the trainer) are kept every
- * checkpoint_every steps in an in-memory ring; the trainer also writes the
+ * snapshot_every steps in an in-memory ring; the trainer also writes the
  * newest atomically to <out_dir>/checkpoint.bin. Every rollback is printed,
  * kept for the plots and written to <out_dir>/rollbacks.csv. This module is
  * the detector and the ring: it never calls into the trainer. */
@@ -28,6 +28,8 @@ typedef struct RecoveryConfig {
 } RecoveryConfig;
 
 extern const CfgSection recovery_config_section;   /* [recovery] */
+/* Renamed keys of [recovery] (cfg_renamed): checkpoint_every -> snapshot_every. */
+extern const char *const recovery_renamed_keys[];
 
 typedef struct RecoveryEvent {
     long spike_step;

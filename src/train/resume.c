@@ -30,9 +30,9 @@
 /* ------------------------------------------------------------ fingerprint */
 
 /* Keys that cannot change the numbers a run computes. */
-static int outside_fingerprint(const char *section, const char *key) {
+int resume_key_outside(const char *section, const char *key) {
     static const char *const keys[] = {
-        "run.name",        "run.out_dir",   "run.plots",         "run.checkpoint_every",
+        "run.name",        "run.out_dir",   "run.plots",         "run.resume_every",
         "run.memory_mb",   "train.quiet",   "train.arena_mb",    "train.max_nodes",
         "recovery.save_file", NULL};
     char full[2 * CFG_NAME_MAX + 2];
@@ -51,7 +51,7 @@ char *resume_fingerprint(const Config *cfg) {
         const CfgSection *s = cfg->sections[i];
         if (cfg->hidden[i]) continue;
         for (int j = 0; j < s->nkeys; j++) {
-            if (outside_fingerprint(s->name, s->keys[j].name)) continue;
+            if (resume_key_outside(s->name, s->keys[j].name)) continue;
             char v[CFG_STR_MAX + 64];
             cfg_format_value(&s->keys[j], cfg->structs[i], v, sizeof v);
             fprintf(f, "%s.%s=%s\n", s->name, s->keys[j].name, v);

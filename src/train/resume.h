@@ -1,4 +1,4 @@
-/* resume.h: ./train CONFIG --resume. Every [run] checkpoint_every steps the
+/* resume.h: ./train CONFIG --resume. Every [run] resume_every steps the
  * run writes <out_dir>/resume.bin: the settings that change the numbers (its
  * fingerprint), the trainer checkpoint (checkpoint.h), the elapsed time, the
  * recovery ring and rollbacks, and how many rows metrics.csv and
@@ -22,6 +22,9 @@ struct Trainer;
 /* "section.key=value\n" for every key that can change the numbers (not names,
  * folders, plots, quiet, capacities or these checkpoint settings), in table
  * order, sections a run does not use left out. malloc'd. */
+/* 1 for a key that cannot change the numbers a run computes ([run] name,
+ * out_dir, plots, [train] quiet, ...): left out of the fingerprint. */
+int resume_key_outside(const char *section, const char *key);
 char *resume_fingerprint(const Config *cfg);
 /* Flush the logs, then write out_dir/resume.bin for the state before step
  * tr->step. 0, or -1 with a message. */

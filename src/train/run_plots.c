@@ -67,10 +67,12 @@ static int write_loss_and_norm(const Trainer *tr, double baseline) {
         metrics_column(l, metrics_col(l, "clip_threshold"), th);
         int has_th = 0;
         for (size_t r = 0; r < n; r++) has_th |= isfinite(th[r]);
-        PlotSeries gs[3] = {{.label = "pre-clip norm", .x = x, .y = gn, .n = n},
-                            {.label = "post-clip norm", .x = x, .y = gc, .n = n},
-                            {.label = "clip threshold", .x = x, .y = th, .n = n}};
-        if (!has_th) gs[2] = gs[1]; /* value/norm/agc have no global threshold */
+        /* the post-clip line is drawn last, over the threshold it sits on whenever
+         * the clip acts; each keeps its colour whichever lines are drawn */
+        PlotSeries gs[3] = {{.label = "pre-clip norm", .x = x, .y = gn, .n = n, .color = 1},
+                            {.label = "clip threshold", .x = x, .y = th, .n = n, .color = 3},
+                            {.label = "post-clip norm", .x = x, .y = gc, .n = n, .color = 2}};
+        if (!has_th) gs[1] = gs[2]; /* value/norm/agc have no global threshold */
         PlotPanel gp = {.title = "Global gradient L2 norm", .xlabel = "step", .ylabel = "norm",
                         .logy = PLOT_LOGY_AUTO, .series = gs,
                         .nseries = tr->groups[0].clip.cfg.grad == CLIP_NONE ? 1 : 2 + has_th};
@@ -258,7 +260,7 @@ static void smooth(const double *y, size_t n, size_t w, int use_max, double *out
     }
 }
 
-/* One panel per model column (ModelDef.plot_columns) over n runs' logs: NaN
+/* One panel per model column (ModelDef.plot_columns, compare_columns) over n runs' logs: NaN
  * rows dropped (no value that step), the rest smoothed as the loss curves. */
 static int columns_figure(const char *path, const char *title, const MetricsLog *const *logs,
                           const char *const *labels, int n, const char *const *cols) {
@@ -362,13 +364,13 @@ int trainer_compare_plot(const RunResult *runs, int n, const char *path) {
         run_legend(runs, n, i, legends[i], 256);
     }
     compare_title(runs, n, legends, title, sizeof title);
-    int same_columns = runs[0].plot_columns != NULL;
-    for (int i = 1; i < n; i++) same_columns &= runs[i].plot_columns == runs[0].plot_columns;
+    int same_columns = runs[0].compare_columns != NULL;
+    for (int i = 1; i < n; i++) same_columns &= runs[i].compare_columns == runs[0].compare_columns;
     if (same_columns) { /* one model's own curves; mixed models fall back to loss and norm */
         const MetricsLog **logs = xcalloc((size_t)n, sizeof *logs);
         for (int i = 0; i < n; i++) logs[i] = &runs[i].log;
         int rc = columns_figure(path, title, logs, (const char *const *)legends, n,
-                                runs[0].plot_columns);
+                                runs[0].compare_columns);
         free(logs);
         for (int i = 0; i < n; i++) free(legends[i]);
         free(legends);

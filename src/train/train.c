@@ -61,11 +61,11 @@ void trainer_set_metric(Trainer *tr, int idx, double value) {
 static void log_columns(Trainer *tr) {
     MetricsLog *l = &tr->log;
     const char *base[] = {"step",      "loss",    "grad_norm", "grad_norm_clipped",
-                          "clip_coef", "clip_threshold", "clipped", "clip_frac",
+                          "grad_clip_coef", "clip_threshold", "clipped", "grad_clip_frac",
                           "lr",        "time_ms", "clip_cos", "update_norm", "eff_lr"};
     for (size_t i = 0; i < sizeof base / sizeof *base; i++) metrics_add_col(l, base[i]);
     for (int g = 1; g < tr->ngroups; g++) {
-        const char *suffix[] = {"grad_norm", "grad_norm_clipped", "clip_coef"};
+        const char *suffix[] = {"grad_norm", "grad_norm_clipped", "grad_clip_coef"};
         for (int s = 0; s < 3; s++) {
             char name[METRICS_NAME_MAX];
             snprintf(name, sizeof name, "%s_%s", tr->groups[g].ps->name, suffix[s]);
@@ -133,15 +133,29 @@ static void log_step(Trainer *tr, double loss) {
     metrics_row(&tr->pnorm_log, v);
 }
 
+/* After each step: the last finite value of each progress-line column. */
+static void note_progress(Trainer *tr) {
+    for (int i = 0; i < tr->nprogress; i++)
+        if (isfinite(tr->extra[tr->progress_col[i]])) tr->progress_last[i] = tr->extra[tr->progress_col[i]];
+}
+
 static void print_progress(Trainer *tr, double loss, double t_now, int final) {
     double elapsed = t_now - tr->t_start;
     long done = tr->step + 1;
     double rate = elapsed > 0 ? (double)done / elapsed : 0.0;
     double eta = rate > 0 ? (double)(tr->train.steps - done) / rate : 0.0;
     const UpdateGroup *g0 = &tr->groups[0];
-    printf("%-14s step %6ld/%-6ld | loss %10.4g | grad_norm %9.3g | clip_coef %6.3f | "
+    char cols[256] = "";
+    int k = 0;
+    if (!tr->def->progress_columns) k = snprintf(cols, sizeof cols, " | loss %10.4g", loss);
+    for (int i = 0; i < tr->nprogress && k < (int)sizeof cols - 48; i++) {
+        if (tr->progress_col[i] == tr->val_metric && isnan(tr->progress_last[i])) continue;
+        k += snprintf(cols + k, sizeof cols - (size_t)k, " | %s %9.4g", tr->extra_names[tr->progress_col[i]],
+                      tr->progress_last[i]);
+    }
+    printf("%-14s step %6ld/%-6ld%s | grad_norm %9.3g | grad_clip_coef %6.3f | "
            "%7.1f steps/s | %s %.0fs\n",
-           tr->run.name, done, tr->train.steps, loss, g0->last.pre_norm, g0->last.coef, rate,
+           tr->run.name, done, tr->train.steps, cols, g0->last.pre_norm, g0->last.coef, rate,
            final ? "took" : "ETA", final ? elapsed : eta);
     fflush(stdout);
 }
@@ -215,7 +229,7 @@ static int checkpoint_if_due(Trainer *tr) {
     return 0;
 }
 
-/* Before step tr->step: resume.bin when [run] checkpoint_every says so, and
+/* Before step tr->step: resume.bin when [run] resume_every says so, and
  * right after a rollback (the logs were cut back: the file must agree). */
 static int resume_if_due(Trainer *tr) {
     long every = tr->run.checkpoint_every;
@@ -306,6 +320,8 @@ void trainer_train(Trainer *tr) {
             break;
         }
         tr->saw_nonfinite = 0;
+        /* every model column is NaN unless this step sets it (model.h) */
+        for (int i = 0; i < tr->nextra; i++) tr->extra[i] = NAN;
         double loss = tr->def->loss ? supervised_step(tr) : tr->def->step(tr->model, tr);
         if (rollback_if_spike(tr, loss)) {
             if (tr->failed) break;
@@ -315,8 +331,9 @@ void trainer_train(Trainer *tr) {
         if (tr->val_metric >= 0) {
             int due = tr->train.eval_every > 0 && !tr->diverged &&
                       ((tr->step + 1) % tr->train.eval_every == 0 || last);
-            tr->extra[tr->val_metric] = due ? evaluate(tr) : NAN;
+            if (due) tr->extra[tr->val_metric] = evaluate(tr);
         }
+        note_progress(tr);
         if (tr->step % tr->train.log_every == 0 || last) {
             log_step(tr, loss);
             if (tr->set && tr->set->observer) tr->set->observer(tr, tr->set->observer_arg);
@@ -367,7 +384,22 @@ void run_result_free(RunResult *r) {
     memset(r, 0, sizeof *r);
 }
 
+const char *model_def_problem(const ModelDef *d) {
+    if (!d->name || !d->name[0]) return "no name";
+    if (!d->summary) return "no summary (one line for --help)";
+    if (!d->section || !d->cfg_size) return "no section or cfg_size (its config table)";
+    if (strcmp(d->section->name, d->name) != 0) return "its section is not named like the model";
+    if (!d->create || !d->destroy) return "no create or destroy";
+    if (!d->loss == !d->step) return "not exactly one of loss (supervised) and step (custom)";
+    if (!d->save_state != !d->load_state) return "save_state without load_state, or the reverse";
+    return NULL;
+}
+
 Trainer *trainer_create(const ModelDef *def, const void *model_cfg, const TrainerSettings *s) {
+    /* what the loop itself needs; model_def_problem() holds registered models to all of model.h */
+    ASSERT(def->create && !def->loss != !def->step && !def->save_state == !def->load_state,
+           "model %s: needs create, exactly one of loss and step, and save_state with load_state "
+           "(model.h)", def->name);
     Trainer *tr = xcalloc(1, sizeof *tr);
     tr->def = def;
     tr->set = s;
@@ -397,6 +429,17 @@ Trainer *trainer_create(const ModelDef *def, const void *model_cfg, const Traine
         ASSERT(trainer_group(tr, def->groups[i]), "model %s declares group %s but did not register it",
                def->name, def->groups[i]);
     tr->val_metric = def->evaluate ? trainer_add_metric(tr, "val_loss") : -1;
+    for (int i = 0; def->progress_columns && def->progress_columns[i]; i++) {
+        int c = -1;
+        for (int j = 0; j < tr->nextra && c < 0; j++)
+            if (!strcmp(tr->extra_names[j], def->progress_columns[i])) c = j;
+        ASSERT(c >= 0 && tr->nprogress < TRAINER_MAX_PROGRESS - 1,
+               "model %s: progress column %s is not one of its metrics (or too many)", def->name,
+               def->progress_columns[i]);
+        tr->progress_col[tr->nprogress++] = c;
+    }
+    if (tr->val_metric >= 0) tr->progress_col[tr->nprogress++] = tr->val_metric;
+    for (int i = 0; i < tr->nprogress; i++) tr->progress_last[i] = NAN;
     log_columns(tr);
     int w = tr->log.ncols > tr->pnorm_log.ncols ? tr->log.ncols : tr->pnorm_log.ncols;
     tr->rowbuf = xcalloc((size_t)w, sizeof *tr->rowbuf);
@@ -431,6 +474,56 @@ static int load_complete(Trainer *tr) {
     return 0;
 }
 
+/* --resume of a complete run: the settings in its config.ini that change the
+ * numbers (the fingerprint's keys) must be the ones asked for now, or the
+ * user would get the old run back in silence (a larger train.steps cannot
+ * extend it: resume.bin is removed when a run ends). 0 when they agree. */
+static int complete_differs(Trainer *tr, const char *dir) {
+    if (!tr->fingerprint) return 0;
+    char path[4200], line[1024], sec[128] = "", diffs[1024] = "";
+    snprintf(path, sizeof path, "%s/config.ini", dir);
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    int n = 0;
+    while (fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\r\n")] = '\0';
+        char *p = line;
+        if (*p == '[') {
+            snprintf(sec, sizeof sec, "%.*s", (int)strcspn(p + 1, "]"), p + 1);
+            continue;
+        }
+        static const char unread[] = "; not read by this run (";
+        if (!strncmp(p, unread, sizeof unread - 1)) { /* "...): key = value" */
+            p = strstr(p, "): ");
+            if (!p) continue;
+            p += 3;
+        } else if (*p == ';' || !*p) {
+            continue;
+        }
+        char *eq = strstr(p, " = ");
+        if (!eq) continue;
+        char want[sizeof sec + sizeof line + 2];
+        snprintf(want, sizeof want, "%s.%.*s=", sec, (int)(eq - p), p);
+        const char *now = strstr(tr->fingerprint, want);
+        while (now && now != tr->fingerprint && now[-1] != '\n') now = strstr(now + 1, want);
+        if (!now) continue;
+        now += strlen(want);
+        size_t nlen = strcspn(now, "\n");
+        if (nlen == strlen(eq + 3) && !strncmp(now, eq + 3, nlen)) continue;
+        size_t used = strlen(diffs);
+        if (n++ < 6 && used < sizeof diffs - 200)
+            snprintf(diffs + used, sizeof diffs - used, "%s%.*s = %.60s in the finished run, %.*s now",
+                     used ? "; " : "", (int)strlen(want) - 1, want, eq + 3, (int)(nlen > 60 ? 60 : nlen), now);
+    }
+    fclose(f);
+    if (!n) return 0;
+    fprintf(stderr, "cliplab: error: --resume: %s holds a finished run with other settings (%s). A "
+            "finished run cannot be continued or changed (its resume.bin is removed when it ends): "
+            "leave out --resume to train these settings from step 0 (this replaces the run), or "
+            "give another [run] out_dir\n", dir, diffs);
+    return -1;
+}
+
 /* Set up the folder: a fresh run, or the interrupted one continued.
  * Returns 0, 1 (nothing to do: the run is complete), or an exit status. */
 static int open_run(Trainer *tr, const Config *cfg, RunFolder *rf) {
@@ -439,6 +532,7 @@ static int open_run(Trainer *tr, const Config *cfg, RunFolder *rf) {
     if (run->resume && runfolder_resolve(run->out_dir, dir, sizeof dir) == 0) {
         RunFolderState st = runfolder_state(dir);
         if (st == RUNFOLDER_COMPLETE) {
+            if (complete_differs(tr, dir) != 0) return 2;
             if (!tr->train.quiet) printf("%s: %s holds the complete run: nothing to resume\n", run->name, dir);
             return load_complete(tr) == 0 ? 1 : 2;
         }
@@ -458,9 +552,17 @@ static int open_run(Trainer *tr, const Config *cfg, RunFolder *rf) {
                 printf("%s: resuming %s at step %ld of %ld\n", run->name, dir, tr->step, tr->train.steps);
             return 0;
         }
-        if (!tr->train.quiet)
+        if (st == RUNFOLDER_IN_PROGRESS)
+            fprintf(stderr, "cliplab: warning: --resume: %s holds an interrupted run without resume.bin "
+                    "(it had [run] resume_every = 0, or stopped before its first checkpoint): "
+                    "starting the run from step 0\n", dir);
+        else if (!tr->train.quiet)
             printf("%s: no checkpoint to resume in %s: starting the run from step 0\n", run->name, dir);
     }
+    if (run->resume && run->checkpoint_every <= 0)
+        fprintf(stderr, "cliplab: warning: --resume with [run] resume_every = 0: this run writes no "
+                "resume.bin, so if it is interrupted it cannot be resumed (set run.resume_every, "
+                "e.g. 100)\n");
     char note[CFG_STR_MAX * 2 + 256];
     snprintf(note, sizeof note,
              "cliplab run in progress (pid %ld): %s\n"
@@ -469,7 +571,7 @@ static int open_run(Trainer *tr, const Config *cfg, RunFolder *rf) {
              (long)getpid(), run->name,
              run->checkpoint_every > 0
                  ? "Interrupted? ./train CONFIG --resume continues it from resume.bin."
-                 : "Not resumable: [run] checkpoint_every = 0 (no resume.bin).");
+                 : "Not resumable: [run] resume_every = 0 (no resume.bin).");
     if (runfolder_begin(rf, run->out_dir, note, err, sizeof err) != 0) {
         fprintf(stderr, "cliplab: error: %s\n", err);
         return -1;
@@ -602,7 +704,7 @@ int trainer_run(const ModelDef *def, const void *model_cfg, const TrainerSetting
         res->log = tr->log;
         memset(&tr->log, 0, sizeof tr->log);
         res->baseline = baseline;
-        res->plot_columns = def->plot_columns;
+        res->compare_columns = def->compare_columns;
     }
     trainer_destroy(tr);
     free(fingerprint);

@@ -17,7 +17,7 @@
  *    through the same call with every group updated.
  *  - The stop-gradient inside one forward is ad_detach() (ops.h).
  *
- * The update pipeline (DESIGN.md), per group, in this order:
+ * The update pipeline (docs/design.md), per group, in this order:
  *   1. backward (trainer_step; gradients accumulate over the micro-batches,
  *      each scaled by 1/grad_accum, so the update sees their mean)
  *   2. unscale: multiply gradients by 1/scale ([train] loss_scale, or the
@@ -94,6 +94,7 @@ typedef struct ModelSel {
 } ModelSel;
 
 #define TRAINER_MAX_GROUPS 4
+#define TRAINER_MAX_PROGRESS 4
 #define TRAINER_MAX_METRICS 64
 
 /* One update group's settings: [optim.G] and [clip.G] resolved over [optim] and [clip]. */
@@ -121,6 +122,8 @@ typedef struct TrainerSettings {
 } TrainerSettings;
 
 extern const CfgSection run_config_section;    /* [run] */
+/* Renamed keys of [run] (cfg_renamed): checkpoint_every -> resume_every. */
+extern const char *const run_renamed_keys[];
 extern const CfgSection train_config_section;  /* [train] */
 
 /* Register [optim.G] and [clip.G] in cfg for each name not yet in store
@@ -171,6 +174,11 @@ struct Trainer {
     char extra_names[TRAINER_MAX_METRICS][32];
     double extra[TRAINER_MAX_METRICS];
     int val_metric;               /* extra column "val_loss" (models with evaluate), or -1 */
+    /* the progress line's model columns (ModelDef.progress_columns, then
+     * val_loss) and the last finite value of each, NaN before the first */
+    int progress_col[TRAINER_MAX_PROGRESS];
+    double progress_last[TRAINER_MAX_PROGRESS];
+    int nprogress;
     Recovery rec;                 /* loss-spike rollback state */
     GradScaler scaler;            /* the loss scale, static or dynamic: one for every group */
     int saw_nonfinite;            /* the current step met a non-finite loss or gradient */
@@ -223,7 +231,7 @@ typedef struct RunResult {
     int recovery;                 /* [recovery] enabled */
     RecoveryEvent *events;        /* its rollbacks (owned) */
     int nevents;
-    const char *const *plot_columns; /* the model's (ModelDef.plot_columns), or NULL */
+    const char *const *compare_columns; /* the model's (ModelDef.compare_columns), or NULL */
 } RunResult;
 
 /* Build the model and its groups without writing anything (tests drive
@@ -245,7 +253,7 @@ void run_result_free(RunResult *r);
  * curves.png of the model's plot_columns); */
 int run_plots_write(const Trainer *tr, double baseline);
 /* several runs' loss and grad-norm curves (two panels) overlaid in one PNG,
- * or their model's plot_columns (one panel each) when it names some. */
+ * or their model's compare_columns (one panel each) when it names some. */
 int trainer_compare_plot(const RunResult *runs, int n, const char *path);
 /* Clipping as an adaptive step size: effective lr and ||delta theta|| against the
  * pre-clip norm, and the clip's cosine over steps, for n runs' logs (a run's

@@ -20,13 +20,16 @@ static const CfgKey run_keys[] = {
     RUN_KEY("seed", CFG_LONG, seed, "1", 0, 2147483647.0,
             "seed of every random draw (data, initialisation): same seed, same numbers on any x86-64 machine"),
     RUN_KEY("plots", CFG_BOOL, plots, "true", 0, 1, "write loss.png and grad_norm.png"),
-    RUN_KEY("checkpoint_every", CFG_LONG, checkpoint_every, "0", 0, 1e8,
+    RUN_KEY("resume_every", CFG_LONG, checkpoint_every, "0", 0, 1e8,
             "write <out_dir>/resume.bin every this many steps, so ./train CONFIG --resume "
             "continues an interrupted run (0 = never; independent of [recovery])"),
     RUN_KEY("memory_mb", CFG_LONG, memory_mb, "0", 0, 1e9,
             "refuse a run whose estimated memory (parameters, optimizer, arena, tape, "
             "checkpoint ring) is above this many MiB (0 = 80% of physical memory)"),
 };
+/* [run] checkpoint_every and [recovery] checkpoint_every meant different things */
+const char *const run_renamed_keys[] = {"checkpoint_every", "resume_every", NULL};
+
 const CfgSection run_config_section = {"run", run_keys, (int)(sizeof run_keys / sizeof *run_keys),
                                        "naming, output folder and seed of a run", NULL};
 
@@ -42,7 +45,7 @@ static const CfgKey train_keys[] = {
            "non-finite loss or gradient: stop (record it, plot, exit 0), skip the step, "
            "or error (exit 3)"),
     TR_KEY("grad_accum", CFG_INT, grad_accum, "1", 1, 1024, NULL,
-           "micro-batches whose gradients accumulate before one update (clip sees the sum)"),
+           "micro-batches per update, each loss scaled by 1/k: the update and the clip see their mean"),
     TR_KEY("loss_scale", CFG_DOUBLE, loss_scale, "1", 1e-8, 1e12, dynamic_word,
            "loss scale: backward runs on loss*scale, gradients are unscaled before the clip; "
            "dynamic = torch's GradScaler ([scaler]: overflow skips the step, backs off)"),

@@ -13,7 +13,7 @@ Two uses:
 The rules (sweep_summary.c): a run diverged when its last row has a non-finite
 loss or grad_norm, at the first such row's step, and then has no final value;
 final = the metric's last non-NaN value; best = min (max when higher is better)
-of its finite values; clip_frac = the last row's; median over finite grad_norm.
+of its finite values; grad_clip_frac = the last row's; median over finite grad_norm.
 A line is a group plus the values of its swept keys other than the x key (the
 first numeric one); a point is the median/min/max over the runs of that line and
 x that neither diverged nor failed; the map's value is the median of the same
@@ -67,8 +67,8 @@ def run_values(metrics_path, metric, higher):
             first_bad = int(float(r["step"]))
         if math.isfinite(g):
             norms.append(g)
-        if not math.isnan(num(r["clip_frac"])):
-            frac = num(r["clip_frac"])
+        if not math.isnan(num(r["grad_clip_frac"])):
+            frac = num(r["grad_clip_frac"])
         m = num(r.get(metric, "nan"))
         if not math.isnan(m):
             final = m
@@ -90,7 +90,7 @@ def check(run_dir):
         return 1
     higher = HIGHER_IS_BETTER[metric]
     fixed = {"run", "group", "seed", "status", "final_" + metric, "best_" + metric,
-             "clip_frac", "median_grad_norm", "wall_s"}
+             "grad_clip_frac", "median_grad_norm", "wall_s"}
     keys = [c for c in sweep[0] if c not in fixed]
     bad = []
     vals = {}
@@ -101,8 +101,8 @@ def check(run_dir):
             continue
         got = run_values(os.path.join(run_dir, row["run"], "metrics.csv"), metric, higher)
         want = (row["status"], num(row["final_" + metric]), num(row["best_" + metric]),
-                num(row["clip_frac"]), num(row["median_grad_norm"]))
-        for name, a, b in zip(("status", "final", "best", "clip_frac", "median_grad_norm"), got, want):
+                num(row["grad_clip_frac"]), num(row["median_grad_norm"]))
+        for name, a, b in zip(("status", "final", "best", "grad_clip_frac", "median_grad_norm"), got, want):
             if not close(b, a):
                 bad.append("%s: %s sweep.csv %r, python %r" % (row["run"], name, b, a))
         vals[row["run"]] = got
