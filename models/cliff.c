@@ -148,6 +148,24 @@ static Path path_of(const MetricsLog *l) {
 
 static void path_free(Path *p) { free(p->w), free(p->b), free(p->step), free(p->loss), free(p->gnorm); }
 
+/* A step-to-step zigzag drawn as one line fills a band with colour: over a trailing
+ * window of w steps, the geometric mean (mid) and the min and max (lo, hi). Non-finite
+ * values propagate from where they occur. */
+static void window_band(const double *y, size_t n, size_t w, double *mid, double *lo, double *hi) {
+    for (size_t i = 0; i < n; i++) {
+        size_t a = i + 1 >= w ? i + 1 - w : 0;
+        double sl = 0, mn = INFINITY, mx = -INFINITY;
+        int bad = 0;
+        for (size_t k = a; k <= i; k++) {
+            bad |= !(y[k] > 0) || !isfinite(y[k]);
+            if (bad) break;
+            sl += log(y[k]), mn = fmin(mn, y[k]), mx = fmax(mx, y[k]);
+        }
+        mid[i] = bad ? y[i] : exp(sl / (double)(i + 1 - a));
+        lo[i] = bad ? NAN : mn, hi[i] = bad ? NAN : mx;
+    }
+}
+
 /* Panels, in a 2 x 2 grid: the surface over the configured window with every
  * path, the cliff line and the start; the same zoomed on the step where run 0's
  * gradient was largest (the wall); the loss curves; the pre-clip gradient norms
@@ -171,15 +189,20 @@ static int cliff_figure(const CliffConfig *cfg, const MetricsLog *const *logs,
     PlotSeries on_map[MAXP + 2], loss_s[MAXP], norm_s[2 * MAXP];
     char lab[MAXP][CFG_STR_MAX + 160], thl[MAXP][CFG_STR_MAX + 160];
     int nn = 0;
+    enum { WIN = 25 };
+    double *band[MAXP][6];
     for (int i = 0; i < n; i++) {
         int colour = i + 1; /* palette i, the same in every panel */
+        for (int k = 0; k < 6; k++) band[i][k] = xmalloc((p[i].n + 1) * sizeof(double));
+        window_band(p[i].loss, p[i].n, WIN, band[i][0], band[i][1], band[i][2]);
+        window_band(p[i].gnorm, p[i].n, WIN, band[i][3], band[i][4], band[i][5]);
         on_map[i] = (PlotSeries){.label = labels[i], .x = p[i].w, .y = p[i].b, .n = p[i].n,
                                  .style = PLOT_LINE, .color = colour};
-        loss_s[i] = (PlotSeries){.label = labels[i], .x = p[i].step, .y = p[i].loss, .n = p[i].n,
-                                 .color = colour};
+        loss_s[i] = (PlotSeries){.label = labels[i], .x = p[i].step, .y = band[i][0], .n = p[i].n,
+                                 .lo = band[i][1], .hi = band[i][2], .color = colour};
         snprintf(lab[i], sizeof lab[i], "%s: pre-clip norm", labels[i]);
-        norm_s[nn++] = (PlotSeries){.label = lab[i], .x = p[i].step, .y = p[i].gnorm, .n = p[i].n,
-                                    .color = colour};
+        norm_s[nn++] = (PlotSeries){.label = lab[i], .x = p[i].step, .y = band[i][3], .n = p[i].n,
+                                    .lo = band[i][4], .hi = band[i][5], .color = colour};
     }
     /* each clipped run's threshold as a flat series in its colour */
     double *thy[MAXP] = {0}, ends[MAXP][2];
@@ -209,16 +232,21 @@ static int cliff_figure(const CliffConfig *cfg, const MetricsLog *const *logs,
     PlotPanel panels[4] = {
         {.title = "Loss surface (floored at 1e-4) and the SGD paths", .xlabel = "w",
          .ylabel = "b", .series = on_map, .nseries = n + 2, .field = &ff},
-        {.title = "Loss", .xlabel = "step", .ylabel = "loss", .logy = PLOT_LOGY_AUTO,
+        {.title = "Loss (line: geometric mean of 25 steps; band: their min to max)",
+         .xlabel = "step", .ylabel = "loss", .logy = PLOT_LOGY_AUTO,
          .series = loss_s, .nseries = n},
         {.title = zt, .xlabel = "w", .ylabel = "b", .series = on_map, .nseries = n + 1,
          .field = &fz},
-        {.title = "Global gradient L2 norm", .xlabel = "step", .ylabel = "norm",
+        {.title = "Global gradient L2 norm (geometric mean of 25 steps; band: min to max)",
+         .xlabel = "step", .ylabel = "norm",
          .logy = PLOT_LOGY_AUTO, .series = norm_s, .nseries = nn},
     };
     int rc = plot_figure_grid(path, title, panels, 4, 2, 1500, 1150, err, errlen);
     free(full), free(zoom);
-    for (int i = 0; i < n; i++) path_free(&p[i]), free(thy[i]);
+    for (int i = 0; i < n; i++) {
+        path_free(&p[i]), free(thy[i]);
+        for (int k = 0; k < 6; k++) free(band[i][k]);
+    }
     return rc;
 }
 
@@ -291,7 +319,14 @@ static int cliff_compare(const RunResult *runs, const void *const *cfgs, int n, 
     if (n > MAXR) return trainer_compare_plot(runs, n, path);
     const MetricsLog *logs[MAXR];
     const char *labels[MAXR];
-    for (int i = 0; i < n; i++) logs[i] = &runs[i].log, labels[i] = runs[i].label;
+    char names[MAXR][128];
+    for (int i = 0; i < n; i++) {
+        logs[i] = &runs[i].log, labels[i] = names[i];
+        if (!strcmp(runs[i].clip_desc, "none"))
+            snprintf(names[i], sizeof names[i], "SGD, no clipping");
+        else
+            snprintf(names[i], sizeof names[i], "SGD, clip at %s", runs[i].clip_desc);
+    }
     const CliffConfig *c0 = cfgs[0];
     for (int i = 1; i < n; i++) {
         const CliffConfig *ci = cfgs[i];

@@ -331,6 +331,11 @@ static void *mb_create(Trainer *tr, const void *cfgp) {
     if (parse_bits(cfg->quant_bits, bits, QUANT_MAX) < 0)
         die("[mobilenet] quant_bits = '%s' (accepted: up to %d comma-separated bit widths from 1 "
             "to 16, e.g. 8,6,5,4,3; empty = no quantised evaluation)", cfg->quant_bits, QUANT_MAX);
+    if (tr->set->dp.enabled && cfg->batchnorm)
+        die("[dp] enabled with [mobilenet] batchnorm = true: batchnorm normalises each example "
+            "with statistics of the whole batch, so an example's gradient depends on the others "
+            "and clipping it bounds nothing (Opacus refuses BatchNorm too; GroupNorm is its "
+            "replacement)");
     Mobilenet *m = xcalloc(1, sizeof *m);
     ImageSet *d = &m->data;
     if (imageset_load(d, &cfg->data, "mobilenet", 10, err, sizeof err) != 0) die("%s", err);
@@ -577,63 +582,102 @@ static int read_act_metrics(const char *dir, double **step, double **amax, doubl
     return 0;
 }
 
-/* <compare>_act_max.png: each run's largest activation (over its layers) per
- * step and its test accuracy: how far ReLU's range drifts, where ReLU6 stops. */
-static int act_compare_figure(const char *const *dirs, int n, const char *out, char *err,
-                              size_t errlen) {
+/* What a run's activation is, for legends: ReLU6 named as the clipped one. */
+static void act_legend(const MobilenetConfig *c, char *buf, size_t len) {
+    switch ((MbActivation)c->activation) {
+    case MB_RELU6: snprintf(buf, len, "ReLU6 (activations clipped at 6)"); break;
+    case MB_RELU: snprintf(buf, len, "ReLU (unbounded)"); break;
+    case MB_CLAMP: snprintf(buf, len, "clamp (activations clipped at %g)", c->act_max); break;
+    case MB_PACT: snprintf(buf, len, "PACT (clip level learned per layer)"); break;
+    }
+    if (!c->batchnorm) snprintf(buf + strlen(buf), len - strlen(buf), ", no batchnorm");
+}
+
+/* The activation lesson: each run's largest activation (over its layers) per step, with
+ * the clip level 6 drawn when a run clips there; its test accuracy over training; and,
+ * when the runs were evaluated with fake-quantised activations, accuracy against bits. */
+static int act_compare_figure(const char *const *dirs, const char *const *labels, int n,
+                              int clip6, const QuantCurve *q, const int *qrun, int nq,
+                              const char *title, const char *out, char *err, size_t errlen) {
     PlotSeries *ma = xcalloc((size_t)n, sizeof *ma), *va = xcalloc((size_t)n, sizeof *va);
+    PlotSeries *qa = xcalloc((size_t)nq + 1, sizeof *qa);
     double **bufs = xcalloc(4 * (size_t)n, sizeof *bufs);
-    char (*labels)[CFG_STR_MAX] = xcalloc((size_t)n, sizeof *labels);
     int rc = 0;
     for (int i = 0; i < n && rc == 0; i++) {
         size_t rows;
         double **b = bufs + 4 * i;
         rc = read_act_metrics(dirs[i], &b[0], &b[1], &b[2], &rows, err, errlen);
         if (rc) break;
-        const char *slash = strrchr(dirs[i], '/');
-        snprintf(labels[i], sizeof labels[i], "%s", slash ? slash + 1 : dirs[i]);
-        ma[i] = (PlotSeries){.label = labels[i], .x = b[0], .y = b[1], .n = rows};
+        ma[i] = (PlotSeries){.label = labels[i], .x = b[0], .y = b[1], .n = rows, .color = i + 1};
         b[3] = xmalloc((rows + 1) * sizeof(double)); /* the evaluated steps' x */
         size_t k = 0;
         for (size_t r = 0; r < rows; r++)
             if (!isnan(b[2][r])) b[3][k] = b[0][r], b[2][k++] = b[2][r];
         va[i] = (PlotSeries){.label = labels[i], .x = b[3], .y = b[2], .n = k,
-                             .style = PLOT_LINE_MARKERS};
+                             .style = PLOT_LINE_MARKERS, .color = i + 1};
     }
+    for (int i = 0; i < nq; i++)
+        qa[i] = (PlotSeries){.label = labels[qrun[i]], .x = q[i].bits, .y = q[i].acc,
+                             .n = (size_t)q[i].n, .style = PLOT_LINE_MARKERS, .color = qrun[i] + 1};
     if (rc == 0) {
-        PlotPanel p[2] = {
+        PlotPanel p[3] = {
             {.title = "Largest activation output over all layers (training batch)", .xlabel = "step",
-             .ylabel = "max activation", .logy = PLOT_LOGY_AUTO, .series = ma, .nseries = n},
-            {.title = "Test accuracy (evaluation mode)", .xlabel = "step",
-             .ylabel = "test accuracy (%)", .logy = PLOT_LOGY_OFF, .series = va, .nseries = n}};
-        rc = plot_figure(out, "Activation range and accuracy over training", p, 2, 1000, 840, err,
-                         errlen);
+             .ylabel = "max activation", .logy = PLOT_LOGY_AUTO, .series = ma, .nseries = n,
+             .hline = clip6 ? 6.0 : NAN, .hline_label = clip6 ? "6: where ReLU6 clips" : NULL},
+            {.title = "Test accuracy (float, evaluation mode)", .xlabel = "step",
+             .ylabel = "test accuracy (%)", .logy = PLOT_LOGY_OFF, .series = va, .nseries = n,
+             .hline = NAN},
+            {.title = "Test accuracy with every activation fake-quantised over its range "
+                      "([0, 6] for ReLU6, calibrated for ReLU)",
+             .xlabel = "bits per activation", .ylabel = "test accuracy (%)",
+             .logy = PLOT_LOGY_OFF, .series = qa, .nseries = nq, .hline = 10.0,
+             .hline_label = "chance (10%)"}};
+        rc = plot_figure(out, title, p, nq ? 3 : 2, 1100, nq ? 1250 : 860, err, errlen);
     }
     for (int i = 0; i < 4 * n; i++) free(bufs[i]);
-    free(bufs), free(ma), free(va), free(labels);
+    free(bufs), free(ma), free(va), free(qa);
     return rc;
 }
 
-/* ./train A.ini B.ini ...: the trainer's comparison figure, then beside it
- * <compare>_quant.png (one line per run) and <compare>_act_max.png. */
+/* ./train A.ini B.ini ...: the activation lesson at path (activation ranges, accuracy, and
+ * accuracy at low precision when evaluated), the trainer's loss / gradient-norm figure at
+ * <compare>_loss.png, <compare>_quant.png (one line per run), and <compare>_act_max.png
+ * (the lesson without the low-precision panel). */
 static int mb_compare(const RunResult *runs, const void *const *cfgs, int n, const char *path) {
-    (void)cfgs;
-    if (trainer_compare_plot(runs, n, path) != 0) return -1;
-    const char **dirs = xcalloc((size_t)n, sizeof *dirs);
-    for (int i = 0; i < n; i++) dirs[i] = runs[i].out_dir;
-    QuantCurve *q = xcalloc((size_t)n, sizeof *q);
+    size_t len = strlen(path);
+    int stem = (int)(len > 4 && !strcmp(path + len - 4, ".png") ? len - 4 : len);
     char err[512], out[2048], names[256] = "";
+    snprintf(out, sizeof out, "%.*s_loss.png", stem, path);
+    if (trainer_compare_plot(runs, n, out) != 0) return -1;
+    const char **dirs = xcalloc((size_t)n, sizeof *dirs);
+    char (*labels)[96] = xcalloc((size_t)n, sizeof *labels);
+    int clip6 = 0, *qrun = xcalloc((size_t)n, sizeof *qrun);
+    for (int i = 0; i < n; i++) {
+        const MobilenetConfig *c = cfgs[i];
+        dirs[i] = runs[i].out_dir;
+        act_legend(c, labels[i], sizeof labels[i]);
+        clip6 |= c->activation == MB_RELU6 || (c->activation == MB_CLAMP && c->act_max == 6.0);
+    }
+    QuantCurve *q = xcalloc((size_t)n, sizeof *q);
     int nq = 0, rc = 0;
     for (int i = 0; i < n && rc == 0; i++) {
         char p[CFG_STR_MAX + 32];
         snprintf(p, sizeof p, "%s/quant.csv", dirs[i]);
         if (access(p, R_OK) != 0) continue; /* quant_bits empty: no low-precision evaluation */
+        qrun[nq] = i;
         rc = read_quant_csv(dirs[i], &q[nq++], err, sizeof err);
-        size_t len = strlen(names);
-        snprintf(names + len, sizeof names - len, "%s%s", len ? " / " : "", q[nq - 1].act);
+        size_t l = strlen(names);
+        snprintf(names + l, sizeof names - l, "%s%s", l ? " / " : "", q[nq - 1].act);
     }
-    size_t len = strlen(path);
-    int stem = (int)(len > 4 && !strcmp(path + len - 4, ".png") ? len - 4 : len);
+    const char **lp = xcalloc((size_t)n, sizeof *lp);
+    for (int i = 0; i < n; i++) lp[i] = labels[i];
+    char title[512];
+    int k = snprintf(title, sizeof title, "%s: ", runs[0].title);
+    for (int i = 0; i < n && k < (int)sizeof title; i++)
+        k += snprintf(title + k, sizeof title - (size_t)k, "%s%s", i ? " vs " : "",
+                      act_choices[((const MobilenetConfig *)cfgs[i])->activation]);
+    if (k < (int)sizeof title) snprintf(title + k, sizeof title - (size_t)k, ", seed %ld", runs[0].seed);
+    if (rc == 0) rc = act_compare_figure(dirs, lp, n, clip6, q, qrun, nq, title, path, err, sizeof err);
     if (rc == 0 && nq > 0) {
         snprintf(out, sizeof out, "%.*s_quant.png", stem, path);
         rc = quant_figure(q, nq, names, out, err, sizeof err);
@@ -641,11 +685,11 @@ static int mb_compare(const RunResult *runs, const void *const *cfgs, int n, con
     }
     if (rc == 0) {
         snprintf(out, sizeof out, "%.*s_act_max.png", stem, path);
-        rc = act_compare_figure(dirs, n, out, err, sizeof err);
+        rc = act_compare_figure(dirs, lp, n, clip6, q, qrun, 0, title, out, err, sizeof err);
         if (rc == 0) printf("activation-range comparison: %s\n", out);
     }
     if (rc != 0) fprintf(stderr, "cliplab: error: %s\n", err);
-    free(q);
+    free(q), free(qrun), free(lp), free(labels);
     free(dirs);
     return rc;
 }
@@ -723,6 +767,11 @@ static int mb_load_state(void *mp, FILE *f) {
     return imageset_load_state(&((Mobilenet *)mp)->data, f);
 }
 
+static void mb_title(const void *mp, char *buf, size_t len) {
+    (void)mp;
+    snprintf(buf, len, "Small MobileNetV2, Fashion-MNIST");
+}
+
 static void mb_destroy(void *mp) {
     Mobilenet *m = mp;
     ops_num_threads = 1;
@@ -744,6 +793,7 @@ const ModelDef mobilenet_model = {
     .save_state = mb_save_state,
     .load_state = mb_load_state,
     .destroy = mb_destroy,
+    .title = mb_title,
     .compare_plot = mb_compare,
     .main_metric = "val_acc",
     .main_metric_higher = 1,

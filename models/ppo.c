@@ -606,6 +606,8 @@ static const char *const ppo_plot_columns[] = {"episodic_return", "approx_kl", "
 static const char *const ppo_progress_columns[] = {"episodic_return", "approx_kl", NULL};
 /* [ppo] clip_coef (CleanRL's name) was renamed: [clip] has the gradient clip's coefficient */
 static const char *const ppo_renamed[] = {"clip_coef", "ratio_clip", NULL};
+static const double ppo_column_refs[] = {475.0, NAN, NAN};
+static const char *const ppo_column_ref_labels[] = {"solved (CartPole-v1: 475)", NULL, NULL};
 
 const ModelDef ppo_model = {
     .name = "ppo",
@@ -625,6 +627,8 @@ const ModelDef ppo_model = {
     .compare_columns = ppo_plot_columns, /* the comparison shows return, KL, entropy */
     .progress_columns = ppo_progress_columns,
     .renamed_keys = ppo_renamed,
+    .plot_column_refs = ppo_column_refs,
+    .plot_column_ref_labels = ppo_column_ref_labels,
     .describe = ppo_describe,
     .title = ppo_title,
 };

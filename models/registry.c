@@ -11,7 +11,8 @@
     X(ppo)         \
     X(mobilenet)   \
     X(cliff)       \
-    X(mlp)
+    X(mlp)         \
+    X(cnn)
 
 #define MODEL_DECLARE(name) extern const ModelDef name##_model;
 #define MODEL_ENTRY(name) &name##_model,

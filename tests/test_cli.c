@@ -147,6 +147,53 @@ Test(cli, comparison_plot) {
     cr_assert(cli_exists("runs/compare_a_vs_b.png"));
 }
 
+/* ./train --plot redraws a finished run's figures from its folder, nothing trained (the
+ * metrics stay byte-identical), and overlays several folders with --compare; a folder
+ * without config.ini is a usage error (exit 2). The comparison's PNG names the command
+ * that made it in its footer's text chunk. */
+Test(cli, plot_redraws_from_folders) {
+    char err[4096];
+    cli_write("a.ini", SMALL_RNN);
+    cli_write("b.ini", SMALL_RNN "[clip]\ngrad = value\nvalue = 0.1\n");
+    cr_assert_eq(run_train("a.ini b.ini", err, sizeof err), 0, "%s", err);
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "cd %s && cp runs/a/metrics.csv m.csv && rm runs/a/*.png runs/b/*.png",
+             cli_dir);
+    cr_assert_eq(system(cmd), 0);
+    cr_assert_eq(run_train("--plot runs/a runs/b/ --compare cmp.png", err, sizeof err), 0, "%s", err);
+    const char *want[] = {"runs/a/loss.png", "runs/a/grad_norm.png", "runs/a/step_size.png",
+                          "runs/b/grad_norm.png", "cmp.png", "cmp_step_size.png"};
+    for (size_t i = 0; i < sizeof want / sizeof *want; i++)
+        cr_expect(cli_exists(want[i]), "--plot did not write %s", want[i]);
+    snprintf(cmd, sizeof cmd, "cd %s && cmp -s m.csv runs/a/metrics.csv && grep -aq "
+             "'./train --plot runs/a runs/b/ --compare cmp.png' cmp.png", cli_dir);
+    cr_expect_eq(system(cmd), 0, "metrics changed, or the command is not in cmp.png");
+    cr_expect_eq(run_train("--plot nowhere", err, sizeof err), 2);
+    cr_expect(strstr(err, "nowhere"), "%s", err);
+}
+
+/* Runs that differ only by their seed are drawn as one configuration each, the median
+ * over its seeds with a min-max band (a figure 1100 wide, one panel per column), not as
+ * four runs side by side (1500 wide); the footer's Seed lists each seed once. */
+Test(cli, plot_groups_seeds) {
+    char err[4096], cmd[1024];
+    cli_write("a.ini", SMALL_RNN);
+    cli_write("b.ini", SMALL_RNN "[clip]\ngrad = global_norm\nmax_norm = 0.5\n");
+    for (int s = 1; s <= 2; s++) {
+        snprintf(cmd, sizeof cmd, "a.ini b.ini run.seed=%d run.plots=false", s);
+        cr_assert_eq(run_train(cmd, err, sizeof err), 0, "%s", err);
+        snprintf(cmd, sizeof cmd, "cd %s && mv runs/a runs/a%d && mv runs/b runs/b%d", cli_dir, s, s);
+        cr_assert_eq(system(cmd), 0);
+    }
+    cr_assert_eq(run_train("--plot runs/a1 runs/a2 runs/b1 runs/b2 --compare s.png", err, sizeof err), 0,
+                 "%s", err);
+    snprintf(cmd, sizeof cmd,
+             "cd %s && /usr/bin/python3 -c \"import struct,sys; b=open('s.png','rb').read(); "
+             "sys.exit(0 if struct.unpack('>I', b[16:20])[0] == 1100 and b'Seed\\x001, 2' in b else 1)\"",
+             cli_dir);
+    cr_expect_eq(system(cmd), 0, "s.png is not the seeds figure (width 1100, Seed 1, 2)");
+}
+
 /* A rollback restores exactly the state it saved. ema_beta = 0 and factor 1
  * make any loss above the previous one a "spike". With no batches skipped the
  * replay reaches the same spike with the same loss (so every rollback row is

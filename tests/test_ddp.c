@@ -288,3 +288,55 @@ Test(ddp, matches_pytorch_ddp_gloo, .init = setup, .fini = cli_rmdir, .timeout =
     free(o);
     tfile_free(ref);
 }
+
+/* [dist] shard = true (ZeRO-2 / FSDP, shard.c): reduce-scatter, the clip's norm
+ * reduced across the shards, each rank steps its part with its part of the
+ * optimizer state, all-gather. The RNN's shard boundaries cut w_hh, so the
+ * per-tensor norm is held across a boundary. Same metrics.csv as unsharded. */
+static void shard_equals_unsharded(const char *config, const char *over, int np) {
+    char *o;
+    int rc = sh(&o, MPIRUN "-np %d %s %s/%s %s run.out_dir=u", np, cli_bin, repo, config, over);
+    cr_assert_eq(rc, 0, "%s", o);
+    free(o);
+    rc = sh(&o, MPIRUN "-np %d %s %s/%s %s dist.shard=true run.out_dir=s", np, cli_bin, repo, config, over);
+    cr_assert_eq(rc, 0, "%s", o);
+    free(o);
+    same_metrics("u/metrics.csv", "s/metrics.csv");
+    sh(NULL, "rm -rf u s");
+}
+
+Test(ddp, shard_equals_unsharded_rnn, .init = setup, .fini = cli_rmdir, .timeout = 300) {
+    NEED_MPI();
+    shard_equals_unsharded("configs/rnn_clip.ini", RNN_O, 3);                          /* global L2 */
+    shard_equals_unsharded("configs/rnn_clip.ini", RNN_O " clip.grad=norm", 3);        /* per tensor */
+    shard_equals_unsharded("configs/rnn_clip.ini", RNN_O " clip.norm_type=inf", 2);    /* MAX */
+    shard_equals_unsharded("configs/rnn_clip.ini", RNN_O " clip.norm_type=1", 2);      /* sum |g| */
+}
+
+Test(ddp, shard_equals_unsharded_transformer_adamw, .init = setup, .fini = cli_rmdir, .timeout = 300) {
+    NEED_MPI();
+    shard_equals_unsharded("configs/transformer_clip.ini", TF_O, 2);
+}
+
+/* The FSDP pitfall: each rank clips its shard by its own (smaller) norm, so on
+ * a step where every shard is over the threshold the update has norm sqrt(N)
+ * x threshold, and the shards are scaled by different factors. */
+Test(ddp, shard_local_norm_is_the_fsdp_pitfall, .init = setup, .fini = cli_rmdir, .timeout = 120) {
+    NEED_MPI();
+    char *o;
+    int rc = sh(&o, MPIRUN "-np 2 %s %s/configs/rnn_clip.ini train.steps=1 run.plots=false train.quiet=true "
+                "dist.shard=true dist.norm=local dist.report_every=1 run.out_dir=p", cli_bin, repo);
+    cr_assert_eq(rc, 0, "%s", o);
+    const char *p = strstr(o, "coefs ");
+    cr_assert(p, "%s", o);
+    double c0 = strtod(p + 6, (char **)&p), c1 = strtod(p, NULL);
+    cr_assert(c0 < 1 && c1 < 1 && fabs(c0 - c1) > 1e-3, "shards scaled alike (%g, %g):\n%s", c0, c1, o);
+    p = strstr(o, "| to the optimizer ");
+    cr_assert(p && fabs(strtod(p + 19, NULL) - sqrt(2.0)) < 1e-3, "update norm not sqrt(2):\n%s", o);
+    free(o);
+    rc = sh(&o, MPIRUN "-np 2 %s %s/configs/rnn_clip.ini train.steps=2 dist.shard=true clip.grad=agc run.out_dir=q",
+            cli_bin, repo);
+    cr_assert_eq(rc, 2, "%s", o);
+    cr_assert(strstr(o, "shard = true does not work with [clip] grad = agc"), "%s", o);
+    free(o);
+}

@@ -24,10 +24,10 @@ static inline void tsettings_load(TSettings *t, const char *const *groups, const
     memset(&t->s, 0, sizeof t->s);
     const CfgSection *secs[] = {&run_config_section,  &train_config_section,    &optim_config_section,
                                 &clip_config_section, &recovery_config_section, &scaler_config_section,
-                                &dist_config_section, model_sec};
+                                &dp_config_section, &dist_config_section, model_sec};
     void *structs[] = {&t->s.run,      &t->s.train,  &t->s.optim, &t->s.clip,
-                       &t->s.recovery, &t->s.scaler, &t->s.dist,  model_struct};
-    cfg_init(&t->cfg, secs, structs, model_sec ? 8 : 7);
+                       &t->s.recovery, &t->s.scaler, &t->s.dp,    &t->s.dist, model_struct};
+    cfg_init(&t->cfg, secs, structs, model_sec ? 9 : 8);
     int n = train_groups_register(&t->cfg, t->store, 0, 4, groups);
     char path[] = "/tmp/cliplab_tsettings_XXXXXX";
     int fd = mkstemp(path);

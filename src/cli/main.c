@@ -10,10 +10,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include "blas_pin.h"
 #include "clipper.h"
+#include "dp_epsilon.h"
 #include "live_view.h"
 #include "common.h"
 #include "config.h"
@@ -101,6 +103,7 @@ static int build_sections(const CfgSection **secs, void **structs, RunSpec *rs) 
     secs[n] = &clip_config_section, structs[n++] = &rs->set.clip;
     secs[n] = &recovery_config_section, structs[n++] = &rs->set.recovery;
     secs[n] = &scaler_config_section, structs[n++] = &rs->set.scaler;
+    secs[n] = &dp_config_section, structs[n++] = &rs->set.dp;
     secs[n] = &dist_config_section, structs[n++] = &rs->set.dist;
     for (int i = 0; i < model_registry_count; i++) {
         if (!model_registry[i]->section) continue;
@@ -118,6 +121,9 @@ static void usage(FILE *f) {
             "       ./train --sweep CONFIG.ini|SPEC.sweep [--vary section.key=VALUES ...] [--seeds S]\n"
             "               [--group LABEL] [--name NAME] [--x KEY] [--map] [--mark-norm-rule]\n"
             "               [-j N] [section.key=value ...]\n"
+            "       ./train --plot RUN_DIR [RUN_DIR ...] [--compare OUT.png]\n"
+            "       ./train --dp-epsilon N BATCH SIGMA EPOCHS DELTA [--orders tf|opacus]\n"
+            "       ./train --dp-sigma N BATCH EPSILON EPOCHS DELTA [--orders tf|opacus]\n"
             "       ./train --help [SECTION]\n\n"
             "Trains the network a config describes and writes runs/<config name>/:\n"
             "config.ini (effective settings), metrics.csv, loss.png, grad_norm.png.\n"
@@ -152,6 +158,9 @@ static void usage(FILE *f) {
             "A SPEC.sweep file holds the same tokens, # comments (see configs/sweeps/):\n"
             "  ./train --sweep configs/rnn_clip.ini --vary clip.max_norm=log:0.01:100:9 --seeds 1:5\n"
             "  ./train --sweep configs/sweeps/rnn_threshold.sweep -j 2\n\n"
+            "--plot redraws the figures of finished runs from their folders (config.ini,\n"
+            "metrics.csv), nothing trained; several folders are also overlaid, as above, so a\n"
+            "run can be set beside a reference run: ./train --plot runs/mine docs/ref --compare c.png\n\n"
             "--live opens a window that redraws the loss and gradient-norm panels as the runs\n"
             "train (closing it leaves training running) and keeps the last frame up until it is\n"
             "closed; --live-close closes it when training ends.\n");
@@ -306,6 +315,11 @@ static int check_combinations(const RunSpec *rs, const char *path) {
         fprintf(stderr, "cliplab: error: %s\n", err);
         return -1;
     }
+    if (dp_check(&rs->set.dp, rs->set.train.grad_accum, rs->set.train.precision, path, err,
+                 sizeof err, stderr)) {
+        fprintf(stderr, "cliplab: error: %s\n", err);
+        return -1;
+    }
     for (int g = 0; g < rs->set.ngroups; g++) {
         char sec[CFG_NAME_MAX + 8];
         snprintf(sec, sizeof sec, "optim.%s", rs->set.groups[g].name);
@@ -433,7 +447,7 @@ static int load_spec(RunSpec *rs, const char *path, char **overrides, int nover)
     if (check_combinations(rs, path) != 0) return -1;
     cfg_warn_unused(&rs->cfg, stderr);
     /* derived defaults go through the same setter, so they are validated too */
-    char value[CFG_STR_MAX + 8];
+    char value[2 * CFG_STR_MAX + 8]; /* a name and its override suffix */
     CfgStatus st = CFG_OK;
     char suffix[CFG_STR_MAX];
     override_suffix(overrides, nover, suffix, sizeof suffix);
@@ -510,7 +524,9 @@ static int compare_runs(RunSpec *specs, const RunResult *res, int n, const char 
     for (int i = 1; i < n; i++)
         if (specs[i].sel.type != specs[0].sel.type) def = NULL;
     int rc = 0;
-    if (!def || !def->compare_plot) {
+    if (dist_size() > 1) { /* data-parallel runs: what the clip's place does to the update */
+        rc = dist_compare_plot(res, n, path);
+    } else if (!def || !def->compare_plot) {
         rc = trainer_compare_plot(res, n, path);
     } else {
         const void **cfgs = xcalloc((size_t)n, sizeof *cfgs);
@@ -518,6 +534,76 @@ static int compare_runs(RunSpec *specs, const RunResult *res, int n, const char 
         rc = def->compare_plot(res, cfgs, n, path);
         free(cfgs);
     }
+    return rc;
+}
+
+/* ./train --plot RUN_DIR... [--compare OUT.png]: each folder's figures redrawn from its
+ * config.ini and logs (nothing trained); several folders are also compared, as a
+ * training command would compare them. */
+static int plot_main(int argc, char **argv) {
+    const char *dirs[MAX_RUNS], *compare = NULL;
+    int n = 0;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--compare")) {
+            if (i + 1 >= argc) usage_error("--compare needs an output path, e.g. --compare runs/cmp.png");
+            compare = argv[++i];
+        } else if (argv[i][0] == '-' || strchr(argv[i], '=')) {
+            usage_error("--plot takes run folders and --compare OUT.png, not %s", argv[i]);
+        } else {
+            if (n == MAX_RUNS) usage_error("at most %d folders at once", MAX_RUNS);
+            dirs[n++] = argv[i];
+        }
+    }
+    if (n == 0) usage_error("--plot needs run folders, e.g. ./train --plot runs/rnn_clip");
+    RunSpec *specs = xcalloc((size_t)n, sizeof *specs);
+    RunResult *res = xcalloc((size_t)n, sizeof *res);
+    int rc = 0;
+    for (int i = 0; i < n && rc == 0; i++) {
+        char path[256], over[256];
+        size_t dl = strlen(dirs[i]);
+        while (dl > 1 && dirs[i][dl - 1] == '/') dl--;
+        if (dl > 180) usage_error("--plot: folder name longer than 180 characters: %s", dirs[i]);
+        snprintf(path, sizeof path, "%.*s/config.ini", (int)dl, dirs[i]);
+        snprintf(over, sizeof over, "run.out_dir=%.*s", (int)dl, dirs[i]);
+        char *ov[2] = {over, "train.quiet=true"};
+        if (access(path, R_OK) != 0) {
+            fprintf(stderr, "cliplab: error: --plot %s: no config.ini there (is it a run folder?)\n",
+                    dirs[i]);
+            rc = EXIT_USAGE;
+        } else if (load_spec(&specs[i], path, ov, 2) != 0) {
+            rc = EXIT_USAGE;
+        } else {
+            RunSpec *sp = &specs[i];
+            rc = trainer_replot(model_registry[sp->sel.type], sp->model_cfg[sp->sel.type], &sp->set,
+                                &res[i]);
+            if (rc == 0) printf("%s: figures redrawn in %s/\n", sp->set.run.name, sp->set.run.out_dir);
+        }
+    }
+    if (rc == 0 && n > 1) {
+        char cmp[2048];
+        int k = snprintf(cmp, sizeof cmp, "%s", compare ? compare : "runs/compare");
+        for (int i = 0; !compare && i < n && k < (int)sizeof cmp - 64; i++)
+            k += snprintf(cmp + k, sizeof cmp - (size_t)k, "%s%s", i ? "_vs_" : "_",
+                          specs[i].set.run.name);
+        if (!compare) snprintf(cmp + k, sizeof cmp - (size_t)k, ".png"), mkdir("runs", 0777);
+        char seeds[256] = "";
+        size_t m = 0;
+        for (int i = 0; i < n && m < sizeof seeds; i++) {
+            int dup = 0;
+            for (int j = 0; j < i; j++) dup |= specs[j].set.run.seed == specs[i].set.run.seed;
+            if (!dup)
+                m += (size_t)snprintf(seeds + m, sizeof seeds - m, "%s%ld", m ? ", " : "",
+                                      specs[i].set.run.seed);
+        }
+        plot_provenance("Seed", seeds);
+        rc = compare_runs(specs, res, n, cmp) == 0 ? 0 : 1;
+        if (rc == 0) printf("comparison plot: %s\n", cmp);
+    }
+    for (int i = 0; i < n; i++) {
+        run_result_free(&res[i]);
+        free_spec(&specs[i]);
+    }
+    free(res), free(specs);
     return rc;
 }
 
@@ -573,6 +659,9 @@ int main(int argc, char **argv) {
 
     set_provenance(argc, argv);
     if (argc > 1 && !strcmp(argv[1], "--sweep")) return sweep_main(argc - 2, argv + 2, sweep_check);
+    if (argc > 1 && !strcmp(argv[1], "--plot")) return plot_main(argc - 2, argv + 2);
+    if (argc > 1 && (!strcmp(argv[1], "--dp-epsilon") || !strcmp(argv[1], "--dp-sigma")))
+        return dp_epsilon_main(argc - 2, argv + 2, !strcmp(argv[1], "--dp-sigma"));
     /* ./train CONFIG under mpirun: one run, data-parallel over the ranks (dist.h) */
     if (dist_init() > 1) {
         int rc = ranks_agree(argc, argv) == 0 ? run_main(argc, argv) : EXIT_USAGE;
@@ -704,7 +793,7 @@ static int run_main(int argc, char **argv) {
     if (rc == 0 && npaths > 1 && dist_rank() == 0) remove(cmp_path);
     LiveView *lv = rc == 0 && live ? open_live(specs, npaths, &rc) : NULL;
     RunResult *res = xcalloc((size_t)npaths, sizeof *res);
-    if (rc == 0 && !specs[0].set.train.quiet) printf("BLAS: %s\n", blas_describe());
+    if (rc == 0 && !specs[0].set.train.quiet && dist_rank() == 0) printf("BLAS: %s\n", blas_describe());
     for (int i = 0; i < npaths && rc == 0; i++) {
         RunSpec *s = &specs[i];
         if (!s->set.train.quiet && dist_rank() == 0) print_config(&s->cfg, s->path, all_settings);

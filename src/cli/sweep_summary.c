@@ -331,6 +331,81 @@ static int write_summary_csv(const SweepSpec *s, const Line *L, int nl) {
  * is a flat line with its band across the x range; diverged runs are crosses
  * at the top of the panel in their line's colour, counted in the legend.
  * Panel 2: the fraction of seeds that diverged. Log x when x spans two decades. */
+/* Groups that sweep different keys (units) get a panel each, on their own key's axis:
+ * the median and min-max band of the final metric over the seeds that did not diverge,
+ * the diverged runs as crosses at the top and counted in the panel's title; a baseline
+ * group (nothing swept) is each panel's reference line. */
+static int write_figure_groups(const SweepSpec *s, const Line *L, int nl) {
+    PlotPanel *pan = xcalloc((size_t)nl, sizeof *pan);
+    PlotSeries *ser = xcalloc(2 * (size_t)nl, sizeof *ser);
+    char (*titles)[300] = xcalloc((size_t)nl, sizeof *titles);
+    char (*labels)[300] = xcalloc(2 * (size_t)nl, sizeof *labels);
+    double **bufs = xcalloc((size_t)nl * 6 + 1, sizeof *bufs);
+    double base = NAN;
+    char blab[300] = "";
+    for (int l = 0; l < nl; l++)
+        if (!L[l].xkey && isfinite(L[l].pts[0].median) && isnan(base)) {
+            base = L[l].pts[0].median;
+            snprintf(blab, sizeof blab, "%s (nothing swept): median %.3g", L[l].label, base);
+        }
+    int np = 0, nb = 0;
+    for (int l = 0; l < nl; l++) {
+        const Line *ln = &L[l];
+        if (!ln->xkey) continue;
+        int m = ln->npts, k = 0, kd = 0, ndiv = 0, nrun = 0;
+        double *x = bufs[nb++] = xcalloc((size_t)m + 1, sizeof *x);
+        double *med = bufs[nb++] = xcalloc((size_t)m + 1, sizeof *med);
+        double *lo = bufs[nb++] = xcalloc((size_t)m + 1, sizeof *lo);
+        double *hi = bufs[nb++] = xcalloc((size_t)m + 1, sizeof *hi);
+        double *dx = bufs[nb++] = xcalloc((size_t)m + 1, sizeof *dx);
+        double *dy = bufs[nb++] = xcalloc((size_t)m + 1, sizeof *dy);
+        double ymax = -INFINITY, xmin = INFINITY, xmax = -INFINITY;
+        for (int p = 0; p < m; p++) {
+            const Point *pt = &ln->pts[p];
+            ndiv += pt->diverged, nrun += pt->runs;
+            xmin = fmin(xmin, pt->x), xmax = fmax(xmax, pt->x);
+            if (!isfinite(pt->median)) continue;
+            x[k] = pt->x, med[k] = pt->median, lo[k] = pt->lo, hi[k++] = pt->hi;
+            ymax = fmax(ymax, pt->hi);
+        }
+        if (isfinite(base)) ymax = fmax(ymax, base);
+        for (int p = 0; p < m; p++)
+            if (ln->pts[p].diverged) dx[kd] = ln->pts[p].x, dy[kd++] = isfinite(ymax) ? ymax * 2 : 1;
+        snprintf(labels[2 * l], sizeof labels[0], "median of %d seeds, min-max band", ln->pts[0].runs);
+        snprintf(labels[2 * l + 1], sizeof labels[0], "diverged (each x with one or more)");
+        int ns = 0;
+        PlotSeries *sr = ser + 2 * np;
+        if (k)
+            sr[ns++] = (PlotSeries){.label = labels[2 * l], .x = x, .y = med, .n = (size_t)k,
+                                    .style = PLOT_LINE_MARKERS, .lo = lo, .hi = hi,
+                                    .marker = PLOT_MARK_CIRCLE, .color = l + 1};
+        if (kd)
+            sr[ns++] = (PlotSeries){.label = labels[2 * l + 1], .x = dx, .y = dy, .n = (size_t)kd,
+                                    .style = PLOT_DOTS, .marker = PLOT_MARK_CROSS, .color = 7};
+        snprintf(titles[np], sizeof titles[0], "%s: %d of %d runs diverged", ln->label, ndiv, nrun);
+        double ymin = INFINITY;
+        for (int q = 0; q < k; q++) ymin = fmin(ymin, lo[q]);
+        int logy = ymin > 0 && isfinite(ymax) && ymax / ymin > 100; /* the baseline included */
+        pan[np] = (PlotPanel){.title = titles[np], .xlabel = ln->xkey, .ylabel = s->metric,
+                                .logy = logy ? PLOT_LOGY_ON : PLOT_LOGY_AUTO, .series = sr, .nseries = ns,
+                                .logx = xmin > 0 && xmax / xmin >= 100, .hline = base,
+                                .hline_label = isfinite(base) ? blab : NULL};
+        np++;
+    }
+    char title[600], path[700], err[512];
+    snprintf(title, sizeof title, "sweep %.120s: final %s (%s is better) of %d runs of %.200s, "
+             "one panel per method", s->name, s->metric, s->metric_higher ? "higher" : "lower",
+             s->nruns, s->config);
+    snprintf(path, sizeof path, "%s/summary.png", s->out_dir);
+    int rows = (np + 1) / 2;
+    int rc = plot_figure_grid(path, title, pan, np, np > 1 ? 2 : 1, 1300, 44 + 330 * rows, err,
+                              sizeof err);
+    if (rc != 0) fprintf(stderr, "cliplab: error: %s: %s\n", path, err);
+    for (int i = 0; i < nb; i++) free(bufs[i]);
+    free(bufs), free(labels), free(titles), free(ser), free(pan);
+    return rc;
+}
+
 static int write_figure(const SweepSpec *s, const Line *L, int nl) {
     double xmin = INFINITY, xmax = -INFINITY, ymin = INFINITY, ymax = -INFINITY;
     const char *xkey = NULL;
@@ -347,6 +422,7 @@ static int write_figure(const SweepSpec *s, const Line *L, int nl) {
                 ymin = fmin(ymin, L[l].pts[p].lo);
                 ymax = fmax(ymax, L[l].pts[p].hi);
             }
+    if (xkey && !same_key) return write_figure_groups(s, L, nl);
     if (!xkey) { /* nothing numeric was swept: the groups side by side */
         xmin = 0, xmax = nl > 1 ? nl - 1 : 1;
     }
@@ -498,12 +574,28 @@ static int write_map(const SweepSpec *s, const Line *L, int nl) {
             if (isfinite(c) && c <= 0) logc = 0;
         }
     }
-    char path[700], err[512], title[400], xlabel[200];
+    /* the trivial predictor's loss, from a run's config.ini (the trainer notes it there) */
+    double trivial = NAN;
+    char path[800], err[512], title[400], xlabel[200], line[512], mlab[96] = "";
+    snprintf(path, sizeof path, "%s/%s/config.ini", s->out_dir, s->nruns ? s->runs[0].name : "");
+    FILE *cf = fopen(path, "r");
+    while (cf && fgets(line, sizeof line, cf))
+        if (!strncmp(line, "; trivial-predictor loss: ", 26)) trivial = strtod(line + 26, NULL);
+    if (cf) fclose(cf);
+    if (isfinite(trivial) && strstr(s->metric, "loss"))
+        snprintf(mlab, sizeof mlab, "trivial predictor %.3g", trivial);
+    char (*cl)[32] = xcalloc((size_t)nx, sizeof *cl);
+    const char **clp = xcalloc((size_t)nx, sizeof *clp);
+    for (int k = 0; k < nx; k++) snprintf(cl[k], sizeof cl[k], "%.3g", xs[k]), clp[k] = cl[k];
     snprintf(path, sizeof path, "%s/map.png", s->out_dir);
-    snprintf(title, sizeof title, "%.100s: median final %s over seeds (%s colour; red: "
-             "median run diverged)", s->name, s->metric, logc ? "log" : "linear");
-    snprintf(xlabel, sizeof xlabel, logx ? "log10(%.150s)" : "%.150s", xkey);
-    int rc = plot_heatmap(path, title, xlabel, rows, nl, cx, nx, v, logc, err, sizeof err);
+    snprintf(title, sizeof title, "%.100s: median final %s over seeds (div: the median run "
+             "diverged)", s->name, s->metric);
+    snprintf(xlabel, sizeof xlabel, "%.150s", xkey);
+    int rc = nx <= 60 && nl <= 60
+                 ? plot_matrix(path, title, xlabel, rows, nl, clp, nx, v, logc, trivial,
+                               mlab[0] ? mlab : NULL, err, sizeof err)
+                 : plot_heatmap(path, title, xlabel, rows, nl, cx, nx, v, logc, err, sizeof err);
+    free(cl), free(clp);
     if (rc != 0) fprintf(stderr, "cliplab: error: %s: %s\n", path, err);
     free(v);
     free(rows);
@@ -515,6 +607,11 @@ int sweep_write_summary(const SweepSpec *s) {
     Line *L = build_lines(s, &nl);
     int rc = write_sweep_csv(s);
     if (rc == 0) rc = write_summary_csv(s, L, nl);
+    char seeds[200] = "the config's own";
+    size_t k = 0;
+    for (int i = 0; i < s->nseeds && k < sizeof seeds; i++)
+        k += (size_t)snprintf(seeds + k, sizeof seeds - k, "%s%ld", i ? ", " : "", s->seeds[i]);
+    plot_provenance("Seed", seeds); /* every run of each point */
     if (rc == 0) rc = write_figure(s, L, nl);
     if (rc == 0 && s->map) rc = write_map(s, L, nl);
     if (rc == 0)

@@ -101,6 +101,10 @@ Tensor *ad_conv2d(Ctx *c, Tensor *x, Tensor *w, Tensor *bias, int stride, int pa
 /* depthwise: x[N,C,H,W] * w[C,1,KH,KW] + bias[C] (groups = C). */
 Tensor *ad_dwconv2d(Ctx *c, Tensor *x, Tensor *w, Tensor *bias, int stride, int pad);
 Tensor *ad_global_avgpool(Ctx *c, Tensor *x);           /* [N,C,H,W] -> [N,C] */
+/* max over k x k windows every `stride` pixels, no padding (torch max_pool2d):
+ * [N,C,H,W] -> [N,C,(H-k)/stride+1,(W-k)/stride+1]; the gradient goes to the
+ * first maximum of each window. */
+Tensor *ad_maxpool2d(Ctx *c, Tensor *x, int k, int stride);
 
 /* ---- attention ---- */
 /* Multi-head causal self-attention on packed qkv[B,T,3C] (q, k, v each C =

@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "common.h"
+#include "perex.h"
 #include "half.h"
 
 /* ---------------------------------------------------------------- helpers */
@@ -154,6 +155,15 @@ static void linear_backward(float *dx, float *dw, float *dbias, const float *dou
 
 static void linear_bw(TapeNode *nd) {
     Tensor *x = nd->in[0], *w = nd->in[1], *bias = nd->nin > 2 ? nd->in[2] : NULL;
+    PerEx *pe = nd->ctx; /* DP-SGD: the weight gradient goes per example (perex.h) */
+    if (pe && w->grad) {
+        int B = x->shape[0], R = nd->iargs[0];
+        ASSERT(B > 0 && R % B == 0, "linear: %d rows are not %d examples", R, B);
+        perex_linear(pe, w, bias, x->data, nd->out->grad, B, R / B, nd->iargs[1], nd->iargs[2]);
+        linear_backward(x->grad, NULL, NULL, nd->out->grad, x->data, w->data, R, nd->iargs[1],
+                        nd->iargs[2]);
+        return;
+    }
     linear_backward(x->grad, w->grad, bias ? bias->grad : NULL, nd->out->grad, x->data,
                     w->data, nd->iargs[0], nd->iargs[1], nd->iargs[2]);
 }
@@ -183,6 +193,7 @@ Tensor *ad_linear(Ctx *c, Tensor *x, Tensor *w, Tensor *bias) {
         nd->iargs[0] = R;
         nd->iargs[1] = IN;
         nd->iargs[2] = OUT;
+        nd->ctx = c->pe;
     }
     return out;
 }

@@ -28,6 +28,7 @@ static int omp_get_thread_num(void) { return 0; }
 #include <string.h>
 
 #include "common.h"
+#include "perex.h"
 #include "half.h"
 
 /* ------------------------------------------------------------------------ */
@@ -487,6 +488,8 @@ static void batchnorm_update_running(float *rmean, float *rvar, const float *mea
 Tensor *ad_batchnorm(Ctx *c, Tensor *x, Tensor *w, Tensor *b, float *running_mean,
                      float *running_var, float momentum, float eps) {
     ASSERT(x->ndim >= 2, "batchnorm: x must be [N,C,...], got %d dims", x->ndim);
+    ASSERT(!c->pe || !c->train, "batchnorm under per-example gradients (DP-SGD): batch statistics "
+           "mix the examples, so no example has a gradient of its own");
     int N = x->shape[0], C = x->shape[1];
     size_t S = x->n / ((size_t)N * C);
     double M = (double)N * (double)S;
@@ -625,12 +628,14 @@ static void conv2d_forward(float *out, float *col, const float *x, const float *
 /* dw += dout[n] @ col^T; dcol = w^T @ dout[n], then col2im into dx; dbias += sum dout.
  * col is recomputed per image (one image of scratch per thread instead of N).
  * part[P][COUT*CKK + COUT] (P = conv_chunks(N)) receives each slice's dw and dbias. */
-static void conv2d_backward(float *dx, float *dw, float *dbias, float *col, float *part,
-                            const float *dout, const float *x, const float *w, int N, int nt,
-                            const ConvShape *s) {
+static void conv2d_backward(float *dx, float *dw, float *dbias, float *pgw, float *pgb, float *col,
+                            float *part, const float *dout, const float *x, const float *w, int N,
+                            int nt, const ConvShape *s) {
     /* dx[N,CIN,H,W], dw[COUT,CKK], dbias[COUT], col[nt,CKK,HO*WO] scratch,
      * part[P,COUT*CKK+COUT] scratch, dout[N,COUT,HO,WO], x[N,CIN,H,W],
-     * w[COUT,CKK]; dx, dw, dbias may be NULL */
+     * w[COUT,CKK]; dx, dw, dbias may be NULL. Per example (DP-SGD, perex.h):
+     * pgw[N,COUT*CKK] and pgb[N,COUT] (or NULL) receive each image's own
+     * weight and bias gradient instead of dw and dbias. */
     int CKK = s->CIN * s->KH * s->KW, HOWO = s->HO * s->WO, pw = conv_is_pointwise(s);
     int P = conv_chunks(N), ntp = nt < P ? nt : P;
     size_t np = (size_t)s->COUT * CKK + s->COUT;
@@ -642,13 +647,15 @@ static void conv2d_backward(float *dx, float *dw, float *dbias, float *col, floa
         for (int n = j * N / P; n < (j + 1) * N / P; n++) {
             const float *xn = x + (size_t)n * s->CIN * s->H * s->W;
             const float *dn = dout + (size_t)n * s->COUT * HOWO;
-            if (dbias)
+            float *dbn = pgb ? pgb + (size_t)n * s->COUT : dbt;
+            if (dbias || pgb)
                 for (int co = 0; co < s->COUT; co++)
-                    dbt[co] += row_sum(dn + (size_t)co * HOWO, HOWO);
-            if (dw) {
+                    dbn[co] = (pgb ? 0.0f : dbn[co]) + row_sum(dn + (size_t)co * HOWO, HOWO);
+            if (dw || pgw) {
                 if (!pw) im2col(ct, xn, s);
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, s->COUT, CKK, HOWO, 1.0f, dn,
-                            HOWO, pw ? xn : ct, HOWO, 1.0f, dwt, CKK);
+                            HOWO, pw ? xn : ct, HOWO, pgw ? 0.0f : 1.0f,
+                            pgw ? pgw + (size_t)n * s->COUT * CKK : dwt, CKK);
             }
             if (!dx) continue;
             float *dxn = dx + (size_t)n * s->CIN * s->H * s->W;
@@ -671,13 +678,23 @@ typedef struct {
     float *col;  /* [nt, CKK, HO*WO] scratch (dwconv: [nt, 3, HP, WP]) */
     float *part; /* [P, COUT*CKK + COUT] per-slice gradient partials (conv2d backward) */
     int nt;      /* threads over the batch */
+    PerEx *pe;   /* the step's per-example collector (DP-SGD), or NULL */
 } ConvCtx;
 
 static void conv2d_bwd(TapeNode *nd) {
     Tensor *x = nd->in[0], *w = nd->in[1], *bias = nd->in[2];
     ConvCtx *k = nd->ctx;
-    conv2d_backward(x->grad, w->grad, bias ? bias->grad : NULL, k->col, k->part, nd->out->grad,
-                    x->data, w->data, x->shape[0], k->nt, &k->s);
+    int N = x->shape[0], CKK = k->s.CIN * k->s.KH * k->s.KW;
+    if (k->pe && w->grad) { /* DP-SGD: each image's weight gradient, kept (perex.h) */
+        float *pgw = perex_alloc(k->pe, (size_t)N * k->s.COUT * CKK);
+        float *pgb = bias ? perex_alloc(k->pe, (size_t)N * k->s.COUT) : NULL;
+        conv2d_backward(x->grad, NULL, NULL, pgw, pgb, k->col, k->part, nd->out->grad, x->data,
+                        w->data, N, k->nt, &k->s);
+        perex_conv(k->pe, w, bias, pgw, pgb, N, CKK, k->s.COUT);
+        return;
+    }
+    conv2d_backward(x->grad, w->grad, bias ? bias->grad : NULL, NULL, NULL, k->col, k->part,
+                    nd->out->grad, x->data, w->data, N, k->nt, &k->s);
 }
 
 /* Threads for a batch of N: ops_set_threads's count, at most N. */
@@ -718,6 +735,7 @@ Tensor *ad_conv2d(Ctx *c, Tensor *x, Tensor *w, Tensor *bias, int stride, int pa
                  ? NULL
                  : arena_alloc(&c->arena, (size_t)k->nt * ckk * s.HO * s.WO * sizeof(float));
     k->part = NULL;
+    k->pe = c->pe;
     conv2d_forward(out->data, k->col, x->data, w->data, bias ? bias->data : NULL, x->shape[0],
                    k->nt, &s);
     TapeNode *nd = tape_record(c, "conv2d", conv2d_bwd, out, in, 3);
@@ -971,6 +989,60 @@ static void avgpool_backward(float *dx, const float *dout, size_t NC, size_t S) 
 static void avgpool_bwd(TapeNode *nd) {
     Tensor *x = nd->in[0];
     if (x->grad) avgpool_backward(x->grad, nd->out->grad, nd->out->n, x->n / nd->out->n);
+}
+
+/* out[n,c,oh,ow] = max of x[n,c, oh*s + i, ow*s + j] over i, j < k; arg[] keeps the
+ * winner's index within the plane: the first maximum in row-major window order,
+ * a NaN wins (torch's max_pool2d CPU kernel). */
+static void maxpool_forward(float *out, int *arg, const float *x, size_t NC, int H, int W, int k,
+                            int stride, int HO, int WO) {
+    /* out[NC,HO,WO], arg[NC,HO,WO], x[NC,H,W] */
+    for (size_t p = 0; p < NC; p++) {
+        const float *xp = x + p * H * W;
+        for (int oh = 0; oh < HO; oh++)
+            for (int ow = 0; ow < WO; ow++) {
+                int best = oh * stride * W + ow * stride;
+                float m = xp[best];
+                for (int i = 0; i < k; i++)
+                    for (int j = 0; j < k; j++) {
+                        int at = (oh * stride + i) * W + ow * stride + j;
+                        float v = xp[at];
+                        if (v > m || (isnan(v) && !isnan(m))) m = v, best = at;
+                    }
+                size_t o = (p * HO + oh) * WO + ow;
+                out[o] = m;
+                arg[o] = best;
+            }
+    }
+}
+
+static void maxpool_backward(float *dx, const float *dout, const int *arg, size_t NC, int HW,
+                             int HOWO) {
+    /* dx[NC,H*W], dout[NC,HO*WO], arg[NC,HO*WO] */
+    for (size_t p = 0; p < NC; p++)
+        for (int o = 0; o < HOWO; o++) dx[p * HW + arg[p * HOWO + o]] += dout[p * HOWO + o];
+}
+
+static void maxpool_bwd(TapeNode *nd) {
+    Tensor *x = nd->in[0];
+    if (x->grad)
+        maxpool_backward(x->grad, nd->out->grad, nd->ctx, (size_t)x->shape[0] * x->shape[1],
+                         x->shape[2] * x->shape[3], nd->out->shape[2] * nd->out->shape[3]);
+}
+
+Tensor *ad_maxpool2d(Ctx *c, Tensor *x, int k, int stride) {
+    ASSERT(x->ndim == 4, "maxpool2d: x must be [N,C,H,W], got %d dims", x->ndim);
+    ASSERT(k >= 1 && stride >= 1 && x->shape[2] >= k && x->shape[3] >= k,
+           "maxpool2d: kernel %d, stride %d on %dx%d", k, stride, x->shape[2], x->shape[3]);
+    int HO = (x->shape[2] - k) / stride + 1, WO = (x->shape[3] - k) / stride + 1;
+    int shape[4] = {x->shape[0], x->shape[1], HO, WO};
+    Tensor *out = ad_out(c, 4, shape, &x, 1);
+    int *arg = arena_alloc(&c->arena, out->n * sizeof(int) + 1);
+    maxpool_forward(out->data, arg, x->data, (size_t)x->shape[0] * x->shape[1], x->shape[2],
+                    x->shape[3], k, stride, HO, WO);
+    TapeNode *nd = tape_record(c, "maxpool2d", maxpool_bwd, out, &x, 1);
+    if (nd) nd->ctx = arg;
+    return out;
 }
 
 Tensor *ad_global_avgpool(Ctx *c, Tensor *x) {

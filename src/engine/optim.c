@@ -82,7 +82,14 @@ void optim_init(Optim *o, const OptimConfig *cfg, size_t n) {
     o->m = xcalloc(n ? n : 1, sizeof(float));
     o->v = xcalloc(n ? n : 1, sizeof(float));
     o->n = n;
+    o->lo = 0;
     o->t = 0;
+}
+
+void optim_init_shard(Optim *o, const OptimConfig *cfg, size_t lo, size_t hi) {
+    ASSERT(lo <= hi, "shard [%zu, %zu)", lo, hi);
+    optim_init(o, cfg, hi - lo);
+    o->lo = lo;
 }
 
 void optim_free(Optim *o) {
@@ -171,10 +178,10 @@ static AdamScalars adam_scalars(const OptimConfig *c, long t, double lr, double 
     return s;
 }
 
-static void step_param(Optim *o, ParamSet *ps, const Param *prm, double lr) {
+/* The elements [off, off + n) of one Param (within the optimizer's state range). */
+static void step_slice(Optim *o, ParamSet *ps, const Param *prm, double lr, size_t off, size_t n) {
     const OptimConfig *c = &o->cfg;
-    size_t off = prm->offset, n = prm->t.n;
-    float *p = ps->data + off, *m = o->m + off, *v = o->v + off;
+    float *p = ps->data + off, *m = o->m + (off - o->lo), *v = o->v + (off - o->lo);
     const float *g = ps->grad + off;
     double wd = prm->decay ? c->weight_decay : 0.0;
     switch (c->kind) {
@@ -200,11 +207,25 @@ static void step_param(Optim *o, ParamSet *ps, const Param *prm, double lr) {
 
 void optim_step(Optim *o, ParamSet *ps, double lr) {
     ASSERT(ps->allocated, "optim_step on unallocated ParamSet %s", ps->name);
-    ASSERT(o->n == ps->n, "optimizer sized for %zu values, ParamSet %s has %zu", o->n, ps->name,
-           ps->n);
+    ASSERT(o->n == ps->n && o->lo == 0, "optimizer sized for %zu values, ParamSet %s has %zu", o->n,
+           ps->name, ps->n);
     o->t++;
     for (int i = 0; i < ps->count; i++)
-        if (!ps->params[i].buffer) step_param(o, ps, &ps->params[i], lr);
+        if (!ps->params[i].buffer) step_slice(o, ps, &ps->params[i], lr, ps->params[i].offset, ps->params[i].t.n);
+}
+
+void optim_step_shard(Optim *o, ParamSet *ps, double lr) {
+    ASSERT(ps->allocated && o->lo + o->n <= ps->n, "shard [%zu, +%zu) of ParamSet %s (%zu values)", o->lo,
+           o->n, ps->name, ps->n);
+    o->t++;
+    size_t lo = o->lo, hi = o->lo + o->n;
+    for (int i = 0; i < ps->count; i++) {
+        const Param *prm = &ps->params[i];
+        size_t a = prm->offset, b = prm->offset + prm->t.n;
+        if (prm->buffer || b <= lo || a >= hi) continue;
+        size_t s = a > lo ? a : lo, e = b < hi ? b : hi;
+        step_slice(o, ps, prm, lr, s, e - s);
+    }
 }
 
 /* ---- schedules ---- */

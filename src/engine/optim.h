@@ -37,12 +37,20 @@ typedef struct Optim {
     OptimConfig cfg;
     float *m;              /* momentum buffer / Adam first moment / RMSProp momentum buffer */
     float *v;              /* Adam second moment / RMSProp square average */
-    size_t n;
+    size_t n;              /* values with state: n = the ParamSet's, or a shard's (optim_init_shard) */
+    size_t lo;             /* the first flat index the state covers (0 unless sharded) */
     long t;                /* steps taken (Adam bias correction) */
 } Optim;
 
 void optim_init(Optim *o, const OptimConfig *cfg, size_t n);
 void optim_free(Optim *o);
+/* ZeRO-2 / FSDP: state for the flat elements [lo, hi) of a ParamSet only
+ * (each data-parallel rank its shard); step it with optim_step_shard. */
+void optim_init_shard(Optim *o, const OptimConfig *cfg, size_t lo, size_t hi);
+/* One step over the elements [o->lo, o->lo + o->n) of ps only: the same
+ * elementwise updates optim_step makes there (so the shards' steps together
+ * are byte-identical to one full step). */
+void optim_step_shard(Optim *o, ParamSet *ps, double lr);
 /* One step at learning rate lr over every trainable parameter of ps. */
 void optim_step(Optim *o, ParamSet *ps, double lr);
 /* Learning rate at 0-based step `step` of `total` (warm-up: lr*(step+1)/warmup). */

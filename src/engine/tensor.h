@@ -69,6 +69,8 @@ typedef struct Ctx {
     int train;                    /* 1: training mode (batchnorm uses batch statistics) */
     int precision;                /* HalfFormat (half.h): 0 float32; else matrix products
                                    * round inputs and outputs to it (AMP, ops_core.c) */
+    struct PerEx *pe;             /* non-NULL: linear and conv2d weight gradients go per
+                                   * example to it instead of into the weights (perex.h, DP-SGD) */
 } Ctx;
 
 void ctx_init(Ctx *c, size_t arena_bytes, size_t max_nodes);

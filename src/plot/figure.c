@@ -62,6 +62,7 @@ static double series_x(const PlotSeries *s, size_t i) { return s->x ? s->x[i] : 
 
 static PlotColor series_colour(const Panel *P, int k) {
     const PlotSeries *s = &P->p->series[k];
+    if (s->faint) return (PlotColor){170, 170, 170, 255};
     return plot_palette(s->color > 0 ? s->color - 1 : P->p->nhists + k);
 }
 
@@ -210,6 +211,7 @@ static void legend_add(Panel *P, const char *label, int kind, PlotColor c, int m
 
 static void legend_build(Panel *P) {
     const PlotPanel *p = P->p;
+    if (p->legend_off) return;
     int any_div = 0;
     for (int h = 0; h < p->nhists; h++) legend_add(P, P->hlab[h], SW_BOX, plot_palette(h), 0, 0);
     for (int k = 0; k < p->nseries; k++) {
@@ -351,7 +353,9 @@ static void draw_data(cairo_t *cr, const Panel *P) {
         }
     for (int k = 0; k < p->nseries; k++)
         if (has_band(&p->series[k])) fill_band(cr, P, &p->series[k], series_colour(P, k), 0.22);
-    for (int k = 0; k < p->nseries; k++) stroke_series(cr, P, &p->series[k], series_colour(P, k));
+    for (int pass = 0; pass < 2; pass++) /* the faint references first, under the others */
+        for (int k = 0; k < p->nseries; k++)
+            if ((p->series[k].faint != 0) != pass) stroke_series(cr, P, &p->series[k], series_colour(P, k));
     cairo_restore(cr);
 }
 

@@ -62,6 +62,8 @@ typedef struct PlotSeries {
     int color;        /* 0: palette colour of the series' position in the panel (after its
                          histograms); k > 0: palette colour k-1 */
     int dash;         /* 1: a dashed line (e.g. the post-clip twin of a solid pre-clip line) */
+    int faint;        /* 1: a reference drawn in light grey under the other series (e.g. the
+                         baseline run in each panel of small multiples) */
 } PlotSeries;
 
 /* Samples of one histogram (a set of values binned on the panel's shared bins). */
@@ -108,6 +110,7 @@ typedef struct PlotPanel {
     double hist_lo, hist_hi; /* bin range; lo >= hi (e.g. both 0): the data's range */
     /* a function heatmap under the series (axes linear, limits = its edges) */
     const PlotField *field;
+    int legend_off; /* 1: no legend (small multiples: one panel carries it) */
 } PlotPanel;
 
 /* Panels in a column. Size 0: width 1000, 420 per panel. Build PlotPanel and
@@ -128,6 +131,15 @@ int plot_figure_grid(const char *path, const char *title, const PlotPanel *panel
 int plot_heatmap(const char *path, const char *title, const char *xlabel,
                  const char *const *row_labels, int rows, const double *x, int cols,
                  const double *values, int logscale, char *err, size_t errlen);
+
+/* A small matrix with named rows and columns (a sweep's map: clip threshold x learning
+ * rate): each cell coloured and its value written in it ("div" for a non-finite one), a
+ * colour bar with mark (when finite) drawn across it and named mark_label (e.g. the
+ * trivial predictor's loss). */
+int plot_matrix(const char *path, const char *title, const char *xlabel,
+                const char *const *row_labels, int rows, const char *const *col_labels, int cols,
+                const double *values, int logscale, double mark, const char *mark_label,
+                char *err, size_t errlen);
 
 /* Canvas size plot_heatmap uses for a matrix with the given number of rows. */
 void plot_heatmap_size(int rows, int *width, int *height);

@@ -27,10 +27,13 @@ static const CfgKey dist_keys[] = {
            "once (PyTorch DDP); local = each rank clips its own gradient BEFORE the all-reduce "
            "(the Horovod mistake, for the demo)"),
     DI_KEY("shard", CFG_BOOL, shard, "false", 0, 1, NULL,
-           "ZeRO-2 / FSDP sharding of gradients and optimizer state (not built yet: refused)"),
+           "under mpirun: ZeRO-2 / FSDP: the gradients are reduce-scattered, each rank holds "
+           "1/N of them and the optimizer state of its part, the norm is reduced across the "
+           "shards, each rank steps its part and the parameters are all-gathered"),
     DI_KEY("norm", CFG_ENUM, norm, "global", 0, 0, norm_choices,
-           "with shard: global = the norm of the whole gradient; local = each rank's shard "
-           "only (the FSDP pitfall; not built yet: refused)"),
+           "with shard: global = the clip's norm is reduced across the shards (FSDP's "
+           "clip_grad_norm_); local = each rank clips its shard by its shard's own norm (plain "
+           "clip_grad_norm_ on a shard: the FSDP pitfall, for the demo)"),
     DI_KEY("report_every", CFG_INT, report_every, "0", 0, 100000000, NULL,
            "under mpirun: every this many steps (and at the first), rank 0 prints each rank's "
            "pre-clip norm, the reduced norm, the norm of the update and the loss (0 = never)"),
@@ -92,23 +95,35 @@ _Noreturn void dist_abort(int rc) {
 
 /* ---------------------------------------------------------------- collectives */
 
-void dist_allreduce_ordered(float *x, size_t n) {
+void dist_chunk(size_t n, int rank, size_t *lo, size_t *hi) {
+    *lo = n * (size_t)rank / (size_t)g_size;
+    *hi = n * (size_t)(rank + 1) / (size_t)g_size;
+}
+
+#ifdef CLIPLAB_MPI
+/* counts and displacements of the N chunks of x[0..n) */
+static void chunk_layout(size_t n, int *count, int *disp) {
+    ASSERT(n <= 0x7fffffffu, "gradient of %zu floats is too large for one MPI call", n);
+    for (int c = 0; c < g_size; c++) {
+        size_t lo, hi;
+        dist_chunk(n, c, &lo, &hi);
+        count[c] = (int)(hi - lo), disp[c] = (int)lo;
+    }
+}
+#endif
+
+void dist_reduce_scatter_ordered(float *x, size_t n) {
 #ifdef CLIPLAB_MPI
     if (g_size == 1) return;
     double t0 = clock_now();
     int N = g_size, r = g_rank;
-    ASSERT(n <= 0x7fffffffu, "gradient of %zu floats is too large for one MPI call", n);
-    /* chunk c = [n*c/N, n*(c+1)/N): rank c sums it */
     int *scount = xcalloc((size_t)N, sizeof *scount), *sdisp = xcalloc((size_t)N, sizeof *sdisp);
     int *rcount = xcalloc((size_t)N, sizeof *rcount), *rdisp = xcalloc((size_t)N, sizeof *rdisp);
-    for (int c = 0; c < N; c++) {
-        size_t lo = n * (size_t)c / (size_t)N, hi = n * (size_t)(c + 1) / (size_t)N;
-        scount[c] = (int)(hi - lo), sdisp[c] = (int)lo;
-    }
+    chunk_layout(n, scount, sdisp);
     int mine = scount[r];
     for (int s = 0; s < N; s++) rcount[s] = mine, rdisp[s] = s * mine;
     float *in = xmalloc(((size_t)mine * (size_t)N + 1) * sizeof *in);
-    /* reduce-scatter's data movement: every rank's piece of chunk c goes to rank c */
+    /* every rank's piece of chunk c goes to rank c */
     MPI_Alltoallv(x, scount, sdisp, MPI_FLOAT, in, rcount, rdisp, MPI_FLOAT, MPI_COMM_WORLD);
     float *out = x + sdisp[r];
     for (int j = 0; j < mine; j++) {
@@ -116,13 +131,40 @@ void dist_allreduce_ordered(float *x, size_t n) {
         for (int k = 1; k < N; k++) s += in[(size_t)k * (size_t)mine + (size_t)j]; /* then 1, 2, ... */
         out[j] = s;
     }
-    MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_FLOAT, x, scount, sdisp, MPI_FLOAT, MPI_COMM_WORLD);
     free(in);
     free(scount), free(sdisp), free(rcount), free(rdisp);
     g_seconds += clock_now() - t0;
 #else
     (void)x, (void)n;
 #endif
+}
+
+void dist_allgather_chunks(float *x, size_t n) {
+#ifdef CLIPLAB_MPI
+    if (g_size == 1) return;
+    double t0 = clock_now();
+    int *count = xcalloc((size_t)g_size, sizeof *count), *disp = xcalloc((size_t)g_size, sizeof *disp);
+    chunk_layout(n, count, disp);
+    MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_FLOAT, x, count, disp, MPI_FLOAT, MPI_COMM_WORLD);
+    free(count), free(disp);
+    g_seconds += clock_now() - t0;
+#else
+    (void)x, (void)n;
+#endif
+}
+
+void dist_allreduce_ordered(float *x, size_t n) {
+    dist_reduce_scatter_ordered(x, n);
+    dist_allgather_chunks(x, n);
+}
+
+double dist_sum_ordered(double v) {
+    if (g_size == 1) return v;
+    double *all = xmalloc((size_t)g_size * sizeof *all), s = 0.0;
+    dist_allgather_doubles(all, &v, 1);
+    for (int r = 0; r < g_size; r++) s += all[r];
+    free(all);
+    return s;
 }
 
 void dist_allgather_doubles(double *all, const double *mine, int k) {

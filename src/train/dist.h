@@ -27,7 +27,7 @@ typedef enum { DIST_NORM_GLOBAL, DIST_NORM_LOCAL } DistNorm;
 typedef struct DistConfig {
     int clip;   /* DistClip: global = clip the averaged gradient once (DDP); local = each rank
                    clips its own gradient before the all-reduce (the Horovod mistake) */
-    int shard;  /* not yet: refused (see docs/ddp.md) */
+    int shard;  /* ZeRO-2 / FSDP: reduce-scatter, the norm across shards, step a shard, all-gather */
     int norm;   /* DistNorm (with shard) */
     int report_every; /* print each rank's pre-clip norm, the reduced and update norms every this many steps */
 } DistConfig;
@@ -47,6 +47,15 @@ int dist_size(void);
 
 /* Sum x[0..n) over the ranks in rank order, result on every rank. */
 void dist_allreduce_ordered(float *x, size_t n);
+/* Rank r's chunk of x[0..n): [n r / N, n (r+1) / N). */
+void dist_chunk(size_t n, int rank, size_t *lo, size_t *hi);
+/* The first half of the all-reduce: this rank's chunk of x becomes the
+ * rank-ordered sum over the ranks (the rest of x is left as it was). */
+void dist_reduce_scatter_ordered(float *x, size_t n);
+/* The second half: every rank's chunk of x to every rank. */
+void dist_allgather_chunks(float *x, size_t n);
+/* v summed over the ranks in rank order (on every rank). */
+double dist_sum_ordered(double v);
 /* all[i*k .. i*k+k) = rank i's mine[0..k), on every rank. */
 void dist_allgather_doubles(double *all, const double *mine, int k);
 /* x[0..n) from rank root to every rank. */

@@ -163,6 +163,39 @@ int metrics_load_csv(MetricsLog *l, const char *dir, const char *name, char *err
     return read_rows(l, dir, name, (size_t)-1, 0, err, errlen);
 }
 
+int metrics_read_csv(MetricsLog *l, const char *dir, const char *name, char *err, size_t errlen) {
+    char path[CFG_STR_MAX + 300];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
+        return -1;
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n = getline(&line, &cap, f);
+    fclose(f);
+    if (n <= 1 || line[n - 1] != '\n') {
+        free(line);
+        snprintf(err, errlen, "%s has no header line", path);
+        return -1;
+    }
+    line[n - 1] = '\0';
+    metrics_free(l);
+    for (char *c = line, *e; c; c = e ? e + 1 : NULL) {
+        e = strchr(c, ',');
+        if (e) *e = '\0';
+        if (!*c || strlen(c) >= METRICS_NAME_MAX || metrics_col(l, c) >= 0) {
+            snprintf(err, errlen, "%s: bad column name '%.40s' in the header", path, c);
+            free(line);
+            return -1;
+        }
+        metrics_add_col(l, c);
+    }
+    free(line);
+    return read_rows(l, dir, name, (size_t)-1, 0, err, errlen);
+}
+
 int metrics_close(MetricsLog *l) {
     if (!l->csv) return 0;
     int bad = ferror(l->csv) | (fclose(l->csv) != 0);

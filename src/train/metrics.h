@@ -40,6 +40,9 @@ int metrics_resume_csv(MetricsLog *l, const char *dir, const char *name, size_t 
                        size_t errlen);
 /* Every complete row of <dir>/<name> into memory (a finished run's log). */
 int metrics_load_csv(MetricsLog *l, const char *dir, const char *name, char *err, size_t errlen);
+/* The same for any metrics CSV: its columns are the header's (./train --plot reads
+ * folders written by other versions). */
+int metrics_read_csv(MetricsLog *l, const char *dir, const char *name, char *err, size_t errlen);
 int metrics_close(MetricsLog *l);
 /* Drop rows of steps >= step and rewrite the CSV from memory (a rollback). */
 void metrics_truncate(MetricsLog *l, long step);

@@ -135,6 +135,11 @@ typedef struct ModelDef {
     /* Optional, NULL-terminated pairs {old, new, ...}: keys of the model's
      * section that were renamed (an old name is an error naming the new one). */
     const char *const *renamed_keys;
+    /* Optional, parallel to plot_columns: a reference line in that column's panel
+     * (in curves.png and, matched by name, in the comparison) (NaN:
+     * none) and its legend text (PPO: CartPole-v1 is solved at a return of 475). */
+    const double *plot_column_refs;
+    const char *const *plot_column_ref_labels;
     /* Optional: the model's own clipping in a few words ("ratio clip 0.2"),
      * put in the run's label beside the gradient clip. */
     void (*describe)(const void *m, char *buf, size_t len);

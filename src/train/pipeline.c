@@ -38,7 +38,13 @@ UpdateGroup *trainer_add_group(Trainer *tr, ParamSet *ps) {
     g->clip_before_unscale = tr->train.clip_before_unscale;
     g->optim_cfg = gs ? gs->optim : tr->set->optim;
     g->dist = tr->set->dist;
-    optim_init(&g->optim, &g->optim_cfg, ps->n);
+    if (g->dist.shard && dist_size() > 1) { /* ZeRO-2: the optimizer state of this rank's part */
+        size_t lo, hi;
+        dist_chunk(ps->n, dist_rank(), &lo, &hi);
+        optim_init_shard(&g->optim, &g->optim_cfg, lo, hi);
+    } else {
+        optim_init(&g->optim, &g->optim_cfg, ps->n);
+    }
     clipper_init(&g->clip, gs ? &gs->clip : &tr->set->clip, ps);
     g->scratch = xmalloc((ps->n ? ps->n : 1) * sizeof *g->scratch);
     g->cos_clip = g->update_norm = g->eff_lr = NAN;
@@ -63,10 +69,32 @@ static void refuse(UpdateGroup *g) {
         for (int i = 0; i < clipper_nparams(&g->clip); i++) g->clip.param_norms[i] = NAN;
 }
 
+/* [dist] clip = local only: the norm of the all-reduced UNclipped gradient
+ * (an extra all-reduce of a copy), so the log's pre-clip norm means the same
+ * in both modes. */
+static void local_unclipped_norm(UpdateGroup *g) {
+    ParamSet *ps = g->ps;
+    if (!g->acc) g->acc = xmalloc(ps->n * sizeof *g->acc);
+    memcpy(g->acc, ps->grad, ps->n * sizeof *ps->grad);
+    dist_allreduce_ordered(g->acc, ps->n);
+    double s = 0.0;
+    for (size_t i = 0; i < ps->n; i++) s += (double)g->acc[i] * (double)g->acc[i];
+    g->unclipped_norm = sqrt(s);
+}
+
 /* cos(a, b) and ||a - b||, summed in double in index order (NaN for a zero vector). */
 static double cosine(const float *a, const float *b, size_t n) {
     double ab = 0, aa = 0, bb = 0;
     for (size_t i = 0; i < n; i++) ab += (double)a[i] * b[i], aa += (double)a[i] * a[i], bb += (double)b[i] * b[i];
+    return aa > 0 && bb > 0 ? ab / sqrt(aa * bb) : NAN;
+}
+
+/* cosine() of two vectors held as shards: each rank's three partial sums
+ * over its chunk, summed over the ranks in rank order. */
+static double shard_cosine(const float *a, const float *b, size_t n) {
+    double ab = 0, aa = 0, bb = 0;
+    for (size_t i = 0; i < n; i++) ab += (double)a[i] * b[i], aa += (double)a[i] * a[i], bb += (double)b[i] * b[i];
+    ab = dist_sum_ordered(ab), aa = dist_sum_ordered(aa), bb = dist_sum_ordered(bb);
     return aa > 0 && bb > 0 ? ab / sqrt(aa * bb) : NAN;
 }
 
@@ -79,7 +107,7 @@ static double distance(const float *a, const float *b, size_t n) {
 PipeResult pipeline_update(UpdateGroup *g, double loss_scale, double lr) {
     ParamSet *ps = g->ps;
     /* (clip_before_unscale = true: the bug of Lightning #9599, allennlp #5426:
-     * step 5 runs here, on the gradient still multiplied by the scale, so a
+     * step 7 runs here, on the gradient still multiplied by the scale, so a
      * threshold tau acts as tau / scale on the true gradient; an overflowed
      * (inf) norm gives torch 1.13's coefficient 0: finite elements 0, the inf
      * ones NaN. Its norms are logged in true units, divided by the scale.) */
@@ -101,27 +129,54 @@ PipeResult pipeline_update(UpdateGroup *g, double loss_scale, double lr) {
         refuse(g);
         return PIPE_NONFINITE;
     }
-    /* 4. all-reduce across ranks (dist.h): each rank's gradient is already 1/N
+    /* 4. DP-SGD: each example's gradient clipped to C, the clipped ones summed
+     * (dp.c; the gradient so far held nothing: the weights' gradients were taken
+     * per example in step 1) */
+    if (g->dp && dp_clip_sum(g->dp, ps, loss_scale) != 0) {
+        refuse(g);
+        g->last.pre_norm = NAN;
+        return PIPE_NONFINITE;
+    }
+    /* 5. all-reduce across ranks (dist.h): each rank's gradient is already 1/N
      * of its share (the backward seed), so the rank-ordered sum is DDP's mean.
      * [dist] clip = local: each rank clips its own gradient first, by its own
      * norm (the Horovod mistake); the reduced gradient is then not clipped. */
     int nranks = dist_size(), local_clip = nranks > 1 && g->dist.clip == DIST_CLIP_LOCAL;
+    int shard = nranks > 1 && g->dist.shard; /* ZeRO-2 / FSDP: reduce-scatter only */
     g->rank_norm = pre * nranks; /* the norm of this rank's own mean gradient */
     if (local_clip) { /* clip this rank's own mean gradient (x N), then back to its 1/N share */
+        local_unclipped_norm(g); /* the reduced norm DDP would have clipped, for the log */
         float up = (float)nranks, down = (float)(1.0 / nranks);
         for (size_t i = 0; i < ps->n; i++) ps->grad[i] *= up;
         clipper_apply(&g->clip, g->rank_norm, &g->last);
         for (size_t i = 0; i < ps->n; i++) ps->grad[i] *= down;
     }
-    if (nranks > 1) {
+    if (shard) {
+        dist_reduce_scatter_ordered(ps->grad, ps->n); /* this rank's chunk is reduced */
+    } else if (nranks > 1) {
         dist_allreduce_ordered(ps->grad, ps->n);
         pre = clipper_global_norm(&g->clip);
         g->last.pre_norm = pre;
     }
-    /* 5. gradient clip: once, on the reduced gradient; the cosine of the
-     * gradient before and after it */
-    if (local_clip) { /* it ran per rank (coef: this rank's); the step gets the reduced gradient */
+    /* 6. DP-SGD: noise N(0, (sigma C)^2) per coordinate, / expected batch */
+    if (g->dp) {
+        dp_noise(g->dp, ps);
+        pre = clipper_global_norm(&g->clip);
+        g->last.pre_norm = pre;
+    }
+    /* 7. gradient clip: once, on the reduced gradient (sharded: the norm reduced across
+     * the shards, shard.c; [dist] norm = local: each shard's own, the FSDP pitfall);
+     * the cosine of the gradient before and after it */
+    if (shard) {
+        size_t lo, hi;
+        dist_chunk(ps->n, dist_rank(), &lo, &hi);
+        memcpy(g->scratch + lo, ps->grad + lo, (hi - lo) * sizeof *ps->grad);
+        shard_clip(g, lo, hi, &g->last);
+        g->clipped += g->last.clipped;
+        g->cos_clip = shard_cosine(g->scratch + lo, ps->grad + lo, hi - lo);
+    } else if (local_clip) { /* it ran per rank (coef: this rank's); the update is the reduced gradient */
         g->last.post_norm = pre;
+        g->last.pre_norm = g->unclipped_norm;
         g->clipped += g->last.clipped;
     } else if (!g->clip_before_unscale) {
         memcpy(g->scratch, ps->grad, ps->n * sizeof *ps->grad);
@@ -129,16 +184,23 @@ PipeResult pipeline_update(UpdateGroup *g, double loss_scale, double lr) {
         g->clipped += g->last.clipped;
         g->cos_clip = cosine(g->scratch, ps->grad, ps->n);
     }
-    /* 6. optimizer step; the update's norm ||delta theta|| and lr x clip coefficient */
+    /* 8. optimizer step (sharded: each rank its part with its part of the state, then
+     * the parameters all-gathered); the update's norm ||delta theta|| and lr x clip
+     * coefficient */
     g->lr = lr;
     g->eff_lr = lr * g->last.coef;
     memcpy(g->scratch, ps->data, ps->n * sizeof *ps->data);
-    optim_step(&g->optim, ps, lr);
+    if (shard) {
+        optim_step_shard(&g->optim, ps, lr);
+        dist_allgather_chunks(ps->data, ps->n);
+    } else {
+        optim_step(&g->optim, ps, lr);
+    }
     g->update_norm = distance(ps->data, g->scratch, ps->n);
-    /* 7. weight clip */
+    /* 9. weight clip */
     clipper_clamp_weights(&g->clip);
     g->updates++;
-    /* 8. zero for the next update */
+    /* 10. zero for the next update */
     param_zero_grad(ps);
     return PIPE_APPLIED;
 }
@@ -225,6 +287,8 @@ double trainer_step(Trainer *tr, UpdateGroup *const *upd, int nupd, TrainerLossF
         }
         if (done > 0) accumulate_begin(upd, nupd);
         ctx_reset(&tr->ctx);
+        /* DP-SGD: linear and conv2d hand their weight gradients over per example */
+        if (tr->dp) dp_attach(tr->dp, &tr->ctx, tr->step);
         Tensor *loss = fn(model, &tr->ctx, tr, arg);
         ASSERT(loss && loss->n == 1, "a loss function must return a scalar");
         mine[done++] = loss->data[0];
@@ -235,7 +299,9 @@ double trainer_step(Trainer *tr, UpdateGroup *const *upd, int nupd, TrainerLossF
         if (loss->grad) ad_backward(&tr->ctx, loss, (float)(scale / K));
         if (done > 1) accumulate_end(upd, nupd);
     }
-    ctx_reset(&tr->ctx);
+    /* the step's arena lives until the pipeline has run: DP-SGD's step 4 reads
+     * the per-example gradients kept in it */
+    if (tr->dp) dp_detach(tr->dp, &tr->ctx);
     for (int i = 0; i < tr->ngroups; i++) param_set_requires_grad(tr->groups[i].ps, 1);
     /* the step's loss: the micro-batch losses in order, up to the first non-finite one */
     dist_allgather_doubles(all, mine, k);
@@ -250,6 +316,7 @@ double trainer_step(Trainer *tr, UpdateGroup *const *upd, int nupd, TrainerLossF
     if (nranks > 1 && tr->nextra > 0) dist_bcast_doubles(tr->extra, tr->nextra, nranks - 1);
     double loss = loss_sum / K;
     if (!isfinite(loss)) {
+        ctx_reset(&tr->ctx);
         for (int i = 0; i < nupd; i++) {
             refuse(upd[i]);
             upd[i]->last.pre_norm = NAN; /* no backward ran: the gradient is unknown */
@@ -270,6 +337,8 @@ double trainer_step(Trainer *tr, UpdateGroup *const *upd, int nupd, TrainerLossF
      * scaler.update() after each optimizer's scaler.step()); an overflow is a
      * skipped step and a backoff, not a divergence */
     scaler_update(&tr->scaler, found_inf);
+    ctx_reset(&tr->ctx);
+    if (tr->dp) trainer_dp_log(tr);
     /* no stale gradient anywhere: each updated group was zeroed by its
      * pipeline (or its refusal), and the frozen ones received none */
     return loss;

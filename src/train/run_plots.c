@@ -118,7 +118,8 @@ static int write_heatmap(const Trainer *tr) {
 }
 
 static int columns_figure(const char *path, const char *title, const MetricsLog *const *logs,
-                          const char *const *labels, int n, const char *const *cols);
+                          const char *const *labels, int n, const char *const *cols,
+                          const double *refs, const char *const *ref_labels);
 
 /* curves.png: the model's plot_columns, one panel each */
 static int write_columns(const Trainer *tr) {
@@ -133,8 +134,11 @@ static int write_columns(const Trainer *tr) {
         tr->def->describe(tr->model, own + 2, sizeof own - 2);
     }
     snprintf(title, sizeof title, "%s  (gradient clip: %s%s)", tr->run.name, desc, own);
-    return columns_figure(path, title, &lp, &label, 1, tr->def->plot_columns);
+    return columns_figure(path, title, &lp, &label, 1, tr->def->plot_columns,
+                          tr->def->plot_column_refs, tr->def->plot_column_ref_labels);
 }
+
+static void smooth(const double *y, size_t n, size_t w, int use_max, double *out);
 
 /* Clipping as an adaptive step size (Zhang, He, Sra & Jadbabaie 2020: clipped GD is GD
  * with step lr * min(1, c / ||g||)): per logged step of each run, the effective learning
@@ -147,7 +151,7 @@ int run_plots_step_size(const char *path, const char *title, const MetricsLog *c
                         const char *const *labels, int n) {
     PlotSeries *es = xcalloc((size_t)n + 1, sizeof *es), *us = xcalloc((size_t)n, sizeof *us);
     PlotSeries *cs = xcalloc((size_t)n, sizeof *cs);
-    double **b = xcalloc((size_t)n * 5 + 2, sizeof *b);
+    double **b = xcalloc((size_t)n * 7 + 2, sizeof *b);
     int ne = 0, nu = 0, nc = 0, one_rule = 1;
     double lr = NAN, c = NAN, gmin = INFINITY, gmax = 0;
     for (int i = 0; i < n; i++) {
@@ -178,8 +182,24 @@ int run_plots_step_size(const char *path, const char *title, const MetricsLog *c
                                 .style = PLOT_DOTS, .color = i + 1};
         us[nu++] = (PlotSeries){.label = labels[i], .x = v[1], .y = v[3], .n = l->nrows,
                                 .style = PLOT_DOTS, .color = i + 1};
-        cs[nc++] = (PlotSeries){.label = labels[i], .x = v[0], .y = v[4], .n = l->nrows,
-                                .color = i + 1};
+        { /* the cosine over a trailing window: its mean, and its min-max band */
+            size_t w = l->nrows > 600 ? l->nrows / 200 : 1;
+            double *raw = xmalloc((l->nrows + 1) * sizeof *raw);
+            memcpy(raw, v[4], l->nrows * sizeof *raw);
+            smooth(raw, l->nrows, w, 0, v[4]);
+            b[5 * n + 2 + 2 * i] = xmalloc((l->nrows + 1) * sizeof(double));
+            b[5 * n + 3 + 2 * i] = xmalloc((l->nrows + 1) * sizeof(double));
+            double *lo = b[5 * n + 2 + 2 * i], *hi = b[5 * n + 3 + 2 * i];
+            for (size_t r = 0; r < l->nrows; r++) {
+                size_t a = r + 1 >= w ? r + 1 - w : 0;
+                lo[r] = INFINITY, hi[r] = -INFINITY;
+                for (size_t q = a; q <= r; q++) lo[r] = fmin(lo[r], raw[q]), hi[r] = fmax(hi[r], raw[q]);
+                if (!isfinite(lo[r]) || !isfinite(hi[r])) lo[r] = hi[r] = NAN;
+            }
+            free(raw);
+            cs[nc++] = (PlotSeries){.label = labels[i], .x = v[0], .y = v[4], .n = l->nrows,
+                                    .lo = lo, .hi = hi, .color = i + 1};
+        }
     }
     if (ne == 0) {
         free(es), free(us), free(cs), free(b);
@@ -204,14 +224,15 @@ int run_plots_step_size(const char *path, const char *title, const MetricsLog *c
         {.title = "Length of the update \u2016\u0394\u03b8\u2016 (optimizer step), against the gradient norm",
          .xlabel = "pre-clip global gradient L2 norm \u2016g\u2016", .ylabel = "\u2016\u0394\u03b8\u2016",
          .logx = 1, .logy = PLOT_LOGY_AUTO, .series = us, .nseries = nu, .hline = NAN},
-        {.title = "Cosine between the gradient before and after the clip step (1: only scaled)",
+        {.title = "Cosine between the gradient before and after the clip step (1: only scaled; "
+                  "line: running mean, band: min to max)",
          .xlabel = "step", .ylabel = "cosine", .logy = PLOT_LOGY_OFF, .series = cs, .nseries = nc,
          .hline = NAN},
     };
     char err[256];
     int rc = plot_figure(path, title, panels, 3, 1100, 1300, err, sizeof err);
     if (rc != 0) fprintf(stderr, "cliplab: error: writing %s: %s\n", path, err);
-    for (int i = 0; i < 5 * n + 2; i++) free(b[i]);
+    for (int i = 0; i < 7 * n + 2; i++) free(b[i]);
     free(es), free(us), free(cs), free(b);
     return rc;
 }
@@ -263,7 +284,8 @@ static void smooth(const double *y, size_t n, size_t w, int use_max, double *out
 /* One panel per model column (ModelDef.plot_columns, compare_columns) over n runs' logs: NaN
  * rows dropped (no value that step), the rest smoothed as the loss curves. */
 static int columns_figure(const char *path, const char *title, const MetricsLog *const *logs,
-                          const char *const *labels, int n, const char *const *cols) {
+                          const char *const *labels, int n, const char *const *cols,
+                          const double *refs, const char *const *ref_labels) {
     int ncols = 0;
     while (cols[ncols]) ncols++;
     PlotPanel *panels = xcalloc((size_t)ncols, sizeof *panels);
@@ -296,7 +318,9 @@ static int columns_figure(const char *path, const char *title, const MetricsLog 
             snprintf(titles[c], sizeof titles[c], "%s", cols[c]);
         panels[c] = (PlotPanel){.title = titles[c], .xlabel = "step", .ylabel = cols[c],
                                 .logy = PLOT_LOGY_AUTO, .series = series + (size_t)c * n,
-                                .nseries = n, .hline = NAN};
+                                .nseries = n, .hline = refs ? refs[c] : NAN,
+                                .hline_label = refs && ref_labels ? ref_labels[c] : NULL,
+                                .legend_off = c > 0 && n > 1}; /* the runs named once */
     }
     char err[256];
     int rc = plot_figure(path, title, panels, ncols, 1100, 380 * ncols + 80, err, sizeof err);
@@ -357,6 +381,230 @@ static void compare_title(const RunResult *runs, int n, char *const *legends, ch
     snprintf(buf, len, "%s: %s%s", same_title ? runs[0].title : "Runs", what, seeds);
 }
 
+/* Three or more runs: one panel per run, its smoothed training loss in colour (its
+ * validation loss as points) over the first run's in grey (the reference every panel
+ * shares), the trivial predictor dashed. Up to four runs: one column each, with a second
+ * row of its gradient norms (pre-clip solid, post-clip dashed, the threshold in black);
+ * more: the loss alone, two columns. Then the step-size figure beside it. */
+static int small_multiples(const RunResult *runs, int n, const char *const *legends,
+                           const char *title, const char *path) {
+    size_t longest = 0;
+    for (int i = 0; i < n; i++) longest = runs[i].log.nrows > longest ? runs[i].log.nrows : longest;
+    size_t w = longest > 600 ? longest / 200 : 1;
+    int norms = n <= 4;
+    double **b = xcalloc(8 * (size_t)n, sizeof *b);
+    PlotSeries *ser = xcalloc(8 * (size_t)n, sizeof *ser);
+    PlotPanel *pan = xcalloc(2 * (size_t)n, sizeof *pan);
+    size_t *nv = xcalloc((size_t)n, sizeof *nv);
+    char ref[300], ylab[64], nlab[64];
+    snprintf(ref, sizeof ref, "%s (reference)", legends[0]);
+    snprintf(ylab, sizeof ylab, w > 1 ? "loss (mean of %zu steps)" : "loss", w);
+    snprintf(nlab, sizeof nlab, w > 1 ? "norm (max of %zu steps)" : "norm", w);
+    for (int i = 0; i < n; i++) {
+        const MetricsLog *l = &runs[i].log;
+        double *raw = xmalloc((l->nrows + 1) * sizeof *raw), **v = b + 8 * i;
+        for (int k = 0; k < 8; k++) v[k] = xmalloc((l->nrows + 1) * sizeof(double));
+        metrics_column(l, 0, v[0]);
+        metrics_column(l, metrics_col(l, "loss"), raw);
+        smooth(raw, l->nrows, w, 0, v[1]);
+        metrics_column(l, metrics_col(l, "grad_norm"), raw);
+        smooth(raw, l->nrows, w, 1, v[2]);
+        metrics_column(l, metrics_col(l, "grad_norm_clipped"), raw);
+        smooth(raw, l->nrows, w, 1, v[3]);
+        int tc = metrics_col(l, "clip_threshold"), vc = metrics_col(l, "val_loss");
+        if (tc >= 0) metrics_column(l, tc, v[4]);
+        else for (size_t r = 0; r < l->nrows; r++) v[4][r] = NAN;
+        for (size_t r = 0; vc >= 0 && r < l->nrows; r++) {
+            double val = l->rows[r * (size_t)l->ncols + vc];
+            if (!isnan(val)) v[5][nv[i]] = v[0][r], v[6][nv[i]++] = val;
+        }
+        free(raw);
+    }
+    for (int i = 0; i < n; i++) {
+        PlotSeries *s = ser + 8 * i;
+        double **v = b + 8 * i;
+        size_t m = runs[i].log.nrows;
+        int ns = 0, clipped = strcmp(runs[i].clip_desc, "none") != 0, has_th = 0;
+        if (i > 0)
+            s[ns++] = (PlotSeries){.label = ref, .x = b[0], .y = b[1], .n = runs[0].log.nrows,
+                                   .faint = 1};
+        s[ns++] = (PlotSeries){.label = "training loss", .x = v[0], .y = v[1], .n = m,
+                               .color = i + 1};
+        if (nv[i])
+            s[ns++] = (PlotSeries){.label = "validation loss", .x = v[5], .y = v[6], .n = nv[i],
+                                   .style = PLOT_DOTS, .color = i + 1};
+        pan[i] = (PlotPanel){.title = legends[i], .xlabel = "step", .ylabel = ylab,
+                             .logy = PLOT_LOGY_ON, .series = s, .nseries = ns,
+                             .hline = runs[0].baseline, .hline_label = "trivial predictor"};
+        if (!norms) continue;
+        PlotSeries *g = s + ns;
+        int ng = 0;
+        for (size_t r = 0; r < m; r++) has_th |= isfinite(v[4][r]);
+        g[ng++] = (PlotSeries){.label = "pre-clip", .x = v[0], .y = v[2], .n = m, .color = i + 1};
+        if (clipped)
+            g[ng++] = (PlotSeries){.label = "post-clip", .x = v[0], .y = v[3], .n = m,
+                                   .color = i + 1, .dash = 1};
+        if (has_th)
+            g[ng++] = (PlotSeries){.label = "clip threshold", .x = v[0], .y = v[4], .n = m,
+                                   .color = 7};
+        pan[n + i] = (PlotPanel){.title = "global gradient L2 norm", .xlabel = "step",
+                                 .ylabel = nlab, .logy = PLOT_LOGY_AUTO, .series = g,
+                                 .nseries = ng, .hline = NAN};
+    }
+    /* one legend per row: on the panel with the most entries */
+    for (int row = 0; row < (norms ? 2 : 1); row++) {
+        int best = 0;
+        for (int i = 1; i < n; i++)
+            if (pan[row * n + i].nseries > pan[row * n + best].nseries) best = i;
+        for (int i = 0; i < n; i++) pan[row * n + i].legend_off = i != best;
+    }
+    char err[256];
+    int rows = norms ? 2 : (n + 1) / 2, cols = norms ? n : 2;
+    int rc = plot_figure_grid(path, title, pan, norms ? 2 * n : n, cols, norms ? 1500 : 1300,
+                              44 + (norms ? 400 : 320) * rows, err, sizeof err);
+    if (rc != 0) fprintf(stderr, "cliplab: error: writing %s: %s\n", path, err);
+    if (rc == 0) {
+        size_t pl = strlen(path);
+        char *sp = xmalloc(pl + 32), st[640];
+        snprintf(sp, pl + 32, "%.*s_step_size.png",
+                 (int)(pl > 4 && !strcmp(path + pl - 4, ".png") ? pl - 4 : pl), path);
+        snprintf(st, sizeof st, "Clipping as an adaptive step size (Zhang et al. 2020): %s",
+                 runs[0].title);
+        const MetricsLog **logs = xcalloc((size_t)n, sizeof *logs);
+        for (int i = 0; i < n; i++) logs[i] = &runs[i].log;
+        rc = run_plots_step_size(sp, st, logs, legends, n);
+        free(logs), free(sp);
+    }
+    for (int i = 0; i < 8 * n; i++) free(b[i]);
+    free(b), free(ser), free(pan), free(nv);
+    return rc;
+}
+
+/* Runs that differ only by their seed (same model and task, clip, own clipping, recovery)
+ * form a group; group[i] is the group of run i, numbered in order of first appearance.
+ * Returns how many groups. */
+static int seed_groups(const RunResult *runs, int n, int *group) {
+    int ng = 0;
+    for (int i = 0; i < n; i++) {
+        group[i] = -1;
+        for (int j = 0; j < i && group[i] < 0; j++)
+            if (!strcmp(runs[i].title, runs[j].title) && !strcmp(runs[i].clip_desc, runs[j].clip_desc) &&
+                !strcmp(runs[i].own, runs[j].own) && runs[i].recovery == runs[j].recovery &&
+                runs[i].seed != runs[j].seed)
+                group[i] = group[j];
+        if (group[i] < 0) group[i] = ng++;
+    }
+    return ng;
+}
+
+static int cmp_dbl(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* The reference line of model column COL in RunResult R (ModelDef.plot_column_refs,
+ * matched by name, so comparison columns need not be the run's own): NaN when none. */
+static double column_ref(const RunResult *r, const char *col, const char **label) {
+    *label = NULL;
+    if (!r->plot_columns || !r->plot_column_refs) return NAN;
+    for (int i = 0; r->plot_columns[i]; i++)
+        if (!strcmp(r->plot_columns[i], col)) {
+            *label = r->plot_column_ref_labels ? r->plot_column_ref_labels[i] : NULL;
+            return r->plot_column_refs[i];
+        }
+    return NAN;
+}
+
+/* Several seeds of each configuration: per column (the model's compare_columns, else the
+ * loss and the pre-clip norm), each group's median over its seeds with the min-max band.
+ * Each seed's curve is smoothed as in the other figures (the norm by its running max),
+ * then read on a common grid of steps (its last value at or before each grid step); a
+ * seed that went non-finite counts as +inf from there, so the band reaches the top. */
+static int seed_figure(const RunResult *runs, int n, const int *group, int ng,
+                       const char *const *legends, const char *title, const char *path) {
+    static const char *const base[] = {"loss", "grad_norm", NULL};
+    const char *const *cols = runs[0].compare_columns ? runs[0].compare_columns : base;
+    int nc = 0;
+    while (cols[nc]) nc++;
+    enum { G = 300 };
+    double xmax = 0;
+    for (int i = 0; i < n; i++)
+        if (runs[i].log.nrows) xmax = fmax(xmax, runs[i].log.rows[(runs[i].log.nrows - 1) * (size_t)runs[i].log.ncols]);
+    double *grid = xmalloc(G * sizeof *grid), *vals = xmalloc((size_t)n * sizeof *vals);
+    for (int k = 0; k < G; k++) grid[k] = xmax * k / (G - 1.0);
+    PlotPanel *pan = xcalloc((size_t)nc, sizeof *pan);
+    PlotSeries *ser = xcalloc((size_t)nc * (size_t)ng, sizeof *ser);
+    double **bufs = xcalloc((size_t)nc * (size_t)ng * 3, sizeof *bufs);
+    char (*labels)[300] = xcalloc((size_t)ng, sizeof *labels), (*titles)[160] = xcalloc((size_t)nc, sizeof *titles);
+    int *count = xcalloc((size_t)ng, sizeof *count), *first = xcalloc((size_t)ng, sizeof *first);
+    for (int i = n - 1; i >= 0; i--) count[group[i]]++, first[group[i]] = i;
+    double **cur = xcalloc((size_t)n, sizeof *cur); /* each run's column, smoothed, on the grid */
+    for (int i = 0; i < n; i++) cur[i] = xmalloc(G * sizeof(double));
+    size_t longest = 0;
+    for (int i = 0; i < n; i++) longest = runs[i].log.nrows > longest ? runs[i].log.nrows : longest;
+    size_t w = longest > 600 ? longest / 200 : 1;
+    for (int c = 0; c < nc; c++) {
+        int use_max = !strcmp(cols[c], "grad_norm");
+        for (int i = 0; i < n; i++) {
+            const MetricsLog *l = &runs[i].log;
+            int col = metrics_col(l, cols[c]);
+            double *x = xmalloc((l->nrows + 1) * sizeof *x), *y = xmalloc((l->nrows + 1) * sizeof *y);
+            double *sm = xmalloc((l->nrows + 1) * sizeof *sm);
+            size_t m = 0;
+            for (size_t r = 0; col >= 0 && r < l->nrows; r++) {
+                double v = l->rows[r * (size_t)l->ncols + col];
+                if (isnan(v) && strcmp(cols[c], "loss") && strcmp(cols[c], "grad_norm")) continue;
+                x[m] = l->rows[r * (size_t)l->ncols], y[m++] = v;
+            }
+            smooth(y, m, w, use_max, sm);
+            size_t r = 0;
+            int bad = 0;
+            for (int k = 0; k < G; k++) {
+                while (r < m && x[r] <= grid[k]) bad |= !isfinite(sm[r]), r++;
+                cur[i][k] = bad ? INFINITY : r ? sm[r - 1] : NAN;
+            }
+            free(x), free(y), free(sm);
+        }
+        for (int g = 0; g < ng; g++) {
+            double **b = bufs + 3 * ((size_t)c * ng + g);
+            for (int k = 0; k < 3; k++) b[k] = xmalloc(G * sizeof(double));
+            for (int k = 0; k < G; k++) {
+                int m = 0;
+                for (int i = 0; i < n; i++)
+                    if (group[i] == g && !isnan(cur[i][k])) vals[m++] = cur[i][k];
+                qsort(vals, (size_t)m, sizeof *vals, cmp_dbl);
+                b[0][k] = m ? (m % 2 ? vals[m / 2] : 0.5 * (vals[m / 2 - 1] + vals[m / 2])) : NAN;
+                b[1][k] = m ? vals[0] : NAN;
+                b[2][k] = m ? fmin(vals[m - 1], 1e300) : NAN;
+                if (isinf(b[0][k])) b[0][k] = NAN; /* the median seed diverged: no line */
+            }
+            snprintf(labels[g], sizeof labels[g], "%s: median of %d seed%s, min-max band",
+                     legends[first[g]], count[g], count[g] > 1 ? "s" : "");
+            ser[(size_t)c * ng + g] = (PlotSeries){.label = labels[g], .x = grid, .y = b[0], .n = G,
+                                                   .lo = b[1], .hi = b[2], .color = g + 1};
+        }
+        snprintf(titles[c], sizeof titles[c], "%s (%s of the last %zu logged steps)",
+                 !strcmp(cols[c], "grad_norm") ? "pre-clip global gradient L2 norm" : cols[c],
+                 use_max ? "max" : "mean", w);
+        const char *ref_label;
+        double ref = column_ref(&runs[0], cols[c], &ref_label);
+        int trivial = c == 0 && !runs[0].compare_columns; /* the loss panel */
+        pan[c] = (PlotPanel){.title = titles[c], .xlabel = "step", .ylabel = cols[c],
+                             .logy = PLOT_LOGY_AUTO, .series = ser + (size_t)c * ng, .nseries = ng,
+                             .hline = trivial ? runs[0].baseline : ref,
+                             .hline_label = trivial ? "trivial predictor" : ref_label,
+                             .legend_off = c > 0};
+    }
+    char err[256];
+    int rc = plot_figure(path, title, pan, nc, 1100, 80 + 380 * nc, err, sizeof err);
+    if (rc != 0) fprintf(stderr, "cliplab: error: writing %s: %s\n", path, err);
+    for (int i = 0; i < n; i++) free(cur[i]);
+    for (size_t i = 0; i < (size_t)nc * ng * 3; i++) free(bufs[i]);
+    free(cur), free(bufs), free(ser), free(pan), free(labels), free(titles), free(count), free(first);
+    free(grid), free(vals);
+    return rc;
+}
+
 int trainer_compare_plot(const RunResult *runs, int n, const char *path) {
     char **legends = xcalloc((size_t)n, sizeof *legends), title[512];
     for (int i = 0; i < n; i++) {
@@ -364,14 +612,54 @@ int trainer_compare_plot(const RunResult *runs, int n, const char *path) {
         run_legend(runs, n, i, legends[i], 256);
     }
     compare_title(runs, n, legends, title, sizeof title);
+    int *group = xcalloc((size_t)n, sizeof *group), ng = seed_groups(runs, n, group);
+    if (ng < n) { /* several seeds of a configuration: medians and bands */
+        char **gl = xcalloc((size_t)n, sizeof *gl), seeds[200] = "";
+        int k = 0;
+        long lo = runs[0].seed, hi = runs[0].seed;
+        for (int i = 0; i < n; i++) {
+            gl[i] = xmalloc(256);
+            run_legend(runs, n, i, gl[i], 256);
+            char *sp = strstr(gl[i], ", seed "); /* the legend without its seed */
+            if (sp) *sp = '\0';
+            if (!strncmp(gl[i], "seed ", 5)) snprintf(gl[i], 256, "%s", runs[i].name);
+            lo = runs[i].seed < lo ? runs[i].seed : lo, hi = runs[i].seed > hi ? runs[i].seed : hi;
+        }
+        k = snprintf(seeds, sizeof seeds, "seeds %ld-%ld", lo, hi);
+        (void)k;
+        char gt[700], what[400] = "";
+        size_t m = 0;
+        for (int g = 0, i; g < ng && m < sizeof what; g++) {
+            for (i = 0; group[i] != g; i++) continue;
+            m += (size_t)snprintf(what + m, sizeof what - m, "%s%s", g ? " vs " : "", gl[i]);
+        }
+        snprintf(gt, sizeof gt, "%s: %s, %s", runs[0].title, what, seeds);
+        int rc = seed_figure(runs, n, group, ng, (const char *const *)gl, gt, path);
+        for (int i = 0; i < n; i++) free(gl[i]), free(legends[i]);
+        free(gl), free(legends), free(group);
+        return rc;
+    }
+    free(group);
     int same_columns = runs[0].compare_columns != NULL;
     for (int i = 1; i < n; i++) same_columns &= runs[i].compare_columns == runs[0].compare_columns;
     if (same_columns) { /* one model's own curves; mixed models fall back to loss and norm */
         const MetricsLog **logs = xcalloc((size_t)n, sizeof *logs);
         for (int i = 0; i < n; i++) logs[i] = &runs[i].log;
+        int nc = 0;
+        while (runs[0].compare_columns[nc]) nc++;
+        double *crefs = xcalloc((size_t)nc, sizeof *crefs);
+        const char **clabels = xcalloc((size_t)nc, sizeof *clabels);
+        for (int c = 0; c < nc; c++) crefs[c] = column_ref(&runs[0], runs[0].compare_columns[c], &clabels[c]);
         int rc = columns_figure(path, title, logs, (const char *const *)legends, n,
-                                runs[0].compare_columns);
+                                runs[0].compare_columns, crefs, clabels);
+        free(crefs), free(clabels);
         free(logs);
+        for (int i = 0; i < n; i++) free(legends[i]);
+        free(legends);
+        return rc;
+    }
+    if (n >= 3) { /* too many lines for one panel: small multiples */
+        int rc = small_multiples(runs, n, (const char *const *)legends, title, path);
         for (int i = 0; i < n; i++) free(legends[i]);
         free(legends);
         return rc;
@@ -379,9 +667,9 @@ int trainer_compare_plot(const RunResult *runs, int n, const char *path) {
     /* loss: one line per run and its rollbacks; norm: pre-clip (solid), post-clip (dashed)
      * and the threshold (a line when every clipped run has the same constant one, else each
      * run's own, dashed, instead of its post-clip norm) */
-    PlotSeries *ls = xcalloc(2 * (size_t)n, sizeof *ls), *gs = xcalloc(2 * (size_t)n, sizeof *gs);
+    PlotSeries *ls = xcalloc(3 * (size_t)n, sizeof *ls), *gs = xcalloc(2 * (size_t)n, sizeof *gs);
     double **bufs = xcalloc((size_t)n * 10, sizeof *bufs);
-    char **extra = xcalloc(3 * (size_t)n, sizeof *extra);
+    char **extra = xcalloc(6 * (size_t)n, sizeof *extra);
     int nls = n, ngs = 0, nextra = 0;
     double baseline = NAN, common_th = NAN;
     int th_common = 1;
@@ -434,16 +722,42 @@ int trainer_compare_plot(const RunResult *runs, int n, const char *path) {
                                      .color = i + 1, .dash = 1};
         }
     }
-    for (int i = 0; i < n; i++) { /* each run's rollbacks: its spikes as points */
+    /* each run's rollbacks: the spike as a point, a dashed line at its loss back to the
+     * step whose checkpoint was restored (a marker there), and a line at each restored step */
+    size_t nev = 1;
+    for (int i = 0; i < n; i++) nev += (size_t)runs[i].nevents;
+    double *rv = xcalloc(nev, sizeof *rv);
+    int nrv = 0;
+    long skipped = -1;
+    for (int i = 0; i < n; i++) {
         const RunResult *r = &runs[i];
         if (!r->nevents) continue;
         double **b = bufs + 10 * i;
         rollback_points(r->events, r->nevents, &b[5], &b[6]);
         char *label = extra[nextra++] = xmalloc(300);
-        snprintf(label, 300, "%s: spike, rolled back", legends[i]);
+        snprintf(label, 300, n > 2 ? "%s: loss spike" : "loss spike%.0s", legends[i]);
         ls[nls++] = (PlotSeries){.label = label, .x = b[5], .y = b[6], .n = (size_t)r->nevents,
-                                 .style = 1, .color = i + 1};
+                                 .style = PLOT_DOTS, .marker = PLOT_MARK_DIAMOND, .color = i + 1};
+        /* the arrows: (spike, loss) -> (restored, loss), one series of NaN-separated pairs */
+        b[9] = xmalloc(3 * (size_t)r->nevents * sizeof(double));
+        double *ay = xmalloc(3 * (size_t)r->nevents * sizeof(double));
+        extra[nextra++] = (char *)ay;
+        for (int e = 0; e < r->nevents; e++) {
+            b[9][3 * e] = (double)r->events[e].spike_step, ay[3 * e] = r->events[e].loss;
+            b[9][3 * e + 1] = (double)r->events[e].restored_step, ay[3 * e + 1] = r->events[e].loss;
+            b[9][3 * e + 2] = NAN, ay[3 * e + 2] = NAN;
+            rv[nrv++] = (double)r->events[e].restored_step;
+            skipped = r->events[e].skipped;
+        }
+        char *al = extra[nextra++] = xmalloc(300);
+        snprintf(al, 300, n > 2 ? "%s: back to the restored step" : "back to the restored step%.0s",
+                 legends[i]);
+        ls[nls++] = (PlotSeries){.label = al, .x = b[9], .y = ay, .n = 3 * (size_t)r->nevents,
+                                 .style = PLOT_LINE_MARKERS, .marker = PLOT_MARK_SQUARE,
+                                 .color = i + 1, .dash = 1};
     }
+    char rvlab[96];
+    snprintf(rvlab, sizeof rvlab, "restored step; %ld batches skipped", skipped);
     char lt[96], gt[128], thl[64];
     if (w > 1) {
         snprintf(lt, sizeof lt, "Training loss (mean of the last %zu logged steps)", w);
@@ -455,7 +769,8 @@ int trainer_compare_plot(const RunResult *runs, int n, const char *path) {
     snprintf(thl, sizeof thl, "clip threshold %g", common_th);
     PlotPanel panels[2] = {
         {.title = lt, .xlabel = "step", .ylabel = "loss", .logy = PLOT_LOGY_AUTO, .series = ls,
-         .nseries = nls, .hline = baseline, .hline_label = "trivial predictor"},
+         .nseries = nls, .hline = baseline, .hline_label = "trivial predictor",
+         .vlines = nrv ? rv : NULL, .nvlines = nrv, .vline_label = rvlab},
         {.title = gt, .xlabel = "step", .ylabel = "norm",
          .logy = PLOT_LOGY_AUTO, .series = gs, .nseries = ngs,
          .hline = th_common ? common_th : NAN, .hline_label = th_common ? thl : NULL},
@@ -478,6 +793,6 @@ int trainer_compare_plot(const RunResult *runs, int n, const char *path) {
     for (int i = 0; i < 10 * n; i++) free(bufs[i]);
     for (int i = 0; i < nextra; i++) free(extra[i]);
     for (int i = 0; i < n; i++) free(legends[i]);
-    free(bufs), free(ls), free(gs), free(extra), free(legends);
+    free(bufs), free(ls), free(gs), free(extra), free(legends), free(rv);
     return rc;
 }

@@ -58,6 +58,77 @@ void trainer_set_metric(Trainer *tr, int idx, double value) {
     tr->extra[idx] = value;
 }
 
+/* ---------------------------------------------------------------- DP-SGD */
+
+void trainer_dp_examples(Trainer *tr, long n) { tr->dp_examples = n; }
+
+int trainer_dp_poisson(const Trainer *tr) {
+    return tr->set->dp.enabled && tr->set->dp.sampling == DP_POISSON;
+}
+
+static const char *const dp_columns[] = {"dp_batch", "dp_norm_median", "dp_norm_max", "dp_clipped",
+                                         "dp_epsilon", "dp_epsilon_old", "dp_C", NULL};
+
+/* [dp] enabled: the state, the columns, and what the run's privacy will be. */
+static void dp_setup(Trainer *tr) {
+    const TrainerSettings *s = tr->set;
+    if (!tr->def->loss)
+        die("[dp] enabled with model %s, which updates its groups itself: DP-SGD needs a "
+            "supervised model (one loss over a batch of examples)", tr->def->name);
+    if (dist_size() > 1)
+        die("[dp] enabled under mpirun: cliplab's DP-SGD runs on one process (the noise would "
+            "be drawn once per rank); run it without mpirun");
+    if (s->recovery.enabled)
+        die("[dp] enabled with [recovery] enabled: a rollback re-runs steps on new batches, and "
+            "each of them spends privacy that the accountant (which counts steps) would not see");
+    if (s->dp.adaptive && s->run.checkpoint_every > 0)
+        die("[dp] adaptive = true with [run] checkpoint_every: the adapted C is not in the "
+            "checkpoint yet, so a resumed run would restart from the initial C");
+    if (tr->ngroups != 1 || !tr->dp_examples)
+        die("[dp] enabled with model %s, which does not support DP-SGD (it declares no training "
+            "set for the accountant: models/ calls trainer_dp_examples)", tr->def->name);
+    tr->dp = dp_create(&s->dp, tr->dp_examples, s->train.batch_size, s->train.steps,
+                       (unsigned long long)s->run.seed);
+    tr->groups[0].dp = tr->dp;
+    for (int i = 0; dp_columns[i]; i++) {
+        int c = trainer_add_metric(tr, dp_columns[i]);
+        if (i == 0) tr->dp_col = c;
+    }
+    double o_new, o_old;
+    double e_new = dp_epsilon(tr->dp, s->train.steps, RDP_CONVERT_BALLE2020, &o_new);
+    double e_old = dp_epsilon(tr->dp, s->train.steps, RDP_CONVERT_MIRONOV2017, &o_old);
+    if (!s->train.quiet)
+        printf("[dp] q = %.5g (expected batch %.1f of %ld), sigma %.4g%s, C %g%s, delta %g: after "
+               "%ld steps epsilon = %.4g (order %g; Balle et al. 2020) or %.4g by the older "
+               "conversion (order %g; what papers before 2021 quote)%s\n",
+               tr->dp->q, tr->dp->expected, tr->dp_examples, tr->dp->sigma,
+               s->dp.adaptive ? " (gradient: raised for the count query)" : "", s->dp.max_grad_norm,
+               s->dp.adaptive ? " (initial, adaptive)" : "", s->dp.delta, s->train.steps, e_new,
+               o_new, e_old, o_old,
+               s->dp.sampling == DP_SHUFFLE ? " [shuffle sampling: not this run's guarantee]" : "");
+}
+
+/* After each step: the dp_* columns; dp_norms.csv at logged steps. */
+void trainer_dp_log(Trainer *tr) {
+    const Dp *dp = tr->dp;
+    double v[7] = {dp->batch, dp->median, dp->max, dp->frac_clipped, dp->eps, dp->eps_old,
+                   dp->C_used};
+    for (int i = 0; i < 7; i++) trainer_set_metric(tr, tr->dp_col + i, v[i]);
+    /* the norms at the first step, at each evaluation and at the last step */
+    long e = tr->train.eval_every;
+    int due = tr->step == 0 || (e > 0 && (tr->step + 1) % e == 0) || tr->step + 1 == tr->train.steps;
+    if (!tr->set->dp.log_norms || !due || !tr->run.out_dir[0]) return;
+    if (!tr->dp_norms) {
+        char path[CFG_STR_MAX + 32];
+        snprintf(path, sizeof path, "%s/dp_norms.csv", tr->run.out_dir);
+        tr->dp_norms = fopen(path, tr->step ? "a" : "w");
+        if (!tr->dp_norms) die("cannot write %s", path);
+        if (!tr->step) fprintf(tr->dp_norms, "step,C,norm\n");
+    }
+    for (int i = 0; i < dp->batch; i++)
+        fprintf(tr->dp_norms, "%ld,%.9g,%.9g\n", tr->step, dp->C_used, dp->norms[i]);
+}
+
 static void log_columns(Trainer *tr) {
     MetricsLog *l = &tr->log;
     const char *base[] = {"step",      "loss",    "grad_norm", "grad_norm_clipped",
@@ -164,14 +235,22 @@ static void print_progress(Trainer *tr, double loss, double t_now, int final) {
  * norm of the update the optimizer got and the loss, printed by rank 0. */
 static void dist_report(const Trainer *tr, double loss) {
     const UpdateGroup *g0 = &tr->groups[0];
-    int n = dist_size();
-    double *norms = xcalloc((size_t)n, sizeof *norms);
-    dist_allgather_doubles(norms, &g0->rank_norm, 1);
+    int n = dist_size(), shard = g0->dist.shard;
+    double *norms = xcalloc(2 * (size_t)n, sizeof *norms), mine[2] = {g0->rank_norm, g0->rank_coef};
+    dist_allgather_doubles(norms, mine, 2);
     if (dist_rank() == 0) {
-        printf("%s step %ld [clip %s]: rank norms", tr->run.name, tr->step + 1,
-               g0->dist.clip == DIST_CLIP_LOCAL ? "local, before the all-reduce" : "global, after the all-reduce");
-        for (int r = 0; r < n; r++) printf(" %.4g", norms[r]);
-        printf(" | reduced %.4g | update %.4g | loss %.4f\n", g0->last.pre_norm, g0->update_norm, loss);
+        const char *how = shard ? (g0->dist.norm == DIST_NORM_LOCAL ? "shard, each by its own norm"
+                                                                    : "shard, norm reduced across shards")
+                          : g0->dist.clip == DIST_CLIP_LOCAL ? "local, before the all-reduce"
+                                                             : "global, after the all-reduce";
+        printf("%s step %ld [clip %s]: %s norms", tr->run.name, tr->step + 1, how, shard ? "shard" : "rank");
+        for (int r = 0; r < n; r++) printf(" %.4g", norms[2 * r]);
+        if (shard) {
+            printf(" | coefs");
+            for (int r = 0; r < n; r++) printf(" %.4g", norms[2 * r + 1]);
+        }
+        printf(" | %s %.4g | to the optimizer %.4g | loss %.4f\n", shard ? "global" : "reduced",
+               g0->last.pre_norm, g0->last.post_norm, loss);
         fflush(stdout);
     }
     free(norms);
@@ -368,6 +447,8 @@ static int open_outputs(Trainer *tr, const Config *cfg) {
     }
     cfg_write(cfg, f);
     fprintf(f, "\n; made with BLAS: %s\n", blas_describe());
+    if (tr->def->baseline_loss) /* read back by sweep maps, which mark it on their colour scale */
+        fprintf(f, "; trivial-predictor loss: %.9g\n", tr->def->baseline_loss(tr->model));
     if (fclose(f) != 0 || rename(tmp, path) != 0) {
         fprintf(stderr, "cliplab: error: cannot write %s: %s\n", path, strerror(errno));
         return -1;
@@ -428,6 +509,7 @@ Trainer *trainer_create(const ModelDef *def, const void *model_cfg, const Traine
     for (int i = 0; def->groups && def->groups[i]; i++)
         ASSERT(trainer_group(tr, def->groups[i]), "model %s declares group %s but did not register it",
                def->name, def->groups[i]);
+    if (s->dp.enabled) dp_setup(tr);
     tr->val_metric = def->evaluate ? trainer_add_metric(tr, "val_loss") : -1;
     for (int i = 0; def->progress_columns && def->progress_columns[i]; i++) {
         int c = -1;
@@ -448,6 +530,8 @@ Trainer *trainer_create(const ModelDef *def, const void *model_cfg, const Traine
 
 void trainer_destroy(Trainer *tr) {
     if (tr->def->destroy) tr->def->destroy(tr->model);
+    dp_free(tr->dp);
+    if (tr->dp_norms) fclose(tr->dp_norms);
     for (int g = 0; g < tr->ngroups; g++) {
         optim_free(&tr->groups[g].optim);
         clipper_free(&tr->groups[g].clip);
@@ -584,6 +668,65 @@ static int open_run(Trainer *tr, const Config *cfg, RunFolder *rf) {
     return 0;
 }
 
+/* What a comparison needs of a finished run; takes its log and rollbacks from tr. */
+static void fill_result(Trainer *tr, double baseline, RunResult *res) {
+    const ModelDef *def = tr->def;
+    const RunConfig *run = &tr->run;
+    snprintf(res->name, sizeof res->name, "%s", run->name);
+    snprintf(res->out_dir, sizeof res->out_dir, "%s", run->out_dir);
+    res->def = tr->def;
+    clipper_describe_run(&tr->groups[0].clip, res->clip_desc, sizeof res->clip_desc);
+    res->recovery = tr->rec.cfg.enabled;
+    char own[96] = "";
+    if (def->describe) {
+        def->describe(tr->model, own + 2, sizeof own - 4);
+        own[0] = ';', own[1] = ' ';
+        snprintf(res->own, sizeof res->own, "%s", own + 2);
+    }
+    if (def->title)
+        def->title(tr->model, res->title, sizeof res->title);
+    else
+        snprintf(res->title, sizeof res->title, "%s", def->name);
+    res->seed = run->seed;
+    const DistConfig *dc = &tr->set->dist;
+    char ranks[96] = "";
+    if (dist_size() > 1)
+        snprintf(ranks, sizeof ranks, "; %d ranks, %s", dist_size(),
+                 dc->shard ? (dc->norm == DIST_NORM_LOCAL ? "each shard clipped by its own norm"
+                                                          : "sharded, norm across shards")
+                 : dc->clip == DIST_CLIP_LOCAL ? "each clips before the all-reduce"
+                                               : "clip after the all-reduce");
+    snprintf(res->label, sizeof res->label, "%s (clip: %s%s%s%s)", run->name, res->clip_desc,
+             own, res->recovery ? "; spike recovery on" : "", ranks);
+    res->events = tr->rec.events;
+    res->nevents = tr->rec.nevents;
+    tr->rec.events = NULL;
+    res->log = tr->log;
+    memset(&tr->log, 0, sizeof tr->log);
+    res->baseline = baseline;
+    res->plot_columns = def->plot_columns;
+    res->compare_columns = def->compare_columns;
+    res->plot_column_refs = def->plot_column_refs;
+    res->plot_column_ref_labels = def->plot_column_ref_labels;
+}
+
+/* [dist] shard = true: what the sharded pipeline does not do yet, named. */
+static void shard_refusal(const Trainer *tr, char *err, size_t len) {
+    const char *why = NULL;
+    for (int i = 0; i < tr->ngroups && !why; i++) {
+        const ClipConfig *c = &tr->groups[i].clip.cfg;
+        if (c->grad != CLIP_NONE && c->grad != CLIP_GLOBAL_NORM && c->grad != CLIP_VALUE && c->grad != CLIP_NORM)
+            why = "[clip] grad = agc, zclip, adagc and auto (accepted with shard: none, global_norm, value, norm)";
+        else if (c->log_param_norms)
+            why = "[clip] log_param_norms = true";
+    }
+    if (!why && tr->set->dist.clip == DIST_CLIP_LOCAL) why = "[dist] clip = local (use norm = local for the shard pitfall)";
+    if (!why && (tr->run.checkpoint_every > 0 || tr->rec.cfg.enabled))
+        why = "checkpoints ([run] checkpoint_every, [recovery] enabled): each rank holds only its part of "
+              "the optimizer state";
+    if (why) snprintf(err, len, "%s: [dist] shard = true does not work with %s yet", tr->run.name, why);
+}
+
 /* Under mpirun, before anything is written: every rank has the same settings
  * and output folder (else the difference is named), and the run can be
  * split over ranks. 0, or 2 with the message printed by rank 0. */
@@ -599,8 +742,7 @@ static int dist_check(const Trainer *tr, const char *fingerprint) {
                  "and generator turns), which are not split over ranks yet: run it without mpirun, or "
                  "spread runs over the ranks with ./train --sweep", tr->run.name, tr->def->name);
     else if (rc == 0 && tr->set->dist.shard)
-        snprintf(err, sizeof err, "%s: [dist] shard = true (ZeRO-2 / FSDP) is not built yet "
-                 "(accepted: false)", tr->run.name);
+        shard_refusal(tr, err, sizeof err);
     if (!err[0]) return 0;
     if (dist_rank() == 0) fprintf(stderr, "cliplab: error: %s\n", err);
     return 2;
@@ -641,14 +783,20 @@ int trainer_run(const ModelDef *def, const void *model_cfg, const TrainerSetting
     tr->fingerprint = fingerprint;
     RunFolder rf = {.lock_fd = -1};
     char berr[2048] = "";
+    if (dist_size() == 1 && (s->dist.clip != DIST_CLIP_GLOBAL || s->dist.shard || s->dist.norm != DIST_NORM_GLOBAL ||
+                             s->dist.report_every > 0))
+        fprintf(stderr, "cliplab: warning: %s: [dist] settings act only under mpirun (one process: ignored; "
+                "mpirun -np N ./train CONFIG, docs/ddp.md)\n", run->name);
     int rc = dist_size() > 1 ? dist_check(tr, fingerprint) : 0;
     if (rc == 0) rc = budget_check(tr, berr, sizeof berr) == 0 ? (dist_rank() == 0 ? open_run(tr, cfg, &rf) : 0) : 2;
     if (rc == 2 && berr[0]) fprintf(stderr, "cliplab: error: %s: %s\n", run->name, berr);
     if (dist_size() > 1) rc = dist_follow(tr, rc);
     int trained = rc == 0;
     if (rc == 1) rc = 0; /* complete already */
+    double coll = dist_seconds(), train_secs = now_seconds(); /* the loop's, for the share below */
     if (trained) {
         if (tr->step < tr->train.steps) trainer_train(tr);
+        coll = dist_seconds() - coll, train_secs = now_seconds() - train_secs;
         rc = tr->failed ? -1 : 0;
         if (metrics_close(&tr->log) != 0) rc = -1;
         if (metrics_close(&tr->pnorm_log) != 0) rc = -1;
@@ -671,6 +819,11 @@ int trainer_run(const ModelDef *def, const void *model_cfg, const TrainerSetting
         if (rc == 0) remove(path);
     }
     runfolder_release(&rf);
+    if (trained && rc == 0 && dist_size() > 1 && !tr->train.quiet) {
+        printf("%s: %d ranks; time inside the all-reduce and the other collectives (waits for the "
+               "slower rank included): %.3f s of the loop's %.3f s (%.1f%%)\n", run->name, dist_size(),
+               coll, train_secs, train_secs > 0 ? 100.0 * coll / train_secs : 0.0);
+    }
     if (trained && rc == 0 && !tr->train.quiet) {
         printf("%s: wrote %s/ (config.ini, metrics.csv%s)%s\n", run->name, run->out_dir,
                run->plots ? (def->plot_columns ? ", loss.png, grad_norm.png, curves.png"
@@ -679,34 +832,31 @@ int trainer_run(const ModelDef *def, const void *model_cfg, const TrainerSetting
                tr->diverged ? "; the run went non-finite and was stopped" : "");
     }
     if (rc == 0 && tr->diverged == 2) rc = 3;
-    if (res) {
-        snprintf(res->name, sizeof res->name, "%s", run->name);
-        snprintf(res->out_dir, sizeof res->out_dir, "%s", run->out_dir);
-        res->def = tr->def;
-        clipper_describe_run(&tr->groups[0].clip, res->clip_desc, sizeof res->clip_desc);
-        res->recovery = tr->rec.cfg.enabled;
-        char own[96] = "";
-        if (def->describe) {
-            def->describe(tr->model, own + 2, sizeof own - 4);
-            own[0] = ';', own[1] = ' ';
-            snprintf(res->own, sizeof res->own, "%s", own + 2);
-        }
-        if (def->title)
-            def->title(tr->model, res->title, sizeof res->title);
-        else
-            snprintf(res->title, sizeof res->title, "%s", def->name);
-        res->seed = run->seed;
-        snprintf(res->label, sizeof res->label, "%s (clip: %s%s%s)", run->name, res->clip_desc,
-                 own, res->recovery ? "; spike recovery on" : "");
-        res->events = tr->rec.events;
-        res->nevents = tr->rec.nevents;
-        tr->rec.events = NULL;
-        res->log = tr->log;
-        memset(&tr->log, 0, sizeof tr->log);
-        res->baseline = baseline;
-        res->compare_columns = def->compare_columns;
-    }
+    if (res) fill_result(tr, baseline, res);
     trainer_destroy(tr);
     free(fingerprint);
     return rc;
+}
+
+int trainer_replot(const ModelDef *def, const void *model_cfg, const TrainerSettings *s,
+                   RunResult *res) {
+    Trainer *tr = trainer_create(def, model_cfg, s);
+    const char *dir = s->run.out_dir;
+    char err[1024] = "";
+    int rc = metrics_read_csv(&tr->log, dir, "metrics.csv", err, sizeof err);
+    if (rc == 0 && tr->rec.cfg.enabled) rc = recovery_read_log(&tr->rec, dir, err, sizeof err);
+    char path[CFG_STR_MAX + 32];
+    snprintf(path, sizeof path, "%s/grad_norms.csv", dir);
+    if (rc == 0 && access(path, R_OK) == 0)
+        rc = metrics_read_csv(&tr->pnorm_log, dir, "grad_norms.csv", err, sizeof err);
+    if (rc != 0) fprintf(stderr, "cliplab: error: --plot %s: %s\n", dir, err);
+    double baseline = def->baseline_loss ? def->baseline_loss(tr->model) : NAN;
+    char seed[32];
+    snprintf(seed, sizeof seed, "%ld", s->run.seed);
+    plot_provenance("Seed", seed);
+    if (rc == 0 && tr->log.nrows) rc = run_plots_write(tr, baseline);
+    if (rc == 0 && !tr->train.quiet) printf("%s: figures redrawn in %s/\n", s->run.name, dir);
+    if (rc == 0 && res) fill_result(tr, baseline, res);
+    trainer_destroy(tr);
+    return rc == 0 ? 0 : 1;
 }

@@ -22,18 +22,21 @@
  *      each scaled by 1/grad_accum, so the update sees their mean)
  *   2. unscale: multiply gradients by 1/scale ([train] loss_scale, or the
  *      dynamic scaler's current scale: scaler.h); clip_before_unscale = true
- *      runs step 5 before this one (the bug, on the scaled gradient)
+ *      runs step 7 before this one (the bug, on the scaled gradient)
  *   3. non-finite check of the gradients: [train] on_nonfinite = stop|skip|error;
  *      with loss_scale = dynamic an overflow skips the step and backs the scale
  *      off (trainer_step updates the scaler once after every group's pipeline)
- *   4. all-reduce across ranks (dist.h; under mpirun: the mean over the ranks,
+ *   4. DP-SGD ([dp], dp.h): each example's gradient clipped to C and summed
+ *      (the per-example norms were taken during step 1's backward)
+ *   5. all-reduce across ranks (dist.h; under mpirun: the mean over the ranks,
  *      summed in rank order; [dist] clip = local clips each rank's gradient
  *      first, the Horovod mistake)
- *   5. gradient clip (clipper.h): pre-clip norm, post-clip norm, coefficient
- *   6. optimizer step at the group's scheduled learning rate
- *   7. weight clip (WGAN-style clamp after the step)
- *   8. zero the gradients
- * pipeline_update() is steps 2-8 for one group, over explicit arguments so the
+ *   6. DP-SGD: Gaussian noise sigma C once per step, divide by the expected batch
+ *   7. gradient clip (clipper.h): pre-clip norm, post-clip norm, coefficient
+ *   8. optimizer step at the group's scheduled learning rate
+ *   9. weight clip (WGAN-style clamp after the step)
+ *  10. zero the gradients
+ * pipeline_update() is steps 2-10 for one group, over explicit arguments so the
  * tests can hold the order against hand-computed results.
  *
  * Files: train_config.c ([run], [train]), pipeline.c (groups, trainer_step,
@@ -51,6 +54,7 @@
 
 #include "clipper.h"
 #include "config.h"
+#include "dp.h"
 #include "dist.h"
 #include "metrics.h"
 #include "model.h"
@@ -112,6 +116,7 @@ typedef struct TrainerSettings {
     ClipConfig clip;
     RecoveryConfig recovery;
     ScalerConfig scaler;          /* [scaler] (read when [train] loss_scale = dynamic) */
+    DpConfig dp;                  /* [dp] DP-SGD (dp.h) */
     DistConfig dist;              /* [dist]: data-parallel switches (under mpirun) */
     GroupSettings groups[TRAINER_MAX_GROUPS]; /* in ModelDef.groups order; none: [optim]/[clip] */
     int ngroups;
@@ -146,6 +151,8 @@ typedef struct UpdateGroup {
     ClipStats last;               /* stats of the latest update */
     DistConfig dist;              /* the run's [dist] */
     double rank_norm;             /* this rank's pre-clip L2 norm before the all-reduce */
+    double unclipped_norm;        /* [dist] clip = local: norm of the reduced unclipped gradient */
+    double rank_coef;             /* [dist] shard: the clip coefficient this rank applied to its part */
     float *acc;                   /* accumulation buffer (micro-batches summed in order) */
     double lr;
     /* what the clip did to the step, measured by the pipeline (NaN when refused):
@@ -157,6 +164,7 @@ typedef struct UpdateGroup {
     float *scratch;               /* ps->n floats: the pre-clip gradient, then the pre-step weights */
     long updates, clipped, skipped;
     int clip_before_unscale;      /* [train] clip_before_unscale: the pipeline's wrong order */
+    Dp *dp;                       /* [dp] enabled: DP-SGD's steps 4 and 6 (dp.h), else NULL */
 } UpdateGroup;
 
 struct Trainer {
@@ -190,6 +198,10 @@ struct Trainer {
     double *rowbuf;               /* one row of either log */
     MetricsLog log;
     MetricsLog pnorm_log;         /* grad_norms.csv: per-tensor pre-clip norms ([clip] log_param_norms) */
+    Dp *dp;                       /* [dp] enabled: the DP-SGD state of the one group (dp.h) */
+    long dp_examples;             /* training-set size the model declared (trainer_dp_examples) */
+    int dp_col;                   /* first of the dp_* metrics columns */
+    FILE *dp_norms;               /* dp_norms.csv ([dp] log_norms) */
 };
 
 /* For models: register a ParamSet as the update group named ps->name (one of
@@ -197,6 +209,12 @@ struct Trainer {
  * clip settings are that group's [optim.G] / [clip.G]. */
 UpdateGroup *trainer_add_group(Trainer *tr, ParamSet *ps);
 UpdateGroup *trainer_group(Trainer *tr, const char *name); /* NULL if none */
+/* For models that support [dp] (dp.h): the training-set size N (q = batch/N).
+ * Such a model samples Poisson batches when trainer_dp_poisson() says so. */
+void trainer_dp_examples(Trainer *tr, long n);
+int trainer_dp_poisson(const Trainer *tr);
+/* pipeline.c calls it after a DP step: the dp_* metrics columns, dp_norms.csv. */
+void trainer_dp_log(Trainer *tr);
 /* For models: add a metrics column; returns its index for trainer_set_metric. */
 int trainer_add_metric(Trainer *tr, const char *name);
 void trainer_set_metric(Trainer *tr, int idx, double value);
@@ -232,6 +250,9 @@ typedef struct RunResult {
     RecoveryEvent *events;        /* its rollbacks (owned) */
     int nevents;
     const char *const *compare_columns; /* the model's (ModelDef.compare_columns), or NULL */
+    const char *const *plot_columns; /* the model's (ModelDef.plot_columns), or NULL */
+    const double *plot_column_refs;  /* and its reference lines (ModelDef), or NULL */
+    const char *const *plot_column_ref_labels;
 } RunResult;
 
 /* Build the model and its groups without writing anything (tests drive
@@ -248,6 +269,20 @@ int trainer_run(const ModelDef *def, const void *model_cfg, const TrainerSetting
 /* Drop logged rows of steps >= step (a rollback replays them) and rewrite the CSV. */
 void trainer_truncate_log(Trainer *tr, long step);
 void run_result_free(RunResult *r);
+/* ./train --plot: a finished run's figures redrawn from its folder (s->run.out_dir:
+ * metrics.csv, grad_norms.csv and rollbacks.csv when there), nothing trained; res (when
+ * not NULL) as trainer_run fills it, for a comparison. 0, or 1 with a message. */
+int trainer_replot(const ModelDef *def, const void *model_cfg, const TrainerSettings *s,
+                   RunResult *res);
+
+/* shard.c: step 5 on this rank's shard [lo, hi) of the reduce-scattered
+ * gradient ([dist] shard = true): the configured clip with its norm reduced
+ * across the shards ([dist] norm = local: the shard's own). Fills st. */
+void shard_clip(UpdateGroup *g, size_t lo, size_t hi, ClipStats *st);
+
+/* dist_plot.c: data-parallel runs compared (loss, the update's norm against the
+ * threshold and its histogram on the steps where the clip should bite). */
+int dist_compare_plot(const RunResult *runs, int n, const char *path);
 
 /* run_plots.c: a run's loss.png, grad_norm.png and grad_norm_heatmap.png (and
  * curves.png of the model's plot_columns); */

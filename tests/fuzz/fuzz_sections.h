@@ -58,6 +58,7 @@ static void fuzz_spec_init(FuzzSpec *s) {
     secs[n] = &clip_config_section, structs[n] = &s->set.clip, n++;
     secs[n] = &recovery_config_section, structs[n] = &s->set.recovery, n++;
     secs[n] = &scaler_config_section, structs[n] = &s->set.scaler, n++;
+    secs[n] = &dp_config_section, structs[n] = &s->set.dp, n++;
     for (int i = 0; i < model_registry_count; i++) {
         if (!model_registry[i]->section) continue;
         s->model_cfg[i] = calloc(1, model_registry[i]->cfg_size);
