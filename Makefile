@@ -2,7 +2,7 @@
 #   make deps    install missing Debian packages (root), else print the apt-get line
 #   make         build ./train
 #   make demo    deps + build + the RNN no-clip vs clip demo and its comparison plot
-#   make ablation / transformer / transformer-sgd / wgan / ppo / mobilenet   the other demos
+#   make ablation / transformer / transformer-sgd / wgan / ppo / mobilenet / amp   the other demos
 #   make sweep-rnn / sweep-methods / lr-map   sweeps of the RNN demo (summary.png, map.png)
 #   make order   the temporal-order pair (no clip vs clip)
 #   make recovery / cliff   spike rollback; Pascanu's cliff with the SGD paths on it
@@ -212,6 +212,16 @@ dp-more: deps
 	  --compare runs/dp_small.png
 	./train --sweep configs/sweeps/dp_epsilon.sweep -j 1
 	./train --sweep configs/sweeps/dp_clip.sweep -j 1
+# mixed precision: the small GPT (LLM recipe) in fp32 / bf16 / fp16 / fp16 with
+# the dynamic loss scale / fp16 clipped before unscaling (the bug), one
+# comparison (runs/amp.png); the fp32 run's activation-gradient histogram
+# against fp16's range (runs/amp_fp32/grad_hist.png) and the dynamic scale's
+# trajectory (runs/amp_fp16_dynamic/grad_norm.png). docs/amp.md; ~6 min idle
+.PHONY: amp
+amp: deps
+	$(MAKE) train
+	./train configs/amp_fp32.ini configs/amp_bf16.ini configs/amp_fp16.ini configs/amp_fp16_dynamic.ini \
+	  configs/amp_fp16_clip_before_unscale.ini --compare runs/amp.png
 # sweeps (./train --sweep, runs/<name>/sweep.csv and summary.png); -j defaults
 # to the number of cores: make sweep-rnn SWEEP_ARGS="-j 4"
 .PHONY: sweep-rnn sweep-methods lr-map
@@ -291,7 +301,10 @@ GALLERY := \
   mobilenet:runs/mobilenet.png:mobilenet.png \
   mobilenet:runs/mobilenet_quant.png:mobilenet_quant.png \
   mobilenet:runs/mobilenet_nobn.png:mobilenet_nobn.png \
-  mobilenet:runs/mobilenet_nobn_act_max.png:mobilenet_nobn_act_max.png
+  mobilenet:runs/mobilenet_nobn_act_max.png:mobilenet_nobn_act_max.png \
+  amp:runs/amp.png:amp.png \
+  amp:runs/amp_fp32/grad_hist.png:amp_grad_hist.png \
+  amp:runs/amp_fp16_dynamic/grad_norm.png:amp_loss_scale.png
 GALLERY_TARGETS := $(sort $(foreach g,$(GALLERY),$(word 1,$(subst :, ,$(g)))))
 
 .PHONY: figures

@@ -148,11 +148,13 @@ void act_pact_forward(float *out, const float *x, float alpha, size_t n);
 void act_pact_backward(float *dx, float *dalpha, const float *x, const float *dout, float alpha,
                        size_t n);
 void act_fake_quant_forward(float *out, const float *x, float hi, int bits, size_t n);
-/* Threads that conv2d / dwconv2d split a batch over, and batchnorm and the
- * clamp family (relu, relu6, clamp) their channels or elements (OpenMP;
- * default 1). Every split keeps each sum in one fixed order, so the numbers do
- * not depend on it. n > 1 also sets OpenBLAS to one thread, since those
- * threads call sgemm. */
+/* Threads the kernels split their work over (OpenMP; default 1; the trainer
+ * sets [train] threads): conv2d / dwconv2d the batch, batchnorm channels,
+ * linear rows (sgemm on each block), attention (batch, head) pairs, layernorm,
+ * softmax and cross-entropy rows, elementwise ops and the optimizer step
+ * elements (ops_kernel.h). Every split keeps each sum in one fixed order, so
+ * the numbers do not depend on it. Also sets OpenBLAS to one thread: these
+ * threads call sgemm, and OpenBLAS's own would oversubscribe the cores. */
 extern int ops_num_threads;
 /* Threads for an elementwise pass over n values: 1 below 64k of them. */
 #define OPS_ELEM_THREADS(n) ((n) >= ((size_t)1 << 16) ? ops_num_threads : 1)

@@ -112,8 +112,9 @@ int ops_num_threads = 1;
 void ops_set_threads(int n) {
     ASSERT(n >= 1 && n <= 256, "ops_set_threads(%d)", n);
     ops_num_threads = n;
-    /* our threads call sgemm: OpenBLAS's own threads would oversubscribe the cores */
-    if (n > 1) openblas_set_num_threads(1);
+    /* our threads call sgemm: OpenBLAS's own threads would oversubscribe the
+     * cores (and one thread means one: OpenBLAS would start one per core) */
+    openblas_set_num_threads(1);
 }
 
 /* ---------------------------------------------------------------- helpers */

@@ -28,6 +28,7 @@
 #include "common.h"
 #include "perex.h"
 #include "half.h"
+#include "ops_kernel.h"
 
 /* ---------------------------------------------------------------- helpers */
 
@@ -53,12 +54,12 @@ static int as_int(size_t v, const char *op) {
 }
 
 /* dx[n] += dy[n] */
-static void accum(float *restrict dx, const float *restrict dy, size_t n) {
+OPS_SIMD static void accum(float *restrict dx, const float *restrict dy, size_t n) {
     for (size_t i = 0; i < n; i++) dx[i] += dy[i];
 }
 
 /* db[NB] += sign * (column sums of d[R,NB]) */
-static void colsum_add(float *restrict db, const float *restrict d, float sign, size_t rows,
+OPS_SIMD static void colsum_add(float *restrict db, const float *restrict d, float sign, size_t rows,
                        size_t nb) {
     for (size_t r = 0; r < rows; r++)
         for (size_t j = 0; j < nb; j++) db[j] += sign * d[r * nb + j];
@@ -81,6 +82,13 @@ Tensor *ad_cast(Ctx *c, Tensor *x, int fmt) {
     TapeNode *nd = tape_record(c, "cast", cast_bw, out, &x, 1);
     if (nd) nd->iargs[0] = fmt;
     return out;
+}
+
+/* db[W] += column sums of d[R, ld][:, 0:W], each column summed in row order */
+OPS_SIMD static void colsum_cols(float *restrict db, const float *restrict d, size_t rows,
+                                 size_t ld, size_t W) {
+    for (size_t r = 0; r < rows; r++)
+        for (size_t j = 0; j < W; j++) db[j] += d[r * ld + j];
 }
 
 /* ------------------------------------------------------- linear algebra */
@@ -131,26 +139,41 @@ Tensor *ad_matmul(Ctx *c, Tensor *a, Tensor *b) {
     return out;
 }
 
-/* out[R,OUT] = x[R,IN] @ w[OUT,IN]^T + bias[OUT]; bias may be NULL */
+/* out[R,OUT] = x[R,IN] @ w[OUT,IN]^T + bias[OUT]; bias may be NULL.
+ * Threads take blocks of rows (ops_kernel.h), each its own sgemm: a row of
+ * the product is the same sum whichever call computes it. */
 static void linear_forward(float *out, const float *x, const float *w, const float *bias,
                            int R, int IN, int OUT) {
-    if (bias)
-        for (int r = 0; r < R; r++) memcpy(out + (size_t)r * OUT, bias, (size_t)OUT * sizeof *out);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, R, OUT, IN, 1.0f, x, IN, w, IN,
-                bias ? 1.0f : 0.0f, out, OUT);
+    int nt = OPS_WORK_THREADS((size_t)R * (size_t)OUT);
+    OPS_PARALLEL_CHUNKS((size_t)R, nt, 64, {
+        float *o = out + lo * (size_t)OUT;
+        int rows = (int)(hi - lo);
+        if (bias)
+            for (int r = 0; r < rows; r++) memcpy(o + (size_t)r * OUT, bias, (size_t)OUT * sizeof *o);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, OUT, IN, 1.0f,
+                    x + lo * (size_t)IN, IN, w, IN, bias ? 1.0f : 0.0f, o, OUT);
+    });
 }
 
 /* dx[R,IN] += dout[R,OUT] @ w[OUT,IN];  dw[OUT,IN] += dout^T @ x[R,IN];
- * dbias[OUT] += column sums of dout. Any of dx/dw/dbias may be NULL. */
+ * dbias[OUT] += column sums of dout. Any of dx/dw/dbias may be NULL.
+ * Thread k takes a block of dx's rows, of dw's rows and of dbias: no sum is
+ * split (dw's inner dimension R stays whole in one sgemm). */
 static void linear_backward(float *dx, float *dw, float *dbias, const float *dout,
                             const float *x, const float *w, int R, int IN, int OUT) {
-    if (dx)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, R, IN, OUT, 1.0f, dout, OUT, w,
-                    IN, 1.0f, dx, IN);
-    if (dw)
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OUT, IN, R, 1.0f, dout, OUT, x, IN,
-                    1.0f, dw, IN);
-    if (dbias) colsum_add(dbias, dout, 1.0f, (size_t)R, (size_t)OUT);
+    int nt = OPS_WORK_THREADS((size_t)R * (size_t)(IN > OUT ? IN : OUT));
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+    for (int k = 0; k < nt; k++) {
+        size_t r0 = ops_chunk((size_t)R, nt, k, 64), r1 = ops_chunk((size_t)R, nt, k + 1, 64);
+        size_t o0 = ops_chunk((size_t)OUT, nt, k, 64), o1 = ops_chunk((size_t)OUT, nt, k + 1, 64);
+        if (dx && r1 > r0)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(r1 - r0), IN, OUT, 1.0f,
+                        dout + r0 * (size_t)OUT, OUT, w, IN, 1.0f, dx + r0 * (size_t)IN, IN);
+        if (dw && o1 > o0)
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(o1 - o0), IN, R, 1.0f,
+                        dout + o0, OUT, x, IN, 1.0f, dw + o0 * (size_t)IN, IN);
+        if (dbias && o1 > o0) colsum_cols(dbias + o0, dout + o0, (size_t)R, (size_t)OUT, o1 - o0);
+    }
 }
 
 static void linear_bw(TapeNode *nd) {
@@ -227,7 +250,7 @@ static size_t bcast_block(const Tensor *a, const Tensor *b, const char *op) {
 }
 
 /* out[R,NB] = a[R,NB] + b[NB] */
-static void add_forward(float *restrict out, const float *restrict a, const float *restrict b,
+OPS_SIMD static void add_forward(float *restrict out, const float *restrict a, const float *restrict b,
                         size_t rows, size_t nb) {
     for (size_t r = 0; r < rows; r++)
         for (size_t j = 0; j < nb; j++) out[r * nb + j] = a[r * nb + j] + b[j];
@@ -271,8 +294,17 @@ static void binary_bw(TapeNode *nd) {
         if (b->grad) mul_backward_b(b->grad, dout, a->data, rows, nb);
         return;
     }
-    if (a->grad) accum(a->grad, dout, a->n);
-    if (b->grad) colsum_add(b->grad, dout, op == BIN_SUB ? -1.0f : 1.0f, rows, nb);
+    if (a->grad) {
+        float *da = a->grad;
+        OPS_PARALLEL_CHUNKS(a->n, OPS_WORK_THREADS(a->n), 64, accum(da + lo, dout + lo, hi - lo));
+    }
+    if (!b->grad) return;
+    if (op == BIN_SUB || rows * nb < ((size_t)1 << 16)) {
+        colsum_add(b->grad, dout, op == BIN_SUB ? -1.0f : 1.0f, rows, nb);
+        return;
+    }
+    float *db = b->grad; /* columns split over threads, each summed in row order */
+    OPS_PARALLEL_CHUNKS(nb, OPS_WORK_THREADS(rows * nb), 16, colsum_cols(db + lo, dout + lo, rows, nb, hi - lo));
 }
 
 static Tensor *binary(Ctx *c, Tensor *a, Tensor *b, BinOp op) {
@@ -280,7 +312,17 @@ static Tensor *binary(Ctx *c, Tensor *a, Tensor *b, BinOp op) {
     Tensor *in[2] = {a, b};
     Tensor *out = ad_out(c, a->ndim, a->shape, in, 2);
     switch (op) {
-    case BIN_ADD: add_forward(out->data, a->data, b->data, rows, nb); break;
+    case BIN_ADD: {
+        float *o = out->data;
+        const float *pa = a->data, *pb = b->data;
+        if (rows == 1) /* same shape: chunks of elements */
+            OPS_PARALLEL_CHUNKS(nb, OPS_WORK_THREADS(nb), 64,
+                                add_forward(o + lo, pa + lo, pb + lo, 1, hi - lo));
+        else /* b broadcast: chunks of rows */
+            OPS_PARALLEL_CHUNKS(rows, OPS_WORK_THREADS(a->n), 1,
+                                add_forward(o + lo * nb, pa + lo * nb, pb, hi - lo, nb));
+        break;
+    }
     case BIN_SUB: sub_forward(out->data, a->data, b->data, rows, nb); break;
     case BIN_MUL: mul_forward(out->data, a->data, b->data, rows, nb); break;
     }
@@ -397,10 +439,8 @@ static inline float tanh_fast(float x) {
     return r;
 }
 
-/* An AVX2 clone is picked at run time where the CPU has it (same IEEE results:
- * ISO C mode does not contract into FMA); the default clone runs anywhere. */
-__attribute__((target_clones("avx2", "default")))
-static void tanh_forward(float *restrict out, const float *restrict x, size_t n) {
+/* vector clones (simd.h): the same IEEE results on every CPU */
+OPS_SIMD static void tanh_forward(float *restrict out, const float *restrict x, size_t n) {
     for (size_t i = 0; i < n; i++) out[i] = tanh_fast(x[i]);
 }
 
@@ -511,7 +551,7 @@ static inline float tanh_abs(float x) {
 #define GELU_KAPPA 0.044715f
 
 /* out[n] = gelu_tanh(x[n]) */
-static void gelu_forward(float *restrict out, const float *restrict x, size_t n) {
+OPS_SIMD static void gelu_forward(float *restrict out, const float *restrict x, size_t n) {
     for (size_t i = 0; i < n; i++) {
         float v = x[i], inner = GELU_BETA * (v + GELU_KAPPA * (v * v * v));
         out[i] = 0.5f * v * (1.0f + tanh_abs(inner));
@@ -519,7 +559,7 @@ static void gelu_forward(float *restrict out, const float *restrict x, size_t n)
 }
 
 /* dx[n] += dout[n] * gelu_tanh'(x[n]) (torch GeluBackwardKernelImpl, tanh branch) */
-static void gelu_backward(float *restrict dx, const float *restrict x, const float *restrict dout,
+OPS_SIMD static void gelu_backward(float *restrict dx, const float *restrict x, const float *restrict dout,
                           size_t n) {
     for (size_t i = 0; i < n; i++) {
         float v = x[i], v2 = v * v;
@@ -575,7 +615,10 @@ static void relu_bw(TapeNode *nd) {
     relu_backward(X_GRAD(nd), nd->in[0]->data, nd->out->grad, nd->out->n);
 }
 static void gelu_bw(TapeNode *nd) {
-    gelu_backward(X_GRAD(nd), nd->in[0]->data, nd->out->grad, nd->out->n);
+    float *dx = X_GRAD(nd);
+    const float *x = nd->in[0]->data, *dout = nd->out->grad;
+    size_t n = nd->out->n;
+    OPS_PARALLEL_CHUNKS(n, OPS_WORK_THREADS(n), 64, gelu_backward(dx + lo, x + lo, dout + lo, hi - lo));
 }
 
 Tensor *ad_scale(Ctx *c, Tensor *x, float s) {
@@ -636,7 +679,9 @@ Tensor *ad_clamp(Ctx *c, Tensor *x, float lo, float hi) {
 
 Tensor *ad_gelu(Ctx *c, Tensor *x) {
     Tensor *out = unary(c, x, "gelu", gelu_bw, 0.0f, 0.0f);
-    gelu_forward(out->data, x->data, x->n);
+    float *o = out->data;
+    const float *xd = x->data;
+    OPS_PARALLEL_CHUNKS(x->n, OPS_WORK_THREADS(x->n), 64, gelu_forward(o + lo, xd + lo, hi - lo));
     return out;
 }
 

@@ -30,6 +30,7 @@ static int omp_get_thread_num(void) { return 0; }
 #include "common.h"
 #include "perex.h"
 #include "half.h"
+#include "ops_kernel.h"
 
 /* ------------------------------------------------------------------------ */
 /* row reductions                                                           */
@@ -164,25 +165,42 @@ static void log_softmax_backward(float *dinp, const float *out, const float *dou
 
 static void softmax_bwd(TapeNode *nd) {
     Tensor *x = nd->in[0], *y = nd->out;
-    if (x->grad) softmax_backward(x->grad, y->data, y->grad, tensor_rows(y), tensor_cols(y));
+    if (!x->grad) return;
+    int C = tensor_cols(y);
+    float *dx = x->grad;
+    const float *yd = y->data, *dy = y->grad;
+    OPS_PARALLEL_CHUNKS(tensor_rows(y), OPS_WORK_THREADS(y->n), 1,
+                        softmax_backward(dx + lo * C, yd + lo * C, dy + lo * C, hi - lo, C));
 }
 
 static void log_softmax_bwd(TapeNode *nd) {
     Tensor *x = nd->in[0], *y = nd->out;
-    if (x->grad)
-        log_softmax_backward(x->grad, y->data, y->grad, tensor_rows(y), tensor_cols(y));
+    if (!x->grad) return;
+    int C = tensor_cols(y);
+    float *dx = x->grad;
+    const float *yd = y->data, *dy = y->grad;
+    OPS_PARALLEL_CHUNKS(tensor_rows(y), OPS_WORK_THREADS(y->n), 1,
+                        log_softmax_backward(dx + lo * C, yd + lo * C, dy + lo * C, hi - lo, C));
 }
 
 Tensor *ad_softmax(Ctx *c, Tensor *x) {
     Tensor *out = ad_out(c, x->ndim, x->shape, &x, 1);
-    softmax_forward(out->data, x->data, tensor_rows(x), tensor_cols(x));
+    float *o = out->data;
+    const float *xd = x->data;
+    int C = tensor_cols(x);
+    OPS_PARALLEL_CHUNKS(tensor_rows(x), OPS_WORK_THREADS(x->n), 1,
+                        softmax_forward(o + lo * C, xd + lo * C, hi - lo, C));
     tape_record(c, "softmax", softmax_bwd, out, &x, 1);
     return out;
 }
 
 Tensor *ad_log_softmax(Ctx *c, Tensor *x) {
     Tensor *out = ad_out(c, x->ndim, x->shape, &x, 1);
-    log_softmax_forward(out->data, x->data, tensor_rows(x), tensor_cols(x));
+    float *o = out->data;
+    const float *xd = x->data;
+    int C = tensor_cols(x);
+    OPS_PARALLEL_CHUNKS(tensor_rows(x), OPS_WORK_THREADS(x->n), 1,
+                        log_softmax_forward(o + lo * C, xd + lo * C, hi - lo, C));
     tape_record(c, "log_softmax", log_softmax_bwd, out, &x, 1);
     return out;
 }
@@ -219,7 +237,7 @@ static double crossentropy_forward(float *probs, float *scratch, int *count,
 }
 
 /* dlogits += dloss / count * (probs - onehot(target)) on non-ignored rows */
-static void crossentropy_backward(float *dlogits, const float *probs, const int *targets,
+OPS_SIMD static void crossentropy_backward(float *dlogits, const float *probs, const int *targets,
                                   float dscale, size_t N, int V) {
     /* dlogits[N,V], probs[N,V], targets[N]; dscale = dloss / count */
     for (size_t r = 0; r < N; r++) {
@@ -236,9 +254,13 @@ static void cross_entropy_bwd(TapeNode *nd) {
     CrossEntropyCtx *k = nd->ctx;
     Tensor *x = nd->in[0];
     if (!x->grad || k->count == 0) return;
-    float dscale = nd->out->grad[0] / (float)k->count;
-    crossentropy_backward(x->grad, k->probs, k->targets, dscale, tensor_rows(x),
-                          tensor_cols(x));
+    float dscale = nd->out->grad[0] / (float)k->count, *dx = x->grad;
+    const float *probs = k->probs;
+    const int *tg = k->targets;
+    int V = tensor_cols(x);
+    OPS_PARALLEL_CHUNKS(tensor_rows(x), OPS_WORK_THREADS(x->n), 1,
+                        crossentropy_backward(dx + lo * V, probs + lo * V, tg + lo, dscale,
+                                              hi - lo, V));
 }
 
 /* Mean over non-ignored targets; when every target is ignored the loss is
@@ -251,7 +273,24 @@ Tensor *ad_cross_entropy(Ctx *c, Tensor *logits, const int *targets) {
     int rec = out->grad != NULL;
     float *probs = rec ? arena_alloc(&c->arena, N * V * sizeof(float)) : NULL;
     float *scratch = rec ? NULL : arena_alloc(&c->arena, (size_t)V * sizeof(float));
-    double total = crossentropy_forward(probs, scratch, &count, logits->data, targets, N, V);
+    double total = 0.0;
+    int nt = probs ? OPS_WORK_THREADS(N * (size_t)V) : 1;
+    if (nt == 1) {
+        total = crossentropy_forward(probs, scratch, &count, logits->data, targets, N, V);
+    } else { /* rows over threads, each row's term kept; summed here in row order */
+        double *term = arena_alloc(&c->arena, N * sizeof *term);
+        const float *lg = logits->data;
+        OPS_PARALLEL_CHUNKS(N, nt, 1, {
+            for (size_t r = lo; r < hi; r++) {
+                int cnt1;
+                term[r] = crossentropy_forward(probs + r * V, NULL, &cnt1, lg + r * V,
+                                               targets + r, 1, V);
+            }
+        });
+        count = 0;
+        for (size_t r = 0; r < N; r++)
+            if (targets[r] >= 0) total += term[r], count++;
+    }
     out->data[0] = count ? (float)(total / count) : NAN;
     TapeNode *nd = tape_record(c, "cross_entropy", cross_entropy_bwd, out, &logits, 1);
     if (nd) {
@@ -313,7 +352,7 @@ Tensor *ad_embedding(Ctx *c, Tensor *w, const int *idx, int n) {
 /* dim, rstd = 1/sqrt(var + eps), biased variance as torch.                 */
 /* ------------------------------------------------------------------------ */
 
-static void layernorm_forward(float *restrict out, float *restrict mean, float *restrict rstd,
+OPS_SIMD static void layernorm_forward(float *restrict out, float *restrict mean, float *restrict rstd,
                               const float *restrict inp, const float *restrict w,
                               const float *restrict b, float eps, size_t N, int C) {
     /* out[N,C], mean[N], rstd[N], inp[N,C], w[C], b[C] */
@@ -330,7 +369,7 @@ static void layernorm_forward(float *restrict out, float *restrict mean, float *
 
 /* llm.c layernorm_backward: dx = rstd * (g - mean(g) - xhat * mean(g * xhat)),
  * g = w * dout. Any of dinp, dw, db may be NULL. */
-static void layernorm_backward(float *restrict dinp, float *restrict dw, float *restrict db,
+OPS_SIMD static void layernorm_backward(float *restrict dinp, float *restrict dw, float *restrict db,
                                const float *restrict dout, const float *restrict inp,
                                const float *restrict w, const float *restrict mean,
                                const float *restrict rstd, size_t N, int C) {
@@ -338,12 +377,15 @@ static void layernorm_backward(float *restrict dinp, float *restrict dw, float *
     for (size_t r = 0; r < N; r++) {
         const float *x = inp + r * C, *dy = dout + r * C;
         float m = mean[r], rs = rstd[r];
-        if (dw) {
+        if (dw && db) /* one pass for both (the common case) */
+            for (int i = 0; i < C; i++) {
+                dw[i] += (x[i] - m) * rs * dy[i];
+                db[i] += dy[i];
+            }
+        else if (dw)
             for (int i = 0; i < C; i++) dw[i] += (x[i] - m) * rs * dy[i];
-        }
-        if (db) {
+        else if (db)
             for (int i = 0; i < C; i++) db[i] += dy[i];
-        }
         if (!dinp) continue;
         float a = row_dot(w, dy, (size_t)C) / (float)C;
         float bb = rs * row_dot3_dev(w, dy, x, m, (size_t)C) / (float)C;
@@ -356,11 +398,47 @@ typedef struct {
     float *mean, *rstd; /* [N] */
 } NormCtx;
 
+/* dw[W] += sum over rows of (x - mean) rstd dout, db[W] += sum of dout, on
+ * columns [0, W) of rows of stride C; each column summed in row order. */
+OPS_SIMD static void layernorm_backward_wb(float *restrict dw, float *restrict db,
+                                           const float *restrict dout, const float *restrict inp,
+                                           const float *restrict mean, const float *restrict rstd,
+                                           size_t N, int C, size_t W) {
+    /* dw[W], db[W], dout[N,C], inp[N,C] (both offset to the first column), mean[N], rstd[N] */
+    for (size_t r = 0; r < N; r++) {
+        const float *x = inp + r * C, *dy = dout + r * C;
+        float m = mean[r], rs = rstd[r];
+        if (dw)
+            for (size_t i = 0; i < W; i++) dw[i] += (x[i] - m) * rs * dy[i];
+        if (db)
+            for (size_t i = 0; i < W; i++) db[i] += dy[i];
+    }
+}
+
+/* One thread: layernorm_backward as is. Several: thread k takes a block of
+ * rows of dx and a block of columns of dw/db (those sums stay in row order). */
 static void layernorm_bwd(TapeNode *nd) {
     Tensor *x = nd->in[0], *w = nd->in[1], *b = nd->in[2];
     NormCtx *k = nd->ctx;
-    layernorm_backward(x->grad, w->grad, b->grad, nd->out->grad, x->data, w->data, k->mean,
-                       k->rstd, tensor_rows(x), tensor_cols(x));
+    size_t N = tensor_rows(x);
+    int C = tensor_cols(x), nt = OPS_WORK_THREADS(N * (size_t)C);
+    if (nt == 1) {
+        layernorm_backward(x->grad, w->grad, b->grad, nd->out->grad, x->data, w->data, k->mean,
+                           k->rstd, N, C);
+        return;
+    }
+    const float *dout = nd->out->grad;
+#pragma omp parallel for num_threads(nt) schedule(static)
+    for (int t = 0; t < nt; t++) {
+        size_t r0 = ops_chunk(N, nt, t, 1), r1 = ops_chunk(N, nt, t + 1, 1);
+        size_t c0 = ops_chunk((size_t)C, nt, t, 16), c1 = ops_chunk((size_t)C, nt, t + 1, 16);
+        if (x->grad && r1 > r0)
+            layernorm_backward(x->grad + r0 * C, NULL, NULL, dout + r0 * C, x->data + r0 * C,
+                               w->data, k->mean + r0, k->rstd + r0, r1 - r0, C);
+        if (c1 > c0)
+            layernorm_backward_wb(w->grad ? w->grad + c0 : NULL, b->grad ? b->grad + c0 : NULL,
+                                  dout + c0, x->data + c0, k->mean, k->rstd, N, C, c1 - c0);
+    }
 }
 
 Tensor *ad_layernorm(Ctx *c, Tensor *x, Tensor *w, Tensor *b, float eps) {
@@ -373,7 +451,11 @@ Tensor *ad_layernorm(Ctx *c, Tensor *x, Tensor *w, Tensor *b, float eps) {
     NormCtx *k = arena_alloc(&c->arena, sizeof *k);
     k->mean = arena_alloc(&c->arena, N * sizeof(float));
     k->rstd = arena_alloc(&c->arena, N * sizeof(float));
-    layernorm_forward(out->data, k->mean, k->rstd, x->data, w->data, b->data, eps, N, C);
+    float *o = out->data, *mean = k->mean, *rstd = k->rstd;
+    const float *xd = x->data, *wd = w->data, *bd = b->data;
+    OPS_PARALLEL_CHUNKS(N, OPS_WORK_THREADS(N * (size_t)C), 1,
+                        layernorm_forward(o + lo * C, mean + lo, rstd + lo, xd + lo * C, wd, bd,
+                                          eps, hi - lo, C));
     TapeNode *nd = tape_record(c, "layernorm", layernorm_bwd, out, in, 3);
     if (nd) nd->ctx = k;
     return out;
@@ -1075,26 +1157,28 @@ static void causal_softmax_rows(float *att, int T) {
     }
 }
 
-static void attention_forward(float *out, float *att, const float *qkv, const AttShape *a) {
+/* The (b, h) pairs [u0, u1) of u = b * NH + h. */
+static void attention_forward(float *out, float *att, const float *qkv, const AttShape *a,
+                              int u0, int u1) {
     /* out[B,T,C], att[B,NH,T,T], qkv[B,T,3C] */
     int T = a->T, C = a->C, C3 = 3 * a->C, hd = a->hd;
     float scale = 1.0f / sqrtf((float)hd);
-    for (int b = 0; b < a->B; b++)
-        for (int h = 0; h < a->NH; h++) {
-            const float *q = qkv + (size_t)b * T * C3 + h * hd;
-            float *p = att + ((size_t)b * a->NH + h) * T * T;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, scale, q, C3, q + C,
-                        C3, 0.0f, p, T);
-            half_round(p, (size_t)T * T, a->fmt); /* S is a matmul output */
-            causal_softmax_rows(p, T);           /* float32 (autocast's softmax) */
-            half_round(p, (size_t)T * T, a->fmt); /* P cast for P V; saved as cast */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, 1.0f, p, T,
-                        q + 2 * C, C3, 0.0f, out + (size_t)b * T * C + h * hd, C);
-        }
+    for (int u = u0; u < u1; u++) {
+        int b = u / a->NH, h = u % a->NH;
+        const float *q = qkv + (size_t)b * T * C3 + h * hd;
+        float *p = att + (size_t)u * T * T;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, scale, q, C3, q + C, C3,
+                    0.0f, p, T);
+        half_round(p, (size_t)T * T, a->fmt); /* S is a matmul output */
+        causal_softmax_rows(p, T);           /* float32 (autocast's softmax) */
+        half_round(p, (size_t)T * T, a->fmt); /* P cast for P V; saved as cast */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, 1.0f, p, T, q + 2 * C,
+                    C3, 0.0f, out + (size_t)b * T * C + h * hd, C);
+    }
 }
 
 /* dS = P * (dP - rowsum(P * dP)), in place over dP; zero above the diagonal. */
-static void causal_softmax_backward(float *dp, const float *p, int T) {
+OPS_SIMD static void causal_softmax_backward(float *dp, const float *p, int T) {
     /* dp[T,T] (dP in, dS out), p[T,T] */
     for (int t = 0; t < T; t++) {
         float *d = dp + (size_t)t * T;
@@ -1105,44 +1189,53 @@ static void causal_softmax_backward(float *dp, const float *p, int T) {
     }
 }
 
+/* The (b, h) pairs [u0, u1): each writes only its own head's columns of
+ * dqkv's rows of batch b, so pairs split over threads without sharing a sum. */
 static void attention_backward(float *dqkv, float *dp, const float *dout, const float *qkv,
-                               const float *att, const AttShape *a) {
+                               const float *att, const AttShape *a, int u0, int u1) {
     /* dqkv[B,T,3C], dp[T,T] scratch, dout[B,T,C], qkv[B,T,3C], att[B,NH,T,T] */
     int T = a->T, C = a->C, C3 = 3 * a->C, hd = a->hd;
     float scale = 1.0f / sqrtf((float)hd);
-    for (int b = 0; b < a->B; b++)
-        for (int h = 0; h < a->NH; h++) {
-            size_t off = (size_t)b * T * C3 + h * hd;
-            const float *q = qkv + off, *k = q + C, *v = q + 2 * C;
-            float *dq = dqkv + off, *dk = dq + C, *dv = dq + 2 * C;
-            const float *p = att + ((size_t)b * a->NH + h) * T * T;
-            const float *dO = dout + (size_t)b * T * C + h * hd;
-            /* dP = dO V^T; dV += P^T dO */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, 1.0f, dO, C, v, C3,
-                        0.0f, dp, T);
-            half_round(dp, (size_t)T * T, a->fmt); /* dP: gradient of a value in the format */
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, 1.0f, p, T, dO, C,
-                        1.0f, dv, C3);
-            causal_softmax_backward(dp, p, T);
-            half_round(dp, (size_t)T * T, a->fmt); /* dS, likewise */
-            /* dQ += scale dS K; dK += scale dS^T Q */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, scale, dp, T, k, C3,
-                        1.0f, dq, C3);
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, scale, dp, T, q, C3,
-                        1.0f, dk, C3);
-        }
+    for (int u = u0; u < u1; u++) {
+        int b = u / a->NH, h = u % a->NH;
+        size_t off = (size_t)b * T * C3 + h * hd;
+        const float *q = qkv + off, *k = q + C, *v = q + 2 * C;
+        float *dq = dqkv + off, *dk = dq + C, *dv = dq + 2 * C;
+        const float *p = att + (size_t)u * T * T;
+        const float *dO = dout + (size_t)b * T * C + h * hd;
+        /* dP = dO V^T; dV += P^T dO */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, 1.0f, dO, C, v, C3, 0.0f,
+                    dp, T);
+        half_round(dp, (size_t)T * T, a->fmt); /* dP: gradient of a value in the format */
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, 1.0f, p, T, dO, C, 1.0f,
+                    dv, C3);
+        causal_softmax_backward(dp, p, T);
+        half_round(dp, (size_t)T * T, a->fmt); /* dS, likewise */
+        /* dQ += scale dS K; dK += scale dS^T Q */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, scale, dp, T, k, C3,
+                    1.0f, dq, C3);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, scale, dp, T, q, C3, 1.0f,
+                    dk, C3);
+    }
 }
 
 typedef struct {
     AttShape s;
     float *att; /* [B,NH,T,T] probabilities */
-    float *dp;  /* [T,T] backward scratch */
+    float *dp;  /* [nt,T,T] backward scratch, one per thread */
+    int nt;     /* threads over the B*NH (batch, head) pairs */
 } AttCtx;
 
 static void attention_bwd(TapeNode *nd) {
     Tensor *qkv = nd->in[0];
     AttCtx *k = nd->ctx;
-    if (qkv->grad) attention_backward(qkv->grad, k->dp, nd->out->grad, qkv->data, k->att, &k->s);
+    if (!qkv->grad) return;
+    int nt = k->nt, units = k->s.B * k->s.NH;
+    size_t TT = (size_t)k->s.T * (size_t)k->s.T;
+    float *dq = qkv->grad, *dout = nd->out->grad;
+    OPS_PARALLEL_CHUNKS((size_t)units, nt, 1,
+                        attention_backward(dq, k->dp + (size_t)omp_get_thread_num() * TT, dout,
+                                           qkv->data, k->att, &k->s, (int)lo, (int)hi));
 }
 
 Tensor *ad_attention(Ctx *c, Tensor *qkv, int n_head) {
@@ -1153,15 +1246,21 @@ Tensor *ad_attention(Ctx *c, Tensor *qkv, int n_head) {
     ASSERT(n_head >= 1 && s.C % n_head == 0, "attention: C=%d not divisible by %d heads", s.C,
            n_head);
     s.hd = s.C / n_head;
-    int shape[3] = {s.B, s.T, s.C};
+    int shape[3] = {s.B, s.T, s.C}, units = s.B * s.NH;
     Tensor *out = ad_out(c, 3, shape, &qkv, 1);
     AttCtx *k = arena_alloc(&c->arena, sizeof *k);
     k->s = s;
-    k->att = arena_alloc(&c->arena, (size_t)s.B * s.NH * s.T * s.T * sizeof(float));
-    attention_forward(out->data, k->att, qkv->data, &s);
+    size_t TT = (size_t)s.T * (size_t)s.T;
+    k->att = arena_alloc(&c->arena, (size_t)units * TT * sizeof(float));
+    k->nt = OPS_WORK_THREADS((size_t)units * TT);
+    if (k->nt > units) k->nt = units;
+    float *o = out->data, *att = k->att;
+    const float *q = qkv->data;
+    OPS_PARALLEL_CHUNKS((size_t)units, k->nt, 1,
+                        attention_forward(o, att, q, &s, (int)lo, (int)hi));
     TapeNode *nd = tape_record(c, "attention", attention_bwd, out, &qkv, 1);
     if (nd) {
-        k->dp = arena_alloc(&c->arena, (size_t)s.T * s.T * sizeof(float));
+        k->dp = arena_alloc(&c->arena, (size_t)k->nt * TT * sizeof(float));
         nd->ctx = k;
     }
     return fmt ? ad_cast(c, out, fmt) : out;

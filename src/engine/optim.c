@@ -22,6 +22,7 @@
 #include <stddef.h>
 
 #include "common.h"
+#include "ops_kernel.h"
 
 /* ---- [optim] config table ---- */
 
@@ -128,7 +129,7 @@ typedef struct {
 
 /* Adam (Kingma & Ba 2015, Alg. 1, with eps outside the bias-corrected root as
  * torch has it); AdamW (Loshchilov & Hutter 2019) first shrinks p. */
-static void adam_update(float *restrict p, float *restrict m, float *restrict v,
+OPS_SIMD static void adam_update(float *restrict p, float *restrict m, float *restrict v,
                         const float *restrict g, size_t n, const AdamScalars *s) {
     for (size_t i = 0; i < n; i++) {
         p[i] = p[i] * s->shrink;
@@ -210,8 +211,17 @@ void optim_step(Optim *o, ParamSet *ps, double lr) {
     ASSERT(o->n == ps->n && o->lo == 0, "optimizer sized for %zu values, ParamSet %s has %zu", o->n,
            ps->name, ps->n);
     o->t++;
-    for (int i = 0; i < ps->count; i++)
-        if (!ps->params[i].buffer) step_slice(o, ps, &ps->params[i], lr, ps->params[i].offset, ps->params[i].t.n);
+    /* every update is elementwise: threads take contiguous blocks of the flat
+     * buffer, each updating the part of every Param inside its block */
+    OPS_PARALLEL_CHUNKS(ps->n, OPS_WORK_THREADS(ps->n), 64, {
+        for (int i = 0; i < ps->count; i++) {
+            const Param *prm = &ps->params[i];
+            size_t a = prm->offset, b = prm->offset + prm->t.n;
+            a = a > lo ? a : lo;
+            b = b < hi ? b : hi;
+            if (!prm->buffer && a < b) step_slice(o, ps, prm, lr, a, b - a);
+        }
+    });
 }
 
 void optim_step_shard(Optim *o, ParamSet *ps, double lr) {

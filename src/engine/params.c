@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "common.h"
+#include "ops_kernel.h"
 
 void param_set_init(ParamSet *ps, const char *name, int max_params) {
     memset(ps, 0, sizeof *ps);
@@ -78,7 +79,10 @@ void param_set_requires_grad(ParamSet *ps, int on) {
     }
 }
 
-void param_zero_grad(ParamSet *ps) { memset(ps->grad, 0, ps->n * sizeof(float)); }
+void param_zero_grad(ParamSet *ps) {
+    float *g = ps->grad;
+    OPS_PARALLEL_CHUNKS(ps->n, OPS_WORK_THREADS(ps->n), 64, memset(g + lo, 0, (hi - lo) * sizeof *g));
+}
 
 Param *param_find(ParamSet *ps, const char *name) {
     for (int i = 0; i < ps->count; i++)

@@ -292,11 +292,15 @@ double trainer_step(Trainer *tr, UpdateGroup *const *upd, int nupd, TrainerLossF
         Tensor *loss = fn(model, &tr->ctx, tr, arg);
         ASSERT(loss && loss->n == 1, "a loss function must return a scalar");
         mine[done++] = loss->data[0];
-        if (!isfinite(loss->data[0])) { /* no use running backward on NaN */
+        /* no use running backward on NaN; with the dynamic scaler it runs, as
+         * in torch: the gradient's own finiteness decides (step 3) */
+        if (!isfinite(loss->data[0]) && !tr->scaler.dynamic) {
             stopped = 1;
             continue;
         }
         if (loss->grad) ad_backward(&tr->ctx, loss, (float)(scale / K));
+        if (done == 1 && tr->step == tr->train.grad_hist_step && tr->hist.step < 0)
+            grad_hist_record(&tr->hist, &tr->ctx, tr->step, scale);
         if (done > 1) accumulate_end(upd, nupd);
     }
     /* the step's arena lives until the pipeline has run: DP-SGD's step 4 reads
@@ -320,8 +324,12 @@ double trainer_step(Trainer *tr, UpdateGroup *const *upd, int nupd, TrainerLossF
         for (int i = 0; i < nupd; i++) {
             refuse(upd[i]);
             upd[i]->last.pre_norm = NAN; /* no backward ran: the gradient is unknown */
-            nonfinite(tr, upd[i], "loss", loss);
+            /* with the dynamic scaler an overflowed forward is torch's found_inf (the
+             * backward of an inf loss is inf): the step skipped, the scale backed off */
+            if (tr->scaler.dynamic) upd[i]->skipped++;
+            else nonfinite(tr, upd[i], "loss", loss);
         }
+        scaler_update(&tr->scaler, 1);
         return loss;
     }
     int found_inf = 0;

@@ -73,12 +73,28 @@ static int write_loss_and_norm(const Trainer *tr, double baseline) {
                             {.label = "clip threshold", .x = x, .y = th, .n = n, .color = 3},
                             {.label = "post-clip norm", .x = x, .y = gc, .n = n, .color = 2}};
         if (!has_th) gs[1] = gs[2]; /* value/norm/agc have no global threshold */
-        PlotPanel gp = {.title = "Global gradient L2 norm", .xlabel = "step", .ylabel = "norm",
-                        .logy = PLOT_LOGY_AUTO, .series = gs,
-                        .nseries = tr->groups[0].clip.cfg.grad == CLIP_NONE ? 1 : 2 + has_th};
+        /* the dynamic loss scale: a line at each overflow (skipped step), and
+         * the scale's trajectory in a second panel */
+        int sc = metrics_col(l, "loss_scale"), sk = metrics_col(l, "overflow_skip");
+        double *scale = xmalloc(n * sizeof *scale), *skips = xmalloc(n * sizeof *skips);
+        int nskip = 0;
+        for (size_t r = 0; sk >= 0 && r < n; r++) {
+            scale[r] = l->rows[r * (size_t)l->ncols + sc];
+            if (l->rows[r * (size_t)l->ncols + sk] != 0) skips[nskip++] = x[r];
+        }
+        PlotSeries ss = {.label = "loss scale (the step's backward ran with it)", .x = x, .y = scale, .n = n};
+        PlotPanel gp[2] = {{.title = "Global gradient L2 norm", .xlabel = "step", .ylabel = "norm",
+                            .logy = PLOT_LOGY_AUTO, .series = gs,
+                            .nseries = tr->groups[0].clip.cfg.grad == CLIP_NONE ? 1 : 2 + has_th,
+                            .vlines = skips, .nvlines = nskip,
+                            .vline_label = "overflow: step skipped, scale backed off"},
+                           {.title = "Dynamic loss scale (GradScaler)", .xlabel = "step",
+                            .ylabel = "scale", .logy = PLOT_LOGY_ON, .series = &ss, .nseries = 1,
+                            .vlines = skips, .nvlines = nskip,
+                            .vline_label = "overflow: step skipped, scale backed off"}};
         snprintf(path, sizeof path, "%s/grad_norm.png", tr->run.out_dir);
-        rc = plot_figure(path, title, &gp, 1, 1000, 480, err, sizeof err);
-        free(th);
+        rc = plot_figure(path, title, gp, sk >= 0 ? 2 : 1, 1000, sk >= 0 ? 860 : 480, err, sizeof err);
+        free(th), free(scale), free(skips);
     }
     if (rc != 0) fprintf(stderr, "cliplab: error: writing plots: %s\n", err);
     free(x), free(loss), free(gn), free(gc), free(val), free(vx), free(ex), free(ey);

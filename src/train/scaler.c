@@ -93,7 +93,7 @@ int scaler_check(const TrainConfig *t, const ScalerConfig *c, int scaler_set, co
                 "the scaler is not used\n", path, t->loss_scale);
     if (t->precision == HALF_FP16 && t->loss_scale == 1.0)
         fprintf(warn, "cliplab: warning: %s: [train] precision = fp16 without loss scaling: activation "
-                "gradients below 2^-24 flush to zero (set [train] loss_scale = dynamic to scale them "
+                "gradients of magnitude 2^-25 or less flush to zero (set [train] loss_scale = dynamic to scale them "
                 "into range)\n", path);
     if (t->clip_before_unscale)
         fprintf(warn, "cliplab: warning: %s: [train] clip_before_unscale = true clips the scaled "

@@ -5,6 +5,7 @@
 #include "train.h"
 
 #include <cblas.h>
+#include <omp.h>
 #include <errno.h>
 #include <math.h>
 #include <signal.h>
@@ -20,6 +21,7 @@
 #include "checkpoint.h"
 #include "common.h"
 #include "plot.h"
+#include "ops.h"
 #include "resume.h"
 #include "runfolder.h"
 
@@ -492,6 +494,11 @@ Trainer *trainer_create(const ModelDef *def, const void *model_cfg, const Traine
      * them (the numbers do not depend on the thread count). */
     const char *cap_env = getenv("CLIPLAB_THREAD_CAP");
     int cap = cap_env ? atoi(cap_env) : 0;
+    if (tr->train.threads == 0) { /* all cores (those this process may run on) */
+        int cores = omp_get_num_procs();
+        tr->train.threads = cores < 1 ? 1 : cores > 256 ? 256 : cores;
+        if (cap >= 1 && tr->train.threads > cap) tr->train.threads = cap;
+    }
     if (cap >= 1 && tr->train.threads > cap) {
         printf("[train] threads = %d capped at %d (the sweep's workers share the cores)\n",
                tr->train.threads, cap);
@@ -499,10 +506,12 @@ Trainer *trainer_create(const ModelDef *def, const void *model_cfg, const Traine
     }
     recovery_init(&tr->rec, &s->recovery, s->train.steps);
     blas_pin(); /* before the first BLAS call: one kernel on every machine */
-    openblas_set_num_threads(tr->train.threads);
+    /* the kernels split over OpenMP threads; OpenBLAS runs on one inside each */
+    ops_set_threads(tr->train.threads);
     ctx_init(&tr->ctx, (size_t)s->train.arena_mb << 20, (size_t)s->train.max_nodes);
     tr->ctx.precision = s->train.precision;
     scaler_init(&tr->scaler, &s->scaler, s->train.loss_scale);
+    tr->hist.step = -1;
     rng_seed(&tr->rng, (uint64_t)s->run.seed, 54);
     tr->model = def->create(tr, model_cfg);
     ASSERT(tr->ngroups > 0, "model %s registered no parameter group", def->name);
@@ -808,6 +817,11 @@ int trainer_run(const ModelDef *def, const void *model_cfg, const TrainerSetting
     snprintf(seed, sizeof seed, "%ld", run->seed);
     plot_provenance("Seed", seed); /* on this run's figures */
     if (trained && rc == 0 && run->plots && writer) rc = run_plots_write(tr, baseline);
+    if (trained && rc == 0 && tr->hist.step >= 0 && writer) {
+        char err[512];
+        rc = grad_hist_write(&tr->hist, run->out_dir, run->name, err, sizeof err);
+        if (rc) fprintf(stderr, "cliplab: error: %s\n", err);
+    }
     if (trained && rc == 0 && def->finish && !tr->diverged && writer) def->finish(tr->model, tr);
     if (trained && rc == 0 && writer) { /* complete; then its resume.bin is not needed */
         char path[CFG_STR_MAX + 32], err[1024];

@@ -56,6 +56,7 @@
 #include "config.h"
 #include "dp.h"
 #include "dist.h"
+#include "grad_hist.h"
 #include "metrics.h"
 #include "model.h"
 #include "optim.h"
@@ -91,6 +92,7 @@ typedef struct TrainConfig {
     int arena_mb;
     int max_nodes;
     int quiet;
+    long grad_hist_step;          /* record this step's activation gradients (-1: none) */
 } TrainConfig;
 
 typedef struct ModelSel {
@@ -189,6 +191,7 @@ struct Trainer {
     int nprogress;
     Recovery rec;                 /* loss-spike rollback state */
     GradScaler scaler;            /* the loss scale, static or dynamic: one for every group */
+    GradHist hist;                /* [train] grad_hist_step's gradients (hist.step -1: none) */
     int saw_nonfinite;            /* the current step met a non-finite loss or gradient */
     int diverged;                 /* a non-finite loss or gradient was seen and the run stopped */
     double t_start;

@@ -55,12 +55,17 @@ static const CfgKey train_keys[] = {
     TR_KEY("clip_before_unscale", CFG_BOOL, clip_before_unscale, "false", 0, 1, NULL,
            "the bug: clip the still-scaled gradient (threshold acts as threshold/scale; "
            "an overflow turns into NaN and zeros under the clip)"),
-    TR_KEY("threads", CFG_INT, threads, "1", 1, 256, NULL, "OpenBLAS threads"),
+    TR_KEY("threads", CFG_INT, threads, "0", 0, 256, NULL,
+           "threads the engine's kernels split work over (0 = all cores); any count gives "
+           "the same numbers"),
     TR_KEY("arena_mb", CFG_INT, arena_mb, "256", 1, 65536, NULL,
            "per-step memory arena (activations and their gradients), MiB"),
     TR_KEY("max_nodes", CFG_INT, max_nodes, "65536", 16, 100000000, NULL,
            "tape capacity: ops recorded per step"),
     TR_KEY("quiet", CFG_BOOL, quiet, "false", 0, 1, NULL, "no progress lines"),
+    TR_KEY("grad_hist_step", CFG_LONG, grad_hist_step, "-1", -1, 1e8, NULL,
+           "record this step's activation gradients: grad_hist.csv/.png, log2 bins against "
+           "fp16's range (-1 = none)"),
 };
 const CfgSection train_config_section = {"train", train_keys,
                                          (int)(sizeof train_keys / sizeof *train_keys),

@@ -75,3 +75,19 @@ for name, w in W.items():
     out["w." + name] = w.detach()
     out["g." + name] = w.grad
 save(out_path(__file__), out)
+
+# bf16: the same forward under torch 1.13's CPU autocast (bf16 matmuls and
+# linears; float32 weights, as AMP keeps its master weights), for
+# tests/test_amp.c. Autocast leaves float64 alone, hence the float32 copies.
+W = {k: v.detach().float() for k, v in W.items()}
+with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+    x = W["wte"][idx] + W["wpe"][:T]
+    for i in range(L):
+        x = block(x, i)
+    logits16 = F.layer_norm(x, (C,), W["lnf.w"], W["lnf.b"], 1e-5) @ W["wte"].t()
+    loss16 = F.cross_entropy(logits16.reshape(B * T, V), targets.reshape(B * T))
+    out["loss_bf16_autocast"] = loss16.float().reshape(1)
+    out["logits_bf16_autocast"] = logits16.float().reshape(B * T, V)
+    out["dtypes_bf16_autocast"] = np.array([logits16.dtype == torch.bfloat16,
+                                            loss16.dtype == torch.float32], dtype=np.int32)
+save(out_path(__file__), out)
