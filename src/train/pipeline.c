@@ -319,15 +319,17 @@ double trainer_step(Trainer *tr, UpdateGroup *const *upd, int nupd, TrainerLossF
     /* the model's metrics of the step are those of the last micro-batch's rank */
     if (nranks > 1 && tr->nextra > 0) dist_bcast_doubles(tr->extra, tr->nextra, nranks - 1);
     double loss = loss_sum / K;
-    if (!isfinite(loss)) {
+    /* with the dynamic scaler a non-finite loss is not decided here: its
+     * backward ran (as in torch, where scaler.scale(loss).backward() runs
+     * whatever the loss), and the gradient's finiteness decides in step 3:
+     * usually inf or NaN (skip, back off), finite when the loss's overflow did
+     * not reach the gradient (tests/test_amp.c, step 21 of the torch run) */
+    if (!isfinite(loss) && !tr->scaler.dynamic) {
         ctx_reset(&tr->ctx);
         for (int i = 0; i < nupd; i++) {
             refuse(upd[i]);
             upd[i]->last.pre_norm = NAN; /* no backward ran: the gradient is unknown */
-            /* with the dynamic scaler an overflowed forward is torch's found_inf (the
-             * backward of an inf loss is inf): the step skipped, the scale backed off */
-            if (tr->scaler.dynamic) upd[i]->skipped++;
-            else nonfinite(tr, upd[i], "loss", loss);
+            nonfinite(tr, upd[i], "loss", loss);
         }
         scaler_update(&tr->scaler, 1);
         return loss;

@@ -65,23 +65,31 @@ static int write_loss_and_norm(const Trainer *tr, double baseline) {
         /* the threshold is a series: ZClip, AdaGC and auto move it step by step */
         double *th = xmalloc(n * sizeof *th);
         metrics_column(l, metrics_col(l, "clip_threshold"), th);
-        int has_th = 0;
-        for (size_t r = 0; r < n; r++) has_th |= isfinite(th[r]);
-        /* the post-clip line is drawn last, over the threshold it sits on whenever
-         * the clip acts; each keeps its colour whichever lines are drawn */
-        PlotSeries gs[3] = {{.label = "pre-clip norm", .x = x, .y = gn, .n = n, .color = 1},
-                            {.label = "clip threshold", .x = x, .y = th, .n = n, .color = 3},
-                            {.label = "post-clip norm", .x = x, .y = gc, .n = n, .color = 2}};
-        if (!has_th) gs[1] = gs[2]; /* value/norm/agc have no global threshold */
-        /* the dynamic loss scale: a line at each overflow (skipped step), and
-         * the scale's trajectory in a second panel */
+        /* the dynamic loss scale: a line at each overflow (a skipped step, not
+         * a divergence: its norm is left out of the norm panel), and the
+         * scale's trajectory in a second panel */
         int sc = metrics_col(l, "loss_scale"), sk = metrics_col(l, "overflow_skip");
         double *scale = xmalloc(n * sizeof *scale), *skips = xmalloc(n * sizeof *skips);
+        double *xn = xmalloc(n * sizeof *xn);
         int nskip = 0;
-        for (size_t r = 0; sk >= 0 && r < n; r++) {
-            scale[r] = l->rows[r * (size_t)l->ncols + sc];
-            if (l->rows[r * (size_t)l->ncols + sk] != 0) skips[nskip++] = x[r];
+        size_t nn = 0;
+        for (size_t r = 0; r < n; r++) {
+            if (sk >= 0) scale[r] = l->rows[r * (size_t)l->ncols + sc];
+            if (sk >= 0 && l->rows[r * (size_t)l->ncols + sk] != 0) {
+                skips[nskip++] = x[r];
+                continue;
+            }
+            xn[nn] = x[r], gn[nn] = gn[r], gc[nn] = gc[r], th[nn] = th[r];
+            nn++;
         }
+        int has_th = 0;
+        for (size_t r = 0; r < nn; r++) has_th |= isfinite(th[r]);
+        /* the post-clip line is drawn last, over the threshold it sits on whenever
+         * the clip acts; each keeps its colour whichever lines are drawn */
+        PlotSeries gs[3] = {{.label = "pre-clip norm", .x = xn, .y = gn, .n = nn, .color = 1},
+                            {.label = "clip threshold", .x = xn, .y = th, .n = nn, .color = 3},
+                            {.label = "post-clip norm", .x = xn, .y = gc, .n = nn, .color = 2}};
+        if (!has_th) gs[1] = gs[2]; /* value/norm/agc have no global threshold */
         PlotSeries ss = {.label = "loss scale (the step's backward ran with it)", .x = x, .y = scale, .n = n};
         PlotPanel gp[2] = {{.title = "Global gradient L2 norm", .xlabel = "step", .ylabel = "norm",
                             .logy = PLOT_LOGY_AUTO, .series = gs,
@@ -94,7 +102,7 @@ static int write_loss_and_norm(const Trainer *tr, double baseline) {
                             .vline_label = "overflow: step skipped, scale backed off"}};
         snprintf(path, sizeof path, "%s/grad_norm.png", tr->run.out_dir);
         rc = plot_figure(path, title, gp, sk >= 0 ? 2 : 1, 1000, sk >= 0 ? 860 : 480, err, sizeof err);
-        free(th), free(scale), free(skips);
+        free(th), free(scale), free(skips), free(xn);
     }
     if (rc != 0) fprintf(stderr, "cliplab: error: writing plots: %s\n", err);
     free(x), free(loss), free(gn), free(gc), free(val), free(vx), free(ex), free(ey);
@@ -276,7 +284,6 @@ int run_plots_write(const Trainer *tr, double baseline) {
  * one-step spike keeps its height). Non-finite values propagate from where they
  * occur, so a divergence is still marked where it happened. */
 static void smooth(const double *y, size_t n, size_t w, int use_max, double *out) {
-    double sum = 0.0;
     int bad = 0;
     for (size_t i = 0; i < n; i++) {
         if (!isfinite(y[i])) bad = 1;
@@ -284,16 +291,13 @@ static void smooth(const double *y, size_t n, size_t w, int use_max, double *out
             out[i] = y[i];
             continue;
         }
-        sum += y[i];
-        if (i >= w) sum -= y[i - w];
+        /* each window summed afresh: a running sum minus the values leaving it can go
+         * below zero when values fall by decades (a KL of 1 then 1e-20), and a negative
+         * mean would turn a log axis linear */
         size_t lo = i + 1 >= w ? i + 1 - w : 0;
-        if (use_max) {
-            double m = y[lo];
-            for (size_t k = lo + 1; k <= i; k++) m = y[k] > m ? y[k] : m;
-            out[i] = m;
-        } else {
-            out[i] = sum / (double)(i + 1 - lo);
-        }
+        double m = y[lo], sum = y[lo];
+        for (size_t k = lo + 1; k <= i; k++) m = y[k] > m ? y[k] : m, sum += y[k];
+        out[i] = use_max ? m : sum / (double)(i + 1 - lo);
     }
 }
 
