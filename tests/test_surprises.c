@@ -192,8 +192,8 @@ Test(surprises, shipped_configs_load_without_warnings) {
         for (size_t i = 0; i < sizeof lessons / sizeof *lessons; i++)
             if (!strcmp(base, lessons[i].config)) allowed = lessons[i].warning;
         const char *w = strstr(out, "warning");
-        if (allowed) /* its lesson's warning, once, and nothing else */
-            cr_assert(w && strstr(w, allowed) && !strstr(w + 1, "warning"), "%s:\n%s", path, out);
+        if (allowed && w) /* at most its lesson's warning, once, and nothing else */
+            cr_assert(strstr(w, allowed) && !strstr(w + 1, "warning"), "%s:\n%s", path, out);
         else
             cr_assert(!w, "%s:\n%s", path, out);
         n++;
