@@ -274,6 +274,13 @@ MPIRUN ?= mpirun --oversubscribe $(if $(filter 0,$(shell id -u)),--allow-run-as-
 ddp: deps
 	$(MAKE) train
 	$(MPIRUN) -np 2 ./train configs/ddp_global.ini configs/ddp_local.ini --compare runs/ddp.png
+# the transformer's throughput at np 2 against one process (and threads = 2),
+# then "beyond one machine": runs/ddp_scaling.png from the measured step (also
+# part of make bench; ~1 min idle)
+.PHONY: ddp-scaling
+ddp-scaling: deps
+	$(MAKE) train $(BUILD)/bench/bench_ddp_scaling
+	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 $(PYTHON) tests/bench/bench_ddp.py $(BUILD)/bench
 
 # ---- the gallery ----
 # Every demo figure, regenerated and copied into docs/figures/ (committed; the
@@ -285,7 +292,9 @@ GALLERY := \
   demo:runs/compare_rnn_noclip_vs_rnn_clip_step_size.png:rnn_step_size.png \
   ablation:runs/rnn_methods.png:rnn_methods.png \
   recovery:runs/rnn_recovery.png:rnn_recovery.png \
+  recovery-seeds:runs/recovery_seeds.png:recovery_seeds.png \
   ddp:runs/ddp.png:ddp.png \
+  ddp-scaling:runs/ddp_scaling.png:ddp_scaling.png \
   order:runs/compare_rnn_order_noclip_vs_rnn_order_clip.png:rnn_order.png \
   sweep-rnn:runs/rnn_threshold/summary.png:sweep_rnn_threshold.png \
   sweep-methods:runs/rnn_methods/summary.png:sweep_rnn_methods.png \
@@ -298,10 +307,13 @@ GALLERY := \
   wgan-figure1:runs/wgan_figure1.png:wgan_figure1.png \
   ppo:runs/ppo_clip_coef.png:ppo_clip_coef.png \
   ppo:runs/ppo_clip/episode.png:ppo_episode.png \
+  ppo-seeds:runs/ppo_seeds.png:ppo_seeds.png \
   mobilenet:runs/mobilenet.png:mobilenet.png \
   mobilenet:runs/mobilenet_quant.png:mobilenet_quant.png \
   mobilenet:runs/mobilenet_nobn.png:mobilenet_nobn.png \
   mobilenet:runs/mobilenet_nobn_act_max.png:mobilenet_nobn_act_max.png \
+  dp:runs/dp.png:dp.png \
+  dp:runs/dp_norms.png:dp_norms.png \
   amp:runs/amp.png:amp.png \
   amp:runs/amp_fp32/grad_hist.png:amp_grad_hist.png \
   amp:runs/amp_fp16_dynamic/grad_norm.png:amp_loss_scale.png

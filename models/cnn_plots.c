@@ -6,8 +6,9 @@
  *                      bound C (dashed), log scale (a run with adaptive C shows
  *                      C following the median); epsilon spent over epochs;
  *   <stem>_norms.png:  for runs that wrote dp_norms.csv ([dp] log_norms), the
- *                      per-example norm histograms at four points of training,
- *                      overlaid, with each run's C and the share clipped. */
+ *                      per-example norm histograms (of log10 norm: they span
+ *                      decades) at four points of training, overlaid, with
+ *                      each run's C and the share clipped. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -125,20 +126,22 @@ static int norms_figure(const RunResult *runs, int n, const char *out, char *err
             for (size_t k = 0; k < nr[i].n; k++)
                 if (nr[i].step[k] == s) {
                     C = nr[i].C[k];
-                    vals[p][nh][cnt++] = nr[i].norm[k];
+                    /* log10: the norms span five decades (1e-3 to 1e2) */
+                    vals[p][nh][cnt++] = log10(nr[i].norm[k]);
                     clipped += nr[i].norm[k] > C;
                 }
             snprintf(labels[p][nh], sizeof labels[p][nh], "%s: %.0f%% above C = %.3g", runs[i].name,
                      100.0 * clipped / (cnt ? cnt : 1), C);
             hists[p][nh] = (PlotHist){.label = labels[p][nh], .v = vals[p][nh], .n = cnt};
-            vl[p][nv++] = C;
+            vl[p][nv++] = log10(C);
             if (!strstr(titles[p], " ") && tl < sizeof titles[p] - 64) /* one step per panel title */
                 tl += (size_t)snprintf(titles[p] + tl, sizeof titles[p] - tl,
                                        "step %ld of training (%s)", s + 1, p == 0 ? "first"
                                        : p == NP - 1 ? "last" : "between");
             nh++;
         }
-        panels[p] = (PlotPanel){.title = titles[p], .xlabel = "per-example gradient L2 norm",
+        panels[p] = (PlotPanel){.title = titles[p],
+                                .xlabel = "log10 of the per-example gradient L2 norm",
                                 .ylabel = "examples", .hists = hists[p], .nhists = nh, .bins = 40,
                                 .vlines = vl[p], .nvlines = nv,
                                 .vline_label = "clip bound C (examples right of it are clipped)"};

@@ -180,7 +180,7 @@ Test(cli, plot_groups_seeds) {
     cli_write("a.ini", SMALL_RNN);
     cli_write("b.ini", SMALL_RNN "[clip]\ngrad = global_norm\nmax_norm = 0.5\n");
     for (int s = 1; s <= 2; s++) {
-        snprintf(cmd, sizeof cmd, "a.ini b.ini run.seed=%d run.plots=false", s);
+        snprintf(cmd, sizeof cmd, "a.ini:run.name=a b.ini:run.name=b run.seed=%d run.plots=false", s);
         cr_assert_eq(run_train(cmd, err, sizeof err), 0, "%s", err);
         snprintf(cmd, sizeof cmd, "cd %s && mv runs/a runs/a%d && mv runs/b runs/b%d", cli_dir, s, s);
         cr_assert_eq(system(cmd), 0);

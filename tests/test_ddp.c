@@ -194,7 +194,7 @@ Test(ddp, rank_zero_alone_writes_and_speaks, .init = setup, .fini = cli_rmdir, .
     free(o);
 }
 
-#define KILL_O "train.steps=30 train.eval_every=10 run.plots=false run.checkpoint_every=10 train.quiet=true"
+#define KILL_O "train.steps=30 train.eval_every=10 run.plots=false run.resume_every=10 train.quiet=true"
 
 Test(ddp, killed_rank_stops_the_job_and_resume_matches, .init = setup, .fini = cli_rmdir, .timeout = 900) {
     NEED_MPI();

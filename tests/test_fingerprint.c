@@ -16,6 +16,7 @@
 
 #include "cli.h"
 #include "dist.h"
+#include "dp.h"
 #include "resume.h"
 #include "scaler.h"
 #include "trainer_fixture.h"
@@ -37,7 +38,7 @@ typedef struct {
 } AllSections;
 
 /* Every section of ./train: run, model, train, optim, clip, recovery, scaler,
- * dist, each model's own, then each model's group sections; defaults applied. */
+ * dp, dist, each model's own, then each model's group sections; defaults applied. */
 static void all_sections(AllSections *a) {
     for (int i = 0; i < model_registry_count; i++) model_names[i] = model_registry[i]->name;
     const CfgSection *secs[MAXSEC];
@@ -45,7 +46,8 @@ static void all_sections(AllSections *a) {
     const CfgSection *shared[] = {&run_config_section,   &model_section,
                                   &train_config_section, &optim_config_section,
                                   &clip_config_section,  &recovery_config_section,
-                                  &scaler_config_section, &dist_config_section};
+                                  &scaler_config_section, &dp_config_section,
+                                  &dist_config_section};
     for (size_t i = 0; i < sizeof shared / sizeof *shared; i++) secs[n++] = shared[i];
     for (int i = 0; i < model_registry_count; i++)
         if (model_registry[i]->section) secs[n++] = model_registry[i]->section;

@@ -309,9 +309,12 @@ static int check_combinations(const RunSpec *rs, const char *path) {
     if (check_optim(&rs->set.optim, rs->set.train.steps, "optim", path)) return -1;
     if (check_clip(&rs->set.clip, "clip", path)) return -1;
     char err[512];
-    int si = cfg_find_section(&rs->cfg, "scaler");
-    if (scaler_check(&rs->set.train, &rs->set.scaler, si >= 0 && rs->cfg.touched[si], path, err,
-                     sizeof err, stderr)) {
+    /* [scaler] "set": a key given with a value other than its default (a saved
+     * config.ini writes every key at its value, and must load back quietly) */
+    int si = cfg_find_section(&rs->cfg, "scaler"), scaler_set = 0;
+    for (int k = 0; si >= 0 && k < rs->cfg.sections[si]->nkeys; k++)
+        scaler_set |= rs->cfg.set[si][k] && !cfg_is_default(&rs->cfg.sections[si]->keys[k], rs->cfg.structs[si]);
+    if (scaler_check(&rs->set.train, &rs->set.scaler, scaler_set, path, err, sizeof err, stderr)) {
         fprintf(stderr, "cliplab: error: %s\n", err);
         return -1;
     }
@@ -330,6 +333,14 @@ static int check_combinations(const RunSpec *rs, const char *path) {
     warn_groups(rs, path);
     return 0;
 }
+/* An argument that names a readable .ini file is a config, even with a '=' in
+ * its path (a run folder named for its overrides holds a config.ini). */
+static int is_config_file(const char *arg) {
+    size_t n = strlen(arg);
+    struct stat sb;
+    return n > 4 && !strcmp(arg + n - 4, ".ini") && stat(arg, &sb) == 0 && S_ISREG(sb.st_mode);
+}
+
 static int cmp_str(const void *a, const void *b) {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
@@ -730,7 +741,7 @@ static int run_main(int argc, char **argv) {
                 tok = next;
             }
             paths[npaths++] = copy;
-        } else if (strchr(a, '=')) {
+        } else if (strchr(a, '=') && !is_config_file(a)) { /* runs/a,clip.max_norm=1/config.ini is a file */
             if (nover == 256) usage_error("too many overrides (at most 256)");
             overrides[nover++] = argv[i];
         } else {

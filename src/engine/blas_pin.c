@@ -9,9 +9,10 @@
  * CPU. We re-select OpenBLAS's Haswell kernel (AVX2 + FMA, which every x86-64
  * CPU since 2013 (Intel) / 2015 (AMD) has) through OpenBLAS's own selection
  * entry points, gotoblas_dynamic_quit/_init, after setting OPENBLAS_CORETYPE
- * as a user would; its threads split M and N, never K, so the thread count
- * does not change a sum either. glibc's libm picks its FMA variants on the same
- * CPUs, so expf/logf/tanhf agree too.
+ * as a user would. The kernel's result still depends on how a product is
+ * blocked, so OpenBLAS runs on one thread and no call is cut in pieces (the
+ * engine's own threads run whole calls side by side: ops_kernel.h). glibc's
+ * libm picks its FMA variants on the same CPUs, so expf/logf/tanhf agree too.
  *
  * What is left to the machine, and said once on stderr: a CPU without AVX2 or
  * FMA, an OpenBLAS without DYNAMIC_ARCH, an OpenBLAS other than the 0.3.21 the

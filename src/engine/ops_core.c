@@ -65,6 +65,13 @@ OPS_SIMD static void colsum_add(float *restrict db, const float *restrict d, flo
         for (size_t j = 0; j < nb; j++) db[j] += sign * d[r * nb + j];
 }
 
+/* db[W] += column sums of d[R, ld][:, 0:W], each column summed in row order */
+OPS_SIMD static void colsum_cols(float *restrict db, const float *restrict d, size_t rows,
+                                 size_t ld, size_t W) {
+    for (size_t r = 0; r < rows; r++)
+        for (size_t j = 0; j < W; j++) db[j] += d[r * ld + j];
+}
+
 /* ------------------------------------------------------- mixed precision */
 
 static void cast_bw(TapeNode *nd) {
@@ -82,13 +89,6 @@ Tensor *ad_cast(Ctx *c, Tensor *x, int fmt) {
     TapeNode *nd = tape_record(c, "cast", cast_bw, out, &x, 1);
     if (nd) nd->iargs[0] = fmt;
     return out;
-}
-
-/* db[W] += column sums of d[R, ld][:, 0:W], each column summed in row order */
-OPS_SIMD static void colsum_cols(float *restrict db, const float *restrict d, size_t rows,
-                                 size_t ld, size_t W) {
-    for (size_t r = 0; r < rows; r++)
-        for (size_t j = 0; j < W; j++) db[j] += d[r * ld + j];
 }
 
 /* ------------------------------------------------------- linear algebra */
@@ -139,40 +139,36 @@ Tensor *ad_matmul(Ctx *c, Tensor *a, Tensor *b) {
     return out;
 }
 
-/* out[R,OUT] = x[R,IN] @ w[OUT,IN]^T + bias[OUT]; bias may be NULL.
- * Threads take blocks of rows (ops_kernel.h), each its own sgemm: a row of
- * the product is the same sum whichever call computes it. */
+/* out[R,OUT] = x[R,IN] @ w[OUT,IN]^T + bias[OUT]; bias may be NULL. One
+ * sgemm call, never split over threads: the pinned Haswell kernel's sums
+ * depend on how a call's rows and columns are blocked (measured: splitting
+ * M = 1024 rows at 512 changes 12k of 512k products), so only whole calls
+ * run in parallel. */
 static void linear_forward(float *out, const float *x, const float *w, const float *bias,
                            int R, int IN, int OUT) {
-    int nt = OPS_WORK_THREADS((size_t)R * (size_t)OUT);
-    OPS_PARALLEL_CHUNKS((size_t)R, nt, 64, {
-        float *o = out + lo * (size_t)OUT;
-        int rows = (int)(hi - lo);
-        if (bias)
-            for (int r = 0; r < rows; r++) memcpy(o + (size_t)r * OUT, bias, (size_t)OUT * sizeof *o);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, OUT, IN, 1.0f,
-                    x + lo * (size_t)IN, IN, w, IN, bias ? 1.0f : 0.0f, o, OUT);
-    });
+    if (bias)
+        for (int r = 0; r < R; r++) memcpy(out + (size_t)r * OUT, bias, (size_t)OUT * sizeof *out);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, R, OUT, IN, 1.0f, x, IN, w, IN,
+                bias ? 1.0f : 0.0f, out, OUT);
 }
 
 /* dx[R,IN] += dout[R,OUT] @ w[OUT,IN];  dw[OUT,IN] += dout^T @ x[R,IN];
  * dbias[OUT] += column sums of dout. Any of dx/dw/dbias may be NULL.
- * Thread k takes a block of dx's rows, of dw's rows and of dbias: no sum is
- * split (dw's inner dimension R stays whole in one sgemm). */
+ * With threads, dx's sgemm and dw's (then dbias) run at once on two threads:
+ * the same whole calls as on one thread, so the same bits. */
 static void linear_backward(float *dx, float *dw, float *dbias, const float *dout,
                             const float *x, const float *w, int R, int IN, int OUT) {
-    int nt = OPS_WORK_THREADS((size_t)R * (size_t)(IN > OUT ? IN : OUT));
+    int nt = dx && (dw || dbias) ? OPS_WORK_THREADS((size_t)R * (size_t)(IN > OUT ? IN : OUT)) : 1;
+    nt = nt > 2 ? 2 : nt;
 #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
-    for (int k = 0; k < nt; k++) {
-        size_t r0 = ops_chunk((size_t)R, nt, k, 64), r1 = ops_chunk((size_t)R, nt, k + 1, 64);
-        size_t o0 = ops_chunk((size_t)OUT, nt, k, 64), o1 = ops_chunk((size_t)OUT, nt, k + 1, 64);
-        if (dx && r1 > r0)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(r1 - r0), IN, OUT, 1.0f,
-                        dout + r0 * (size_t)OUT, OUT, w, IN, 1.0f, dx + r0 * (size_t)IN, IN);
-        if (dw && o1 > o0)
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(o1 - o0), IN, R, 1.0f,
-                        dout + o0, OUT, x, IN, 1.0f, dw + o0 * (size_t)IN, IN);
-        if (dbias && o1 > o0) colsum_cols(dbias + o0, dout + o0, (size_t)R, (size_t)OUT, o1 - o0);
+    for (int part = 0; part < 2; part++) {
+        if (part == 0 && dx)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, R, IN, OUT, 1.0f, dout, OUT, w,
+                        IN, 1.0f, dx, IN);
+        if (part == 1 && dw)
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OUT, IN, R, 1.0f, dout, OUT, x,
+                        IN, 1.0f, dw, IN);
+        if (part == 1 && dbias) colsum_cols(dbias, dout, (size_t)R, (size_t)OUT, (size_t)OUT);
     }
 }
 

@@ -97,7 +97,8 @@ typedef struct ModelDef {
      * micro-batches with it; without it the rank runs `loss` without
      * gradients instead (same draws, slower). */
     void (*skip_batch)(void *m, Trainer *tr);
-    /* Custom-step: one iteration, calling trainer_step(); returns the loss to log. */
+    /* Custom-step (the other of loss and step): one iteration, calling
+     * trainer_step() once per optimizer update; returns the loss to log. */
     double (*step)(void *m, Trainer *tr);
     /* Optional: held-out loss, logged in the trainer's val_loss column every
      * [train] eval_every steps; called with gradients off and Ctx.train = 0. */

@@ -284,7 +284,6 @@ int run_plots_write(const Trainer *tr, double baseline) {
  * one-step spike keeps its height). Non-finite values propagate from where they
  * occur, so a divergence is still marked where it happened. */
 static void smooth(const double *y, size_t n, size_t w, int use_max, double *out) {
-    double sum = 0.0;
     int bad = 0;
     for (size_t i = 0; i < n; i++) {
         if (!isfinite(y[i])) bad = 1;
@@ -292,16 +291,13 @@ static void smooth(const double *y, size_t n, size_t w, int use_max, double *out
             out[i] = y[i];
             continue;
         }
-        sum += y[i];
-        if (i >= w) sum -= y[i - w];
+        /* each window summed afresh: a running sum minus the values leaving it can go
+         * below zero when values fall by decades (a KL of 1 then 1e-20), and a negative
+         * mean would turn a log axis linear */
         size_t lo = i + 1 >= w ? i + 1 - w : 0;
-        if (use_max) {
-            double m = y[lo];
-            for (size_t k = lo + 1; k <= i; k++) m = y[k] > m ? y[k] : m;
-            out[i] = m;
-        } else {
-            out[i] = sum / (double)(i + 1 - lo);
-        }
+        double m = y[lo], sum = y[lo];
+        for (size_t k = lo + 1; k <= i; k++) m = y[k] > m ? y[k] : m, sum += y[k];
+        out[i] = use_max ? m : sum / (double)(i + 1 - lo);
     }
 }
 

@@ -20,8 +20,8 @@
 #include "budget.h"
 #include "checkpoint.h"
 #include "common.h"
-#include "plot.h"
 #include "ops.h"
+#include "plot.h"
 #include "resume.h"
 #include "runfolder.h"
 
@@ -84,7 +84,7 @@ static void dp_setup(Trainer *tr) {
         die("[dp] enabled with [recovery] enabled: a rollback re-runs steps on new batches, and "
             "each of them spends privacy that the accountant (which counts steps) would not see");
     if (s->dp.adaptive && s->run.checkpoint_every > 0)
-        die("[dp] adaptive = true with [run] checkpoint_every: the adapted C is not in the "
+        die("[dp] adaptive = true with [run] resume_every: the adapted C is not in the "
             "checkpoint yet, so a resumed run would restart from the initial C");
     if (tr->ngroups != 1 || !tr->dp_examples)
         die("[dp] enabled with model %s, which does not support DP-SGD (it declares no training "
@@ -389,6 +389,8 @@ static long kill_step(void) {
 }
 
 void trainer_train(Trainer *tr) {
+    ASSERT(tr->def->loss || tr->def->step, "model %s: the loop needs loss or step (model.h)",
+           tr->def->name);
     double last_print = now_seconds();
     long kill_at = kill_step();
     for (; tr->step < tr->train.steps; tr->step++) { /* from 0, or a resumed step */
@@ -479,10 +481,11 @@ const char *model_def_problem(const ModelDef *d) {
 }
 
 Trainer *trainer_create(const ModelDef *def, const void *model_cfg, const TrainerSettings *s) {
-    /* what the loop itself needs; model_def_problem() holds registered models to all of model.h */
-    ASSERT(def->create && !def->loss != !def->step && !def->save_state == !def->load_state,
-           "model %s: needs create, exactly one of loss and step, and save_state with load_state "
-           "(model.h)", def->name);
+    /* what the trainer itself needs (a test may drive trainer_step by hand, with
+     * neither loss nor step); model_def_problem() holds registered models to all of model.h */
+    ASSERT(def->create && !(def->loss && def->step) && !def->save_state == !def->load_state,
+           "model %s: needs create, at most one of loss and step, and save_state with "
+           "load_state (model.h)", def->name);
     Trainer *tr = xcalloc(1, sizeof *tr);
     tr->def = def;
     tr->set = s;
@@ -731,7 +734,7 @@ static void shard_refusal(const Trainer *tr, char *err, size_t len) {
     }
     if (!why && tr->set->dist.clip == DIST_CLIP_LOCAL) why = "[dist] clip = local (use norm = local for the shard pitfall)";
     if (!why && (tr->run.checkpoint_every > 0 || tr->rec.cfg.enabled))
-        why = "checkpoints ([run] checkpoint_every, [recovery] enabled): each rank holds only its part of "
+        why = "checkpoints ([run] resume_every, [recovery] enabled): each rank holds only its part of "
               "the optimizer state";
     if (why) snprintf(err, len, "%s: [dist] shard = true does not work with %s yet", tr->run.name, why);
 }

@@ -9,7 +9,7 @@ Time is the training loop's own (the last time_ms of metrics.csv: no start-up,
 no PNGs), so samples/s = batch per step x steps / loop time. The np2 runs also
 print the time spent inside the all-reduce and the other collectives (waits
 for the slower rank included). Target: np2 >= 1.8x one's samples/s on 2 idle
-cores. Then ./bench_ddp_scaling draws docs/figures/ddp_scaling.png from the
+cores. Then ./bench_ddp_scaling draws runs/ddp_scaling.png from the
 measured step time (the ring all-reduce model of docs/ddp.md).
 
 There is no PyTorch side: the ratio is ours against ours, in one run.
@@ -81,6 +81,7 @@ print("  one process, batch 32, threads 2: %8.1f samples/s  = %.2fx one process"
       % (med["thr2"], med["thr2"] / med["one"]))
 scaling = os.path.join(bindir, "bench_ddp_scaling")
 if os.path.exists(scaling):
-    fig = os.path.join(root, "docs", "figures", "ddp_scaling.png")
+    os.makedirs(os.path.join(root, "runs"), exist_ok=True)
+    fig = os.path.join(root, "runs", "ddp_scaling.png")
     subprocess.run([scaling, "%.6f" % (statistics.median(step_ms) / 1000.0), str(params), fig], check=True)
 shutil.rmtree(tmp)

@@ -44,6 +44,7 @@ int main(int argc, char **argv) {
     for (int i = 0; i < B; i++) y[i] = (int)rng_below(&r, 10);
     Ctx c;
     ctx_init(&c, (size_t)512 << 20, 1 << 12);
+    ops_set_threads(bench_threads()); /* CLIPLAB_BENCH_THREADS */
     c.train = 1;
     OptimConfig oc = {.kind = OPTIM_ADAM, .lr = 1e-3, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8,
                       .schedule = SCHED_CONSTANT};

@@ -26,7 +26,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from benchlib import time_steps
+from benchlib import thread_scaling, threads_line, time_steps
 
 REPS, WARM, ROUNDS = 10, 3, 4
 B, HW = 32, 28
@@ -109,6 +109,9 @@ for mode in ("block", "net", "net28"):
           f"(forward {c['c_fwd_ms']:.1f}, backward {c['c_bwd_ms']:.1f}), pytorch {t_ms:.2f} ms, "
           f"speed-up x{t_ms / c_ms:.2f} (target >= 3; per-round x{ratios[0]:.2f}..x{ratios[-1]:.2f})",
           flush=True)
+    if mode != "net28":
+        one, two = thread_scaling(binary, REPS, ROUNDS, mode)
+        print(threads_line(f"  mobilenet {mode} step", one, two, 1.5), flush=True)
     if mode == "net":
         print(f"mobilenet epoch (60000 images, 1 thread) implied by the batch-32 step: "
               f"cliplab {c_ms * 60000 / B / 1000:.0f} s, pytorch {t_ms * 60000 / B / 1000:.0f} s")

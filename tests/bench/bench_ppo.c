@@ -43,6 +43,7 @@ int main(int argc, char **argv) {
     static int mact[M];
     Ctx c;
     ctx_init(&c, 16 << 20, 4096);
+    ops_set_threads(bench_threads()); /* CLIPLAB_BENCH_THREADS */
     OptimConfig oc = {.kind = OPTIM_ADAM, .lr = 2.5e-4, .beta1 = 0.9, .beta2 = 0.999,
                       .eps = 1e-5, .schedule = SCHED_CONSTANT};
     Optim opt;

@@ -17,7 +17,7 @@ import torch
 import torch.nn as nn
 from torch.distributions.categorical import Categorical
 
-from benchlib import interleaved
+from benchlib import interleaved, thread_scaling, threads_line
 
 REPS, WARM, ROUNDS = 20, 3, 5
 B, M, EPOCHS, CLIP = 512, 128, 4, 0.2
@@ -88,3 +88,5 @@ c_ms = c["c_step_ms"]
 print(f"ppo update (4 epochs x 4 minibatches of 128, actor+critic 64-64, Adam, clip 0.5, 1 thread): "
       f"cliplab {c_ms:.3f} ms, pytorch {torch_ms:.3f} ms, speed-up x{torch_ms / c_ms:.2f} "
       f"(target >= 3; per-round x{ratios[0]:.2f}..x{ratios[-1]:.2f})")
+one, two = thread_scaling(binary, REPS, ROUNDS)
+print(threads_line("  ppo update", one, two, "none set"), flush=True)

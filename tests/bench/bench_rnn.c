@@ -27,6 +27,7 @@ int main(int argc, char **argv) {
     rnn_make_batch(&r, RNN_TASK_ADDING, T, B, x, y, NULL);
     Ctx c;
     ctx_init(&c, 64 << 20, 1 << 14);
+    ops_set_threads(bench_threads()); /* CLIPLAB_BENCH_THREADS */
     OptimConfig oc = {.kind = OPTIM_SGD, .lr = 0.01, .schedule = SCHED_CONSTANT};
     Optim opt;
     optim_init(&opt, &oc, m.ps.n);

@@ -12,7 +12,7 @@ import sys
 
 import torch
 
-from benchlib import interleaved
+from benchlib import interleaved, thread_scaling, threads_line
 
 REPS, WARM, ROUNDS = 40, 10, 5
 T, B, H, I = 100, 32, 128, 2
@@ -44,3 +44,5 @@ print(f"rnn step (T={T}, B={B}, H={H}, 1 thread): cliplab {c_ms:.3f} ms, "
       f"per-round x{ratios[0]:.2f}..x{ratios[-1]:.2f})")
 print(f"clip_grad_norm share of the cliplab RNN step: {clip_ms * 1e3:.1f} us "
       f"= {100 * clip_ms / c_ms:.2f}% (target < 2%)")
+one, two = thread_scaling(binary, REPS, ROUNDS)
+print(threads_line("  rnn step", one, two, 1.5), flush=True)

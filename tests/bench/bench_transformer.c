@@ -3,9 +3,9 @@
  * default size (d_model 128, 4 layers, 4 heads, context 64) with batch 16 and
  * a vocabulary of 96, on random tokens; also the forward alone and the
  * backward alone, and the time inside cblas_sgemm (bench_sgemm.h), to show
- * where the time goes. Usage: bench_transformer REPS [THREADS] (THREADS as
- * [train] threads; default 1). tests/bench/bench_transformer.py runs this
- * beside the same step in PyTorch, at 1 and 2 threads.
+ * where the time goes. Usage: bench_transformer REPS, at CLIPLAB_BENCH_THREADS
+ * threads ([train] threads; default 1). tests/bench/bench_transformer.py runs
+ * this beside the same step in PyTorch, and again at 2 threads.
  * For instruction counts: valgrind --tool=callgrind --toggle-collect=bench_step
  * build/bench/bench_transformer 3 counts the steps alone. */
 #include "bench_sgemm.h"
@@ -48,7 +48,6 @@ __attribute__((noinline)) static void bench_step(Step *s) {
 
 int main(int argc, char **argv) {
     int reps = argc > 1 ? atoi(argv[1]) : 50, warm = 5;
-    ops_set_threads(argc > 2 ? atoi(argv[2]) : 1);
     TransformerConfig cfg = {.d_model = C, .n_layer = L, .n_head = NH, .context = T};
     Transformer m;
     memset(&m, 0, sizeof m);
@@ -58,7 +57,8 @@ int main(int argc, char **argv) {
     int *x = malloc(sizeof(int) * B * T), *y = malloc(sizeof(int) * B * T);
     for (int i = 0; i < B * T; i++) x[i] = (int)rng_below(&r, V), y[i] = (int)rng_below(&r, V);
     Ctx c;
-    ctx_init(&c, (size_t)256 << 20, 1 << 12);
+    ctx_init(&c, (size_t)256 << 20, 1 << 12); /* pins the BLAS kernel, as a run does */
+    ops_set_threads(bench_threads());
     OptimConfig oc = {.kind = OPTIM_ADAMW, .lr = 1e-3, .beta1 = 0.9, .beta2 = 0.95, .eps = 1e-8,
                       .weight_decay = 0.1, .schedule = SCHED_CONSTANT};
     Optim opt;

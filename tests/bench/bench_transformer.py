@@ -17,7 +17,7 @@ import sys
 import torch
 import torch.nn.functional as F
 
-from benchlib import interleaved
+from benchlib import interleaved, thread_scaling, threads_line
 
 REPS, WARM, ROUNDS = 15, 5, 4
 B, T, C, L, NH, V = 16, 64, 128, 4, 4, 96
@@ -87,4 +87,10 @@ c_ms = c["c_step_ms"]
 print(f"transformer step (B={B}, T={T}, C={C}, L={L}, NH={NH}, V={V}, "
       f"{int(c['params'])} params, 1 thread): cliplab {c_ms:.3f} ms "
       f"(forward {c['c_fwd_ms']:.1f}, backward {c['c_bwd_ms']:.1f}), pytorch {torch_ms:.3f} ms, "
-      f"speed-up x{torch_ms / c_ms:.2f} (target >= 1; per-round x{ratios[0]:.2f}..x{ratios[-1]:.2f})")
+      f"speed-up x{torch_ms / c_ms:.2f} (target >= 1.7; per-round x{ratios[0]:.2f}..x{ratios[-1]:.2f}; "
+      f"load average {os.getloadavg()[0]:.1f})")
+print(f"  share of the cliplab step inside sgemm (1 thread): {c['c_sgemm_ms']:.1f} ms = "
+      f"{100 * c['c_sgemm_ms'] / c_ms:.0f}% (the rest: layernorm, attention softmax, GELU, "
+      f"AdamW, cross-entropy, zeroing, copies)")
+one, two = thread_scaling(binary, REPS, ROUNDS)
+print(threads_line("  transformer step", one, two, 1.7), flush=True)

@@ -17,4 +17,10 @@ static inline double bench_median(double *v, int n) {
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
+static inline int bench_threads(void) {
+    const char *e = getenv("CLIPLAB_BENCH_THREADS");
+    int n = e ? atoi(e) : 1;
+    return n >= 1 ? n : 1;
+}
+
 #endif

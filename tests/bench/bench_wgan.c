@@ -50,6 +50,7 @@ int main(int argc, char **argv) {
         return 1;
     }
     s.train.quiet = 1;
+    s.train.threads = bench_threads(); /* CLIPLAB_BENCH_THREADS (the default 0 = all cores) */
     Trainer *tr = trainer_create(&wgan_model, &wc, &s);
     Wgan *m = tr->model;
     double *ms = malloc(sizeof(double) * (size_t)reps);

@@ -20,7 +20,7 @@ import sys
 
 import torch
 
-from benchlib import time_steps
+from benchlib import thread_scaling, threads_line, time_steps
 
 REPS, WARM, ROUNDS = 15, 3, 5
 B, H = 256, 512
@@ -94,3 +94,5 @@ for mode, step, what in (("clip", clip_step, "critic update, RMSProp + weight cl
     print(f"wgan {what} (3x{H} MLPs, batch {B}, 1 thread): cliplab {cm:.2f} ms, "
           f"pytorch {tm:.2f} ms, speed-up x{tm / cm:.2f} (target >= 1.3; "
           f"per-round x{ratios[0]:.2f}..x{ratios[-1]:.2f})", flush=True)
+    one, two = thread_scaling(binary, REPS, ROUNDS, mode)
+    print(threads_line(f"  wgan {mode} critic update", one, two, 1.7), flush=True)

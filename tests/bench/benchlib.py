@@ -3,6 +3,7 @@
 The machine is shared, so the two sides are interleaved in rounds (both see
 the same load) and the result is the median of the per-round medians.
 """
+import os
 import statistics
 import subprocess
 import time
@@ -18,9 +19,12 @@ def time_steps(step, n):
     return out
 
 
-def run_c(binary, reps):
-    """Run a C bench binary; its stdout is `key value` lines, returned as a dict of floats."""
-    out = subprocess.run([binary, str(reps)], check=True, capture_output=True, text=True).stdout
+def run_c(binary, reps, *args, threads=1):
+    """Run a C bench binary (extra args after reps) at `threads` threads
+    (CLIPLAB_BENCH_THREADS); its stdout is `key value` lines, returned as a dict of floats."""
+    env = dict(os.environ, CLIPLAB_BENCH_THREADS=str(threads))
+    out = subprocess.run([binary, str(reps), *args], check=True, capture_output=True, text=True,
+                         env=env).stdout
     return {k: float(v) for k, v in (line.split() for line in out.strip().splitlines())}
 
 
@@ -34,3 +38,19 @@ def interleaved(torch_step, binary, rounds, reps, warm):
     c = {k: statistics.median(r[k] for r in c_runs) for k in c_runs[0]}
     ratios = sorted(t / r["c_step_ms"] for t, r in zip(t_meds, c_runs))
     return statistics.median(t_meds), c, ratios
+
+
+def thread_scaling(binary, reps, rounds, *args, threads=2):
+    """Median c_step_ms of a C bench at 1 and at `threads` threads, interleaved
+    in rounds (both see the same load); returns (ms at 1, ms at threads)."""
+    one, many = [], []
+    for _ in range(rounds):
+        one.append(run_c(binary, reps, *args)["c_step_ms"])
+        many.append(run_c(binary, reps, *args, threads=threads)["c_step_ms"])
+    return statistics.median(one), statistics.median(many)
+
+
+def threads_line(what, one, two, target):
+    """The line make bench prints for a model's 2-thread row."""
+    return (f"{what} at 2 threads: cliplab {two:.3f} ms against {one:.3f} ms at 1 thread, "
+            f"x{one / two:.2f} (target >= {target}; load average {os.getloadavg()[0]:.1f})")
