@@ -47,7 +47,7 @@ TEST_LDLIBS += $(shell pkg-config --libs x11)
 endif
 
 DEB_PACKAGES := pkg-config libopenblas-dev libstb-dev libinih-dev libcriterion-dev libcairo2-dev libfreetype-dev \
-                fonts-dejavu-core python3-torch python3-numpy fortunes-min fortunes \
+                fonts-dejavu-core python3-torch python3-numpy python3-mpmath fortunes-min fortunes \
                 zlib1g-dev dataset-fashion-mnist liblapacke-dev openmpi-bin libopenmpi-dev \
                 libsdl2-dev libx11-dev xvfb
 
