@@ -415,9 +415,9 @@ Test(amp_cli, bad_input_is_an_error_naming_the_key) {
         cr_expect(strstr(out, bad[i].says), "case %zu: message does not say '%s': %s", i, bad[i].says, out);
         cr_expect(!cli_exists("runs/a/metrics.csv"), "case %zu wrote a run", i);
     }
-    /* valid: fp16 without a scale runs (the demo's deliberate choice); [scaler]
-     * beside a static scale is a surprise: a warning saying what will happen */
+    /* surprising but valid: a warning saying what will happen, and the run goes */
     cr_expect_eq(train_err(TINY "precision = fp16\n", ""), 0, "%s", out);
+    cr_expect(strstr(out, "warning") && strstr(out, "without loss scaling"), "%s", out);
     cr_expect_eq(train_err(TINY "[scaler]\ngrowth_interval = 5\n", "run.name=b"), 0, "%s", out);
     cr_expect(strstr(out, "warning") && strstr(out, "the scaler is not used"), "%s", out);
 }

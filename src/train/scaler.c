@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include "half.h"
 #include "train.h"
 
 #define SC_KEY(n, t, f, d, lo, hi, h) {n, t, offsetof(ScalerConfig, f), d, lo, hi, NULL, h}
@@ -90,7 +91,13 @@ int scaler_check(const TrainConfig *t, const ScalerConfig *c, int scaler_set, co
     if (scaler_set && !dynamic)
         fprintf(warn, "cliplab: warning: %s: [scaler] is set but [train] loss_scale = %g is static: "
                 "the scaler is not used\n", path, t->loss_scale);
-    /* fp16 without a scale and clip_before_unscale are the demo's deliberate
-     * choices, named by their keys: no warning (docs/amp.md says what they do) */
+    if (t->precision == HALF_FP16 && t->loss_scale == 1.0)
+        fprintf(warn, "cliplab: warning: %s: [train] precision = fp16 without loss scaling: activation "
+                "gradients of magnitude 2^-25 or less flush to zero (set [train] loss_scale = dynamic to "
+                "scale them into range)\n", path);
+    if (t->clip_before_unscale)
+        fprintf(warn, "cliplab: warning: %s: [train] clip_before_unscale = true clips the scaled "
+                "gradient (the bug): the threshold acts as threshold / scale on the true gradient\n",
+                path);
     return 0;
 }
