@@ -19,15 +19,6 @@
 #include "plot.h"
 #include "train.h"
 
-static double *col_of(const MetricsLog *l, const char *name) {
-    double *v = xcalloc(l->nrows + 1, sizeof *v);
-    int c = metrics_col(l, name);
-    if (c >= 0) metrics_column(l, c, v);
-    else
-        for (size_t i = 0; i < l->nrows; i++) v[i] = NAN;
-    return v;
-}
-
 /* x, y of the rows where y is a number */
 static size_t pick(const double *x, const double *y, size_t n, double sy, double *ox, double *oy) {
     size_t k = 0;
@@ -165,13 +156,13 @@ int cnn_compare_plot(const RunResult *runs, const void *const *cfgs, int n, cons
         const MetricsLog *l = &runs[i].log;
         Curves *c = &cv[i];
         size_t R = l->nrows + 1;
-        c->step = col_of(l, "step");
-        c->epoch = col_of(l, "epoch");
-        c->acc = col_of(l, "val_acc");
-        c->med = col_of(l, "dp_norm_median");
-        c->C = col_of(l, "dp_C");
-        c->eps = col_of(l, "dp_epsilon");
-        c->eps_old = col_of(l, "dp_epsilon_old");
+        c->step = metrics_column_or_nan(l, "step");
+        c->epoch = metrics_column_or_nan(l, "epoch");
+        c->acc = metrics_column_or_nan(l, "val_acc");
+        c->med = metrics_column_or_nan(l, "dp_norm_median");
+        c->C = metrics_column_or_nan(l, "dp_C");
+        c->eps = metrics_column_or_nan(l, "dp_epsilon");
+        c->eps_old = metrics_column_or_nan(l, "dp_epsilon_old");
         double *bufs[8];
         for (int b = 0; b < 8; b++) bufs[b] = xcalloc(R, sizeof(double));
         c->ax = bufs[0], c->ay = bufs[1], c->mx = bufs[2], c->my = bufs[3];

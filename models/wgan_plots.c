@@ -46,15 +46,6 @@ typedef struct RunPics {
     double vl[2];
 } RunPics;
 
-static double *col_of(const MetricsLog *l, const char *name) {
-    double *v = xcalloc(l->nrows + 1, sizeof *v);
-    int c = metrics_col(l, name);
-    if (c >= 0) metrics_column(l, c, v);
-    else
-        for (size_t i = 0; i < l->nrows; i++) v[i] = NAN;
-    return v;
-}
-
 static FILE *open_in(const char *dir, const char *name) {
     char path[600];
     snprintf(path, sizeof path, "%s/%s", dir, name);
@@ -161,12 +152,12 @@ static void load_run(RunPics *r, const char *name, const char *label, const Metr
                      const char *dir) {
     memset(r, 0, sizeof *r);
     r->name = name, r->label = label, r->log = log;
-    r->step = col_of(log, "step");
-    r->wass = col_of(log, "wasserstein");
-    r->slope = col_of(log, "grad_x_norm");
-    r->modes = col_of(log, "modes");
-    r->hq = col_of(log, "hq_frac");
-    double *b = col_of(log, "critic_at_bounds");
+    r->step = metrics_column_or_nan(log, "step");
+    r->wass = metrics_column_or_nan(log, "wasserstein");
+    r->slope = metrics_column_or_nan(log, "grad_x_norm");
+    r->modes = metrics_column_or_nan(log, "modes");
+    r->hq = metrics_column_or_nan(log, "hq_frac");
+    double *b = metrics_column_or_nan(log, "critic_at_bounds");
     r->at_bounds = log->nrows ? b[log->nrows - 1] : NAN;
     free(b);
     r->c = NAN;

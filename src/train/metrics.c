@@ -2,6 +2,7 @@
 #include "metrics.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -213,4 +214,13 @@ void metrics_free(MetricsLog *l) {
     l->rows = NULL, l->names = NULL;
     l->nrows = l->cap = 0;
     l->ncols = l->capcols = 0;
+}
+
+double *metrics_column_or_nan(const MetricsLog *l, const char *name) {
+    double *v = xcalloc(l->nrows + 1, sizeof *v);
+    int c = metrics_col(l, name);
+    if (c >= 0) metrics_column(l, c, v);
+    else
+        for (size_t i = 0; i < l->nrows; i++) v[i] = NAN;
+    return v;
 }

@@ -28,6 +28,9 @@ int metrics_col(const MetricsLog *l, const char *name); /* -1 if absent */
 void metrics_row(MetricsLog *l, const double *vals);
 /* Column col of every row into out[nrows]. */
 void metrics_column(const MetricsLog *l, int col, double *out);
+/* Column NAME as a new array of nrows + 1 doubles (the caller frees it); all NaN
+ * when the log has no such column. */
+double *metrics_column_or_nan(const MetricsLog *l, const char *name);
 /* Open <dir>/<name> and write the header; -1 with a message printed. The
  * folder is marked in progress while it is written (runfolder.h). */
 int metrics_open_csv(MetricsLog *l, const char *dir, const char *name);

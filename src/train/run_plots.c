@@ -401,6 +401,22 @@ static void compare_title(const RunResult *runs, int n, char *const *legends, ch
     snprintf(buf, len, "%s: %s%s", same_title ? runs[0].title : "Runs", what, seeds);
 }
 
+/* A comparison's step-size figure, beside it: <path without .png>_step_size.png. */
+static int compare_step_size(const char *path, const RunResult *runs, const char *const *legends,
+                             int n) {
+    size_t pl = strlen(path);
+    char *sp = xmalloc(pl + 32), st[640];
+    snprintf(sp, pl + 32, "%.*s_step_size.png",
+             (int)(pl > 4 && !strcmp(path + pl - 4, ".png") ? pl - 4 : pl), path);
+    snprintf(st, sizeof st, "Clipping as an adaptive step size (Zhang et al. 2020): %s",
+             runs[0].title);
+    const MetricsLog **logs = xcalloc((size_t)n, sizeof *logs);
+    for (int i = 0; i < n; i++) logs[i] = &runs[i].log;
+    int rc = run_plots_step_size(sp, st, logs, legends, n);
+    free(logs), free(sp);
+    return rc;
+}
+
 /* Three or more runs: one panel per run, its smoothed training loss in colour (its
  * validation loss as points) over the first run's in grey (the reference every panel
  * shares), the trivial predictor dashed. Up to four runs: one column each, with a second
@@ -484,16 +500,7 @@ static int small_multiples(const RunResult *runs, int n, const char *const *lege
                               44 + (norms ? 400 : 320) * rows, err, sizeof err);
     if (rc != 0) fprintf(stderr, "cliplab: error: writing %s: %s\n", path, err);
     if (rc == 0) {
-        size_t pl = strlen(path);
-        char *sp = xmalloc(pl + 32), st[640];
-        snprintf(sp, pl + 32, "%.*s_step_size.png",
-                 (int)(pl > 4 && !strcmp(path + pl - 4, ".png") ? pl - 4 : pl), path);
-        snprintf(st, sizeof st, "Clipping as an adaptive step size (Zhang et al. 2020): %s",
-                 runs[0].title);
-        const MetricsLog **logs = xcalloc((size_t)n, sizeof *logs);
-        for (int i = 0; i < n; i++) logs[i] = &runs[i].log;
-        rc = run_plots_step_size(sp, st, logs, legends, n);
-        free(logs), free(sp);
+        rc = compare_step_size(path, runs, legends, n);
     }
     for (int i = 0; i < 8 * n; i++) free(b[i]);
     free(b), free(ser), free(pan), free(nv);
@@ -799,16 +806,7 @@ int trainer_compare_plot(const RunResult *runs, int n, const char *path) {
     int rc = plot_figure(path, title, panels, 2, 1100, 900, err, sizeof err);
     if (rc != 0) fprintf(stderr, "cliplab: error: writing %s: %s\n", path, err);
     if (rc == 0) { /* beside it: <path without .png>_step_size.png */
-        size_t pl = strlen(path);
-        char *sp = xmalloc(pl + 32), st[640];
-        snprintf(sp, pl + 32, "%.*s_step_size.png",
-                 (int)(pl > 4 && !strcmp(path + pl - 4, ".png") ? pl - 4 : pl), path);
-        snprintf(st, sizeof st, "Clipping as an adaptive step size (Zhang et al. 2020): %s",
-                 runs[0].title);
-        const MetricsLog **logs = xcalloc((size_t)n, sizeof *logs);
-        for (int i = 0; i < n; i++) logs[i] = &runs[i].log;
-        rc = run_plots_step_size(sp, st, logs, (const char *const *)legends, n);
-        free(logs), free(sp);
+        rc = compare_step_size(path, runs, (const char *const *)legends, n);
     }
     for (int i = 0; i < 10 * n; i++) free(bufs[i]);
     for (int i = 0; i < nextra; i++) free(extra[i]);
