@@ -627,9 +627,9 @@ static int act_compare_figure(const char *const *dirs, const char *const *labels
             {.title = "Test accuracy (float, evaluation mode)", .xlabel = "step",
              .ylabel = "test accuracy (%)", .logy = PLOT_LOGY_OFF, .series = va, .nseries = n,
              .hline = NAN},
-            {.title = "Test accuracy with every activation fake-quantised over its range "
-                      "([0, 6] for ReLU6, calibrated for ReLU)",
-             .xlabel = "bits per activation", .ylabel = "test accuracy (%)",
+            {.title = "Test accuracy at low precision (every activation fake-quantised)",
+             .xlabel = "bits per activation (over [0, 6] for ReLU6; ReLU's range calibrated)",
+             .ylabel = "test accuracy (%)",
              .logy = PLOT_LOGY_OFF, .series = qa, .nseries = nq, .hline = 10.0,
              .hline_label = "chance (10%)"}};
         rc = plot_figure(out, title, p, nq ? 3 : 2, 1100, nq ? 1250 : 860, err, errlen);
