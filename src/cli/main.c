@@ -548,6 +548,20 @@ static int compare_runs(RunSpec *specs, const RunResult *res, int n, const char 
     return rc;
 }
 
+/* The comparison figure's provenance: the runs' distinct seeds, in order. */
+static void provenance_seeds(const RunSpec *specs, int n) {
+    char seeds[256] = "";
+    size_t m = 0;
+    for (int i = 0; i < n && m < sizeof seeds; i++) {
+        int dup = 0;
+        for (int j = 0; j < i; j++) dup |= specs[j].set.run.seed == specs[i].set.run.seed;
+        if (!dup)
+            m += (size_t)snprintf(seeds + m, sizeof seeds - m, "%s%ld", m ? ", " : "",
+                                  specs[i].set.run.seed);
+    }
+    plot_provenance("Seed", seeds);
+}
+
 /* ./train --plot RUN_DIR... [--compare OUT.png]: each folder's figures redrawn from its
  * config.ini and logs (nothing trained); several folders are also compared, as a
  * training command would compare them. */
@@ -597,16 +611,7 @@ static int plot_main(int argc, char **argv) {
             k += snprintf(cmp + k, sizeof cmp - (size_t)k, "%s%s", i ? "_vs_" : "_",
                           specs[i].set.run.name);
         if (!compare) snprintf(cmp + k, sizeof cmp - (size_t)k, ".png"), mkdir("runs", 0777);
-        char seeds[256] = "";
-        size_t m = 0;
-        for (int i = 0; i < n && m < sizeof seeds; i++) {
-            int dup = 0;
-            for (int j = 0; j < i; j++) dup |= specs[j].set.run.seed == specs[i].set.run.seed;
-            if (!dup)
-                m += (size_t)snprintf(seeds + m, sizeof seeds - m, "%s%ld", m ? ", " : "",
-                                      specs[i].set.run.seed);
-        }
-        plot_provenance("Seed", seeds);
+        provenance_seeds(specs, n);
         rc = compare_runs(specs, res, n, cmp) == 0 ? 0 : 1;
         if (rc == 0) printf("comparison plot: %s\n", cmp);
     }
@@ -812,16 +817,7 @@ static int run_main(int argc, char **argv) {
                          &res[i]);
     }
     if (rc == 0 && npaths > 1 && dist_rank() == 0) {
-        char seeds[256] = "";
-        size_t k = 0;
-        for (int i = 0; i < npaths && k < sizeof seeds; i++) {
-            int dup = 0;
-            for (int j = 0; j < i; j++) dup |= specs[j].set.run.seed == specs[i].set.run.seed;
-            if (!dup)
-                k += (size_t)snprintf(seeds + k, sizeof seeds - k, "%s%ld", k ? ", " : "",
-                                      specs[i].set.run.seed);
-        }
-        plot_provenance("Seed", seeds);
+        provenance_seeds(specs, npaths);
         if (!compare) mkdir("runs", 0777);
         rc = compare_runs(specs, res, npaths, cmp_path) == 0 ? 0 : 1;
         if (rc == 0) printf("comparison plot: %s\n", cmp_path);

@@ -69,12 +69,19 @@ static void refuse(UpdateGroup *g) {
         for (int i = 0; i < clipper_nparams(&g->clip); i++) g->clip.param_norms[i] = NAN;
 }
 
+/* The group's second gradient-sized buffer (accumulation, the local-clip copy),
+ * allocated on first use and kept for the run. */
+static float *group_acc(UpdateGroup *g) {
+    if (!g->acc) g->acc = xmalloc(g->ps->n * sizeof *g->acc);
+    return g->acc;
+}
+
 /* [dist] clip = local only: the norm of the all-reduced UNclipped gradient
  * (an extra all-reduce of a copy), so the log's pre-clip norm means the same
  * in both modes. */
 static void local_unclipped_norm(UpdateGroup *g) {
     ParamSet *ps = g->ps;
-    if (!g->acc) g->acc = xmalloc(ps->n * sizeof *g->acc);
+    group_acc(g);
     memcpy(g->acc, ps->grad, ps->n * sizeof *ps->grad);
     dist_allreduce_ordered(g->acc, ps->n);
     double s = 0.0;
@@ -251,8 +258,7 @@ static void skip_micro_batch(Trainer *tr) {
 static void accumulate_begin(UpdateGroup *const *upd, int nupd) {
     for (int i = 0; i < nupd; i++) {
         ParamSet *ps = upd[i]->ps;
-        if (!upd[i]->acc) upd[i]->acc = xmalloc(ps->n * sizeof *upd[i]->acc);
-        memcpy(upd[i]->acc, ps->grad, ps->n * sizeof *ps->grad);
+        memcpy(group_acc(upd[i]), ps->grad, ps->n * sizeof *ps->grad);
         param_zero_grad(ps);
     }
 }
@@ -277,7 +283,10 @@ double trainer_step(Trainer *tr, UpdateGroup *const *upd, int nupd, TrainerLossF
      * each loss is seeded with the loss scale / K, so the sum is the mean. */
     double scale = tr->scaler.scale; /* fixed over the micro-batches */
     int k = tr->train.grad_accum, nranks = dist_size(), me = dist_rank(), K = k * nranks;
-    double *mine = xcalloc((size_t)k, sizeof *mine), *all = xcalloc((size_t)K, sizeof *all);
+    /* this rank's k micro-batch losses, then all K (the trainer's buffer: no
+     * allocation per step); zeroed, as a stopped rank sends its unused slots */
+    double *mine = tr->micro_losses, *all = tr->micro_losses + k;
+    memset(mine, 0, (size_t)(k + K) * sizeof *mine);
     int done = 0, stopped = 0;
     for (int i = 0; i < K; i++) {
         if (stopped && !tr->def->loss) break; /* a custom-step model's data is its own */
@@ -314,8 +323,6 @@ double trainer_step(Trainer *tr, UpdateGroup *const *upd, int nupd, TrainerLossF
         loss_sum += all[i];
         if (!isfinite(all[i])) break;
     }
-    free(mine);
-    free(all);
     /* the model's metrics of the step are those of the last micro-batch's rank */
     if (nranks > 1 && tr->nextra > 0) dist_bcast_doubles(tr->extra, tr->nextra, nranks - 1);
     double loss = loss_sum / K;

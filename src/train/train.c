@@ -537,6 +537,8 @@ Trainer *trainer_create(const ModelDef *def, const void *model_cfg, const Traine
     log_columns(tr);
     int w = tr->log.ncols > tr->pnorm_log.ncols ? tr->log.ncols : tr->pnorm_log.ncols;
     tr->rowbuf = xcalloc((size_t)w, sizeof *tr->rowbuf);
+    tr->micro_losses = xcalloc((size_t)tr->train.grad_accum * (size_t)(1 + dist_size()),
+                               sizeof *tr->micro_losses);
     return tr;
 }
 
@@ -553,6 +555,7 @@ void trainer_destroy(Trainer *tr) {
     metrics_free(&tr->log);
     metrics_free(&tr->pnorm_log);
     free(tr->rowbuf);
+    free(tr->micro_losses);
     recovery_free(&tr->rec);
     ctx_free(&tr->ctx);
     free(tr);

@@ -199,6 +199,7 @@ struct Trainer {
     int resume_due;               /* write resume.bin before the next step (after a rollback) */
     int failed;                   /* a checkpoint could not be written: the run stopped */
     double *rowbuf;               /* one row of either log */
+    double *micro_losses;         /* grad_accum x (1 + ranks): trainer_step's loss slots */
     MetricsLog log;
     MetricsLog pnorm_log;         /* grad_norms.csv: per-tensor pre-clip norms ([clip] log_param_norms) */
     Dp *dp;                       /* [dp] enabled: the DP-SGD state of the one group (dp.h) */
