@@ -42,6 +42,12 @@ LIVE    ?= $(shell pkg-config --exists sdl2 2>/dev/null && echo 1 || echo 0)
 ifeq ($(LIVE),1)
 CPPFLAGS += -DCLIPLAB_HAVE_SDL $(shell pkg-config --cflags sdl2)
 LDLIBS   += $(shell pkg-config --libs sdl2)
+# libX11 (libx11-dev): live.c keeps Xlib's default error handler from ending
+# the run on a BadWindow after the window is gone
+ifeq ($(shell pkg-config --exists x11 2>/dev/null && echo 1),1)
+CPPFLAGS += -DCLIPLAB_HAVE_X11 $(shell pkg-config --cflags x11)
+LDLIBS   += $(shell pkg-config --libs x11)
+endif
 # test_live closes the window as a window manager does (an X ClientMessage)
 TEST_LDLIBS += $(shell pkg-config --libs x11)
 endif

@@ -39,6 +39,30 @@ void live_stop(Live *lv, int hold, long *frames) {
 
 #else
 
+#ifdef CLIPLAB_HAVE_X11
+#include <X11/Xlib.h>
+#include <pthread.h>
+
+/* Xlib's default error handler ends the process on any protocol error. SDL
+ * 2.26 can still send its wake-up event to a window it has just destroyed
+ * (BadWindow on X_SendEvent; seen about once in four window-manager closes on a
+ * busy machine, tests/test_live.c): the window is gone, nothing is lost, and
+ * the training must go on. Every other error goes to the handler before ours
+ * (SDL installs its own on top of this one and calls it in turn). */
+static XErrorHandler live_prev_x_handler;
+static int live_x_error(Display *d, XErrorEvent *e) {
+    if (e->error_code == BadWindow) return 0;
+    return live_prev_x_handler ? live_prev_x_handler(d, e) : 0;
+}
+static void live_install_x_handler(void) { live_prev_x_handler = XSetErrorHandler(live_x_error); }
+static void live_guard_x_errors(void) {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, live_install_x_handler);
+}
+#else
+static void live_guard_x_errors(void) {}
+#endif
+
 #include <SDL.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -150,10 +174,11 @@ static void *live_main(void *p) {
     /* a connection to the X server is now and then refused at once (connect:
      * EAGAIN or reset; how often: docs/design.md), and SDL then falls back to
      * its offscreen driver: try again before giving up */
-    for (int attempt = 0; ok && attempt < 5; attempt++) {
-        if (attempt) {
+    live_guard_x_errors(); /* before SDL opens the display: SDL chains to it */
+    for (int attempt = 0; ok && attempt < 8; attempt++) { /* about 3 s in all: a busy */
+        if (attempt) {                                      /* machine's X is slow to accept */
             SDL_Quit();
-            SDL_Delay(20 << attempt);
+            SDL_Delay(attempt < 6 ? 20u << attempt : 1000u);
         }
         ok = SDL_Init(SDL_INIT_VIDEO) == 0;
         drv = ok ? SDL_GetCurrentVideoDriver() : NULL;
