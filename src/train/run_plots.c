@@ -372,7 +372,7 @@ static void run_legend(const RunResult *runs, int n, int i, char *buf, size_t le
         else
             PUT("clip: %s", r->clip_desc);
     }
-    if (own) PUT("%s%s", k ? "; " : "", r->own);
+    if (own && r->own[0]) PUT("%s%s", k ? "; " : "", r->own);
     if (rec) PUT("%sspike recovery %s", k ? "; " : "", r->recovery ? "on" : "off");
     if (seed) PUT("%sseed %ld", k ? ", " : "", r->seed);
     if (!k) PUT("%s", r->name);
@@ -507,21 +507,28 @@ static int small_multiples(const RunResult *runs, int n, const char *const *lege
     return rc;
 }
 
-/* Runs that differ only by their seed (same model and task, clip, own clipping, recovery)
- * form a group; group[i] is the group of run i, numbered in order of first appearance.
+/* Runs that differ only by their seed (same config name, model and task, clip, own
+ * clipping, recovery) form a group; group[i] is the group of run i, numbered in order of first appearance.
  * Returns how many groups. */
 static int seed_groups(const RunResult *runs, int n, int *group) {
     int ng = 0;
     for (int i = 0; i < n; i++) {
         group[i] = -1;
         for (int j = 0; j < i && group[i] < 0; j++)
-            if (!strcmp(runs[i].title, runs[j].title) && !strcmp(runs[i].clip_desc, runs[j].clip_desc) &&
+            if (!strcmp(runs[i].name, runs[j].name) && !strcmp(runs[i].title, runs[j].title) &&
+                !strcmp(runs[i].clip_desc, runs[j].clip_desc) &&
                 !strcmp(runs[i].own, runs[j].own) && runs[i].recovery == runs[j].recovery &&
                 runs[i].seed != runs[j].seed)
                 group[i] = group[j];
         if (group[i] < 0) group[i] = ng++;
     }
     return ng;
+}
+
+int trainer_compare_has_seeds(const RunResult *runs, int n) {
+    int *group = xcalloc((size_t)n, sizeof *group), ng = seed_groups(runs, n, group);
+    free(group);
+    return ng < n;
 }
 
 static int cmp_dbl(const void *a, const void *b) {
