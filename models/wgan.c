@@ -644,6 +644,9 @@ static void wgan_title(const void *mp, char *buf, size_t len) {
 
 /* Several seeds compared (make wgan-seeds): each configuration's median and band of these */
 static const char *const wgan_compare_columns[] = {"wasserstein", "grad_x_norm", "modes", "hq_frac", NULL};
+static const char *const wgan_compare_titles[] = {
+    "wasserstein: the estimate E D(real) - E D(fake)", "grad_x_norm: critic slope ||grad_x D|| (penalty's target 1)",
+    "modes: modes covered (a generated point within 3 std)", "hq_frac: share of generated points within 3 std of a mode", NULL};
 
 const ModelDef wgan_model = {
     .name = "wgan",
@@ -663,6 +666,7 @@ const ModelDef wgan_model = {
     .main_metric_higher = 1,
     .compare_plot = wgan_compare_plot,
     .compare_columns = wgan_compare_columns,
+    .compare_column_titles = wgan_compare_titles,
     .describe = wgan_describe,
     .title = wgan_title,
 };

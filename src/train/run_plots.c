@@ -364,11 +364,15 @@ static void run_legend(const RunResult *runs, int n, int i, char *buf, size_t le
     buf[0] = '\0';
     size_t k = 0;
 #define PUT(...) (k += (size_t)snprintf(buf + k, k < len ? len - k : 0, __VA_ARGS__), k = k < len ? k : len)
-    if (clip) {
+    if (clip && own && !strcmp(r->clip_desc, "none") && r->own[0]) {
+        /* the model's own constraint names the run (WGAN: the gradient penalty) */
+    } else if (clip) {
         if (!strcmp(r->clip_desc, "none"))
             PUT("no clipping");
         else if (!strncmp(r->clip_desc, "global", 6) || !strncmp(r->clip_desc, "per-tensor", 10))
             PUT("clip at %s", r->clip_desc);
+        else if (!strncmp(r->clip_desc, "weight clamp", 12))
+            PUT("%s", r->clip_desc);
         else
             PUT("clip: %s", r->clip_desc);
     }
@@ -617,8 +621,11 @@ static int seed_figure(const RunResult *runs, int n, const int *group, int ng,
             ser[(size_t)c * ng + g] = (PlotSeries){.label = labels[g], .x = grid, .y = b[0], .n = G,
                                                    .lo = b[1], .hi = b[2], .color = g + 1};
         }
+        const char *const *ct = runs[0].compare_columns && runs[0].def ? runs[0].def->compare_column_titles
+                                                                       : NULL;
         snprintf(titles[c], sizeof titles[c], "%s (%s of the last %zu logged steps)",
-                 !strcmp(cols[c], "grad_norm") ? "pre-clip global gradient L2 norm" : cols[c],
+                 ct && ct[c] ? ct[c] : !strcmp(cols[c], "grad_norm") ? "pre-clip global gradient L2 norm"
+                                                                     : cols[c],
                  use_max ? "max" : "mean", w);
         const char *ref_label;
         double ref = column_ref(&runs[0], cols[c], &ref_label);
@@ -667,7 +674,10 @@ int trainer_compare_plot(const RunResult *runs, int n, const char *path) {
             for (i = 0; group[i] != g; i++) continue;
             m += (size_t)snprintf(what + m, sizeof what - m, "%s%s", g ? " vs " : "", gl[i]);
         }
-        snprintf(gt, sizeof gt, "%s: %s, %s", runs[0].title, what, seeds);
+        if (strlen(runs[0].title) + strlen(what) > 90) /* too long for one line: the legend names them */
+            snprintf(gt, sizeof gt, "%s: %d configurations, each over %s", runs[0].title, ng, seeds);
+        else
+            snprintf(gt, sizeof gt, "%s: %s, %s", runs[0].title, what, seeds);
         int rc = seed_figure(runs, n, group, ng, (const char *const *)gl, gt, path);
         for (int i = 0; i < n; i++) free(gl[i]), free(legends[i]);
         free(gl), free(legends), free(group);
