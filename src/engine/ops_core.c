@@ -509,10 +509,8 @@ static void sigmoid_backward(float *restrict dx, const float *restrict y,
 /* out[n] = min(max(x, lo), hi); written with comparisons so NaN passes through
  * (torch.clamp does too, and the trainer must see divergence). relu is
  * clamp(0, inf), relu6 is clamp(0, 6) (Krizhevsky 2010). */
-static void clamp_forward(float *restrict out, const float *restrict x, float lo, float hi,
-                          size_t n) {
-    int nt = OPS_ELEM_THREADS(n);
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+OPS_SIMD static void clamp_kernel(float *restrict out, const float *restrict x, float lo, float hi,
+                                  size_t n) {
     for (size_t i = 0; i < n; i++) {
         float v = x[i];
         out[i] = v < lo ? lo : (v > hi ? hi : v);
@@ -520,10 +518,8 @@ static void clamp_forward(float *restrict out, const float *restrict x, float lo
 }
 
 /* dx[n] += dout where lo <= x <= hi (torch.clamp backward) */
-static void clamp_backward(float *restrict dx, const float *restrict x,
-                           const float *restrict dout, float lo, float hi, size_t n) {
-    int nt = OPS_ELEM_THREADS(n);
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+OPS_SIMD static void clamp_bw_kernel(float *restrict dx, const float *restrict x,
+                                     const float *restrict dout, float lo, float hi, size_t n) {
     for (size_t i = 0; i < n; i++) {
         float v = x[i], g = dout[i];
         dx[i] += (v >= lo && v <= hi) ? g : 0.0f;
@@ -532,10 +528,8 @@ static void clamp_backward(float *restrict dx, const float *restrict x,
 
 /* dx[n] += dout except where x <= lo or x >= hi: torch's hardtanh backward
  * (relu6), zero at the kinks; written as torch does, so NaN lets dout through. */
-static void hardtanh_backward(float *restrict dx, const float *restrict x,
-                              const float *restrict dout, float lo, float hi, size_t n) {
-    int nt = OPS_ELEM_THREADS(n);
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+OPS_SIMD static void hardtanh_bw_kernel(float *restrict dx, const float *restrict x,
+                                        const float *restrict dout, float lo, float hi, size_t n) {
     for (size_t i = 0; i < n; i++) {
         float v = x[i], g = dout[i];
         dx[i] += (v <= lo || v >= hi) ? 0.0f : g;
@@ -543,14 +537,30 @@ static void hardtanh_backward(float *restrict dx, const float *restrict x,
 }
 
 /* dx[n] += dout except where x <= 0 (torch threshold_backward, zero at the kink) */
-static void relu_backward(float *restrict dx, const float *restrict x,
-                          const float *restrict dout, size_t n) {
-    int nt = OPS_ELEM_THREADS(n);
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+OPS_SIMD static void relu_bw_kernel(float *restrict dx, const float *restrict x,
+                                    const float *restrict dout, size_t n) {
     for (size_t i = 0; i < n; i++) {
         float v = x[i], g = dout[i];
         dx[i] += v <= 0.0f ? 0.0f : g;
     }
+}
+
+/* the same, each thread on one contiguous chunk of elements */
+static void clamp_forward(float *out, const float *x, float vlo, float vhi, size_t n) {
+    OPS_PARALLEL_CHUNKS(n, OPS_ELEM_THREADS(n), 64, clamp_kernel(out + lo, x + lo, vlo, vhi, hi - lo));
+}
+static void clamp_backward(float *dx, const float *x, const float *dout, float vlo, float vhi,
+                           size_t n) {
+    OPS_PARALLEL_CHUNKS(n, OPS_ELEM_THREADS(n), 64,
+                        clamp_bw_kernel(dx + lo, x + lo, dout + lo, vlo, vhi, hi - lo));
+}
+static void hardtanh_backward(float *dx, const float *x, const float *dout, float vlo,
+                              float vhi, size_t n) {
+    OPS_PARALLEL_CHUNKS(n, OPS_ELEM_THREADS(n), 64,
+                        hardtanh_bw_kernel(dx + lo, x + lo, dout + lo, vlo, vhi, hi - lo));
+}
+static void relu_backward(float *dx, const float *x, const float *dout, size_t n) {
+    OPS_PARALLEL_CHUNKS(n, OPS_ELEM_THREADS(n), 64, relu_bw_kernel(dx + lo, x + lo, dout + lo, hi - lo));
 }
 
 /* e^x for x in [-88, 0] with a relative error below 2e-7: Cephes expf
