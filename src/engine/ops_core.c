@@ -112,7 +112,7 @@ enum { SGEMM_ROW_ALIGN = 12, SGEMM_SPLIT_MAX_ROWS = 32768 };
 
 int ops_sgemm_row_threads(int M, int N, int K) {
     if (ops_num_threads < 2 || M < 2 * SGEMM_ROW_ALIGN || M > SGEMM_SPLIT_MAX_ROWS) return 1;
-    if ((double)M * N * K < (double)(1 << 19) || !blas_pin()) return 1;
+    if ((double)M * N * K < (double)(1 << 20) || !blas_pin()) return 1;
     int nt = M / SGEMM_ROW_ALIGN;
     return nt < ops_num_threads ? nt : ops_num_threads;
 }
