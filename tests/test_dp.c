@@ -56,6 +56,32 @@ Test(dp, maxpool_matches_torch, .init = load_fx, .fini = free_fx) {
     check_maxpool("k3s2", 3, 2);
 }
 
+/* Hand-computed: the first maximum in row-major window order wins a tie, and
+ * a NaN wins over numbers (the first NaN over later ones), as torch's CPU kernel. */
+Test(dp, maxpool_ties_and_nan_by_hand) {
+    const float xv[18] = {1, 7, 7, 7, 2, 2, 0, 7, 3,           /* plane 0: ties */
+                          1, NAN, 5, 9, NAN, 0, 0, 0, 0};      /* plane 1: NaNs */
+    const float ywant[8] = {7, 7, 7, 7, NAN, NAN, NAN, NAN};
+    const float dxwant[18] = {0, 3, 0, 3, 0, 0, 0, 4, 0, /* dout 1 2 3 4 to x[1] x[1] x[3] x[7] */
+                              0, 3, 0, 0, 7, 0, 0, 0, 0}; /* to x[1] x[1] x[4] x[4] */
+    int shape[4] = {1, 2, 3, 3};
+    Ctx c;
+    ctx_init(&c, 1 << 20, 64);
+    Tensor *x = tensor_from(&c, 4, shape, xv);
+    x->grad = arena_calloc(&c.arena, x->n * sizeof(float));
+    Tensor *y = ad_maxpool2d(&c, x, 2, 1);
+    cr_assert_eq(y->n, 8);
+    for (int i = 0; i < 8; i++) {
+        cr_assert(isnan(ywant[i]) ? isnan(y->data[i]) : y->data[i] == ywant[i], "y[%d] = %g", i,
+                  y->data[i]);
+        y->grad[i] = (float)(i % 4 + 1);
+    }
+    tape_backward(&c);
+    for (int i = 0; i < 18; i++)
+        cr_assert_eq(x->grad[i], dxwant[i], "dx[%d] = %g, expected %g", i, x->grad[i], dxwant[i]);
+    ctx_free(&c);
+}
+
 static Tensor *mp_build(Ctx *c, Tensor **in, void *user) {
     (void)user;
     return ad_maxpool2d(c, in[0], 2, 1);
