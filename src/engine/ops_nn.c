@@ -688,10 +688,11 @@ enum { CONV_CHUNKS = 8 };
 /* Slices of a batch of N: min(N, CONV_CHUNKS); slice j is images [j*N/P, (j+1)*N/P). */
 static int conv_chunks(int N) { return N < CONV_CHUNKS ? N : CONV_CHUNKS; }
 
-/* out[n] = w[COUT,CKK] @ col(x[n]) + bias; col[nt][CKK,HO*WO] is scratch */
-static void conv2d_forward(float *out, float *col, const float *x, const float *w,
+/* out[n] = w[COUT,CKK] @ col(x[n]) + bias; col[nt][CKK,HO*WO] is scratch, or with
+ * keep, col[N][CKK,HO*WO] keeps every image's col for the backward */
+static void conv2d_forward(float *out, float *col, int keep, const float *x, const float *w,
                            const float *bias, int N, int nt, const ConvShape *s) {
-    /* out[N,COUT,HO,WO], col[nt,CKK,HO*WO], x[N,CIN,H,W], w[COUT,CKK], bias[COUT] or NULL */
+    /* out[N,COUT,HO,WO], col[nt or N,CKK,HO*WO], x[N,CIN,H,W], w[COUT,CKK], bias[COUT] or NULL */
     int CKK = s->CIN * s->KH * s->KW, HOWO = s->HO * s->WO;
 #pragma omp parallel for num_threads(nt) schedule(dynamic) if (nt > 1)
     for (int n = 0; n < N; n++) {
@@ -699,7 +700,7 @@ static void conv2d_forward(float *out, float *col, const float *x, const float *
         float *on = out + (size_t)n * s->COUT * HOWO;
         const float *cn = xn;
         if (!conv_is_pointwise(s)) {
-            float *ct = col + (size_t)omp_get_thread_num() * CKK * HOWO;
+            float *ct = col + (size_t)(keep ? n : omp_get_thread_num()) * CKK * HOWO;
             im2col(ct, xn, s);
             cn = ct;
         }
@@ -712,11 +713,12 @@ static void conv2d_forward(float *out, float *col, const float *x, const float *
 }
 
 /* dw += dout[n] @ col^T; dcol = w^T @ dout[n], then col2im into dx; dbias += sum dout.
- * col is recomputed per image (one image of scratch per thread instead of N).
+ * col is recomputed per image (one image of scratch per thread instead of N),
+ * unless kept[N,CKK,HO*WO] holds the forward's (then col is dcol's scratch).
  * part[P][COUT*CKK + COUT] (P = conv_chunks(N)) receives each slice's dw and dbias. */
 static void conv2d_backward(float *dx, float *dw, float *dbias, float *pgw, float *pgb, double *psq,
-                            float *col, float *part, const float *dout, const float *x,
-                            const float *w, int N, int nt, const ConvShape *s) {
+                            float *col, const float *kept, float *part, const float *dout,
+                            const float *x, const float *w, int N, int nt, const ConvShape *s) {
     /* dx[N,CIN,H,W], dw[COUT,CKK], dbias[COUT], col[nt,CKK,HO*WO] scratch,
      * part[P,COUT*CKK+COUT] scratch, dout[N,COUT,HO,WO], x[N,CIN,H,W],
      * w[COUT,CKK]; dx, dw, dbias may be NULL. Per example (DP-SGD, perex.h):
@@ -739,9 +741,10 @@ static void conv2d_backward(float *dx, float *dw, float *dbias, float *pgw, floa
                 for (int co = 0; co < s->COUT; co++)
                     dbn[co] = (pgb ? 0.0f : dbn[co]) + row_sum(dn + (size_t)co * HOWO, HOWO);
             if (dw || pgw) {
-                if (!pw) im2col(ct, xn, s);
+                const float *cn = pw ? xn : kept ? kept + (size_t)n * CKK * HOWO : ct;
+                if (!pw && !kept) im2col(ct, xn, s);
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, s->COUT, CKK, HOWO, 1.0f, dn,
-                            HOWO, pw ? xn : ct, HOWO, pgw ? 0.0f : 1.0f,
+                            HOWO, cn, HOWO, pgw ? 0.0f : 1.0f,
                             pgw ? pgw + (size_t)n * s->COUT * CKK : dwt, CKK);
             }
             if (pgw) psq[n] = perex_conv_sq(pgw + (size_t)n * s->COUT * CKK, pgb ? dbn : NULL, CKK,
@@ -765,6 +768,7 @@ static void conv2d_backward(float *dx, float *dw, float *dbias, float *pgw, floa
 typedef struct {
     ConvShape s;
     float *col;  /* [nt, CKK, HO*WO] scratch (dwconv: [nt, 3, HP, WP]) */
+    float *kept; /* DP-SGD: [N, CKK, HO*WO], every image's col from the forward, or NULL */
     float *part; /* [P, COUT*CKK + COUT] per-slice gradient partials (conv2d backward) */
     int nt;      /* threads over the batch */
     PerEx *pe;   /* the step's per-example collector (DP-SGD), or NULL */
@@ -778,12 +782,12 @@ static void conv2d_bwd(TapeNode *nd) {
         float *pgw = perex_alloc(k->pe, (size_t)N * k->s.COUT * CKK);
         float *pgb = bias ? perex_alloc(k->pe, (size_t)N * k->s.COUT) : NULL;
         double *psq = perex_alloc_sq(k->pe, N);
-        conv2d_backward(x->grad, NULL, NULL, pgw, pgb, psq, k->col, k->part, nd->out->grad,
+        conv2d_backward(x->grad, NULL, NULL, pgw, pgb, psq, k->col, k->kept, k->part, nd->out->grad,
                         x->data, w->data, N, k->nt, &k->s);
         perex_conv(k->pe, w, bias, pgw, pgb, psq, N, CKK, k->s.COUT);
         return;
     }
-    conv2d_backward(x->grad, w->grad, bias ? bias->grad : NULL, NULL, NULL, NULL, k->col, k->part,
+    conv2d_backward(x->grad, w->grad, bias ? bias->grad : NULL, NULL, NULL, NULL, k->col, NULL, k->part,
                     nd->out->grad, x->data, w->data, N, k->nt, &k->s);
 }
 
@@ -826,8 +830,14 @@ Tensor *ad_conv2d(Ctx *c, Tensor *x, Tensor *w, Tensor *bias, int stride, int pa
                  : arena_alloc(&c->arena, (size_t)k->nt * ckk * s.HO * s.WO * sizeof(float));
     k->part = NULL;
     k->pe = c->pe;
-    conv2d_forward(out->data, k->col, x->data, w->data, bias ? bias->data : NULL, x->shape[0],
-                   k->nt, &s);
+    /* DP-SGD's backward takes each image's weight gradient from its col: the
+     * forward keeps them (N images of col instead of nt) rather than the
+     * backward recomputing them */
+    int keep = c->pe && c->grad_enabled && out->grad && w->grad && !conv_is_pointwise(&s);
+    k->kept = keep ? arena_alloc(&c->arena, (size_t)x->shape[0] * ckk * s.HO * s.WO * sizeof(float))
+                   : NULL;
+    conv2d_forward(out->data, keep ? k->kept : k->col, keep, x->data, w->data,
+                   bias ? bias->data : NULL, x->shape[0], k->nt, &s);
     TapeNode *nd = tape_record(c, "conv2d", conv2d_bwd, out, in, 3);
     if (nd) {
         k->part = arena_alloc(&c->arena, (size_t)conv_chunks(x->shape[0]) *
