@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "common.h"
+#include "ops.h"
 
 void perex_attach(PerEx *pe, Ctx *c, int max_layers) {
     if (pe->cap < max_layers) {
@@ -117,14 +118,23 @@ void perex_weighted_sum(const PerEx *pe, const float *f) {
                 for (size_t r = 0; r < R; r++)
                     for (int o = 0; o < OUT; o++) db[o] += gs[r * OUT + o];
         } else {
+            /* dw[k] += f_i gw_i[k] for i in example order; the coordinates are
+             * split over the threads (each coordinate's sum in the same order
+             * whatever the count) */
             size_t P = (size_t)OUT * IN;
-            for (int i = 0; i < B; i++) {
-                const float *gi = l->gw + (size_t)i * P;
-                float fi = f[i];
-                for (size_t k = 0; k < P; k++) dw[k] += fi * gi[k];
-                if (db)
-                    for (int o = 0; o < OUT; o++) db[o] += fi * l->gb[(size_t)i * OUT + o];
+            int nt = ops_num_threads;
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+            for (int t = 0; t < nt; t++) {
+                size_t k0 = P * t / nt, k1 = P * (t + 1) / nt;
+                for (int i = 0; i < B; i++) {
+                    const float *gi = l->gw + (size_t)i * P;
+                    float fi = f[i];
+                    for (size_t k = k0; k < k1; k++) dw[k] += fi * gi[k];
+                }
             }
+            if (db)
+                for (int i = 0; i < B; i++)
+                    for (int o = 0; o < OUT; o++) db[o] += f[i] * l->gb[(size_t)i * OUT + o];
         }
     }
 }
