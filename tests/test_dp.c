@@ -258,6 +258,38 @@ static void check_step(const char *tag, double C) {
     param_set_free(&n.ps);
 }
 
+/* One DP step (clip, sum, noise) on nt threads: the gradient it leaves. */
+static float *step_on_threads(int nt) {
+    ops_set_threads(nt);
+    Net n;
+    net_make(&n, "cnn");
+    DpConfig d = cfg_dp(0.5, 1.0);
+    Dp *dp = dp_create(&d, 1000, 4, 10, 1);
+    Ctx c;
+    ctx_init(&c, 64 << 20, 4096);
+    dp_attach(dp, &c, 3);
+    ad_backward(&c, net_loss(&c, &n, 0), 1.0f);
+    dp_detach(dp, &c);
+    cr_assert_eq(dp_clip_sum(dp, &n.ps, 1.0), 0);
+    dp_noise(dp, &n.ps);
+    float *g = malloc(n.ps.n * sizeof *g);
+    memcpy(g, n.ps.grad, n.ps.n * sizeof *g);
+    dp_free(dp);
+    ctx_free(&c);
+    param_set_free(&n.ps);
+    ops_set_threads(1);
+    return g;
+}
+
+/* Threads split the per-example work (conv backward by example, the weighted
+ * sum by coordinate) without changing any sum: bit for bit the same step. */
+Test(dp, step_is_byte_identical_on_1_2_and_3_threads, .init = load_fx, .fini = free_fx) {
+    float *g1 = step_on_threads(1), *g2 = step_on_threads(2), *g3 = step_on_threads(3);
+    cr_assert(memcmp(g1, g2, 26010 * sizeof *g1) == 0, "1 vs 2 threads");
+    cr_assert(memcmp(g1, g3, 26010 * sizeof *g1) == 0, "1 vs 3 threads");
+    free(g1), free(g2), free(g3);
+}
+
 Test(dp, step_sigma0_clipped_matches_reference, .init = load_fx, .fini = free_fx) {
     check_step("c05", 0.5);
 }
