@@ -728,7 +728,7 @@ static void conv2d_backward(float *dx, float *dw, float *dbias, float *pgw, floa
     int CKK = s->CIN * s->KH * s->KW, HOWO = s->HO * s->WO, pw = conv_is_pointwise(s);
     int P = conv_chunks(N), ntp = nt < P ? nt : P;
     size_t np = (size_t)s->COUT * CKK + s->COUT;
-    memset(part, 0, (size_t)P * np * sizeof(float));
+    if (dw || dbias) memset(part, 0, (size_t)P * np * sizeof(float)); /* per example: unused */
 #pragma omp parallel for num_threads(ntp) schedule(dynamic) if (ntp > 1)
     for (int j = 0; j < P; j++) {
         float *ct = pw ? NULL : col + (size_t)omp_get_thread_num() * CKK * HOWO;
