@@ -752,11 +752,7 @@ static int dist_check(const Trainer *tr, const char *fingerprint) {
     snprintf(text, n, "run.out_dir=%s\n%s", tr->run.out_dir, fingerprint);
     int rc = dist_agree(text, "settings", err, sizeof err);
     free(text);
-    if (rc == 0 && !tr->def->loss)
-        snprintf(err, sizeof err, "%s: model %s updates its groups in its own steps (rollouts, critic "
-                 "and generator turns), which are not split over ranks yet: run it without mpirun, or "
-                 "spread runs over the ranks with ./train --sweep", tr->run.name, tr->def->name);
-    else if (rc == 0 && tr->set->dist.shard)
+    if (rc == 0 && tr->set->dist.shard)
         shard_refusal(tr, err, sizeof err);
     if (!err[0]) return 0;
     if (dist_rank() == 0) fprintf(stderr, "cliplab: error: %s\n", err);
