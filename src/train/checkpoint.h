@@ -11,7 +11,7 @@
  * u32 zlib crc32 of the payload (crc32(0, payload), as Python's zlib.crc32),
  * then the payload:
  *   i64 step
- *   RNG: u64 state, u64 inc, i32 has_spare, 4 padding bytes, f64 spare
+ *   RNG: u64 state, u64 inc, i32 has_spare, i32 0, f64 spare
  *   f64 spike detector's running average, i64 losses averaged
  *   loss scaler: f32 scale, i32 growth tracker, i64 steps skipped for an overflow
  *   u32 number of groups, then per group:

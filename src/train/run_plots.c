@@ -398,7 +398,8 @@ static void compare_title(const RunResult *runs, int n, char *const *legends, ch
     }
     char seeds[32] = "";
     if (same_seed) snprintf(seeds, sizeof seeds, ", seed %ld", runs[0].seed);
-    snprintf(buf, len, "%s: %s%s", same_title ? runs[0].title : "Runs", what, seeds);
+    int w = snprintf(buf, len, "%s: %s%s", same_title ? runs[0].title : "Runs", what, seeds);
+    if (w >= (int)len && len > 4) memcpy(buf + len - 4, "...", 4); /* a cut title says so */
 }
 
 /* A comparison's step-size figure, beside it: <path without .png>_step_size.png. */
