@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "clip.h"
 #include "tfile.h"
 #include "tskip.h"
 
@@ -85,6 +86,20 @@ static char *without_time(const char *rel) {
     out[n] = '\0';
     fclose(f);
     return out;
+}
+
+/* A file of the test folder, whole (malloc'd; NULL if missing). */
+static char *slurp(const char *rel) {
+    char path[600];
+    snprintf(path, sizeof path, "%s/%s", cli_dir, rel);
+    FILE *f = fopen(path, "r");
+    if (!f) return NULL;
+    size_t cap = 1 << 22;
+    char *buf = malloc(cap);
+    size_t n = fread(buf, 1, cap - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    return buf;
 }
 
 static void same_metrics(const char *a, const char *b) {
@@ -352,6 +367,93 @@ Test(ddp, shard_equals_unsharded_rnn, .init = setup, .fini = cli_rmdir, .timeout
     shard_equals_unsharded("configs/rnn_clip.ini", RNN_O " clip.norm_type=1", 2);      /* sum |g| */
 }
 
+/* The per-tensor and stateful methods across shard boundaries (the RNN's
+ * w_hh is cut at N = 2 and 3; AGC's units too): the norms are continued
+ * across the boundary, so every method's state and every step is the
+ * unsharded one's, bit for bit. */
+Test(ddp, shard_equals_unsharded_stateful_and_unitwise, .init = setup, .fini = cli_rmdir, .timeout = 600) {
+    NEED_MPI();
+    shard_equals_unsharded("configs/rnn_clip.ini", RNN_O " clip.grad=agc clip.agc_clipping=0.01", 3);
+    shard_equals_unsharded("configs/rnn_clip.ini", RNN_O " clip.grad=zclip clip.zclip_warmup=5", 2);
+    shard_equals_unsharded("configs/rnn_clip.ini", RNN_O " clip.grad=adagc clip.adagc_warmup=5", 3);
+    shard_equals_unsharded("configs/rnn_clip.ini", RNN_O " clip.grad=auto clip.auto_warmup=5", 2);
+    /* the per-tensor pre-clip norms too */
+    char *o;
+    const char *lp = RNN_O " clip.log_param_norms=true";
+    int rc = sh(&o, MPIRUN "-np 3 %s %s/configs/rnn_clip.ini %s run.out_dir=u", cli_bin, repo, lp);
+    cr_assert_eq(rc, 0, "%s", o);
+    free(o);
+    rc = sh(&o, MPIRUN "-np 3 %s %s/configs/rnn_clip.ini %s dist.shard=true run.out_dir=s", cli_bin, repo, lp);
+    cr_assert_eq(rc, 0, "%s", o);
+    free(o);
+    char *a = slurp("u/grad_norms.csv"), *b = slurp("s/grad_norms.csv");
+    cr_assert(a && b && strlen(a) > 100 && !strcmp(a, b), "grad_norms.csv differ");
+    free(a), free(b);
+}
+
+/* The pieces of a tensor fed in order give clip_total_norm's bits (the
+ * library side of the sharded norms). */
+Test(ddp, norm_parts_are_the_whole_norm_bit_for_bit) {
+    enum { N = 1003 };
+    static float g[N];
+    unsigned x = 12345;
+    for (int i = 0; i < N; i++) x = x * 1103515245u + 12345u, g[i] = ((float)(x >> 8) / 16777216.0f - 0.5f) * (float)(1 + i % 7);
+    const double ps[3] = {1, 2, INFINITY};
+    const size_t cuts[][3] = {{1, 2, 3}, {7, 8, 9}, {500, 501, 1000}, {333, 666, 999}, {0, 0, 1003}};
+    for (int k = 0; k < 3; k++)
+        for (size_t c = 0; c < sizeof cuts / sizeof *cuts; c++) {
+            ClipTensor t = {g, NULL, N, 0};
+            double whole = clip_total_norm(&t, 1, ps[k]);
+            ClipNormPart s = {{0}, 0};
+            size_t at = 0;
+            for (int j = 0; j <= 3; j++) {
+                size_t to = j < 3 ? cuts[c][j] : N;
+                clip_norm_part_add(&s, g + at, at, to, N, ps[k]);
+                at = to;
+            }
+            double parts = clip_norm_part_result(&s, ps[k]);
+            cr_assert(parts == whole, "p %g cuts %zu: %.17g in pieces, %.17g whole", ps[k], c, parts, whole);
+        }
+}
+
+/* Checkpoints with shard: every rank's part of the optimizer state is gathered
+ * (FSDP's full state dict), so checkpoint.bin is the unsharded run's file; the
+ * rollbacks restore it; a killed sharded run resumes to the same metrics. */
+Test(ddp, shard_checkpoints_rollbacks_and_resume, .init = setup, .fini = cli_rmdir, .timeout = 900) {
+    NEED_MPI();
+    char *o;
+    const char *rec = "train.steps=40 run.plots=false train.quiet=true optim.lr=0.5 recovery.enabled=true "
+                      "recovery.warmup=5 recovery.snapshot_every=5 recovery.rollback_steps=5 "
+                      "recovery.skip_batches=3 recovery.spike_factor=1.2";
+    int rc = sh(&o, MPIRUN "-np 2 %s %s/configs/rnn_clip.ini %s run.out_dir=u", cli_bin, repo, rec);
+    cr_assert_eq(rc, 0, "%s", o);
+    free(o);
+    rc = sh(&o, MPIRUN "-np 2 %s %s/configs/rnn_clip.ini %s dist.shard=true run.out_dir=s", cli_bin, repo, rec);
+    cr_assert_eq(rc, 0, "%s", o);
+    free(o);
+    same_metrics("u/metrics.csv", "s/metrics.csv");
+    char *a = slurp("u/rollbacks.csv"), *b = slurp("s/rollbacks.csv");
+    cr_assert(a && b && strchr(a, '\n') && strchr(strchr(a, '\n') + 1, '\n') && !strcmp(a, b),
+              "no rollback, or other rollbacks:\n%s\n%s", a, b);
+    free(a), free(b);
+    rc = sh(&o, "cmp u/checkpoint.bin s/checkpoint.bin");
+    cr_assert_eq(rc, 0, "checkpoint.bin differs: %s", o);
+    free(o);
+    sh(NULL, "rm -rf u s");
+    const char *K = KILL_O " optim.kind=adamw clip.grad=zclip clip.zclip_warmup=5 dist.shard=true";
+    rc = sh(&o, MPIRUN "-np 2 %s %s/configs/rnn_clip.ini %s run.out_dir=u", cli_bin, repo, K);
+    cr_assert_eq(rc, 0, "%s", o);
+    free(o);
+    rc = sh(&o, MPIRUN "-np 2 -x CLIPLAB_KILL_AT=1:15 %s %s/configs/rnn_clip.ini %s run.out_dir=k", cli_bin, repo, K);
+    cr_assert_neq(rc, 0, "the job went on without rank 1:\n%s", o);
+    cr_assert(cli_exists("k/resume.bin"), "no resume.bin at step 10");
+    free(o);
+    rc = sh(&o, MPIRUN "-np 2 %s %s/configs/rnn_clip.ini %s run.out_dir=k --resume", cli_bin, repo, K);
+    cr_assert_eq(rc, 0, "%s", o);
+    free(o);
+    same_metrics("u/metrics.csv", "k/metrics.csv");
+}
+
 Test(ddp, shard_equals_unsharded_transformer_adamw, .init = setup, .fini = cli_rmdir, .timeout = 300) {
     NEED_MPI();
     shard_equals_unsharded("configs/transformer_clip.ini", TF_O, 2);
@@ -373,9 +475,9 @@ Test(ddp, shard_local_norm_is_the_fsdp_pitfall, .init = setup, .fini = cli_rmdir
     p = strstr(o, "| to the optimizer ");
     cr_assert(p && fabs(strtod(p + 19, NULL) - sqrt(2.0)) < 1e-3, "update norm not sqrt(2):\n%s", o);
     free(o);
-    rc = sh(&o, MPIRUN "-np 2 %s %s/configs/rnn_clip.ini train.steps=2 dist.shard=true clip.grad=agc run.out_dir=q",
-            cli_bin, repo);
+    rc = sh(&o, MPIRUN "-np 2 %s %s/configs/rnn_clip.ini train.steps=2 dist.shard=true clip.grad=auto "
+            "clip.norm_type=3 run.out_dir=q", cli_bin, repo);
     cr_assert_eq(rc, 2, "%s", o);
-    cr_assert(strstr(o, "shard = true does not work with [clip] grad = agc"), "%s", o);
+    cr_assert(strstr(o, "shard = true does not work with [clip] grad = auto with norm_type other"), "%s", o);
     free(o);
 }
