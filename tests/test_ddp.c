@@ -202,6 +202,20 @@ Test(ddp, rank_zero_alone_writes_and_speaks, .init = setup, .fini = cli_rmdir, .
     cr_assert(p && !strstr(p + 1, "wrote r/"), "not exactly one 'wrote' line:\n%s", o);
     cr_assert(cli_exists("r/metrics.csv") && cli_exists("r/loss.png") && cli_exists("r/config.ini"));
     free(o);
+    /* provenance: the figures' command and the saved config name the ranks */
+    char *ini = slurp("r/config.ini"), path[600];
+    cr_assert(ini && strstr(ini, "; trained on 3 ranks: mpirun -np 3 ./train"), "config.ini:\n%s", ini);
+    free(ini);
+    snprintf(path, sizeof path, "%s/r/loss.png", cli_dir);
+    FILE *f = fopen(path, "rb");
+    cr_assert(f);
+    char *png = malloc(1 << 23);
+    size_t n = fread(png, 1, 1 << 23, f);
+    fclose(f);
+    int found = 0;
+    for (size_t i = 0; i + 21 < n && !found; i++) found = !memcmp(png + i, "mpirun -np 3 ./train ", 21);
+    cr_assert(found, "loss.png's Command does not name mpirun -np 3 (%zu bytes)", n);
+    free(png);
     /* nothing but rank 0's files: the same listing as one process's */
     rc = sh(&o, "%s %s/configs/rnn_clip.ini train.steps=12 train.eval_every=6 run.out_dir=s train.quiet=true "
                 "&& ls r > lr.txt && ls s > ls.txt && cmp lr.txt ls.txt", cli_bin, repo);

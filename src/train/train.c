@@ -467,6 +467,8 @@ static int open_outputs(Trainer *tr, const Config *cfg) {
     }
     cfg_write(cfg, f);
     fprintf(f, "\n; made with BLAS: %s\n", blas_describe());
+    if (dist_size() > 1) /* one data-parallel run: the global batch is the ranks' */
+        fprintf(f, "; trained on %d ranks: mpirun -np %d ./train (batch_size per rank)\n", dist_size(), dist_size());
     if (tr->def->baseline_loss) /* read back by sweep maps, which mark it on their colour scale */
         fprintf(f, "; trivial-predictor loss: %.9g\n", tr->def->baseline_loss(tr->model));
     if (fclose(f) != 0 || rename(tmp, path) != 0) {
