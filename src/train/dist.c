@@ -52,6 +52,12 @@ static double clock_now(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+int dist_local_size(void) {
+    const char *e = getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
+    int n = e && g_size > 1 ? atoi(e) : 1;
+    return n >= 1 ? n : 1;
+}
+
 int dist_rank(void) { return g_rank; }
 int dist_size(void) { return g_size; }
 double dist_seconds(void) { return g_seconds; }

@@ -42,6 +42,9 @@ int dist_init(void);
 int dist_finalize(int rc);
 /* Stop every rank now (a rank that meets an error the others cannot see). */
 _Noreturn void dist_abort(int rc);
+/* Ranks of this run on this machine (Open MPI's OMPI_COMM_WORLD_LOCAL_SIZE), 1
+ * without mpirun: [train] threads = 0 shares the cores among them. */
+int dist_local_size(void);
 int dist_rank(void);
 int dist_size(void);
 

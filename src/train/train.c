@@ -517,6 +517,11 @@ Trainer *trainer_create(const ModelDef *def, const void *model_cfg, const Traine
     int cap = cap_env ? atoi(cap_env) : 0;
     if (tr->train.threads == 0) { /* all cores (those this process may run on) */
         int cores = omp_get_num_procs();
+        /* under mpirun, the ranks on this machine share its cores: Open MPI binds
+         * each of up to 2 ranks to a core (1 here), but unbound ranks (more ranks,
+         * --bind-to none) would each see every core and oversubscribe them */
+        int local = dist_local_size();
+        if (local > 1 && cores > 1) cores = cores / local > 1 ? cores / local : 1;
         tr->train.threads = cores < 1 ? 1 : cores > 256 ? 256 : cores;
         if (cap >= 1 && tr->train.threads > cap) tr->train.threads = cap;
     }
