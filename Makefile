@@ -3,6 +3,7 @@
 #   make         build ./train
 #   make demo    deps + build + the RNN no-clip vs clip demo and its comparison plot
 #   make ablation / transformer / transformer-sgd / wgan / ppo / mobilenet / amp   the other demos
+#   make amp-underflow   the GPT's activation gradients against fp16's range at 3 batch sizes
 #   make sweep-rnn / sweep-methods / lr-map   sweeps of the RNN demo (summary.png, map.png)
 #   make order   the temporal-order pair (no clip vs clip)
 #   make recovery / cliff   spike rollback; Pascanu's cliff with the SGD paths on it
@@ -229,6 +230,14 @@ amp: deps
 	$(MAKE) train
 	./train configs/amp_fp32.ini configs/amp_bf16.ini configs/amp_fp16.ini configs/amp_fp16_dynamic.ini \
 	  configs/amp_fp16_clip_before_unscale.ini --compare runs/amp.png
+# where fp16 underflow comes from: the GPT's step-0 activation gradients at batch
+# 16, 128 and 512 (1k, 8k, 32k tokens per step) against fp16's range, one figure
+# (runs/amp_hist_grad_hist.png). docs/amp.md; ~2 min idle, 3 GB of memory
+.PHONY: amp-underflow
+amp-underflow: deps
+	$(MAKE) train
+	./train configs/amp_hist_b16.ini configs/amp_hist_b128.ini configs/amp_hist_b512.ini \
+	  --compare runs/amp_hist.png
 # sweeps (./train --sweep, runs/<name>/sweep.csv and summary.png); -j defaults
 # to the number of cores: make sweep-rnn SWEEP_ARGS="-j 4"
 .PHONY: sweep-rnn sweep-methods lr-map
@@ -331,7 +340,8 @@ GALLERY := \
   dp:runs/dp_norms.png:dp_norms.png \
   amp:runs/amp.png:amp.png \
   amp:runs/amp_fp32/grad_hist.png:amp_grad_hist.png \
-  amp:runs/amp_fp16_dynamic/grad_norm.png:amp_loss_scale.png
+  amp:runs/amp_fp16_dynamic/grad_norm.png:amp_loss_scale.png \
+  amp-underflow:runs/amp_hist_grad_hist.png:amp_underflow.png
 GALLERY_TARGETS := $(sort $(foreach g,$(GALLERY),$(word 1,$(subst :, ,$(g)))))
 
 # make figures runs the targets in two lanes side by side (make -j2), each lane
@@ -347,7 +357,7 @@ GALLERY_TARGETS := $(sort $(foreach g,$(GALLERY),$(word 1,$(subst :, ,$(g)))))
 # runs, the 126-run learning-rate map, the 20 WGAN seed runs): make figures keeps
 # their committed figures (each still what its command wrote, footer and all);
 # make figures FIGURES=all remakes them too (about 30 min on 2 idle cores).
-FIGURES_LANE1 := transformer transformer-sgd demo ablation recovery recovery-seeds cliff order ppo ppo-seeds ddp
+FIGURES_LANE1 := transformer transformer-sgd demo ablation recovery recovery-seeds cliff order ppo ppo-seeds ddp amp-underflow
 FIGURES_LANE2 := sweep-methods sweep-rnn wgan wgan-figure1
 FIGURES_LONG1 := lr-map dp
 FIGURES_LONG2 := wgan-seeds mobilenet amp

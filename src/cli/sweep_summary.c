@@ -344,7 +344,8 @@ static double trivial_loss(const SweepSpec *s) {
  * did not diverge, with a min-max band; a baseline (a group without the x key)
  * is a flat line with its band across the x range; diverged runs are crosses
  * at the top of the panel in their line's colour, counted in the legend.
- * Panel 2: the fraction of seeds that diverged. Log x when x spans two decades. */
+ * Panel 2: the fraction of seeds that diverged. Log x when x spans a decade
+ * (one panel per method: two decades). */
 /* Groups that sweep different keys (units) get a panel each, on their own key's axis:
  * the median and min-max band of the final metric over the seeds that did not diverge,
  * the diverged runs as crosses at the top and counted in the panel's title; a baseline
@@ -441,7 +442,7 @@ static int write_figure(const SweepSpec *s, const Line *L, int nl) {
         xmin = 0, xmax = nl > 1 ? nl - 1 : 1;
     }
     if (xmin == xmax) xmin -= 0.5, xmax += 0.5;
-    int logx = xkey && xmin > 0 && xmax / xmin >= 100;
+    int logx = xkey && xmin > 0 && xmax / xmin >= 10; /* a decade: epsilon 0.5..8 too */
     int logy = isfinite(ymin) && ymin > 0 && ymax / ymin > 100;
     double ytop = !isfinite(ymax) ? 1.0 : logy ? ymax * 3 : ymax + 0.08 * (ymax - ymin) + 1e-12;
     int cap = 2 * nl + 2;

@@ -7,6 +7,7 @@
 
 #include "common.h"
 #include "plot.h"
+#include "grad_hist.h"
 #include "train.h"
 
 /* A run's rollbacks as points (spike step, spike loss); malloc'd, n may be 0. */
@@ -644,6 +645,30 @@ static int seed_figure(const RunResult *runs, int n, const int *group, int ng,
     for (size_t i = 0; i < (size_t)nc * ng * 3; i++) free(bufs[i]);
     free(cur), free(bufs), free(ser), free(pan), free(labels), free(titles), free(count), free(first);
     free(grid), free(vals);
+    return rc;
+}
+
+int trainer_compare_grad_hist(const RunResult *runs, int n, const char *path) {
+    GradHist *h = xcalloc((size_t)n, sizeof *h);
+    int rc = 0, all = n > 1;
+    for (int i = 0; i < n && all; i++) all = grad_hist_read(&h[i], runs[i].out_dir) == 0;
+    if (all) {
+        size_t pl = strlen(path);
+        char *hp = xmalloc(pl + 32), ht[640], err[256], **legends = xcalloc((size_t)n, sizeof *legends);
+        for (int i = 0; i < n; i++) {
+            legends[i] = xmalloc(256);
+            run_legend(runs, n, i, legends[i], 256);
+        }
+        snprintf(hp, pl + 32, "%.*s_grad_hist.png",
+                 (int)(pl > 4 && !strcmp(path + pl - 4, ".png") ? pl - 4 : pl), path);
+        snprintf(ht, sizeof ht, "%s: step %ld's activation gradients against fp16's range",
+                 runs[0].title, h[0].step);
+        rc = grad_hist_compare(hp, ht, h, (const char *const *)legends, n, err, sizeof err);
+        if (rc != 0) fprintf(stderr, "cliplab: error: writing %s: %s\n", hp, err);
+        for (int i = 0; i < n; i++) free(legends[i]);
+        free(hp), free(legends);
+    }
+    free(h);
     return rc;
 }
 
