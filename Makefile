@@ -357,8 +357,8 @@ GALLERY_TARGETS := $(sort $(foreach g,$(GALLERY),$(word 1,$(subst :, ,$(g)))))
 # runs, the 126-run learning-rate map, the 20 WGAN seed runs): make figures keeps
 # their committed figures (each still what its command wrote, footer and all);
 # make figures FIGURES=all remakes them too (about 30 min on 2 idle cores).
-FIGURES_LANE1 := transformer transformer-sgd demo ablation recovery recovery-seeds cliff order ppo ppo-seeds ddp amp-underflow
-FIGURES_LANE2 := sweep-methods sweep-rnn wgan wgan-figure1
+FIGURES_LANE1 := transformer transformer-sgd demo ablation recovery recovery-seeds cliff order ppo ppo-seeds amp-underflow
+FIGURES_LANE2 := sweep-methods sweep-rnn wgan wgan-figure1 ddp
 FIGURES_LONG1 := lr-map dp
 FIGURES_LONG2 := wgan-seeds mobilenet amp
 FIGURES_LAST := ddp-scaling
