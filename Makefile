@@ -274,7 +274,7 @@ define seed_runs
 	  run.out_dir=runs/$(2)/$$c-seed$$s run.plots=false train.quiet=true train.threads=1 || exit 1; done; done
 	./train --plot $(foreach c,$(1),$(foreach s,$(SEEDS),runs/$(2)/$(c)-seed$(s))) --compare runs/$(2).png
 endef
-.PHONY: ppo-seeds recovery-seeds wgan-seeds
+.PHONY: ppo-seeds recovery-seeds wgan-seeds transformer-seeds
 ppo-seeds: deps
 	$(MAKE) train
 	$(call seed_runs,ppo_noclip ppo_clip,ppo_seeds)
@@ -287,6 +287,14 @@ wgan-seeds: SEEDS = 1 2 3
 wgan-seeds: deps
 	$(MAKE) train
 	$(call seed_runs,wgan_noclip wgan_clip wgan_gp wgan_gp_toy,wgan_seeds)
+# the transformer pairs of make transformer / transformer-sgd (AdamW and SGD, each
+# without and with global clipping at 1) over seeds 1-3: 12 runs of 400 steps, ~37 s of
+# one core each (an unclipped SGD run that goes non-finite stops early; ~6 min of CPU)
+# -> runs/transformer_seeds.png; the counts are in docs/transformer.md
+transformer-seeds: SEEDS = 1 2 3
+transformer-seeds: deps
+	$(MAKE) train
+	$(call seed_runs,transformer_noclip transformer_clip transformer_sgd_noclip transformer_sgd_clip,transformer_seeds)
 
 # data-parallel training (docs/ddp.md): the RNN on 2 MPI ranks, clip after the
 # all-reduce (PyTorch DDP) against each rank clipping before it (the Horovod
