@@ -360,14 +360,15 @@ GALLERY_TARGETS := $(sort $(foreach g,$(GALLERY),$(word 1,$(subst :, ,$(g)))))
 # run folders share a lane (demo and ablation: runs/rnn_noclip, runs/rnn_clip).
 # ddp-scaling times the transformer, so it runs alone after the lanes.
 # The lanes are balanced by the CPU time each target took (docs/README.md has
-# the table): about 9 and 11 min, so about 12-13 min in all on 2 idle cores.
+# the table): about 10 and 11 min of CPU (measured under load), so about 12-13 min
+# in all on 2 idle cores.
 # FIGURES_LONG are the long trainings (about 38 min of CPU together: the
 # MobileNet pair, DP-SGD's 40 epochs, the five mixed-precision runs, the 126-run
 # learning-rate map, the 12 WGAN seed runs): make figures keeps their committed
 # figures (each still what its command wrote, footer and all); make figures
 # FIGURES=all remakes them too (about 32 min on 2 idle cores).
-FIGURES_LANE1 := transformer transformer-sgd demo ablation recovery recovery-seeds cliff order ppo ppo-seeds amp-underflow
-FIGURES_LANE2 := sweep-methods sweep-rnn wgan wgan-figure1 ddp
+FIGURES_LANE1 := transformer transformer-sgd demo ablation recovery recovery-seeds cliff order ppo ppo-seeds amp-underflow wgan-figure1
+FIGURES_LANE2 := sweep-methods sweep-rnn wgan ddp
 FIGURES_LONG1 := lr-map dp
 FIGURES_LONG2 := wgan-seeds mobilenet amp
 FIGURES_LAST := ddp-scaling
