@@ -360,7 +360,7 @@ GALLERY_TARGETS := $(sort $(foreach g,$(GALLERY),$(word 1,$(subst :, ,$(g)))))
 # run folders share a lane (demo and ablation: runs/rnn_noclip, runs/rnn_clip).
 # ddp-scaling times the transformer, so it runs alone after the lanes.
 # The lanes are balanced by the CPU time each target took (docs/README.md has
-# the table): about 10 and 11 min of CPU (measured under load), so about 12-13 min
+# the table, measured or estimated): about 10 and 11 min of CPU, so about 12-13 min
 # in all on 2 idle cores.
 # FIGURES_LONG are the long trainings (about 38 min of CPU together: the
 # MobileNet pair, DP-SGD's 40 epochs, the five mixed-precision runs, the 126-run
