@@ -591,7 +591,7 @@ static int seed_figure(const RunResult *runs, int n, const int *group, int ng,
     for (int i = 0; i < n; i++)
         if (runs[i].log.nrows) xmax = fmax(xmax, runs[i].log.rows[(runs[i].log.nrows - 1) * (size_t)runs[i].log.ncols]);
     double *grid = xmalloc(G * sizeof *grid), *vals = xmalloc((size_t)n * sizeof *vals);
-    for (int k = 0; k < G; k++) grid[k] = xmax * k / (G - 1.0);
+    for (int k = 0; k < G; k++) grid[k] = round(xmax * k / (G - 1.0)); /* whole steps: markers name them */
     PlotPanel *pan = xcalloc((size_t)nc, sizeof *pan);
     PlotSeries *ser = xcalloc((size_t)nc * (size_t)ng, sizeof *ser);
     double **bufs = xcalloc((size_t)nc * (size_t)ng * 3, sizeof *bufs);
@@ -645,10 +645,13 @@ static int seed_figure(const RunResult *runs, int n, const int *group, int ng,
         }
         const char *const *ct = runs[0].compare_columns && runs[0].def ? runs[0].def->compare_column_titles
                                                                        : NULL;
-        snprintf(titles[c], sizeof titles[c], "%s (%s of the last %zu logged steps)",
-                 ct && ct[c] ? ct[c] : !strcmp(cols[c], "grad_norm") ? "pre-clip global gradient L2 norm"
-                                                                     : cols[c],
-                 use_max ? "max" : "mean", w);
+        const char *what = ct && ct[c] ? ct[c] : !strcmp(cols[c], "grad_norm") ? "pre-clip global gradient L2 norm"
+                                                                               : cols[c];
+        if (w > 1)
+            snprintf(titles[c], sizeof titles[c], "%s (%s of the last %zu logged steps)", what,
+                     use_max ? "max" : "mean", w);
+        else
+            snprintf(titles[c], sizeof titles[c], "%s", what);
         const char *ref_label;
         double ref = column_ref(&runs[0], cols[c], &ref_label);
         int trivial = c == 0 && !runs[0].compare_columns; /* the loss panel */
@@ -712,6 +715,15 @@ int trainer_compare_plot(const RunResult *runs, int n, const char *path) {
             if (!strncmp(gl[i], "seed ", 5)) snprintf(gl[i], 256, "%s", runs[i].name);
             lo = runs[i].seed < lo ? runs[i].seed : lo, hi = runs[i].seed > hi ? runs[i].seed : hi;
         }
+        for (int i = 0; i < n; i++) /* two configurations with one legend: name each by its config */
+            for (int j = 0; j < n; j++)
+                if (group[i] != group[j] && !strcmp(gl[i], gl[j])) {
+                    for (int m = 0; m < n; m++) {
+                        size_t len = strlen(gl[m]);
+                        if (!strstr(gl[m], runs[m].name)) snprintf(gl[m] + len, 256 - len, " (%s)", runs[m].name);
+                    }
+                    i = j = n;
+                }
         k = snprintf(seeds, sizeof seeds, "seeds %ld-%ld", lo, hi);
         (void)k;
         char gt[700], what[400] = "";
