@@ -553,6 +553,8 @@ static int close_tmp(FILE *f, const char *tmp, const char *path) {
     return 0;
 }
 
+static void wgan_title(const void *mp, char *buf, size_t len);
+
 static void wgan_finish(void *mp, Trainer *tr) {
     Wgan *m = mp;
     const WganConfig *cfg = &m->cfg;
@@ -614,7 +616,21 @@ static void wgan_finish(void *mp, Trainer *tr) {
         }
         close_tmp(f, tmp, path);
     }
-    if (tr->run.plots) wgan_run_plot(&tr->log, tr->run.name, m->out_dir);
+    if (tr->run.plots) { /* "wgan_clip: WGAN on 8 Gaussians (3 x 128 MLPs), weight clamp 0.01, seed 1" */
+        char what[CFG_STR_MAX + 200], clip[160];
+        clipper_describe_run(&tr->groups[0].clip, clip, sizeof clip);
+        int k = snprintf(what, sizeof what, "%s: ", tr->run.name);
+        wgan_title(m, what + k, sizeof what - (size_t)k);
+        k = (int)strlen(what);
+        if (strcmp(clip, "none"))
+            snprintf(what + k, sizeof what - (size_t)k, ", %s, seed %ld", clip, tr->run.seed);
+        else if (cfg->gp_lambda > 0)
+            snprintf(what + k, sizeof what - (size_t)k, ", gradient penalty %g, seed %ld", cfg->gp_lambda,
+                     tr->run.seed);
+        else
+            snprintf(what + k, sizeof what - (size_t)k, ", no constraint, seed %ld", tr->run.seed);
+        wgan_run_plot(&tr->log, tr->run.name, what, m->out_dir);
+    }
 }
 
 /* Checkpoint state besides the parameters and tr->rng (which the trainer
@@ -652,6 +668,27 @@ static void wgan_destroy(void *mp) {
     free(m);
 }
 
+/* The model's own constraint besides the weight clamp (a legend's words). */
+static void wgan_describe(const void *mp, char *buf, size_t len) {
+    const WganConfig *cfg = &((const Wgan *)mp)->cfg;
+    if (cfg->gp_lambda > 0)
+        snprintf(buf, len, "gradient penalty %g", cfg->gp_lambda);
+    else
+        buf[0] = '\0';
+}
+
+static void wgan_title(const void *mp, char *buf, size_t len) {
+    const WganConfig *cfg = &((const Wgan *)mp)->cfg;
+    static const char *const sets[] = {"8 Gaussians", "25 Gaussians", "Swiss roll"};
+    snprintf(buf, len, "WGAN on %s (%d x %d MLPs)", sets[cfg->dataset], cfg->d_depth, cfg->d_width);
+}
+
+/* Several seeds compared (make wgan-seeds): each configuration's median and band of these */
+static const char *const wgan_compare_columns[] = {"wasserstein", "grad_x_norm", "modes", "hq_frac", NULL};
+static const char *const wgan_compare_titles[] = {
+    "wasserstein: the estimate E D(real) - E D(fake)", "grad_x_norm: critic slope ||grad_x D|| (penalty's target 1)",
+    "modes: modes covered (a generated point within 3 std)", "hq_frac: share of generated points within 3 std of a mode", NULL};
+
 const ModelDef wgan_model = {
     .name = "wgan",
     .summary = "WGAN critic + generator MLPs on 2-D toy data: weight clipping vs gradient "
@@ -669,4 +706,8 @@ const ModelDef wgan_model = {
     .main_metric = "hq_frac",
     .main_metric_higher = 1,
     .compare_plot = wgan_compare_plot,
+    .compare_columns = wgan_compare_columns,
+    .compare_column_titles = wgan_compare_titles,
+    .describe = wgan_describe,
+    .title = wgan_title,
 };

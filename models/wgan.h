@@ -142,7 +142,7 @@ double wgan_at_bounds(const WganMlp *d, double c);
 
 /* ---- figures (wgan_plots.c) ---- */
 /* <dir>/wgan.png: Wasserstein estimate, ||grad_x D|| and modes over steps. */
-int wgan_run_plot(const MetricsLog *log, const char *name, const char *dir);
+int wgan_run_plot(const MetricsLog *log, const char *name, const char *title, const char *dir);
 /* ModelDef.compare_plot: the three panels overlaid, or Figure 1 of WGAN-GP
  * when every run logged layer_grads.csv. */
 int wgan_compare_plot(const struct RunResult *runs, const void *const *cfgs, int n, const char *path);

@@ -546,6 +546,7 @@ static int compare_runs(RunSpec *specs, const RunResult *res, int n, const char 
         rc = def->compare_plot(res, cfgs, n, path);
         free(cfgs);
     }
+    if (rc == 0) rc = trainer_compare_grad_hist(res, n, path);
     return rc;
 }
 

@@ -38,12 +38,22 @@ static void check_norm_type(double p) {
     CLIP_REQUIRE(p > 0, "norm_type must be > 0 or INFINITY");
 }
 
+/* A hot loop compiled for AVX-512, AVX2 and baseline SSE2, picked at load
+ * time (an ifunc). The same bits on every clone: the loops below keep their
+ * own named accumulators, ISO C mode never fuses a multiply-add and nothing
+ * reassociates a sum, so a wider vector only does more lanes at once. */
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define CLIP_SIMD __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define CLIP_SIMD
+#endif
+
 /* ---- norms of one array, in double ---- */
 
 /* sum g^2. Each product of two floats is exact in double; eight independent
  * partial sums (named, so the compiler keeps them in registers and pairs them
  * into SIMD lanes) break the add dependency chain. */
-static double sum_sq(const float *g, size_t n) {
+CLIP_SIMD static double sum_sq(const float *g, size_t n) {
     double a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0, a6 = 0, a7 = 0;
     size_t i = 0;
     for (; i + 8 <= n; i += 8) {
@@ -134,7 +144,7 @@ static double norm_acc_result(const NormAcc *a) {
 /* ---- scaling ---- */
 
 /* g *= c, unrolled by eight so the compiler emits SIMD multiplies at -O2. */
-static void scale_f32(float *g, size_t n, float c) {
+CLIP_SIMD static void scale_f32(float *g, size_t n, float c) {
     size_t i = 0;
     for (; i + 8 <= n; i += 8) {
         g[i] *= c, g[i + 1] *= c, g[i + 2] *= c, g[i + 3] *= c;

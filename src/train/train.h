@@ -308,6 +308,14 @@ int run_plots_write(const Trainer *tr, double baseline);
 /* several runs' loss and grad-norm curves (two panels) overlaid in one PNG,
  * or their model's compare_columns (one panel each) when it names some. */
 int trainer_compare_plot(const RunResult *runs, int n, const char *path);
+/* 1 when some configuration appears with several seeds among the runs (same config
+ * name, model and task, clip, own clipping, recovery): trainer_compare_plot then
+ * draws each configuration's median over its seeds with the min-max band. */
+int trainer_compare_has_seeds(const RunResult *runs, int n);
+/* Runs that all recorded an activation-gradient histogram ([train] grad_hist_step): their
+ * histograms on one figure beside the comparison, <path without .png>_grad_hist.png (any
+ * model; nothing when one run has none); 0, or -1 after a message. */
+int trainer_compare_grad_hist(const RunResult *runs, int n, const char *path);
 /* Clipping as an adaptive step size: effective lr and ||delta theta|| against the
  * pre-clip norm, and the clip's cosine over steps, for n runs' logs (a run's
  * step_size.png; the comparison's <name>_step_size.png). 0, or -1 with a message. */
