@@ -340,6 +340,7 @@ GALLERY := \
   ppo:runs/ppo_clip/episode.png:ppo_episode.png \
   ppo-seeds:runs/ppo_seeds.png:ppo_seeds.png \
   wgan-seeds:runs/wgan_seeds.png:wgan_seeds.png \
+  transformer-seeds:runs/transformer_seeds.png:transformer_seeds.png \
   mobilenet:runs/mobilenet.png:mobilenet.png \
   mobilenet:runs/mobilenet_quant.png:mobilenet_quant.png \
   mobilenet:runs/mobilenet_nobn.png:mobilenet_nobn.png \
@@ -362,14 +363,14 @@ GALLERY_TARGETS := $(sort $(foreach g,$(GALLERY),$(word 1,$(subst :, ,$(g)))))
 # The lanes are balanced by the CPU time each target took (docs/README.md has
 # the table, measured or estimated): about 10 and 11 min of CPU, so about 12-13 min
 # in all on 2 idle cores.
-# FIGURES_LONG are the long trainings (about 38 min of CPU together: the
+# FIGURES_LONG are the long trainings (about 44 min of CPU together: the
 # MobileNet pair, DP-SGD's 40 epochs, the five mixed-precision runs, the 126-run
-# learning-rate map, the 12 WGAN seed runs): make figures keeps their committed
+# learning-rate map, the 12 WGAN and 12 transformer seed runs): make figures keeps their committed
 # figures (each still what its command wrote, footer and all); make figures
-# FIGURES=all remakes them too (about 32 min on 2 idle cores).
+# FIGURES=all remakes them too (about 36 min on 2 idle cores).
 FIGURES_LANE1 := transformer transformer-sgd demo ablation recovery recovery-seeds cliff order ppo ppo-seeds amp-underflow wgan-figure1
 FIGURES_LANE2 := sweep-methods sweep-rnn wgan ddp
-FIGURES_LONG1 := lr-map dp
+FIGURES_LONG1 := lr-map dp transformer-seeds
 FIGURES_LONG2 := wgan-seeds mobilenet amp
 FIGURES_LAST := ddp-scaling
 FIGURES ?= quick
