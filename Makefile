@@ -320,6 +320,8 @@ GALLERY := \
   mobilenet:runs/mobilenet_nobn_act_max.png:mobilenet_nobn_act_max.png \
   dp:runs/dp.png:dp.png \
   dp:runs/dp_norms.png:dp_norms.png \
+  dp-more:runs/dp_epsilon/summary.png:dp_epsilon.png \
+  dp-more:runs/dp_clip/summary.png:dp_clip.png \
   amp:runs/amp.png:amp.png \
   amp:runs/amp_fp32/grad_hist.png:amp_grad_hist.png \
   amp:runs/amp_fp16_dynamic/grad_norm.png:amp_loss_scale.png
