@@ -347,6 +347,8 @@ GALLERY := \
   mobilenet:runs/mobilenet_nobn_act_max.png:mobilenet_nobn_act_max.png \
   dp:runs/dp.png:dp.png \
   dp:runs/dp_norms.png:dp_norms.png \
+  dp-more:runs/dp_epsilon/summary.png:dp_epsilon.png \
+  dp-more:runs/dp_clip/summary.png:dp_clip.png \
   amp:runs/amp.png:amp.png \
   amp:runs/amp_fp32/grad_hist.png:amp_grad_hist.png \
   amp:runs/amp_fp16_dynamic/grad_norm.png:amp_loss_scale.png \
@@ -363,15 +365,17 @@ GALLERY_TARGETS := $(sort $(foreach g,$(GALLERY),$(word 1,$(subst :, ,$(g)))))
 # The lanes are balanced by the CPU time each target took (docs/README.md has
 # the table, measured or estimated): about 10 and 11 min of CPU, so about 12-13 min
 # in all on 2 idle cores.
-# FIGURES_LONG are the long trainings (about 44 min of CPU together: the
+# FIGURES_LONG are the long trainings (about 94 min of CPU together: the
 # MobileNet pair, DP-SGD's 40 epochs, the five mixed-precision runs, the 126-run
-# learning-rate map, the 12 WGAN and 12 transformer seed runs): make figures keeps their committed
-# figures (each still what its command wrote, footer and all); make figures
-# FIGURES=all remakes them too (about 36 min on 2 idle cores).
+# learning-rate map, the 12 WGAN and 12 transformer seed runs, and dp-more's 51
+# DP runs, about 50 min of CPU by themselves, alone in the first lane): make
+# figures keeps their committed figures (each still what its command wrote,
+# footer and all); make figures FIGURES=all remakes them too (about an hour on
+# 2 idle cores).
 FIGURES_LANE1 := transformer transformer-sgd demo ablation recovery recovery-seeds cliff order ppo ppo-seeds amp-underflow wgan-figure1
 FIGURES_LANE2 := sweep-methods sweep-rnn wgan ddp
-FIGURES_LONG1 := lr-map dp transformer-seeds
-FIGURES_LONG2 := wgan-seeds mobilenet amp
+FIGURES_LONG1 := dp-more
+FIGURES_LONG2 := lr-map dp transformer-seeds wgan-seeds mobilenet amp
 FIGURES_LAST := ddp-scaling
 FIGURES ?= quick
 ifeq ($(FIGURES),all)
