@@ -186,6 +186,15 @@ static long loop_steps(Loop *l) {
     return s;
 }
 
+/* The training loop ends; only then may the window be stopped (live_stop frees
+ * the Live the loop pokes). */
+static void loop_end(Loop *l, pthread_t loop) {
+    pthread_mutex_lock(&l->mu);
+    l->stop = 1;
+    pthread_mutex_unlock(&l->mu);
+    pthread_join(loop, NULL);
+}
+
 static unsigned lcg(unsigned *s) { return (*s = *s * 1103515245u + 12345u) >> 8; }
 
 /* A user clicking close again and again while the window goes away. */
@@ -214,6 +223,7 @@ static void random_closes(Src *src) {
         if (kind == 1) close_now(l.lv);                   /* many times */
         if (kind == 2) pthread_create(&other, NULL, close_now, l.lv); /* two threads at once */
         if (kind == 3) {                                  /* close and stop together */
+            loop_end(&l, loop); /* as in ./train: the loop ends before the window stops */
             pthread_create(&other, NULL, close_now, l.lv);
             live_stop(l.lv, (int)(lcg(&seed) % 2), NULL);
             pthread_join(other, NULL);
@@ -227,12 +237,9 @@ static void random_closes(Src *src) {
             t0 = now_s();
             while (loop_steps(&l) < at + 20 && now_s() - t0 < 60) usleep(5000);
             cr_assert(loop_steps(&l) >= at + 20, "round %d: training stopped with the window", round);
+            loop_end(&l, loop);
             live_stop(l.lv, 1, NULL); /* held: returns, the window is closed */
         }
-        pthread_mutex_lock(&l.mu);
-        l.stop = 1;
-        pthread_mutex_unlock(&l.mu);
-        pthread_join(loop, NULL);
         cr_assert(l.steps > 0);
         pthread_mutex_destroy(&l.mu);
     }

@@ -10,8 +10,8 @@
  * CPU since 2013 (Intel) / 2015 (AMD) has) through OpenBLAS's own selection
  * entry points, gotoblas_dynamic_quit/_init, after setting OPENBLAS_CORETYPE
  * as a user would. The kernel's result still depends on how a product is
- * blocked, so OpenBLAS runs on one thread and no call is cut in pieces (the
- * engine's own threads run whole calls side by side: ops_kernel.h). glibc's
+ * blocked, so OpenBLAS runs on one thread and the engine's own threads cut a
+ * call only where the kernel's blocks are (ops_sgemm_rows, ops_core.c). glibc's
  * libm picks its FMA variants on the same CPUs, so expf/logf/tanhf agree too.
  *
  * What is left to the machine, and said once on stderr: a CPU without AVX2 or

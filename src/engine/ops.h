@@ -38,6 +38,17 @@ Tensor *ad_matmul(Ctx *c, Tensor *a, Tensor *b);
 /* x[..., IN] @ w[OUT,IN]^T + bias[OUT] -> [..., OUT]; bias may be NULL.
  * PyTorch nn.Linear layout (so AGC units = rows of w). */
 Tensor *ad_linear(Ctx *c, Tensor *x, Tensor *w, Tensor *bias);
+/* c[M,N] (row-major, ldc) = alpha op(a) op(b) + beta c, as one cblas_sgemm
+ * call, on nt threads each taking a block of c's rows cut at multiples of 12:
+ * byte-identical to the whole call with the pinned kernel (ops_core.c says
+ * why). op(a)[M,K] is a[M,lda] or (trans_a) a[K,lda]^T; op(b)[K,N] is
+ * b[K,ldb] or (trans_b) b[N,ldb]^T. */
+void ops_sgemm_rows(int nt, int trans_a, int trans_b, int M, int N, int K, float alpha,
+                    const float *a, int lda, const float *b, int ldb, float beta, float *c,
+                    int ldc);
+/* Threads for such a call: 1 unless the kernel is pinned, [train] threads > 1
+ * and the product is big enough to pay for waking them. */
+int ops_sgemm_row_threads(int M, int N, int K);
 
 /* ---- elementwise, with bias broadcast ----
  * b has the same shape as a, or b matches a's trailing dims (b->n divides a->n,

@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "blas_pin.h"
 #include "common.h"
 #include "perex.h"
 #include "half.h"
@@ -93,21 +94,57 @@ Tensor *ad_cast(Ctx *c, Tensor *x, int fmt) {
 
 /* ------------------------------------------------------- linear algebra */
 
+/* Row blocks of one sgemm call, byte-identical to the whole call.
+ *
+ * Measured (tests/test_sgemm_split.c; docs/reproducibility.md): with the
+ * pinned Haswell kernel, cutting a row-major product's output rows at
+ * multiples of 12 gives the whole call's bits, for every transposition, beta
+ * 0 or 1, and K split into chunks; a cut at any other row, or any cut of its
+ * columns, does not. Why: row-major C is OpenBLAS's column-major C^T, so our
+ * rows are OpenBLAS's N, which its kernel walks in blocks of 12 from the
+ * start of the call; each block pairs 8- and 16-row tiles of OpenBLAS's M
+ * (our columns) that sum K in different orders, with the tiles of the two
+ * halves of the block offset by 8. K's chunks depend on K alone. So a cut at a
+ * multiple of 12 rows leaves every output in the same tile, summed the same
+ * way. Only when the kernel is pinned (another kernel blocks otherwise), and
+ * while a call's rows fit one OpenBLAS panel (its R, about 100k rows; cap). */
+enum { SGEMM_ROW_ALIGN = 12, SGEMM_SPLIT_MAX_ROWS = 32768 };
+
+int ops_sgemm_row_threads(int M, int N, int K) {
+    if (ops_num_threads < 2 || M < 2 * SGEMM_ROW_ALIGN || M > SGEMM_SPLIT_MAX_ROWS) return 1;
+    if ((double)M * N * K < (double)(1 << 20) || !blas_pin()) return 1;
+    int nt = M / SGEMM_ROW_ALIGN;
+    return nt < ops_num_threads ? nt : ops_num_threads;
+}
+
+void ops_sgemm_rows(int nt, int trans_a, int trans_b, int M, int N, int K, float alpha,
+                    const float *a, int lda, const float *b, int ldb, float beta, float *c,
+                    int ldc) {
+    /* c[M,N] (row-major, ldc) = alpha op(a) op(b) + beta c; op(a) [M,K] is a[M,lda]
+     * or a[K,lda]^T, op(b) [K,N] is b[K,ldb] or b[N,ldb]^T */
+    CBLAS_TRANSPOSE ta = trans_a ? CblasTrans : CblasNoTrans;
+    CBLAS_TRANSPOSE tb = trans_b ? CblasTrans : CblasNoTrans;
+    OPS_PARALLEL_CHUNKS((size_t)M, nt, SGEMM_ROW_ALIGN, {
+        const float *ak = trans_a ? a + lo : a + lo * (size_t)lda;
+        cblas_sgemm(CblasRowMajor, ta, tb, (int)(hi - lo), N, K, alpha, ak, lda, b, ldb, beta,
+                    c + lo * (size_t)ldc, ldc);
+    });
+}
+
 /* out[M,N] = a[M,K] @ b[K,N] */
 static void matmul_forward(float *out, const float *a, const float *b, int M, int K, int N) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, a, K, b, N, 0.0f,
-                out, N);
+    ops_sgemm_rows(ops_sgemm_row_threads(M, N, K), 0, 0, M, N, K, 1.0f, a, K, b, N, 0.0f, out, N);
 }
 
 /* da[M,K] += dout[M,N] @ b[K,N]^T;  db[K,N] += a[M,K]^T @ dout[M,N]; da/db may be NULL */
 static void matmul_backward(float *da, float *db, const float *dout, const float *a,
                             const float *b, int M, int K, int N) {
     if (da)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, K, N, 1.0f, dout, N, b, N,
-                    1.0f, da, K);
+        ops_sgemm_rows(ops_sgemm_row_threads(M, K, N), 0, 1, M, K, N, 1.0f, dout, N, b, N, 1.0f,
+                       da, K);
     if (db)
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, N, M, 1.0f, a, K, dout, N,
-                    1.0f, db, N);
+        ops_sgemm_rows(ops_sgemm_row_threads(K, N, M), 1, 0, K, N, M, 1.0f, a, K, dout, N, 1.0f,
+                       db, N);
 }
 
 static void matmul_bw(TapeNode *nd) {
@@ -139,28 +176,40 @@ Tensor *ad_matmul(Ctx *c, Tensor *a, Tensor *b) {
     return out;
 }
 
-/* out[R,OUT] = x[R,IN] @ w[OUT,IN]^T + bias[OUT]; bias may be NULL. One
- * sgemm call, never split over threads: the pinned Haswell kernel's sums
- * depend on how a call's rows and columns are blocked (measured: splitting
- * M = 1024 rows at 512 changes 12k of 512k products), so only whole calls
- * run in parallel. */
+/* out[R,OUT] = x[R,IN] @ w[OUT,IN]^T + bias[OUT]; bias may be NULL. With
+ * threads, each takes a block of rows (bias copy and sgemm): byte-identical
+ * to one call (ops_sgemm_rows). */
 static void linear_forward(float *out, const float *x, const float *w, const float *bias,
                            int R, int IN, int OUT) {
-    if (bias)
-        for (int r = 0; r < R; r++) memcpy(out + (size_t)r * OUT, bias, (size_t)OUT * sizeof *out);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, R, OUT, IN, 1.0f, x, IN, w, IN,
-                bias ? 1.0f : 0.0f, out, OUT);
+    int nt = ops_sgemm_row_threads(R, OUT, IN);
+    OPS_PARALLEL_CHUNKS((size_t)R, nt, SGEMM_ROW_ALIGN, {
+        if (bias)
+            for (size_t r = lo; r < hi; r++) memcpy(out + r * OUT, bias, (size_t)OUT * sizeof *out);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(hi - lo), OUT, IN, 1.0f,
+                    x + lo * IN, IN, w, IN, bias ? 1.0f : 0.0f, out + lo * OUT, OUT);
+    });
 }
 
 /* dx[R,IN] += dout[R,OUT] @ w[OUT,IN];  dw[OUT,IN] += dout^T @ x[R,IN];
  * dbias[OUT] += column sums of dout. Any of dx/dw/dbias may be NULL.
- * With threads, dx's sgemm and dw's (then dbias) run at once on two threads:
- * the same whole calls as on one thread, so the same bits. */
+ * On two threads, dx's sgemm and dw's (then dbias) run at once, whole (equal
+ * work, nothing packed twice); otherwise each product is split into row
+ * blocks over the threads (ops_sgemm_rows). Either way the same bits. */
 static void linear_backward(float *dx, float *dw, float *dbias, const float *dout,
                             const float *x, const float *w, int R, int IN, int OUT) {
-    int nt = dx && (dw || dbias) ? OPS_WORK_THREADS((size_t)R * (size_t)(IN > OUT ? IN : OUT)) : 1;
-    nt = nt > 2 ? 2 : nt;
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+    int pair = dx && (dw || dbias) && ops_num_threads == 2 &&
+               OPS_WORK_THREADS((size_t)R * (size_t)(IN > OUT ? IN : OUT)) > 1;
+    if (!pair) {
+        if (dx)
+            ops_sgemm_rows(ops_sgemm_row_threads(R, IN, OUT), 0, 0, R, IN, OUT, 1.0f, dout, OUT,
+                           w, IN, 1.0f, dx, IN);
+        if (dw)
+            ops_sgemm_rows(ops_sgemm_row_threads(OUT, IN, R), 1, 0, OUT, IN, R, 1.0f, dout, OUT,
+                           x, IN, 1.0f, dw, IN);
+        if (dbias) colsum_cols(dbias, dout, (size_t)R, (size_t)OUT, (size_t)OUT);
+        return;
+    }
+#pragma omp parallel for num_threads(2) schedule(static)
     for (int part = 0; part < 2; part++) {
         if (part == 0 && dx)
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, R, IN, OUT, 1.0f, dout, OUT, w,
@@ -460,10 +509,8 @@ static void sigmoid_backward(float *restrict dx, const float *restrict y,
 /* out[n] = min(max(x, lo), hi); written with comparisons so NaN passes through
  * (torch.clamp does too, and the trainer must see divergence). relu is
  * clamp(0, inf), relu6 is clamp(0, 6) (Krizhevsky 2010). */
-static void clamp_forward(float *restrict out, const float *restrict x, float lo, float hi,
-                          size_t n) {
-    int nt = OPS_ELEM_THREADS(n);
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+OPS_SIMD static void clamp_kernel(float *restrict out, const float *restrict x, float lo, float hi,
+                                  size_t n) {
     for (size_t i = 0; i < n; i++) {
         float v = x[i];
         out[i] = v < lo ? lo : (v > hi ? hi : v);
@@ -471,10 +518,8 @@ static void clamp_forward(float *restrict out, const float *restrict x, float lo
 }
 
 /* dx[n] += dout where lo <= x <= hi (torch.clamp backward) */
-static void clamp_backward(float *restrict dx, const float *restrict x,
-                           const float *restrict dout, float lo, float hi, size_t n) {
-    int nt = OPS_ELEM_THREADS(n);
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+OPS_SIMD static void clamp_bw_kernel(float *restrict dx, const float *restrict x,
+                                     const float *restrict dout, float lo, float hi, size_t n) {
     for (size_t i = 0; i < n; i++) {
         float v = x[i], g = dout[i];
         dx[i] += (v >= lo && v <= hi) ? g : 0.0f;
@@ -483,10 +528,8 @@ static void clamp_backward(float *restrict dx, const float *restrict x,
 
 /* dx[n] += dout except where x <= lo or x >= hi: torch's hardtanh backward
  * (relu6), zero at the kinks; written as torch does, so NaN lets dout through. */
-static void hardtanh_backward(float *restrict dx, const float *restrict x,
-                              const float *restrict dout, float lo, float hi, size_t n) {
-    int nt = OPS_ELEM_THREADS(n);
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+OPS_SIMD static void hardtanh_bw_kernel(float *restrict dx, const float *restrict x,
+                                        const float *restrict dout, float lo, float hi, size_t n) {
     for (size_t i = 0; i < n; i++) {
         float v = x[i], g = dout[i];
         dx[i] += (v <= lo || v >= hi) ? 0.0f : g;
@@ -494,14 +537,30 @@ static void hardtanh_backward(float *restrict dx, const float *restrict x,
 }
 
 /* dx[n] += dout except where x <= 0 (torch threshold_backward, zero at the kink) */
-static void relu_backward(float *restrict dx, const float *restrict x,
-                          const float *restrict dout, size_t n) {
-    int nt = OPS_ELEM_THREADS(n);
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+OPS_SIMD static void relu_bw_kernel(float *restrict dx, const float *restrict x,
+                                    const float *restrict dout, size_t n) {
     for (size_t i = 0; i < n; i++) {
         float v = x[i], g = dout[i];
         dx[i] += v <= 0.0f ? 0.0f : g;
     }
+}
+
+/* the same, each thread on one contiguous chunk of elements */
+static void clamp_forward(float *out, const float *x, float vlo, float vhi, size_t n) {
+    OPS_PARALLEL_CHUNKS(n, OPS_ELEM_THREADS(n), 64, clamp_kernel(out + lo, x + lo, vlo, vhi, hi - lo));
+}
+static void clamp_backward(float *dx, const float *x, const float *dout, float vlo, float vhi,
+                           size_t n) {
+    OPS_PARALLEL_CHUNKS(n, OPS_ELEM_THREADS(n), 64,
+                        clamp_bw_kernel(dx + lo, x + lo, dout + lo, vlo, vhi, hi - lo));
+}
+static void hardtanh_backward(float *dx, const float *x, const float *dout, float vlo,
+                              float vhi, size_t n) {
+    OPS_PARALLEL_CHUNKS(n, OPS_ELEM_THREADS(n), 64,
+                        hardtanh_bw_kernel(dx + lo, x + lo, dout + lo, vlo, vhi, hi - lo));
+}
+static void relu_backward(float *dx, const float *x, const float *dout, size_t n) {
+    OPS_PARALLEL_CHUNKS(n, OPS_ELEM_THREADS(n), 64, relu_bw_kernel(dx + lo, x + lo, dout + lo, hi - lo));
 }
 
 /* e^x for x in [-88, 0] with a relative error below 2e-7: Cephes expf

@@ -7,6 +7,7 @@ void rng_seed(Rng *r, uint64_t seed, uint64_t stream) {
     r->state = 0;
     r->inc = (stream << 1u) | 1u;
     r->has_spare = 0;
+    r->pad = 0;
     r->spare = 0.0;
     rng_u32(r);
     r->state += seed;

@@ -9,7 +9,8 @@
 typedef struct {
     uint64_t state;
     uint64_t inc;
-    int has_spare;
+    int32_t has_spare;
+    int32_t pad; /* always 0: the struct is written to checkpoints as bytes */
     double spare;
 } Rng;
 

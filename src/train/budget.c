@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <unistd.h>
 
+#include "dist.h"
 #include "train.h"
 
 #define MIB (1024.0 * 1024.0)
@@ -13,7 +14,10 @@ void budget_estimate(const Trainer *tr, MemEstimate *e) {
     double ncols = tr->log.ncols + tr->pnorm_log.ncols;
     for (int g = 0; g < tr->ngroups; g++) {
         const ParamSet *ps = tr->groups[g].ps;
-        e->params += 4.0 * (4.0 * (double)ps->n + (double)ps->nbuf); /* data, grad, m, v */
+        /* data, grad, m, v, the pipeline's scratch copy (clip cosine, update norm) */
+        e->params += 4.0 * (5.0 * (double)ps->n + (double)ps->nbuf);
+        /* the accumulation / all-reduce buffer (pipeline.c's group_acc) */
+        if (tr->train.grad_accum > 1 || dist_size() > 1) e->params += 4.0 * (double)ps->n;
         e->snapshot += 4.0 * (3.0 * (double)ps->n + (double)ps->nbuf) + 4096.0; /* data, m, v, buf */
     }
     e->snapshot += 4096.0; /* header, RNG, model and clip state */

@@ -128,6 +128,9 @@ typedef struct ModelDef {
      * (PPO: episodic_return, approx_kl, entropy); NULL = loss and gradient
      * norm. Independent of plot_columns. */
     const char *const *compare_columns;
+    /* Optional, parallel to compare_columns: each panel's title in the several-seeds
+     * comparison (NULL: the column's name). */
+    const char *const *compare_column_titles;
     /* Optional, NULL-terminated, at most 3: model metrics columns shown in the
      * progress line in place of the loss, each at its last finite value (PPO:
      * episodic_return, approx_kl: its total loss mixes three terms and swings

@@ -240,7 +240,7 @@ static int in_list(const UpdateGroup *g, UpdateGroup *const *upd, int nupd) {
 /* A micro-batch another rank computes: its data is drawn and dropped here, so
  * every rank's data stream stays where one process's would be. */
 static void skip_micro_batch(Trainer *tr) {
-    ASSERT(tr->def->loss, "model %s: only supervised models skip micro-batches", tr->def->name);
+    if (!tr->def->loss) return; /* a custom-step model prepared every micro-batch's data */
     if (tr->def->skip_batch) {
         tr->def->skip_batch(tr->model, tr);
         return;
@@ -268,6 +268,17 @@ static void accumulate_end(UpdateGroup *const *upd, int nupd) {
         const float *acc = upd[i]->acc;
         for (size_t j = 0; j < ps->n; j++) ps->grad[j] = acc[j] + ps->grad[j];
     }
+}
+
+int trainer_micro_batches(const Trainer *tr) { return tr->train.grad_accum * dist_size(); }
+
+void trainer_micro_gather(Trainer *tr, double *v, int s) {
+    int k = tr->train.grad_accum;
+    if (dist_size() == 1) return;
+    double *mine = xmalloc((size_t)k * (size_t)s * sizeof *mine);
+    memcpy(mine, v + (size_t)dist_rank() * (size_t)k * (size_t)s, (size_t)k * (size_t)s * sizeof *mine);
+    dist_allgather_doubles(v, mine, k * s);
+    free(mine);
 }
 
 double trainer_step(Trainer *tr, UpdateGroup *const *upd, int nupd, TrainerLossFn fn, void *model,
@@ -298,6 +309,7 @@ double trainer_step(Trainer *tr, UpdateGroup *const *upd, int nupd, TrainerLossF
         ctx_reset(&tr->ctx);
         /* DP-SGD: linear and conv2d hand their weight gradients over per example */
         if (tr->dp) dp_attach(tr->dp, &tr->ctx, tr->step);
+        tr->micro = i;
         Tensor *loss = fn(model, &tr->ctx, tr, arg);
         ASSERT(loss && loss->n == 1, "a loss function must return a scalar");
         mine[done++] = loss->data[0];

@@ -34,7 +34,9 @@ int resume_key_outside(const char *section, const char *key) {
     static const char *const keys[] = {
         "run.name",        "run.out_dir",   "run.plots",         "run.resume_every",
         "run.memory_mb",   "train.quiet",   "train.arena_mb",    "train.max_nodes",
-        "recovery.save_file", "train.grad_hist_step", "dist.report_every", NULL};
+        "recovery.save_file", "train.grad_hist_step", "dist.report_every",
+        "train.threads", /* any count gives the same bits (tests/test_threads.c) */
+        NULL};
     char full[2 * CFG_NAME_MAX + 2];
     snprintf(full, sizeof full, "%s.%s", section, key);
     for (int i = 0; keys[i]; i++)

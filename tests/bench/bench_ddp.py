@@ -36,10 +36,12 @@ common = ["train.steps=%d" % STEPS, "train.eval_every=0", "run.plots=false", "op
 
 def run(kind, i):
     out = os.path.join(tmp, "%s%d" % (kind, i))
+    # threads explicit: [train] threads = 0 would give the one-process run every
+    # core (two threads), not the one core the comparison is about
     if kind == "one":
-        args = [train, cfg, "train.batch_size=16"]
+        args = [train, cfg, "train.batch_size=16", "train.threads=1"]
     elif kind == "np2":
-        args = mpirun + ["-np", "2", train, cfg, "train.batch_size=16"]
+        args = mpirun + ["-np", "2", train, cfg, "train.batch_size=16", "train.threads=1"]
     else:
         args = [train, cfg, "train.batch_size=32", "train.threads=2"]
     p = subprocess.run(args + common + ["run.out_dir=" + out], capture_output=True, text=True)
