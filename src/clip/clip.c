@@ -203,11 +203,17 @@ void clip_scale(ClipTensor *t, int count, float c) {
  * goes to lane j % 8 while it lies in a full block of eight (j < n - n % 8),
  * else to the tail, in index order, so the pieces make exactly sum_sq's adds. */
 void clip_norm_part_add(ClipNormPart *s, const float *g, size_t from, size_t to, size_t n, double p) {
-    CLIP_REQUIRE(p == 1 || p == 2 || isinf(p), "clip_norm_part: p must be 1, 2 or inf");
+    check_norm_type(p);
     CLIP_REQUIRE(from <= to && to <= n, "clip_norm_part: piece outside the array");
     size_t full = n - n % 8;
+    int general = !(p == 1 || p == 2 || isinf(p));
+    if (general && (s->scale == 0 || !isfinite(s->scale))) return; /* norm_p's early return */
     for (size_t j = from; j < to; j++) {
         double x = g[j - from];
+        if (general) { /* norm_p: one running sum of (|g| / max)^p */
+            s->tail += pow(fabs(x) / s->scale, p);
+            continue;
+        }
         if (isinf(p)) {
             double a = fabs(x);
             if (a != a || s->tail != s->tail) s->tail = NAN;
@@ -222,6 +228,7 @@ void clip_norm_part_add(ClipNormPart *s, const float *g, size_t from, size_t to,
 
 double clip_norm_part_result(const ClipNormPart *s, double p) {
     if (isinf(p)) return s->tail;
+    if (!(p == 1 || p == 2)) return s->scale == 0 || !isfinite(s->scale) ? s->scale : s->scale * pow(s->tail, 1.0 / p);
     const double *a = s->lane;
     double sum = ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7])) + s->tail;
     return p == 2 ? sqrt(sum) : sum;

@@ -93,11 +93,14 @@ float clip_norm_coef(double max_norm, double total_norm);
  * into one ClipNormPart, which keeps the eight partial sums and the tail the
  * whole-array kernel keeps: clip_norm_part_add(s, g, from, to, n, p) adds
  * elements [from, to) of an n-element array (g points at element `from`);
- * a part can travel between processes (plain doubles). p = 1, 2 or INFINITY.
- * Zero-initialise a part ({0}). */
+ * a part can travel between processes (plain doubles). Zero-initialise a
+ * part ({0}). Another p than 1, 2, inf takes two passes, as the whole-array
+ * kernel does: first the array's max |g| (the inf-norm, from parts too),
+ * set as `scale` before the pieces of the second pass. */
 typedef struct {
     double lane[8];
     double tail;         /* the tail sum, or for p = inf the running max */
+    double scale;        /* another p: the array's max |g|, set by the caller */
 } ClipNormPart;
 void clip_norm_part_add(ClipNormPart *s, const float *g, size_t from, size_t to, size_t n, double p);
 /* The tensor's p-norm, bit for bit clip_total_norm of the whole array. */

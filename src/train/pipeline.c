@@ -96,12 +96,21 @@ static double cosine(const float *a, const float *b, size_t n) {
     return aa > 0 && bb > 0 ? ab / sqrt(aa * bb) : NAN;
 }
 
-/* cosine() of two vectors held as shards: each rank's three partial sums
- * over its chunk, summed over the ranks in rank order. */
+/* cosine() of two vectors held as shards (a, b: this rank's chunk), bit for
+ * bit: the three running sums pass from rank to rank (each continues the
+ * left neighbour's in index order, the adds cosine() makes), then the last
+ * rank's go to all. The ranks scan one after another, but a scan is about a
+ * millisecond of a step. */
 static double shard_cosine(const float *a, const float *b, size_t n) {
-    double ab = 0, aa = 0, bb = 0;
+    int me = dist_rank(), N = dist_size();
+    double s[3] = {0, 0, 0};
+    if (me > 0) dist_recv_doubles(s, 3, me - 1);
+    double ab = s[0], aa = s[1], bb = s[2];
     for (size_t i = 0; i < n; i++) ab += (double)a[i] * b[i], aa += (double)a[i] * a[i], bb += (double)b[i] * b[i];
-    ab = dist_sum_ordered(ab), aa = dist_sum_ordered(aa), bb = dist_sum_ordered(bb);
+    s[0] = ab, s[1] = aa, s[2] = bb;
+    if (me + 1 < N) dist_send_doubles(s, 3, me + 1);
+    dist_bcast_doubles(s, 3, N - 1);
+    ab = s[0], aa = s[1], bb = s[2];
     return aa > 0 && bb > 0 ? ab / sqrt(aa * bb) : NAN;
 }
 

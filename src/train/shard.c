@@ -16,9 +16,9 @@
  * the same norms the unsharded clipper sees, so its state (ZClip's EMA,
  * AdaGC's per-tensor EMAs, auto's warm-up norms) is the same on every rank
  * and the same as one process's:
- *   global_norm, norm, auto   the tensors' p-norms (p = 1, 2, inf; another p:
- *                             sum |g|^p per rank, summed in rank order: the same
- *                             value up to rounding, not guaranteed the same bits)
+ *   global_norm, norm, auto   the tensors' p-norms (another p than 1, 2, inf:
+ *                             two passes, each tensor's max |g| then the sum of
+ *                             (|g| / max)^p, as the one-array kernel)
  *   value                     elementwise: the shard alone is exact
  *   agc                       each unit's gradient norm (a unit cut by a shard
  *                             boundary gets all of it); the weights are whole on
@@ -73,22 +73,28 @@ static void add_piece(ClipNormPart *s, const float *x, const Seg *g, size_t from
 static void seg_norms(const float *x, size_t n, const Seg *seg, int nseg, size_t lo, size_t hi, double p,
                       double *out) {
     int me = dist_rank(), N = dist_size(), cut_in = -1, cut_out = -1;
+    double *scale = NULL;
+    if (!(p == 1 || p == 2 || isinf(p))) { /* norm_p's two passes: each segment's max |g| first */
+        scale = xmalloc((size_t)(nseg > 0 ? nseg : 1) * sizeof *scale);
+        seg_norms(x, n, seg, nseg, lo, hi, INFINITY, scale);
+    }
     for (int j = 0; j < nseg; j++) {
         if (seg[j].off < lo && lo < seg[j].off + seg[j].len) cut_in = j;
         if (seg[j].off < hi && hi < seg[j].off + seg[j].len) cut_out = j;
     }
     ClipNormPart *part = xcalloc((size_t)(nseg > 0 ? nseg : 1), sizeof *part);
+    for (int j = 0; scale && j < nseg; j++) part[j].scale = scale[j];
     if (cut_in >= 0 && cut_in == cut_out) { /* the whole chunk is inside one segment */
-        dist_recv_doubles(part[cut_in].lane, PART_DOUBLES, me - 1);
+        dist_recv_doubles((double *)&part[cut_in], PART_DOUBLES, me - 1);
         add_piece(&part[cut_in], x, &seg[cut_in], lo, hi, p);
-        dist_send_doubles(part[cut_in].lane, PART_DOUBLES, me + 1);
+        dist_send_doubles((double *)&part[cut_in], PART_DOUBLES, me + 1);
     } else {
         if (cut_out >= 0) { /* it starts here: scan it and pass it on first */
             add_piece(&part[cut_out], x, &seg[cut_out], seg[cut_out].off, hi, p);
-            dist_send_doubles(part[cut_out].lane, PART_DOUBLES, me + 1);
+            dist_send_doubles((double *)&part[cut_out], PART_DOUBLES, me + 1);
         }
         if (cut_in >= 0) { /* continue the left neighbour's */
-            dist_recv_doubles(part[cut_in].lane, PART_DOUBLES, me - 1);
+            dist_recv_doubles((double *)&part[cut_in], PART_DOUBLES, me - 1);
             add_piece(&part[cut_in], x, &seg[cut_in], lo, seg[cut_in].off + seg[cut_in].len, p);
         }
         for (int j = 0; j < nseg; j++) {
@@ -106,7 +112,7 @@ static void seg_norms(const float *x, size_t n, const Seg *seg, int nseg, size_t
     for (int j = 0; j < nseg; j++)
         out[j] = seg[j].len ? all[(size_t)owner_of(n, seg[j].off + seg[j].len - 1) * (size_t)nseg + (size_t)j]
                             : 0.0;
-    free(all), free(mine), free(part);
+    free(all), free(mine), free(part), free(scale);
 }
 
 /* The views' tensors as segments of the flat buffer at base. */
@@ -117,9 +123,7 @@ static Seg *tensor_segs(const ClipTensor *t, int count, const float *base) {
     return s;
 }
 
-static int exact_p(double p) { return p == 1 || p == 2 || isinf(p); }
-
-/* ---------------------------------------------------------------- approximate (other p, norm = local) */
+/* ---------------------------------------------------------------- a shard's own norm (norm = local, the report) */
 
 /* sum |g|^p (p = inf: max |g|, NaN propagating) */
 static double power_sum(const float *g, size_t n, double p) {
@@ -138,23 +142,14 @@ static double power_sum(const float *g, size_t n, double p) {
 
 static double root(double s, double p) { return isinf(p) ? s : p == 2 ? sqrt(s) : p == 1 ? s : pow(s, 1.0 / p); }
 
-/* The p-norm over the views' parts in [lo, hi): summed per rank then across the
- * ranks in rank order (MAX for inf), or this rank's only. */
-static double shard_norm(const ClipTensor *t, int count, const float *base, size_t lo, size_t hi, double p,
-                         int across) {
+/* The p-norm over the views' parts in [lo, hi): this rank's only (the FSDP
+ * pitfall's norm; the report's rank norm). */
+static double shard_norm(const ClipTensor *t, int count, const float *base, size_t lo, size_t hi, double p) {
     double s = 0;
     for (int i = 0; i < count; i++) {
         ClipTensor q = part_of(&t[i], base, lo, hi);
         double x = power_sum(q.grad, q.n, p);
         s = isinf(p) ? (isnan(s) || isnan(x) ? NAN : (x > s ? x : s)) : s + x;
-    }
-    if (across && dist_size() > 1) {
-        double *all = xmalloc((size_t)dist_size() * sizeof *all);
-        dist_allgather_doubles(all, &s, 1);
-        s = all[0];
-        for (int r = 1; r < dist_size(); r++)
-            s = isinf(p) ? (isnan(s) || isnan(all[r]) ? NAN : (all[r] > s ? all[r] : s)) : s + all[r];
-        free(all);
     }
     return root(s, p);
 }
@@ -175,9 +170,8 @@ static void sel_norms(const Shard *s, double p, double *out) {
     seg_norms(s->base, s->n, s->segs, s->nsel, s->lo, s->hi, p, out);
 }
 
-/* total p-norm of the selection (exact for p = 1, 2, inf) */
+/* total p-norm of the selection, clip_total_norm's bits */
 static double sel_total(const Shard *s, double p) {
-    if (!exact_p(p)) return shard_norm(s->sel, s->nsel, s->base, s->lo, s->hi, p, 1);
     double *v = xmalloc((size_t)(s->nsel + 1) * sizeof *v);
     sel_norms(s, p, v);
     double t = clip_norm_of_norms(v, s->nsel, p);
@@ -231,14 +225,14 @@ void shard_clip(UpdateGroup *g, size_t lo, size_t hi, ClipStats *st) {
     seg_norms(s.base, s.n, all_segs, cl->count, lo, hi, 2.0, norms);
     double pre = clip_norm_of_norms(norms, cl->count, 2.0);
     for (int i = 0; cl->param_norms && i < cl->count; i++) cl->param_norms[i] = norms[i];
-    g->rank_norm = shard_norm(cl->all, cl->count, s.base, lo, hi, 2.0, 0); /* this shard's own */
+    g->rank_norm = shard_norm(cl->all, cl->count, s.base, lo, hi, 2.0); /* this shard's own */
     g->rank_coef = 1.0;
     *st = (ClipStats){.pre_norm = pre, .threshold = NAN};
     int local = g->dist.norm == DIST_NORM_LOCAL;
     switch ((ClipMethod)c->grad) {
     case CLIP_NONE: break;
     case CLIP_GLOBAL_NORM: { /* FSDP: the norm across the shards; then scale this part */
-        double total = local ? shard_norm(cl->sel, cl->nsel, s.base, lo, hi, c->norm_type, 0)
+        double total = local ? shard_norm(cl->sel, cl->nsel, s.base, lo, hi, c->norm_type)
                              : sel_total(&s, c->norm_type);
         clip_grads_with_norm(s.mine, cl->nsel, c->max_norm, total);
         g->rank_coef = clip_norm_coef(c->max_norm, total);
@@ -251,13 +245,9 @@ void shard_clip(UpdateGroup *g, size_t lo, size_t hi, ClipStats *st) {
         break;
     case CLIP_NORM: { /* each tensor by its whole norm, a cut one too (clip_grad_norm_per_tensor) */
         double *v = xmalloc((size_t)(cl->nsel + 1) * sizeof *v), largest = 0;
-        if (exact_p(c->norm_type)) {
-            sel_norms(&s, c->norm_type, v);
-        } else {
-            for (int i = 0; i < cl->nsel; i++) v[i] = shard_norm(&cl->sel[i], 1, s.base, lo, hi, c->norm_type, 1);
-        }
+        sel_norms(&s, c->norm_type, v);
         for (int i = 0; i < cl->nsel; i++) {
-            if (local) v[i] = shard_norm(&cl->sel[i], 1, s.base, lo, hi, c->norm_type, 0);
+            if (local) v[i] = shard_norm(&cl->sel[i], 1, s.base, lo, hi, c->norm_type);
             if (!isnan(largest) && (isnan(v[i]) || v[i] > largest)) largest = v[i];
             clip_grads_with_norm(&s.mine[i], 1, c->max_norm, v[i]);
         }

@@ -750,15 +750,9 @@ static void fill_result(Trainer *tr, double baseline, RunResult *res) {
 
 /* [dist] shard = true: what the sharded pipeline does not do yet, named. */
 static void shard_refusal(const Trainer *tr, char *err, size_t len) {
-    const char *why = NULL;
-    for (int i = 0; i < tr->ngroups && !why; i++) {
-        const ClipConfig *c = &tr->groups[i].clip.cfg;
-        if (c->grad == CLIP_AUTO && !(c->norm_type == 1 || c->norm_type == 2 || isinf(c->norm_type)))
-            why = "[clip] grad = auto with norm_type other than 1, 2 or inf (its warm-up norms must "
-                  "be the unsharded ones bit for bit)";
-    }
-    if (!why && tr->set->dist.clip == DIST_CLIP_LOCAL) why = "[dist] clip = local (use norm = local for the shard pitfall)";
-    if (why) snprintf(err, len, "%s: [dist] shard = true does not work with %s yet", tr->run.name, why);
+    if (tr->set->dist.clip == DIST_CLIP_LOCAL)
+        snprintf(err, len, "%s: [dist] shard = true does not work with [dist] clip = local yet (use "
+                 "norm = local for the shard pitfall)", tr->run.name);
 }
 
 /* Under mpirun, before anything is written: every rank has the same settings
