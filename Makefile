@@ -232,7 +232,7 @@ amp: deps
 	  configs/amp_fp16_clip_before_unscale.ini --compare runs/amp.png
 # where fp16 underflow comes from: the GPT's step-0 activation gradients at batch
 # 16, 128 and 512 (1k, 8k, 32k tokens per step) against fp16's range, one figure
-# (runs/amp_hist_grad_hist.png). docs/amp.md; ~2 min idle, 3 GB of memory
+# (runs/amp_hist_grad_hist.png). docs/amp.md; ~15 s at load 5 (2 min at load 12), 3 GB of memory
 .PHONY: amp-underflow
 amp-underflow: deps
 	$(MAKE) train
