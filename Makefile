@@ -363,7 +363,7 @@ GALLERY_TARGETS := $(sort $(foreach g,$(GALLERY),$(word 1,$(subst :, ,$(g)))))
 # run folders share a lane (demo and ablation: runs/rnn_noclip, runs/rnn_clip).
 # ddp-scaling times the transformer, so it runs alone after the lanes.
 # The lanes are balanced by the CPU time each target took (docs/README.md has
-# the table, measured or estimated): about 10 and 11 min of CPU, so about 12-13 min
+# the table, measured or estimated): about 10 and 9 min of CPU, so about 11-12 min
 # in all on 2 idle cores.
 # FIGURES_LONG are the long trainings (about 94 min of CPU together: the
 # MobileNet pair, DP-SGD's 40 epochs, the five mixed-precision runs, the 126-run
@@ -372,8 +372,8 @@ GALLERY_TARGETS := $(sort $(foreach g,$(GALLERY),$(word 1,$(subst :, ,$(g)))))
 # figures keeps their committed figures (each still what its command wrote,
 # footer and all); make figures FIGURES=all remakes them too (about an hour on
 # 2 idle cores).
-FIGURES_LANE1 := transformer transformer-sgd demo ablation recovery recovery-seeds cliff order ppo ppo-seeds amp-underflow wgan-figure1
-FIGURES_LANE2 := sweep-methods sweep-rnn wgan ddp
+FIGURES_LANE1 := transformer transformer-sgd demo ablation recovery recovery-seeds cliff order ppo ppo-seeds amp-underflow wgan-figure1 ddp
+FIGURES_LANE2 := sweep-methods sweep-rnn wgan
 FIGURES_LONG1 := dp-more
 FIGURES_LONG2 := lr-map dp transformer-seeds wgan-seeds mobilenet amp
 FIGURES_LAST := ddp-scaling
