@@ -369,16 +369,17 @@ GALLERY_TARGETS := $(sort $(foreach g,$(GALLERY),$(word 1,$(subst :, ,$(g)))))
 # MobileNet pair, DP-SGD's 40 epochs, the five mixed-precision runs, the 126-run
 # learning-rate map, the 12 WGAN and 12 transformer seed runs, and dp-more's 51
 # DP runs, about 50 min of CPU by themselves, alone in the first lane): make
-# figures keeps their committed figures (each still what its command wrote,
-# footer and all); make figures FIGURES=all remakes them too (about an hour on
-# 2 idle cores).
+# figures remakes them too (about an hour on 2 idle cores); make figures
+# FIGURES=quick keeps their committed figures (each still what its command
+# wrote, footer and all) and remakes the rest. Each target's wall time goes to
+# $(BUILD)/figures.times.
 FIGURES_LANE1 := transformer transformer-sgd demo ablation recovery recovery-seeds cliff order ppo ppo-seeds amp-underflow wgan-figure1 ddp
 FIGURES_LANE2 := sweep-methods sweep-rnn wgan
 FIGURES_LONG1 := dp-more
 FIGURES_LONG2 := lr-map dp transformer-seeds wgan-seeds mobilenet amp
 FIGURES_LAST := ddp-scaling
-FIGURES ?= quick
-ifeq ($(FIGURES),all)
+FIGURES ?= all
+ifneq ($(FIGURES),quick)
 FIGURES_LANE1 += $(FIGURES_LONG1)
 FIGURES_LANE2 += $(FIGURES_LONG2)
 endif
@@ -390,7 +391,7 @@ endif
 .PHONY: figures figures-lane1 figures-lane2
 figures: deps
 	$(MAKE) train
-	@date +%s > $(BUILD)/figures.start
+	@date +%s > $(BUILD)/figures.start; : > $(BUILD)/figures.times
 	CLIPLAB_THREAD_CAP=1 $(MAKE) -j2 figures-lane1 figures-lane2 SWEEP_ARGS="-j 1"
 	for t in $(FIGURES_LAST); do $(MAKE) $$t || exit 1; done
 	@mkdir -p docs/figures
@@ -398,11 +399,14 @@ figures: deps
 	  cp $(word 2,$(subst :, ,$(g))) docs/figures/$(word 3,$(subst :, ,$(g))) && )) true
 	@echo "figures: $(words $(foreach g,$(GALLERY),$(filter $(word 1,$(subst :, ,$(g))),$(FIGURES_RUN)))) of \
 	$(words $(GALLERY)) figures remade in docs/figures/ in $$(( $$(date +%s) - $$(cat $(BUILD)/figures.start) )) s wall \
-	$(if $(filter all,$(FIGURES)),,(kept: those of $(FIGURES_LONG1) $(FIGURES_LONG2); FIGURES=all remakes them))"
+	$(if $(filter quick,$(FIGURES)),(kept: those of $(FIGURES_LONG1) $(FIGURES_LONG2); without FIGURES=quick they are remade))"
+	@sort -k2 -n -r $(BUILD)/figures.times
+FIGURES_TIMED = for t in $(1); do s=$$(date +%s); $(MAKE) $$t || exit 1; \
+	  echo "$$t $$(( $$(date +%s) - s )) s wall (lane $(2))" >> $(BUILD)/figures.times; done
 figures-lane1:
-	for t in $(FIGURES_LANE1); do $(MAKE) $$t || exit 1; done
+	$(call FIGURES_TIMED,$(FIGURES_LANE1),1)
 figures-lane2:
-	for t in $(FIGURES_LANE2); do $(MAKE) $$t || exit 1; done
+	$(call FIGURES_TIMED,$(FIGURES_LANE2),2)
 
 # ---- tests ----
 $(BUILD)/ref/%.bin: tests/ref/%.py tests/ref/tfile.py
