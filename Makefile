@@ -3,6 +3,7 @@
 #   make         build ./train
 #   make demo    deps + build + the RNN no-clip vs clip demo and its comparison plot
 #   make ablation / transformer / transformer-sgd / wgan / ppo / mobilenet / amp   the other demos
+#   make amp-underflow   the GPT's activation gradients against fp16's range at 3 batch sizes
 #   make sweep-rnn / sweep-methods / lr-map   sweeps of the RNN demo (summary.png, map.png)
 #   make order   the temporal-order pair (no clip vs clip)
 #   make recovery / cliff   spike rollback; Pascanu's cliff with the SGD paths on it
@@ -112,7 +113,8 @@ $(TRAIN): $(BUILD)/obj/src/cli/main.o $(LIB_OBJ)
 
 $(BUILD)/commit.stamp: FORCE
 	@mkdir -p $(dir $@)
-	@echo '$(CLIPLAB_COMMIT)' > $@.new; if cmp -s $@.new $@; then rm $@.new; else mv $@.new $@; fi
+	@# a file per shell: make figures' two lanes may check the stamp at the same moment
+	@echo '$(CLIPLAB_COMMIT)' > $@.$$$$; if cmp -s $@.$$$$ $@; then rm $@.$$$$; else mv $@.$$$$ $@; fi
 .PHONY: FORCE
 FORCE:
 
@@ -228,6 +230,14 @@ amp: deps
 	$(MAKE) train
 	./train configs/amp_fp32.ini configs/amp_bf16.ini configs/amp_fp16.ini configs/amp_fp16_dynamic.ini \
 	  configs/amp_fp16_clip_before_unscale.ini --compare runs/amp.png
+# where fp16 underflow comes from: the GPT's step-0 activation gradients at batch
+# 16, 128 and 512 (1k, 8k, 32k tokens per step) against fp16's range, one figure
+# (runs/amp_hist_grad_hist.png). docs/amp.md; ~2 min idle, 3 GB of memory
+.PHONY: amp-underflow
+amp-underflow: deps
+	$(MAKE) train
+	./train configs/amp_hist_b16.ini configs/amp_hist_b128.ini configs/amp_hist_b512.ini \
+	  --compare runs/amp_hist.png
 # sweeps (./train --sweep, runs/<name>/sweep.csv and summary.png); -j defaults
 # to the number of cores: make sweep-rnn SWEEP_ARGS="-j 4"
 .PHONY: sweep-rnn sweep-methods lr-map
@@ -255,20 +265,28 @@ cliff: deps
 
 # Several seeds of the chaotic pairs (one seed's outcome is chance there): each
 # configuration's median over the seeds with its min-max band. SEEDS="1 2 3" for fewer.
+# $(call seed_runs,CONFIGS,NAME): each config at each seed, one at a time on one thread
+# (train.threads=1 changes no number), into runs/NAME/<config>-seed<s>/, then the
+# figure runs/NAME.png from those folders (./train --plot ... --compare).
 SEEDS ?= 1 2 3 4 5
-.PHONY: ppo-seeds recovery-seeds
+define seed_runs
+	for s in $(SEEDS); do for c in $(1); do ./train configs/$$c.ini run.seed=$$s \
+	  run.out_dir=runs/$(2)/$$c-seed$$s run.plots=false train.quiet=true train.threads=1 || exit 1; done; done
+	./train --plot $(foreach c,$(1),$(foreach s,$(SEEDS),runs/$(2)/$(c)-seed$(s))) --compare runs/$(2).png
+endef
+.PHONY: ppo-seeds recovery-seeds wgan-seeds
 ppo-seeds: deps
 	$(MAKE) train
-	for s in $(SEEDS); do for c in ppo_noclip ppo_clip; do ./train configs/$$c.ini run.seed=$$s \
-	  run.out_dir=runs/ppo_seeds/$$c-seed$$s run.plots=false train.quiet=true || exit 1; done; done
-	./train --plot $(foreach c,ppo_noclip ppo_clip,$(foreach s,$(SEEDS),runs/ppo_seeds/$(c)-seed$(s))) \
-	  --compare runs/ppo_seeds.png
+	$(call seed_runs,ppo_noclip ppo_clip,ppo_seeds)
 recovery-seeds: deps
 	$(MAKE) train
-	for s in $(SEEDS); do for c in rnn_recovery_off rnn_recovery; do ./train configs/$$c.ini run.seed=$$s \
-	  run.out_dir=runs/recovery_seeds/$$c-seed$$s run.plots=false train.quiet=true || exit 1; done; done
-	./train --plot $(foreach c,rnn_recovery_off rnn_recovery,$(foreach s,$(SEEDS),runs/recovery_seeds/$(c)-seed$(s))) \
-	  --compare runs/recovery_seeds.png
+	$(call seed_runs,rnn_recovery_off rnn_recovery,recovery_seeds)
+# the four WGAN games of make wgan over seeds 1-3 (SEEDS="1 2 3 4 5" for more): 12 runs
+# of 2000 generator updates, 26-42 s of one core each (~7 min of CPU) -> runs/wgan_seeds.png
+wgan-seeds: SEEDS = 1 2 3
+wgan-seeds: deps
+	$(MAKE) train
+	$(call seed_runs,wgan_noclip wgan_clip wgan_gp wgan_gp_toy,wgan_seeds)
 
 # data-parallel training (docs/ddp.md): the RNN on 2 MPI ranks, clip after the
 # all-reduce (PyTorch DDP) against each rank clipping before it (the Horovod
@@ -290,8 +308,7 @@ ddp-scaling: deps
 
 # ---- the gallery ----
 # Every demo figure, regenerated and copied into docs/figures/ (committed; the
-# gallery docs/README.md shows each with its command). About an hour on an
-# idle 2-core machine: the sweeps, the map and the MobileNet pair dominate.
+# gallery docs/README.md shows each with its command and what it costs).
 # Each line: the make target, the figure it writes, the gallery's file name.
 GALLERY := \
   demo:runs/compare_rnn_noclip_vs_rnn_clip.png:rnn_clip_vs_noclip.png \
@@ -314,6 +331,7 @@ GALLERY := \
   ppo:runs/ppo_clip_coef.png:ppo_clip_coef.png \
   ppo:runs/ppo_clip/episode.png:ppo_episode.png \
   ppo-seeds:runs/ppo_seeds.png:ppo_seeds.png \
+  wgan-seeds:runs/wgan_seeds.png:wgan_seeds.png \
   mobilenet:runs/mobilenet.png:mobilenet.png \
   mobilenet:runs/mobilenet_quant.png:mobilenet_quant.png \
   mobilenet:runs/mobilenet_nobn.png:mobilenet_nobn.png \
@@ -322,17 +340,54 @@ GALLERY := \
   dp:runs/dp_norms.png:dp_norms.png \
   amp:runs/amp.png:amp.png \
   amp:runs/amp_fp32/grad_hist.png:amp_grad_hist.png \
-  amp:runs/amp_fp16_dynamic/grad_norm.png:amp_loss_scale.png
+  amp:runs/amp_fp16_dynamic/grad_norm.png:amp_loss_scale.png \
+  amp-underflow:runs/amp_hist_grad_hist.png:amp_underflow.png
 GALLERY_TARGETS := $(sort $(foreach g,$(GALLERY),$(word 1,$(subst :, ,$(g)))))
 
-.PHONY: figures
+# make figures runs the targets in two lanes side by side (make -j2), each lane
+# one target after another, every run on one thread (CLIPLAB_THREAD_CAP=1: the
+# numbers do not depend on it) and every sweep one run at a time, so the two
+# lanes keep both cores busy: alone, most runs (RNN, PPO, WGAN, the sweeps' RNN
+# runs) use one core whatever [train] threads says. Targets that write the same
+# run folders share a lane (demo and ablation: runs/rnn_noclip, runs/rnn_clip).
+# ddp-scaling times the transformer, so it runs alone after the lanes.
+# The lanes are balanced by the CPU time each target took (docs/README.md):
+# about 11 min per lane. FIGURES_LONG are the long trainings (about 35 min of
+# CPU together: the MobileNet pair, DP-SGD's 40 epochs, the five mixed-precision
+# runs, the 126-run learning-rate map, the 20 WGAN seed runs): make figures keeps
+# their committed figures (each still what its command wrote, footer and all);
+# make figures FIGURES=all remakes them too (about 30 min on 2 idle cores).
+FIGURES_LANE1 := transformer transformer-sgd demo ablation recovery recovery-seeds cliff order ppo ppo-seeds ddp amp-underflow
+FIGURES_LANE2 := sweep-methods sweep-rnn wgan wgan-figure1
+FIGURES_LONG1 := lr-map dp
+FIGURES_LONG2 := wgan-seeds mobilenet amp
+FIGURES_LAST := ddp-scaling
+FIGURES ?= quick
+ifeq ($(FIGURES),all)
+FIGURES_LANE1 += $(FIGURES_LONG1)
+FIGURES_LANE2 += $(FIGURES_LONG2)
+endif
+FIGURES_RUN := $(FIGURES_LANE1) $(FIGURES_LANE2) $(FIGURES_LAST)
+ifneq ($(sort $(FIGURES_LANE1) $(FIGURES_LANE2) $(FIGURES_LONG1) $(FIGURES_LONG2) $(FIGURES_LAST)),$(GALLERY_TARGETS))
+$(error the figures lanes do not list exactly the GALLERY's targets)
+endif
+
+.PHONY: figures figures-lane1 figures-lane2
 figures: deps
 	$(MAKE) train
 	@date +%s > $(BUILD)/figures.start
-	for t in $(GALLERY_TARGETS); do $(MAKE) $$t || exit 1; done
+	CLIPLAB_THREAD_CAP=1 $(MAKE) -j2 figures-lane1 figures-lane2 SWEEP_ARGS="-j 1"
+	for t in $(FIGURES_LAST); do $(MAKE) $$t || exit 1; done
 	@mkdir -p docs/figures
-	$(foreach g,$(GALLERY),cp $(word 2,$(subst :, ,$(g))) docs/figures/$(word 3,$(subst :, ,$(g))) && ) true
-	@echo "figures: $(words $(GALLERY)) figures in docs/figures/ in $$(( $$(date +%s) - $$(cat $(BUILD)/figures.start) )) s wall"
+	$(foreach g,$(GALLERY),$(if $(filter $(word 1,$(subst :, ,$(g))),$(FIGURES_RUN)),\
+	  cp $(word 2,$(subst :, ,$(g))) docs/figures/$(word 3,$(subst :, ,$(g))) && )) true
+	@echo "figures: $(words $(foreach g,$(GALLERY),$(filter $(word 1,$(subst :, ,$(g))),$(FIGURES_RUN)))) of \
+	$(words $(GALLERY)) figures remade in docs/figures/ in $$(( $$(date +%s) - $$(cat $(BUILD)/figures.start) )) s wall \
+	$(if $(filter all,$(FIGURES)),,(kept: those of $(FIGURES_LONG1) $(FIGURES_LONG2); FIGURES=all remakes them))"
+figures-lane1:
+	for t in $(FIGURES_LANE1); do $(MAKE) $$t || exit 1; done
+figures-lane2:
+	for t in $(FIGURES_LANE2); do $(MAKE) $$t || exit 1; done
 
 # ---- tests ----
 $(BUILD)/ref/%.bin: tests/ref/%.py tests/ref/tfile.py

@@ -130,7 +130,7 @@ Tensor *ppo_loss_on(Ppo *m, Ctx *c, const PpoBatch *b, PpoStats *st) {
     Tensor *logratio = ad_sub(c, logp, tensor_from(c, 1, &M, b->logp_old));
     Tensor *ratio = ad_exp(c, logratio);
     float *adv = arena_alloc(&c->arena, (size_t)M * sizeof *adv);
-    if (cfg->norm_adv)
+    if (cfg->norm_adv && !b->adv_normalised)
         normalise(adv, b->adv, M);
     else
         memcpy(adv, b->adv, (size_t)M * sizeof *adv);
@@ -270,7 +270,9 @@ static const char *const metric_names[M_COUNT] = {
     "value_loss",  "entropy",         "approx_kl",       "old_approx_kl", "ratio_clip_frac",
     "explained_variance"};
 
-/* Gather minibatch rows idx[M] of the batch into m->mb / m->mb_act. */
+/* Gather minibatch rows idx[M] of the batch into m->mb / m->mb_act; with
+ * norm_adv the advantages are normalised here, over the whole minibatch, so a
+ * micro-batch of it (grad_accum, ranks) uses the minibatch's mean and std. */
 static PpoBatch gather(Ppo *m, const int *idx, int M) {
     float *o = m->mb, *lp = o + (size_t)M * CARTPOLE_OBS, *ad = lp + M, *rt = ad + M, *vo = rt + M;
     for (int i = 0; i < M; i++) {
@@ -280,7 +282,8 @@ static PpoBatch gather(Ppo *m, const int *idx, int M) {
         m->mb_act[i] = m->act[k];
         lp[i] = m->logp[k], ad[i] = m->adv[k], rt[i] = m->ret[k], vo[i] = m->val[k];
     }
-    return (PpoBatch){M, o, m->mb_act, lp, ad, rt, vo};
+    if (m->cfg.norm_adv) normalise(ad, ad, M);
+    return (PpoBatch){M, o, m->mb_act, lp, ad, rt, vo, m->cfg.norm_adv};
 }
 
 static void shuffle(int *v, int n, Rng *r) { /* Fisher-Yates, as np.random.shuffle */
@@ -290,15 +293,37 @@ static void shuffle(int *v, int n, Rng *r) { /* Fisher-Yates, as np.random.shuff
     }
 }
 
-typedef struct MinibatchArg {
-    PpoBatch batch;
-    PpoStats *stats;
-} MinibatchArg;
-
+/* The minibatch loss of micro-batch tr->micro: rows i M/K .. (i+1) M/K - 1 of
+ * the minibatch (K = trainer_micro_batches: grad_accum on one process, x the
+ * ranks under mpirun, each rank computing its own; the pipeline's all-reduce,
+ * step 5, sums the gradient). Its stats go to m->micro_stats[i]. */
 static Tensor *minibatch_loss(void *mp, Ctx *c, Trainer *tr, void *argp) {
-    (void)tr;
-    MinibatchArg *arg = argp;
-    return ppo_loss_on(mp, c, &arg->batch, arg->stats);
+    Ppo *m = mp;
+    const PpoBatch *b = argp;
+    int K = trainer_micro_batches(tr), i = tr->micro, n = b->M / K;
+    size_t lo = (size_t)i * (size_t)n;
+    PpoBatch s = {n, b->obs + lo * CARTPOLE_OBS, b->act + lo, b->logp_old + lo, b->adv + lo, b->ret + lo,
+                  b->val_old + lo, b->adv_normalised};
+    PpoStats st;
+    Tensor *loss = ppo_loss_on(m, c, &s, &st);
+    double *v = m->micro_stats + 6 * (size_t)i;
+    v[0] = st.pg_loss, v[1] = st.v_loss, v[2] = st.entropy, v[3] = st.approx_kl;
+    v[4] = st.old_approx_kl, v[5] = st.clipfrac;
+    return loss;
+}
+
+/* The minibatch's stats: the mean over its K micro-batches in order (every
+ * rank the same, so every rank takes the same target_kl decision). */
+static PpoStats combine_stats(Ppo *m, Trainer *tr) {
+    int K = trainer_micro_batches(tr);
+    trainer_micro_gather(tr, m->micro_stats, 6);
+    double v[6];
+    for (int j = 0; j < 6; j++) {
+        v[j] = m->micro_stats[j];
+        for (int i = 1; i < K; i++) v[j] += m->micro_stats[6 * i + j];
+        if (K > 1) v[j] /= K;
+    }
+    return (PpoStats){v[0], v[1], v[2], v[3], v[4], v[5]};
 }
 
 double ppo_update(Ppo *m, Trainer *tr, const int *order, PpoStats *last, double *clipfrac) {
@@ -314,8 +339,10 @@ double ppo_update(Ppo *m, Trainer *tr, const int *order, PpoStats *last, double 
         else
             shuffle(m->inds, B, &tr->rng);
         for (int start = 0; start < B && !tr->diverged; start += M) {
-            MinibatchArg arg = {gather(m, m->inds + start, M), &st};
-            loss = trainer_step(tr, &g, 1, minibatch_loss, m, &arg);
+            PpoBatch mb = gather(m, m->inds + start, M);
+            for (int i = 0; i < 6 * trainer_micro_batches(tr); i++) m->micro_stats[i] = NAN;
+            loss = trainer_step(tr, &g, 1, minibatch_loss, m, &mb);
+            st = combine_stats(m, tr);
             clipfrac_sum += st.clipfrac;
             nmb++;
         }
@@ -362,8 +389,14 @@ static void *ppo_create(Trainer *tr, const void *cfgp) {
     if (B % cfg->num_minibatches != 0 || cfg->num_minibatches > B)
         die("[ppo] num_minibatches = %d must divide the batch num_envs * num_steps = %d",
             cfg->num_minibatches, B);
+    int K = trainer_micro_batches(tr);
+    if ((B / cfg->num_minibatches) % K != 0)
+        die("[ppo] the minibatch num_envs * num_steps / num_minibatches = %d rows must split into %d "
+            "equal micro-batches ([train] grad_accum = %d x %d ranks)", B / cfg->num_minibatches, K,
+            tr->train.grad_accum, K / tr->train.grad_accum);
     Ppo *m = xcalloc(1, sizeof *m);
     ppo_build(m, cfg, &tr->rng);
+    m->micro_stats = xmalloc((size_t)K * 6 * sizeof *m->micro_stats);
     m->init_params = xmalloc(m->ps.n * sizeof(float));
     memcpy(m->init_params, m->ps.data, m->ps.n * sizeof(float));
     cartpole_vec_init(&m->env, N, cfg->max_episode_steps, (uint64_t)tr->run.seed);
@@ -584,7 +617,7 @@ static void ppo_destroy(void *mp) {
     free(m->obs), free(m->logp), free(m->rew), free(m->done), free(m->val), free(m->adv);
     free(m->ret), free(m->act), free(m->inds), free(m->mb), free(m->mb_act);
     free(m->next_obs), free(m->next_done), free(m->ep_ret), free(m->ep_len);
-    free(m->init_params);
+    free(m->init_params), free(m->micro_stats);
     free(m);
 }
 

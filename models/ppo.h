@@ -66,6 +66,7 @@ typedef struct PpoBatch {
     const float *adv;       /* [M] GAE advantages (normalised inside if norm_adv) */
     const float *ret;       /* [M] returns = advantages + values */
     const float *val_old;   /* [M] values at rollout time */
+    int adv_normalised;     /* adv already normalised over the whole minibatch (micro-batches) */
 } PpoBatch;
 
 typedef struct Ppo {
@@ -87,6 +88,7 @@ typedef struct Ppo {
     long solved_step;       /* first global step where the last-100 mean >= 475, or -1 */
     int col[11];            /* metric columns */
     float *init_params;     /* the untrained agent (ps.n values), for episode.png */
+    double *micro_stats;    /* [K][6]: each micro-batch's PpoStats (K = trainer_micro_batches) */
 } Ppo;
 
 /* Declare, allocate and initialise the agent's parameters (no trainer needed). */

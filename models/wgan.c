@@ -288,17 +288,28 @@ Tensor *wgan_gen_loss(Wgan *m, Ctx *c, const float *noise, int B) {
     return ad_scale(c, ad_mean(c, wgan_mlp_forward(c, &m->critic, fake, NULL, NULL)), -1.0f);
 }
 
+/* The step's batch buffers for K micro-batches of m->batch rows each. */
+static void alloc_batches(Wgan *m, int K) {
+    size_t B = (size_t)m->batch * (size_t)K, NZ = (size_t)m->cfg.noise_dim;
+    free(m->real), free(m->fake), free(m->noise), free(m->alpha), free(m->micro_stats);
+    m->micro = K;
+    m->real = xmalloc(B * 2 * sizeof(float));
+    m->fake = xmalloc(B * 2 * sizeof(float));
+    m->noise = xmalloc(B * NZ * sizeof(float));
+    m->alpha = xmalloc(B * sizeof(float));
+    m->micro_stats = xmalloc((size_t)K * 4 * sizeof *m->micro_stats);
+}
+
 void wgan_build(Wgan *m, const WganConfig *cfg, int batch, Rng *r) {
+    m->real = m->fake = m->noise = m->alpha = NULL;
+    m->micro_stats = NULL;
     m->cfg = *cfg;
     m->batch = batch;
     wgan_mlp_build(&m->gen, "generator", cfg->noise_dim, cfg->g_width, cfg->g_depth, 2,
                    cfg->init, r);
     wgan_mlp_build(&m->critic, "critic", 2, cfg->d_width, cfg->d_depth, 1, cfg->init, r);
-    size_t B = (size_t)batch, NZ = (size_t)cfg->noise_dim;
-    m->real = xmalloc(B * 2 * sizeof(float));
-    m->fake = xmalloc(B * 2 * sizeof(float));
-    m->noise = xmalloc(B * NZ * sizeof(float));
-    m->alpha = xmalloc(B * sizeof(float));
+    size_t NZ = (size_t)cfg->noise_dim;
+    alloc_batches(m, 1);
     m->eval_noise = xmalloc((size_t)cfg->eval_samples * NZ * sizeof(float));
     m->eval_pts = xmalloc((size_t)cfg->eval_samples * 2 * sizeof(float));
 }
@@ -308,7 +319,7 @@ void wgan_free(Wgan *m) {
     param_set_free(&m->critic.ps);
     wgan_data_free(&m->data);
     free(m->real), free(m->fake), free(m->noise), free(m->alpha), free(m->eval_noise);
-    free(m->eval_pts);
+    free(m->eval_pts), free(m->micro_stats);
 }
 
 /* ------------------------------------------------------------- metrics */
@@ -366,22 +377,44 @@ static void generate(Wgan *m, Ctx *c, const float *noise, int N, float *out) {
 }
 
 /* trainer_step's loss functions: the trainer freezes the other group */
+/* trainer_step's loss functions: the trainer freezes the other group. Each
+ * computes micro-batch tr->micro (rows i B .. i B + B - 1 of the step's K B):
+ * with grad_accum = K on one process all of them, under mpirun each rank its
+ * own, and the pipeline's all-reduce (step 5) sums the group's gradient. */
 static Tensor *critic_loss_fn(void *mp, Ctx *c, Trainer *tr, void *arg) {
-    (void)tr;
     Wgan *m = mp;
     const int *last = arg;
-    return wgan_critic_loss(m, c, m->real, m->fake, m->alpha, m->batch, m->cfg.gp_lambda, *last,
-                            &m->last_stats, NULL);
+    size_t i = (size_t)tr->micro, B = (size_t)m->batch;
+    WganCriticStats st;
+    Tensor *loss = wgan_critic_loss(m, c, m->real + 2 * i * B, m->fake + 2 * i * B, m->alpha + i * B,
+                                    m->batch, m->cfg.gp_lambda, *last, &st, NULL);
+    double *v = m->micro_stats + 4 * i;
+    v[0] = st.d_real, v[1] = st.d_fake, v[2] = st.gp, v[3] = st.slope;
+    return loss;
 }
 
 static Tensor *gen_loss_fn(void *mp, Ctx *c, Trainer *tr, void *arg) {
-    (void)tr, (void)arg;
+    (void)arg;
     Wgan *m = mp;
-    return wgan_gen_loss(m, c, m->noise, m->batch);
+    return wgan_gen_loss(m, c, m->noise + (size_t)tr->micro * m->batch * m->cfg.noise_dim, m->batch);
+}
+
+/* The critic's statistics of the update: the mean over its K micro-batches
+ * (every rank the same, in micro-batch order; K = 1: that batch's). */
+static void combine_stats(Wgan *m, Trainer *tr) {
+    int K = m->micro;
+    trainer_micro_gather(tr, m->micro_stats, 4);
+    double v[4];
+    for (int j = 0; j < 4; j++) {
+        v[j] = m->micro_stats[j];
+        for (int i = 1; i < K; i++) v[j] += m->micro_stats[4 * i + j];
+        if (K > 1) v[j] /= K;
+    }
+    m->last_stats = (WganCriticStats){v[0], v[1], v[2], v[3]};
 }
 
 double wgan_critic_update(Wgan *m, Trainer *tr, int last) {
-    int B = m->batch;
+    int B = m->batch * m->micro; /* every micro-batch's data, drawn on every rank alike */
     wgan_data_next(&m->data, m->rng, m->real, B);
     draw_normals(m->rng, m->noise, (size_t)B * m->cfg.noise_dim);
     for (int i = 0; i < B; i++) m->alpha[i] = (float)rng_uniform(m->rng);
@@ -389,11 +422,14 @@ double wgan_critic_update(Wgan *m, Trainer *tr, int last) {
     generate(m, &tr->ctx, m->noise, B, m->fake);
     UpdateGroup *g = m->g_critic;
     m->critic_updates++;
-    return trainer_step(tr, &g, 1, critic_loss_fn, m, &last);
+    for (int i = 0; i < 4 * m->micro; i++) m->micro_stats[i] = NAN; /* a stopped step computes none */
+    double loss = trainer_step(tr, &g, 1, critic_loss_fn, m, &last);
+    combine_stats(m, tr);
+    return loss;
 }
 
 double wgan_gen_update(Wgan *m, Trainer *tr) {
-    draw_normals(m->rng, m->noise, (size_t)m->batch * m->cfg.noise_dim);
+    draw_normals(m->rng, m->noise, (size_t)m->batch * m->micro * m->cfg.noise_dim);
     UpdateGroup *g = m->g_gen;
     return trainer_step(tr, &g, 1, gen_loss_fn, m, NULL);
 }
@@ -456,7 +492,7 @@ static double wgan_step(void *mp, Trainer *tr) {
     double closs = NAN;
     for (int j = 0; j < diters && !tr->diverged; j++) closs = wgan_critic_update(m, tr, j == diters - 1);
     WganCriticStats st = m->last_stats;
-    if (cfg->layer_grads && !tr->diverged) log_layer_grads(m, tr);
+    if (cfg->layer_grads && !tr->diverged && dist_rank() == 0) log_layer_grads(m, tr); /* rank 0 writes */
     double gloss = tr->diverged ? NAN : wgan_gen_update(m, tr);
     trainer_set_metric(tr, m->col[M_WASS], st.d_real - st.d_fake);
     trainer_set_metric(tr, m->col[M_CLOSS], closs);
@@ -483,7 +519,12 @@ static void *wgan_create(Trainer *tr, const void *cfgp) {
     if (cfg->dataset == WGAN_25GAUSSIANS && tr->train.batch_size > cfg->dataset_size / 25 * 25)
         die("[train] batch_size = %d is larger than [wgan] dataset_size = %d", tr->train.batch_size,
             cfg->dataset_size);
+    int K = trainer_micro_batches(tr);
+    if (cfg->dataset == WGAN_25GAUSSIANS && (long)K * tr->train.batch_size > cfg->dataset_size / 25 * 25)
+        die("[train] batch_size = %d x %d micro-batches (grad_accum x ranks) is larger than [wgan] "
+            "dataset_size = %d", tr->train.batch_size, K, cfg->dataset_size);
     wgan_build(m, cfg, tr->train.batch_size, &tr->rng);
+    if (K > 1) alloc_batches(m, K);
     m->rng = &tr->rng;
     wgan_data_init(&m->data, cfg->dataset, cfg->dataset_size, &tr->rng);
     draw_normals(&tr->rng, m->eval_noise, (size_t)cfg->eval_samples * cfg->noise_dim);
@@ -511,6 +552,8 @@ static int close_tmp(FILE *f, const char *tmp, const char *path) {
     }
     return 0;
 }
+
+static void wgan_title(const void *mp, char *buf, size_t len);
 
 static void wgan_finish(void *mp, Trainer *tr) {
     Wgan *m = mp;
@@ -573,7 +616,21 @@ static void wgan_finish(void *mp, Trainer *tr) {
         }
         close_tmp(f, tmp, path);
     }
-    if (tr->run.plots) wgan_run_plot(&tr->log, tr->run.name, m->out_dir);
+    if (tr->run.plots) { /* "wgan_clip: WGAN on 8 Gaussians (3 x 128 MLPs), weight clamp 0.01, seed 1" */
+        char what[CFG_STR_MAX + 200], clip[160];
+        clipper_describe_run(&tr->groups[0].clip, clip, sizeof clip);
+        int k = snprintf(what, sizeof what, "%s: ", tr->run.name);
+        wgan_title(m, what + k, sizeof what - (size_t)k);
+        k = (int)strlen(what);
+        if (strcmp(clip, "none"))
+            snprintf(what + k, sizeof what - (size_t)k, ", %s, seed %ld", clip, tr->run.seed);
+        else if (cfg->gp_lambda > 0)
+            snprintf(what + k, sizeof what - (size_t)k, ", gradient penalty %g, seed %ld", cfg->gp_lambda,
+                     tr->run.seed);
+        else
+            snprintf(what + k, sizeof what - (size_t)k, ", no constraint, seed %ld", tr->run.seed);
+        wgan_run_plot(&tr->log, tr->run.name, what, m->out_dir);
+    }
 }
 
 /* Checkpoint state besides the parameters and tr->rng (which the trainer
@@ -611,6 +668,27 @@ static void wgan_destroy(void *mp) {
     free(m);
 }
 
+/* The model's own constraint besides the weight clamp (a legend's words). */
+static void wgan_describe(const void *mp, char *buf, size_t len) {
+    const WganConfig *cfg = &((const Wgan *)mp)->cfg;
+    if (cfg->gp_lambda > 0)
+        snprintf(buf, len, "gradient penalty %g", cfg->gp_lambda);
+    else
+        buf[0] = '\0';
+}
+
+static void wgan_title(const void *mp, char *buf, size_t len) {
+    const WganConfig *cfg = &((const Wgan *)mp)->cfg;
+    static const char *const sets[] = {"8 Gaussians", "25 Gaussians", "Swiss roll"};
+    snprintf(buf, len, "WGAN on %s (%d x %d MLPs)", sets[cfg->dataset], cfg->d_depth, cfg->d_width);
+}
+
+/* Several seeds compared (make wgan-seeds): each configuration's median and band of these */
+static const char *const wgan_compare_columns[] = {"wasserstein", "grad_x_norm", "modes", "hq_frac", NULL};
+static const char *const wgan_compare_titles[] = {
+    "wasserstein: the estimate E D(real) - E D(fake)", "grad_x_norm: critic slope ||grad_x D|| (penalty's target 1)",
+    "modes: modes covered (a generated point within 3 std)", "hq_frac: share of generated points within 3 std of a mode", NULL};
+
 const ModelDef wgan_model = {
     .name = "wgan",
     .summary = "WGAN critic + generator MLPs on 2-D toy data: weight clipping vs gradient "
@@ -628,4 +706,8 @@ const ModelDef wgan_model = {
     .main_metric = "hq_frac",
     .main_metric_higher = 1,
     .compare_plot = wgan_compare_plot,
+    .compare_columns = wgan_compare_columns,
+    .compare_column_titles = wgan_compare_titles,
+    .describe = wgan_describe,
+    .title = wgan_title,
 };

@@ -73,12 +73,14 @@ typedef struct WganCriticStats {
 
 typedef struct Wgan {
     WganConfig cfg;
-    int batch;
+    int batch;              /* B: one micro-batch (per rank under mpirun) */
+    int micro;              /* K micro-batches per update (trainer_micro_batches; 1 in tests) */
     WganMlp gen, critic;
     void *g_critic, *g_gen; /* UpdateGroup * */
     Rng *rng;               /* the trainer's stream: data, noise, interpolation */
     WganData data;
-    float *real, *noise, *fake, *alpha;   /* [B,2], [B,NZ], [B,2], [B] */
+    float *real, *noise, *fake, *alpha;   /* [K*B,2], [K*B,NZ], [K*B,2], [K*B]: micro-batch i = rows iB.. */
+    double *micro_stats;                  /* [K][4]: each micro-batch's WganCriticStats */
     float *eval_noise;                    /* [eval_samples, NZ], fixed at create */
     float *eval_pts;                      /* [eval_samples, 2]: G(eval_noise) */
     long critic_updates;
@@ -140,7 +142,7 @@ double wgan_at_bounds(const WganMlp *d, double c);
 
 /* ---- figures (wgan_plots.c) ---- */
 /* <dir>/wgan.png: Wasserstein estimate, ||grad_x D|| and modes over steps. */
-int wgan_run_plot(const MetricsLog *log, const char *name, const char *dir);
+int wgan_run_plot(const MetricsLog *log, const char *name, const char *title, const char *dir);
 /* ModelDef.compare_plot: the three panels overlaid, or Figure 1 of WGAN-GP
  * when every run logged layer_grads.csv. */
 int wgan_compare_plot(const struct RunResult *runs, const void *const *cfgs, int n, const char *path);

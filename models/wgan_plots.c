@@ -12,7 +12,9 @@
  *                      gradients (layer_grads = true), WGAN-GP's Figure 1:
  *                      (a) the critic loss's gradient norm w.r.t. each layer's
  *                      activations, log scale, one line per run, and (b) each
- *                      run's weight histogram. */
+ *                      run's weight histogram; several seeds of each
+ *                      configuration: the trainer's median-and-band figure of
+ *                      the estimate, ||grad D||, modes and high-quality share. */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -213,7 +215,8 @@ static PlotPanel weights_panel(RunPics *r, PlotHist *hs) {
 /* Metrics over steps for runs[0..n): which = 0 estimate, 1 slope, 2 modes, 3 hq. */
 static PlotPanel curve_panel(RunPics *r, int n, int which, PlotSeries *s) {
     static const char *const titles[4] = {
-        "Wasserstein estimate E D(real) - E D(fake)", "Critic slope ||grad_x D|| at interpolates",
+        "Wasserstein estimate E D(real) - E D(fake)",
+        "Critic slope ||grad_x D|| at interpolates (dashed: 1)",
         "Modes covered (a generated point within 3 std)", "Share of generated points within 3 std of a mode"};
     static const char *const ylabels[4] = {"estimate", "norm", "modes", "share"};
     for (int i = 0; i < n; i++) {
@@ -222,12 +225,13 @@ static PlotPanel curve_panel(RunPics *r, int n, int which, PlotSeries *s) {
     }
     return (PlotPanel){.title = titles[which], .xlabel = "generator update", .ylabel = ylabels[which],
                        .logy = which == 1 ? PLOT_LOGY_ON : PLOT_LOGY_OFF, .series = s, .nseries = n,
-                       .hline = which == 1 ? 1.0 : NAN, .hline_label = which == 1 ? "1-Lipschitz" : NULL};
+                       .hline = which == 1 ? 1.0 : NAN, .hline_label = which == 1 ? "1-Lipschitz" : NULL,
+                       .legend_off = which > 0 && n > 1}; /* several runs: named once, in the first */
 }
 
 static int has_modes(const RunPics *r) { return r->log->nrows && !isnan(r->modes[0]); }
 
-int wgan_run_plot(const MetricsLog *log, const char *name, const char *dir) {
+int wgan_run_plot(const MetricsLog *log, const char *name, const char *title, const char *dir) {
     RunPics r;
     load_run(&r, name, name, log, dir);
     PlotSeries ss[2], cs[2];
@@ -237,7 +241,7 @@ int wgan_run_plot(const MetricsLog *log, const char *name, const char *dir) {
                       curve_panel(&r, 1, 1, cs + 1)};
     char path[600], err[256];
     snprintf(path, sizeof path, "%s/wgan.png", dir);
-    int rc = plot_figure_grid(path, name, p, 4, 2, 1300, 960, err, sizeof err);
+    int rc = plot_figure_grid(path, title, p, 4, 2, 1300, 960, err, sizeof err);
     if (rc != 0) fprintf(stderr, "cliplab: error: writing %s: %s\n", path, err);
     free_run(&r);
     return rc;
@@ -247,7 +251,7 @@ int wgan_run_plot(const MetricsLog *log, const char *name, const char *dir) {
 
 /* WGAN-GP Figure 1: per-layer gradient norms, the input-gradient norm over
  * steps, and each run's weight histogram. */
-static int figure1(RunPics *r, int n, const char *path) {
+static int figure1(RunPics *r, int n, const char *title, const char *path) {
     PlotSeries *ls = xcalloc((size_t)n, sizeof *ls), *cs = xcalloc((size_t)n, sizeof *cs);
     PlotHist *hs = xcalloc((size_t)n, sizeof *hs);
     PlotPanel *p = xcalloc((size_t)n + 2, sizeof *p);
@@ -267,16 +271,14 @@ static int figure1(RunPics *r, int n, const char *path) {
     p[1] = curve_panel(r, n, 1, cs);
     char err[256];
     int ncols = 3, rows = (n + 2 + ncols - 1) / ncols;
-    int rc = plot_figure_grid(path, "WGAN-GP Figure 1: 12-layer ReLU critics on the Swiss roll, "
-                                    "weight clipping vs gradient penalty",
-                              p, n + 2, ncols, 1800, 460 * rows, err, sizeof err);
+    int rc = plot_figure_grid(path, title, p, n + 2, ncols, 1800, 460 * rows, err, sizeof err);
     if (rc != 0) fprintf(stderr, "cliplab: error: writing %s: %s\n", path, err);
     free(ls), free(cs), free(hs), free(p);
     return rc;
 }
 
 /* The curves overlaid, then each run's points and weights, one column per run. */
-static int overlay(RunPics *r, int n, const char *path) {
+static int overlay(RunPics *r, int n, const char *title, const char *path) {
     int ncols = n < 3 ? 3 : n, ncurves = has_modes(&r[0]) ? 4 : 2;
     if (ncurves > ncols) ncurves = ncols;
     PlotSeries *cs = xcalloc(4 * (size_t)n, sizeof *cs), *ss = xcalloc(2 * (size_t)n, sizeof *ss);
@@ -292,25 +294,43 @@ static int overlay(RunPics *r, int n, const char *path) {
     for (int i = ncurves; i < ncols; i++) p[i] = (PlotPanel){.title = ""};
     char err[256];
     int rows = (np + ncols - 1) / ncols;
-    int rc = plot_figure_grid(path, "WGAN critics compared: no constraint, weight clipping, "
-                                    "gradient penalty",
-                              p, np, ncols, 520 * ncols, 440 * rows, err, sizeof err);
+    int rc = plot_figure_grid(path, title, p, np, ncols, 520 * ncols, 440 * rows, err, sizeof err);
     if (rc != 0) fprintf(stderr, "cliplab: error: writing %s: %s\n", path, err);
     free(cs), free(ss), free(fs), free(hs), free(p);
     return rc;
 }
 
+/* A run's legend: its critic's constraint and its config's name ("weight clamp 0.01
+ * (wgan_clip)"); the generic legend would call the penalty "no clipping". */
+static void constraint_label(const RunResult *r, char *buf, size_t len) {
+    if (strcmp(r->clip_desc, "none"))
+        snprintf(buf, len, "%s (%s)", r->clip_desc, r->name);
+    else
+        snprintf(buf, len, "%s (%s)", r->own[0] ? r->own : "no constraint", r->name);
+}
+
 int wgan_compare_plot(const RunResult *runs, const void *const *cfgs, int n, const char *path) {
     (void)cfgs;
+    if (trainer_compare_has_seeds(runs, n)) /* several seeds: medians and bands */
+        return trainer_compare_plot(runs, n, path);
     RunPics *r = xcalloc((size_t)n, sizeof *r);
-    int fig1 = 1;
+    char (*labels)[2 * CFG_STR_MAX] = xcalloc((size_t)n, sizeof *labels), title[400], seed[40] = "";
+    int fig1 = 1, same_seed = 1;
     for (int i = 0; i < n; i++) {
-        /* legends by run name: the generic label names only the critic group's clip */
-        load_run(&r[i], runs[i].name, runs[i].name, &runs[i].log, runs[i].out_dir);
+        constraint_label(&runs[i], labels[i], sizeof labels[i]);
+        load_run(&r[i], runs[i].name, labels[i], &runs[i].log, runs[i].out_dir);
         fig1 &= r[i].nlayer > 0;
+        same_seed &= runs[i].seed == runs[0].seed;
     }
-    int rc = fig1 ? figure1(r, n, path) : overlay(r, n, path);
+    if (same_seed) snprintf(seed, sizeof seed, ", seed %ld", runs[0].seed);
+    if (fig1)
+        snprintf(title, sizeof title, "WGAN-GP Figure 1: 12-layer ReLU critics on the Swiss roll, "
+                                      "weight clipping vs gradient penalty%s", seed);
+    else
+        snprintf(title, sizeof title, "%s: no constraint, weight clipping, gradient penalty%s",
+                 runs[0].title, seed);
+    int rc = fig1 ? figure1(r, n, title, path) : overlay(r, n, title, path);
     for (int i = 0; i < n; i++) free_run(&r[i]);
-    free(r);
+    free(r), free(labels);
     return rc;
 }

@@ -20,6 +20,7 @@
 #include "checkpoint.h"
 #include "clip.h"
 #include "cli.h"
+#include "grad_hist.h"
 #include "half.h"
 #include "ops.h"
 #include "tfile.h"
@@ -381,6 +382,63 @@ Test(scaler, checkpoint_carries_scale_tracker_and_skips) {
     fix_free(x);
 }
 
+/* ---------------------------------------------------------------- the histogram */
+
+/* L = sum((a * b) * g): the node a * b gets the gradient seed * g, chosen value by value
+ * at fp16's edges; the histogram counts, at scale 1 and at the recorded scale, what
+ * fp16 flushes (at or below 2^-25: the tie rounds to 0) and overflows (at or above
+ * 65520), and bins by floor(log2 |g|). Read back from its CSV, every field is the same. */
+Test(amp, grad_hist_counts_what_fp16_flushes_and_reads_back) {
+    const float gv[8] = {ldexpf(1, -25), ldexpf(1, -25) * (1 + ldexpf(1, -20)), ldexpf(1, -26), 0.0f,
+                         -ldexpf(1, -20) * 1.5f, 65504.0f, -65520.0f, 3.0f};
+    for (int pass = 0; pass < 2; pass++) {
+        double scale = pass ? 4.0 : 1.0; /* the seed carries the scale, as the scaler's does */
+        Ctx c;
+        ctx_init(&c, 1 << 20, 64);
+        Tensor *a = tensor_new2(&c, 1, 8, 1), *b = tensor_new2(&c, 1, 8, 0), *g = tensor_new2(&c, 1, 8, 0);
+        for (int i = 0; i < 8; i++) a->data[i] = 1.0f, b->data[i] = 1.0f, g->data[i] = gv[i];
+        Tensor *ab = ad_mul(&c, a, b);
+        ad_backward(&c, ad_sum(&c, ad_mul(&c, ab, g)), (float)scale);
+        GradHist h;
+        grad_hist_record(&h, &c, 7, scale);
+        /* the nodes: ab (8 values: scale * g), ab * g (8: scale), the sum (1: scale) */
+        cr_expect_eq(h.total, 17);
+        cr_expect_eq(h.zero, 1);
+        cr_expect_eq(h.flush_true, 2, "2^-25 and 2^-26 flush at scale 1: %g", h.flush_true);
+        cr_expect_eq(h.flush_scaled, pass ? 0 : 2, "times 4 they survive: %g", h.flush_scaled);
+        cr_expect_eq(h.overflow_scaled, pass ? 2 : 1, "65520 (and 4 x 65504) overflow: %g", h.overflow_scaled);
+        int e = pass ? 2 : 0; /* log2(scale) */
+        cr_expect_eq(h.count[-25 + e - GRAD_HIST_LO], 2, "[2^-25, 2^-24) holds 2^-25 and its successor");
+        cr_expect_eq(h.count[-26 + e - GRAD_HIST_LO], 1);
+        cr_expect_eq(h.count[-20 + e - GRAD_HIST_LO], 1, "1.5 x 2^-20 is in bin -20");
+        cr_expect_eq(h.count[1 + e - GRAD_HIST_LO], 1, "3 is in bin 1");
+        cr_expect_eq(h.count[0 + e - GRAD_HIST_LO], 9, "the 9 gradients of the seed itself");
+        ctx_free(&c);
+        char dir[] = "/tmp/cliplab_hist_XXXXXX", err[256];
+        cr_assert(mkdtemp(dir));
+        cr_assert_eq(grad_hist_write(&h, dir, "t", err, sizeof err), 0, "%s", err);
+        GradHist r;
+        cr_assert_eq(grad_hist_read(&r, dir), 0);
+        cr_expect(r.step == h.step && r.scale == h.scale && r.total == h.total && r.zero == h.zero &&
+                      r.nonfinite == h.nonfinite && r.flush_true == h.flush_true &&
+                      r.flush_scaled == h.flush_scaled && r.overflow_scaled == h.overflow_scaled,
+                  "the header reads back");
+        cr_expect(!memcmp(r.count, h.count, sizeof h.count), "the bins read back");
+        char path[300];
+        snprintf(path, sizeof path, "%s/grad_hist.csv", dir);
+        FILE *f = fopen(path, "a");
+        cr_assert(f);
+        fputs("12,x\n", f); /* a damaged row: not that format */
+        fclose(f);
+        cr_expect_eq(grad_hist_read(&r, dir), -1, "a damaged file is refused");
+        remove(path);
+        snprintf(path, sizeof path, "%s/grad_hist.png", dir);
+        remove(path);
+        cr_expect_eq(grad_hist_read(&r, dir), -1, "no file");
+        rmdir(dir);
+    }
+}
+
 /* ---------------------------------------------------------------- ./train */
 
 static char out[16384];
@@ -420,6 +478,19 @@ Test(amp_cli, bad_input_is_an_error_naming_the_key) {
     cr_expect(strstr(out, "warning") && strstr(out, "without loss scaling"), "%s", out);
     cr_expect_eq(train_err(TINY "[scaler]\ngrowth_interval = 5\n", "run.name=b"), 0, "%s", out);
     cr_expect(strstr(out, "warning") && strstr(out, "the scaler is not used"), "%s", out);
+}
+
+/* A comparison of runs that all recorded a histogram draws them on one figure beside
+ * it (make amp-underflow); when one run has none, there is no such figure. */
+Test(amp_cli, a_comparison_of_recorded_histograms_draws_them_together) {
+    cli_write("h1.ini", TINY "grad_hist_step = 0\n");
+    cli_write("h2.ini", TINY "grad_hist_step = 1\nloss_scale = dynamic\n");
+    cli_write("h3.ini", TINY);
+    cr_assert_eq(cli_run("h1.ini h2.ini --compare runs/c.png", out, sizeof out, 1), 0, "%s", out);
+    cr_expect(cli_exists("runs/h1/grad_hist.csv") && cli_exists("runs/h2/grad_hist.csv"), "%s", out);
+    cr_expect(cli_exists("runs/c_grad_hist.png"), "no runs/c_grad_hist.png: %s", out);
+    cr_assert_eq(cli_run("h1.ini h3.ini --compare runs/d.png", out, sizeof out, 1), 0, "%s", out);
+    cr_expect(cli_exists("runs/d.png") && !cli_exists("runs/d_grad_hist.png"), "%s", out);
 }
 
 /* Column col of a metrics.csv as text, one line each (NULL if absent). */

@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "clip.h"
 #include "tfile.h"
 #include "tskip.h"
 
@@ -85,6 +86,20 @@ static char *without_time(const char *rel) {
     out[n] = '\0';
     fclose(f);
     return out;
+}
+
+/* A file of the test folder, whole (malloc'd; NULL if missing). */
+static char *slurp(const char *rel) {
+    char path[600];
+    snprintf(path, sizeof path, "%s/%s", cli_dir, rel);
+    FILE *f = fopen(path, "r");
+    if (!f) return NULL;
+    size_t cap = 1 << 22;
+    char *buf = malloc(cap);
+    size_t n = fread(buf, 1, cap - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    return buf;
 }
 
 static void same_metrics(const char *a, const char *b) {
@@ -187,6 +202,20 @@ Test(ddp, rank_zero_alone_writes_and_speaks, .init = setup, .fini = cli_rmdir, .
     cr_assert(p && !strstr(p + 1, "wrote r/"), "not exactly one 'wrote' line:\n%s", o);
     cr_assert(cli_exists("r/metrics.csv") && cli_exists("r/loss.png") && cli_exists("r/config.ini"));
     free(o);
+    /* provenance: the figures' command and the saved config name the ranks */
+    char *ini = slurp("r/config.ini"), path[600];
+    cr_assert(ini && strstr(ini, "; trained on 3 ranks: mpirun -np 3 ./train"), "config.ini:\n%s", ini);
+    free(ini);
+    snprintf(path, sizeof path, "%s/r/loss.png", cli_dir);
+    FILE *f = fopen(path, "rb");
+    cr_assert(f);
+    char *png = malloc(1 << 23);
+    size_t n = fread(png, 1, 1 << 23, f);
+    fclose(f);
+    int found = 0;
+    for (size_t i = 0; i + 21 < n && !found; i++) found = !memcmp(png + i, "mpirun -np 3 ./train ", 21);
+    cr_assert(found, "loss.png's Command does not name mpirun -np 3 (%zu bytes)", n);
+    free(png);
     /* nothing but rank 0's files: the same listing as one process's */
     rc = sh(&o, "%s %s/configs/rnn_clip.ini train.steps=12 train.eval_every=6 run.out_dir=s train.quiet=true "
                 "&& ls r > lr.txt && ls s > ls.txt && cmp lr.txt ls.txt", cli_bin, repo);
@@ -249,13 +278,76 @@ Test(ddp, ranks_with_other_settings_or_binaries_are_refused, .init = setup, .fin
     free(o);
 }
 
-Test(ddp, custom_step_models_are_refused, .init = setup, .fini = cli_rmdir, .timeout = 600) {
+/* The custom-step models: each update's K = grad_accum x ranks micro-batches
+ * (WGAN: K batches of batch_size for each critic and generator update; PPO:
+ * each minibatch split in K), every group's gradient reduced by step 5. */
+#define WGAN_O                                                                                       \
+    "train.steps=3 run.plots=false train.quiet=true wgan.diters_start=3 wgan.diters_start_gens=0 "  \
+    "wgan.n_critic=2"
+#define PPO_O "train.steps=3 run.plots=false train.quiet=true ppo.num_steps=96 ppo.update_epochs=2 ppo.eval_episodes=0"
+
+Test(ddp, wgan_np_2_3_equal_grad_accum, .init = setup, .fini = cli_rmdir, .timeout = 600) {
     NEED_MPI();
+    for (int np = 2; np <= 3; np++) np_equals_accum("configs/wgan_clip.ini", WGAN_O, np);
+}
+
+static double csv_value(const char *rel, const char *name, int row);
+
+/* The micro-batches are the batch's pieces: 2 micro-batches of 256 make the
+ * first critic update of one batch of 512 (8gaussians draws row by row), but
+ * for the order of the float sums. (Compared before the first RMSProp step,
+ * whose update is nearly sign(g): it turns last-bit differences into lr.) */
+Test(ddp, wgan_micro_batches_are_the_batch_in_pieces, .init = setup, .fini = cli_rmdir, .timeout = 300) {
+    const char *o1 = "train.steps=1 run.plots=false train.quiet=true wgan.diters_start=1 "
+                     "wgan.diters_start_gens=0 wgan.n_critic=1";
     char *o;
-    int rc = sh(&o, MPIRUN "-np 2 %s %s/configs/wgan_clip.ini train.steps=2", cli_bin, repo);
-    cr_assert_eq(rc, 2, "%s", o);
-    cr_assert(strstr(o, "not split over ranks yet") && !cli_exists("runs"), "%s", o);
+    int rc = sh(&o, "%s %s/configs/wgan_clip.ini %s train.grad_accum=2 run.out_dir=a", cli_bin, repo, o1);
+    cr_assert_eq(rc, 0, "%s", o);
     free(o);
+    rc = sh(&o, "%s %s/configs/wgan_clip.ini %s train.batch_size=512 run.out_dir=b", cli_bin, repo, o1);
+    cr_assert_eq(rc, 0, "%s", o);
+    free(o);
+    const char *cols[] = {"grad_norm", "wasserstein", "critic_loss", "gp"};
+    for (int i = 0; i < 4; i++) {
+        double a = csv_value("a/metrics.csv", cols[i], 1), b = csv_value("b/metrics.csv", cols[i], 1);
+        cr_assert(fabs(a - b) <= 1e-5 * fabs(b), "%s: %.9g in 2 micro-batches of 256, %.9g in one of 512",
+                  cols[i], a, b);
+    }
+}
+
+/* column `name` of data row `row` (1 = the first) of a metrics.csv of the test folder */
+static double csv_value(const char *rel, const char *name, int row) {
+    char path[600], line[8192];
+    snprintf(path, sizeof path, "%s/%s", cli_dir, rel);
+    FILE *f = fopen(path, "r");
+    cr_assert(f, "%s missing", rel);
+    cr_assert(fgets(line, sizeof line, f));
+    int col = 0;
+    for (char *t = strtok(line, ",\n"); t && strcmp(t, name); t = strtok(NULL, ",\n")) col++;
+    for (int r = 0; r < row; r++) cr_assert(fgets(line, sizeof line, f), "%s: no row %d", rel, row);
+    fclose(f);
+    char *p = line;
+    for (int c = 0; c < col; c++) p = strchr(p, ',') + 1;
+    return strtod(p, NULL);
+}
+
+Test(ddp, ppo_np_2_3_equal_grad_accum, .init = setup, .fini = cli_rmdir, .timeout = 600) {
+    NEED_MPI();
+    for (int np = 2; np <= 3; np++) np_equals_accum("configs/ppo_clip.ini", PPO_O, np);
+    /* splitting a minibatch is the same mathematics (the advantages are
+     * normalised over the whole minibatch, the stats are the micro-batches'
+     * mean): the first update of grad_accum = 3 is one process's, but for the
+     * order of the float sums */
+    char *o;
+    int rc = sh(&o, "%s %s/configs/ppo_clip.ini " PPO_O " run.out_dir=acc1", cli_bin, repo);
+    cr_assert_eq(rc, 0, "%s", o);
+    free(o);
+    const char *cols[] = {"grad_norm", "policy_loss", "value_loss", "entropy", "approx_kl"};
+    for (int i = 0; i < 5; i++) {
+        double a = csv_value("acc1/metrics.csv", cols[i], 1), b = csv_value("acc3/metrics.csv", cols[i], 1);
+        cr_assert(fabs(a - b) <= 1e-5 * fabs(a) + 1e-9, "%s: %.9g with one minibatch, %.9g in 3 micro-batches",
+                  cols[i], a, b);
+    }
 }
 
 /* PyTorch DDP (gloo, 2 processes on the CPU, tests/ref/ref_ddp.py): 4 steps of
@@ -313,6 +405,95 @@ Test(ddp, shard_equals_unsharded_rnn, .init = setup, .fini = cli_rmdir, .timeout
     shard_equals_unsharded("configs/rnn_clip.ini", RNN_O " clip.norm_type=1", 2);      /* sum |g| */
 }
 
+/* The per-tensor and stateful methods across shard boundaries (the RNN's
+ * w_hh is cut at N = 2 and 3; AGC's units too): the norms are continued
+ * across the boundary, so every method's state and every step is the
+ * unsharded one's, bit for bit. */
+Test(ddp, shard_equals_unsharded_stateful_and_unitwise, .init = setup, .fini = cli_rmdir, .timeout = 600) {
+    NEED_MPI();
+    shard_equals_unsharded("configs/rnn_clip.ini", RNN_O " clip.grad=agc clip.agc_clipping=0.01", 3);
+    shard_equals_unsharded("configs/rnn_clip.ini", RNN_O " clip.grad=zclip clip.zclip_warmup=5", 2);
+    shard_equals_unsharded("configs/rnn_clip.ini", RNN_O " clip.grad=adagc clip.adagc_warmup=5", 3);
+    shard_equals_unsharded("configs/rnn_clip.ini", RNN_O " clip.grad=auto clip.auto_warmup=5", 2);
+    shard_equals_unsharded("configs/rnn_clip.ini", RNN_O " clip.grad=norm clip.norm_type=3", 3); /* two passes */
+    /* the per-tensor pre-clip norms too */
+    char *o;
+    const char *lp = RNN_O " clip.log_param_norms=true";
+    int rc = sh(&o, MPIRUN "-np 3 %s %s/configs/rnn_clip.ini %s run.out_dir=u", cli_bin, repo, lp);
+    cr_assert_eq(rc, 0, "%s", o);
+    free(o);
+    rc = sh(&o, MPIRUN "-np 3 %s %s/configs/rnn_clip.ini %s dist.shard=true run.out_dir=s", cli_bin, repo, lp);
+    cr_assert_eq(rc, 0, "%s", o);
+    free(o);
+    char *a = slurp("u/grad_norms.csv"), *b = slurp("s/grad_norms.csv");
+    cr_assert(a && b && strlen(a) > 100 && !strcmp(a, b), "grad_norms.csv differ");
+    free(a), free(b);
+}
+
+/* The pieces of a tensor fed in order give clip_total_norm's bits (the
+ * library side of the sharded norms). */
+Test(ddp, norm_parts_are_the_whole_norm_bit_for_bit) {
+    enum { N = 1003 };
+    static float g[N];
+    unsigned x = 12345;
+    for (int i = 0; i < N; i++) x = x * 1103515245u + 12345u, g[i] = ((float)(x >> 8) / 16777216.0f - 0.5f) * (float)(1 + i % 7);
+    const double ps[4] = {1, 2, INFINITY, 3};
+    const size_t cuts[][3] = {{1, 2, 3}, {7, 8, 9}, {500, 501, 1000}, {333, 666, 999}, {0, 0, 1003}};
+    for (int k = 0; k < 4; k++)
+        for (size_t c = 0; c < sizeof cuts / sizeof *cuts; c++) {
+            ClipTensor t = {g, NULL, N, 0};
+            double whole = clip_total_norm(&t, 1, ps[k]);
+            /* another p: the second pass, scaled by the max |g| (the first pass) */
+            ClipNormPart s = {{0}, 0, k == 3 ? clip_total_norm(&t, 1, INFINITY) : 0};
+            size_t at = 0;
+            for (int j = 0; j <= 3; j++) {
+                size_t to = j < 3 ? cuts[c][j] : N;
+                clip_norm_part_add(&s, g + at, at, to, N, ps[k]);
+                at = to;
+            }
+            double parts = clip_norm_part_result(&s, ps[k]);
+            cr_assert(parts == whole, "p %g cuts %zu: %.17g in pieces, %.17g whole", ps[k], c, parts, whole);
+        }
+}
+
+/* Checkpoints with shard: every rank's part of the optimizer state is gathered
+ * (FSDP's full state dict), so checkpoint.bin is the unsharded run's file; the
+ * rollbacks restore it; a killed sharded run resumes to the same metrics. */
+Test(ddp, shard_checkpoints_rollbacks_and_resume, .init = setup, .fini = cli_rmdir, .timeout = 900) {
+    NEED_MPI();
+    char *o;
+    const char *rec = "train.steps=40 run.plots=false train.quiet=true optim.lr=0.5 recovery.enabled=true "
+                      "recovery.warmup=5 recovery.snapshot_every=5 recovery.rollback_steps=5 "
+                      "recovery.skip_batches=3 recovery.spike_factor=1.2";
+    int rc = sh(&o, MPIRUN "-np 2 %s %s/configs/rnn_clip.ini %s run.out_dir=u", cli_bin, repo, rec);
+    cr_assert_eq(rc, 0, "%s", o);
+    free(o);
+    rc = sh(&o, MPIRUN "-np 2 %s %s/configs/rnn_clip.ini %s dist.shard=true run.out_dir=s", cli_bin, repo, rec);
+    cr_assert_eq(rc, 0, "%s", o);
+    free(o);
+    same_metrics("u/metrics.csv", "s/metrics.csv");
+    char *a = slurp("u/rollbacks.csv"), *b = slurp("s/rollbacks.csv");
+    cr_assert(a && b && strchr(a, '\n') && strchr(strchr(a, '\n') + 1, '\n') && !strcmp(a, b),
+              "no rollback, or other rollbacks:\n%s\n%s", a, b);
+    free(a), free(b);
+    rc = sh(&o, "cmp u/checkpoint.bin s/checkpoint.bin");
+    cr_assert_eq(rc, 0, "checkpoint.bin differs: %s", o);
+    free(o);
+    sh(NULL, "rm -rf u s");
+    const char *K = KILL_O " optim.kind=adamw clip.grad=zclip clip.zclip_warmup=5 dist.shard=true";
+    rc = sh(&o, MPIRUN "-np 2 %s %s/configs/rnn_clip.ini %s run.out_dir=u", cli_bin, repo, K);
+    cr_assert_eq(rc, 0, "%s", o);
+    free(o);
+    rc = sh(&o, MPIRUN "-np 2 -x CLIPLAB_KILL_AT=1:15 %s %s/configs/rnn_clip.ini %s run.out_dir=k", cli_bin, repo, K);
+    cr_assert_neq(rc, 0, "the job went on without rank 1:\n%s", o);
+    cr_assert(cli_exists("k/resume.bin"), "no resume.bin at step 10");
+    free(o);
+    rc = sh(&o, MPIRUN "-np 2 %s %s/configs/rnn_clip.ini %s run.out_dir=k --resume", cli_bin, repo, K);
+    cr_assert_eq(rc, 0, "%s", o);
+    free(o);
+    same_metrics("u/metrics.csv", "k/metrics.csv");
+}
+
 Test(ddp, shard_equals_unsharded_transformer_adamw, .init = setup, .fini = cli_rmdir, .timeout = 300) {
     NEED_MPI();
     shard_equals_unsharded("configs/transformer_clip.ini", TF_O, 2);
@@ -334,9 +515,9 @@ Test(ddp, shard_local_norm_is_the_fsdp_pitfall, .init = setup, .fini = cli_rmdir
     p = strstr(o, "| to the optimizer ");
     cr_assert(p && fabs(strtod(p + 19, NULL) - sqrt(2.0)) < 1e-3, "update norm not sqrt(2):\n%s", o);
     free(o);
-    rc = sh(&o, MPIRUN "-np 2 %s %s/configs/rnn_clip.ini train.steps=2 dist.shard=true clip.grad=agc run.out_dir=q",
-            cli_bin, repo);
+    rc = sh(&o, MPIRUN "-np 2 %s %s/configs/rnn_clip.ini train.steps=2 dist.shard=true dist.clip=local "
+            "run.out_dir=q", cli_bin, repo);
     cr_assert_eq(rc, 2, "%s", o);
-    cr_assert(strstr(o, "shard = true does not work with [clip] grad = agc"), "%s", o);
+    cr_assert(strstr(o, "shard = true does not work with [dist] clip = local"), "%s", o);
     free(o);
 }

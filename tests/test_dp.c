@@ -56,6 +56,32 @@ Test(dp, maxpool_matches_torch, .init = load_fx, .fini = free_fx) {
     check_maxpool("k3s2", 3, 2);
 }
 
+/* Hand-computed: the first maximum in row-major window order wins a tie, and
+ * a NaN wins over numbers (the first NaN over later ones), as torch's CPU kernel. */
+Test(dp, maxpool_ties_and_nan_by_hand) {
+    const float xv[18] = {1, 7, 7, 7, 2, 2, 0, 7, 3,           /* plane 0: ties */
+                          1, NAN, 5, 9, NAN, 0, 0, 0, 0};      /* plane 1: NaNs */
+    const float ywant[8] = {7, 7, 7, 7, NAN, NAN, NAN, NAN};
+    const float dxwant[18] = {0, 3, 0, 3, 0, 0, 0, 4, 0, /* dout 1 2 3 4 to x[1] x[1] x[3] x[7] */
+                              0, 3, 0, 0, 7, 0, 0, 0, 0}; /* to x[1] x[1] x[4] x[4] */
+    int shape[4] = {1, 2, 3, 3};
+    Ctx c;
+    ctx_init(&c, 1 << 20, 64);
+    Tensor *x = tensor_from(&c, 4, shape, xv);
+    x->grad = arena_calloc(&c.arena, x->n * sizeof(float));
+    Tensor *y = ad_maxpool2d(&c, x, 2, 1);
+    cr_assert_eq(y->n, 8);
+    for (int i = 0; i < 8; i++) {
+        cr_assert(isnan(ywant[i]) ? isnan(y->data[i]) : y->data[i] == ywant[i], "y[%d] = %g", i,
+                  y->data[i]);
+        y->grad[i] = (float)(i % 4 + 1);
+    }
+    tape_backward(&c);
+    for (int i = 0; i < 18; i++)
+        cr_assert_eq(x->grad[i], dxwant[i], "dx[%d] = %g, expected %g", i, x->grad[i], dxwant[i]);
+    ctx_free(&c);
+}
+
 static Tensor *mp_build(Ctx *c, Tensor **in, void *user) {
     (void)user;
     return ad_maxpool2d(c, in[0], 2, 1);
@@ -230,6 +256,38 @@ static void check_step(const char *tag, double C) {
     dp_free(dp);
     ctx_free(&c);
     param_set_free(&n.ps);
+}
+
+/* One DP step (clip, sum, noise) on nt threads: the gradient it leaves. */
+static float *step_on_threads(int nt) {
+    ops_set_threads(nt);
+    Net n;
+    net_make(&n, "cnn");
+    DpConfig d = cfg_dp(0.5, 1.0);
+    Dp *dp = dp_create(&d, 1000, 4, 10, 1);
+    Ctx c;
+    ctx_init(&c, 64 << 20, 4096);
+    dp_attach(dp, &c, 3);
+    ad_backward(&c, net_loss(&c, &n, 0), 1.0f);
+    dp_detach(dp, &c);
+    cr_assert_eq(dp_clip_sum(dp, &n.ps, 1.0), 0);
+    dp_noise(dp, &n.ps);
+    float *g = malloc(n.ps.n * sizeof *g);
+    memcpy(g, n.ps.grad, n.ps.n * sizeof *g);
+    dp_free(dp);
+    ctx_free(&c);
+    param_set_free(&n.ps);
+    ops_set_threads(1);
+    return g;
+}
+
+/* Threads split the per-example work (conv backward by example, the weighted
+ * sum by coordinate) without changing any sum: bit for bit the same step. */
+Test(dp, step_is_byte_identical_on_1_2_and_3_threads, .init = load_fx, .fini = free_fx) {
+    float *g1 = step_on_threads(1), *g2 = step_on_threads(2), *g3 = step_on_threads(3);
+    cr_assert(memcmp(g1, g2, 26010 * sizeof *g1) == 0, "1 vs 2 threads");
+    cr_assert(memcmp(g1, g3, 26010 * sizeof *g1) == 0, "1 vs 3 threads");
+    free(g1), free(g2), free(g3);
 }
 
 Test(dp, step_sigma0_clipped_matches_reference, .init = load_fx, .fini = free_fx) {

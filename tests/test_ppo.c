@@ -43,7 +43,7 @@ static void parity(const char *which, double clip_coef, int clip_vloss) {
     }
     PpoBatch b = {tfile_get(tf, "act")->n, tfile_f32(tf, "obs"), tfile_i32(tf, "act"),
                   tfile_f32(tf, "logp_old"), tfile_f32(tf, "adv"), tfile_f32(tf, "ret"),
-                  tfile_f32(tf, "val_old")};
+                  tfile_f32(tf, "val_old"), 0};
     Ctx c;
     ctx_init(&c, 16 << 20, 4096);
     PpoStats st;

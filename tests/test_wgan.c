@@ -385,6 +385,25 @@ Test(wgan_trainer, deterministic) {
     }
 }
 
+/* make wgan-seeds: runs are seeds of one configuration only when their config names
+ * match too. wgan_noclip and a penalty config without a describe() would otherwise
+ * look alike (same task, critic clip "none"), and two configs at different seeds
+ * would be drawn as one median. */
+Test(wgan_trainer, seed_groups_need_the_same_config) {
+    RunResult r[4];
+    memset(r, 0, sizeof r);
+    const char *names[4] = {"wgan_noclip", "wgan_other", "wgan_noclip", "wgan_other"};
+    const long seeds[4] = {1, 2, 2, 1};
+    for (int i = 0; i < 4; i++) {
+        snprintf(r[i].name, sizeof r[i].name, "%s", names[i]);
+        snprintf(r[i].title, sizeof r[i].title, "WGAN on 8 Gaussians (3 x 128 MLPs)");
+        snprintf(r[i].clip_desc, sizeof r[i].clip_desc, "none");
+        r[i].seed = seeds[i];
+    }
+    cr_assert(!trainer_compare_has_seeds(r, 2), "two configs at seeds 1 and 2 taken for one config's seeds");
+    cr_assert(trainer_compare_has_seeds(r, 4), "each config at seeds 1 and 2: not seen as seeds");
+}
+
 /* ---------------------------------------------------------------- ./train */
 
 #include "cli.h"

@@ -53,8 +53,9 @@ static _Noreturn void usage_error(const char *fmt, ...) {
 /* Provenance of every figure this process writes (plot.h): the command that remakes it
  * (./train and the arguments, quoted for a shell where needed), the commit, the BLAS in
  * force; the trainer adds each run's seed. */
-static void set_provenance(int argc, char **argv) {
+static void set_provenance(int argc, char **argv, int ranks) {
     char cmd[4096] = "./train", blas[256];
+    if (ranks > 1) snprintf(cmd, sizeof cmd, "mpirun -np %d ./train", ranks); /* one run on N ranks */
     size_t k = strlen(cmd);
     for (int i = 1; i < argc && k < sizeof cmd; i++) {
         int plain = argv[i][0] != '\0';
@@ -545,6 +546,7 @@ static int compare_runs(RunSpec *specs, const RunResult *res, int n, const char 
         rc = def->compare_plot(res, cfgs, n, path);
         free(cfgs);
     }
+    if (rc == 0) rc = trainer_compare_grad_hist(res, n, path);
     return rc;
 }
 
@@ -673,13 +675,14 @@ int main(int argc, char **argv) {
     model_keys[0].def = model_registry[0]->name;
     model_keys[0].offset = offsetof(ModelSel, type);
 
-    set_provenance(argc, argv);
+    set_provenance(argc, argv, 1);
     if (argc > 1 && !strcmp(argv[1], "--sweep")) return sweep_main(argc - 2, argv + 2, sweep_check);
     if (argc > 1 && !strcmp(argv[1], "--plot")) return plot_main(argc - 2, argv + 2);
     if (argc > 1 && (!strcmp(argv[1], "--dp-epsilon") || !strcmp(argv[1], "--dp-sigma")))
         return dp_epsilon_main(argc - 2, argv + 2, !strcmp(argv[1], "--dp-sigma"));
     /* ./train CONFIG under mpirun: one run, data-parallel over the ranks (dist.h) */
     if (dist_init() > 1) {
+        set_provenance(argc, argv, dist_size()); /* the figures say how many ranks made them */
         int rc = ranks_agree(argc, argv) == 0 ? run_main(argc, argv) : EXIT_USAGE;
         return dist_finalize(rc);
     }

@@ -326,11 +326,26 @@ static int write_summary_csv(const SweepSpec *s, const Line *L, int nl) {
 
 /* ------------------------------------------------------------ figure */
 
+/* The trivial predictor's loss when the sweep's metric is a loss, from a run's config.ini
+ * (the trainer notes it there); NaN otherwise. */
+static double trivial_loss(const SweepSpec *s) {
+    double trivial = NAN;
+    char path[800], line[512];
+    if (!strstr(s->metric, "loss")) return NAN;
+    snprintf(path, sizeof path, "%s/%s/config.ini", s->out_dir, s->nruns ? s->runs[0].name : "");
+    FILE *cf = fopen(path, "r");
+    while (cf && fgets(line, sizeof line, cf))
+        if (!strncmp(line, "; trivial-predictor loss: ", 26)) trivial = strtod(line + 26, NULL);
+    if (cf) fclose(cf);
+    return trivial;
+}
+
 /* summary.png. Panel 1: per line, the median final metric over the seeds that
  * did not diverge, with a min-max band; a baseline (a group without the x key)
  * is a flat line with its band across the x range; diverged runs are crosses
  * at the top of the panel in their line's colour, counted in the legend.
- * Panel 2: the fraction of seeds that diverged. Log x when x spans two decades. */
+ * Panel 2: the fraction of seeds that diverged. Log x when x spans a decade
+ * (one panel per method: two decades). */
 /* Groups that sweep different keys (units) get a panel each, on their own key's axis:
  * the median and min-max band of the final metric over the seeds that did not diverge,
  * the diverged runs as crosses at the top and counted in the panel's title; a baseline
@@ -427,7 +442,7 @@ static int write_figure(const SweepSpec *s, const Line *L, int nl) {
         xmin = 0, xmax = nl > 1 ? nl - 1 : 1;
     }
     if (xmin == xmax) xmin -= 0.5, xmax += 0.5;
-    int logx = xkey && xmin > 0 && xmax / xmin >= 100;
+    int logx = xkey && xmin > 0 && xmax / xmin >= 10; /* a decade: epsilon 0.5..8 too */
     int logy = isfinite(ymin) && ymin > 0 && ymax / ymin > 100;
     double ytop = !isfinite(ymax) ? 1.0 : logy ? ymax * 3 : ymax + 0.08 * (ymax - ymin) + 1e-12;
     int cap = 2 * nl + 2;
@@ -490,11 +505,16 @@ static int write_figure(const SweepSpec *s, const Line *L, int nl) {
     }
     char xlabel[300];
     snprintf(xlabel, sizeof xlabel, "%s", !xkey ? "group" : same_key ? xkey : "each group's swept key");
-    char t1[300], t2[200], title[400];
+    char t1[300], t2[200], title[700];
     snprintf(t1, sizeof t1, "final %s (%s is better): median over the seeds that did not diverge",
              s->metric, s->metric_higher ? "higher" : "lower");
     snprintf(t2, sizeof t2, "fraction of seeds that diverged (non-finite loss or gradient)");
-    snprintf(title, sizeof title, "sweep %.120s: %d runs of %.200s", s->name, s->nruns, s->config);
+    if (xkey && same_key)
+        snprintf(title, sizeof title, "sweep %.100s: final %s against %.60s, %d runs of %.150s", s->name,
+                 s->metric, xkey, s->nruns, s->config);
+    else
+        snprintf(title, sizeof title, "sweep %.120s: %d runs of %.200s", s->name, s->nruns, s->config);
+    double trivial = trivial_loss(s);
     double vl[3];
     int nv = 0;
     char vlab[300] = "";
@@ -523,7 +543,8 @@ static int write_figure(const SweepSpec *s, const Line *L, int nl) {
     PlotPanel pan[2] = {
         {.title = t1, .xlabel = xlabel, .ylabel = s->metric, .logy = logy ? PLOT_LOGY_ON : PLOT_LOGY_OFF,
          .series = s1, .nseries = n1, .vlines = nv ? vl : NULL, .nvlines = nv,
-         .vline_label = nv ? vlab : NULL, .hline = NAN, .logx = logx, .xcats = cats,
+         .vline_label = nv ? vlab : NULL, .hline = trivial,
+         .hline_label = isfinite(trivial) ? "trivial predictor" : NULL, .logx = logx, .xcats = cats,
          .ncats = cats ? nl : 0},
         {.title = t2, .xlabel = xlabel, .ylabel = "fraction diverged", .logy = PLOT_LOGY_OFF,
          .series = s2, .nseries = n2, .vlines = nv ? vl : NULL, .nvlines = nv,
@@ -574,15 +595,9 @@ static int write_map(const SweepSpec *s, const Line *L, int nl) {
             if (isfinite(c) && c <= 0) logc = 0;
         }
     }
-    /* the trivial predictor's loss, from a run's config.ini (the trainer notes it there) */
-    double trivial = NAN;
-    char path[800], err[512], title[400], xlabel[200], line[512], mlab[96] = "";
-    snprintf(path, sizeof path, "%s/%s/config.ini", s->out_dir, s->nruns ? s->runs[0].name : "");
-    FILE *cf = fopen(path, "r");
-    while (cf && fgets(line, sizeof line, cf))
-        if (!strncmp(line, "; trivial-predictor loss: ", 26)) trivial = strtod(line + 26, NULL);
-    if (cf) fclose(cf);
-    if (isfinite(trivial) && strstr(s->metric, "loss"))
+    double trivial = trivial_loss(s);
+    char path[800], err[512], title[400], xlabel[200], mlab[96] = "";
+    if (isfinite(trivial))
         snprintf(mlab, sizeof mlab, "trivial predictor %.3g", trivial);
     char (*cl)[32] = xcalloc((size_t)nx, sizeof *cl);
     const char **clp = xcalloc((size_t)nx, sizeof *clp);

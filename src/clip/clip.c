@@ -187,6 +187,53 @@ double clip_total_norm(const ClipTensor *t, int count, double norm_type) {
     return norm_acc_result(&acc);
 }
 
+double clip_norm_of_norms(const double *norms, int count, double norm_type) {
+    check_norm_type(norm_type);
+    NormAcc acc = norm_acc(norm_type);
+    for (int i = 0; i < count; i++) norm_acc_add(&acc, norms[i]);
+    return norm_acc_result(&acc);
+}
+
+void clip_scale(ClipTensor *t, int count, float c) {
+    check_tensors(t, count);
+    scale_all(t, count, c);
+}
+
+/* sum_sq / sum_abs / max_abs of an n-element array, fed in pieces: element j
+ * goes to lane j % 8 while it lies in a full block of eight (j < n - n % 8),
+ * else to the tail, in index order, so the pieces make exactly sum_sq's adds. */
+void clip_norm_part_add(ClipNormPart *s, const float *g, size_t from, size_t to, size_t n, double p) {
+    check_norm_type(p);
+    CLIP_REQUIRE(from <= to && to <= n, "clip_norm_part: piece outside the array");
+    size_t full = n - n % 8;
+    int general = !(p == 1 || p == 2 || isinf(p));
+    if (general && (s->scale == 0 || !isfinite(s->scale))) return; /* norm_p's early return */
+    for (size_t j = from; j < to; j++) {
+        double x = g[j - from];
+        if (general) { /* norm_p: one running sum of (|g| / max)^p */
+            s->tail += pow(fabs(x) / s->scale, p);
+            continue;
+        }
+        if (isinf(p)) {
+            double a = fabs(x);
+            if (a != a || s->tail != s->tail) s->tail = NAN;
+            else if (a > s->tail) s->tail = a;
+            continue;
+        }
+        double v = p == 2 ? x * x : fabs(x);
+        if (j < full) s->lane[j % 8] += v;
+        else s->tail += v;
+    }
+}
+
+double clip_norm_part_result(const ClipNormPart *s, double p) {
+    if (isinf(p)) return s->tail;
+    if (!(p == 1 || p == 2)) return s->scale == 0 || !isfinite(s->scale) ? s->scale : s->scale * pow(s->tail, 1.0 / p);
+    const double *a = s->lane;
+    double sum = ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7])) + s->tail;
+    return p == 2 ? sqrt(sum) : sum;
+}
+
 void clip_grads_with_norm(ClipTensor *t, int count, double max_norm, double total_norm) {
     check_tensors(t, count);
     float c = clip_norm_coef(max_norm, total_norm);
@@ -237,13 +284,17 @@ double clip_grad_norm_per_tensor(ClipTensor *t, int count, double max_norm, doub
  * The comparisons are written so NaN behaves as jnp.maximum (propagates). */
 /* Returns 1 if the unit's gradient changed (a factor of exactly 1 at equality
  * is optax's clip too, but leaves the bits as they were). */
-static int agc_unit(float *g, const float *w, size_t m, double clipping, double eps) {
-    double gn = sqrt(sum_sq(g, m)), pn = sqrt(sum_sq(w, m));
+float clip_agc_coef(double gn, double pn, double clipping, double eps) {
     double max_norm = clipping * (pn < eps ? eps : pn);
-    if (gn < max_norm) return 0;
-    float c = (float)(max_norm / (gn < CLIP_DIV_EPS ? CLIP_DIV_EPS : gn));
+    if (gn < max_norm) return 1.0f;
+    return (float)(max_norm / (gn < CLIP_DIV_EPS ? CLIP_DIV_EPS : gn));
+}
+
+static int agc_unit(float *g, const float *w, size_t m, double clipping, double eps) {
+    float c = clip_agc_coef(sqrt(sum_sq(g, m)), sqrt(sum_sq(w, m)), clipping, eps);
+    if (c == 1.0f) return 0; /* x * 1.0f == x bit for bit */
     scale_f32(g, m, c);
-    return c != 1.0f;
+    return 1;
 }
 
 size_t clip_agc_count(ClipTensor *t, int count, double clipping, double eps) {
@@ -347,7 +398,11 @@ static void zclip_update_ema(ClipZClip *z, double x) {
 }
 
 double clip_zclip_step(ClipZClip *z, ClipTensor *t, int count) {
-    double g = clip_total_norm(t, count, 2.0);
+    return clip_zclip_step_norm(z, t, count, clip_total_norm(t, count, 2.0));
+}
+
+double clip_zclip_step_norm(ClipZClip *z, ClipTensor *t, int count, double g) {
+    check_tensors(t, count);
     z->steps++;
     z->z = NAN;
     z->clip_val = NAN;
@@ -398,19 +453,23 @@ void clip_adagc_free(ClipAdaGC *a) {
 
 /* Warm-up step: global clip at lambda_abs, gamma_i = running min of the
  * clipped tensor norms (re-measured after the clip, as the reference does). */
-static void adagc_warmup(ClipAdaGC *a, ClipTensor *t, int count, double g) {
+static void adagc_warmup(ClipAdaGC *a, ClipTensor *t, int count, double g,
+                         void (*remeasure)(void *ctx, double *out), void *ctx) {
     double c = a->p.lambda_abs / (g + CLIP_DIV_EPS);
     int clipped = c < 1.0;
-    double post = 0;
+    double post = 0, *after = NULL;
+    if (clipped) {
+        for (int i = 0; i < count; i++) scale_f32(t[i].grad, t[i].n, (float)c);
+        after = malloc((size_t)(count > 0 ? count : 1) * sizeof *after);
+        CLIP_REQUIRE(after != NULL, "out of memory");
+        remeasure(ctx, after);
+    }
     for (int i = 0; i < count; i++) {
-        double n = a->norms[i];
-        if (clipped) {
-            scale_f32(t[i].grad, t[i].n, (float)c);
-            n = sqrt(sum_sq(t[i].grad, t[i].n));
-        }
+        double n = clipped ? after[i] : a->norms[i];
         if (a->steps == 1 || n < a->gamma[i]) a->gamma[i] = n;
         post += n * n;
     }
+    free(after);
     step_info(&a->last, g, a->p.lambda_abs, clipped ? c : 1.0, clipped, 1);
     a->last.post_norm = sqrt(post);
 }
@@ -449,18 +508,40 @@ double clip_adagc_level(const ClipAdaGC *a) {
     return sqrt(s);
 }
 
+typedef struct {
+    ClipTensor *t;
+    int count;
+} AdagcTensors;
+
+static void adagc_measure(void *ctx, double *out) {
+    const AdagcTensors *v = ctx;
+    for (int i = 0; i < v->count; i++) out[i] = array_norm(v->t[i].grad, v->t[i].n, 2.0);
+}
+
 double clip_adagc_step(ClipAdaGC *a, ClipTensor *t, int count) {
+    check_tensors(t, count);
+    AdagcTensors v = {t, count};
+    double *norms = malloc((size_t)(count > 0 ? count : 1) * sizeof *norms);
+    CLIP_REQUIRE(norms != NULL, "out of memory");
+    adagc_measure(&v, norms);
+    double g = clip_adagc_step_norms(a, t, count, norms, adagc_measure, &v);
+    free(norms);
+    return g;
+}
+
+double clip_adagc_step_norms(ClipAdaGC *a, ClipTensor *t, int count, const double *norms,
+                             void (*remeasure)(void *ctx, double *out), void *ctx) {
     check_tensors(t, count);
     CLIP_REQUIRE(count == a->count, "AdaGC: tensor count differs from init");
     NormAcc acc = norm_acc(2.0);
     for (int i = 0; i < count; i++) {
-        a->norms[i] = array_norm(t[i].grad, t[i].n, 2.0);
+        a->norms[i] = norms[i];
         norm_acc_add(&acc, a->norms[i]);
     }
     double g = norm_acc_result(&acc);
     a->steps++;
     if (a->steps <= a->p.warmup_steps)
-        adagc_warmup(a, t, count, g);
+        adagc_warmup(a, t, count, g, remeasure, ctx);
     else
         adagc_relative(a, t, count, g);
     return g;
@@ -507,7 +588,11 @@ double clip_percentile(double *x, int n, double q) {
 }
 
 double clip_auto_step(ClipAuto *a, ClipTensor *t, int count) {
-    double g = clip_total_norm(t, count, a->p.norm_type);
+    return clip_auto_step_norm(a, t, count, clip_total_norm(t, count, a->p.norm_type));
+}
+
+double clip_auto_step_norm(ClipAuto *a, ClipTensor *t, int count, double g) {
+    check_tensors(t, count);
     a->steps++;
     if (isnan(a->threshold)) {
         if (isfinite(g)) a->seen[a->nseen++] = g;

@@ -87,6 +87,32 @@ size_t clip_agc_count(ClipTensor *t, int count, double clipping, double eps);
  * clamp(max_norm * (1 / (float(total_norm) + 1e-6f)), max=1); 1.0f = untouched. */
 float clip_norm_coef(double max_norm, double total_norm);
 
+/* ---- the same norms over an array held in pieces (sharded gradients) ----
+ * A ZeRO / FSDP shard holds part of a tensor. To get array_norm's exact bits
+ * (not just the same value up to rounding), the pieces are fed in index order
+ * into one ClipNormPart, which keeps the eight partial sums and the tail the
+ * whole-array kernel keeps: clip_norm_part_add(s, g, from, to, n, p) adds
+ * elements [from, to) of an n-element array (g points at element `from`);
+ * a part can travel between processes (plain doubles). Zero-initialise a
+ * part ({0}). Another p than 1, 2, inf takes two passes, as the whole-array
+ * kernel does: first the array's max |g| (the inf-norm, from parts too),
+ * set as `scale` before the pieces of the second pass. */
+typedef struct {
+    double lane[8];
+    double tail;         /* the tail sum, or for p = inf the running max */
+    double scale;        /* another p: the array's max |g|, set by the caller */
+} ClipNormPart;
+void clip_norm_part_add(ClipNormPart *s, const float *g, size_t from, size_t to, size_t n, double p);
+/* The tensor's p-norm, bit for bit clip_total_norm of the whole array. */
+double clip_norm_part_result(const ClipNormPart *s, double p);
+/* clip_total_norm's combination of per-tensor norms (PyTorch's norm of norms). */
+double clip_norm_of_norms(const double *norms, int count, double norm_type);
+/* g *= c for every element (float32, as every method scales). */
+void clip_scale(ClipTensor *t, int count, float c);
+/* AGC's factor for a unit with gradient norm gn and weight norm pn: 1.0f when
+ * the unit is left alone (clip_agc scales a unit by exactly this). */
+float clip_agc_coef(double gn, double pn, double clipping, double eps);
+
 /* ---- what a stateful step decided (for logging) ---- */
 
 typedef struct {
@@ -146,6 +172,9 @@ typedef struct {
 ClipZClipParams clip_zclip_defaults(void);
 int clip_zclip_init(ClipZClip *z, const ClipZClipParams *p);  /* p NULL = defaults */
 double clip_zclip_step(ClipZClip *z, ClipTensor *t, int count);
+/* The same step with the global L2 norm g given (a sharded gradient: t is this
+ * process's part, g the norm of the whole). */
+double clip_zclip_step_norm(ClipZClip *z, ClipTensor *t, int count, double g);
 void clip_zclip_free(ClipZClip *z);
 /* The norm above which the next step clips: max_grad_norm during the warm-up
  * (NaN if none), then min(mean + z_thresh*(s + eps), max_grad_norm) (eps only
@@ -185,6 +214,11 @@ typedef struct {
 ClipAdaGCParams clip_adagc_defaults(void);
 int clip_adagc_init(ClipAdaGC *a, const ClipAdaGCParams *p, int count);  /* p NULL = defaults */
 double clip_adagc_step(ClipAdaGC *a, ClipTensor *t, int count);  /* count must match init */
+/* The same step with the tensors' L2 norms given (norms[count]; sharded: t[i]
+ * is this process's part of tensor i, maybe empty); a clipped warm-up step
+ * re-measures the norms after the clip through remeasure(ctx, out[count]). */
+double clip_adagc_step_norms(ClipAdaGC *a, ClipTensor *t, int count, const double *norms,
+                             void (*remeasure)(void *ctx, double *out), void *ctx);
 void clip_adagc_free(ClipAdaGC *a);
 /* The global-norm bound of the next step: lambda_abs during the warm-up, then
  * sqrt(sum_i (lambda_rel * gamma_i)^2), what the per-tensor bounds allow together. */
@@ -216,6 +250,8 @@ typedef struct {
 ClipAutoParams clip_auto_defaults(void);
 int clip_auto_init(ClipAuto *a, const ClipAutoParams *p);  /* p NULL = defaults */
 double clip_auto_step(ClipAuto *a, ClipTensor *t, int count);
+/* The same step with the total p-norm g given (sharded: t is this process's part). */
+double clip_auto_step_norm(ClipAuto *a, ClipTensor *t, int count, double g);
 void clip_auto_free(ClipAuto *a);
 /* numpy.percentile(x, q) with the default linear method; sorts x in place. */
 double clip_percentile(double *x, int n, double q);

@@ -638,11 +638,15 @@ static void im2col(float *col, const float *x, const ConvShape *s) {
                 int oh0, oh1, ow0, ow1;
                 conv_range(&oh0, &oh1, kh, s->H, s->stride, s->pad, s->HO);
                 conv_range(&ow0, &ow1, kw, s->W, s->stride, s->pad, s->WO);
-                memset(row, 0, HOWO * sizeof(float));
+                /* zeros only where the tap falls in the padding */
+                memset(row, 0, (size_t)oh0 * s->WO * sizeof(float));
+                memset(row + (size_t)oh1 * s->WO, 0, (size_t)(s->HO - oh1) * s->WO * sizeof(float));
                 for (int oh = oh0; oh < oh1; oh++) {
                     ptrdiff_t xo = conv_offset(s, ci, oh, kh, kw);
                     float *cr = row + (size_t)oh * s->WO;
+                    for (int ow = 0; ow < ow0; ow++) cr[ow] = 0.0f;
                     for (int ow = ow0; ow < ow1; ow++) cr[ow] = x[xo + ow * s->stride];
+                    for (int ow = ow1; ow < s->WO; ow++) cr[ow] = 0.0f;
                 }
             }
 }
@@ -684,10 +688,11 @@ enum { CONV_CHUNKS = 8 };
 /* Slices of a batch of N: min(N, CONV_CHUNKS); slice j is images [j*N/P, (j+1)*N/P). */
 static int conv_chunks(int N) { return N < CONV_CHUNKS ? N : CONV_CHUNKS; }
 
-/* out[n] = w[COUT,CKK] @ col(x[n]) + bias; col[nt][CKK,HO*WO] is scratch */
-static void conv2d_forward(float *out, float *col, const float *x, const float *w,
+/* out[n] = w[COUT,CKK] @ col(x[n]) + bias; col[nt][CKK,HO*WO] is scratch, or with
+ * keep, col[N][CKK,HO*WO] keeps every image's col for the backward */
+static void conv2d_forward(float *out, float *col, int keep, const float *x, const float *w,
                            const float *bias, int N, int nt, const ConvShape *s) {
-    /* out[N,COUT,HO,WO], col[nt,CKK,HO*WO], x[N,CIN,H,W], w[COUT,CKK], bias[COUT] or NULL */
+    /* out[N,COUT,HO,WO], col[nt or N,CKK,HO*WO], x[N,CIN,H,W], w[COUT,CKK], bias[COUT] or NULL */
     int CKK = s->CIN * s->KH * s->KW, HOWO = s->HO * s->WO;
 #pragma omp parallel for num_threads(nt) schedule(dynamic) if (nt > 1)
     for (int n = 0; n < N; n++) {
@@ -695,7 +700,7 @@ static void conv2d_forward(float *out, float *col, const float *x, const float *
         float *on = out + (size_t)n * s->COUT * HOWO;
         const float *cn = xn;
         if (!conv_is_pointwise(s)) {
-            float *ct = col + (size_t)omp_get_thread_num() * CKK * HOWO;
+            float *ct = col + (size_t)(keep ? n : omp_get_thread_num()) * CKK * HOWO;
             im2col(ct, xn, s);
             cn = ct;
         }
@@ -708,20 +713,22 @@ static void conv2d_forward(float *out, float *col, const float *x, const float *
 }
 
 /* dw += dout[n] @ col^T; dcol = w^T @ dout[n], then col2im into dx; dbias += sum dout.
- * col is recomputed per image (one image of scratch per thread instead of N).
+ * col is recomputed per image (one image of scratch per thread instead of N),
+ * unless kept[N,CKK,HO*WO] holds the forward's (then col is dcol's scratch).
  * part[P][COUT*CKK + COUT] (P = conv_chunks(N)) receives each slice's dw and dbias. */
-static void conv2d_backward(float *dx, float *dw, float *dbias, float *pgw, float *pgb, float *col,
-                            float *part, const float *dout, const float *x, const float *w, int N,
-                            int nt, const ConvShape *s) {
+static void conv2d_backward(float *dx, float *dw, float *dbias, float *pgw, float *pgb, double *psq,
+                            float *col, const float *kept, float *part, const float *dout,
+                            const float *x, const float *w, int N, int nt, const ConvShape *s) {
     /* dx[N,CIN,H,W], dw[COUT,CKK], dbias[COUT], col[nt,CKK,HO*WO] scratch,
      * part[P,COUT*CKK+COUT] scratch, dout[N,COUT,HO,WO], x[N,CIN,H,W],
      * w[COUT,CKK]; dx, dw, dbias may be NULL. Per example (DP-SGD, perex.h):
      * pgw[N,COUT*CKK] and pgb[N,COUT] (or NULL) receive each image's own
-     * weight and bias gradient instead of dw and dbias. */
+     * weight and bias gradient instead of dw and dbias, and psq[N] its squared
+     * norm (perex_conv_sq), taken while the image's gradient is in cache. */
     int CKK = s->CIN * s->KH * s->KW, HOWO = s->HO * s->WO, pw = conv_is_pointwise(s);
     int P = conv_chunks(N), ntp = nt < P ? nt : P;
     size_t np = (size_t)s->COUT * CKK + s->COUT;
-    memset(part, 0, (size_t)P * np * sizeof(float));
+    if (dw || dbias) memset(part, 0, (size_t)P * np * sizeof(float)); /* per example: unused */
 #pragma omp parallel for num_threads(ntp) schedule(dynamic) if (ntp > 1)
     for (int j = 0; j < P; j++) {
         float *ct = pw ? NULL : col + (size_t)omp_get_thread_num() * CKK * HOWO;
@@ -734,11 +741,14 @@ static void conv2d_backward(float *dx, float *dw, float *dbias, float *pgw, floa
                 for (int co = 0; co < s->COUT; co++)
                     dbn[co] = (pgb ? 0.0f : dbn[co]) + row_sum(dn + (size_t)co * HOWO, HOWO);
             if (dw || pgw) {
-                if (!pw) im2col(ct, xn, s);
+                const float *cn = pw ? xn : kept ? kept + (size_t)n * CKK * HOWO : ct;
+                if (!pw && !kept) im2col(ct, xn, s);
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, s->COUT, CKK, HOWO, 1.0f, dn,
-                            HOWO, pw ? xn : ct, HOWO, pgw ? 0.0f : 1.0f,
+                            HOWO, cn, HOWO, pgw ? 0.0f : 1.0f,
                             pgw ? pgw + (size_t)n * s->COUT * CKK : dwt, CKK);
             }
+            if (pgw) psq[n] = perex_conv_sq(pgw + (size_t)n * s->COUT * CKK, pgb ? dbn : NULL, CKK,
+                                            s->COUT);
             if (!dx) continue;
             float *dxn = dx + (size_t)n * s->CIN * s->H * s->W;
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, CKK, HOWO, s->COUT, 1.0f, w, CKK,
@@ -758,6 +768,7 @@ static void conv2d_backward(float *dx, float *dw, float *dbias, float *pgw, floa
 typedef struct {
     ConvShape s;
     float *col;  /* [nt, CKK, HO*WO] scratch (dwconv: [nt, 3, HP, WP]) */
+    float *kept; /* DP-SGD: [N, CKK, HO*WO], every image's col from the forward, or NULL */
     float *part; /* [P, COUT*CKK + COUT] per-slice gradient partials (conv2d backward) */
     int nt;      /* threads over the batch */
     PerEx *pe;   /* the step's per-example collector (DP-SGD), or NULL */
@@ -770,12 +781,13 @@ static void conv2d_bwd(TapeNode *nd) {
     if (k->pe && w->grad) { /* DP-SGD: each image's weight gradient, kept (perex.h) */
         float *pgw = perex_alloc(k->pe, (size_t)N * k->s.COUT * CKK);
         float *pgb = bias ? perex_alloc(k->pe, (size_t)N * k->s.COUT) : NULL;
-        conv2d_backward(x->grad, NULL, NULL, pgw, pgb, k->col, k->part, nd->out->grad, x->data,
-                        w->data, N, k->nt, &k->s);
-        perex_conv(k->pe, w, bias, pgw, pgb, N, CKK, k->s.COUT);
+        double *psq = perex_alloc_sq(k->pe, N);
+        conv2d_backward(x->grad, NULL, NULL, pgw, pgb, psq, k->col, k->kept, k->part, nd->out->grad,
+                        x->data, w->data, N, k->nt, &k->s);
+        perex_conv(k->pe, w, bias, pgw, pgb, psq, N, CKK, k->s.COUT);
         return;
     }
-    conv2d_backward(x->grad, w->grad, bias ? bias->grad : NULL, NULL, NULL, k->col, k->part,
+    conv2d_backward(x->grad, w->grad, bias ? bias->grad : NULL, NULL, NULL, NULL, k->col, NULL, k->part,
                     nd->out->grad, x->data, w->data, N, k->nt, &k->s);
 }
 
@@ -818,8 +830,14 @@ Tensor *ad_conv2d(Ctx *c, Tensor *x, Tensor *w, Tensor *bias, int stride, int pa
                  : arena_alloc(&c->arena, (size_t)k->nt * ckk * s.HO * s.WO * sizeof(float));
     k->part = NULL;
     k->pe = c->pe;
-    conv2d_forward(out->data, k->col, x->data, w->data, bias ? bias->data : NULL, x->shape[0],
-                   k->nt, &s);
+    /* DP-SGD's backward takes each image's weight gradient from its col: the
+     * forward keeps them (N images of col instead of nt) rather than the
+     * backward recomputing them */
+    int keep = c->pe && c->grad_enabled && out->grad && w->grad && !conv_is_pointwise(&s);
+    k->kept = keep ? arena_alloc(&c->arena, (size_t)x->shape[0] * ckk * s.HO * s.WO * sizeof(float))
+                   : NULL;
+    conv2d_forward(out->data, keep ? k->kept : k->col, keep, x->data, w->data,
+                   bias ? bias->data : NULL, x->shape[0], k->nt, &s);
     TapeNode *nd = tape_record(c, "conv2d", conv2d_bwd, out, in, 3);
     if (nd) {
         k->part = arena_alloc(&c->arena, (size_t)conv_chunks(x->shape[0]) *
@@ -1076,25 +1094,36 @@ static void avgpool_bwd(TapeNode *nd) {
 /* out[n,c,oh,ow] = max of x[n,c, oh*s + i, ow*s + j] over i, j < k; arg[] keeps the
  * winner's index within the plane: the first maximum in row-major window order,
  * a NaN wins (torch's max_pool2d CPU kernel). */
-static void maxpool_forward(float *out, int *arg, const float *x, size_t NC, int H, int W, int k,
-                            int stride, int HO, int WO) {
+static void maxpool_forward(float *restrict out, int *restrict arg, const float *restrict x,
+                            size_t NC, int H, int W, int k, int stride, int HO, int WO) {
     /* out[NC,HO,WO], arg[NC,HO,WO], x[NC,H,W] */
+    /* Each output row starts at its windows' first taps; the other taps are
+     * then visited in the same row-major order, a whole output row at a time,
+     * with a select instead of a branch (the compiler vectorizes it; the
+     * branch on the data was mispredicted half the time): the same winner as
+     * one window at a time. */
     for (size_t p = 0; p < NC; p++) {
         const float *xp = x + p * H * W;
-        for (int oh = 0; oh < HO; oh++)
+        for (int oh = 0; oh < HO; oh++) {
+            size_t o = (p * HO + oh) * WO;
+            float *restrict om = out + o;
+            int *restrict oa = arg + o;
             for (int ow = 0; ow < WO; ow++) {
-                int best = oh * stride * W + ow * stride;
-                float m = xp[best];
-                for (int i = 0; i < k; i++)
-                    for (int j = 0; j < k; j++) {
-                        int at = (oh * stride + i) * W + ow * stride + j;
-                        float v = xp[at];
-                        if (v > m || (isnan(v) && !isnan(m))) m = v, best = at;
-                    }
-                size_t o = (p * HO + oh) * WO + ow;
-                out[o] = m;
-                arg[o] = best;
+                int at = oh * stride * W + ow * stride;
+                om[ow] = xp[at], oa[ow] = at;
             }
+            for (int i = 0; i < k; i++)
+                for (int j = i == 0; j < k; j++) {
+                    int at0 = (oh * stride + i) * W + j;
+                    for (int ow = 0; ow < WO; ow++) {
+                        int at = at0 + ow * stride;
+                        float v = xp[at], m = om[ow];
+                        int take = (v > m) | ((v != v) & (m == m)); /* a NaN wins */
+                        om[ow] = take ? v : m;
+                        oa[ow] = take ? at : oa[ow];
+                    }
+                }
+        }
     }
 }
 

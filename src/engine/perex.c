@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "common.h"
+#include "ops.h"
 
 void perex_attach(PerEx *pe, Ctx *c, int max_layers) {
     if (pe->cap < max_layers) {
@@ -34,6 +35,10 @@ void perex_free(PerEx *pe) {
 int perex_batch(const PerEx *pe) { return pe->B < 0 ? 0 : pe->B; }
 
 float *perex_alloc(PerEx *pe, size_t n) { return arena_alloc(pe->arena, n * sizeof(float) + 1); }
+
+double *perex_alloc_sq(PerEx *pe, int B) {
+    return arena_alloc(pe->arena, (size_t)B * sizeof(double) + 1);
+}
 
 static PerExLayer *add_layer(PerEx *pe, Tensor *w, Tensor *b, int B) {
     ASSERT(pe->n < pe->cap, "per-example gradients: more than %d layers", pe->cap);
@@ -79,19 +84,20 @@ void perex_linear(PerEx *pe, Tensor *w, Tensor *b, const float *x, const float *
     }
 }
 
-void perex_conv(PerEx *pe, Tensor *w, Tensor *b, const float *gw, const float *gb, int B, int CKK,
-                int COUT) {
-    /* gw[B, COUT*CKK], gb[B, COUT] or NULL */
+double perex_conv_sq(const float *gw_i, const float *gb_i, int CKK, int COUT) {
+    size_t P = (size_t)COUT * CKK;
+    double s = 0.0;
+    for (size_t k = 0; k < P; k++) s += (double)gw_i[k] * gw_i[k];
+    if (gb_i) s += dot(gb_i, gb_i, COUT);
+    return s;
+}
+
+void perex_conv(PerEx *pe, Tensor *w, Tensor *b, const float *gw, const float *gb, const double *sq,
+                int B, int CKK, int COUT) {
+    /* gw[B, COUT*CKK], gb[B, COUT] or NULL, sq[B] = perex_conv_sq of each */
     PerExLayer *l = add_layer(pe, w, b, B);
     l->conv = 1, l->IN = CKK, l->OUT = COUT, l->gw = gw, l->gb = gb;
-    size_t P = (size_t)COUT * CKK;
-    for (int i = 0; i < B; i++) {
-        const float *gi = gw + (size_t)i * P;
-        double s = 0.0;
-        for (size_t k = 0; k < P; k++) s += (double)gi[k] * gi[k];
-        if (gb) s += dot(gb + (size_t)i * COUT, gb + (size_t)i * COUT, COUT);
-        pe->sq[i] += s;
-    }
+    for (int i = 0; i < B; i++) pe->sq[i] += sq[i];
 }
 
 void perex_weighted_sum(const PerEx *pe, const float *f) {
@@ -112,14 +118,23 @@ void perex_weighted_sum(const PerEx *pe, const float *f) {
                 for (size_t r = 0; r < R; r++)
                     for (int o = 0; o < OUT; o++) db[o] += gs[r * OUT + o];
         } else {
+            /* dw[k] += f_i gw_i[k] for i in example order; the coordinates are
+             * split over the threads (each coordinate's sum in the same order
+             * whatever the count) */
             size_t P = (size_t)OUT * IN;
-            for (int i = 0; i < B; i++) {
-                const float *gi = l->gw + (size_t)i * P;
-                float fi = f[i];
-                for (size_t k = 0; k < P; k++) dw[k] += fi * gi[k];
-                if (db)
-                    for (int o = 0; o < OUT; o++) db[o] += fi * l->gb[(size_t)i * OUT + o];
+            int nt = ops_num_threads;
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+            for (int t = 0; t < nt; t++) {
+                size_t k0 = P * t / nt, k1 = P * (t + 1) / nt;
+                for (int i = 0; i < B; i++) {
+                    const float *gi = l->gw + (size_t)i * P;
+                    float fi = f[i];
+                    for (size_t k = k0; k < k1; k++) dw[k] += fi * gi[k];
+                }
             }
+            if (db)
+                for (int i = 0; i < B; i++)
+                    for (int o = 0; o < OUT; o++) db[o] += f[i] * l->gb[(size_t)i * OUT + o];
         }
     }
 }

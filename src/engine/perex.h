@@ -62,9 +62,14 @@ void perex_weighted_sum(const PerEx *pe, const float *f);
 void perex_linear(PerEx *pe, Tensor *w, Tensor *b, const float *x, const float *dout, int B, int T,
                   int IN, int OUT);
 /* conv2d: per-example gradients gw[B, COUT*CKK], gb[B, COUT] (gb NULL: no bias),
- * allocated with perex_alloc and filled by the op. */
-void perex_conv(PerEx *pe, Tensor *w, Tensor *b, const float *gw, const float *gb, int B, int CKK,
-                int COUT);
+ * allocated with perex_alloc and filled by the op, and sq[B] their squared
+ * norms, each from perex_conv_sq (the op takes them per example while the
+ * example's gradient is in cache, on whichever thread made it). */
+void perex_conv(PerEx *pe, Tensor *w, Tensor *b, const float *gw, const float *gb, const double *sq,
+                int B, int CKK, int COUT);
+/* ||gw_i||^2 + ||gb_i||^2 of one example (gw_i[COUT*CKK], gb_i[COUT] or NULL), in double. */
+double perex_conv_sq(const float *gw_i, const float *gb_i, int CKK, int COUT);
 float *perex_alloc(PerEx *pe, size_t n);
+double *perex_alloc_sq(PerEx *pe, int B);
 
 #endif

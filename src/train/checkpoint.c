@@ -23,20 +23,45 @@
 #define CKPT_VERSION 3u /* 1: no length or checksum; 2: no loss scaler */
 #define CKPT_HEADER 20
 
-static int write_group(const UpdateGroup *g, FILE *f) {
+/* [dist] shard = true: each rank holds the optimizer state of its part only.
+ * A checkpoint holds the whole state, as one process's would (PyTorch FSDP's
+ * FULL_STATE_DICT; DeepSpeed ZeRO instead writes one file per rank): the parts
+ * are all-gathered into whole-size buffers (a collective: every rank
+ * serialises, rank 0 writes), and a read keeps this rank's part. NULL when
+ * the group is not sharded. */
+static float *whole_state(const UpdateGroup *g, const float *part, int gather) {
+    if (g->optim.n == g->ps->n) return NULL;
+    float *w = xcalloc(g->ps->n ? g->ps->n : 1, sizeof *w);
+    memcpy(w + g->optim.lo, part, g->optim.n * sizeof *w);
+    if (gather) dist_allgather_chunks(w, g->ps->n);
+    return w;
+}
+
+int ckpt_collective(const Trainer *tr) {
+    for (int i = 0; i < tr->ngroups; i++)
+        if (tr->groups[i].optim.n != tr->groups[i].ps->n) return 1;
+    return 0;
+}
+
+/* gather = 0: this rank's part only, zeros elsewhere (ckpt_from_memory's copy
+ * of the trainer to put back, read by this rank alone: not a collective). */
+static int write_group(const UpdateGroup *g, FILE *f, int gather) {
     const ParamSet *ps = g->ps;
     uint64_t sizes[2] = {ps->n, ps->nbuf};
     int64_t counters[4] = {g->optim.t, g->updates, g->clipped, g->skipped};
-    if (io_put(f, sizes, sizeof *sizes, 2) || io_put(f, ps->data, sizeof(float), ps->n) ||
-        io_put(f, ps->buf, sizeof(float), ps->nbuf) || io_put(f, g->optim.m, sizeof(float), ps->n) ||
-        io_put(f, g->optim.v, sizeof(float), ps->n) || io_put(f, counters, sizeof *counters, 4) ||
-        io_put(f, &g->lr, sizeof g->lr, 1))
-        return -1;
+    float *wm = whole_state(g, g->optim.m, gather), *wv = whole_state(g, g->optim.v, gather);
+    int rc = io_put(f, sizes, sizeof *sizes, 2) || io_put(f, ps->data, sizeof(float), ps->n) ||
+             io_put(f, ps->buf, sizeof(float), ps->nbuf) ||
+             io_put(f, wm ? wm : g->optim.m, sizeof(float), ps->n) ||
+             io_put(f, wv ? wv : g->optim.v, sizeof(float), ps->n) || io_put(f, counters, sizeof *counters, 4) ||
+             io_put(f, &g->lr, sizeof g->lr, 1);
+    free(wm), free(wv);
+    if (rc) return -1;
     return clipper_save(&g->clip, f);
 }
 
 /* The state, in order; the model's own state last. */
-static int write_payload(const Trainer *tr, FILE *f) {
+static int write_payload(const Trainer *tr, FILE *f, int gather) {
     uint32_t ngroups = (uint32_t)tr->ngroups;
     int64_t step = tr->step;
     int64_t skipped = tr->scaler.skipped; /* the loss scaler: scale, growth tracker, skips */
@@ -47,7 +72,7 @@ static int write_payload(const Trainer *tr, FILE *f) {
         io_put(f, &skipped, sizeof skipped, 1) || io_put(f, &ngroups, sizeof ngroups, 1))
         return -1;
     for (int i = 0; i < tr->ngroups; i++)
-        if (write_group(&tr->groups[i], f)) return -1;
+        if (write_group(&tr->groups[i], f, gather)) return -1;
     if (tr->def->save_state && tr->def->save_state(tr->model, f)) return -1;
     return ferror(f) ? -1 : 0;
 }
@@ -62,13 +87,17 @@ static uint64_t get_le(const unsigned char *p, int n) {
     return v;
 }
 
-int ckpt_to_memory(const Trainer *tr, char **buf, size_t *len) {
+static int to_memory(const Trainer *tr, char **buf, size_t *len, int gather);
+
+int ckpt_to_memory(const Trainer *tr, char **buf, size_t *len) { return to_memory(tr, buf, len, 1); }
+
+static int to_memory(const Trainer *tr, char **buf, size_t *len, int gather) {
     *buf = NULL;
     *len = 0;
     FILE *f = open_memstream(buf, len);
     if (!f) return -1;
     static const char zeros[CKPT_HEADER];
-    int rc = io_put(f, zeros, 1, CKPT_HEADER) || write_payload(tr, f) ? -1 : 0;
+    int rc = io_put(f, zeros, 1, CKPT_HEADER) || write_payload(tr, f, gather) ? -1 : 0;
     if (fclose(f) != 0) rc = -1;
     if (rc != 0 || *len < CKPT_HEADER) {
         free(*buf);
@@ -104,11 +133,21 @@ static int read_group(UpdateGroup *g, FILE *f, char *err, size_t errlen) {
                  (unsigned long long)sizes[0], (unsigned long long)sizes[1], ps->name, ps->n, ps->nbuf);
         return -1;
     }
-    if (io_get(f, ps->data, sizeof(float), ps->n) || io_get(f, ps->buf, sizeof(float), ps->nbuf) ||
-        io_get(f, g->optim.m, sizeof(float), ps->n) || io_get(f, g->optim.v, sizeof(float), ps->n) ||
-        io_get(f, counters, sizeof *counters, 4) || io_get(f, &g->lr, sizeof g->lr, 1) ||
-        clipper_load(&g->clip, f))
-        goto truncated;
+    int sharded = g->optim.n != ps->n; /* read the whole state, keep this rank's part */
+    float *wm = sharded ? xmalloc((ps->n ? ps->n : 1) * sizeof *wm) : g->optim.m;
+    float *wv = sharded ? xmalloc((ps->n ? ps->n : 1) * sizeof *wv) : g->optim.v;
+    int bad = io_get(f, ps->data, sizeof(float), ps->n) || io_get(f, ps->buf, sizeof(float), ps->nbuf) ||
+              io_get(f, wm, sizeof(float), ps->n) || io_get(f, wv, sizeof(float), ps->n) ||
+              io_get(f, counters, sizeof *counters, 4) || io_get(f, &g->lr, sizeof g->lr, 1) ||
+              clipper_load(&g->clip, f);
+    if (sharded) {
+        if (!bad) {
+            memcpy(g->optim.m, wm + g->optim.lo, g->optim.n * sizeof *wm);
+            memcpy(g->optim.v, wv + g->optim.lo, g->optim.n * sizeof *wv);
+        }
+        free(wm), free(wv);
+    }
+    if (bad) goto truncated;
     g->optim.t = counters[0], g->updates = counters[1], g->clipped = counters[2];
     g->skipped = counters[3];
     param_zero_grad(ps);
@@ -208,7 +247,7 @@ int ckpt_from_memory(Trainer *tr, const char *buf, size_t len, char *err, size_t
     /* the state now, to put back if the payload does not fit this trainer */
     char *keep;
     size_t keep_len;
-    if (ckpt_to_memory(tr, &keep, &keep_len) != 0) {
+    if (to_memory(tr, &keep, &keep_len, 0) != 0) {
         snprintf(err, errlen, "cannot keep a copy of the current state: %s", strerror(errno));
         return -1;
     }

@@ -45,6 +45,10 @@ int ckpt_check(const char *buf, size_t len, char *err, size_t errlen);
 /* 0 on success; -1 with a message if the stream does not match this trainer,
  * the trainer then as it was. Reads f to its end. */
 int ckpt_read(struct Trainer *tr, FILE *f, char *err, size_t errlen);
+/* 1 when serialising is a collective under mpirun ([dist] shard = true: the
+ * optimizer state's parts are gathered from every rank), so every rank must
+ * serialise at the same step (the ones that write nothing too). */
+int ckpt_collective(const struct Trainer *tr);
 /* Serialise into a malloc'd buffer (*buf, *len). 0 on success. */
 int ckpt_to_memory(const struct Trainer *tr, char **buf, size_t *len);
 int ckpt_from_memory(struct Trainer *tr, const char *buf, size_t len, char *err, size_t errlen);

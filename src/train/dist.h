@@ -42,6 +42,9 @@ int dist_init(void);
 int dist_finalize(int rc);
 /* Stop every rank now (a rank that meets an error the others cannot see). */
 _Noreturn void dist_abort(int rc);
+/* Ranks of this run on this machine (Open MPI's OMPI_COMM_WORLD_LOCAL_SIZE), 1
+ * without mpirun: [train] threads = 0 shares the cores among them. */
+int dist_local_size(void);
 int dist_rank(void);
 int dist_size(void);
 
@@ -60,6 +63,10 @@ double dist_sum_ordered(double v);
 void dist_allgather_doubles(double *all, const double *mine, int k);
 /* x[0..n) from rank root to every rank. */
 void dist_bcast_doubles(double *x, int n, int root);
+/* Point to point, x[0..n) to rank `to` / from rank `from` (small messages:
+ * the sharded norm's running sums passed along a cut tensor). */
+void dist_send_doubles(const double *x, int n, int to);
+void dist_recv_doubles(double *x, int n, int from);
 /* 1 on every rank if flag is non-zero on any rank. */
 int dist_any(int flag);
 /* Seconds spent inside the collectives since dist_init (bench: the all-reduce's share). */

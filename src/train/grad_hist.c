@@ -3,6 +3,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common.h"
@@ -89,4 +90,54 @@ int grad_hist_write(const GradHist *h, const char *dir, const char *run_name, ch
              run_name, h->step, pct(h->zero, h->total));
     snprintf(path, sizeof path, "%s/grad_hist.png", dir);
     return plot_figure(path, title, &p, 1, 1000, 520, err, errlen);
+}
+
+int grad_hist_read(GradHist *h, const char *dir) {
+    char path[1024], line[512];
+    snprintf(path, sizeof path, "%s/grad_hist.csv", dir);
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    memset(h, 0, sizeof *h);
+    int ok = fgets(line, sizeof line, f) &&
+             sscanf(line, "# step %ld, loss scale %lf, %lf values: %lf zero, %lf non-finite; fp16 "
+                          "flushes %lf to zero at scale 1 and %lf at this scale, and overflows %lf",
+                    &h->step, &h->scale, &h->total, &h->zero, &h->nonfinite, &h->flush_true,
+                    &h->flush_scaled, &h->overflow_scaled) == 8 &&
+             h->scale > 0 && fgets(line, sizeof line, f) && !strcmp(line, "log2_lo,count\n");
+    int k;
+    double cnt;
+    while (ok && fgets(line, sizeof line, f)) {
+        ok = sscanf(line, "%d,%lf", &k, &cnt) == 2 && k >= GRAD_HIST_LO && k < GRAD_HIST_HI;
+        if (ok) h->count[k - GRAD_HIST_LO] = cnt;
+    }
+    fclose(f);
+    return ok ? 0 : -1;
+}
+
+int grad_hist_compare(const char *path, const char *title, const GradHist *h,
+                      const char *const *labels, int n, char *err, size_t errlen) {
+    PlotSeries *s = xcalloc((size_t)n, sizeof *s);
+    double *xy = xcalloc((size_t)n * 2 * NB, sizeof *xy);
+    char(*lab)[256] = xcalloc((size_t)n, sizeof *lab);
+    for (int r = 0; r < n; r++) {
+        /* the cumulative share: values (fp32's zeros included) below each bin's upper edge,
+         * on the true gradient's scale (the recorded bin less log2(scale)) */
+        double *x = xy + (size_t)r * 2 * NB, *y = x + NB, sh = log2(h[r].scale), cum = h[r].zero;
+        size_t m = 0;
+        for (int k = 0; k < NB; k++) {
+            cum += h[r].count[k];
+            if (h[r].count[k] > 0) x[m] = k + GRAD_HIST_LO + 1 - sh, y[m++] = pct(cum, h[r].total);
+        }
+        snprintf(lab[r], sizeof lab[r], "%s: %.1fM values, fp16 flushes %.1f%% to zero at scale 1",
+                 labels[r], h[r].total / 1e6, pct(h[r].flush_true, h[r].total));
+        s[r] = (PlotSeries){.label = lab[r], .x = x, .y = y, .n = m, .style = PLOT_LINE_MARKERS};
+    }
+    double vl[3] = {-25, -14, log2(65504.0)};
+    PlotPanel p = {.title = "share of the values below each size (the true gradient: scale 1)",
+                   .xlabel = "log2 |gradient|", .ylabel = "% of all values (cumulative)",
+                   .logy = PLOT_LOGY_OFF, .series = s, .nseries = n, .vlines = vl, .nvlines = 3,
+                   .vline_label = "fp16: 0 at or below 2^-25, subnormal below 2^-14, inf above 65504"};
+    int rc = plot_figure(path, title, &p, 1, 1200, 600, err, errlen);
+    free(s), free(xy), free(lab);
+    return rc;
 }

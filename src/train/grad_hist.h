@@ -31,5 +31,13 @@ typedef struct GradHist {
 void grad_hist_record(GradHist *h, const Ctx *c, long step, double scale);
 /* dir/grad_hist.csv and dir/grad_hist.png; 0, or -1 with a message in err. */
 int grad_hist_write(const GradHist *h, const char *dir, const char *run_name, char *err, size_t errlen);
+/* Read back dir/grad_hist.csv as grad_hist_write wrote it: 0, or -1 (no file, or not
+ * that format). */
+int grad_hist_read(GradHist *h, const char *dir);
+/* Several runs' histograms on one panel, cumulative (the share below each size, on the
+ * true gradient's scale 1), labelled, fp16's range marked: path; 0, or -1 with a message
+ * in err. A comparison of runs that all recorded one draws it (run_plots.c). */
+int grad_hist_compare(const char *path, const char *title, const GradHist *h,
+                      const char *const *labels, int n, char *err, size_t errlen);
 
 #endif

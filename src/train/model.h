@@ -26,7 +26,12 @@
  *  - custom-step (WGAN: several critic updates per generator update over two
  *    groups; PPO: no-grad rollouts then epochs of minibatches): `step` runs
  *    one iteration and calls trainer_step() once per optimizer update, naming
- *    the groups that update; the others are frozen for that call.
+ *    the groups that update; the others are frozen for that call. One such
+ *    update takes trainer_micro_batches(tr) micro-batches ([train] grad_accum
+ *    x the ranks under mpirun): the model prepares the data of all of them,
+ *    its loss function computes micro-batch tr->micro (only this rank's are
+ *    asked for), and trainer_micro_gather() shares per-micro-batch statistics
+ *    (WGAN: K batches of batch_size; PPO: each minibatch split in K).
  * The update contract (train.h) in short:
  *  - `groups` names the update groups; create() registers one ParamSet per
  *    name (ParamSet.name = the group's name) with trainer_add_group(). Each
@@ -128,6 +133,9 @@ typedef struct ModelDef {
      * (PPO: episodic_return, approx_kl, entropy); NULL = loss and gradient
      * norm. Independent of plot_columns. */
     const char *const *compare_columns;
+    /* Optional, parallel to compare_columns: each panel's title in the several-seeds
+     * comparison (NULL: the column's name). */
+    const char *const *compare_column_titles;
     /* Optional, NULL-terminated, at most 3: model metrics columns shown in the
      * progress line in place of the loss, each at its last finite value (PPO:
      * episodic_return, approx_kl: its total loss mixes three terms and swings

@@ -106,12 +106,21 @@ static double cosine(const float *a, const float *b, size_t n) {
     return aa > 0 && bb > 0 ? ab / sqrt(aa * bb) : NAN;
 }
 
-/* cosine() of two vectors held as shards: each rank's three partial sums
- * over its chunk, summed over the ranks in rank order. */
+/* cosine() of two vectors held as shards (a, b: this rank's chunk), bit for
+ * bit: the three running sums pass from rank to rank (each continues the
+ * left neighbour's in index order, the adds cosine() makes), then the last
+ * rank's go to all. The ranks scan one after another, but a scan is about a
+ * millisecond of a step. */
 static double shard_cosine(const float *a, const float *b, size_t n) {
-    double ab = 0, aa = 0, bb = 0;
+    int me = dist_rank(), N = dist_size();
+    double s[3] = {0, 0, 0};
+    if (me > 0) dist_recv_doubles(s, 3, me - 1);
+    double ab = s[0], aa = s[1], bb = s[2];
     for (size_t i = 0; i < n; i++) ab += (double)a[i] * b[i], aa += (double)a[i] * a[i], bb += (double)b[i] * b[i];
-    ab = dist_sum_ordered(ab), aa = dist_sum_ordered(aa), bb = dist_sum_ordered(bb);
+    s[0] = ab, s[1] = aa, s[2] = bb;
+    if (me + 1 < N) dist_send_doubles(s, 3, me + 1);
+    dist_bcast_doubles(s, 3, N - 1);
+    ab = s[0], aa = s[1], bb = s[2];
     return aa > 0 && bb > 0 ? ab / sqrt(aa * bb) : NAN;
 }
 
@@ -250,7 +259,7 @@ static int in_list(const UpdateGroup *g, UpdateGroup *const *upd, int nupd) {
 /* A micro-batch another rank computes: its data is drawn and dropped here, so
  * every rank's data stream stays where one process's would be. */
 static void skip_micro_batch(Trainer *tr) {
-    ASSERT(tr->def->loss, "model %s: only supervised models skip micro-batches", tr->def->name);
+    if (!tr->def->loss) return; /* a custom-step model prepared every micro-batch's data */
     if (tr->def->skip_batch) {
         tr->def->skip_batch(tr->model, tr);
         return;
@@ -278,6 +287,17 @@ static void accumulate_end(UpdateGroup *const *upd, int nupd) {
         const float *acc = upd[i]->acc;
         for (size_t j = 0; j < ps->n; j++) ps->grad[j] = acc[j] + ps->grad[j];
     }
+}
+
+int trainer_micro_batches(const Trainer *tr) { return tr->train.grad_accum * dist_size(); }
+
+void trainer_micro_gather(Trainer *tr, double *v, int s) {
+    int k = tr->train.grad_accum;
+    if (dist_size() == 1) return;
+    double *mine = xmalloc((size_t)k * (size_t)s * sizeof *mine);
+    memcpy(mine, v + (size_t)dist_rank() * (size_t)k * (size_t)s, (size_t)k * (size_t)s * sizeof *mine);
+    dist_allgather_doubles(v, mine, k * s);
+    free(mine);
 }
 
 double trainer_step(Trainer *tr, UpdateGroup *const *upd, int nupd, TrainerLossFn fn, void *model,
@@ -308,6 +328,7 @@ double trainer_step(Trainer *tr, UpdateGroup *const *upd, int nupd, TrainerLossF
         ctx_reset(&tr->ctx);
         /* DP-SGD: linear and conv2d hand their weight gradients over per example */
         if (tr->dp) dp_attach(tr->dp, &tr->ctx, tr->step);
+        tr->micro = i;
         Tensor *loss = fn(model, &tr->ctx, tr, arg);
         ASSERT(loss && loss->n == 1, "a loss function must return a scalar");
         mine[done++] = loss->data[0];

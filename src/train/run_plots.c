@@ -7,6 +7,7 @@
 
 #include "common.h"
 #include "plot.h"
+#include "grad_hist.h"
 #include "train.h"
 
 /* A run's rollbacks as points (spike step, spike loss); malloc'd, n may be 0. */
@@ -364,15 +365,19 @@ static void run_legend(const RunResult *runs, int n, int i, char *buf, size_t le
     buf[0] = '\0';
     size_t k = 0;
 #define PUT(...) (k += (size_t)snprintf(buf + k, k < len ? len - k : 0, __VA_ARGS__), k = k < len ? k : len)
-    if (clip) {
+    if (clip && own && !strcmp(r->clip_desc, "none") && r->own[0]) {
+        /* the model's own constraint names the run (WGAN: the gradient penalty) */
+    } else if (clip) {
         if (!strcmp(r->clip_desc, "none"))
             PUT("no clipping");
         else if (!strncmp(r->clip_desc, "global", 6) || !strncmp(r->clip_desc, "per-tensor", 10))
             PUT("clip at %s", r->clip_desc);
+        else if (!strncmp(r->clip_desc, "weight clamp", 12))
+            PUT("%s", r->clip_desc);
         else
             PUT("clip: %s", r->clip_desc);
     }
-    if (own) PUT("%s%s", k ? "; " : "", r->own);
+    if (own && r->own[0]) PUT("%s%s", k ? "; " : "", r->own);
     if (rec) PUT("%sspike recovery %s", k ? "; " : "", r->recovery ? "on" : "off");
     if (seed) PUT("%sseed %ld", k ? ", " : "", r->seed);
     if (!k) PUT("%s", r->name);
@@ -508,21 +513,28 @@ static int small_multiples(const RunResult *runs, int n, const char *const *lege
     return rc;
 }
 
-/* Runs that differ only by their seed (same model and task, clip, own clipping, recovery)
- * form a group; group[i] is the group of run i, numbered in order of first appearance.
+/* Runs that differ only by their seed (same config name, model and task, clip, own
+ * clipping, recovery) form a group; group[i] is the group of run i, numbered in order of first appearance.
  * Returns how many groups. */
 static int seed_groups(const RunResult *runs, int n, int *group) {
     int ng = 0;
     for (int i = 0; i < n; i++) {
         group[i] = -1;
         for (int j = 0; j < i && group[i] < 0; j++)
-            if (!strcmp(runs[i].title, runs[j].title) && !strcmp(runs[i].clip_desc, runs[j].clip_desc) &&
+            if (!strcmp(runs[i].name, runs[j].name) && !strcmp(runs[i].title, runs[j].title) &&
+                !strcmp(runs[i].clip_desc, runs[j].clip_desc) &&
                 !strcmp(runs[i].own, runs[j].own) && runs[i].recovery == runs[j].recovery &&
                 runs[i].seed != runs[j].seed)
                 group[i] = group[j];
         if (group[i] < 0) group[i] = ng++;
     }
     return ng;
+}
+
+int trainer_compare_has_seeds(const RunResult *runs, int n) {
+    int *group = xcalloc((size_t)n, sizeof *group), ng = seed_groups(runs, n, group);
+    free(group);
+    return ng < n;
 }
 
 static int cmp_dbl(const void *a, const void *b) {
@@ -611,8 +623,11 @@ static int seed_figure(const RunResult *runs, int n, const int *group, int ng,
             ser[(size_t)c * ng + g] = (PlotSeries){.label = labels[g], .x = grid, .y = b[0], .n = G,
                                                    .lo = b[1], .hi = b[2], .color = g + 1};
         }
+        const char *const *ct = runs[0].compare_columns && runs[0].def ? runs[0].def->compare_column_titles
+                                                                       : NULL;
         snprintf(titles[c], sizeof titles[c], "%s (%s of the last %zu logged steps)",
-                 !strcmp(cols[c], "grad_norm") ? "pre-clip global gradient L2 norm" : cols[c],
+                 ct && ct[c] ? ct[c] : !strcmp(cols[c], "grad_norm") ? "pre-clip global gradient L2 norm"
+                                                                     : cols[c],
                  use_max ? "max" : "mean", w);
         const char *ref_label;
         double ref = column_ref(&runs[0], cols[c], &ref_label);
@@ -630,6 +645,30 @@ static int seed_figure(const RunResult *runs, int n, const int *group, int ng,
     for (size_t i = 0; i < (size_t)nc * ng * 3; i++) free(bufs[i]);
     free(cur), free(bufs), free(ser), free(pan), free(labels), free(titles), free(count), free(first);
     free(grid), free(vals);
+    return rc;
+}
+
+int trainer_compare_grad_hist(const RunResult *runs, int n, const char *path) {
+    GradHist *h = xcalloc((size_t)n, sizeof *h);
+    int rc = 0, all = n > 1;
+    for (int i = 0; i < n && all; i++) all = grad_hist_read(&h[i], runs[i].out_dir) == 0;
+    if (all) {
+        size_t pl = strlen(path);
+        char *hp = xmalloc(pl + 32), ht[640], err[256], **legends = xcalloc((size_t)n, sizeof *legends);
+        for (int i = 0; i < n; i++) {
+            legends[i] = xmalloc(256);
+            run_legend(runs, n, i, legends[i], 256);
+        }
+        snprintf(hp, pl + 32, "%.*s_grad_hist.png",
+                 (int)(pl > 4 && !strcmp(path + pl - 4, ".png") ? pl - 4 : pl), path);
+        snprintf(ht, sizeof ht, "%s: step %ld's activation gradients against fp16's range",
+                 runs[0].title, h[0].step);
+        rc = grad_hist_compare(hp, ht, h, (const char *const *)legends, n, err, sizeof err);
+        if (rc != 0) fprintf(stderr, "cliplab: error: writing %s: %s\n", hp, err);
+        for (int i = 0; i < n; i++) free(legends[i]);
+        free(hp), free(legends);
+    }
+    free(h);
     return rc;
 }
 
@@ -661,7 +700,10 @@ int trainer_compare_plot(const RunResult *runs, int n, const char *path) {
             for (i = 0; group[i] != g; i++) continue;
             m += (size_t)snprintf(what + m, sizeof what - m, "%s%s", g ? " vs " : "", gl[i]);
         }
-        snprintf(gt, sizeof gt, "%s: %s, %s", runs[0].title, what, seeds);
+        if (strlen(runs[0].title) + strlen(what) > 90) /* too long for one line: the legend names them */
+            snprintf(gt, sizeof gt, "%s: %d configurations, each over %s", runs[0].title, ng, seeds);
+        else
+            snprintf(gt, sizeof gt, "%s: %s, %s", runs[0].title, what, seeds);
         int rc = seed_figure(runs, n, group, ng, (const char *const *)gl, gt, path);
         for (int i = 0; i < n; i++) free(gl[i]), free(legends[i]);
         free(gl), free(legends), free(group);

@@ -286,6 +286,15 @@ static double evaluate(Trainer *tr) {
 
 /* ---------------------------------------------------------------- checkpoints */
 
+/* [dist] shard = true: serialising the trainer gathers every rank's part of
+ * the optimizer state (checkpoint.c), a collective; so when rank 0 alone
+ * serialises to write a file, the other ranks take part and write nothing. */
+static void take_part_in_save(const Trainer *tr) {
+    char *buf;
+    size_t len;
+    if (ckpt_collective(tr) && ckpt_to_memory(tr, &buf, &len) == 0) free(buf);
+}
+
 /* Before step tr->step: a checkpoint into the ring (and checkpoint.bin) when due. */
 static int checkpoint_if_due(Trainer *tr) {
     if (!recovery_due(&tr->rec, tr->step)) return 0;
@@ -296,7 +305,11 @@ static int checkpoint_if_due(Trainer *tr) {
         return -1;
     }
     recovery_store(&tr->rec, tr->step, buf, len);
-    if (!tr->rec.cfg.save_file || dist_rank() != 0) return 0; /* rank 0 writes the files */
+    if (!tr->rec.cfg.save_file) return 0;
+    if (dist_rank() != 0) { /* rank 0 writes the files */
+        take_part_in_save(tr);
+        return 0;
+    }
     if (metrics_flush(&tr->log) != 0 || metrics_flush(&tr->pnorm_log) != 0) { /* logs agree with it */
         fprintf(stderr, "cliplab: error: cannot flush the metrics logs: %s\n", strerror(errno));
         return -1;
@@ -317,7 +330,10 @@ static int resume_if_due(Trainer *tr) {
     if (!tr->fingerprint || every <= 0) return 0;
     if (tr->step % every != 0 && !tr->resume_due) return 0;
     tr->resume_due = 0;
-    if (dist_rank() != 0) return 0; /* rank 0 writes the files */
+    if (dist_rank() != 0) { /* rank 0 writes the files */
+        take_part_in_save(tr);
+        return 0;
+    }
     char err[1024];
     if (resume_save(tr, tr->fingerprint, err, sizeof err) != 0) {
         fprintf(stderr, "cliplab: error: %s\n", err);
@@ -451,6 +467,8 @@ static int open_outputs(Trainer *tr, const Config *cfg) {
     }
     cfg_write(cfg, f);
     fprintf(f, "\n; made with BLAS: %s\n", blas_describe());
+    if (dist_size() > 1) /* one data-parallel run: the global batch is the ranks' */
+        fprintf(f, "; trained on %d ranks: mpirun -np %d ./train (batch_size per rank)\n", dist_size(), dist_size());
     if (tr->def->baseline_loss) /* read back by sweep maps, which mark it on their colour scale */
         fprintf(f, "; trivial-predictor loss: %.9g\n", tr->def->baseline_loss(tr->model));
     if (fclose(f) != 0 || rename(tmp, path) != 0) {
@@ -499,6 +517,11 @@ Trainer *trainer_create(const ModelDef *def, const void *model_cfg, const Traine
     int cap = cap_env ? atoi(cap_env) : 0;
     if (tr->train.threads == 0) { /* all cores (those this process may run on) */
         int cores = omp_get_num_procs();
+        /* under mpirun, the ranks on this machine share its cores: Open MPI binds
+         * each of up to 2 ranks to a core (1 here), but unbound ranks (more ranks,
+         * --bind-to none) would each see every core and oversubscribe them */
+        int local = dist_local_size();
+        if (local > 1 && cores > 1) cores = cores / local > 1 ? cores / local : 1;
         tr->train.threads = cores < 1 ? 1 : cores > 256 ? 256 : cores;
         if (cap >= 1 && tr->train.threads > cap) tr->train.threads = cap;
     }
@@ -727,19 +750,9 @@ static void fill_result(Trainer *tr, double baseline, RunResult *res) {
 
 /* [dist] shard = true: what the sharded pipeline does not do yet, named. */
 static void shard_refusal(const Trainer *tr, char *err, size_t len) {
-    const char *why = NULL;
-    for (int i = 0; i < tr->ngroups && !why; i++) {
-        const ClipConfig *c = &tr->groups[i].clip.cfg;
-        if (c->grad != CLIP_NONE && c->grad != CLIP_GLOBAL_NORM && c->grad != CLIP_VALUE && c->grad != CLIP_NORM)
-            why = "[clip] grad = agc, zclip, adagc and auto (accepted with shard: none, global_norm, value, norm)";
-        else if (c->log_param_norms)
-            why = "[clip] log_param_norms = true";
-    }
-    if (!why && tr->set->dist.clip == DIST_CLIP_LOCAL) why = "[dist] clip = local (use norm = local for the shard pitfall)";
-    if (!why && (tr->run.checkpoint_every > 0 || tr->rec.cfg.enabled))
-        why = "checkpoints ([run] resume_every, [recovery] enabled): each rank holds only its part of "
-              "the optimizer state";
-    if (why) snprintf(err, len, "%s: [dist] shard = true does not work with %s yet", tr->run.name, why);
+    if (tr->set->dist.clip == DIST_CLIP_LOCAL)
+        snprintf(err, len, "%s: [dist] shard = true does not work with [dist] clip = local yet (use "
+                 "norm = local for the shard pitfall)", tr->run.name);
 }
 
 /* Under mpirun, before anything is written: every rank has the same settings
@@ -752,11 +765,7 @@ static int dist_check(const Trainer *tr, const char *fingerprint) {
     snprintf(text, n, "run.out_dir=%s\n%s", tr->run.out_dir, fingerprint);
     int rc = dist_agree(text, "settings", err, sizeof err);
     free(text);
-    if (rc == 0 && !tr->def->loss)
-        snprintf(err, sizeof err, "%s: model %s updates its groups in its own steps (rollouts, critic "
-                 "and generator turns), which are not split over ranks yet: run it without mpirun, or "
-                 "spread runs over the ranks with ./train --sweep", tr->run.name, tr->def->name);
-    else if (rc == 0 && tr->set->dist.shard)
+    if (rc == 0 && tr->set->dist.shard)
         shard_refusal(tr, err, sizeof err);
     if (!err[0]) return 0;
     if (dist_rank() == 0) fprintf(stderr, "cliplab: error: %s\n", err);

@@ -200,6 +200,8 @@ struct Trainer {
     int failed;                   /* a checkpoint could not be written: the run stopped */
     double *rowbuf;               /* one row of either log */
     double *micro_losses;         /* grad_accum x (1 + ranks): trainer_step's loss slots */
+    int micro;                    /* inside a TrainerLossFn: which of the update's
+                                     trainer_micro_batches() micro-batches it computes */
     MetricsLog log;
     MetricsLog pnorm_log;         /* grad_norms.csv: per-tensor pre-clip norms ([clip] log_param_norms) */
     Dp *dp;                       /* [dp] enabled: the DP-SGD state of the one group (dp.h) */
@@ -229,6 +231,18 @@ typedef Tensor *(*TrainerLossFn)(void *model, Ctx *c, Trainer *tr, void *arg);
  * applies) and every gradient is zeroed. */
 double trainer_step(Trainer *tr, UpdateGroup *const *upd, int nupd, TrainerLossFn fn, void *model,
                     void *arg);
+
+/* Custom-step models: the number of micro-batches K one trainer_step takes,
+ * [train] grad_accum x the ranks under mpirun. The loss function computes
+ * micro-batch tr->micro of them (0 .. K-1): the model prepares the data of all
+ * K (every rank the same), and each rank's TrainerLossFn is called only for
+ * its own (micro-batches r k .. r k + k - 1 on rank r), so the rank-ordered
+ * all-reduce sums what grad_accum = K sums on one process. */
+int trainer_micro_batches(const Trainer *tr);
+/* After a trainer_step: v[K][s] holds s values per micro-batch, filled by the
+ * loss function for the micro-batches this rank computed; afterwards every
+ * rank holds all K rows (one all-gather under mpirun; nothing on one process). */
+void trainer_micro_gather(Trainer *tr, double *v, int s);
 
 /* What pipeline_update did. */
 typedef enum { PIPE_APPLIED = 1, PIPE_NONFINITE = 0 } PipeResult;
@@ -294,6 +308,14 @@ int run_plots_write(const Trainer *tr, double baseline);
 /* several runs' loss and grad-norm curves (two panels) overlaid in one PNG,
  * or their model's compare_columns (one panel each) when it names some. */
 int trainer_compare_plot(const RunResult *runs, int n, const char *path);
+/* 1 when some configuration appears with several seeds among the runs (same config
+ * name, model and task, clip, own clipping, recovery): trainer_compare_plot then
+ * draws each configuration's median over its seeds with the min-max band. */
+int trainer_compare_has_seeds(const RunResult *runs, int n);
+/* Runs that all recorded an activation-gradient histogram ([train] grad_hist_step): their
+ * histograms on one figure beside the comparison, <path without .png>_grad_hist.png (any
+ * model; nothing when one run has none); 0, or -1 after a message. */
+int trainer_compare_grad_hist(const RunResult *runs, int n, const char *path);
 /* Clipping as an adaptive step size: effective lr and ||delta theta|| against the
  * pre-clip norm, and the clip's cosine over steps, for n runs' logs (a run's
  * step_size.png; the comparison's <name>_step_size.png). 0, or -1 with a message. */

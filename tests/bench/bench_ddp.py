@@ -17,6 +17,7 @@ There is no PyTorch side: the ratio is ours against ours, in one run.
 import csv
 import os
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -36,13 +37,18 @@ common = ["train.steps=%d" % STEPS, "train.eval_every=0", "run.plots=false", "op
 
 def run(kind, i):
     out = os.path.join(tmp, "%s%d" % (kind, i))
+    # threads explicit: [train] threads = 0 would give the one-process run every
+    # core (two threads), not the one core the comparison is about
     if kind == "one":
-        args = [train, cfg, "train.batch_size=16"]
+        args = [train, cfg, "train.batch_size=16", "train.threads=1"]
     elif kind == "np2":
-        args = mpirun + ["-np", "2", train, cfg, "train.batch_size=16"]
+        args = mpirun + ["-np", "2", train, cfg, "train.batch_size=16", "train.threads=1"]
     else:
         args = [train, cfg, "train.batch_size=32", "train.threads=2"]
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     p = subprocess.run(args + common + ["run.out_dir=" + out], capture_output=True, text=True)
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu.setdefault(kind, []).append(r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime)
     if p.returncode != 0:
         print(p.stdout, p.stderr)
         sys.exit(1)
@@ -60,6 +66,7 @@ def run(kind, i):
 
 
 params = 0
+cpu = {}  # CPU seconds of each run's processes (mpirun and both ranks for np2), start-up included
 res = {"one": [], "np2": [], "thr2": []}
 shares, step_ms = [], []
 for i in range(ROUNDS):
@@ -79,6 +86,15 @@ print("  all-reduce and collectives:       %8.1f %% of the np 2 loop (waits for 
       % (100 * statistics.median(shares)))
 print("  one process, batch 32, threads 2: %8.1f samples/s  = %.2fx one process"
       % (med["thr2"], med["thr2"] / med["one"]))
+# On a busy machine the ranks wait for a core, which no code change can fix;
+# the CPU time they used does not depend on the load: with a core each and no
+# wait, np 2 would run at (2 x 32 samples / np2's CPU s) against (16 / one's
+# CPU s): an upper bound (start-up included on both sides), not a measurement.
+c1, c2 = statistics.median(cpu["one"]), statistics.median(cpu["np2"])
+print("  CPU time: one %.2f s (16 samples/step), np 2 %.2f s in all (32 samples/step): on 2 idle cores"
+      % (c1, c2))
+print("    np 2 would be at most %.2fx one process (load average now %.1f)"
+      % ((2 * 32 / c2) / (16 / c1), os.getloadavg()[0]))
 scaling = os.path.join(bindir, "bench_ddp_scaling")
 if os.path.exists(scaling):
     os.makedirs(os.path.join(root, "runs"), exist_ok=True)

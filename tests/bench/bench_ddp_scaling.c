@@ -51,6 +51,11 @@ int main(int argc, char **argv) {
     printf("scaling model: this transformer %.0f parameters, step %.1f ms (%.2f GFLOP/s measured);\n"
            "  GPT-2 small step: %.1f s at that rate, %.3f s at 100 TFLOP/s; alpha %.0f us per hop\n",
            params, 1e3 * tc, rate / 1e9, tc_cpu, tc_acc, ALPHA * 1e6);
+    /* the footer: how to remake it (bench_ddp.py passes the step it measured) */
+    char cmd[160];
+    snprintf(cmd, sizeof cmd, "make ddp-scaling (bench_ddp_scaling %s %s, the step bench_ddp.py measured)",
+             argv[1], argv[2]);
+    plot_provenance("Command", cmd);
     double x[NPTS], ideal[NPTS], y[8][NPTS];
     for (int i = 0; i < NPTS; i++) x[i] = ideal[i] = pow(2.0, i);
     curve(y[0], x, tc, 4 * params, 10, "this transformer (measured step)");
