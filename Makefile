@@ -232,7 +232,7 @@ amp: deps
 	  configs/amp_fp16_clip_before_unscale.ini --compare runs/amp.png
 # where fp16 underflow comes from: the GPT's step-0 activation gradients at batch
 # 16, 128 and 512 (1k, 8k, 32k tokens per step) against fp16's range, one figure
-# (runs/amp_hist_grad_hist.png). docs/amp.md; ~2 min idle, 3 GB of memory
+# (runs/amp_hist_grad_hist.png). docs/amp.md; ~15 s at load 5 (2 min at load 12), 3 GB of memory
 .PHONY: amp-underflow
 amp-underflow: deps
 	$(MAKE) train
@@ -338,6 +338,8 @@ GALLERY := \
   mobilenet:runs/mobilenet_nobn_act_max.png:mobilenet_nobn_act_max.png \
   dp:runs/dp.png:dp.png \
   dp:runs/dp_norms.png:dp_norms.png \
+  dp-more:runs/dp_epsilon/summary.png:dp_epsilon.png \
+  dp-more:runs/dp_clip/summary.png:dp_clip.png \
   amp:runs/amp.png:amp.png \
   amp:runs/amp_fp32/grad_hist.png:amp_grad_hist.png \
   amp:runs/amp_fp16_dynamic/grad_norm.png:amp_loss_scale.png \
@@ -354,13 +356,14 @@ GALLERY_TARGETS := $(sort $(foreach g,$(GALLERY),$(word 1,$(subst :, ,$(g)))))
 # The lanes are balanced by the CPU time each target took (docs/README.md):
 # about 11 min per lane. FIGURES_LONG are the long trainings (about 35 min of
 # CPU together: the MobileNet pair, DP-SGD's 40 epochs, the five mixed-precision
-# runs, the 126-run learning-rate map, the 20 WGAN seed runs): make figures keeps
+# runs, the 126-run learning-rate map, the 20 WGAN seed runs; plus dp-more's 51
+# DP runs, about 50 min of CPU by themselves): make figures keeps
 # their committed figures (each still what its command wrote, footer and all);
 # make figures FIGURES=all remakes them too (about 30 min on 2 idle cores).
 FIGURES_LANE1 := transformer transformer-sgd demo ablation recovery recovery-seeds cliff order ppo ppo-seeds ddp amp-underflow
 FIGURES_LANE2 := sweep-methods sweep-rnn wgan wgan-figure1
 FIGURES_LONG1 := lr-map dp
-FIGURES_LONG2 := wgan-seeds mobilenet amp
+FIGURES_LONG2 := wgan-seeds mobilenet amp dp-more
 FIGURES_LAST := ddp-scaling
 FIGURES ?= quick
 ifeq ($(FIGURES),all)

@@ -9,7 +9,11 @@
  * Mutations each test is built to catch (tried by hand, see the commit):
  *   dropping the unscale, updating the scale before the check (the backward
  *   of a step running with the updated scale), stepping on an overflow,
- *   dropping the cast backward's rounding, the growth past FLT_MAX. */
+ *   dropping the cast backward's rounding, the growth past FLT_MAX; in the
+ *   activation-gradient histogram, < instead of <= at fp16's flush point
+ *   2^-25, a CSV reader that drops the bins, and the comparison's histogram
+ *   figure hooked into the trainer's comparison only (the cliff's own
+ *   comparison skipped it). */
 #include <criterion/criterion.h>
 #include <float.h>
 #include <math.h>

@@ -344,8 +344,8 @@ static double trivial_loss(const SweepSpec *s) {
  * did not diverge, with a min-max band; a baseline (a group without the x key)
  * is a flat line with its band across the x range; diverged runs are crosses
  * at the top of the panel in their line's colour, counted in the legend.
- * Panel 2: the fraction of seeds that diverged. Log x when x spans a decade
- * (one panel per method: two decades). */
+ * Panel 2: the fraction of seeds that diverged (left out when no run did).
+ * Log x when x spans a decade (one panel per method: two decades). */
 /* Groups that sweep different keys (units) get a panel each, on their own key's axis:
  * the median and min-max band of the final metric over the seeds that did not diverge,
  * the diverged runs as crosses at the top and counted in the panel's title; a baseline
@@ -551,9 +551,17 @@ static int write_figure(const SweepSpec *s, const Line *L, int nl) {
          .vline_label = nv ? vlab : NULL, .hline = NAN, .logx = logx, .xcats = cats,
          .ncats = cats ? nl : 0},
     };
+    /* no run diverged: the second panel would be a line at 0; say so in the first */
+    int anydiv = 0;
+    for (int l = 0; l < nl; l++)
+        for (int p = 0; p < L[l].npts; p++) anydiv |= L[l].pts[p].diverged > 0;
+    if (!anydiv)
+        snprintf(t1, sizeof t1, "final %s (%s is better): median over the seeds; no run diverged",
+                 s->metric, s->metric_higher ? "higher" : "lower");
     char path[700], err[512];
     snprintf(path, sizeof path, "%s/summary.png", s->out_dir);
-    int rc = plot_figure(path, title, pan, 2, 1100, 1000, err, sizeof err);
+    int rc = plot_figure(path, title, pan, anydiv ? 2 : 1, 1100, anydiv ? 1000 : 600, err,
+                         sizeof err);
     if (rc != 0) fprintf(stderr, "cliplab: error: %s: %s\n", path, err);
     for (int i = 0; i < nb; i++) free(bufs[i]);
     free(bufs), free(labels), free(s1), free(s2), free(catv);
