@@ -343,3 +343,49 @@ Test(cli, thread_cap_of_a_sweep_worker) {
     cr_assert_eq(cli_run("ok.ini train.threads=2 run.out_dir=runs/b", out, sizeof out, 1), 0);
     cr_assert(!strstr(out, "capped"), "no cap without the sweep's variable:\n%s", out);
 }
+
+/* ./train started without OMP_WAIT_POLICY sets it to passive and starts itself
+ * again (main.c, omp_wait_passive): the run must go through that path and give
+ * the same numbers as a run started with the policy set. */
+Test(cli, restart_without_omp_wait_policy_same_numbers, .init = cli_mkdir, .fini = cli_rmdir) {
+    char out[8192];
+    cli_write("ok.ini", SMALL_RNN);
+    const char *had = getenv("OMP_WAIT_POLICY");
+    char keep[64] = "";
+    if (had) snprintf(keep, sizeof keep, "%s", had);
+    unsetenv("OMP_WAIT_POLICY");
+    int rc = cli_run("ok.ini run.out_dir=runs/a", out, sizeof out, 1);
+    setenv("OMP_WAIT_POLICY", "active", 1);
+    int rc2 = cli_run("ok.ini run.out_dir=runs/b", out, sizeof out, 1);
+    if (had) setenv("OMP_WAIT_POLICY", keep, 1);
+    else unsetenv("OMP_WAIT_POLICY");
+    cr_assert_eq(rc, 0);
+    cr_assert_eq(rc2, 0, "%s", out);
+    FILE *a = NULL, *b = NULL;
+    char pa[512], pb[512];
+    snprintf(pa, sizeof pa, "%s/runs/a/metrics.csv", cli_dir);
+    snprintf(pb, sizeof pb, "%s/runs/b/metrics.csv", cli_dir);
+    a = fopen(pa, "r"), b = fopen(pb, "r");
+    cr_assert(a && b);
+    char la[4096], lb[4096];
+    int rows = 0, tcol = -1;
+    while (fgets(la, sizeof la, a)) {
+        cr_assert(fgets(lb, sizeof lb, b), "runs/b has fewer rows");
+        /* every column but time_ms */
+        char *ta[64], *tb[64], *sa, *sb;
+        int n = 0;
+        for (char *t = strtok_r(la, ",\n", &sa); t && n < 64; t = strtok_r(NULL, ",\n", &sa)) ta[n++] = t;
+        int m = 0;
+        for (char *t = strtok_r(lb, ",\n", &sb); t && m < 64; t = strtok_r(NULL, ",\n", &sb)) tb[m++] = t;
+        cr_assert_eq(n, m);
+        for (int i = 0; i < n; i++) {
+            if (!rows && !strcmp(ta[i], "time_ms")) tcol = i;
+            if (i != tcol) cr_assert_str_eq(ta[i], tb[i], "row %d column %d", rows, i);
+        }
+        rows++;
+    }
+    cr_assert(!fgets(lb, sizeof lb, b), "runs/b has more rows");
+    cr_assert_gt(rows, 2);
+    cr_assert_geq(tcol, 0, "no time_ms column");
+    fclose(a), fclose(b);
+}

@@ -668,7 +668,21 @@ static int ranks_agree(int argc, char **argv) {
     return rc;
 }
 
+/* OpenMP threads that sleep at a barrier instead of spinning: on a busy machine
+ * (a student's laptop) a spinning thread takes the core its partner needs, and
+ * [train] threads = 0 (all cores, the default) ran 2-5x slower than one thread
+ * under load. libgomp reads OMP_WAIT_POLICY when it loads, before main, so the
+ * setting takes effect by starting this program again with it (same pid, same
+ * arguments; an MPI rank is re-executed before MPI_Init). A policy the user set
+ * is kept; if the exec fails the run goes on with libgomp's default. */
+static void omp_wait_passive(char **argv) {
+    if (getenv("OMP_WAIT_POLICY")) return;
+    if (setenv("OMP_WAIT_POLICY", "passive", 1) != 0) return;
+    execv("/proc/self/exe", argv);
+}
+
 int main(int argc, char **argv) {
+    omp_wait_passive(argv);
     blas_pin(); /* before any BLAS call, sweeps included: one kernel on every machine */
     ASSERT(model_registry_count < 63, "registry too large");
     for (int i = 0; i < model_registry_count; i++) model_choices[i] = model_registry[i]->name;
