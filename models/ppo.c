@@ -202,11 +202,19 @@ double ppo_explained_variance(const float *pred, const float *y, int n) {
 
 /* ------------------------------------------------------------------ acting */
 
-/* Sample a ~ Categorical(softmax(logits)) for each of N rows; logp[N] gets
- * log pi(a|s). logits [N,2]. */
-static void sample_actions(int *act, float *logp, const float *logits, int N, Rng *r) {
+/* Sample a ~ Categorical(softmax(logits)) for rows lo .. hi-1 of N; logp
+ * gets log pi(a|s). logits [hi-lo,2] (rows lo .. hi-1), act and logp [N].
+ * One number of r per row of all N, in order, so a rank sampling its own
+ * block of rows leaves r where one process would. */
+static void sample_actions(int *act, float *logp, const float *logits, int lo, int hi, int N,
+                           Rng *r) {
     for (int n = 0; n < N; n++) {
-        double l0 = logits[2 * n], l1 = logits[2 * n + 1], mx = l0 > l1 ? l0 : l1;
+        if (n < lo || n >= hi) {
+            (void)rng_uniform(r);
+            continue;
+        }
+        const float *l = logits + 2 * (size_t)(n - lo);
+        double l0 = l[0], l1 = l[1], mx = l0 > l1 ? l0 : l1;
         double lse = mx + log(exp(l0 - mx) + exp(l1 - mx));
         double p0 = exp(l0 - lse);
         act[n] = rng_uniform(r) < p0 ? 0 : 1;
@@ -239,11 +247,13 @@ static void gather_columns(float *x, int T, int N, int k, double *mine, double *
  * Returns the number of finished episodes; *ret_sum, *len_sum their sums.
  *
  * Under mpirun each rank steps its own block of the environments
- * (env_block). The policy's forward keeps the shape of all N rows (a row of
- * a product gets its bits from its place in the call, docs/reproducibility.md;
- * the other ranks' rows hold stale observations and their outputs are
- * dropped), and every rank draws one action number per environment from the
- * one stream, so its own environments get one process's actions. After each
+ * (env_block) and runs the policy on its own rows when a product of those
+ * rows alone keeps the bits of all N (blocks of multiples of 12 rows,
+ * ops_sgemm_rows_exact); otherwise on the shape of all N rows (a row of a
+ * product gets its last bits from its place in the call,
+ * docs/reproducibility.md; the other ranks' rows hold stale observations and
+ * their outputs are dropped). Every rank draws one action number per
+ * environment from the one stream, so its own get one process's actions. After each
  * step the ranks exchange their environments' done flags and ended episodes
  * (the reset stream is drawn in environment order, so every rank must know
  * which environments ended), and at the end the rollout's columns and the
@@ -253,6 +263,8 @@ static int rollout(Ppo *m, Trainer *tr, double *ret_sum, double *len_sum) {
     int N = cfg->num_envs, T = cfg->num_steps, ended = 0, R = dist_size(), lo, hi;
     env_block(m, &lo, &hi);
     int nb = hi - lo;
+    /* the policy's rows: this rank's alone where that keeps the bits, else all N */
+    int exact = ops_sgemm_rows_exact(lo, hi, N), r0 = exact ? lo : 0, r1 = exact ? hi : N;
     long step_base = tr->step * (long)T * N;
     Ctx *c = &tr->ctx;
     int prev = ctx_set_grad(c, 0);
@@ -262,10 +274,11 @@ static int rollout(Ppo *m, Trainer *tr, double *ret_sum, double *len_sum) {
         memcpy(m->obs + row * CARTPOLE_OBS, m->next_obs, (size_t)N * CARTPOLE_OBS * sizeof(float));
         memcpy(m->done + row, m->next_done, (size_t)N * sizeof(float));
         ctx_reset(c);
-        Tensor *X = tensor_from(c, 2, (int[]){N, CARTPOLE_OBS}, m->next_obs);
+        Tensor *X = tensor_from(c, 2, (int[]){r1 - r0, CARTPOLE_OBS}, m->next_obs + (size_t)r0 * CARTPOLE_OBS);
         Tensor *logits = ppo_actor(m, c, X), *v = ppo_critic(m, c, X);
-        memcpy(m->val + row, v->data, (size_t)N * sizeof(float));
-        sample_actions(m->act + row, m->logp + row, logits->data, N, &tr->rng);
+        memcpy(m->val + row + lo, v->data + (lo - r0), (size_t)nb * sizeof(float));
+        sample_actions(m->act + row, m->logp + row, logits->data + 2 * (size_t)(lo - r0), lo, hi, N,
+                       &tr->rng);
         cartpole_vec_step_range(&m->env, lo, hi, m->act + row, m->rew + row, m->next_done, m->ep_ret,
                                 m->ep_len);
         if (R > 1) { /* done, return, length of every environment to every rank */
@@ -516,7 +529,7 @@ double ppo_evaluate(Ppo *m, Ctx *c, int episodes, uint64_t seed, double *min_ret
         cartpole_vec_obs(&env, obs);
         ctx_reset(c);
         Tensor *lg = ppo_actor(m, c, tensor_from(c, 2, (int[]){episodes, CARTPOLE_OBS}, obs));
-        sample_actions(act, logp, lg->data, episodes, &r);
+        sample_actions(act, logp, lg->data, 0, episodes, episodes, &r);
         cartpole_vec_step(&env, act, rew, done, ret, len);
         for (int i = 0; i < episodes; i++)
             if (running[i] && len[i]) final[i] = ret[i], running[i] = 0, left--;
@@ -560,7 +573,7 @@ static int record_episode(Ppo *m, Ctx *c, Rng *r, double *states) {
         ctx_reset(c);
         Tensor *lg = ppo_actor(m, c, tensor_from(c, 2, (int[]){1, CARTPOLE_OBS}, obs));
         int act;
-        sample_actions(&act, &logp, lg->data, 1, r);
+        sample_actions(&act, &logp, lg->data, 0, 1, 1, r);
         double *next = states + (size_t)(len + 1) * CARTPOLE_OBS;
         memcpy(next, s, CARTPOLE_OBS * sizeof *next);
         int terminated = cartpole_step_state(next, act);
