@@ -284,7 +284,11 @@ Test(ddp, ranks_with_other_settings_or_binaries_are_refused, .init = setup, .fin
 #define WGAN_O                                                                                       \
     "train.steps=3 run.plots=false train.quiet=true wgan.diters_start=3 wgan.diters_start_gens=0 "  \
     "wgan.n_critic=2"
-#define PPO_O "train.steps=3 run.plots=false train.quiet=true ppo.num_steps=96 ppo.update_epochs=2 ppo.eval_episodes=0"
+/* PPO: 6 environments (split 3 + 3 and 2 + 2 + 2 over the ranks), 96 steps
+ * each, so episodes end and reset inside every rollout */
+#define PPO_O                                                                                        \
+    "train.steps=3 run.plots=false train.quiet=true ppo.num_envs=6 ppo.num_steps=96 "               \
+    "ppo.update_epochs=2 ppo.eval_episodes=0"
 
 Test(ddp, wgan_np_2_3_equal_grad_accum, .init = setup, .fini = cli_rmdir, .timeout = 600) {
     NEED_MPI();
@@ -331,6 +335,10 @@ static double csv_value(const char *rel, const char *name, int row) {
     return strtod(p, NULL);
 }
 
+/* Each rank steps its own block of the environments (its policy rows on the
+ * shape of all 6, its resets drawn from the one reset stream in environment
+ * order, its actions from the one action stream) and the rollout is
+ * gathered: one process's bytes. */
 Test(ddp, ppo_np_2_3_equal_grad_accum, .init = setup, .fini = cli_rmdir, .timeout = 600) {
     NEED_MPI();
     for (int np = 2; np <= 3; np++) np_equals_accum("configs/ppo_clip.ini", PPO_O, np);
@@ -348,6 +356,29 @@ Test(ddp, ppo_np_2_3_equal_grad_accum, .init = setup, .fini = cli_rmdir, .timeou
         cr_assert(fabs(a - b) <= 1e-5 * fabs(a) + 1e-9, "%s: %.9g with one minibatch, %.9g in 3 micro-batches",
                   cols[i], a, b);
     }
+}
+
+/* 24 and 36 environments: blocks of 12, where a rank's policy product of its
+ * own rows alone keeps one process's bits (ops_sgemm_rows_exact); and
+ * num_envs that does not divide over the ranks is refused naming the sizes. */
+Test(ddp, ppo_envs_split_in_blocks_of_12_and_refused_uneven, .init = setup, .fini = cli_rmdir,
+     .timeout = 600) {
+    NEED_MPI();
+    const char *o12 = "train.steps=2 run.plots=false train.quiet=true ppo.num_steps=32 "
+                      "ppo.update_epochs=2 ppo.eval_episodes=0 ppo.num_envs=";
+    char over[256];
+    snprintf(over, sizeof over, "%s24", o12);
+    np_equals_accum("configs/ppo_clip.ini", over, 2);
+    snprintf(over, sizeof over, "%s36", o12);
+    np_equals_accum("configs/ppo_clip.ini", over, 3);
+    char *o;
+    int rc = sh(&o, MPIRUN "-np 3 %s %s/configs/ppo_clip.ini train.steps=1 run.out_dir=bad", cli_bin, repo);
+    cr_assert_neq(rc, 0, "%s", o);
+    cr_assert(strstr(o, "num_envs = 4 environments cannot be split over 3 ranks"), "%s", o);
+    char path[600];
+    snprintf(path, sizeof path, "%s/bad/metrics.csv", cli_dir);
+    cr_assert(access(path, F_OK) != 0, "a refused run wrote %s", path);
+    free(o);
 }
 
 /* PyTorch DDP (gloo, 2 processes on the CPU, tests/ref/ref_ddp.py): 4 steps of
