@@ -6,7 +6,8 @@
  *               average) by (0.5, 0.25); one process with grad_accum = 2 takes
  *               the same bytes as two ranks
  *   identical   mpirun -np N ./train C and ./train C train.grad_accum=N write
- *               the same metrics.csv (time aside): RNN and transformer, N = 2, 3, 4
+ *               the same metrics.csv (time aside): RNN and transformer, N = 2, 3, 4;
+ *               WGAN and PPO (its environments split over the ranks), N = 2, 3
  *   rank 0      alone writes the folder and prints
  *   faults      a rank killed at a given step (CLIPLAB_KILL_AT, no timing) stops
  *               the job; --resume on as many ranks ends with the uninterrupted
@@ -379,6 +380,27 @@ Test(ddp, ppo_envs_split_in_blocks_of_12_and_refused_uneven, .init = setup, .fin
     snprintf(path, sizeof path, "%s/bad/metrics.csv", cli_dir);
     cr_assert(access(path, F_OK) != 0, "a refused run wrote %s", path);
     free(o);
+}
+
+/* A checkpoint of a split rollout holds every environment (gathered at the
+ * end of each rollout): rank 1 killed at step 5, --resume from step 4 ends
+ * with the uninterrupted run's metrics. */
+Test(ddp, ppo_split_envs_killed_and_resumed, .init = setup, .fini = cli_rmdir, .timeout = 600) {
+    NEED_MPI();
+    const char *K = "train.steps=6 run.resume_every=2 run.plots=false train.quiet=true ppo.num_envs=6 "
+                    "ppo.num_steps=48 ppo.update_epochs=2 ppo.eval_episodes=0";
+    char *o;
+    int rc = sh(&o, MPIRUN "-np 2 %s %s/configs/ppo_clip.ini %s run.out_dir=u", cli_bin, repo, K);
+    cr_assert_eq(rc, 0, "%s", o);
+    free(o);
+    rc = sh(&o, MPIRUN "-np 2 -x CLIPLAB_KILL_AT=1:5 %s %s/configs/ppo_clip.ini %s run.out_dir=k", cli_bin, repo, K);
+    cr_assert_neq(rc, 0, "the job went on without rank 1:\n%s", o);
+    cr_assert(cli_exists("k/resume.bin"), "no resume.bin at step 4");
+    free(o);
+    rc = sh(&o, MPIRUN "-np 2 %s %s/configs/ppo_clip.ini %s run.out_dir=k --resume", cli_bin, repo, K);
+    cr_assert_eq(rc, 0, "%s", o);
+    free(o);
+    same_metrics("u/metrics.csv", "k/metrics.csv");
 }
 
 /* PyTorch DDP (gloo, 2 processes on the CPU, tests/ref/ref_ddp.py): 4 steps of
