@@ -55,10 +55,10 @@ void cartpole_vec_obs(const CartPoleVec *v, float *obs) {
     for (size_t i = 0; i < (size_t)v->n * CARTPOLE_OBS; i++) obs[i] = (float)v->state[i];
 }
 
-int cartpole_vec_step(CartPoleVec *v, const int *actions, float *reward, float *done,
-                      double *ep_return, int *ep_length) {
+int cartpole_vec_step_range(CartPoleVec *v, int lo, int hi, const int *actions, float *reward,
+                            float *done, double *ep_return, int *ep_length) {
     int ended = 0;
-    for (int i = 0; i < v->n; i++) {
+    for (int i = lo; i < hi; i++) {
         double *s = v->state + (size_t)i * CARTPOLE_OBS;
         ASSERT(actions[i] == 0 || actions[i] == 1, "cartpole: action %d", actions[i]);
         int terminated = cartpole_step_state(s, actions[i]);
@@ -73,9 +73,26 @@ int cartpole_vec_step(CartPoleVec *v, const int *actions, float *reward, float *
             ep_length[i] = v->len[i];
             v->len[i] = 0;
             v->ret[i] = 0.0;
-            cartpole_reset_state(s, &v->rng);
             ended++;
         }
     }
+    return ended;
+}
+
+void cartpole_vec_reset_ended(CartPoleVec *v, const float *done, int lo, int hi) {
+    for (int i = 0; i < v->n; i++) {
+        if (done[i] == 0.0f) continue;
+        double skip[CARTPOLE_OBS]; /* another rank's environment: the same draws, dropped */
+        cartpole_reset_state(i >= lo && i < hi ? v->state + (size_t)i * CARTPOLE_OBS : skip, &v->rng);
+    }
+}
+
+int cartpole_vec_step(CartPoleVec *v, const int *actions, float *reward, float *done,
+                      double *ep_return, int *ep_length) {
+    /* stepping an environment never reads the reset stream, so stepping all
+     * of them first and then resetting the ended ones in order is the same as
+     * resetting each as it ends */
+    int ended = cartpole_vec_step_range(v, 0, v->n, actions, reward, done, ep_return, ep_length);
+    cartpole_vec_reset_ended(v, done, 0, v->n);
     return ended;
 }

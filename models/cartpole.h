@@ -50,5 +50,14 @@ void cartpole_vec_obs(const CartPoleVec *v, float *obs);
  * return and length, else ep_length[i] = 0. Returns how many ended. */
 int cartpole_vec_step(CartPoleVec *v, const int *actions, float *reward, float *done,
                       double *ep_return, int *ep_length);
+/* The two halves of cartpole_vec_step, for environments split over ranks
+ * (PPO under mpirun): step environments lo .. hi-1 only (an ended episode's
+ * counters are recorded and cleared, its state is not reset yet); then, with
+ * done[N] of ALL environments, reset the ended ones of lo .. hi-1 from the
+ * reset stream, drawing (and dropping) the same numbers for the ended ones
+ * outside it, in environment order: the stream advances as one process's. */
+int cartpole_vec_step_range(CartPoleVec *v, int lo, int hi, const int *actions, float *reward,
+                            float *done, double *ep_return, int *ep_length);
+void cartpole_vec_reset_ended(CartPoleVec *v, const float *done, int lo, int hi);
 
 #endif

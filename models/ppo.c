@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "common.h"
+#include "dist.h"
 #include "ops.h"
 #include "plot.h"
 #include "train.h"
@@ -201,11 +202,19 @@ double ppo_explained_variance(const float *pred, const float *y, int n) {
 
 /* ------------------------------------------------------------------ acting */
 
-/* Sample a ~ Categorical(softmax(logits)) for each of N rows; logp[N] gets
- * log pi(a|s). logits [N,2]. */
-static void sample_actions(int *act, float *logp, const float *logits, int N, Rng *r) {
+/* Sample a ~ Categorical(softmax(logits)) for rows lo .. hi-1 of N; logp
+ * gets log pi(a|s). logits [hi-lo,2] (rows lo .. hi-1), act and logp [N].
+ * One number of r per row of all N, in order, so a rank sampling its own
+ * block of rows leaves r where one process would. */
+static void sample_actions(int *act, float *logp, const float *logits, int lo, int hi, int N,
+                           Rng *r) {
     for (int n = 0; n < N; n++) {
-        double l0 = logits[2 * n], l1 = logits[2 * n + 1], mx = l0 > l1 ? l0 : l1;
+        if (n < lo || n >= hi) {
+            (void)rng_uniform(r);
+            continue;
+        }
+        const float *l = logits + 2 * (size_t)(n - lo);
+        double l0 = l[0], l1 = l[1], mx = l0 > l1 ? l0 : l1;
         double lse = mx + log(exp(l0 - mx) + exp(l1 - mx));
         double p0 = exp(l0 - lse);
         act[n] = rng_uniform(r) < p0 ? 0 : 1;
@@ -213,11 +222,49 @@ static void sample_actions(int *act, float *logp, const float *logits, int N, Rn
     }
 }
 
+/* This rank's environments lo .. hi-1: rank r of R steps num_envs / R of them
+ * (all of them on one process). */
+static void env_block(const Ppo *m, int *lo, int *hi) {
+    int nb = m->cfg.num_envs / dist_size();
+    *lo = dist_rank() * nb, *hi = *lo + nb;
+}
+
+/* Every rank's block of columns lo .. hi-1 of x[T,N,k] to every rank (scratch
+ * mine[T*nb*k], all[T*N*k], nb = N/R), so x is whole on every rank. */
+static void gather_columns(float *x, int T, int N, int k, double *mine, double *all) {
+    int R = dist_size(), nb = N / R, lo = dist_rank() * nb;
+    size_t w = (size_t)nb * k; /* one rank's part of a row */
+    for (int t = 0; t < T; t++)
+        for (size_t j = 0; j < w; j++) mine[(size_t)t * w + j] = x[((size_t)t * N + lo) * k + j];
+    dist_allgather_doubles(all, mine, (int)((size_t)T * w));
+    for (int q = 0; q < R; q++)
+        for (int t = 0; t < T; t++)
+            for (size_t j = 0; j < w; j++)
+                x[((size_t)t * N + (size_t)q * nb) * k + j] = (float)all[((size_t)q * T + t) * w + j];
+}
+
 /* One no-grad rollout of T steps; finished episodes update the statistics.
- * Returns the number of finished episodes; *ret_sum, *len_sum their sums. */
+ * Returns the number of finished episodes; *ret_sum, *len_sum their sums.
+ *
+ * Under mpirun each rank steps its own block of the environments
+ * (env_block) and runs the policy on its own rows when a product of those
+ * rows alone keeps the bits of all N (blocks of multiples of 12 rows,
+ * ops_sgemm_rows_exact); otherwise on the shape of all N rows (a row of a
+ * product gets its last bits from its place in the call,
+ * docs/reproducibility.md; the other ranks' rows hold stale observations and
+ * their outputs are dropped). Every rank draws one action number per
+ * environment from the one stream, so its own get one process's actions. After each
+ * step the ranks exchange their environments' done flags and ended episodes
+ * (the reset stream is drawn in environment order, so every rank must know
+ * which environments ended), and at the end the rollout's columns and the
+ * environments' states, so every rank holds one process's rollout. */
 static int rollout(Ppo *m, Trainer *tr, double *ret_sum, double *len_sum) {
     const PpoConfig *cfg = &m->cfg;
-    int N = cfg->num_envs, T = cfg->num_steps, ended = 0;
+    int N = cfg->num_envs, T = cfg->num_steps, ended = 0, R = dist_size(), lo, hi;
+    env_block(m, &lo, &hi);
+    int nb = hi - lo;
+    /* the policy's rows: this rank's alone where that keeps the bits, else all N */
+    int exact = ops_sgemm_rows_exact(lo, hi, N), r0 = exact ? lo : 0, r1 = exact ? hi : N;
     long step_base = tr->step * (long)T * N;
     Ctx *c = &tr->ctx;
     int prev = ctx_set_grad(c, 0);
@@ -227,11 +274,24 @@ static int rollout(Ppo *m, Trainer *tr, double *ret_sum, double *len_sum) {
         memcpy(m->obs + row * CARTPOLE_OBS, m->next_obs, (size_t)N * CARTPOLE_OBS * sizeof(float));
         memcpy(m->done + row, m->next_done, (size_t)N * sizeof(float));
         ctx_reset(c);
-        Tensor *X = tensor_from(c, 2, (int[]){N, CARTPOLE_OBS}, m->next_obs);
+        Tensor *X = tensor_from(c, 2, (int[]){r1 - r0, CARTPOLE_OBS}, m->next_obs + (size_t)r0 * CARTPOLE_OBS);
         Tensor *logits = ppo_actor(m, c, X), *v = ppo_critic(m, c, X);
-        memcpy(m->val + row, v->data, (size_t)N * sizeof(float));
-        sample_actions(m->act + row, m->logp + row, logits->data, N, &tr->rng);
-        cartpole_vec_step(&m->env, m->act + row, m->rew + row, m->next_done, m->ep_ret, m->ep_len);
+        memcpy(m->val + row + lo, v->data + (lo - r0), (size_t)nb * sizeof(float));
+        sample_actions(m->act + row, m->logp + row, logits->data + 2 * (size_t)(lo - r0), lo, hi, N,
+                       &tr->rng);
+        cartpole_vec_step_range(&m->env, lo, hi, m->act + row, m->rew + row, m->next_done, m->ep_ret,
+                                m->ep_len);
+        if (R > 1) { /* done, return, length of every environment to every rank */
+            double *mine = m->xchg, *all = mine + 3 * (size_t)nb;
+            for (int i = 0; i < nb; i++)
+                mine[3 * i] = m->next_done[lo + i], mine[3 * i + 1] = m->ep_ret[lo + i],
+                mine[3 * i + 2] = m->ep_len[lo + i];
+            dist_allgather_doubles(all, mine, 3 * nb);
+            for (int n = 0; n < N; n++)
+                m->next_done[n] = (float)all[3 * n], m->ep_ret[n] = all[3 * n + 1],
+                m->ep_len[n] = (int)all[3 * n + 2];
+        }
+        cartpole_vec_reset_ended(&m->env, m->next_done, lo, hi);
         cartpole_vec_obs(&m->env, m->next_obs);
         for (int n = 0; n < N; n++) {
             if (!m->ep_len[n]) continue;
@@ -245,6 +305,33 @@ static int rollout(Ppo *m, Trainer *tr, double *ret_sum, double *len_sum) {
                 if (s / 100.0 >= CARTPOLE_SOLVED) m->solved_step = step_base + (long)(t + 1) * N;
             }
         }
+    }
+    if (R > 1) { /* the rollout's columns and the environments, whole on every rank */
+        double *mine = xmalloc((size_t)T * nb * CARTPOLE_OBS * sizeof *mine);
+        double *all = xmalloc((size_t)T * N * CARTPOLE_OBS * sizeof *all);
+        gather_columns(m->obs, T, N, CARTPOLE_OBS, mine, all);
+        gather_columns(m->logp, T, N, 1, mine, all);
+        gather_columns(m->val, T, N, 1, mine, all);
+        gather_columns(m->rew, T, N, 1, mine, all);
+        float *a = xmalloc((size_t)T * N * sizeof *a);
+        for (size_t i = 0; i < (size_t)T * N; i++) a[i] = (float)m->act[i];
+        gather_columns(a, T, N, 1, mine, all);
+        for (size_t i = 0; i < (size_t)T * N; i++) m->act[i] = (int)a[i];
+        free(a);
+        /* the environments: state[4], episode length and return */
+        for (int i = 0; i < nb; i++) {
+            memcpy(mine + 6 * (size_t)i, m->env.state + (size_t)(lo + i) * CARTPOLE_OBS,
+                   CARTPOLE_OBS * sizeof *mine);
+            mine[6 * i + 4] = m->env.len[lo + i], mine[6 * i + 5] = m->env.ret[lo + i];
+        }
+        dist_allgather_doubles(all, mine, 6 * nb);
+        for (int n = 0; n < N; n++) {
+            memcpy(m->env.state + (size_t)n * CARTPOLE_OBS, all + 6 * (size_t)n,
+                   CARTPOLE_OBS * sizeof *all);
+            m->env.len[n] = (int)all[6 * n + 4], m->env.ret[n] = all[6 * n + 5];
+        }
+        cartpole_vec_obs(&m->env, m->next_obs);
+        free(mine), free(all);
     }
     ctx_reset(c);
     ctx_set_grad(c, prev);
@@ -385,6 +472,9 @@ static void *ppo_create(Trainer *tr, const void *cfgp) {
     int N = cfg->num_envs, T = cfg->num_steps;
     if ((long)N * T > 1 << 24) die("[ppo] num_envs * num_steps = %ld is too large (at most 2^24)",
                                    (long)N * T);
+    if (N % dist_size() != 0)
+        die("[ppo] num_envs = %d environments cannot be split over %d ranks (mpirun -np %d): "
+            "num_envs must be a multiple of the number of ranks", N, dist_size(), dist_size());
     int B = N * T;
     if (B % cfg->num_minibatches != 0 || cfg->num_minibatches > B)
         die("[ppo] num_minibatches = %d must divide the batch num_envs * num_steps = %d",
@@ -396,6 +486,7 @@ static void *ppo_create(Trainer *tr, const void *cfgp) {
             tr->train.grad_accum, K / tr->train.grad_accum);
     Ppo *m = xcalloc(1, sizeof *m);
     ppo_build(m, cfg, &tr->rng);
+    m->xchg = xmalloc(3 * ((size_t)N + (size_t)N / dist_size()) * sizeof *m->xchg);
     m->micro_stats = xmalloc((size_t)K * 6 * sizeof *m->micro_stats);
     m->init_params = xmalloc(m->ps.n * sizeof(float));
     memcpy(m->init_params, m->ps.data, m->ps.n * sizeof(float));
@@ -438,7 +529,7 @@ double ppo_evaluate(Ppo *m, Ctx *c, int episodes, uint64_t seed, double *min_ret
         cartpole_vec_obs(&env, obs);
         ctx_reset(c);
         Tensor *lg = ppo_actor(m, c, tensor_from(c, 2, (int[]){episodes, CARTPOLE_OBS}, obs));
-        sample_actions(act, logp, lg->data, episodes, &r);
+        sample_actions(act, logp, lg->data, 0, episodes, episodes, &r);
         cartpole_vec_step(&env, act, rew, done, ret, len);
         for (int i = 0; i < episodes; i++)
             if (running[i] && len[i]) final[i] = ret[i], running[i] = 0, left--;
@@ -482,7 +573,7 @@ static int record_episode(Ppo *m, Ctx *c, Rng *r, double *states) {
         ctx_reset(c);
         Tensor *lg = ppo_actor(m, c, tensor_from(c, 2, (int[]){1, CARTPOLE_OBS}, obs));
         int act;
-        sample_actions(&act, &logp, lg->data, 1, r);
+        sample_actions(&act, &logp, lg->data, 0, 1, 1, r);
         double *next = states + (size_t)(len + 1) * CARTPOLE_OBS;
         memcpy(next, s, CARTPOLE_OBS * sizeof *next);
         int terminated = cartpole_step_state(next, act);
@@ -617,7 +708,7 @@ static void ppo_destroy(void *mp) {
     free(m->obs), free(m->logp), free(m->rew), free(m->done), free(m->val), free(m->adv);
     free(m->ret), free(m->act), free(m->inds), free(m->mb), free(m->mb_act);
     free(m->next_obs), free(m->next_done), free(m->ep_ret), free(m->ep_len);
-    free(m->init_params), free(m->micro_stats);
+    free(m->init_params), free(m->micro_stats), free(m->xchg);
     free(m);
 }
 

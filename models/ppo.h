@@ -89,6 +89,7 @@ typedef struct Ppo {
     int col[11];            /* metric columns */
     float *init_params;     /* the untrained agent (ps.n values), for episode.png */
     double *micro_stats;    /* [K][6]: each micro-batch's PpoStats (K = trainer_micro_batches) */
+    double *xchg;           /* [3 (N + N/R)]: a rollout step's exchange over R ranks */
 } Ppo;
 
 /* Declare, allocate and initialise the agent's parameters (no trainer needed). */

@@ -6,7 +6,8 @@
  *               average) by (0.5, 0.25); one process with grad_accum = 2 takes
  *               the same bytes as two ranks
  *   identical   mpirun -np N ./train C and ./train C train.grad_accum=N write
- *               the same metrics.csv (time aside): RNN and transformer, N = 2, 3, 4
+ *               the same metrics.csv (time aside): RNN and transformer, N = 2, 3, 4;
+ *               WGAN and PPO (its environments split over the ranks), N = 2, 3
  *   rank 0      alone writes the folder and prints
  *   faults      a rank killed at a given step (CLIPLAB_KILL_AT, no timing) stops
  *               the job; --resume on as many ranks ends with the uninterrupted
@@ -284,7 +285,11 @@ Test(ddp, ranks_with_other_settings_or_binaries_are_refused, .init = setup, .fin
 #define WGAN_O                                                                                       \
     "train.steps=3 run.plots=false train.quiet=true wgan.diters_start=3 wgan.diters_start_gens=0 "  \
     "wgan.n_critic=2"
-#define PPO_O "train.steps=3 run.plots=false train.quiet=true ppo.num_steps=96 ppo.update_epochs=2 ppo.eval_episodes=0"
+/* PPO: 6 environments (split 3 + 3 and 2 + 2 + 2 over the ranks), 96 steps
+ * each, so episodes end and reset inside every rollout */
+#define PPO_O                                                                                        \
+    "train.steps=3 run.plots=false train.quiet=true ppo.num_envs=6 ppo.num_steps=96 "               \
+    "ppo.update_epochs=2 ppo.eval_episodes=0"
 
 Test(ddp, wgan_np_2_3_equal_grad_accum, .init = setup, .fini = cli_rmdir, .timeout = 600) {
     NEED_MPI();
@@ -331,6 +336,10 @@ static double csv_value(const char *rel, const char *name, int row) {
     return strtod(p, NULL);
 }
 
+/* Each rank steps its own block of the environments (its policy rows on the
+ * shape of all 6, its resets drawn from the one reset stream in environment
+ * order, its actions from the one action stream) and the rollout is
+ * gathered: one process's bytes. */
 Test(ddp, ppo_np_2_3_equal_grad_accum, .init = setup, .fini = cli_rmdir, .timeout = 600) {
     NEED_MPI();
     for (int np = 2; np <= 3; np++) np_equals_accum("configs/ppo_clip.ini", PPO_O, np);
@@ -348,6 +357,50 @@ Test(ddp, ppo_np_2_3_equal_grad_accum, .init = setup, .fini = cli_rmdir, .timeou
         cr_assert(fabs(a - b) <= 1e-5 * fabs(a) + 1e-9, "%s: %.9g with one minibatch, %.9g in 3 micro-batches",
                   cols[i], a, b);
     }
+}
+
+/* 24 and 36 environments: blocks of 12, where a rank's policy product of its
+ * own rows alone keeps one process's bits (ops_sgemm_rows_exact); and
+ * num_envs that does not divide over the ranks is refused naming the sizes. */
+Test(ddp, ppo_envs_split_in_blocks_of_12_and_refused_uneven, .init = setup, .fini = cli_rmdir,
+     .timeout = 600) {
+    NEED_MPI();
+    const char *o12 = "train.steps=2 run.plots=false train.quiet=true ppo.num_steps=32 "
+                      "ppo.update_epochs=2 ppo.eval_episodes=0 ppo.num_envs=";
+    char over[256];
+    snprintf(over, sizeof over, "%s24", o12);
+    np_equals_accum("configs/ppo_clip.ini", over, 2);
+    snprintf(over, sizeof over, "%s36", o12);
+    np_equals_accum("configs/ppo_clip.ini", over, 3);
+    char *o;
+    int rc = sh(&o, MPIRUN "-np 3 %s %s/configs/ppo_clip.ini train.steps=1 run.out_dir=bad", cli_bin, repo);
+    cr_assert_neq(rc, 0, "%s", o);
+    cr_assert(strstr(o, "num_envs = 4 environments cannot be split over 3 ranks"), "%s", o);
+    char path[600];
+    snprintf(path, sizeof path, "%s/bad/metrics.csv", cli_dir);
+    cr_assert(access(path, F_OK) != 0, "a refused run wrote %s", path);
+    free(o);
+}
+
+/* A checkpoint of a split rollout holds every environment (gathered at the
+ * end of each rollout): rank 1 killed at step 5, --resume from step 4 ends
+ * with the uninterrupted run's metrics. */
+Test(ddp, ppo_split_envs_killed_and_resumed, .init = setup, .fini = cli_rmdir, .timeout = 600) {
+    NEED_MPI();
+    const char *K = "train.steps=6 run.resume_every=2 run.plots=false train.quiet=true ppo.num_envs=6 "
+                    "ppo.num_steps=48 ppo.update_epochs=2 ppo.eval_episodes=0";
+    char *o;
+    int rc = sh(&o, MPIRUN "-np 2 %s %s/configs/ppo_clip.ini %s run.out_dir=u", cli_bin, repo, K);
+    cr_assert_eq(rc, 0, "%s", o);
+    free(o);
+    rc = sh(&o, MPIRUN "-np 2 -x CLIPLAB_KILL_AT=1:5 %s %s/configs/ppo_clip.ini %s run.out_dir=k", cli_bin, repo, K);
+    cr_assert_neq(rc, 0, "the job went on without rank 1:\n%s", o);
+    cr_assert(cli_exists("k/resume.bin"), "no resume.bin at step 4");
+    free(o);
+    rc = sh(&o, MPIRUN "-np 2 %s %s/configs/ppo_clip.ini %s run.out_dir=k --resume", cli_bin, repo, K);
+    cr_assert_eq(rc, 0, "%s", o);
+    free(o);
+    same_metrics("u/metrics.csv", "k/metrics.csv");
 }
 
 /* PyTorch DDP (gloo, 2 processes on the CPU, tests/ref/ref_ddp.py): 4 steps of

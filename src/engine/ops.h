@@ -49,6 +49,10 @@ void ops_sgemm_rows(int nt, int trans_a, int trans_b, int M, int N, int K, float
 /* Threads for such a call: 1 unless the kernel is pinned, [train] threads > 1
  * and the product is big enough to pay for waking them. */
 int ops_sgemm_row_threads(int M, int N, int K);
+/* 1 if rows lo .. hi-1 of an M-row product, computed as a product of their
+ * own, get the whole call's bits (the pinned kernel and cuts at multiples of
+ * 12, as ops_sgemm_rows): PPO's ranks then run the policy on their own rows. */
+int ops_sgemm_rows_exact(int lo, int hi, int M);
 
 /* ---- elementwise, with bias broadcast ----
  * b has the same shape as a, or b matches a's trailing dims (b->n divides a->n,

@@ -117,6 +117,12 @@ int ops_sgemm_row_threads(int M, int N, int K) {
     return nt < ops_num_threads ? nt : ops_num_threads;
 }
 
+int ops_sgemm_rows_exact(int lo, int hi, int M) {
+    if (lo == 0 && hi == M) return 1;
+    return M <= SGEMM_SPLIT_MAX_ROWS && lo % SGEMM_ROW_ALIGN == 0 &&
+           (hi % SGEMM_ROW_ALIGN == 0 || hi == M) && blas_pin();
+}
+
 void ops_sgemm_rows(int nt, int trans_a, int trans_b, int M, int N, int K, float alpha,
                     const float *a, int lda, const float *b, int ldb, float beta, float *c,
                     int ldc) {
