@@ -21,7 +21,7 @@ CC      ?= cc
 PYTHON  ?= /usr/bin/python3
 # OpenMP threads (MobileNet's [train] threads = 2) sleep at a barrier instead of
 # spinning: on a busy machine a spinning thread takes the core its partner needs
-# (the timings: docs/design.md). Set OMP_WAIT_POLICY yourself when calling ./train directly.
+# (the timings: docs/design.md). ./train sets it itself when it is unset (main.c).
 export OMP_WAIT_POLICY ?= passive
 BUILD   ?= build
 PKGS    := openblas inih cairo freetype2 zlib lapacke
