@@ -283,7 +283,7 @@ define seed_runs
 	  run.out_dir=runs/$(2)/$$c-seed$$s run.plots=false train.quiet=true train.threads=1 || exit 1; done; done
 	./train --plot $(foreach c,$(1),$(foreach s,$(SEEDS),runs/$(2)/$(c)-seed$(s))) --compare runs/$(2).png
 endef
-.PHONY: ppo-seeds recovery-seeds wgan-seeds
+.PHONY: ppo-seeds recovery-seeds wgan-seeds transformer-seeds
 ppo-seeds: deps
 	$(MAKE) train
 	$(call seed_runs,ppo_noclip ppo_clip,ppo_seeds)
@@ -296,6 +296,14 @@ wgan-seeds: SEEDS = 1 2 3
 wgan-seeds: deps
 	$(MAKE) train
 	$(call seed_runs,wgan_noclip wgan_clip wgan_gp wgan_gp_toy,wgan_seeds)
+# the transformer pairs of make transformer / transformer-sgd (AdamW and SGD, each
+# without and with global clipping at 1) over seeds 1-3: 12 runs of 400 steps, ~37 s of
+# one core each (an unclipped SGD run that goes non-finite stops early; ~6 min of CPU)
+# -> runs/transformer_seeds.png; the counts are in docs/transformer.md
+transformer-seeds: SEEDS = 1 2 3
+transformer-seeds: deps
+	$(MAKE) train
+	$(call seed_runs,transformer_noclip transformer_clip transformer_sgd_noclip transformer_sgd_clip,transformer_seeds)
 
 # data-parallel training (docs/ddp.md): the RNN on 2 MPI ranks, clip after the
 # all-reduce (PyTorch DDP) against each rank clipping before it (the Horovod
@@ -341,6 +349,7 @@ GALLERY := \
   ppo:runs/ppo_clip/episode.png:ppo_episode.png \
   ppo-seeds:runs/ppo_seeds.png:ppo_seeds.png \
   wgan-seeds:runs/wgan_seeds.png:wgan_seeds.png \
+  transformer-seeds:runs/transformer_seeds.png:transformer_seeds.png \
   mobilenet:runs/mobilenet.png:mobilenet.png \
   mobilenet:runs/mobilenet_quant.png:mobilenet_quant.png \
   mobilenet:runs/mobilenet_nobn.png:mobilenet_nobn.png \
@@ -362,20 +371,24 @@ GALLERY_TARGETS := $(sort $(foreach g,$(GALLERY),$(word 1,$(subst :, ,$(g)))))
 # runs) use one core whatever [train] threads says. Targets that write the same
 # run folders share a lane (demo and ablation: runs/rnn_noclip, runs/rnn_clip).
 # ddp-scaling times the transformer, so it runs alone after the lanes.
-# The lanes are balanced by the CPU time each target took (docs/README.md):
-# about 11 min per lane. FIGURES_LONG are the long trainings (about 35 min of
-# CPU together: the MobileNet pair, DP-SGD's 40 epochs, the five mixed-precision
-# runs, the 126-run learning-rate map, the 20 WGAN seed runs; plus dp-more's 51
-# DP runs, about 50 min of CPU by themselves): make figures keeps
-# their committed figures (each still what its command wrote, footer and all);
-# make figures FIGURES=all remakes them too (about 30 min on 2 idle cores).
-FIGURES_LANE1 := transformer transformer-sgd demo ablation recovery recovery-seeds cliff order ppo ppo-seeds ddp amp-underflow
-FIGURES_LANE2 := sweep-methods sweep-rnn wgan wgan-figure1
-FIGURES_LONG1 := lr-map dp
-FIGURES_LONG2 := wgan-seeds mobilenet amp dp-more
+# The lanes are balanced by the CPU time each target took (docs/README.md has
+# the table, measured or estimated): about 10 and 9 min of CPU, so about 11-12 min
+# in all on 2 idle cores.
+# FIGURES_LONG are the long trainings (about 94 min of CPU together: the
+# MobileNet pair, DP-SGD's 40 epochs, the five mixed-precision runs, the 126-run
+# learning-rate map, the 12 WGAN and 12 transformer seed runs, and dp-more's 51
+# DP runs, about 50 min of CPU by themselves, alone in the first lane): make
+# figures remakes them too (about an hour on 2 idle cores); make figures
+# FIGURES=quick keeps their committed figures (each still what its command
+# wrote, footer and all) and remakes the rest. Each target's wall time goes to
+# $(BUILD)/figures.times.
+FIGURES_LANE1 := transformer transformer-sgd demo ablation recovery recovery-seeds cliff order ppo ppo-seeds amp-underflow wgan-figure1 ddp
+FIGURES_LANE2 := sweep-methods sweep-rnn wgan
+FIGURES_LONG1 := dp-more
+FIGURES_LONG2 := lr-map dp transformer-seeds wgan-seeds mobilenet amp
 FIGURES_LAST := ddp-scaling
-FIGURES ?= quick
-ifeq ($(FIGURES),all)
+FIGURES ?= all
+ifneq ($(FIGURES),quick)
 FIGURES_LANE1 += $(FIGURES_LONG1)
 FIGURES_LANE2 += $(FIGURES_LONG2)
 endif
@@ -387,7 +400,7 @@ endif
 .PHONY: figures figures-lane1 figures-lane2
 figures: deps
 	$(MAKE) train
-	@date +%s > $(BUILD)/figures.start
+	@date +%s > $(BUILD)/figures.start; : > $(BUILD)/figures.times
 	CLIPLAB_THREAD_CAP=1 $(MAKE) -j2 figures-lane1 figures-lane2 SWEEP_ARGS="-j 1"
 	for t in $(FIGURES_LAST); do $(MAKE) $$t || exit 1; done
 	@mkdir -p docs/figures
@@ -395,11 +408,14 @@ figures: deps
 	  cp $(word 2,$(subst :, ,$(g))) docs/figures/$(word 3,$(subst :, ,$(g))) && )) true
 	@echo "figures: $(words $(foreach g,$(GALLERY),$(filter $(word 1,$(subst :, ,$(g))),$(FIGURES_RUN)))) of \
 	$(words $(GALLERY)) figures remade in docs/figures/ in $$(( $$(date +%s) - $$(cat $(BUILD)/figures.start) )) s wall \
-	$(if $(filter all,$(FIGURES)),,(kept: those of $(FIGURES_LONG1) $(FIGURES_LONG2); FIGURES=all remakes them))"
+	$(if $(filter quick,$(FIGURES)),(kept: those of $(FIGURES_LONG1) $(FIGURES_LONG2); without FIGURES=quick they are remade))"
+	@sort -k2 -n -r $(BUILD)/figures.times
+FIGURES_TIMED = for t in $(1); do s=$$(date +%s); $(MAKE) $$t || exit 1; \
+	  echo "$$t $$(( $$(date +%s) - s )) s wall (lane $(2))" >> $(BUILD)/figures.times; done
 figures-lane1:
-	for t in $(FIGURES_LANE1); do $(MAKE) $$t || exit 1; done
+	$(call FIGURES_TIMED,$(FIGURES_LANE1),1)
 figures-lane2:
-	for t in $(FIGURES_LANE2); do $(MAKE) $$t || exit 1; done
+	$(call FIGURES_TIMED,$(FIGURES_LANE2),2)
 
 # ---- tests ----
 $(BUILD)/ref/%.bin: tests/ref/%.py tests/ref/tfile.py

@@ -112,7 +112,7 @@ enum { SGEMM_ROW_ALIGN = 12, SGEMM_SPLIT_MAX_ROWS = 32768 };
 
 int ops_sgemm_row_threads(int M, int N, int K) {
     if (ops_num_threads < 2 || M < 2 * SGEMM_ROW_ALIGN || M > SGEMM_SPLIT_MAX_ROWS) return 1;
-    if ((double)M * N * K < (double)(1 << 20) || !blas_pin()) return 1;
+    if ((double)M * N * K < (double)(1 << 23) || !blas_pin()) return 1;
     int nt = M / SGEMM_ROW_ALIGN;
     return nt < ops_num_threads ? nt : ops_num_threads;
 }
@@ -124,6 +124,10 @@ void ops_sgemm_rows(int nt, int trans_a, int trans_b, int M, int N, int K, float
      * or a[K,lda]^T, op(b) [K,N] is b[K,ldb] or b[N,ldb]^T */
     CBLAS_TRANSPOSE ta = trans_a ? CblasTrans : CblasNoTrans;
     CBLAS_TRANSPOSE tb = trans_b ? CblasTrans : CblasNoTrans;
+    if (nt <= 1) { /* no OpenMP region at all: the RNN makes hundreds of small calls a step */
+        cblas_sgemm(CblasRowMajor, ta, tb, M, N, K, alpha, a, lda, b, ldb, beta, c, ldc);
+        return;
+    }
     OPS_PARALLEL_CHUNKS((size_t)M, nt, SGEMM_ROW_ALIGN, {
         const float *ak = trans_a ? a + lo : a + lo * (size_t)lda;
         cblas_sgemm(CblasRowMajor, ta, tb, (int)(hi - lo), N, K, alpha, ak, lda, b, ldb, beta,
@@ -182,6 +186,13 @@ Tensor *ad_matmul(Ctx *c, Tensor *a, Tensor *b) {
 static void linear_forward(float *out, const float *x, const float *w, const float *bias,
                            int R, int IN, int OUT) {
     int nt = ops_sgemm_row_threads(R, OUT, IN);
+    if (nt <= 1) { /* one call, no OpenMP region (the RNN makes hundreds a step) */
+        if (bias)
+            for (int r = 0; r < R; r++) memcpy(out + (size_t)r * OUT, bias, (size_t)OUT * sizeof *out);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, R, OUT, IN, 1.0f, x, IN, w, IN,
+                    bias ? 1.0f : 0.0f, out, OUT);
+        return;
+    }
     OPS_PARALLEL_CHUNKS((size_t)R, nt, SGEMM_ROW_ALIGN, {
         if (bias)
             for (size_t r = lo; r < hi; r++) memcpy(out + r * OUT, bias, (size_t)OUT * sizeof *out);

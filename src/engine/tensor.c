@@ -6,7 +6,6 @@
 
 #include "blas_pin.h"
 #include "common.h"
-#include "ops_kernel.h"
 
 #define ARENA_ALIGN 64
 
@@ -133,13 +132,7 @@ Tensor *ad_out(Ctx *c, int ndim, const int *shape, Tensor *const *in, int nin) {
 #ifdef CLIPLAB_POISON_OUTPUTS /* make test-asan: an op that reads its output before writing it fails */
     for (size_t i = 0; i < n; i++) data[i] = NAN;
 #endif
-    float *grad = NULL;
-    if (need) { /* zeroed on [train] threads when big: a large share of a step's memset */
-        grad = arena_alloc(&c->arena, n * sizeof(float));
-        OPS_PARALLEL_CHUNKS(n, OPS_ELEM_THREADS(n), 64,
-                            memset(grad + lo, 0, (hi - lo) * sizeof(float)));
-    }
-    *t = tensor_view(data, grad, ndim, shape);
+    *t = tensor_view(data, need ? arena_calloc(&c->arena, n * sizeof(float)) : NULL, ndim, shape);
     return t;
 }
 

@@ -91,6 +91,16 @@ static void local_unclipped_norm(UpdateGroup *g) {
 
 /* cos(a, b) and ||a - b||, summed in double in index order (NaN for a zero vector). */
 static double cosine(const float *a, const float *b, size_t n) {
+    /* b is a bit for bit (the clip left the gradient alone) and finite: ab, aa
+     * and bb are the same sum, so the loop below would give aa / sqrt(aa * aa),
+     * exactly 1 (the square root of a square is exact, and for finite floats aa * aa
+     * neither overflows nor underflows: a nonzero float squared is above 1e-90), or
+     * NaN for a zero vector. The same value without the three serial sums. */
+    if (n && !memcmp(a, b, n * sizeof *a)) {
+        int finite = 1, nonzero = 0;
+        for (size_t i = 0; i < n; i++) finite &= a[i] - a[i] == 0.0f, nonzero |= a[i] != 0.0f;
+        if (finite) return nonzero ? 1.0 : NAN;
+    }
     double ab = 0, aa = 0, bb = 0;
     for (size_t i = 0; i < n; i++) ab += (double)a[i] * b[i], aa += (double)a[i] * a[i], bb += (double)b[i] * b[i];
     return aa > 0 && bb > 0 ? ab / sqrt(aa * bb) : NAN;

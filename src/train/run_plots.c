@@ -10,6 +10,25 @@
 #include "grad_hist.h"
 #include "train.h"
 
+/* A run's own figures' title: "rnn_clip: Vanilla RNN, adding problem, clip: global L2 norm 1,
+ * seed 1" (the config, the model and task, its clipping, its seed; the model and task left
+ * out when the line would be too long). */
+static void run_title(const Trainer *tr, char *buf, size_t len) {
+    char desc[96], what[96], own[96] = "";
+    clipper_describe_run(&tr->groups[0].clip, desc, sizeof desc);
+    if (tr->def->title)
+        tr->def->title(tr->model, what, sizeof what);
+    else
+        snprintf(what, sizeof what, "%s", tr->def->name);
+    if (tr->def->describe) tr->def->describe(tr->model, own, sizeof own);
+    int n = snprintf(buf, len, "%s: %s, %s%s%s%s, seed %ld", tr->run.name, what,
+                     strcmp(desc, "none") ? "clip: " : "", strcmp(desc, "none") ? desc : "no clipping",
+                     own[0] ? "; " : "", own, tr->run.seed);
+    if (n > 80) /* one line on a 1000-pixel figure: the config's name stands for the model */
+        snprintf(buf, len, "%s: %s%s%s%s, seed %ld", tr->run.name, strcmp(desc, "none") ? "clip: " : "",
+                 strcmp(desc, "none") ? desc : "no clipping", own[0] ? "; " : "", own, tr->run.seed);
+}
+
 /* A run's rollbacks as points (spike step, spike loss); malloc'd, n may be 0. */
 static void rollback_points(const RecoveryEvent *ev, int n, double **x, double **y) {
     *x = xmalloc(((size_t)n + 1) * sizeof **x);
@@ -41,9 +60,9 @@ static int write_loss_and_norm(const Trainer *tr, double baseline) {
                 val[nv++] = v;
             }
         }
-    char path[CFG_STR_MAX + 32], err[256], title[CFG_STR_MAX + 128], desc[96];
+    char path[CFG_STR_MAX + 32], err[256], title[CFG_STR_MAX + 400], desc[96];
     clipper_describe_run(&tr->groups[0].clip, desc, sizeof desc);
-    snprintf(title, sizeof title, "%s  (clip: %s)", tr->run.name, desc);
+    run_title(tr, title, sizeof title);
     /* rollbacks: the spikes as points, and a line at each spike's step */
     int ne = tr->rec.nevents;
     double *ex, *ey;
@@ -148,7 +167,7 @@ static int columns_figure(const char *path, const char *title, const MetricsLog 
 
 /* curves.png: the model's plot_columns, one panel each */
 static int write_columns(const Trainer *tr) {
-    char path[CFG_STR_MAX + 32], desc[96], title[CFG_STR_MAX + 224]; /* name, desc, own */
+    char path[CFG_STR_MAX + 32], desc[96], title[CFG_STR_MAX + 400];
     const MetricsLog *lp = &tr->log;
     const char *label = tr->run.name;
     snprintf(path, sizeof path, "%s/curves.png", tr->run.out_dir);
@@ -158,7 +177,8 @@ static int write_columns(const Trainer *tr) {
         own[0] = ';', own[1] = ' ';
         tr->def->describe(tr->model, own + 2, sizeof own - 2);
     }
-    snprintf(title, sizeof title, "%s  (gradient clip: %s%s)", tr->run.name, desc, own);
+    (void)own;
+    run_title(tr, title, sizeof title);
     return columns_figure(path, title, &lp, &label, 1, tr->def->plot_columns,
                           tr->def->plot_column_refs, tr->def->plot_column_ref_labels);
 }
@@ -263,13 +283,13 @@ int run_plots_step_size(const char *path, const char *title, const MetricsLog *c
 }
 
 static int write_step_size(const Trainer *tr) {
-    char path[CFG_STR_MAX + 32], title[CFG_STR_MAX + 160], desc[96];
+    char path[CFG_STR_MAX + 32], title[CFG_STR_MAX + 400], desc[96];
     const MetricsLog *lp = &tr->log;
     const char *label = desc;
     clipper_describe_run(&tr->groups[0].clip, desc, sizeof desc);
     snprintf(path, sizeof path, "%s/step_size.png", tr->run.out_dir);
-    snprintf(title, sizeof title, "%s (clip: %s): clipping as an adaptive step size", tr->run.name,
-             desc);
+    snprintf(title, sizeof title, "%s (%s%s), seed %ld: clipping as an adaptive step size", tr->run.name,
+             strcmp(desc, "none") ? "clip: " : "", strcmp(desc, "none") ? desc : "no clipping", tr->run.seed);
     return run_plots_step_size(path, title, &lp, &label, 1);
 }
 
@@ -571,7 +591,7 @@ static int seed_figure(const RunResult *runs, int n, const int *group, int ng,
     for (int i = 0; i < n; i++)
         if (runs[i].log.nrows) xmax = fmax(xmax, runs[i].log.rows[(runs[i].log.nrows - 1) * (size_t)runs[i].log.ncols]);
     double *grid = xmalloc(G * sizeof *grid), *vals = xmalloc((size_t)n * sizeof *vals);
-    for (int k = 0; k < G; k++) grid[k] = xmax * k / (G - 1.0);
+    for (int k = 0; k < G; k++) grid[k] = round(xmax * k / (G - 1.0)); /* whole steps: markers name them */
     PlotPanel *pan = xcalloc((size_t)nc, sizeof *pan);
     PlotSeries *ser = xcalloc((size_t)nc * (size_t)ng, sizeof *ser);
     double **bufs = xcalloc((size_t)nc * (size_t)ng * 3, sizeof *bufs);
@@ -625,10 +645,13 @@ static int seed_figure(const RunResult *runs, int n, const int *group, int ng,
         }
         const char *const *ct = runs[0].compare_columns && runs[0].def ? runs[0].def->compare_column_titles
                                                                        : NULL;
-        snprintf(titles[c], sizeof titles[c], "%s (%s of the last %zu logged steps)",
-                 ct && ct[c] ? ct[c] : !strcmp(cols[c], "grad_norm") ? "pre-clip global gradient L2 norm"
-                                                                     : cols[c],
-                 use_max ? "max" : "mean", w);
+        const char *what = ct && ct[c] ? ct[c] : !strcmp(cols[c], "grad_norm") ? "pre-clip global gradient L2 norm"
+                                                                               : cols[c];
+        if (w > 1)
+            snprintf(titles[c], sizeof titles[c], "%s (%s of the last %zu logged steps)", what,
+                     use_max ? "max" : "mean", w);
+        else
+            snprintf(titles[c], sizeof titles[c], "%s", what);
         const char *ref_label;
         double ref = column_ref(&runs[0], cols[c], &ref_label);
         int trivial = c == 0 && !runs[0].compare_columns; /* the loss panel */
@@ -692,6 +715,15 @@ int trainer_compare_plot(const RunResult *runs, int n, const char *path) {
             if (!strncmp(gl[i], "seed ", 5)) snprintf(gl[i], 256, "%s", runs[i].name);
             lo = runs[i].seed < lo ? runs[i].seed : lo, hi = runs[i].seed > hi ? runs[i].seed : hi;
         }
+        for (int i = 0; i < n; i++) /* two configurations with one legend: name each by its config */
+            for (int j = 0; j < n; j++)
+                if (group[i] != group[j] && !strcmp(gl[i], gl[j])) {
+                    for (int m = 0; m < n; m++) {
+                        size_t len = strlen(gl[m]);
+                        if (!strstr(gl[m], runs[m].name)) snprintf(gl[m] + len, 256 - len, " (%s)", runs[m].name);
+                    }
+                    i = j = n;
+                }
         k = snprintf(seeds, sizeof seeds, "seeds %ld-%ld", lo, hi);
         (void)k;
         char gt[700], what[400] = "";
