@@ -4,6 +4,7 @@
 #   make demo    deps + build + the RNN no-clip vs clip demo and its comparison plot
 #   make ablation / transformer / transformer-sgd / wgan / ppo / mobilenet / amp   the other demos
 #   make amp-underflow   the GPT's activation gradients against fp16's range at 3 batch sizes
+#   make amp-deep   a deep sigmoid MLP: fp16 without a loss scale freezes its first layers
 #   make sweep-rnn / sweep-methods / lr-map   sweeps of the RNN demo (summary.png, map.png)
 #   make order   the temporal-order pair (no clip vs clip)
 #   make recovery / cliff   spike rollback; Pascanu's cliff with the SGD paths on it
@@ -238,6 +239,14 @@ amp-underflow: deps
 	$(MAKE) train
 	./train configs/amp_hist_b16.ini configs/amp_hist_b128.ini configs/amp_hist_b512.ini \
 	  --compare runs/amp_hist.png
+# where fp16 underflow bites: an 8-layer sigmoid MLP on Fashion-MNIST, one epoch
+# in fp32 / fp16 / fp16 with the dynamic loss scale (runs/amp_deep.png; each
+# run's grad_norms.csv: fc1-fc3.w exactly 0 on every fp16 step). docs/amp.md; ~25 s
+.PHONY: amp-deep
+amp-deep: deps
+	$(MAKE) train
+	./train configs/amp_deep_fp32.ini configs/amp_deep_fp16.ini configs/amp_deep_fp16_dynamic.ini \
+	  --compare runs/amp_deep.png
 # sweeps (./train --sweep, runs/<name>/sweep.csv and summary.png); -j defaults
 # to the number of cores: make sweep-rnn SWEEP_ARGS="-j 4"
 .PHONY: sweep-rnn sweep-methods lr-map

@@ -1,6 +1,7 @@
-/* mlp.c: a multilayer perceptron with two hidden ReLU layers on Fashion-MNIST
- * (784 -> hidden -> hidden -> 10, cross-entropy), the smallest image
- * classifier: everything about the data (keys, loading, normalisation,
+/* mlp.c: a multilayer perceptron on Fashion-MNIST (784 -> hidden x layers
+ * -> 10, cross-entropy; by default two hidden ReLU layers), the smallest image
+ * classifier. `layers` and `act = sigmoid | tanh` make it the textbook deep
+ * saturating network whose first layers' gradients vanish (docs/amp.md): everything about the data (keys, loading, normalisation,
  * shuffled batches and their checkpoint state, evaluation, the baseline) is
  * src/data/imageset.h's, so this file is the network and the ModelDef.
  *
@@ -14,22 +15,35 @@
 #include "ops.h"
 #include "train.h"
 
+#define MLP_MAX_LAYERS 64
+
+enum { MLP_RELU, MLP_SIGMOID, MLP_TANH };
+static const char *const act_choices[] = {"relu", "sigmoid", "tanh", NULL};
+
 typedef struct MlpConfig {
     int hidden;                   /* units of each hidden layer */
+    int layers;                   /* number of hidden layers */
+    int act;                      /* MLP_RELU, MLP_SIGMOID, MLP_TANH */
     ImageSetConfig data;
 } MlpConfig;
 
 static const CfgKey mlp_keys[] = {
     {"hidden", CFG_INT, offsetof(MlpConfig, hidden), "256", 1, 65536, NULL,
-     "units of each of the two hidden ReLU layers"},
+     "units of each hidden layer"},
+    {"layers", CFG_INT, offsetof(MlpConfig, layers), "2", 1, MLP_MAX_LAYERS, NULL,
+     "number of hidden layers (the network has layers + 1 weight matrices)"},
+    {"act", CFG_ENUM, offsetof(MlpConfig, act), "relu", 0, 0, act_choices,
+     "activation after each hidden layer: relu, or sigmoid / tanh (saturating: with many "
+     "layers the first layers' gradients vanish geometrically)"},
     IMAGESET_CFG_KEYS(MlpConfig, data),
 };
 static const CfgSection mlp_section = {"mlp", mlp_keys, (int)(sizeof mlp_keys / sizeof *mlp_keys),
-                                       "two-hidden-layer MLP on Fashion-MNIST (IDX files)", NULL};
+                                       "multilayer perceptron on Fashion-MNIST (IDX files)", NULL};
 
 typedef struct Mlp {
     ParamSet ps;
-    Tensor *w[3], *b[3];          /* layer l: w[l][out,in], b[l][out] */
+    int layers, act;
+    Tensor *w[MLP_MAX_LAYERS + 1], *b[MLP_MAX_LAYERS + 1]; /* layer l: w[l][out,in], b[l][out] */
     ImageSet data;
     int m_acc;                    /* metrics column val_acc */
 } Mlp;
@@ -38,9 +52,11 @@ typedef struct Mlp {
 static Tensor *mlp_logits(void *mp, Ctx *c, const float *x, int B) {
     Mlp *m = mp;
     Tensor *h = tensor_from(c, 2, (int[]){B, m->data.rows * m->data.cols}, x);
-    h = ad_relu(c, ad_linear(c, h, m->w[0], m->b[0]));
-    h = ad_relu(c, ad_linear(c, h, m->w[1], m->b[1]));
-    return ad_linear(c, h, m->w[2], m->b[2]);
+    for (int l = 0; l < m->layers; l++) {
+        h = ad_linear(c, h, m->w[l], m->b[l]);
+        h = m->act == MLP_SIGMOID ? ad_sigmoid(c, h) : m->act == MLP_TANH ? ad_tanh(c, h) : ad_relu(c, h);
+    }
+    return ad_linear(c, h, m->w[m->layers], m->b[m->layers]);
 }
 
 static void *mlp_create(Trainer *tr, const void *cfgp) {
@@ -48,9 +64,14 @@ static void *mlp_create(Trainer *tr, const void *cfgp) {
     Mlp *m = xcalloc(1, sizeof *m);
     char err[1024];
     if (imageset_load(&m->data, &cfg->data, "mlp", 10, err, sizeof err) != 0) die("%s", err);
-    int sizes[4] = {m->data.rows * m->data.cols, cfg->hidden, cfg->hidden, 10};
-    param_set_init(&m->ps, "model", 6);
-    for (int l = 0; l < 3; l++) {
+    int L = cfg->layers, sizes[MLP_MAX_LAYERS + 2];
+    m->layers = L;
+    m->act = cfg->act;
+    sizes[0] = m->data.rows * m->data.cols;
+    for (int l = 1; l <= L; l++) sizes[l] = cfg->hidden;
+    sizes[L + 1] = 10;
+    param_set_init(&m->ps, "model", 2 * (L + 1));
+    for (int l = 0; l <= L; l++) {
         char name[16];
         snprintf(name, sizeof name, "fc%d.w", l + 1);
         m->w[l] = param_add(&m->ps, name, 2, (int[]){sizes[l + 1], sizes[l]}, 1);
@@ -58,7 +79,7 @@ static void *mlp_create(Trainer *tr, const void *cfgp) {
         m->b[l] = param_add(&m->ps, name, 1, (int[]){sizes[l + 1]}, 0);
     }
     param_alloc(&m->ps);
-    for (int l = 0; l < 3; l++) {
+    for (int l = 0; l <= L; l++) {
         param_init_fanin_uniform(m->w[l], &tr->rng, sizes[l]);
         param_init_fanin_uniform(m->b[l], &tr->rng, sizes[l]);
     }
@@ -109,7 +130,7 @@ static void mlp_destroy(void *mp) {
 
 const ModelDef mlp_model = {
     .name = "mlp",
-    .summary = "two-hidden-layer MLP on Fashion-MNIST (the smallest image classifier)",
+    .summary = "MLP on Fashion-MNIST (the smallest image classifier; [mlp] layers, act)",
     .section = &mlp_section,
     .cfg_size = sizeof(MlpConfig),
     .create = mlp_create,

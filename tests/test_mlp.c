@@ -101,3 +101,88 @@ Test(mlp, checkpoint_carries_the_data_order_across_epochs) {
     free(buf);
     done(&a, ta), done(&b, tb);
 }
+
+#define SMALL_TRAIN "[train]\nbatch_size = 32\nsteps = 5\n[optim]\nkind = adam\nlr = 3e-3\n"
+
+/* layers = 2, act = relu spelled out is the network mlp.c built before those
+ * keys existed: its first five losses bit for bit, pinned from that code
+ * (commit 986c53b, this config). */
+Test(mlp, two_relu_layers_are_the_old_network_bit_for_bit) {
+    static const double old[5] = {2.321274995803833, 2.2055697441101074, 2.1591241359710693,
+                                 2.042506217956543, 1.8555396795272827};
+    Setup st;
+    Trainer *tr = make(&st, "[mlp]\nhidden = 32\nlayers = 2\nact = relu\ntrain_limit = 256\n"
+                            "test_limit = 200\n" SMALL_TRAIN);
+    trainer_train(tr);
+    double loss[8];
+    cr_assert_eq(column(tr, "loss", loss, 0), 5);
+    for (int i = 0; i < 5; i++)
+        cr_assert_eq(loss[i], old[i], "step %d: %.17g, the old network gave %.17g", i, loss[i], old[i]);
+    done(&st, tr);
+}
+
+/* depth L: L + 1 weight matrices fc1..fc{L+1} (784 -> hidden ... -> 10) and
+ * their biases; the activation is the one asked for (each gives another loss) */
+Test(mlp, layers_and_act_build_that_network) {
+    static const char *const acts[3] = {"relu", "sigmoid", "tanh"};
+    double first[3];
+    for (int a = 0; a < 3; a++) {
+        char ini[512];
+        snprintf(ini, sizeof ini, "[mlp]\nhidden = 24\nlayers = 5\nact = %s\ntrain_limit = 256\n"
+                 "test_limit = 200\n" SMALL_TRAIN, acts[a]);
+        Setup st;
+        Trainer *tr = make(&st, ini);
+        const ParamSet *ps = tr->groups[0].ps;
+        cr_assert_eq(ps->count, 12, "5 hidden layers: 6 weights + 6 biases, got %d tensors", ps->count);
+        for (int l = 0; l < 6; l++) {
+            const Tensor *w = &ps->params[2 * l].t;
+            char name[16];
+            snprintf(name, sizeof name, "fc%d.w", l + 1);
+            cr_assert_str_eq(ps->params[2 * l].name, name);
+            cr_assert_eq(w->shape[0], l == 5 ? 10 : 24, "%s rows", name);
+            cr_assert_eq(w->shape[1], l == 0 ? 784 : 24, "%s columns", name);
+            cr_assert_eq(ps->params[2 * l + 1].t.shape[0], l == 5 ? 10 : 24);
+        }
+        trainer_train(tr);
+        double loss[8];
+        column(tr, "loss", loss, 0);
+        first[a] = loss[0];
+        cr_assert(isfinite(loss[4]) && loss[4] < loss[0], "%s: loss %.4f -> %.4f", acts[a], loss[0], loss[4]);
+        done(&st, tr);
+    }
+    cr_assert(first[0] != first[1] && first[1] != first[2] && first[0] != first[2],
+              "relu %.9g, sigmoid %.9g, tanh %.9g: the activation must change the loss", first[0],
+              first[1], first[2]);
+}
+
+/* docs/amp.md's deep sigmoid network (configs/amp_deep_*.ini, 8 layers of 256,
+ * batch 128), step 0: each layer back divides the gradient by ~2^2.9, so the
+ * first three layers' weight gradients are exactly zero in fp16 without a loss
+ * scale, and not with the dynamic scale (2^16) or in fp32. */
+Test(mlp, deep_sigmoid_first_layers_get_zero_gradient_in_fp16_unscaled) {
+    static const char *const prec[3] = {"precision = fp32\n", "precision = fp16\n",
+                                        "precision = fp16\nloss_scale = dynamic\n"};
+    for (int p = 0; p < 3; p++) {
+        char ini[512];
+        snprintf(ini, sizeof ini, "[mlp]\nlayers = 8\nact = sigmoid\ntrain_limit = 128\ntest_limit = 100\n"
+                 "[train]\nbatch_size = 128\nsteps = 1\nquiet = true\n%s[optim]\nkind = adam\nlr = 1e-3\n"
+                 "[clip]\ngrad = global_norm\nmax_norm = 1.0\nlog_param_norms = true\n", prec[p]);
+        Setup st;
+        Trainer *tr = make(&st, ini);
+        trainer_train(tr);
+        const MetricsLog *l = &tr->pnorm_log;
+        cr_assert_eq(l->nrows, 1);
+        for (int k = 1; k <= 9; k++) {
+            char name[16];
+            snprintf(name, sizeof name, "fc%d.w", k);
+            int col = metrics_col(l, name);
+            cr_assert(col >= 0, "no column %s", name);
+            double n = l->rows[col];
+            if (p == 1 && k <= 3)
+                cr_assert_eq(n, 0.0, "%s: fp16 unscaled, norm %g, expected exactly 0", prec[p], n);
+            else
+                cr_assert(n > 0, "%s %s: norm %g, expected > 0", prec[p], name, n);
+        }
+        done(&st, tr);
+    }
+}

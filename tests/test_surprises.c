@@ -165,14 +165,15 @@ Test(surprises, start_and_progress_lines_show_what_matters) {
 /* The shipped configs load without a warning (make recovery printed eight):
  * each is loaded as a run would, then refused by a 1 MiB memory budget
  * before anything trains. The exceptions are configs whose warning is their
- * lesson: the data-parallel pair, which make ddp runs under mpirun, and the two
- * AMP demos of a mistake (fp16 without scaling, clipping before unscaling),
+ * lesson: the data-parallel pair, which make ddp runs under mpirun, and the
+ * AMP demos of a mistake (fp16 without scaling, twice; clipping before unscaling),
  * where a user who copies the config must hear what it does. Each may print
  * that one warning and no other. */
 static const struct { const char *config, *warning; } lessons[] = {
     {"ddp_global.ini", "[dist] settings act only under mpirun"},
     {"ddp_local.ini", "[dist] settings act only under mpirun"},
     {"amp_fp16.ini", "precision = fp16 without loss scaling"},
+    {"amp_deep_fp16.ini", "precision = fp16 without loss scaling"},
     {"amp_fp16_clip_before_unscale.ini", "clip_before_unscale = true clips the scaled gradient"},
 };
 Test(surprises, shipped_configs_load_without_warnings) {
