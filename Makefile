@@ -361,7 +361,9 @@ GALLERY := \
   amp:runs/amp.png:amp.png \
   amp:runs/amp_fp32/grad_hist.png:amp_grad_hist.png \
   amp:runs/amp_fp16_dynamic/grad_norm.png:amp_loss_scale.png \
-  amp-underflow:runs/amp_hist_grad_hist.png:amp_underflow.png
+  amp-underflow:runs/amp_hist_grad_hist.png:amp_underflow.png \
+  amp-deep:runs/amp_deep.png:amp_deep.png \
+  amp-deep:runs/amp_deep_fp16/grad_norm_heatmap.png:amp_deep_heatmap.png
 GALLERY_TARGETS := $(sort $(foreach g,$(GALLERY),$(word 1,$(subst :, ,$(g)))))
 
 # make figures runs the targets in two lanes side by side (make -j2), each lane
@@ -382,7 +384,7 @@ GALLERY_TARGETS := $(sort $(foreach g,$(GALLERY),$(word 1,$(subst :, ,$(g)))))
 # FIGURES=quick keeps their committed figures (each still what its command
 # wrote, footer and all) and remakes the rest. Each target's wall time goes to
 # $(BUILD)/figures.times.
-FIGURES_LANE1 := transformer transformer-sgd demo ablation recovery recovery-seeds cliff order ppo ppo-seeds amp-underflow wgan-figure1 ddp
+FIGURES_LANE1 := transformer transformer-sgd demo ablation recovery recovery-seeds cliff order ppo ppo-seeds amp-underflow wgan-figure1 ddp amp-deep
 FIGURES_LANE2 := sweep-methods sweep-rnn wgan
 FIGURES_LONG1 := dp-more
 FIGURES_LONG2 := lr-map dp transformer-seeds wgan-seeds mobilenet amp
