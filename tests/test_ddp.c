@@ -111,6 +111,25 @@ static void same_metrics(const char *a, const char *b) {
     free(y);
 }
 
+/* The uninterrupted run (u) against one whose rank 1 is killed at a step (k)
+ * and resumed with --resume: the job must stop, leave a resume.bin, and the
+ * resumed run must end with u's metrics. */
+static void killed_and_resumed_matches(const char *config, const char *opts, int kill_step) {
+    char *o;
+    int rc = sh(&o, MPIRUN "-np 2 %s %s/configs/%s %s run.out_dir=u", cli_bin, repo, config, opts);
+    cr_assert_eq(rc, 0, "%s", o);
+    free(o);
+    rc = sh(&o, MPIRUN "-np 2 -x CLIPLAB_KILL_AT=1:%d %s %s/configs/%s %s run.out_dir=k", kill_step,
+            cli_bin, repo, config, opts);
+    cr_assert_neq(rc, 0, "the job went on without rank 1:\n%s", o);
+    cr_assert(cli_exists("k/resume.bin"), "no resume.bin before step %d", kill_step);
+    free(o);
+    rc = sh(&o, MPIRUN "-np 2 %s %s/configs/%s %s run.out_dir=k --resume", cli_bin, repo, config, opts);
+    cr_assert_eq(rc, 0, "%s", o);
+    free(o);
+    same_metrics("u/metrics.csv", "k/metrics.csv");
+}
+
 static const char *helper(void) {
     static char path[700];
     const char *d = getenv("CLIPLAB_MPI_HELPERS");
@@ -387,20 +406,10 @@ Test(ddp, ppo_envs_split_in_blocks_of_12_and_refused_uneven, .init = setup, .fin
  * with the uninterrupted run's metrics. */
 Test(ddp, ppo_split_envs_killed_and_resumed, .init = setup, .fini = cli_rmdir, .timeout = 600) {
     NEED_MPI();
-    const char *K = "train.steps=6 run.resume_every=2 run.plots=false train.quiet=true ppo.num_envs=6 "
-                    "ppo.num_steps=48 ppo.update_epochs=2 ppo.eval_episodes=0";
-    char *o;
-    int rc = sh(&o, MPIRUN "-np 2 %s %s/configs/ppo_clip.ini %s run.out_dir=u", cli_bin, repo, K);
-    cr_assert_eq(rc, 0, "%s", o);
-    free(o);
-    rc = sh(&o, MPIRUN "-np 2 -x CLIPLAB_KILL_AT=1:5 %s %s/configs/ppo_clip.ini %s run.out_dir=k", cli_bin, repo, K);
-    cr_assert_neq(rc, 0, "the job went on without rank 1:\n%s", o);
-    cr_assert(cli_exists("k/resume.bin"), "no resume.bin at step 4");
-    free(o);
-    rc = sh(&o, MPIRUN "-np 2 %s %s/configs/ppo_clip.ini %s run.out_dir=k --resume", cli_bin, repo, K);
-    cr_assert_eq(rc, 0, "%s", o);
-    free(o);
-    same_metrics("u/metrics.csv", "k/metrics.csv");
+    killed_and_resumed_matches("ppo_clip.ini",
+                               "train.steps=6 run.resume_every=2 run.plots=false train.quiet=true "
+                               "ppo.num_envs=6 ppo.num_steps=48 ppo.update_epochs=2 ppo.eval_episodes=0",
+                               5);
 }
 
 /* PyTorch DDP (gloo, 2 processes on the CPU, tests/ref/ref_ddp.py): 4 steps of
@@ -533,18 +542,8 @@ Test(ddp, shard_checkpoints_rollbacks_and_resume, .init = setup, .fini = cli_rmd
     cr_assert_eq(rc, 0, "checkpoint.bin differs: %s", o);
     free(o);
     sh(NULL, "rm -rf u s");
-    const char *K = KILL_O " optim.kind=adamw clip.grad=zclip clip.zclip_warmup=5 dist.shard=true";
-    rc = sh(&o, MPIRUN "-np 2 %s %s/configs/rnn_clip.ini %s run.out_dir=u", cli_bin, repo, K);
-    cr_assert_eq(rc, 0, "%s", o);
-    free(o);
-    rc = sh(&o, MPIRUN "-np 2 -x CLIPLAB_KILL_AT=1:15 %s %s/configs/rnn_clip.ini %s run.out_dir=k", cli_bin, repo, K);
-    cr_assert_neq(rc, 0, "the job went on without rank 1:\n%s", o);
-    cr_assert(cli_exists("k/resume.bin"), "no resume.bin at step 10");
-    free(o);
-    rc = sh(&o, MPIRUN "-np 2 %s %s/configs/rnn_clip.ini %s run.out_dir=k --resume", cli_bin, repo, K);
-    cr_assert_eq(rc, 0, "%s", o);
-    free(o);
-    same_metrics("u/metrics.csv", "k/metrics.csv");
+    killed_and_resumed_matches("rnn_clip.ini",
+                               KILL_O " optim.kind=adamw clip.grad=zclip clip.zclip_warmup=5 dist.shard=true", 15);
 }
 
 Test(ddp, shard_equals_unsharded_transformer_adamw, .init = setup, .fini = cli_rmdir, .timeout = 300) {
