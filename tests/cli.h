@@ -24,6 +24,10 @@ static inline void cli_mkdir(void) {
     cr_assert(getcwd(cwd, sizeof cwd));
     snprintf(cli_bin, sizeof cli_bin, "%s/%s", cwd, b && *b ? b : "train");
     cr_assert(access(cli_bin, X_OK) == 0, "%s not built", cli_bin);
+    /* Open MPI's session folder inside the test's own: two tests starting mpirun
+     * at the same moment raced on /tmp/ompi.HOST.UID ("mkdir ... File exists",
+     * orte_init failed) on a CI machine */
+    cr_assert(setenv("OMPI_MCA_orte_tmpdir_base", cli_dir, 1) == 0);
 }
 
 static inline void cli_rmdir(void) {
