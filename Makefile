@@ -373,21 +373,21 @@ GALLERY_TARGETS := $(sort $(foreach g,$(GALLERY),$(word 1,$(subst :, ,$(g)))))
 # runs) use one core whatever [train] threads says. Targets that write the same
 # run folders share a lane (demo and ablation: runs/rnn_noclip, runs/rnn_clip).
 # ddp-scaling times the transformer, so it runs alone after the lanes.
-# The lanes are balanced by the CPU time each target took (docs/README.md has
-# the table, measured or estimated): about 10 and 9 min of CPU, so about 11-12 min
-# in all on 2 idle cores.
-# FIGURES_LONG are the long trainings (about 94 min of CPU together: the
-# MobileNet pair, DP-SGD's 40 epochs, the five mixed-precision runs, the 126-run
-# learning-rate map, the 12 WGAN and 12 transformer seed runs, and dp-more's 51
-# DP runs, about 50 min of CPU by themselves, alone in the first lane): make
-# figures remakes them too (about an hour on 2 idle cores); make figures
-# FIGURES=quick keeps their committed figures (each still what its command
-# wrote, footer and all) and remakes the rest. Each target's wall time goes to
+# The lanes are balanced by each target's wall time in the make figures run of
+# this release (build/figures.times; docs/README.md has the table): the whole
+# gallery took 48 min 37 s on the 2-core machine with the long trainings
+# unbalanced (lanes of 23 and 47 min); balanced as below, lanes of about 38 and
+# 34 min. FIGURES_LONG are those long trainings (dp-more's 51 DP runs 15 min,
+# the MobileNet pair 10 min, the 126-run learning-rate map 7 min, the WGAN and
+# transformer seeds 7 and 6 min, DP-SGD's pair 4 min, the five mixed-precision
+# runs 4 min): make figures remakes them too; make figures FIGURES=quick keeps
+# their committed figures (each still what its command wrote, footer and all)
+# and remakes the rest: lanes of 9 and 10 min. Each target's wall time goes to
 # $(BUILD)/figures.times.
 FIGURES_LANE1 := transformer transformer-sgd demo ablation recovery recovery-seeds cliff order ppo ppo-seeds amp-underflow wgan-figure1 ddp amp-deep
 FIGURES_LANE2 := sweep-methods sweep-rnn wgan
-FIGURES_LONG1 := dp-more
-FIGURES_LONG2 := lr-map dp transformer-seeds wgan-seeds mobilenet amp
+FIGURES_LONG1 := dp-more mobilenet dp
+FIGURES_LONG2 := lr-map transformer-seeds wgan-seeds amp
 FIGURES_LAST := ddp-scaling
 FIGURES ?= all
 ifneq ($(FIGURES),quick)
