@@ -66,7 +66,7 @@ int main(int argc, char **argv) {
                     memcpy(mo + 4 * i, obs + 4 * k, 4 * sizeof(float));
                     mact[i] = act[k], ml[i] = logp[k], ma[i] = adv[k], mr[i] = ret[k], mv[i] = val[k];
                 }
-                PpoBatch b = {M, mo, mact, ml, ma, mr, mv};
+                PpoBatch b = {M, mo, mact, ml, ma, mr, mv, 0}; /* normalised inside, as ppo.c does */
                 param_zero_grad(&m.ps);
                 ctx_reset(&c);
                 ad_backward(&c, ppo_loss_on(&m, &c, &b, NULL), 1.0f);
