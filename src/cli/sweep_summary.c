@@ -493,8 +493,10 @@ static int write_figure(const SweepSpec *s, const Line *L, int nl) {
                                     .hi = hi, .marker = PLOT_MARK_CIRCLE, .color = l + 1};
         nlab++;
         if (kd) {
-            snprintf(labels[nlab], sizeof labels[nlab], "%s: diverged, %d of %d runs (drawn above the finite values)",
-                     ln->label, ndiv, nrun);
+            int w = snprintf(labels[nlab], sizeof labels[nlab],
+                             "%s: diverged, %d of %d runs (drawn above the finite values)", ln->label, ndiv, nrun);
+            if (w >= (int)sizeof labels[nlab]) /* a cut label says so */
+                memcpy(labels[nlab] + sizeof labels[nlab] - 4, "...", 4);
             s1[n1++] = (PlotSeries){.label = labels[nlab++], .x = dx, .y = dy, .n = (size_t)kd,
                                     .style = PLOT_DOTS, .marker = PLOT_MARK_CROSS, .color = l + 1};
         }
