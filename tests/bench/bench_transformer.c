@@ -15,13 +15,12 @@
 #include <string.h>
 
 #include "transformer.h"
+#include "bench_gpt.h"
 #include "bench_util.h"
 #include "clip.h"
 #include "ops.h"
 #include "optim.h"
 #include "train.h"
-
-enum { B = 16, T = 64, C = 128, L = 4, NH = 4, V = 96 };
 
 typedef struct {
     Transformer *m;
@@ -48,29 +47,14 @@ __attribute__((noinline)) static void bench_step(Step *s) {
 
 int main(int argc, char **argv) {
     int reps = argc > 1 ? atoi(argv[1]) : 50, warm = 5;
-    TransformerConfig cfg = {.d_model = C, .n_layer = L, .n_head = NH, .context = T};
-    Transformer m;
-    memset(&m, 0, sizeof m);
-    Rng r;
-    rng_seed(&r, 1, 1);
-    transformer_build(&m, &cfg, V, &r);
-    int *x = malloc(sizeof(int) * B * T), *y = malloc(sizeof(int) * B * T);
-    for (int i = 0; i < B * T; i++) x[i] = (int)rng_below(&r, V), y[i] = (int)rng_below(&r, V);
-    Ctx c;
-    ctx_init(&c, (size_t)256 << 20, 1 << 12); /* pins the BLAS kernel, as a run does */
+    BenchGpt g;
+    bench_gpt_init(&g, 1e-3, 1 << 12);
     ops_set_threads(bench_threads());
-    OptimConfig oc = {.kind = OPTIM_ADAMW, .lr = 1e-3, .beta1 = 0.9, .beta2 = 0.95, .eps = 1e-8,
-                      .weight_decay = 0.1, .schedule = SCHED_CONSTANT};
-    Optim opt;
-    optim_init(&opt, &oc, m.ps.n);
-    ClipTensor *ct = calloc((size_t)m.ps.count, sizeof *ct);
-    for (int i = 0; i < m.ps.count; i++)
-        ct[i] = (ClipTensor){m.ps.params[i].t.grad, m.ps.params[i].t.data, m.ps.params[i].t.n, 0};
     double *step_ms = malloc(sizeof(double) * (size_t)reps);
     double *fwd_ms = malloc(sizeof(double) * (size_t)reps);
     double *bwd_ms = malloc(sizeof(double) * (size_t)reps);
     double *gemm_ms = malloc(sizeof(double) * (size_t)reps);
-    Step st = {&m, &c, &opt, ct, x, y, {0}};
+    Step st = {&g.m, &g.c, &g.opt, g.ct, g.x, g.y, {0}};
     for (int i = 0; i < warm + reps; i++) {
         double g0 = bench_sgemm_seconds;
         bench_step(&st);
@@ -85,10 +69,8 @@ int main(int argc, char **argv) {
     printf("c_fwd_ms %.6f\n", bench_median(fwd_ms, reps));
     printf("c_bwd_ms %.6f\n", bench_median(bwd_ms, reps));
     printf("c_sgemm_ms %.6f\n", bench_median(gemm_ms, reps));
-    printf("params %zu\n", m.ps.n);
-    free(step_ms), free(fwd_ms), free(bwd_ms), free(gemm_ms), free(x), free(y), free(ct);
-    optim_free(&opt);
-    ctx_free(&c);
-    transformer_free_params(&m);
+    printf("params %zu\n", g.m.ps.n);
+    free(step_ms), free(fwd_ms), free(bwd_ms), free(gemm_ms);
+    bench_gpt_free(&g);
     return 0;
 }
