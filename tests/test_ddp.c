@@ -447,7 +447,9 @@ Test(ddp, matches_pytorch_ddp_gloo, .init = setup, .fini = cli_rmdir, .timeout =
  * reduced across the shards, each rank steps its part with its part of the
  * optimizer state, all-gather. The RNN's shard boundaries cut w_hh, so the
  * per-tensor norm is held across a boundary. Same metrics.csv as unsharded. */
-static void shard_equals_unsharded(const char *config, const char *over, int np) {
+/* The run unsharded (u) and sharded (s) on np ranks: the same metrics.csv; the
+ * folders are kept for further comparisons. */
+static void shard_pair(const char *config, const char *over, int np) {
     char *o;
     int rc = sh(&o, MPIRUN "-np %d %s %s/%s %s run.out_dir=u", np, cli_bin, repo, config, over);
     cr_assert_eq(rc, 0, "%s", o);
@@ -456,6 +458,10 @@ static void shard_equals_unsharded(const char *config, const char *over, int np)
     cr_assert_eq(rc, 0, "%s", o);
     free(o);
     same_metrics("u/metrics.csv", "s/metrics.csv");
+}
+
+static void shard_equals_unsharded(const char *config, const char *over, int np) {
+    shard_pair(config, over, np);
     sh(NULL, "rm -rf u s");
 }
 
@@ -479,14 +485,7 @@ Test(ddp, shard_equals_unsharded_stateful_and_unitwise, .init = setup, .fini = c
     shard_equals_unsharded("configs/rnn_clip.ini", RNN_O " clip.grad=auto clip.auto_warmup=5", 2);
     shard_equals_unsharded("configs/rnn_clip.ini", RNN_O " clip.grad=norm clip.norm_type=3", 3); /* two passes */
     /* the per-tensor pre-clip norms too */
-    char *o;
-    const char *lp = RNN_O " clip.log_param_norms=true";
-    int rc = sh(&o, MPIRUN "-np 3 %s %s/configs/rnn_clip.ini %s run.out_dir=u", cli_bin, repo, lp);
-    cr_assert_eq(rc, 0, "%s", o);
-    free(o);
-    rc = sh(&o, MPIRUN "-np 3 %s %s/configs/rnn_clip.ini %s dist.shard=true run.out_dir=s", cli_bin, repo, lp);
-    cr_assert_eq(rc, 0, "%s", o);
-    free(o);
+    shard_pair("configs/rnn_clip.ini", RNN_O " clip.log_param_norms=true", 3);
     char *a = slurp("u/grad_norms.csv"), *b = slurp("s/grad_norms.csv");
     cr_assert(a && b && strlen(a) > 100 && !strcmp(a, b), "grad_norms.csv differ");
     free(a), free(b);
@@ -527,18 +526,12 @@ Test(ddp, shard_checkpoints_rollbacks_and_resume, .init = setup, .fini = cli_rmd
     const char *rec = "train.steps=40 run.plots=false train.quiet=true optim.lr=0.5 recovery.enabled=true "
                       "recovery.warmup=5 recovery.snapshot_every=5 recovery.rollback_steps=5 "
                       "recovery.skip_batches=3 recovery.spike_factor=1.2";
-    int rc = sh(&o, MPIRUN "-np 2 %s %s/configs/rnn_clip.ini %s run.out_dir=u", cli_bin, repo, rec);
-    cr_assert_eq(rc, 0, "%s", o);
-    free(o);
-    rc = sh(&o, MPIRUN "-np 2 %s %s/configs/rnn_clip.ini %s dist.shard=true run.out_dir=s", cli_bin, repo, rec);
-    cr_assert_eq(rc, 0, "%s", o);
-    free(o);
-    same_metrics("u/metrics.csv", "s/metrics.csv");
+    shard_pair("configs/rnn_clip.ini", rec, 2);
     char *a = slurp("u/rollbacks.csv"), *b = slurp("s/rollbacks.csv");
     cr_assert(a && b && strchr(a, '\n') && strchr(strchr(a, '\n') + 1, '\n') && !strcmp(a, b),
               "no rollback, or other rollbacks:\n%s\n%s", a, b);
     free(a), free(b);
-    rc = sh(&o, "cmp u/checkpoint.bin s/checkpoint.bin");
+    int rc = sh(&o, "cmp u/checkpoint.bin s/checkpoint.bin");
     cr_assert_eq(rc, 0, "checkpoint.bin differs: %s", o);
     free(o);
     sh(NULL, "rm -rf u s");
